@@ -1,0 +1,63 @@
+// The type-erased engine under run_batch(). Not for direct use: batch.h's templates
+// turn items and a function into BatchJobs and call RunBatchEngine.
+#ifndef FORKLIFT_DETAIL_BATCH_ENGINE_H_
+#define FORKLIFT_DETAIL_BATCH_ENGINE_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "forklift/clock.h"
+#include "forklift/item_context.h"
+#include "forklift/result.h"
+#include "forklift/summary.h"
+
+namespace forklift {
+
+struct BatchOptions;
+
+namespace detail {
+
+// One item and, once run, its result.
+class BatchJob {
+ public:
+  virtual ~BatchJob() = default;
+  // Thread isolation: runs one attempt, keeps its value; returns its status.
+  virtual Status Run(ItemContext& ctx) = 0;
+  // Process isolation: the item's bytes for the worker process.
+  virtual Result<std::string> EncodeItem() const = 0;
+  // Process isolation: adopts the encoded Result<V> from the worker; returns its status.
+  virtual Status AcceptEncodedResult(std::string_view bytes) = 0;
+  // Records an error decided by the engine (timeout, crash, cancellation).
+  virtual void SetError(Error e) = 0;
+  // The checkpoint key of the item.
+  virtual Result<std::string> Key() const = 0;
+
+  uint64_t index = 0;
+};
+
+struct JobOutcome {
+  int attempts = 0;
+  Duration elapsed{};
+};
+
+// Returns the next job, or nullptr at the end of the input. Called on the calling thread.
+using JobSource = std::function<std::unique_ptr<BatchJob>()>;
+// Receives each finished job (its value already set). Called on the calling thread.
+using JobSink = std::function<void(std::unique_ptr<BatchJob>, JobOutcome)>;
+// Process isolation, in the worker process: item bytes -> encoded Result<V>.
+using ChildFn = std::function<std::string(std::string_view item, ItemContext& ctx)>;
+
+struct EngineHooks {
+  ChildFn child_fn;       // null when the item or value type has no Codec
+  bool has_keys = false;  // whether BatchJob::Key() can succeed
+};
+
+Result<Summary> RunBatchEngine(const BatchOptions& options, uint64_t total, JobSource& source,
+                               JobSink& sink, const EngineHooks& hooks);
+
+}  // namespace detail
+}  // namespace forklift
+
+#endif  // FORKLIFT_DETAIL_BATCH_ENGINE_H_

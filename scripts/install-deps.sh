@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs the Debian packages forklift needs, and only those that are missing.
+# usage: scripts/install-deps.sh [build|test|bench|all]   (default: test)
+#   build  compiler, CMake and the libraries forklift links
+#   test   build + what the test suite runs against (PostgreSQL server, sqlite3 shell)
+#   bench  test + the anchors' and comparison tools (pandas, oneTBB, GNU parallel, hyperfine)
+# Idempotent: a second run installs nothing. Uses sudo when not root.
+set -euo pipefail
+
+level=${1:-test}
+build=(g++ cmake ninja-build make pkg-config
+       libexpected-dev libfmt-dev libcli11-dev libtomlplusplus-dev nlohmann-json3-dev
+       libsqlite3-dev libpq-dev zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev)
+test=(postgresql sqlite3 python3)
+bench=(python3-pandas python3-psycopg2 libtbb-dev parallel hyperfine time)
+
+case "$level" in
+  build) want=("${build[@]}") ;;
+  test)  want=("${build[@]}" "${test[@]}") ;;
+  bench|all) want=("${build[@]}" "${test[@]}" "${bench[@]}") ;;
+  *) echo "install-deps.sh: unknown level '$level' (expected build, test, bench or all)" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=()
+[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+echo "install-deps.sh: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
