@@ -11,6 +11,10 @@ function(forklift_module name)
       list(REMOVE_ITEM srcs ${t})
     endif()
   endforeach()
+  if(NOT srcs)  # a module still being written links as an empty library
+    set(srcs ${CMAKE_BINARY_DIR}/empty_${name}.cc)
+    file(WRITE ${srcs} "// module ${name} has no sources yet\n")
+  endif()
   add_library(forklift_${name} STATIC ${srcs})
   target_include_directories(forklift_${name} PUBLIC ${PROJECT_SOURCE_DIR}/include
                              PRIVATE ${PROJECT_SOURCE_DIR}/src)
