@@ -36,7 +36,9 @@
 #include "forklift/codec.h"
 #include "forklift/detail/batch_engine.h"
 #include "forklift/item_context.h"
+#include "forklift/progress.h"
 #include "forklift/result.h"
+#include "forklift/retry.h"
 #include "forklift/summary.h"
 
 namespace forklift {
@@ -51,32 +53,8 @@ enum class Isolation {
   kProcess,
 };
 
-enum class ProgressDisplay {
-  kAuto,   // a bar on stderr when it is a TTY, plain periodic lines otherwise
-  kBar,    // always the bar
-  kLines,  // always plain lines, every progress_interval
-  kNone,   // nothing on stderr (on_progress still runs)
-};
 
-struct RetryOptions {
-  // Attempts per item in all, >= 1 (1: no retries). Default 1.
-  int max_attempts = 1;
-  // Backoff before retry n (n >= 1) is uniform in [0, min(max_delay, base_delay * 2^(n-1))]
-  // ("full jitter"). base_delay > 0, default 100ms; max_delay >= base_delay, default 30s.
-  Duration base_delay = std::chrono::milliseconds(100);
-  Duration max_delay = std::chrono::seconds(30);
-  // Unavailable is always retried; DeadlineExceeded only when this is true. Default false.
-  bool retry_deadline_exceeded = false;
-};
 
-// Handed to on_progress after every completion.
-struct Progress {
-  uint64_t completed = 0;  // outcomes so far (succeeded + failed)
-  uint64_t total = 0;      // items in all, 0 when the range's size is unknown
-  uint64_t failed = 0;
-  double rate = 0;         // completions per second over the run so far
-  std::optional<Duration> eta;  // nullopt when total is unknown or rate is 0
-};
 
 struct BatchOptions {
   // Worker threads (or processes), >= 1. Default: one per core.

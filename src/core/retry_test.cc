@@ -1,0 +1,62 @@
+#include "forklift/retry.h"
+
+#include <gtest/gtest.h>
+
+namespace forklift {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+TEST(RetryTest, CapDoublesFromBaseUntilMaxDelay) {
+  RetryOptions o{.max_attempts = 10, .base_delay = milliseconds(100), .max_delay = seconds(1)};
+  EXPECT_EQ(BackoffCap(o, 1), milliseconds(100));
+  EXPECT_EQ(BackoffCap(o, 2), milliseconds(200));
+  EXPECT_EQ(BackoffCap(o, 4), milliseconds(800));
+  EXPECT_EQ(BackoffCap(o, 5), seconds(1));
+  EXPECT_EQ(BackoffCap(o, 1000), seconds(1)) << "no overflow for huge retry numbers";
+}
+
+TEST(RetryTest, FullJitterStaysWithinBoundsAndSpreads) {
+  RetryOptions o{.max_attempts = 10, .base_delay = milliseconds(100), .max_delay = seconds(1)};
+  std::mt19937_64 rng(42);
+  for (int retry = 1; retry <= 8; ++retry) {
+    Duration lo = Duration::max(), hi = Duration::zero();
+    for (int i = 0; i < 2000; ++i) {
+      Duration d = BackoffDelay(o, retry, rng);
+      ASSERT_GE(d, Duration::zero());
+      ASSERT_LE(d, BackoffCap(o, retry));
+      lo = std::min(lo, d);
+      hi = std::max(hi, d);
+    }
+    // Full jitter covers the whole interval, not just its top.
+    EXPECT_LT(lo, BackoffCap(o, retry) / 10);
+    EXPECT_GT(hi, BackoffCap(o, retry) * 9 / 10);
+  }
+}
+
+TEST(RetryTest, OnlyUnavailableIsRetriedByDefault) {
+  RetryOptions o;
+  EXPECT_TRUE(IsRetryable(ErrorCode::kUnavailable, o));
+  EXPECT_FALSE(IsRetryable(ErrorCode::kDeadlineExceeded, o));
+  EXPECT_FALSE(IsRetryable(ErrorCode::kInternal, o));
+  o.retry_deadline_exceeded = true;
+  EXPECT_TRUE(IsRetryable(ErrorCode::kDeadlineExceeded, o));
+}
+
+TEST(RetryTest, ValidationNamesTheField) {
+  RetryOptions o;
+  o.max_attempts = 0;
+  auto s = ValidateRetryOptions(o, "BatchOptions.retry");
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().message, "BatchOptions.retry.max_attempts must be >= 1, got 0");
+  o = RetryOptions{};
+  o.base_delay = Duration::zero();
+  EXPECT_NE(ValidateRetryOptions(o, "r").error().message.find("base_delay"), std::string::npos);
+  o = RetryOptions{};
+  o.max_delay = milliseconds(1);
+  EXPECT_NE(ValidateRetryOptions(o, "r").error().message.find("max_delay"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace forklift
