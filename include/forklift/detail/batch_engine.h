@@ -35,6 +35,15 @@ class BatchJob {
   virtual Result<std::string> Key() const = 0;
 
   uint64_t index = 0;
+
+  // Owned by the engine while the job is in flight.
+  struct EngineState {
+    int attempts = 0;
+    TimePoint first_start{};
+    std::string key;      // checkpoint key, when checkpoints are on
+    std::string request;  // process isolation: the encoded item, kept for retries
+    Status status;        // the last attempt's
+  } engine;
 };
 
 struct JobOutcome {

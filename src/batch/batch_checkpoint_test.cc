@@ -1,0 +1,147 @@
+// run_batch() checkpoints: recorded completions are skipped on rerun, and a SIGKILL at any
+// moment loses no recorded completion.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <string>
+#include <thread>
+#include <ranges>
+#include <algorithm>
+#include <iterator>
+#include <vector>
+
+#include "forklift/batch.h"
+#include "journal/journal.h"
+
+namespace forklift {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string TempDir() {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "forklift-ckpt-XXXXXX").string();
+  return mkdtemp(tmpl.data());
+}
+
+BatchOptions Checkpointed(const std::string& dir) {
+  BatchOptions o;
+  o.workers = 2;
+  o.display = ProgressDisplay::kNone;
+  o.batch_id = "nightly-2026-11-23";
+  o.journal_path = dir + "/journal.db";
+  return o;
+}
+
+TEST(RunBatchCheckpointTest, ARerunSkipsSucceededItemsAndRetriesFailedOnes) {
+  std::string dir = TempDir();
+  std::vector<std::string> items;
+  for (int i = 0; i < 100; ++i) items.push_back("SYM" + std::to_string(i));
+  std::atomic<int> calls{0};
+  bool fail_some = true;
+  auto fn = [&](const std::string& s) -> Result<size_t> {
+    calls++;
+    if (fail_some && s.back() == '7') return AbortedError("flaky source");
+    return s.size();
+  };
+  auto first = run_batch(items, fn, Checkpointed(dir));
+  ASSERT_TRUE(first) << first.error().ToString();
+  EXPECT_EQ(calls.load(), 100);
+  EXPECT_EQ(first->summary.failed, 10u);
+
+  calls = 0;
+  fail_some = false;
+  auto second = run_batch(items, fn, Checkpointed(dir));
+  ASSERT_TRUE(second) << second.error().ToString();
+  EXPECT_EQ(calls.load(), 10) << "only the failed items run again";
+  EXPECT_EQ(second->summary.skipped, 90u);
+  EXPECT_EQ(second->summary.succeeded, 10u);
+
+  calls = 0;
+  auto third = run_batch(items, fn, Checkpointed(dir));
+  ASSERT_TRUE(third);
+  EXPECT_EQ(calls.load(), 0);
+  EXPECT_EQ(third->summary.skipped, 100u);
+  std::filesystem::remove_all(dir);
+}
+
+// The child runs a checkpointed batch in which every item appends its number to a log
+// before returning; the parent SIGKILLs it mid-run, then reruns the batch itself.
+TEST(RunBatchCheckpointTest, ResumeAfterSigkillLosesNoRecordedCompletion) {
+  std::string dir = TempDir();
+  std::string log = dir + "/ran.log";
+  const int n = 3000;
+  auto run = [&](const std::string& tag) {
+    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    auto r = run_batch(std::views::iota(0, n),
+                       [&](const int& x) {
+                         std::string line = tag + " " + std::to_string(x) + "\n";
+                         (void)!write(fd, line.data(), line.size());
+                         std::this_thread::sleep_for(200us);
+                         return x;
+                       },
+                       Checkpointed(dir));
+    close(fd);
+    return r;
+  };
+
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    run("first");
+    _exit(0);
+  }
+  // Kill it once it is well into the run (some items recorded, many not yet).
+  for (int i = 0; i < 500; ++i) {
+    std::this_thread::sleep_for(2ms);
+    std::ifstream in(log);
+    int lines = static_cast<int>(std::count(std::istreambuf_iterator<char>(in),
+                                            std::istreambuf_iterator<char>(), '\n'));
+    if (lines > n / 3) break;
+  }
+  kill(child, SIGKILL);
+  int status = 0;
+  waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status));
+
+  // What the killed run had recorded as succeeded.
+  auto j = journal::Journal::Open(dir + "/journal.db");
+  ASSERT_TRUE(j) << j.error().ToString();
+  std::set<int> recorded;
+  for (int x = 0; x < n; ++x) {
+    auto done = (*j)->IsSucceeded("nightly-2026-11-23", std::to_string(x));
+    ASSERT_TRUE(done);
+    if (*done) recorded.insert(x);
+  }
+  j->reset();
+  ASSERT_GT(recorded.size(), 0u);
+  ASSERT_LT(recorded.size(), static_cast<size_t>(n)) << "the kill came too late to test resume";
+
+  auto second = run("second");
+  ASSERT_TRUE(second) << second.error().ToString();
+  EXPECT_EQ(second->summary.skipped, recorded.size());
+  EXPECT_EQ(second->summary.skipped + second->summary.succeeded, static_cast<uint64_t>(n));
+
+  std::ifstream in(log);
+  std::string tag;
+  int x;
+  std::set<int> ran_first, ran_second;
+  while (in >> tag >> x) (tag == "first" ? ran_first : ran_second).insert(x);
+  for (int r : recorded) {
+    EXPECT_TRUE(ran_first.count(r)) << r << " recorded but never ran";
+    EXPECT_FALSE(ran_second.count(r)) << r << " recorded complete, yet ran again";
+  }
+  for (int i = 0; i < n; ++i) {
+    EXPECT_TRUE(ran_first.count(i) || ran_second.count(i)) << i << " never ran";
+  }
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace forklift

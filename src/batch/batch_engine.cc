@@ -1,0 +1,358 @@
+// The engine under run_batch(): feeds jobs through a bounded window, runs attempts on the
+// executor (in-process or through the worker-process pool), parks retries in a delay
+// queue, and hands outcomes to the sink on the calling thread after recording them.
+#include "forklift/detail/batch_engine.h"
+
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <random>
+#include <vector>
+
+#include "batch/batch_options.h"
+#include "core/delay_queue.h"
+#include "core/format_duration.h"
+#include "core/latency_histogram.h"
+#include "core/progress_reporter.h"
+#include "forklift/batch.h"
+#include "forklift/executor.h"
+#include "journal/journal.h"
+#include "process/worker_pool.h"
+
+namespace forklift::detail {
+namespace {
+
+size_t NextPowerOfTwo(size_t n) {
+  size_t p = 2;
+  while (p < n) p <<= 1;
+  return p;
+}
+
+class Engine {
+ public:
+  Engine(const BatchOptions& options, uint64_t total, JobSource& source, JobSink& sink,
+         const EngineHooks& hooks)
+      : options_(options),
+        total_(total),
+        source_(source),
+        sink_(sink),
+        hooks_(hooks),
+        clock_(options.clock ? *options.clock : SystemClock()),
+        window_(batch::EffectiveWindow(options)) {}
+
+  Result<Summary> Run();
+
+ private:
+  Status Start();
+  void Attempt(BatchJob* job);
+  Status AttemptInProcess(BatchJob* job, TimePoint deadline);
+  Status AttemptInWorker(BatchJob* job, TimePoint deadline);
+  void Finish(BatchJob* job);
+  bool Feed();
+  void Collect(std::vector<BatchJob*>& done);
+  Status Record(const std::vector<BatchJob*>& done);
+  void Deliver(BatchJob* job);
+
+  const BatchOptions& options_;
+  const uint64_t total_;
+  JobSource& source_;
+  JobSink& sink_;
+  const EngineHooks& hooks_;
+  Clock& clock_;
+  const size_t window_;
+
+  std::stop_source stop_;
+  std::optional<std::stop_callback<std::function<void()>>> stop_link_;
+  std::unique_ptr<journal::Journal> journal_;
+  std::unique_ptr<process::WorkerPool> pool_;
+  std::unique_ptr<Executor> executor_;
+  std::unique_ptr<core::DelayQueue> delays_;
+  std::vector<std::mt19937_64> rngs_;  // one per worker: jitter without a shared lock
+
+  std::mutex done_mu_;
+  std::condition_variable done_cv_;
+  std::vector<BatchJob*> done_;
+
+  uint64_t in_flight_ = 0;
+  bool source_done_ = false;
+  std::optional<Error> journal_error_;
+  std::atomic<uint64_t> retries_{0};
+  Summary summary_;
+  core::LatencyHistogram latency_;
+  core::ProgressReporter* progress_ = nullptr;  // lives in Run()
+};
+
+Status Engine::Start() {
+  FORKLIFT_RETURN_IF_ERROR(batch::ValidateBatchOptions(options_, hooks_));
+  if (!options_.batch_id.empty()) {
+    std::string path = batch::ResolveJournalPath(options_);
+    auto j = journal::Journal::Open(path);
+    if (!j) {
+      return InvalidArgumentError("BatchOptions.journal_path: " + j.error().message);
+    }
+    journal_ = std::move(*j);
+    FORKLIFT_RETURN_IF_ERROR(journal_->BeginRun(options_.batch_id, "batch", options_.batch_id));
+  }
+  // Fork the worker processes before this call starts any thread of its own.
+  if (options_.isolation == Isolation::kProcess) {
+    ChildFn child = hooks_.child_fn;
+    auto pool = process::WorkerPool::Start(
+        {.workers = options_.workers},
+        [child](std::string_view request, TimePoint deadline) -> std::string {
+          int32_t attempt = 1;
+          std::memcpy(&attempt, request.data(), sizeof attempt);
+          ItemContext ctx(SystemClock(), deadline, std::stop_token(), attempt);
+          return child(request.substr(sizeof attempt), ctx);
+        });
+    if (!pool) return tl::unexpected(pool.error());
+    pool_ = std::move(*pool);
+  }
+  std::random_device rd;
+  for (size_t i = 0; i < options_.workers; ++i) {
+    rngs_.emplace_back(options_.seed ? options_.seed + i : (uint64_t{rd()} << 32 | rd()));
+  }
+  if (options_.stop.stop_possible()) {
+    stop_link_.emplace(options_.stop, std::function<void()>([this] { stop_.request_stop(); }));
+  }
+  delays_ = std::make_unique<core::DelayQueue>(clock_);
+  // Room for the whole window, so Submit never blocks the feeding thread.
+  FORKLIFT_ASSIGN_OR_RETURN(executor_,
+                            Executor::Create({.workers = options_.workers,
+                                              .queue_capacity = NextPowerOfTwo(window_ + 1)}));
+  return OkStatus();
+}
+
+Status Engine::AttemptInProcess(BatchJob* job, TimePoint deadline) {
+  ItemContext ctx(clock_, deadline, stop_.get_token(), job->engine.attempts);
+  Status s;
+  try {
+    s = job->Run(ctx);
+  } catch (const std::exception& e) {
+    s = InternalError(std::string("item threw: ") + e.what());
+    job->SetError(s.error());
+  } catch (...) {
+    s = InternalError("item threw a non-standard exception");
+    job->SetError(s.error());
+  }
+  // Cooperative timeouts: an item that returned after its deadline timed out, whatever it
+  // returned, so thread and process isolation report the same outcome.
+  if (clock_.Now() > deadline && (s || s.error().code != ErrorCode::kDeadlineExceeded)) {
+    s = DeadlineExceededError("item ran past its " + core::FormatDuration(options_.timeout) +
+                              " timeout");
+    job->SetError(s.error());
+  }
+  return s;
+}
+
+Status Engine::AttemptInWorker(BatchJob* job, TimePoint deadline) {
+  std::string& request = job->engine.request;
+  if (request.empty()) {
+    auto bytes = job->EncodeItem();
+    if (!bytes) {
+      job->SetError(bytes.error());
+      return tl::unexpected(bytes.error());
+    }
+    request.resize(sizeof(int32_t));
+    request += *bytes;
+  }
+  auto attempt = static_cast<int32_t>(job->engine.attempts);
+  std::memcpy(request.data(), &attempt, sizeof attempt);
+  int slot = Executor::CurrentWorkerIndex();
+  auto response = pool_->Call(static_cast<size_t>(slot), request, deadline, stop_.get_token());
+  if (!response) {
+    Error e = response.error();
+    if (e.code == ErrorCode::kDeadlineExceeded) {
+      e.message = "item ran past its " + core::FormatDuration(options_.timeout) +
+                  " timeout; its worker process was killed";
+    }
+    job->SetError(e);
+    return tl::unexpected(e);
+  }
+  return job->AcceptEncodedResult(*response);
+}
+
+void Engine::Attempt(BatchJob* job) {
+  auto& st = job->engine;
+  ++st.attempts;
+  TimePoint start = clock_.Now();
+  if (st.attempts == 1) st.first_start = start;
+  if (stop_.stop_requested()) {
+    st.status = CancelledError("batch cancelled before the item ran");
+    job->SetError(st.status.error());
+    Finish(job);
+    return;
+  }
+  // Process isolation enforces deadlines with real time, whatever clock the batch uses.
+  TimePoint deadline = (pool_ ? SystemClock().Now() : start) + options_.timeout;
+  st.status = pool_ ? AttemptInWorker(job, deadline) : AttemptInProcess(job, deadline);
+  if (!st.status && st.attempts < options_.retry.max_attempts &&
+      IsRetryable(st.status.error().code, options_.retry) && !stop_.stop_requested()) {
+    int worker = Executor::CurrentWorkerIndex();
+    Duration delay = BackoffDelay(options_.retry, st.attempts,
+                                  rngs_[worker >= 0 ? static_cast<size_t>(worker) : 0]);
+    retries_.fetch_add(1, std::memory_order_relaxed);
+    delays_->Add(clock_.Now() + delay, [this, job] {
+      if (!executor_->Submit([this, job] { Attempt(job); })) {
+        job->engine.status = CancelledError("batch shut down during a retry backoff");
+        job->SetError(job->engine.status.error());
+        Finish(job);
+      }
+    });
+    return;
+  }
+  Finish(job);
+}
+
+void Engine::Finish(BatchJob* job) {
+  {
+    std::lock_guard lock(done_mu_);
+    done_.push_back(job);
+  }
+  done_cv_.notify_one();
+}
+
+bool Engine::Feed() {
+  while (!source_done_ && in_flight_ < window_ && !stop_.stop_requested()) {
+    std::unique_ptr<BatchJob> job = source_();
+    if (!job) {
+      source_done_ = true;
+      break;
+    }
+    if (journal_) {
+      auto key = job->Key();
+      if (!key) return false;  // validated up front; cannot happen for keyed types
+      job->engine.key = std::move(*key);
+      auto done = journal_->IsSucceeded(options_.batch_id, job->engine.key);
+      if (!done) {
+        journal_error_ = done.error();
+        stop_.request_stop();
+        return false;
+      }
+      if (*done) {
+        ++summary_.skipped;
+        continue;
+      }
+    }
+    BatchJob* raw = job.release();
+    ++in_flight_;
+    if (!executor_->Submit([this, raw] { Attempt(raw); })) {
+      raw->engine.status = CancelledError("executor shut down");
+      raw->SetError(raw->engine.status.error());
+      Finish(raw);
+    }
+  }
+  return true;
+}
+
+void Engine::Collect(std::vector<BatchJob*>& done) {
+  std::unique_lock lock(done_mu_);
+  done_cv_.wait(lock, [&] { return !done_.empty(); });
+  done.swap(done_);
+}
+
+Status Engine::Record(const std::vector<BatchJob*>& done) {
+  std::vector<journal::ItemRecord> records;
+  records.reserve(done.size());
+  for (BatchJob* job : done) {
+    const auto& st = job->engine;
+    journal::ItemRecord r;
+    r.key = st.key;
+    r.ok = st.status.has_value();
+    if (!r.ok) {
+      r.code = st.status.error().code;
+      r.message = st.status.error().message;
+    }
+    r.attempts = st.attempts;
+    r.elapsed_us = std::chrono::duration_cast<std::chrono::microseconds>(clock_.Now() -
+                                                                         st.first_start)
+                       .count();
+    records.push_back(std::move(r));
+  }
+  return journal_->RecordItems(options_.batch_id, records);
+}
+
+void Engine::Deliver(BatchJob* raw) {
+  std::unique_ptr<BatchJob> job(raw);
+  const auto& st = job->engine;
+  Duration elapsed = clock_.Now() - st.first_start;
+  latency_.Record(elapsed);
+  ++summary_.processed;
+  if (st.status) {
+    ++summary_.succeeded;
+  } else {
+    ++summary_.failed;
+    if (st.status.error().code == ErrorCode::kDeadlineExceeded) ++summary_.timed_out;
+  }
+  bool failed = !st.status.has_value();
+  int attempts = st.attempts;
+  sink_(std::move(job), JobOutcome{attempts, elapsed});
+  progress_->OnOutcome(failed);
+}
+
+Result<Summary> Engine::Run() {
+  FORKLIFT_RETURN_IF_ERROR(Start());
+  core::ProgressReporter progress(
+      {.display = options_.display,
+       .interval = options_.progress_interval,
+       .total = total_,
+       .label = options_.batch_id.empty() ? "forklift" : "forklift " + options_.batch_id,
+       .callback = options_.on_progress},
+      clock_);
+  progress_ = &progress;
+  TimePoint start = clock_.Now();
+  std::vector<BatchJob*> done;
+  for (;;) {
+    Feed();
+    if (in_flight_ == 0) break;
+    if (stop_.stop_requested()) delays_->RunAllNow();
+    Collect(done);
+    // Group commit: everything that finished while we were busy lands in one transaction,
+    // and the sink sees an outcome only once it is durable.
+    if (journal_ && !journal_error_) {
+      if (auto s = Record(done); !s) {
+        journal_error_ = s.error();
+        stop_.request_stop();
+      }
+    }
+    for (BatchJob* job : done) {
+      --in_flight_;
+      Deliver(job);
+    }
+    done.clear();
+  }
+  executor_->Shutdown();
+  delays_.reset();
+  progress.Finish();
+
+  summary_.retried = retries_.load();
+  summary_.cancelled = stop_.stop_requested() && !journal_error_;
+  summary_.wall = clock_.Now() - start;
+  double secs = std::chrono::duration<double>(summary_.wall).count();
+  summary_.items_per_second = secs > 0 ? static_cast<double>(summary_.processed) / secs : 0;
+  summary_.latency_p50 = latency_.Percentile(0.50);
+  summary_.latency_p95 = latency_.Percentile(0.95);
+  summary_.latency_max = latency_.Max();
+  if (journal_) {
+    const char* status = summary_.cancelled ? "cancelled"
+                         : summary_.failed || journal_error_ ? "failed"
+                                                             : "succeeded";
+    auto s = journal_->FinishRun(options_.batch_id, status, summary_.ToJson());
+    if (!journal_error_ && !s) journal_error_ = s.error();
+  }
+  if (journal_error_) {
+    return MakeError(journal_error_->code,
+                     "journal write failed; outcomes after the last commit will rerun: " +
+                         journal_error_->message);
+  }
+  return summary_;
+}
+
+}  // namespace
+
+Result<Summary> RunBatchEngine(const BatchOptions& options, uint64_t total, JobSource& source,
+                               JobSink& sink, const EngineHooks& hooks) {
+  Engine engine(options, total, source, sink, hooks);
+  return engine.Run();
+}
+
+}  // namespace forklift::detail

@@ -1,0 +1,94 @@
+// Wire formats shared by the WorkerPool (parent side, worker_pool.cc) and its zygote and
+// workers (child side, worker_zygote.cc), plus the few descriptor helpers both need.
+// Private to the process module.
+//
+// Everything here is usable between fork() and _exit(): no allocation, no locks, only
+// system calls. The zygote is forked from a multi-threaded process and must stay within
+// that set for its whole life.
+#ifndef FORKLIFT_PROCESS_WORKER_PROTOCOL_H_
+#define FORKLIFT_PROCESS_WORKER_PROTOCOL_H_
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace forklift::process::worker_internal {
+
+// A worker's socket carries one request, then one response, then the next request. Both
+// are a fixed header followed by `size` opaque bytes. Native byte order: both ends are
+// the same program on the same machine.
+struct RequestHeader {
+  uint64_t size = 0;
+  // The item's deadline as std::chrono::steady_clock nanoseconds since its epoch
+  // (CLOCK_MONOTONIC is shared by every process on the machine).
+  int64_t deadline_ns = 0;
+};
+static_assert(sizeof(RequestHeader) == 16);
+
+enum class ResponseKind : uint32_t {
+  kOk = 0,            // the payload is the handler's response
+  kHandlerThrew = 1,  // the payload is the exception's what()
+};
+
+struct ResponseHeader {
+  uint64_t size = 0;
+  uint32_t kind = 0;  // a ResponseKind
+  uint32_t reserved = 0;
+};
+static_assert(sizeof(ResponseHeader) == 16);
+
+// The control channel between the parent and the zygote is a SOCK_SEQPACKET socketpair:
+// one request, one reply, each a single datagram, serialized by the parent's mutex.
+//
+// "Release worker `release_pid` (which the parent has already SIGKILLed and seen exit),
+// then fork a new worker if `spawn`." Either part may be absent (0).
+struct ControlRequest {
+  int32_t release_pid = 0;
+  int32_t spawn = 0;
+};
+
+enum ReleaseState : int32_t {
+  kReleaseNotAsked = 0,
+  kReleaseReaped = 1,   // release_status is the old worker's waitpid() status
+  kReleaseUnknown = 2,  // the zygote could not reap it (not its child, or not yet dead)
+};
+
+// The reply carries, when spawn_errno == 0, two descriptors by SCM_RIGHTS: the parent's
+// end of the new worker's socket (already O_NONBLOCK) and a pidfd for the worker.
+struct ControlReply {
+  int32_t release_state = kReleaseNotAsked;
+  int32_t release_status = 0;
+  int32_t spawn_errno = 0;  // 0: spawned
+  int32_t pid = 0;          // the new worker, when spawned
+};
+
+// Exit codes a worker uses for its own failures, never for a handler's. High and odd so
+// that they are unlikely to be confused with a handler's _exit().
+inline constexpr int kWorkerExitOrphaned = 121;   // its zygote died before it started
+inline constexpr int kWorkerExitProtocol = 122;   // a malformed request
+inline constexpr int kWorkerExitIoError = 123;    // its socket failed
+inline constexpr int kZygoteExitSetupFailed = 124;
+
+// Sends `size` bytes as one message with `nfds` descriptors attached (SCM_RIGHTS),
+// MSG_NOSIGNAL. Returns what sendmsg returns. Async-signal-safe.
+ssize_t SendWithFds(int sock, const void* data, size_t size, const int* fds, size_t nfds);
+
+// Receives one message of at most `size` bytes and up to `max_fds` descriptors, which
+// arrive close-on-exec. Sets *nfds to the number received. Returns what recvmsg returns;
+// EINTR is retried. Async-signal-safe.
+ssize_t RecvWithFds(int sock, void* data, size_t size, int* fds, size_t max_fds,
+                    size_t* nfds);
+
+// pidfd_open(2) and pidfd_send_signal(2) (Linux >= 5.3), through syscall(2) so that no
+// particular glibc is needed. Return what the system calls return.
+int PidfdOpen(pid_t pid);
+int PidfdSendSignal(int pidfd, int sig);
+
+// Closes `fd` if it is >= 0 and sets it to -1. EINTR from close is not retried: on Linux
+// the descriptor is released either way.
+void CloseFd(int& fd);
+
+}  // namespace forklift::process::worker_internal
+
+#endif  // FORKLIFT_PROCESS_WORKER_PROTOCOL_H_
