@@ -24,8 +24,8 @@
 // close-on-exec. Descriptors marked close-on-exec are closed in the zygote: their owners
 // asked for them not to outlive this program image, and a pipe write end held by a
 // worker would keep another subprocess's reader from ever seeing EOF. Signal handlers are
-// reset to SIG_DFL (ignored signals stay ignored) and the signal mask is emptied, as
-// exec would. stdio buffers are flushed before the fork so that workers never repeat the
+// reset to SIG_DFL as exec would (ignored signals stay ignored), and the signal mask is
+// emptied, whatever the forking thread had blocked. stdio buffers are flushed before the fork so that workers never repeat the
 // parent's pending output; a worker flushes its own stdio when the pool shuts it down in
 // an orderly way, never after a crash.
 //
@@ -56,7 +56,7 @@ using WorkerHandler =
     std::function<std::string(std::string_view request, TimePoint deadline)>;
 
 struct WorkerPoolOptions {
-  // Worker processes, >= 1. Default 1.
+  // Worker processes, 1 to 65536. Default 1.
   size_t workers = 1;
   // Largest request or response in bytes. A larger request is refused (InvalidArgument)
   // without reaching a worker; a worker that announces a larger response is killed and
@@ -78,10 +78,12 @@ class WorkerPool {
   // into them by fork, so it may capture pointers to the caller's stack and heap; the
   // workers see those as they were at this call.
   //
-  // Call it before this thread takes any lock that another thread may need in a worker,
-  // and from a thread that outlives the pool when it is not the main thread (see below).
+  // Every lock another thread holds at this moment stays locked forever in the workers,
+  // so call it where the handler needs no lock that other threads may be holding (a
+  // handler that takes no locks of the parent's is always fine). Any thread may call it;
+  // the pool does not depend on that thread living on.
   // Success: a pool whose every slot holds a live worker. Failure: InvalidArgument naming
-  // "workers" when options.workers == 0 (or an empty handler); Internal when a system
+  // "workers" when options.workers is 0 or over 65536 (or for an empty handler); Internal when a system
   // call fails (nothing is left running then).
   // Thread-safe: any thread may start pools; each has its own zygote.
   static Result<std::unique_ptr<WorkerPool>> Start(const WorkerPoolOptions& options,
@@ -130,6 +132,7 @@ class WorkerPool {
     int pidfd = -1;    // the worker's pidfd: readable once it has exited
     int stop_fd = -1;  // eventfd written by the std::stop_callback of the current call
     pid_t pid = 0;     // 0: no worker (a replacement failed)
+    uint64_t serial = 0;  // the zygote's name for the worker
   };
   enum class Outcome;
 

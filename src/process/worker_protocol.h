@@ -29,6 +29,9 @@ static_assert(sizeof(RequestHeader) == 16);
 enum class ResponseKind : uint32_t {
   kOk = 0,            // the payload is the handler's response
   kHandlerThrew = 1,  // the payload is the exception's what()
+  // The handler's response exceeded max_message_bytes; the payload is its size in
+  // decimal. The worker stays healthy.
+  kResponseTooLarge = 2,
 };
 
 struct ResponseHeader {
@@ -41,11 +44,14 @@ static_assert(sizeof(ResponseHeader) == 16);
 // The control channel between the parent and the zygote is a SOCK_SEQPACKET socketpair:
 // one request, one reply, each a single datagram, serialized by the parent's mutex.
 //
-// "Release worker `release_pid` (which the parent has already SIGKILLed and seen exit),
-// then fork a new worker if `spawn`." Either part may be absent (0).
+// "Release worker `release_serial` (which the parent has already SIGKILLed and seen
+// exit), then fork a new worker if `spawn`." Either part may be absent (0). Workers are
+// named by a serial the zygote assigns, not by pid: a reaped worker's pid may already
+// belong to its successor by the time the parent asks for its status.
 struct ControlRequest {
-  int32_t release_pid = 0;
+  uint64_t release_serial = 0;
   int32_t spawn = 0;
+  int32_t reserved = 0;
 };
 
 enum ReleaseState : int32_t {
@@ -61,6 +67,7 @@ struct ControlReply {
   int32_t release_status = 0;
   int32_t spawn_errno = 0;  // 0: spawned
   int32_t pid = 0;          // the new worker, when spawned
+  uint64_t serial = 0;      // the new worker's serial, when spawned
 };
 
 // Exit codes a worker uses for its own failures, never for a handler's. High and odd so

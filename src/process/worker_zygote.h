@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <cstdint>
 
 #include "process/worker_pool.h"
 
@@ -22,6 +23,7 @@ struct ZygoteChild {
   pid_t pid = 0;
   int status = 0;
   State state = kFree;
+  uint64_t serial = 0;  // unique per pool; names the worker to the parent
 };
 
 // Everything the zygote needs, built by the parent before fork() and read by the zygote
@@ -31,8 +33,9 @@ struct ZygoteConfig {
   int parent_control_fd = -1;  // the parent's end, which the zygote must close
   pid_t parent_pid = 0;
   // PR_SET_PDEATHSIG fires when the parent *thread* that forked the zygote exits, so it
-  // is only used when that thread is the main thread. Either way the zygote exits when
-  // the control channel reaches EOF, which is when the parent process dies or closes it.
+  // is only used (with SIGTERM, which the zygote handles as "shut down") when that thread
+  // is the main thread. Either way the zygote shuts down when the control channel reaches
+  // EOF, which is when the parent process dies or closes it.
   bool die_with_parent_thread = false;
   size_t max_message_bytes = 0;
   bool allow_core_dumps = false;
