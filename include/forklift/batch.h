@@ -7,7 +7,8 @@
 //
 // Items come from any input range, consumed lazily through a bounded window (at most
 // `window` items are in flight at once), so a range of 10,000,000 generated items runs in
-// memory that does not depend on its length. Outcomes arrive in completion order.
+// memory that does not depend on its length. Outcomes arrive in completion order (input
+// order with options.ordered).
 //
 // `fn` is called as fn(const Item&, ItemContext&) or fn(const Item&), and returns V,
 // Result<V>, Status or void (the last two give Outcome<std::monostate>). An exception
@@ -77,6 +78,17 @@ struct BatchOptions {
   std::string batch_id;  // default "": no checkpoints
   // Journal file; "" means $FORKLIFT_JOURNAL, else .forklift/journal.db.
   std::string journal_path;
+  // Which items recorded under batch_id a rerun skips. Default kSucceeded.
+  enum class Resume {
+    kNone,       // skip nothing (outcomes are still recorded)
+    kSucceeded,  // skip items recorded as succeeded; failed ones run again
+    kFinished,   // skip every recorded item, succeeded or failed
+  };
+  Resume resume = Resume::kSucceeded;
+  // Deliver outcomes in input order (GNU parallel's -k) instead of completion order. An
+  // item that finished early keeps its window slot until it is delivered, so memory stays
+  // bounded by the window. Default false.
+  bool ordered = false;
   // Cooperative cancellation: once requested, no further item starts, running items see
   // it in their context, and run_batch returns with summary.cancelled set.
   std::stop_token stop;

@@ -170,16 +170,26 @@ Result<Result<T>> DecodeResult(std::string_view in) {
   return Result<T>(tl::unexpected(Error{static_cast<ErrorCode>(code), std::move(message)}));
 }
 
-// The journal key of an item: the string itself, the decimal form of a number, or the
-// item's codec bytes for other types.
+// An item type may name its own journal key with a member `std::string CheckpointKey() const`
+// (map's jobs key by a hash of their arguments and command, not their position).
 template <class T>
-concept HasItemKey = std::same_as<T, std::string> || std::is_arithmetic_v<T> || HasCodec<T>;
+concept HasCheckpointKeyMember = requires(const T& v) {
+  { v.CheckpointKey() } -> std::convertible_to<std::string>;
+};
+
+// The journal key of an item: its CheckpointKey(), the string itself, the decimal form of a
+// number, or the item's codec bytes for other types.
+template <class T>
+concept HasItemKey = HasCheckpointKeyMember<T> || std::same_as<T, std::string> ||
+                     std::is_arithmetic_v<T> || HasCodec<T>;
 template <class T>
 inline constexpr bool kHasItemKey = HasItemKey<T>;
 
 template <HasItemKey T>
 std::string ItemKey(const T& item) {
-  if constexpr (std::same_as<T, std::string>) {
+  if constexpr (HasCheckpointKeyMember<T>) {
+    return std::string(item.CheckpointKey());
+  } else if constexpr (std::same_as<T, std::string>) {
     return item;
   } else if constexpr (std::is_arithmetic_v<T>) {
     return std::to_string(item);

@@ -5,6 +5,7 @@
 
 #include <condition_variable>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <random>
 #include <vector>
@@ -52,6 +53,9 @@ class Engine {
   void Collect(std::vector<BatchJob*>& done);
   Status Record(const std::vector<BatchJob*>& done);
   void Deliver(BatchJob* job);
+  void Hand(BatchJob* job);
+  void FlushOrdered();
+  Result<bool> AlreadyDone(const std::string& key);
 
   const BatchOptions& options_;
   const uint64_t total_;
@@ -74,6 +78,9 @@ class Engine {
   std::vector<BatchJob*> done_;
 
   uint64_t in_flight_ = 0;
+  // options.ordered: finished (or skipped: nullptr) jobs waiting for their predecessors.
+  std::map<uint64_t, BatchJob*> reorder_;
+  uint64_t next_to_deliver_ = 0;
   bool source_done_ = false;
   std::optional<Error> journal_error_;
   std::atomic<uint64_t> retries_{0};
@@ -222,7 +229,7 @@ bool Engine::Feed() {
       auto key = job->Key();
       if (!key) return false;  // validated up front; cannot happen for keyed types
       job->engine.key = std::move(*key);
-      auto done = journal_->IsSucceeded(options_.batch_id, job->engine.key);
+      auto done = AlreadyDone(job->engine.key);
       if (!done) {
         journal_error_ = done.error();
         stop_.request_stop();
@@ -230,6 +237,7 @@ bool Engine::Feed() {
       }
       if (*done) {
         ++summary_.skipped;
+        if (options_.ordered) reorder_.emplace(job->index, nullptr);
         continue;
       }
     }
@@ -242,6 +250,16 @@ bool Engine::Feed() {
     }
   }
   return true;
+}
+
+// Whether a rerun skips this item, per options.resume.
+Result<bool> Engine::AlreadyDone(const std::string& key) {
+  if (options_.resume == BatchOptions::Resume::kNone) return false;
+  FORKLIFT_ASSIGN_OR_RETURN(journal::ItemState state,
+                            journal_->GetItemState(options_.batch_id, key));
+  if (state == journal::ItemState::kSucceeded) return true;
+  return state == journal::ItemState::kFailed &&
+         options_.resume == BatchOptions::Resume::kFinished;
 }
 
 void Engine::Collect(std::vector<BatchJob*>& done) {
@@ -269,6 +287,28 @@ Status Engine::Record(const std::vector<BatchJob*>& done) {
     records.push_back(std::move(r));
   }
   return journal_->RecordItems(options_.batch_id, records);
+}
+
+// An outcome is ready: delivered now, or parked until its predecessors are (ordered).
+void Engine::Hand(BatchJob* job) {
+  if (!options_.ordered) {
+    --in_flight_;
+    Deliver(job);
+    return;
+  }
+  reorder_.emplace(job->index, job);
+}
+
+void Engine::FlushOrdered() {
+  while (!reorder_.empty() && reorder_.begin()->first == next_to_deliver_) {
+    BatchJob* job = reorder_.begin()->second;
+    reorder_.erase(reorder_.begin());
+    ++next_to_deliver_;
+    if (job) {
+      --in_flight_;
+      Deliver(job);
+    }
+  }
 }
 
 void Engine::Deliver(BatchJob* raw) {
@@ -303,6 +343,7 @@ Result<Summary> Engine::Run() {
   std::vector<BatchJob*> done;
   for (;;) {
     Feed();
+    FlushOrdered();
     if (in_flight_ == 0) break;
     if (stop_.stop_requested()) delays_->RunAllNow();
     Collect(done);
@@ -314,11 +355,9 @@ Result<Summary> Engine::Run() {
         stop_.request_stop();
       }
     }
-    for (BatchJob* job : done) {
-      --in_flight_;
-      Deliver(job);
-    }
+    for (BatchJob* job : done) Hand(job);
     done.clear();
+    FlushOrdered();
   }
   executor_->Shutdown();
   delays_.reset();

@@ -88,7 +88,9 @@ TEST(RunBatchProcessTest, AnOverrunningItemIsKilledAtItsTimeout) {
   EXPECT_EQ(r->summary.timed_out, 1u);
   EXPECT_EQ(r->summary.succeeded, 3u);
   for (const auto& out : r->outcomes) {
-    if (out.index == 2) EXPECT_EQ(out.value.error().code, ErrorCode::kDeadlineExceeded);
+    if (out.index == 2) {
+      EXPECT_EQ(out.value.error().code, ErrorCode::kDeadlineExceeded);
+    }
   }
 }
 

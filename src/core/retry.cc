@@ -10,8 +10,8 @@ Status ValidateRetryOptions(const RetryOptions& options, const char* what) {
     return InvalidArgumentError(prefix + ".max_attempts must be >= 1, got " +
                                 std::to_string(options.max_attempts));
   }
-  if (options.base_delay <= Duration::zero()) {
-    return InvalidArgumentError(prefix + ".base_delay must be > 0");
+  if (options.base_delay < Duration::zero()) {
+    return InvalidArgumentError(prefix + ".base_delay must be >= 0");
   }
   if (options.max_delay < options.base_delay) {
     return InvalidArgumentError(prefix + ".max_delay must be >= base_delay");
@@ -26,6 +26,7 @@ bool IsRetryable(ErrorCode code, const RetryOptions& options) {
 
 Duration BackoffCap(const RetryOptions& options, int retry) {
   Duration cap = options.base_delay;
+  if (cap == Duration::zero()) return cap;
   for (int i = 1; i < retry && cap < options.max_delay; ++i) {
     // Doubling past max_delay stops the loop before the count could overflow.
     cap = cap > options.max_delay / 2 ? options.max_delay : cap * 2;

@@ -51,8 +51,14 @@ TEST(RetryTest, ValidationNamesTheField) {
   ASSERT_FALSE(s);
   EXPECT_EQ(s.error().message, "BatchOptions.retry.max_attempts must be >= 1, got 0");
   o = RetryOptions{};
-  o.base_delay = Duration::zero();
+  o.base_delay = -milliseconds(1);
   EXPECT_NE(ValidateRetryOptions(o, "r").error().message.find("base_delay"), std::string::npos);
+  o = RetryOptions{};
+  o.base_delay = Duration::zero();
+  o.max_delay = Duration::zero();
+  EXPECT_TRUE(ValidateRetryOptions(o, "r")) << "zero delay means retry at once";
+  std::mt19937_64 rng(1);
+  EXPECT_EQ(BackoffDelay(o, 5, rng), Duration::zero());
   o = RetryOptions{};
   o.max_delay = milliseconds(1);
   EXPECT_NE(ValidateRetryOptions(o, "r").error().message.find("max_delay"), std::string::npos);

@@ -1,0 +1,37 @@
+#include "cli/commands.h"
+
+#include <fmt/format.h>
+
+#include <cstdio>
+
+namespace forklift::cli {
+namespace {
+
+constexpr const char* kUsage =
+    "usage: forklift COMMAND [ARGS...]\n"
+    "\n"
+    "commands:\n"
+    "  runs       list past runs recorded in the journal\n"
+    "  version    print the version\n"
+    "\n"
+    "The C++ API (run_batch) is documented in docs/batch.md.\n";
+
+}  // namespace
+
+int Dispatch(const std::vector<std::string>& args) {
+  if (args.empty() || args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+    std::fputs(kUsage, args.empty() ? stderr : stdout);
+    return args.empty() ? 2 : 0;
+  }
+  const std::string& cmd = args[0];
+  std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (cmd == "version" || cmd == "--version") {
+    std::puts("forklift 0.1.0");
+    return 0;
+  }
+  if (cmd == "runs") return RunsCommand(rest);
+  fmt::print(stderr, "forklift: unknown command '{}' (try 'forklift --help')\n", cmd);
+  return 2;
+}
+
+}  // namespace forklift::cli

@@ -1,0 +1,38 @@
+// DESIGN.md's signal semantics for the CLI: the first SIGINT/SIGTERM asks for a graceful
+// stop (start nothing new, let running work finish, record, exit non-zero); the second
+// forces one (kill running process groups, exit).
+//
+// The signals are blocked in every thread (Install() must run before any thread starts) and
+// taken synchronously by one thread with sigwait(), so the callbacks are ordinary code, not
+// signal handlers. Thread safety: Install() once, from main, before other threads exist.
+#ifndef FORKLIFT_CLI_SIGNAL_THREAD_H_
+#define FORKLIFT_CLI_SIGNAL_THREAD_H_
+
+#include <functional>
+
+namespace forklift::cli {
+
+class SignalThread {
+ public:
+  // Blocks SIGINT and SIGTERM in the calling thread (and so in threads it creates later).
+  static void BlockSignals();
+
+  // Starts the thread. on_first runs on the first signal, on_second on the second; later
+  // signals are ignored. Both run on the signal thread.
+  SignalThread(std::function<void(int)> on_first, std::function<void(int)> on_second);
+  // Stops and joins the thread.
+  ~SignalThread();
+  SignalThread(const SignalThread&) = delete;
+  SignalThread& operator=(const SignalThread&) = delete;
+
+  // The first signal received, or 0.
+  int first_signal() const;
+
+ private:
+  struct State;
+  State* state_;
+};
+
+}  // namespace forklift::cli
+
+#endif  // FORKLIFT_CLI_SIGNAL_THREAD_H_
