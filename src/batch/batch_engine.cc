@@ -41,6 +41,17 @@ class Engine {
         clock_(options.clock ? *options.clock : SystemClock()),
         window_(batch::EffectiveWindow(options)) {}
 
+  // Normally everything is already drained by Run(); after an exception from the sink or
+  // the source, this stops the workers before the state they use goes away.
+  ~Engine() {
+    stop_.request_stop();
+    delays_.reset();
+    if (executor_) executor_->Shutdown();
+    for (BatchJob* job : done_) delete job;
+    for (BatchJob* job : collected_) delete job;
+    for (auto& [index, job] : reorder_) delete job;
+  }
+
   Result<Summary> Run();
 
  private:
@@ -77,6 +88,7 @@ class Engine {
   std::condition_variable done_cv_;
   std::vector<BatchJob*> done_;
 
+  std::vector<BatchJob*> collected_;  // taken from done_, being recorded and handed out
   uint64_t in_flight_ = 0;
   // options.ordered: finished (or skipped: nullptr) jobs waiting for their predecessors.
   std::map<uint64_t, BatchJob*> reorder_;
@@ -340,23 +352,25 @@ Result<Summary> Engine::Run() {
       clock_);
   progress_ = &progress;
   TimePoint start = clock_.Now();
-  std::vector<BatchJob*> done;
   for (;;) {
     Feed();
     FlushOrdered();
     if (in_flight_ == 0) break;
     if (stop_.stop_requested()) delays_->RunAllNow();
-    Collect(done);
+    Collect(collected_);
     // Group commit: everything that finished while we were busy lands in one transaction,
     // and the sink sees an outcome only once it is durable.
     if (journal_ && !journal_error_) {
-      if (auto s = Record(done); !s) {
+      if (auto s = Record(collected_); !s) {
         journal_error_ = s.error();
         stop_.request_stop();
       }
     }
-    for (BatchJob* job : done) Hand(job);
-    done.clear();
+    for (BatchJob*& job : collected_) {
+      BatchJob* handed = std::exchange(job, nullptr);  // owned by Hand from here on
+      Hand(handed);
+    }
+    collected_.clear();
     FlushOrdered();
   }
   executor_->Shutdown();

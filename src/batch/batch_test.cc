@@ -314,6 +314,17 @@ TEST(RunBatchTest, ProgressCallbackRunsPerCompletionWithTheTotal) {
   }
 }
 
+TEST(RunBatchTest, AnExceptionFromTheSinkPropagatesAfterTheWorkersStop) {
+  std::vector<int> items(1000, 1);
+  int seen = 0;
+  EXPECT_THROW(run_batch(items, [](const int& x) { return x; }, Quiet(2),
+                         [&](Outcome<int>&&) {
+                           if (++seen == 5) throw std::runtime_error("sink failed");
+                         }),
+               std::runtime_error);
+  EXPECT_EQ(seen, 5);
+}
+
 TEST(RunBatchTest, BadOptionsAreRejectedByName) {
   std::vector<int> items = {1};
   auto fn = [](const int& x) { return x; };
