@@ -1,0 +1,60 @@
+#include "core/duration_parse.h"
+
+#include <charconv>
+#include <cmath>
+#include <string>
+
+namespace forklift::core {
+namespace {
+
+// Nanoseconds per unit; longest suffixes first so "ms" wins over "m".
+struct Unit {
+  std::string_view suffix;
+  double ns;
+};
+constexpr Unit kUnits[] = {
+    {"ns", 1},          {"us", 1e3},         {"ms", 1e6},    {"s", 1e9},
+    {"m", 60e9},        {"h", 3600e9},       {"d", 86400e9},
+};
+
+}  // namespace
+
+Result<Duration> ParseDuration(std::string_view text) {
+  auto bad = [&](const char* why) {
+    return InvalidArgumentError("bad duration '" + std::string(text) + "': " + why);
+  };
+  if (text.empty()) return bad("empty");
+  std::string_view rest = text;
+  double total_ns = 0;
+  bool bare_number = false;
+  int parts = 0;
+  while (!rest.empty()) {
+    double value = 0;
+    auto [end, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), value);
+    if (ec != std::errc() || end == rest.data()) return bad("expected a number");
+    if (value < 0 || !std::isfinite(value)) return bad("must be a finite number >= 0");
+    rest.remove_prefix(static_cast<size_t>(end - rest.data()));
+    ++parts;
+    if (rest.empty()) {
+      if (parts > 1) return bad("a unit is needed after every number");
+      bare_number = true;
+      total_ns += value * 1e9;
+      break;
+    }
+    const Unit* unit = nullptr;
+    for (const Unit& u : kUnits) {
+      if (rest.substr(0, u.suffix.size()) == u.suffix) {
+        unit = &u;
+        break;
+      }
+    }
+    if (!unit) return bad("unknown unit (use ns, us, ms, s, m, h or d)");
+    rest.remove_prefix(unit->suffix.size());
+    total_ns += value * unit->ns;
+  }
+  (void)bare_number;
+  if (total_ns > 9.2e18) return bad("too long");
+  return Duration(static_cast<Duration::rep>(std::llround(total_ns)));
+}
+
+}  // namespace forklift::core
