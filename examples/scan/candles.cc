@@ -113,12 +113,16 @@ CandleReader::~CandleReader() {
 Result<Series> CandleReader::Read(const std::string& symbol) {
   sqlite3_bind_text(stmt_, 1, symbol.data(), static_cast<int>(symbol.size()), SQLITE_STATIC);
   Series s;
+  // Symbols have about as many rows as the one before: reserve that, and skip regrowth.
+  s.dates.reserve(last_rows_);
+  s.close.reserve(last_rows_);
   int rc;
   while ((rc = sqlite3_step(stmt_)) == SQLITE_ROW) {
     s.dates.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(stmt_, 0)),
                          static_cast<size_t>(sqlite3_column_bytes(stmt_, 0)));
     s.close.push_back(sqlite3_column_double(stmt_, 1));
   }
+  last_rows_ = s.close.size();
   std::string why = rc == SQLITE_DONE ? "" : sqlite3_errmsg(db_);
   sqlite3_reset(stmt_);
   if (rc != SQLITE_DONE) {

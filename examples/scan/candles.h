@@ -40,6 +40,7 @@ class CandleReader {
   CandleReader(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
   sqlite3* db_;
   sqlite3_stmt* stmt_;
+  size_t last_rows_ = 0;
 };
 
 }  // namespace forklift::scan

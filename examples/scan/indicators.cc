@@ -29,8 +29,8 @@ class RollingMean {
     Kahan(-v, remove_compensation_);
     if (std::signbit(v)) --neg_ct_;
   }
-  double Mean(int min_periods) const {
-    if (nobs_ < min_periods || nobs_ == 0) return kNaN;
+  double Mean(size_t min_periods) const {
+    if (nobs_ < static_cast<int>(min_periods) || nobs_ == 0) return kNaN;
     double result = sum_ / nobs_;
     if (same_run_ >= nobs_) return prev_;
     if (neg_ct_ == 0 && result < 0) return 0;
@@ -60,7 +60,7 @@ std::vector<double> Rolling(std::span<const double> x, size_t window) {
   for (size_t i = 0; i < x.size(); ++i) {
     if (i >= window) m.Remove(x[i - window]);
     m.Add(x[i]);
-    out[i] = m.Mean(static_cast<int>(window));
+    out[i] = m.Mean(window);
   }
   return out;
 }
@@ -90,13 +90,43 @@ std::vector<double> RelativeStrengthIndex(std::span<const double> close, size_t 
 }
 
 std::vector<size_t> CrossoverSignals(std::span<const double> close) {
-  std::vector<double> fast = SimpleMovingAverage(close, 20);
-  std::vector<double> slow = SimpleMovingAverage(close, 50);
-  std::vector<double> rsi = RelativeStrengthIndex(close, 14);
+  // One pass with the four rolling means side by side rather than four passes: each mean
+  // is a chain of dependent Kahan additions, and interleaving four independent chains lets
+  // the CPU overlap them. Bit for bit the same values as SimpleMovingAverage and
+  // RelativeStrengthIndex (the same operations in the same order per mean), which
+  // indicators_test checks.
+  constexpr size_t kFast = 20, kSlow = 50, kRsi = 14;
+  const size_t n = close.size();
+  auto gain = [&](size_t i) {  // NaN for the first row, which has no change
+    if (i == 0) return kNaN;
+    double d = close[i] - close[i - 1];
+    return d < 0 ? 0.0 : d;
+  };
+  auto loss = [&](size_t i) {
+    if (i == 0) return kNaN;
+    double d = close[i] - close[i - 1];
+    return -(d > 0 ? 0.0 : d);
+  };
+  RollingMean fast, slow, up, dn;
+  double prev_fast = kNaN, prev_slow = kNaN;
   std::vector<size_t> hits;
-  for (size_t i = 1; i < close.size(); ++i) {
+  for (size_t i = 0; i < n; ++i) {
+    if (i >= kFast) fast.Remove(close[i - kFast]);
+    if (i >= kSlow) slow.Remove(close[i - kSlow]);
+    if (i >= kRsi) {
+      up.Remove(gain(i - kRsi));
+      dn.Remove(loss(i - kRsi));
+    }
+    fast.Add(close[i]);
+    slow.Add(close[i]);
+    up.Add(gain(i));
+    dn.Add(loss(i));
+    double f = fast.Mean(kFast), sl = slow.Mean(kSlow);
+    double rsi = 100.0 - 100.0 / (1.0 + up.Mean(kRsi) / dn.Mean(kRsi));
     // NaN makes each comparison false, as in pandas.
-    if (fast[i] > slow[i] && fast[i - 1] <= slow[i - 1] && rsi[i] < 60) hits.push_back(i);
+    if (f > sl && prev_fast <= prev_slow && rsi < 60) hits.push_back(i);
+    prev_fast = f;
+    prev_slow = sl;
   }
   return hits;
 }

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <random>
 #include <vector>
 
 namespace forklift::scan {
@@ -74,6 +75,33 @@ TEST(IndicatorsTest, HandMadeCrossWithLowRsi) {
   auto hits = CrossoverSignals(close);
   ASSERT_EQ(hits, std::vector<size_t>({50}));
   EXPECT_NEAR(RelativeStrengthIndex(close, 14)[50], 57.31707317073171, 1e-9);
+}
+
+TEST(IndicatorsTest, OnePassSignalsEqualTheRuleOverTheSeparateIndicators) {
+  // CrossoverSignals fuses the four rolling means into one pass; on random walks (the
+  // scan's kind of data, plus flat stretches for RSI's edge cases) its hits must be
+  // exactly the rule applied to SimpleMovingAverage and RelativeStrengthIndex.
+  std::mt19937_64 rng(42);
+  std::normal_distribution<double> step(0.0, 0.02);
+  size_t total_hits = 0;
+  for (int series = 0; series < 200; ++series) {
+    std::vector<double> close;
+    double p = 50 + series;
+    for (int i = 0; i < 504; ++i) {
+      if (series % 10 != 0 || i % 40 >= 20) p *= 1 + step(rng);  // some series go flat
+      close.push_back(p);
+    }
+    auto fast = SimpleMovingAverage(close, 20);
+    auto slow = SimpleMovingAverage(close, 50);
+    auto rsi = RelativeStrengthIndex(close, 14);
+    std::vector<size_t> expected;
+    for (size_t i = 1; i < close.size(); ++i) {
+      if (fast[i] > slow[i] && fast[i - 1] <= slow[i - 1] && rsi[i] < 60) expected.push_back(i);
+    }
+    ASSERT_EQ(CrossoverSignals(close), expected) << "series " << series;
+    total_hits += expected.size();
+  }
+  EXPECT_GT(total_hits, 100u) << "random walks of 504 rows should cross often";
 }
 
 }  // namespace

@@ -50,9 +50,9 @@ int main(int argc, char** argv) {
   app.add_option("--generate", generate, "write a generated candles database to this path");
   app.add_option("--workers", workers, "worker threads (default: one per core)");
   app.add_option("--symbols", symbols, "symbols SYM00000.. to scan or generate (default 2500)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, 1000000));
   app.add_option("--days", days, "days per symbol to generate (default 504)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, 1000000));
   app.add_option("--seed", seed, "generator seed (default 7)");
   app.add_flag("--print-matches", print_matches, "print every match as 'SYMBOL DATE', sorted");
   // One line naming the bad option, not CLI11's two-line default.

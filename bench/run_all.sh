@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Every forklift benchmark beside its anchor, then one table of the figures (`make bench`).
+# usage: bench/run_all.sh BUILD_DIR
+# See bench/README.md for what each measures. Quote the ratios, not the absolute times:
+# the machines are shared and noisy. A missed target is reported, not an error; a
+# benchmark whose correctness check fails (different matches, lost items) is an error.
+set -uo pipefail
+
+build=$(cd "${1:?usage: bench/run_all.sh BUILD_DIR}" && pwd)
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+log=$build/bench-data/run_all.log
+mkdir -p "$build/bench-data"
+: > "$log"
+status=0
+rows=()
+
+field() { sed -n "s/.*[ ]$1=\([^ ]*\).*/\1/p" | tail -n 1; }
+verdict() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN {
+  if (v == "NA" || v == "") { print "n/a"; exit }
+  ok = (op == ">=") ? (v + 0 >= t + 0) : (v + 0 <= t + 0); print ok ? "met" : "MISSED" }'; }
+
+echo "== a. scan: forklift-scan vs scan_ppe.py"
+if out=$("$here/scan_bench.sh" "$build" | tee -a "$log" /dev/stderr); then
+  r=$(grep '^RESULT scan' <<< "$out")
+  ratio=$(field ratio <<< "$r")
+  rows+=("scan 2,500 x 504, 2 workers|$(field forklift_s <<< "$r") s|$(field anchor_s <<< "$r") s (scan_ppe.py)|${ratio}x faster (wall $(field wall_ratio <<< "$r")x)|>= 20x|$(verdict "$ratio" 20 '>=')")
+else
+  status=1
+  rows+=("scan 2,500 x 504, 2 workers|FAILED|||>= 20x|see $log")
+fi
+
+echo "== b. executor overhead: forklift TaskGroup vs tbb::task_group, empty tasks"
+if [ -x "$build/bench/executor_overhead" ] &&
+   out=$("$build/bench/executor_overhead" --tasks 1000000 --runs 7 --workers 2 | tee -a "$log" /dev/stderr); then
+  r=$(tail -n 1 <<< "$out")
+  ratio=$(field ratio <<< "$r")
+  rows+=("empty task, 1M x 7 runs, 2 threads|$(field forklift_ns_per_task <<< "$r") ns/task|$(field tbb_ns_per_task <<< "$r") ns/task (oneTBB)|${ratio}x the anchor's cost|<= 2x|$(verdict "$ratio" 2 '<=')")
+else
+  status=1
+  rows+=("empty task, 1M x 7 runs, 2 threads|FAILED (not built?)|||<= 2x|see $log")
+fi
+
+echo "== c. run_batch peak RSS, streaming 1M and 10M generated items"
+rss=()
+for n in 1000000 10000000; do
+  if [ -x "$build/bench/batch_rss" ] && out=$("$build/bench/batch_rss" "$n" 2 | tee -a "$log" /dev/stderr); then
+    rss+=("$(field peak_rss_kb <<< " $out")")
+  else
+    status=1
+    rss+=("NA")
+  fi
+done
+if [ "${rss[0]}" != NA ] && [ "${rss[1]}" != NA ]; then
+  mb1=$(awk -v k="${rss[0]}" 'BEGIN {printf "%.1f", k / 1024}')
+  mb10=$(awk -v k="${rss[1]}" 'BEGIN {printf "%.1f", k / 1024}')
+  growth=$(awk -v a="${rss[0]}" -v b="${rss[1]}" 'BEGIN {printf "%+.1f", (b - a) * 100 / a}')
+  ok=$(awk -v a="${rss[0]}" -v b="${rss[1]}" 'BEGIN {print (b < 64 * 1024 && b <= a * 1.10) ? "met" : "MISSED"}')
+  rows+=("run_batch streaming, peak RSS|${mb10} MB at 10M|${mb1} MB at 1M|${growth}% from 1M to 10M|< 64 MB, <= +10%|$ok")
+else
+  rows+=("run_batch streaming, peak RSS|FAILED|||< 64 MB, <= +10%|see $log")
+fi
+
+echo
+echo "== results ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores; log: $log)"
+{
+  echo "benchmark|forklift|anchor|ratio|target|verdict"
+  printf '%s\n' "${rows[@]}"
+} | awk -F'|' '{ for (i = 1; i <= NF; i++) { cell[NR, i] = $i; if (length($i) > w[i]) w[i] = length($i) } n = NF }
+  END { for (r = 1; r <= NR; r++) { line = ""
+          for (i = 1; i <= n; i++) line = line (i < n ? sprintf("%-" w[i] "s  ", cell[r, i]) : cell[r, i])
+          print line } }'
+exit $status
