@@ -3,14 +3,21 @@
 #include <sqlite3.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <system_error>
+#include <utility>
+
+#include "journal/sqlite.h"
 
 namespace forklift::journal {
 namespace {
 
+// user_version of the schema below. Open refuses a newer file (its tables may mean
+// something this build does not know) and brings an older one up to date.
 constexpr int kSchemaVersion = 1;
 
+// Only CREATE ... IF NOT EXISTS, so running it again on an up-to-date file is a no-op.
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS runs(
   run_id TEXT PRIMARY KEY,
@@ -22,6 +29,7 @@ CREATE TABLE IF NOT EXISTS runs(
   invocations INTEGER NOT NULL DEFAULT 1,
   summary TEXT
 );
+CREATE INDEX IF NOT EXISTS runs_by_start ON runs(started_at, run_id);
 CREATE TABLE IF NOT EXISTS items(
   run_id TEXT NOT NULL,
   key BLOB NOT NULL,
@@ -46,71 +54,171 @@ CREATE TABLE IF NOT EXISTS dead_letters(
   created_at REAL NOT NULL,
   retried_at REAL
 );
-CREATE INDEX IF NOT EXISTS dead_letters_run ON dead_letters(run_id);
+CREATE INDEX IF NOT EXISTS dead_letters_by_run ON dead_letters(run_id);
 )sql";
 
-// Statement slots of the cache.
+// The columns of RunInfo, in ReadRun's order. Correlated subqueries count only the items
+// of the rows actually returned, so a LIMIT keeps `forklift runs` cheap on a big journal.
+#define FORKLIFT_RUN_COLUMNS                                                              \
+  "SELECT r.run_id, r.kind, r.name, r.started_at, r.finished_at, r.status, "             \
+  "r.invocations, r.summary, "                                                           \
+  "(SELECT count(*) FROM items i WHERE i.run_id = r.run_id AND i.status = 'succeeded'), " \
+  "(SELECT count(*) FROM items i WHERE i.run_id = r.run_id AND i.status = 'failed') "    \
+  "FROM runs r "
+
+#define FORKLIFT_DEAD_LETTER_COLUMNS                                                      \
+  "SELECT id, run_id, key, source, position, payload, reason, error_code, attempts, "    \
+  "created_at, retried_at FROM dead_letters "
+
+// Every statement the journal runs, prepared once per connection on first use.
 enum Slot {
-  kBeginRun,
-  kFinishRun,
-  kRecordItem,
-  kItemState,
-  kClearItems,
-  kAddDeadLetter,
-  kMarkRetried,
+  kBeginRunSlot,
+  kFinishRunSlot,
+  kGetRunSlot,
+  kListRunsSlot,
+  kRecordItemSlot,
+  kItemStateSlot,
+  kClearItemsSlot,
+  kCountAllSlot,
+  kCountByStatusSlot,
+  kAddDeadLetterSlot,
+  kListDeadLettersSlot,
+  kListRunDeadLettersSlot,
+  kMarkRetriedSlot,
   kSlotCount,
 };
 
+constexpr const char* kSql[kSlotCount] = {
+    // kBeginRunSlot
+    "INSERT INTO runs(run_id, kind, name, started_at, status, invocations) "
+    "VALUES(?1, ?2, ?3, ?4, 'running', 1) "
+    "ON CONFLICT(run_id) DO UPDATE SET status = 'running', finished_at = NULL, "
+    "started_at = ?4, invocations = invocations + 1, summary = NULL",
+    // kFinishRunSlot
+    "UPDATE runs SET status = ?2, summary = ?3, finished_at = ?4 WHERE run_id = ?1",
+    // kGetRunSlot
+    FORKLIFT_RUN_COLUMNS "WHERE r.run_id = ?1",
+    // kListRunsSlot: the order matches runs_by_start, so no sort and LIMIT stops early.
+    FORKLIFT_RUN_COLUMNS "WHERE ?1 = '' OR r.kind = ?1 "
+                         "ORDER BY r.started_at DESC, r.run_id DESC LIMIT ?2",
+    // kRecordItemSlot: the WHERE keeps a succeeded row from being downgraded.
+    "INSERT INTO items(run_id, key, status, attempts, error_code, error_message, "
+    "elapsed_us, finished_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+    "ON CONFLICT(run_id, key) DO UPDATE SET status = excluded.status, "
+    "attempts = excluded.attempts, error_code = excluded.error_code, "
+    "error_message = excluded.error_message, elapsed_us = excluded.elapsed_us, "
+    "finished_at = excluded.finished_at "
+    "WHERE items.status <> 'succeeded' OR excluded.status = 'succeeded'",
+    // kItemStateSlot: an integer, not the text, so the hot lookup copies nothing.
+    "SELECT status = 'succeeded' FROM items WHERE run_id = ?1 AND key = ?2",
+    // kClearItemsSlot
+    "DELETE FROM items WHERE run_id = ?1",
+    // kCountAllSlot
+    "SELECT count(*) FROM items WHERE run_id = ?1",
+    // kCountByStatusSlot
+    "SELECT count(*) FROM items WHERE run_id = ?1 AND status = ?2",
+    // kAddDeadLetterSlot
+    "INSERT INTO dead_letters(run_id, key, source, position, payload, reason, error_code, "
+    "attempts, created_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    // kListDeadLettersSlot
+    FORKLIFT_DEAD_LETTER_COLUMNS "WHERE ?1 OR retried_at IS NULL ORDER BY id",
+    // kListRunDeadLettersSlot: a separate statement so that dead_letters_by_run is used.
+    FORKLIFT_DEAD_LETTER_COLUMNS "WHERE run_id = ?2 AND (?1 OR retried_at IS NULL) ORDER BY id",
+    // kMarkRetriedSlot
+    "UPDATE dead_letters SET retried_at = ?2 WHERE id = ?1",
+};
+
+#undef FORKLIFT_RUN_COLUMNS
+#undef FORKLIFT_DEAD_LETTER_COLUMNS
+
+constexpr std::string_view kSucceeded = "succeeded";
+constexpr std::string_view kFailed = "failed";
+
 double UnixNow() {
-  using namespace std::chrono;
-  return duration<double>(system_clock::now().time_since_epoch()).count();
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
-std::string Text(sqlite3_stmt* s, int col) {
-  const auto* p = sqlite3_column_blob(s, col);
-  int n = sqlite3_column_bytes(s, col);
-  return p ? std::string(static_cast<const char*>(p), static_cast<size_t>(n)) : std::string();
+RunInfo ReadRun(const Stmt& s) {
+  RunInfo r;
+  r.run_id = s.ColumnString(0);
+  r.kind = s.ColumnString(1);
+  r.name = s.ColumnString(2);
+  r.started_at = s.ColumnDouble(3);
+  r.finished_at = s.ColumnOptDouble(4);
+  r.status = s.ColumnString(5);
+  r.invocations = s.ColumnInt64(6);
+  r.summary_json = s.ColumnString(7);
+  r.items_succeeded = s.ColumnInt64(8);
+  r.items_failed = s.ColumnInt64(9);
+  return r;
 }
 
-std::optional<double> OptReal(sqlite3_stmt* s, int col) {
-  if (sqlite3_column_type(s, col) == SQLITE_NULL) return std::nullopt;
-  return sqlite3_column_double(s, col);
-}
-
-std::optional<ErrorCode> OptCode(sqlite3_stmt* s, int col) {
-  if (sqlite3_column_type(s, col) == SQLITE_NULL) return std::nullopt;
-  return ErrorCodeFromName(Text(s, col));
-}
-
-void BindText(sqlite3_stmt* s, int i, std::string_view v) {
-  sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-}
-void BindBlob(sqlite3_stmt* s, int i, std::string_view v) {
-  sqlite3_bind_blob(s, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-}
-void BindCode(sqlite3_stmt* s, int i, std::optional<ErrorCode> code) {
-  if (code) {
-    BindText(s, i, ErrorCodeName(*code));
-  } else {
-    sqlite3_bind_null(s, i);
-  }
+DeadLetter ReadDeadLetter(const Stmt& s) {
+  DeadLetter d;
+  d.id = s.ColumnInt64(0);
+  d.run_id = s.ColumnString(1);
+  d.key = s.ColumnString(2);
+  d.source = s.ColumnString(3);
+  d.position = s.ColumnString(4);
+  d.payload = s.ColumnString(5);
+  d.reason = s.ColumnString(6);
+  d.code = s.ColumnCode(7);
+  d.attempts = static_cast<int>(s.ColumnInt64(8));
+  d.created_at = s.ColumnDouble(9);
+  d.retried_at = s.ColumnOptDouble(10);
+  return d;
 }
 
 }  // namespace
 
-// Resets a cached statement when it goes out of scope, so the next use starts clean and a
-// read statement never holds its snapshot open.
-class Journal::Stmt {
+// BEGIN IMMEDIATE ... COMMIT, rolled back unless committed. IMMEDIATE takes the write lock
+// up front, so a busy file makes Begin wait (busy_timeout) instead of failing midway.
+class Journal::Transaction {
  public:
-  explicit Stmt(sqlite3_stmt* s) : s_(s) {}
-  ~Stmt() {
-    sqlite3_reset(s_);
-    sqlite3_clear_bindings(s_);
+  Transaction(Journal* journal, std::string_view operation)
+      : journal_(journal), operation_(operation) {}
+  ~Transaction() { Rollback(); }
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+
+  Status Begin() {
+    if (sqlite3_exec(journal_->db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) !=
+        SQLITE_OK) {
+      return tl::unexpected(journal_->SqlError(std::string(operation_) + ": begin"));
+    }
+    open_ = true;
+    return OkStatus();
   }
-  sqlite3_stmt* get() const { return s_; }
+
+  // The error of a failed statement inside the transaction, captured before the rollback
+  // overwrites the connection's error state.
+  Error Fail(std::string_view what) {
+    Error e = journal_->SqlError(std::string(operation_).append(what));
+    Rollback();
+    return e;
+  }
+
+  Status Commit() {
+    if (sqlite3_exec(journal_->db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
+      return tl::unexpected(Fail(": commit"));
+    }
+    open_ = false;
+    return OkStatus();
+  }
 
  private:
-  sqlite3_stmt* s_;
+  void Rollback() {
+    // A failed COMMIT may have ended the transaction already; get_autocommit says.
+    if (open_ && !sqlite3_get_autocommit(journal_->db_)) {
+      sqlite3_exec(journal_->db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    }
+    open_ = false;
+  }
+
+  Journal* journal_;
+  std::string_view operation_;
+  bool open_ = false;
 };
 
 Journal::Journal(std::string path, sqlite3* db)
@@ -121,32 +229,25 @@ Journal::~Journal() {
   sqlite3_close_v2(db_);
 }
 
-Error Journal::SqlError(const char* what) const {
-  int code = sqlite3_errcode(db_);
-  std::string msg = std::string("journal '") + path_ + "': " + what + ": " + sqlite3_errmsg(db_);
-  switch (code & 0xff) {
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-      return Error{ErrorCode::kUnavailable, msg};
+Error Journal::SqlError(std::string_view operation) const {
+  std::string msg = "journal '" + path_ + "': " + std::string(operation) + ": " +
+                    sqlite3_errmsg(db_);
+  switch (sqlite3_errcode(db_) & 0xff) {
+    case SQLITE_BUSY:    // another writer held the file past busy_timeout
+    case SQLITE_LOCKED:  // a conflict inside this process; also passes
+      return Error{ErrorCode::kUnavailable, std::move(msg)};
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
-      return Error{ErrorCode::kDataLoss, msg};
+      return Error{ErrorCode::kDataLoss, std::move(msg)};
     default:
-      return Error{ErrorCode::kInternal, msg};
+      return Error{ErrorCode::kInternal, std::move(msg)};
   }
 }
 
-Status Journal::Exec(const char* sql, const char* what) {
-  if (sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) != SQLITE_OK) {
-    return tl::unexpected(SqlError(what));
-  }
-  return OkStatus();
-}
-
-Result<sqlite3_stmt*> Journal::Prepare(int slot, const char* sql) {
+Result<sqlite3_stmt*> Journal::Cached(int slot) {
   if (!stmts_[slot]) {
-    if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmts_[slot], nullptr) !=
-        SQLITE_OK) {
+    if (sqlite3_prepare_v3(db_, kSql[slot], -1, SQLITE_PREPARE_PERSISTENT, &stmts_[slot],
+                           nullptr) != SQLITE_OK) {
       return tl::unexpected(SqlError("prepare"));
     }
   }
@@ -154,16 +255,24 @@ Result<sqlite3_stmt*> Journal::Prepare(int slot, const char* sql) {
 }
 
 Result<std::unique_ptr<Journal>> Journal::Open(const std::string& path) {
+  return Open(path, JournalOptions{});
+}
+
+Result<std::unique_ptr<Journal>> Journal::Open(const std::string& path,
+                                               const JournalOptions& options) {
   auto fail = [&](const std::string& why) {
-    return InvalidArgumentError("cannot open journal '" + path + "' for writing: " + why);
+    return InvalidArgumentError("journal: cannot open '" + path + "' for writing: " + why);
   };
+  // SQLite would open "" as a private temporary database and lose everything on close.
+  if (path.empty()) return fail("the path is empty");
   std::filesystem::path parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(parent, ec);
-    if (ec) return fail(ec.message());
+    if (ec) return fail("cannot create directory '" + parent.string() + "': " + ec.message());
   }
   sqlite3* db = nullptr;
+  // NOMUTEX: a Journal is used by one thread at a time, so SQLite's own locking is waste.
   int rc = sqlite3_open_v2(path.c_str(), &db,
                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                            nullptr);
@@ -172,267 +281,229 @@ Result<std::unique_ptr<Journal>> Journal::Open(const std::string& path) {
     sqlite3_close_v2(db);
     return fail(why);
   }
-  std::unique_ptr<Journal> j(new Journal(path, db));
-  sqlite3_busy_timeout(db, 5000);
+  std::unique_ptr<Journal> j(new Journal(path, db));  // closes db on every return below
   sqlite3_extended_result_codes(db, 1);
-  // The schema is created inside a write transaction so a read-only file or directory is
-  // refused here, not at the first checkpoint.
-  const char* setup =
-      "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;";
-  if (sqlite3_exec(db, setup, nullptr, nullptr, nullptr) != SQLITE_OK) {
+  sqlite3_busy_timeout(db, options.busy_timeout_ms);
+  // SQLite silently falls back to read-only when the file is not writable.
+  if (sqlite3_db_readonly(db, "main") == 1) return fail("the file is read-only");
+
+  // journal_mode answers with the mode in force, which stays the old one (not an error)
+  // where WAL is impossible, e.g. for ":memory:".
+  std::string mode;
+  rc = sqlite3_exec(
+      db, "PRAGMA journal_mode=WAL",
+      [](void* out, int n, char** values, char**) {
+        if (n > 0 && values[0]) *static_cast<std::string*>(out) = values[0];
+        return 0;
+      },
+      &mode, nullptr);
+  if (rc != SQLITE_OK) return fail(sqlite3_errmsg(db));
+  if (mode != "wal") return fail("cannot use WAL mode (journal_mode is '" + mode + "')");
+  // NORMAL in WAL mode: a commit does not fsync, yet survives the death of the process.
+  if (sqlite3_exec(db, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON", nullptr, nullptr,
+                   nullptr) != SQLITE_OK) {
     return fail(sqlite3_errmsg(db));
   }
-  std::string schema = std::string("BEGIN IMMEDIATE;") + kSchema +
-                       "PRAGMA user_version=" + std::to_string(kSchemaVersion) + ";COMMIT;";
-  if (sqlite3_exec(db, schema.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) {
-    std::string why = sqlite3_errmsg(db);
-    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
-    return fail(why);
+
+  // The schema is checked and created inside a write transaction, which proves the file,
+  // its directory (for -wal and -shm) and the lock all writable now, not at the first
+  // checkpoint, and serializes two processes creating the same journal.
+  Transaction txn(j.get(), "open");
+  if (!txn.Begin()) return fail(sqlite3_errmsg(db));
+  int version = -1;
+  rc = sqlite3_exec(
+      db, "PRAGMA user_version",
+      [](void* out, int n, char** values, char**) {
+        if (n > 0 && values[0]) *static_cast<int*>(out) = std::atoi(values[0]);
+        return 0;
+      },
+      &version, nullptr);
+  if (rc != SQLITE_OK) return fail(sqlite3_errmsg(db));
+  if (version > kSchemaVersion) {
+    return fail("its schema version " + std::to_string(version) +
+                " is newer than this forklift's " + std::to_string(kSchemaVersion));
+  }
+  if (sqlite3_exec(db, kSchema, nullptr, nullptr, nullptr) != SQLITE_OK) {
+    return fail(sqlite3_errmsg(db));
+  }
+  if (version < kSchemaVersion) {
+    std::string set = "PRAGMA user_version=" + std::to_string(kSchemaVersion);
+    if (sqlite3_exec(db, set.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) {
+      return fail(sqlite3_errmsg(db));
+    }
+  }
+  // Not txn.Commit(): its error names the path again, and fail() names it already.
+  if (sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    return fail(sqlite3_errmsg(db));  // txn rolls back
   }
   return j;
 }
 
 Status Journal::BeginRun(std::string_view run_id, std::string_view kind, std::string_view name) {
-  FORKLIFT_ASSIGN_OR_RETURN(
-      sqlite3_stmt * raw,
-      Prepare(kBeginRun,
-              "INSERT INTO runs(run_id, kind, name, started_at, status, invocations) "
-              "VALUES(?1, ?2, ?3, ?4, 'running', 1) "
-              "ON CONFLICT(run_id) DO UPDATE SET status = 'running', finished_at = NULL, "
-              "started_at = ?4, invocations = invocations + 1, summary = NULL"));
+  FORKLIFT_ASSIGN_OR_RETURN(sqlite3_stmt * raw, Cached(kBeginRunSlot));
   Stmt s(raw);
-  BindText(raw, 1, run_id);
-  BindText(raw, 2, kind);
-  BindText(raw, 3, name);
-  sqlite3_bind_double(raw, 4, UnixNow());
-  if (sqlite3_step(raw) != SQLITE_DONE) return tl::unexpected(SqlError("begin run"));
+  s.BindText(1, run_id);
+  s.BindText(2, kind);
+  s.BindText(3, name);
+  s.BindDouble(4, UnixNow());
+  if (s.Step() != SQLITE_DONE) return tl::unexpected(SqlError("begin run"));
   return OkStatus();
 }
 
 Status Journal::FinishRun(std::string_view run_id, std::string_view status,
                           std::string_view summary_json) {
-  FORKLIFT_ASSIGN_OR_RETURN(
-      sqlite3_stmt * raw,
-      Prepare(kFinishRun,
-              "UPDATE runs SET status = ?2, summary = ?3, finished_at = ?4 WHERE run_id = ?1"));
+  if (status != kSucceeded && status != kFailed && status != "cancelled" &&
+      status != "running") {
+    return InvalidArgumentError("journal '" + path_ + "': finish run: unknown status '" +
+                                std::string(status) + "'");
+  }
+  FORKLIFT_ASSIGN_OR_RETURN(sqlite3_stmt * raw, Cached(kFinishRunSlot));
   Stmt s(raw);
-  BindText(raw, 1, run_id);
-  BindText(raw, 2, status);
-  BindText(raw, 3, summary_json);
-  sqlite3_bind_double(raw, 4, UnixNow());
-  if (sqlite3_step(raw) != SQLITE_DONE) return tl::unexpected(SqlError("finish run"));
+  s.BindText(1, run_id);
+  s.BindText(2, status);
+  s.BindTextOrNull(3, summary_json);
+  s.BindDouble(4, UnixNow());
+  if (s.Step() != SQLITE_DONE) return tl::unexpected(SqlError("finish run"));
   if (sqlite3_changes(db_) == 0) {
-    return NotFoundError("journal '" + path_ + "': no run '" + std::string(run_id) + "'");
+    return NotFoundError("journal '" + path_ + "': finish run: no run '" +
+                         std::string(run_id) + "'");
   }
   return OkStatus();
 }
 
+Result<std::optional<RunInfo>> Journal::GetRun(std::string_view run_id) {
+  FORKLIFT_ASSIGN_OR_RETURN(sqlite3_stmt * raw, Cached(kGetRunSlot));
+  Stmt s(raw);
+  s.BindText(1, run_id);
+  int rc = s.Step();
+  if (rc == SQLITE_DONE) return std::optional<RunInfo>();
+  if (rc != SQLITE_ROW) return tl::unexpected(SqlError("get run"));
+  return std::optional<RunInfo>(ReadRun(s));
+}
+
 Result<std::vector<RunInfo>> Journal::ListRuns(std::string_view kind, int limit) {
-  // Ad-hoc and rare: not worth a cached statement.
-  const char* sql =
-      "SELECT r.run_id, r.kind, r.name, r.started_at, r.finished_at, r.status, "
-      "r.invocations, coalesce(r.summary, ''), "
-      "(SELECT count(*) FROM items i WHERE i.run_id = r.run_id AND i.status = 'succeeded'), "
-      "(SELECT count(*) FROM items i WHERE i.run_id = r.run_id AND i.status = 'failed') "
-      "FROM runs r WHERE (?1 = '' OR r.kind = ?1) ORDER BY r.started_at DESC, r.run_id "
-      "LIMIT ?2";
-  sqlite3_stmt* raw = nullptr;
-  if (sqlite3_prepare_v2(db_, sql, -1, &raw, nullptr) != SQLITE_OK) {
-    return tl::unexpected(SqlError("list runs"));
-  }
-  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> owner(raw, sqlite3_finalize);
-  BindText(raw, 1, kind);
-  sqlite3_bind_int64(raw, 2, limit > 0 ? limit : -1);
+  FORKLIFT_ASSIGN_OR_RETURN(sqlite3_stmt * raw, Cached(kListRunsSlot));
+  Stmt s(raw);
+  s.BindText(1, kind);
+  s.BindInt64(2, limit > 0 ? limit : -1);  // a negative LIMIT is none
   std::vector<RunInfo> runs;
   int rc;
-  while ((rc = sqlite3_step(raw)) == SQLITE_ROW) {
-    RunInfo r;
-    r.run_id = Text(raw, 0);
-    r.kind = Text(raw, 1);
-    r.name = Text(raw, 2);
-    r.started_at = sqlite3_column_double(raw, 3);
-    r.finished_at = OptReal(raw, 4);
-    r.status = Text(raw, 5);
-    r.invocations = sqlite3_column_int64(raw, 6);
-    r.summary_json = Text(raw, 7);
-    r.items_succeeded = sqlite3_column_int64(raw, 8);
-    r.items_failed = sqlite3_column_int64(raw, 9);
-    runs.push_back(std::move(r));
-  }
+  while ((rc = s.Step()) == SQLITE_ROW) runs.push_back(ReadRun(s));
   if (rc != SQLITE_DONE) return tl::unexpected(SqlError("list runs"));
   return runs;
 }
 
-Result<std::optional<RunInfo>> Journal::GetRun(std::string_view run_id) {
-  FORKLIFT_ASSIGN_OR_RETURN(std::vector<RunInfo> all, ListRuns("", 0));
-  for (auto& r : all) {
-    if (r.run_id == run_id) return std::optional<RunInfo>(std::move(r));
-  }
-  return std::optional<RunInfo>();
-}
-
 Status Journal::RecordItems(std::string_view run_id, std::span<const ItemRecord> records) {
   if (records.empty()) return OkStatus();
-  FORKLIFT_ASSIGN_OR_RETURN(
-      sqlite3_stmt * raw,
-      Prepare(kRecordItem,
-              "INSERT INTO items(run_id, key, status, attempts, error_code, error_message, "
-              "elapsed_us, finished_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
-              "ON CONFLICT(run_id, key) DO UPDATE SET status = excluded.status, "
-              "attempts = excluded.attempts, error_code = excluded.error_code, "
-              "error_message = excluded.error_message, elapsed_us = excluded.elapsed_us, "
-              "finished_at = excluded.finished_at "
-              "WHERE items.status <> 'succeeded' OR excluded.status = 'succeeded'"));
-  FORKLIFT_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE", "record items: begin"));
-  double now = UnixNow();
+  FORKLIFT_ASSIGN_OR_RETURN(sqlite3_stmt * raw, Cached(kRecordItemSlot));
+  Transaction txn(this, "record items");
+  FORKLIFT_RETURN_IF_ERROR(txn.Begin());
+  const double now = UnixNow();
   for (const ItemRecord& r : records) {
     Stmt s(raw);
-    BindText(raw, 1, run_id);
-    BindBlob(raw, 2, r.key);
-    BindText(raw, 3, r.ok ? "succeeded" : "failed");
-    sqlite3_bind_int(raw, 4, r.attempts);
-    BindCode(raw, 5, r.ok ? std::nullopt : r.code);
+    s.BindText(1, run_id);
+    s.BindBlob(2, r.key);
+    s.BindText(3, r.ok ? kSucceeded : kFailed);
+    s.BindInt64(4, r.attempts);
+    s.BindCode(5, r.ok ? std::nullopt : r.code);
     if (r.ok) {
-      sqlite3_bind_null(raw, 6);
+      s.BindNull(6);
     } else {
-      BindText(raw, 6, r.message);
+      s.BindText(6, r.message);
     }
-    sqlite3_bind_int64(raw, 7, r.elapsed_us);
-    sqlite3_bind_double(raw, 8, now);
-    if (sqlite3_step(raw) != SQLITE_DONE) {
-      Error e = SqlError("record items");
-      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-      return tl::unexpected(e);
-    }
+    s.BindInt64(7, r.elapsed_us);
+    s.BindDouble(8, now);
+    if (s.Step() != SQLITE_DONE) return tl::unexpected(txn.Fail(""));
   }
-  return Exec("COMMIT", "record items: commit");
+  return txn.Commit();
 }
 
 Status Journal::ClearItems(std::string_view run_id) {
-  FORKLIFT_ASSIGN_OR_RETURN(sqlite3_stmt * raw,
-                            Prepare(kClearItems, "DELETE FROM items WHERE run_id = ?1"));
+  FORKLIFT_ASSIGN_OR_RETURN(sqlite3_stmt * raw, Cached(kClearItemsSlot));
   Stmt s(raw);
-  BindText(raw, 1, run_id);
-  if (sqlite3_step(raw) != SQLITE_DONE) return tl::unexpected(SqlError("clear items"));
+  s.BindText(1, run_id);
+  if (s.Step() != SQLITE_DONE) return tl::unexpected(SqlError("clear items"));
   return OkStatus();
 }
 
 Result<ItemState> Journal::GetItemState(std::string_view run_id, std::string_view key) {
-  FORKLIFT_ASSIGN_OR_RETURN(
-      sqlite3_stmt * raw,
-      Prepare(kItemState, "SELECT status FROM items WHERE run_id = ?1 AND key = ?2"));
+  FORKLIFT_ASSIGN_OR_RETURN(sqlite3_stmt * raw, Cached(kItemStateSlot));
   Stmt s(raw);
-  BindText(raw, 1, run_id);
-  BindBlob(raw, 2, key);
-  int rc = sqlite3_step(raw);
+  s.BindText(1, run_id);
+  s.BindBlob(2, key);
+  int rc = s.Step();
   if (rc == SQLITE_DONE) return ItemState::kUnknown;
   if (rc != SQLITE_ROW) return tl::unexpected(SqlError("look up item"));
-  return Text(raw, 0) == "succeeded" ? ItemState::kSucceeded : ItemState::kFailed;
+  return s.ColumnInt64(0) != 0 ? ItemState::kSucceeded : ItemState::kFailed;
 }
 
 Result<bool> Journal::IsSucceeded(std::string_view run_id, std::string_view key) {
-  FORKLIFT_ASSIGN_OR_RETURN(ItemState st, GetItemState(run_id, key));
-  return st == ItemState::kSucceeded;
+  FORKLIFT_ASSIGN_OR_RETURN(ItemState state, GetItemState(run_id, key));
+  return state == ItemState::kSucceeded;
 }
 
 Result<uint64_t> Journal::CountItems(std::string_view run_id, std::optional<bool> ok) {
-  const char* sql = ok ? "SELECT count(*) FROM items WHERE run_id = ?1 AND status = ?2"
-                       : "SELECT count(*) FROM items WHERE run_id = ?1";
-  sqlite3_stmt* raw = nullptr;
-  if (sqlite3_prepare_v2(db_, sql, -1, &raw, nullptr) != SQLITE_OK) {
-    return tl::unexpected(SqlError("count items"));
-  }
-  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> owner(raw, sqlite3_finalize);
-  BindText(raw, 1, run_id);
-  if (ok) BindText(raw, 2, *ok ? "succeeded" : "failed");
-  if (sqlite3_step(raw) != SQLITE_ROW) return tl::unexpected(SqlError("count items"));
-  return static_cast<uint64_t>(sqlite3_column_int64(raw, 0));
+  FORKLIFT_ASSIGN_OR_RETURN(sqlite3_stmt * raw, Cached(ok ? kCountByStatusSlot : kCountAllSlot));
+  Stmt s(raw);
+  s.BindText(1, run_id);
+  if (ok) s.BindText(2, *ok ? kSucceeded : kFailed);
+  if (s.Step() != SQLITE_ROW) return tl::unexpected(SqlError("count items"));
+  return static_cast<uint64_t>(s.ColumnInt64(0));
 }
 
 Result<std::vector<int64_t>> Journal::AddDeadLetters(std::span<const DeadLetter> letters) {
   std::vector<int64_t> ids;
   if (letters.empty()) return ids;
-  FORKLIFT_ASSIGN_OR_RETURN(
-      sqlite3_stmt * raw,
-      Prepare(kAddDeadLetter,
-              "INSERT INTO dead_letters(run_id, key, source, position, payload, reason, "
-              "error_code, attempts, created_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"));
-  FORKLIFT_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE", "add dead letters: begin"));
-  double now = UnixNow();
+  ids.reserve(letters.size());
+  FORKLIFT_ASSIGN_OR_RETURN(sqlite3_stmt * raw, Cached(kAddDeadLetterSlot));
+  Transaction txn(this, "add dead letters");
+  FORKLIFT_RETURN_IF_ERROR(txn.Begin());
+  const double now = UnixNow();
   for (const DeadLetter& d : letters) {
     Stmt s(raw);
-    BindText(raw, 1, d.run_id);
-    BindBlob(raw, 2, d.key);
-    BindText(raw, 3, d.source);
-    BindText(raw, 4, d.position);
-    BindBlob(raw, 5, d.payload);
-    BindText(raw, 6, d.reason);
-    BindCode(raw, 7, d.code);
-    sqlite3_bind_int(raw, 8, d.attempts);
-    sqlite3_bind_double(raw, 9, now);
-    if (sqlite3_step(raw) != SQLITE_DONE) {
-      Error e = SqlError("add dead letters");
-      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-      return tl::unexpected(e);
-    }
+    s.BindText(1, d.run_id);
+    s.BindBlob(2, d.key);
+    s.BindTextOrNull(3, d.source);
+    s.BindTextOrNull(4, d.position);
+    s.BindBlobOrNull(5, d.payload);
+    s.BindText(6, d.reason);
+    s.BindCode(7, d.code);
+    s.BindInt64(8, d.attempts);
+    s.BindDouble(9, now);
+    if (s.Step() != SQLITE_DONE) return tl::unexpected(txn.Fail(""));
     ids.push_back(sqlite3_last_insert_rowid(db_));
   }
-  FORKLIFT_RETURN_IF_ERROR(Exec("COMMIT", "add dead letters: commit"));
+  FORKLIFT_RETURN_IF_ERROR(txn.Commit());
   return ids;
 }
 
 Result<std::vector<DeadLetter>> Journal::ListDeadLetters(std::string_view run_id,
                                                          bool include_retried) {
-  const char* sql =
-      "SELECT id, run_id, key, source, position, payload, reason, error_code, attempts, "
-      "created_at, retried_at FROM dead_letters WHERE run_id = ?1 "
-      "AND (?2 OR retried_at IS NULL) ORDER BY id";
-  sqlite3_stmt* raw = nullptr;
-  if (sqlite3_prepare_v2(db_, sql, -1, &raw, nullptr) != SQLITE_OK) {
-    return tl::unexpected(SqlError("list dead letters"));
-  }
-  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> owner(raw, sqlite3_finalize);
-  BindText(raw, 1, run_id);
-  sqlite3_bind_int(raw, 2, include_retried ? 1 : 0);
+  FORKLIFT_ASSIGN_OR_RETURN(
+      sqlite3_stmt * raw, Cached(run_id.empty() ? kListDeadLettersSlot : kListRunDeadLettersSlot));
+  Stmt s(raw);
+  s.BindInt64(1, include_retried ? 1 : 0);
+  if (!run_id.empty()) s.BindText(2, run_id);
   std::vector<DeadLetter> out;
   int rc;
-  while ((rc = sqlite3_step(raw)) == SQLITE_ROW) {
-    DeadLetter d;
-    d.id = sqlite3_column_int64(raw, 0);
-    d.run_id = Text(raw, 1);
-    d.key = Text(raw, 2);
-    d.source = Text(raw, 3);
-    d.position = Text(raw, 4);
-    d.payload = Text(raw, 5);
-    d.reason = Text(raw, 6);
-    d.code = OptCode(raw, 7);
-    d.attempts = sqlite3_column_int(raw, 8);
-    d.created_at = sqlite3_column_double(raw, 9);
-    d.retried_at = OptReal(raw, 10);
-    out.push_back(std::move(d));
-  }
+  while ((rc = s.Step()) == SQLITE_ROW) out.push_back(ReadDeadLetter(s));
   if (rc != SQLITE_DONE) return tl::unexpected(SqlError("list dead letters"));
   return out;
 }
 
 Status Journal::MarkDeadLettersRetried(std::span<const int64_t> ids) {
   if (ids.empty()) return OkStatus();
-  FORKLIFT_ASSIGN_OR_RETURN(
-      sqlite3_stmt * raw,
-      Prepare(kMarkRetried, "UPDATE dead_letters SET retried_at = ?2 WHERE id = ?1"));
-  FORKLIFT_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE", "mark dead letters: begin"));
-  double now = UnixNow();
+  FORKLIFT_ASSIGN_OR_RETURN(sqlite3_stmt * raw, Cached(kMarkRetriedSlot));
+  Transaction txn(this, "mark dead letters retried");
+  FORKLIFT_RETURN_IF_ERROR(txn.Begin());
+  const double now = UnixNow();
   for (int64_t id : ids) {
     Stmt s(raw);
-    sqlite3_bind_int64(raw, 1, id);
-    sqlite3_bind_double(raw, 2, now);
-    if (sqlite3_step(raw) != SQLITE_DONE) {
-      Error e = SqlError("mark dead letters");
-      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-      return tl::unexpected(e);
-    }
+    s.BindInt64(1, id);
+    s.BindDouble(2, now);
+    if (s.Step() != SQLITE_DONE) return tl::unexpected(txn.Fail(""));
   }
-  return Exec("COMMIT", "mark dead letters: commit");
+  return txn.Commit();
 }
 
 }  // namespace forklift::journal

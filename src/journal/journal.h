@@ -1,12 +1,21 @@
 // The journal: forklift's durable ledger in one SQLite file (WAL mode). It holds runs,
-// per-item outcomes (checkpoints) and dead letters for every front door.
+// per-item outcomes (checkpoints) and dead letters for every front door (batch, map, flow,
+// load); `forklift runs` and `forklift dlq` read it.
 //
-// Durability: synchronous=NORMAL in WAL mode, so a committed transaction survives a
-// SIGKILL of the process (our target), though not necessarily a power cut.
+// Durability: journal_mode=WAL with synchronous=NORMAL, so a transaction whose commit has
+// returned survives a SIGKILL of the process (our target), though not necessarily a power
+// cut (the last commits may roll back then; the database itself stays consistent).
 //
-// Thread safety: a Journal is one SQLite connection: use each object from one thread at a
-// time. Several Journal objects, in one process or many, may use the same file at once
-// (WAL readers never block the writer; writers wait up to busy_timeout).
+// Thread safety: a Journal is one SQLite connection and is NOT thread-safe: use each object
+// from one thread at a time. Several Journal objects, in one process or many, may use the
+// same file at once: WAL readers never block the writer, and a writer waits for another up
+// to the busy timeout before failing with Unavailable.
+//
+// Errors: Open fails with InvalidArgument; the other calls, besides the errors their own
+// comments name, fail with Unavailable (another writer held the file past the busy
+// timeout), DataLoss (the file is corrupt) or Internal, each naming the journal's path,
+// the operation and SQLite's message. A failed write changes nothing: each call that
+// writes is one transaction.
 #ifndef FORKLIFT_JOURNAL_JOURNAL_H_
 #define FORKLIFT_JOURNAL_JOURNAL_H_
 
@@ -27,19 +36,20 @@ namespace forklift::journal {
 
 struct RunInfo {
   std::string run_id;
-  std::string kind;  // "batch", "map", "flow", "load"
+  std::string kind;                   // "batch", "map", "flow", "load"
   std::string name;
-  double started_at = 0;                  // unix seconds
-  std::optional<double> finished_at;      // unix seconds
-  std::string status;                     // running, succeeded, failed, cancelled
-  int64_t invocations = 0;                // how many times the run was (re)started
-  std::string summary_json;               // "" until finished
+  double started_at = 0;              // unix seconds, start of the latest invocation
+  std::optional<double> finished_at;  // unix seconds; nullopt while running
+  std::string status;                 // running, succeeded, failed, cancelled
+  int64_t invocations = 0;            // how many times the run was (re)started
+  std::string summary_json;           // "" until finished
   int64_t items_succeeded = 0;
   int64_t items_failed = 0;
 };
 
+// The outcome of one item, as a front door records it.
 struct ItemRecord {
-  std::string key;  // arbitrary bytes
+  std::string key;                // arbitrary bytes, NULs included
   bool ok = false;
   std::optional<ErrorCode> code;  // when !ok
   std::string message;            // when !ok
@@ -50,64 +60,102 @@ struct ItemRecord {
 // What the journal knows of one item of a run.
 enum class ItemState { kUnknown, kSucceeded, kFailed };
 
+// Something that failed for good (a bad row, an item out of retries), kept to be listed
+// and retried. Empty source/position/payload are stored as NULL.
 struct DeadLetter {
-  int64_t id = 0;  // assigned by AddDeadLetters
+  int64_t id = 0;  // assigned by AddDeadLetters; ignored on input
   std::string run_id;
-  std::string key;
+  std::string key;       // arbitrary bytes
   std::string source;    // e.g. a file name
   std::string position;  // e.g. "line 17"
-  std::string payload;   // the raw input
+  std::string payload;   // the raw input, arbitrary bytes
   std::string reason;
   std::optional<ErrorCode> code;
   int attempts = 0;
-  double created_at = 0;
-  std::optional<double> retried_at;
+  double created_at = 0;            // set by AddDeadLetters; ignored on input
+  std::optional<double> retried_at;  // set by MarkDeadLettersRetried; ignored on input
+};
+
+struct JournalOptions {
+  // How long a write waits for another connection's write transaction before it fails
+  // with Unavailable. Default: 5000 ms.
+  int busy_timeout_ms = 5000;
 };
 
 class Journal {
  public:
-  // Opens or creates the journal at `path`, creating missing parent directories, and
-  // proves it writable by creating the schema in a write transaction. On failure,
-  // InvalidArgument "cannot open journal '<path>' for writing: <reason>".
+  // Opens or creates the journal at `path`, creating missing parent directories, switches
+  // it to WAL mode and creates or upgrades the schema inside a write transaction, so that a
+  // read-only file or directory is refused here rather than at the first checkpoint.
+  // On success, a journal ready for use. On failure (empty path, a parent that is a file, an
+  // unwritable directory or file, a file that is not a database, a journal written by a
+  // newer forklift), InvalidArgument "journal: cannot open '<path>' for writing: <reason>";
+  // the caller prefixes the option that named the path.
   static Result<std::unique_ptr<Journal>> Open(const std::string& path);
+  static Result<std::unique_ptr<Journal>> Open(const std::string& path,
+                                               const JournalOptions& options);
   ~Journal();
   Journal(const Journal&) = delete;
   Journal& operator=(const Journal&) = delete;
 
+  // The path given to Open.
   const std::string& path() const { return path_; }
 
-  // Starts (or restarts) a run: inserted as running with invocations 1, or set back to
-  // running with invocations + 1.
+  // Starts a run, or restarts one: inserted as running with invocations 1, or set back to
+  // running with invocations + 1, a new started_at, and no finished_at or summary.
+  // Item outcomes of earlier invocations are kept (that is what resume reads).
   Status BeginRun(std::string_view run_id, std::string_view kind, std::string_view name);
-  // Marks a run finished with `status` and its summary (a JSON object).
+
+  // Marks a run finished now with `status` (succeeded, failed or cancelled; running is
+  // accepted too) and its summary, a JSON object ("" stores none).
+  // Fails with InvalidArgument for another status, NotFound when there is no such run.
   Status FinishRun(std::string_view run_id, std::string_view status,
                    std::string_view summary_json);
-  // nullopt when there is no such run.
+
+  // The run with its item counts, or nullopt when there is no such run.
   Result<std::optional<RunInfo>> GetRun(std::string_view run_id);
-  // Newest first; kind "" lists every kind; limit <= 0 means no limit.
+
+  // Runs with their item counts, newest started_at first. kind "" lists every kind;
+  // limit <= 0 means no limit.
   Result<std::vector<RunInfo>> ListRuns(std::string_view kind, int limit);
 
-  // Records outcomes in one transaction (group commit). A succeeded item is never set back
-  // to failed by a later record.
+  // Records outcomes in one transaction (group commit): all or none are stored. An outcome
+  // replaces the item's earlier one, except that a succeeded item is never set back to
+  // failed. The run need not exist. Hot path: prepared once per Journal; batches of about
+  // a thousand records amortize the commit.
   Status RecordItems(std::string_view run_id, std::span<const ItemRecord> records);
+
   // Forgets every item outcome of a run (a fresh, non-resuming invocation).
   Status ClearItems(std::string_view run_id);
+
+  // What the journal knows of one item. Hot path: one indexed lookup, a few microseconds.
   Result<ItemState> GetItemState(std::string_view run_id, std::string_view key);
+  // Whether the item's recorded outcome is success (false when none is recorded).
   Result<bool> IsSucceeded(std::string_view run_id, std::string_view key);
-  // Items of a run; ok = nullopt counts all.
+
+  // Items of a run with a recorded outcome: ok = true counts the succeeded, false the
+  // failed, nullopt all.
   Result<uint64_t> CountItems(std::string_view run_id, std::optional<bool> ok);
 
-  // Adds dead letters in one transaction; their ids are assigned in order.
+  // Adds dead letters in one transaction (all or none) and returns their ids, in order.
   Result<std::vector<int64_t>> AddDeadLetters(std::span<const DeadLetter> letters);
-  Result<std::vector<DeadLetter>> ListDeadLetters(std::string_view run_id, bool include_retried);
+
+  // Dead letters of a run ("" = of every run) in the order they were added; those already
+  // retried only when include_retried.
+  Result<std::vector<DeadLetter>> ListDeadLetters(std::string_view run_id,
+                                                  bool include_retried);
+
+  // Sets retried_at to now on these dead letters, in one transaction. Unknown ids are
+  // ignored, so a retry that races another is harmless.
   Status MarkDeadLettersRetried(std::span<const int64_t> ids);
 
  private:
-  class Stmt;
+  class Transaction;
   Journal(std::string path, sqlite3* db);
-  Status Exec(const char* sql, const char* what);
-  Result<sqlite3_stmt*> Prepare(int slot, const char* sql);
-  Error SqlError(const char* what) const;
+  // The cached statement for `slot`, prepared on first use.
+  Result<sqlite3_stmt*> Cached(int slot);
+  // An error for the connection's last failure, classified by SQLite's result code.
+  Error SqlError(std::string_view operation) const;
 
   std::string path_;
   sqlite3* db_;

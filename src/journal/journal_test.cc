@@ -1,68 +1,165 @@
 #include "journal/journal.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 namespace forklift::journal {
 namespace {
+
+using ::testing::HasSubstr;
+
+// A raw SQLite connection, to look at the file the way another program (or a forklift from
+// another version) would.
+class RawDb {
+ public:
+  explicit RawDb(const std::string& path) {
+    EXPECT_EQ(sqlite3_open(path.c_str(), &db_), SQLITE_OK) << path;
+    sqlite3_busy_timeout(db_, 5000);
+  }
+  ~RawDb() { sqlite3_close(db_); }
+  RawDb(const RawDb&) = delete;
+  RawDb& operator=(const RawDb&) = delete;
+
+  // The first column of the first row of `sql`, or "" when there is none.
+  std::string Query(const std::string& sql) {
+    std::string out;
+    char* err = nullptr;
+    int rc = sqlite3_exec(
+        db_, sql.c_str(),
+        [](void* o, int n, char** values, char**) {
+          if (n > 0 && values[0]) *static_cast<std::string*>(o) = values[0];
+          return 0;
+        },
+        &out, &err);
+    EXPECT_EQ(rc, SQLITE_OK) << sql << ": " << (err ? err : "");
+    sqlite3_free(err);
+    return out;
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
 
 class JournalTest : public ::testing::Test {
  protected:
   void SetUp() override {
     std::string tmpl =
-        (std::filesystem::temp_directory_path() / "forklift-journal-XXXXXX").string();
-    dir_ = mkdtemp(tmpl.data());
+        (std::filesystem::path(::testing::TempDir()) / "forklift-journal-XXXXXX").string();
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-  std::unique_ptr<Journal> OpenOk(const std::string& name = "j/journal.db") {
-    auto j = Journal::Open(dir_ + "/" + name);
+  void TearDown() override {
+    std::error_code ec;
+    std::filesystem::permissions(dir_, std::filesystem::perms::owner_all, ec);
+    std::filesystem::remove_all(dir_, ec);
+  }
+  std::unique_ptr<Journal> OpenOk(const std::string& name = "j/journal.db",
+                                  const JournalOptions& options = {}) {
+    auto j = Journal::Open(dir_ + "/" + name, options);
     EXPECT_TRUE(j) << j.error().ToString();
-    return std::move(*j);
+    return j ? std::move(*j) : nullptr;
+  }
+  void ExpectRefused(const std::string& path) {
+    auto j = Journal::Open(path);
+    ASSERT_FALSE(j) << path << " was opened";
+    EXPECT_EQ(j.error().code, ErrorCode::kInvalidArgument) << j.error().ToString();
+    EXPECT_THAT(j.error().message, HasSubstr("journal: cannot open '" + path + "' for writing"));
   }
   std::string dir_;
 };
 
-TEST_F(JournalTest, OpenCreatesDirectoriesInWalMode) {
+ItemRecord Ok(std::string key) { return {.key = std::move(key), .ok = true, .attempts = 1}; }
+ItemRecord Failed(std::string key, std::string message) {
+  return {.key = std::move(key), .ok = false, .code = ErrorCode::kUnavailable,
+          .message = std::move(message), .attempts = 3, .elapsed_us = 7};
+}
+
+TEST_F(JournalTest, OpenCreatesDirectoriesWalModeAndSchema) {
   auto j = OpenOk("a/b/c/journal.db");
-  EXPECT_TRUE(std::filesystem::exists(dir_ + "/a/b/c/journal.db"));
-  EXPECT_TRUE(std::filesystem::exists(dir_ + "/a/b/c/journal.db-wal"));
+  ASSERT_TRUE(j);
+  EXPECT_EQ(j->path(), dir_ + "/a/b/c/journal.db");
+  ASSERT_TRUE(std::filesystem::is_regular_file(dir_ + "/a/b/c/journal.db"));
+  RawDb raw(dir_ + "/a/b/c/journal.db");
+  EXPECT_EQ(raw.Query("PRAGMA journal_mode"), "wal");
+  EXPECT_EQ(raw.Query("PRAGMA user_version"), "1");
+  EXPECT_EQ(raw.Query("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
+                      "name IN ('runs', 'items', 'dead_letters')"),
+            "3");
+  // Opening again is a no-op on an up-to-date file.
+  j.reset();
+  EXPECT_TRUE(OpenOk("a/b/c/journal.db"));
 }
 
 TEST_F(JournalTest, AnUnwritablePathIsRefusedByName) {
   std::ofstream(dir_ + "/plainfile") << "x";
-  auto j = Journal::Open(dir_ + "/plainfile/journal.db");
+  ExpectRefused(dir_ + "/plainfile/journal.db");
+  ExpectRefused(dir_ + "/plainfile/deeper/journal.db");
+  ExpectRefused("/dev/null/journal.db");
+  ExpectRefused(dir_);  // a directory
+  auto empty = Journal::Open("");
+  ASSERT_FALSE(empty);
+  EXPECT_EQ(empty.error().code, ErrorCode::kInvalidArgument);
+}
+
+TEST_F(JournalTest, AFileThatIsNotADatabaseIsRefused) {
+  std::ofstream(dir_ + "/notadb") << std::string(4096, 'x');
+  ExpectRefused(dir_ + "/notadb");
+}
+
+TEST_F(JournalTest, AReadOnlyFileOrDirectoryIsRefusedAtOpen) {
+  if (geteuid() == 0) GTEST_SKIP() << "root ignores file permissions";
+  ASSERT_TRUE(OpenOk("ro.db"));
+  std::filesystem::permissions(dir_ + "/ro.db", std::filesystem::perms::owner_read);
+  ExpectRefused(dir_ + "/ro.db");
+
+  ASSERT_TRUE(OpenOk("rodir/j.db"));
+  std::filesystem::permissions(dir_ + "/rodir", std::filesystem::perms::owner_read |
+                                                    std::filesystem::perms::owner_exec);
+  ExpectRefused(dir_ + "/rodir/j.db");  // no room for the -wal and -shm files
+  ExpectRefused(dir_ + "/rodir/new.db");
+}
+
+TEST_F(JournalTest, AJournalFromANewerForkliftIsRefused) {
+  ASSERT_TRUE(OpenOk("j.db"));
+  RawDb(dir_ + "/j.db").Query("PRAGMA user_version=99");
+  auto j = Journal::Open(dir_ + "/j.db");
   ASSERT_FALSE(j);
   EXPECT_EQ(j.error().code, ErrorCode::kInvalidArgument);
-  EXPECT_NE(j.error().message.find(dir_ + "/plainfile/journal.db"), std::string::npos);
-  std::ofstream(dir_ + "/notadb") << "this is not a database, it is a text file.........";
-  auto k = Journal::Open(dir_ + "/notadb");
-  ASSERT_FALSE(k);
-  EXPECT_EQ(k.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_THAT(j.error().message, HasSubstr("newer"));
 }
 
-TEST_F(JournalTest, AReadOnlyJournalIsRefusedAtOpen) {
-  if (geteuid() == 0) GTEST_SKIP() << "root ignores file permissions";
-  OpenOk("ro.db").reset();
-  std::filesystem::permissions(dir_ + "/ro.db", std::filesystem::perms::owner_read);
-  std::filesystem::permissions(dir_, std::filesystem::perms::owner_read |
-                                         std::filesystem::perms::owner_exec);
-  auto j = Journal::Open(dir_ + "/ro.db");
-  std::filesystem::permissions(dir_, std::filesystem::perms::owner_all);
-  ASSERT_FALSE(j);
-}
-
-TEST_F(JournalTest, RunsAreCountedAndListedNewestFirst) {
+TEST_F(JournalTest, RunsRoundTripCountInvocationsAndListNewestFirst) {
   auto j = OpenOk();
   ASSERT_TRUE(j->BeginRun("r1", "batch", "first"));
-  ASSERT_TRUE(j->FinishRun("r1", "succeeded", R"({"processed":1})"));
+  ASSERT_TRUE(j->RecordItems("r1", std::vector<ItemRecord>{Ok("a"), Ok("b"), Failed("c", "x")}));
+  ASSERT_TRUE(j->FinishRun("r1", "failed", R"({"processed":3})"));
+  auto r1 = j->GetRun("r1");
+  ASSERT_TRUE(r1);
+  ASSERT_TRUE(*r1);
+  EXPECT_EQ((*r1)->kind, "batch");
+  EXPECT_EQ((*r1)->name, "first");
+  EXPECT_EQ((*r1)->status, "failed");
+  EXPECT_EQ((*r1)->invocations, 1);
+  EXPECT_EQ((*r1)->summary_json, R"({"processed":3})");
+  ASSERT_TRUE((*r1)->finished_at);
+  EXPECT_GE(*(*r1)->finished_at, (*r1)->started_at);
+  EXPECT_GT((*r1)->started_at, 1.6e9) << "unix seconds";
+  EXPECT_EQ((*r1)->items_succeeded, 2);
+  EXPECT_EQ((*r1)->items_failed, 1);
+
   ASSERT_TRUE(j->BeginRun("r2", "map", "second"));
-  ASSERT_TRUE(j->BeginRun("r1", "batch", "first"));
+  ASSERT_TRUE(j->BeginRun("r1", "batch", "first"));  // a resume
   auto runs = j->ListRuns("", 0);
   ASSERT_TRUE(runs);
   ASSERT_EQ(runs->size(), 2u);
@@ -70,77 +167,248 @@ TEST_F(JournalTest, RunsAreCountedAndListedNewestFirst) {
   EXPECT_EQ((*runs)[0].invocations, 2);
   EXPECT_EQ((*runs)[0].status, "running");
   EXPECT_FALSE((*runs)[0].finished_at);
+  EXPECT_EQ((*runs)[0].summary_json, "");
+  EXPECT_EQ((*runs)[0].items_succeeded, 2) << "a restart keeps the items for resume";
+  EXPECT_EQ((*runs)[1].run_id, "r2");
+  EXPECT_EQ((*runs)[1].invocations, 1);
+
   auto maps = j->ListRuns("map", 10);
   ASSERT_TRUE(maps);
   ASSERT_EQ(maps->size(), 1u);
   EXPECT_EQ((*maps)[0].name, "second");
-  auto r = j->GetRun("nope");
-  ASSERT_TRUE(r);
-  EXPECT_FALSE(*r);
+  auto one = j->ListRuns("", 1);
+  ASSERT_TRUE(one);
+  ASSERT_EQ(one->size(), 1u);
+  EXPECT_EQ((*one)[0].run_id, "r1");
+  EXPECT_TRUE(j->ListRuns("flow", 0)->empty());
+
+  auto none = j->GetRun("nope");
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(*none);
   EXPECT_EQ(j->FinishRun("nope", "failed", "{}").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(j->FinishRun("r2", "done", "{}").error().code, ErrorCode::kInvalidArgument);
+  ASSERT_TRUE(j->FinishRun("r2", "cancelled", ""));
+  EXPECT_EQ((*j->GetRun("r2"))->status, "cancelled");
 }
 
 TEST_F(JournalTest, ItemsRecordAndSucceededIsNeverDowngraded) {
   auto j = OpenOk();
-  ASSERT_TRUE(j->BeginRun("r", "batch", "r"));
-  std::string binary_key("a\0b", 3);
-  std::vector<ItemRecord> recs = {
-      {.key = "x", .ok = true, .attempts = 1, .elapsed_us = 5},
-      {.key = binary_key, .ok = false, .code = ErrorCode::kUnavailable, .message = "down",
-       .attempts = 3, .elapsed_us = 9},
-  };
-  ASSERT_TRUE(j->RecordItems("r", recs));
+  ASSERT_TRUE(j->RecordItems("r", std::vector<ItemRecord>{Ok("x"), Failed("y", "down")}));
   EXPECT_EQ(*j->GetItemState("r", "x"), ItemState::kSucceeded);
-  EXPECT_EQ(*j->GetItemState("r", binary_key), ItemState::kFailed);
-  EXPECT_EQ(*j->GetItemState("r", std::string("a", 1)), ItemState::kUnknown);
-  EXPECT_EQ(*j->GetItemState("other", "x"), ItemState::kUnknown);
-
-  std::vector<ItemRecord> later = {
-      {.key = "x", .ok = false, .code = ErrorCode::kInternal, .message = "late failure"},
-      {.key = binary_key, .ok = true, .attempts = 1},
-  };
-  ASSERT_TRUE(j->RecordItems("r", later));
+  EXPECT_EQ(*j->GetItemState("r", "y"), ItemState::kFailed);
+  EXPECT_EQ(*j->GetItemState("r", "z"), ItemState::kUnknown);
+  EXPECT_EQ(*j->GetItemState("other", "x"), ItemState::kUnknown) << "items are per run";
   EXPECT_TRUE(*j->IsSucceeded("r", "x"));
-  EXPECT_TRUE(*j->IsSucceeded("r", binary_key));
-  EXPECT_EQ(*j->CountItems("r", true), 2u);
-  EXPECT_EQ(*j->CountItems("r", false), 0u);
+  EXPECT_FALSE(*j->IsSucceeded("r", "y"));
+  EXPECT_FALSE(*j->IsSucceeded("r", "z"));
+
+  // A later failure of x (a duplicate key, a rerun) keeps x succeeded; y recovers.
+  ASSERT_TRUE(j->RecordItems("r", std::vector<ItemRecord>{Failed("x", "late"), Ok("y")}));
+  EXPECT_TRUE(*j->IsSucceeded("r", "x"));
+  EXPECT_TRUE(*j->IsSucceeded("r", "y"));
+  // Within one batch too.
+  ASSERT_TRUE(j->RecordItems("r", std::vector<ItemRecord>{Ok("w"), Failed("w", "dup")}));
+  EXPECT_TRUE(*j->IsSucceeded("r", "w"));
+  RawDb raw(j->path());
+  EXPECT_EQ(raw.Query("SELECT error_message IS NULL FROM items WHERE key = CAST('x' AS BLOB)"),
+            "1");
+
+  // A failure replaces an earlier failure.
+  ASSERT_TRUE(j->RecordItems("r", std::vector<ItemRecord>{Failed("v", "first")}));
+  ItemRecord again = Failed("v", "second");
+  again.code = ErrorCode::kDeadlineExceeded;
+  ASSERT_TRUE(j->RecordItems("r", std::span<const ItemRecord>(&again, 1)));
+  EXPECT_EQ(raw.Query("SELECT error_code || ':' || error_message || ':' || attempts "
+                      "FROM items WHERE key = CAST('v' AS BLOB)"),
+            "DeadlineExceeded:second:3");
+
+  EXPECT_EQ(*j->CountItems("r", true), 3u);
+  EXPECT_EQ(*j->CountItems("r", false), 1u);
+  EXPECT_EQ(*j->CountItems("r", std::nullopt), 4u);
+  EXPECT_EQ(*j->CountItems("other", std::nullopt), 0u);
+  EXPECT_TRUE(j->RecordItems("r", {})) << "an empty batch is fine";
   ASSERT_TRUE(j->ClearItems("r"));
   EXPECT_EQ(*j->CountItems("r", std::nullopt), 0u);
+  EXPECT_FALSE(*j->IsSucceeded("r", "x"));
+}
+
+TEST_F(JournalTest, KeysAreArbitraryBytes) {
+  auto j = OpenOk();
+  const std::vector<std::string> keys = {
+      std::string("a\0b", 3), std::string("a\0c", 3), std::string("a"), std::string("a\0", 2),
+      std::string("\xff\xfe\x00\x01", 4), std::string(),  // the empty key is a key, not NULL
+  };
+  std::vector<ItemRecord> recs;
+  for (const std::string& k : keys) recs.push_back(Ok(k));
+  recs[1].ok = false;
+  ASSERT_TRUE(j->RecordItems("r", recs));
+  EXPECT_EQ(*j->CountItems("r", std::nullopt), keys.size()) << "no two keys collapsed";
+  EXPECT_TRUE(*j->IsSucceeded("r", keys[0]));
+  EXPECT_FALSE(*j->IsSucceeded("r", keys[1])) << "differs only after the NUL";
+  EXPECT_EQ(*j->GetItemState("r", keys[1]), ItemState::kFailed);
+  EXPECT_TRUE(*j->IsSucceeded("r", keys[3]));
+  EXPECT_TRUE(*j->IsSucceeded("r", keys[4]));
+  EXPECT_TRUE(*j->IsSucceeded("r", std::string_view()));
+  EXPECT_EQ(*j->GetItemState("r", std::string("a\0d", 3)), ItemState::kUnknown);
 }
 
 TEST_F(JournalTest, DeadLettersAddListAndRetry) {
   auto j = OpenOk();
+  const std::string payload("1,\0,\xff", 5);
   std::vector<DeadLetter> letters = {
       {.run_id = "load1", .key = "k1", .source = "a.csv", .position = "line 3",
        .payload = "x,y", .reason = "wrong field count", .attempts = 1},
       {.run_id = "load1", .key = "k2", .source = "a.csv", .position = "line 9",
-       .payload = "1,,", .reason = "23502 null value", .code = ErrorCode::kInvalidArgument,
-       .attempts = 1},
+       .payload = payload, .reason = "23502 null value", .code = ErrorCode::kInvalidArgument,
+       .attempts = 4},
+      {.run_id = "load2", .key = "k3", .reason = "no source"},
   };
   auto ids = j->AddDeadLetters(letters);
   ASSERT_TRUE(ids);
-  ASSERT_EQ(ids->size(), 2u);
+  ASSERT_EQ(ids->size(), 3u);
+  EXPECT_LT((*ids)[0], (*ids)[1]);
+  EXPECT_LT((*ids)[1], (*ids)[2]);
+
   auto listed = j->ListDeadLetters("load1", false);
   ASSERT_TRUE(listed);
   ASSERT_EQ(listed->size(), 2u);
-  EXPECT_EQ((*listed)[1].position, "line 9");
-  EXPECT_EQ((*listed)[1].code, ErrorCode::kInvalidArgument);
-  ASSERT_TRUE(j->MarkDeadLettersRetried(std::span<const int64_t>(ids->data(), 1)));
-  EXPECT_EQ(j->ListDeadLetters("load1", false)->size(), 1u);
-  EXPECT_EQ(j->ListDeadLetters("load1", true)->size(), 2u);
+  const DeadLetter& d = (*listed)[1];
+  EXPECT_EQ(d.id, (*ids)[1]);
+  EXPECT_EQ(d.run_id, "load1");
+  EXPECT_EQ(d.key, "k2");
+  EXPECT_EQ(d.source, "a.csv");
+  EXPECT_EQ(d.position, "line 9");
+  EXPECT_EQ(d.payload, payload);
+  EXPECT_EQ(d.reason, "23502 null value");
+  EXPECT_EQ(d.code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(d.attempts, 4);
+  EXPECT_GT(d.created_at, 1.6e9);
+  EXPECT_FALSE(d.retried_at);
+  EXPECT_FALSE((*listed)[0].code);
+  RawDb raw(j->path());
+  EXPECT_EQ(raw.Query("SELECT source IS NULL AND position IS NULL AND payload IS NULL "
+                      "FROM dead_letters WHERE run_id = 'load2'"),
+            "1");
+
+  EXPECT_EQ(j->ListDeadLetters("", false)->size(), 3u) << "\"\" lists every run";
+  EXPECT_TRUE(j->ListDeadLetters("load3", true)->empty());
+
+  std::vector<int64_t> retry = {(*ids)[0], 999999};  // an unknown id is ignored
+  ASSERT_TRUE(j->MarkDeadLettersRetried(retry));
+  auto pending = j->ListDeadLetters("load1", false);
+  ASSERT_EQ(pending->size(), 1u);
+  EXPECT_EQ((*pending)[0].id, (*ids)[1]);
+  auto all = j->ListDeadLetters("load1", true);
+  ASSERT_EQ(all->size(), 2u);
+  ASSERT_TRUE((*all)[0].retried_at);
+  EXPECT_GE(*(*all)[0].retried_at, (*all)[0].created_at);
+  EXPECT_TRUE(j->AddDeadLetters({})->empty());
+  EXPECT_TRUE(j->MarkDeadLettersRetried({}));
 }
 
-TEST_F(JournalTest, TwoConnectionsSeeEachOthersCommits) {
+TEST_F(JournalTest, TwoJournalsOnOneFileSeeEachOthersCommits) {
   auto a = OpenOk();
   auto b = OpenOk();
-  ASSERT_TRUE(a->RecordItems("r", std::vector<ItemRecord>{{.key = "k", .ok = true}}));
+  ASSERT_TRUE(a->BeginRun("r", "batch", "r"));
+  ASSERT_TRUE(a->RecordItems("r", std::vector<ItemRecord>{Ok("k")}));
   EXPECT_TRUE(*b->IsSucceeded("r", "k"));
+  ASSERT_TRUE(b->RecordItems("r", std::vector<ItemRecord>{Ok("l")}));
+  ASSERT_TRUE(b->FinishRun("r", "succeeded", "{}"));
+  EXPECT_TRUE(*a->IsSucceeded("r", "l"));
+  auto run = a->GetRun("r");
+  ASSERT_TRUE(run && *run);
+  EXPECT_EQ((*run)->status, "succeeded");
+  EXPECT_EQ((*run)->items_succeeded, 2);
+}
+
+TEST_F(JournalTest, ConcurrentWritersWaitForEachOther) {
+  constexpr int kThreads = 3, kBatches = 20, kBatch = 50;
+  ASSERT_TRUE(OpenOk());
+  std::vector<std::thread> threads;
+  std::vector<Status> results(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      auto j = Journal::Open(dir_ + "/j/journal.db");
+      if (!j) {
+        results[t] = tl::unexpected(j.error());
+        return;
+      }
+      for (int b = 0; b < kBatches; ++b) {
+        std::vector<ItemRecord> recs;
+        for (int i = 0; i < kBatch; ++i) {
+          recs.push_back(Ok(std::to_string(t) + "/" + std::to_string(b * kBatch + i)));
+        }
+        results[t] = (*j)->RecordItems("r", recs);
+        if (!results[t]) return;
+        auto seen = (*j)->IsSucceeded("r", recs.back().key);  // reads between writes
+        if (!seen || !*seen) {
+          results[t] = InternalError("lost its own write");
+          return;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (const Status& s : results) EXPECT_TRUE(s) << s.error().ToString();
+  EXPECT_EQ(*OpenOk()->CountItems("r", true), uint64_t{kThreads * kBatches * kBatch});
+}
+
+TEST_F(JournalTest, ABusyFileIsUnavailableAndTheFailedBatchLeavesNothing) {
+  auto j = OpenOk("j/journal.db", {.busy_timeout_ms = 50});
+  ASSERT_TRUE(j->RecordItems("r", std::vector<ItemRecord>{Ok("before")}));
+  {
+    RawDb holder(j->path());
+    holder.Query("BEGIN IMMEDIATE");  // another process holds the write lock
+    auto s = j->RecordItems("r", std::vector<ItemRecord>{Ok("a"), Ok("b")});
+    ASSERT_FALSE(s);
+    EXPECT_EQ(s.error().code, ErrorCode::kUnavailable) << s.error().ToString();
+    EXPECT_THAT(s.error().message, HasSubstr(j->path()));
+    EXPECT_THAT(s.error().message, HasSubstr("record items"));
+    auto b = j->BeginRun("r", "batch", "r");
+    ASSERT_FALSE(b);
+    EXPECT_EQ(b.error().code, ErrorCode::kUnavailable);
+    EXPECT_THAT(b.error().message, HasSubstr("begin run"));
+    EXPECT_TRUE(*j->IsSucceeded("r", "before")) << "readers are not blocked in WAL mode";
+    holder.Query("ROLLBACK");
+  }
+  EXPECT_EQ(*j->CountItems("r", std::nullopt), 1u);
+  // No transaction was left open: the journal writes again, and others see it.
+  ASSERT_TRUE(j->RecordItems("r", std::vector<ItemRecord>{Ok("a")}));
+  EXPECT_TRUE(*OpenOk()->IsSucceeded("r", "a"));
+}
+
+TEST_F(JournalTest, ACorruptFileIsDataLoss) {
+  const std::string path = dir_ + "/corrupt.db";
+  {
+    auto j = OpenOk("corrupt.db");
+    std::vector<ItemRecord> recs;
+    for (int i = 0; i < 2000; ++i) recs.push_back(Ok("item-" + std::to_string(i)));
+    ASSERT_TRUE(j->RecordItems("r", recs));
+  }  // the last close checkpoints the WAL into the file and removes it
+  ASSERT_FALSE(std::filesystem::exists(path + "-wal"));
+  uintmax_t size = std::filesystem::file_size(path);
+  ASSERT_GT(size, 8192u);
+  {
+    // Keep page 1 (header and schema), scribble over the tables' pages.
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(4096);
+    std::string junk(size - 4096, '\xa5');
+    f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+  }
+  // Open reads only page 1, so it succeeds; the damage shows at the first lookup.
+  auto j = Journal::Open(path);
+  ASSERT_TRUE(j) << j.error().ToString();
+  auto s = (*j)->IsSucceeded("r", "item-7");
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().code, ErrorCode::kDataLoss) << s.error().ToString();
+  EXPECT_THAT(s.error().message, HasSubstr("look up item"));
 }
 
 TEST_F(JournalTest, CommittedRecordsSurviveSigkill) {
   int pipefd[2];
   ASSERT_EQ(pipe(pipefd), 0);
-  std::string path = dir_ + "/kill.db";
+  const std::string path = dir_ + "/kill.db";
+  constexpr int kBatch = 100;
   pid_t child = fork();
   ASSERT_GE(child, 0);
   if (child == 0) {
@@ -149,27 +417,48 @@ TEST_F(JournalTest, CommittedRecordsSurviveSigkill) {
     if (!j) _exit(2);
     for (int batch = 0;; ++batch) {
       std::vector<ItemRecord> recs;
-      for (int i = 0; i < 100; ++i) {
-        recs.push_back({.key = std::to_string(batch * 100 + i), .ok = true, .attempts = 1});
-      }
+      for (int i = 0; i < kBatch; ++i) recs.push_back(Ok(std::to_string(batch * kBatch + i)));
       if (!(*j)->RecordItems("r", recs)) _exit(3);
-      int committed = (batch + 1) * 100;
+      int committed = (batch + 1) * kBatch;
+      // A parent that is gone closes the pipe, and SIGPIPE ends this loop.
       if (write(pipefd[1], &committed, sizeof committed) != sizeof committed) _exit(4);
     }
   }
   close(pipefd[1]);
+  // Whatever happens below, the child does not outlive the test.
+  struct Reaper {
+    pid_t pid;
+    int status = 0;
+    ~Reaper() {
+      if (pid > 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+      }
+    }
+  } reaper{child};
   int committed = 0;
-  for (int i = 0; i < 20; ++i) ASSERT_EQ(read(pipefd[0], &committed, sizeof committed), 4);
-  kill(child, SIGKILL);
-  int status;
-  waitpid(child, &status, 0);
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_EQ(read(pipefd[0], &committed, sizeof committed),
+              static_cast<ssize_t>(sizeof committed))
+        << "the child died early";
+  }
+  kill(child, SIGKILL);  // while it is most likely inside a transaction
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  reaper.pid = 0;
   close(pipefd[0]);
   ASSERT_TRUE(WIFSIGNALED(status));
+  ASSERT_EQ(WTERMSIG(status), SIGKILL);
+
   auto j = OpenOk("kill.db");
+  ASSERT_TRUE(j);
   auto n = j->CountItems("r", true);
-  ASSERT_TRUE(n);
+  ASSERT_TRUE(n) << n.error().ToString();
   EXPECT_GE(*n, static_cast<uint64_t>(committed));
-  for (int k = 0; k < committed; ++k) ASSERT_TRUE(*j->IsSucceeded("r", std::to_string(k))) << k;
+  EXPECT_EQ(*n % kBatch, 0u) << "a batch is all or nothing";
+  for (int k = 0; k < committed; ++k) {
+    ASSERT_TRUE(*j->IsSucceeded("r", std::to_string(k))) << k;
+  }
 }
 
 }  // namespace
