@@ -1,0 +1,528 @@
+#include "flow/flow_file.h"
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+
+#include "core/duration_parse.h"
+
+namespace forklift::flow {
+namespace {
+
+const std::vector<std::string> kTopKeys = {"name", "log_dir", "pools", "tasks"};
+const std::vector<std::string> kTaskKeys = {
+    "cmd",  "after", "critical", "timeout", "retries", "retry_delay", "alert_after",
+    "pool", "env",   "cwd",      "days",    "outputs", "inputs"};
+// Index = struct tm's tm_wday, so TaskSpec::days_mask tests against localtime() directly.
+const std::vector<std::string> kDayNames = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
+
+std::string_view Article(const toml::node& node) {
+  switch (node.type()) {
+    case toml::node_type::table: return "a table";
+    case toml::node_type::array: return "an array";
+    case toml::node_type::string: return "a string";
+    case toml::node_type::integer: return "an integer";
+    case toml::node_type::floating_point: return "a float";
+    case toml::node_type::boolean: return "a boolean";
+    case toml::node_type::date: return "a date";
+    case toml::node_type::time: return "a time";
+    case toml::node_type::date_time: return "a date-time";
+    case toml::node_type::none: break;
+  }
+  return "nothing";
+}
+
+int LineOf(const toml::source_region& region) { return static_cast<int>(region.begin.line); }
+
+std::string Hint(std::string_view word, std::span<const std::string> candidates) {
+  auto close = ClosestName(word, candidates);
+  return close ? fmt::format(" (did you mean '{}'?)", *close) : std::string();
+}
+
+bool IsTaskNameChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '-';
+}
+
+// Collects every problem with its line and reports the earliest, so the user fixes the
+// file top to bottom no matter in which order toml++'s maps hand keys back.
+class Parser {
+ public:
+  explicit Parser(std::string_view path) : path_(path) {}
+
+  Result<FlowSpec> Parse(const toml::table& root);
+
+ private:
+  void Fail(int line, std::string_view where, std::string what) {
+    std::string message = where.empty() ? fmt::format("{}:{}: {}", path_, line, what)
+                                        : fmt::format("{}:{}: {}: {}", path_, line, where, what);
+    errors_.push_back({line, std::move(message)});
+  }
+  void TypeMismatch(const toml::key& key, const toml::node& node, std::string_view where,
+                    std::string_view expected) {
+    Fail(LineOf(key.source()), where, fmt::format("expected {}, got {}", expected, Article(node)));
+  }
+
+  void ParsePools(const toml::node& node, FlowSpec& spec);
+  void ParseTask(const toml::key& key, const toml::node& node,
+                 const std::vector<std::string>& task_names,
+                 const std::unordered_set<std::string_view>& known, FlowSpec& spec);
+  // Fills `out` from a duration written as "15m" or a number of seconds; false on error.
+  bool ParseDurationValue(const toml::key& key, const toml::node& node, const std::string& where,
+                          bool must_be_positive, Duration& out);
+  // Fills `out` from an array of non-empty strings; false (after Fail) on error.
+  bool ParseStringArray(const toml::key& key, const toml::node& node, const std::string& where,
+                        std::vector<std::pair<std::string, int>>& out);
+
+  std::string path_;
+  std::vector<std::pair<int, std::string>> errors_;
+};
+
+bool Parser::ParseDurationValue(const toml::key& key, const toml::node& node,
+                                const std::string& where, bool must_be_positive, Duration& out) {
+  int line = LineOf(key.source());
+  Result<Duration> parsed = InvalidArgumentError("");
+  if (const auto* s = node.as_string()) {
+    parsed = core::ParseDuration(s->get());
+  } else if (node.is_integer() || node.is_floating_point()) {
+    double seconds = node.is_integer() ? static_cast<double>(node.as_integer()->get())
+                                       : node.as_floating_point()->get();
+    // Through ParseDuration so numbers and strings share one range check.
+    parsed = core::ParseDuration(fmt::format("{}", seconds));
+  } else {
+    TypeMismatch(key, node, where, "a duration such as \"30s\" or \"15m\"");
+    return false;
+  }
+  if (!parsed) {
+    Fail(line, where, parsed.error().message);
+    return false;
+  }
+  if (must_be_positive && *parsed <= Duration::zero()) {
+    Fail(line, where, "must be greater than 0");
+    return false;
+  }
+  out = *parsed;
+  return true;
+}
+
+bool Parser::ParseStringArray(const toml::key& key, const toml::node& node,
+                              const std::string& where,
+                              std::vector<std::pair<std::string, int>>& out) {
+  const auto* array = node.as_array();
+  if (!array) {
+    TypeMismatch(key, node, where, "an array of strings");
+    return false;
+  }
+  for (const toml::node& element : *array) {
+    const auto* s = element.as_string();
+    int line = LineOf(element.source());
+    if (!s) {
+      Fail(line, where,
+           fmt::format("expected an array of strings, got {} in it", Article(element)));
+      return false;
+    }
+    if (s->get().empty()) {
+      Fail(line, where, "empty string in the array");
+      return false;
+    }
+    out.emplace_back(s->get(), line);
+  }
+  return true;
+}
+
+void Parser::ParsePools(const toml::node& node, FlowSpec& spec) {
+  const auto* table = node.as_table();
+  if (!table) {
+    Fail(LineOf(node.source()), "pools", fmt::format("expected a table, got {}", Article(node)));
+    return;
+  }
+  for (auto&& [key, value] : *table) {
+    std::string where = fmt::format("pools.{}", key.str());
+    const auto* n = value.as_integer();
+    if (!n) {
+      TypeMismatch(key, value, where, "an integer >= 1");
+    } else if (n->get() < 1 || n->get() > INT_MAX) {
+      Fail(LineOf(key.source()), where, fmt::format("limit must be >= 1, got {}", n->get()));
+    } else {
+      spec.pools[std::string(key.str())] = static_cast<int>(n->get());
+    }
+  }
+}
+
+void Parser::ParseTask(const toml::key& task_key, const toml::node& node,
+                       const std::vector<std::string>& task_names,
+                       const std::unordered_set<std::string_view>& known, FlowSpec& spec) {
+  std::string name(task_key.str());
+  std::string task_where = "tasks." + name;
+  const auto* table = node.as_table();
+  if (!table) {
+    TypeMismatch(task_key, node, task_where, "a table");
+    return;
+  }
+  TaskSpec task;
+  task.name = name;
+  task.line = LineOf(node.source());
+  if (name.empty() || !std::all_of(name.begin(), name.end(), IsTaskNameChar)) {
+    // Names become log file names and CLI arguments; keep them plain.
+    Fail(task.line, task_where, "a task name may contain only letters, digits, '_' and '-'");
+    return;
+  }
+  for (auto&& [key, value] : *table) {
+    std::string k(key.str());
+    std::string where = task_where + "." + k;
+    int line = LineOf(key.source());
+    if (k == "cmd") {
+      if (!value.is_string()) {
+        TypeMismatch(key, value, where, "a string");
+      } else if (value.as_string()->get().empty()) {
+        Fail(line, where, "must not be empty");
+      } else {
+        task.cmd = value.as_string()->get();
+      }
+    } else if (k == "after") {
+      std::vector<std::pair<std::string, int>> after;
+      if (!ParseStringArray(key, value, where, after)) continue;
+      // Sets, not scans: generated flows have tasks after thousands of others.
+      std::unordered_set<std::string_view> seen;
+      for (const auto& [dep, dep_line] : after) {
+        if (!known.contains(dep)) {
+          Fail(dep_line, where, fmt::format("unknown task '{}'{}", dep, Hint(dep, task_names)));
+        } else if (!seen.insert(dep).second) {
+          Fail(dep_line, where, fmt::format("'{}' is listed twice", dep));
+        } else {
+          task.after.push_back(dep);
+        }
+      }
+    } else if (k == "critical") {
+      if (!value.is_boolean()) {
+        TypeMismatch(key, value, where, "true or false");
+      } else {
+        task.critical = value.as_boolean()->get();
+      }
+    } else if (k == "timeout" || k == "alert_after") {
+      Duration d{};
+      if (ParseDurationValue(key, value, where, /*must_be_positive=*/true, d)) {
+        (k == "timeout" ? task.timeout : task.alert_after) = d;
+      }
+    } else if (k == "retry_delay") {
+      ParseDurationValue(key, value, where, /*must_be_positive=*/false, task.retry_delay);
+    } else if (k == "retries") {
+      const auto* n = value.as_integer();
+      if (!n) {
+        TypeMismatch(key, value, where, "an integer >= 0");
+      } else if (n->get() < 0 || n->get() > INT_MAX) {
+        Fail(line, where, fmt::format("must be an integer >= 0, got {}", n->get()));
+      } else {
+        task.retries = static_cast<int>(n->get());
+      }
+    } else if (k == "pool") {
+      if (!value.is_string()) {
+        TypeMismatch(key, value, where, "a string");
+        continue;
+      }
+      std::string pool = value.as_string()->get();
+      if (!spec.pools.contains(pool)) {
+        std::vector<std::string> declared;
+        for (const auto& [pool_name, limit] : spec.pools) declared.push_back(pool_name);
+        Fail(line, where,
+             fmt::format("pool '{}' is not declared in [pools]{}", pool, Hint(pool, declared)));
+      } else {
+        task.pool = std::move(pool);
+      }
+    } else if (k == "env") {
+      const auto* env = value.as_table();
+      if (!env) {
+        TypeMismatch(key, value, where, "a table of strings");
+        continue;
+      }
+      for (auto&& [env_key, env_value] : *env) {
+        std::string var(env_key.str());
+        std::string env_where = where + "." + var;
+        if (var.empty() || var.find('=') != std::string::npos) {
+          Fail(LineOf(env_key.source()), env_where, "not a valid variable name");
+        } else if (!env_value.is_string()) {
+          TypeMismatch(env_key, env_value, env_where, "a string");
+        } else {
+          task.env[var] = env_value.as_string()->get();
+        }
+      }
+    } else if (k == "cwd") {
+      if (!value.is_string()) {
+        TypeMismatch(key, value, where, "a string");
+      } else {
+        task.cwd = value.as_string()->get();
+      }
+    } else if (k == "days") {
+      std::vector<std::pair<std::string, int>> days;
+      if (!ParseStringArray(key, value, where, days)) continue;
+      for (const auto& [day, day_line] : days) {
+        auto it = std::find(kDayNames.begin(), kDayNames.end(), day);
+        if (it == kDayNames.end()) {
+          Fail(day_line, where,
+               fmt::format("unknown day '{}' (use mon, tue, wed, thu, fri, sat, sun){}", day,
+                           Hint(day, kDayNames)));
+        } else {
+          task.days_mask |= static_cast<uint8_t>(1u << (it - kDayNames.begin()));
+        }
+      }
+    } else if (k == "outputs" || k == "inputs") {
+      std::vector<std::pair<std::string, int>> globs;
+      if (!ParseStringArray(key, value, where, globs)) continue;
+      auto& out = k == "outputs" ? task.outputs : task.inputs;
+      for (auto& [glob, glob_line] : globs) out.push_back(std::move(glob));
+    } else {
+      Fail(line, task_where, fmt::format("unknown key '{}'{}", k, Hint(k, kTaskKeys)));
+    }
+  }
+  if (!table->contains("cmd")) {
+    Fail(task.line, task_where, "missing required key 'cmd'");
+  }
+  spec.tasks.push_back(std::move(task));
+}
+
+Result<FlowSpec> Parser::Parse(const toml::table& root) {
+  FlowSpec spec;
+  spec.path = path_;
+  spec.name = std::filesystem::path(path_).stem().string();
+  for (auto&& [key, value] : root) {
+    std::string k(key.str());
+    int line = LineOf(key.source());
+    if (k == "name" || k == "log_dir") {
+      if (!value.is_string()) {
+        TypeMismatch(key, value, k, "a string");
+      } else if (value.as_string()->get().empty()) {
+        Fail(line, k, "must not be empty");
+      } else {
+        (k == "name" ? spec.name : spec.log_dir) = value.as_string()->get();
+      }
+    } else if (k == "pools") {
+      ParsePools(value, spec);
+    } else if (k != "tasks") {
+      Fail(line, "", fmt::format("unknown top-level key '{}'{}", k, Hint(k, kTopKeys)));
+    }
+  }
+  // Tasks after pools: a task's pool is checked against the declared ones.
+  if (const toml::node* tasks_node = root.get("tasks")) {
+    const auto* tasks = tasks_node->as_table();
+    if (!tasks) {
+      Fail(LineOf(tasks_node->source()), "tasks",
+           fmt::format("expected a table of tasks, got {}", Article(*tasks_node)));
+    } else {
+      std::vector<std::string> task_names;
+      for (auto&& [key, value] : *tasks) task_names.emplace_back(key.str());
+      std::unordered_set<std::string_view> known(task_names.begin(), task_names.end());
+      struct Entry {
+        const toml::key* key;
+        const toml::node* node;
+      };
+      std::vector<Entry> entries;
+      for (auto&& [key, value] : *tasks) entries.push_back({&key, &value});
+      // toml++ tables are maps: recover the order the user wrote the tasks in.
+      std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+        const auto& x = a.node->source().begin;
+        const auto& y = b.node->source().begin;
+        return std::pair(x.line, x.column) < std::pair(y.line, y.column);
+      });
+      for (const Entry& e : entries) ParseTask(*e.key, *e.node, task_names, known, spec);
+    }
+  }
+  if (!errors_.empty()) {
+    auto first = std::min_element(errors_.begin(), errors_.end(),
+                                  [](const auto& a, const auto& b) { return a.first < b.first; });
+    return InvalidArgumentError(first->second);
+  }
+  if (spec.tasks.empty()) {
+    return InvalidArgumentError(
+        fmt::format("{}: no tasks (add a [tasks.NAME] table with a cmd)", path_));
+  }
+  FORKLIFT_RETURN_IF_ERROR(CheckGraph(spec));
+  return spec;
+}
+
+// toml++ rejects a second [tasks.X] itself; name the task and where it first appeared
+// instead of only echoing "cannot redefine existing table".
+std::string DuplicateTaskMessage(std::string_view text, std::string_view path, int line,
+                                 std::string_view description) {
+  constexpr std::string_view kMarker = "cannot redefine existing table 'tasks.";
+  size_t at = description.find(kMarker);
+  if (at == std::string_view::npos) return "";
+  std::string_view rest = description.substr(at + kMarker.size());
+  size_t quote = rest.find('\'');
+  if (quote == std::string_view::npos) return "";
+  std::string_view name = rest.substr(0, quote);
+  if (name.empty() || !std::all_of(name.begin(), name.end(), IsTaskNameChar)) return "";
+  std::string header = fmt::format("[tasks.{}]", name);
+  int first_line = 0;
+  int line_no = 0;
+  std::istringstream lines{std::string(text)};
+  for (std::string l; std::getline(lines, l);) {
+    ++line_no;
+    std::string squeezed;
+    for (char c : l) {
+      if (c == '#') break;
+      if (c != ' ' && c != '\t' && c != '\r') squeezed += c;
+    }
+    if (squeezed == header) {
+      first_line = line_no;
+      break;
+    }
+  }
+  std::string message = fmt::format("{}:{}: tasks.{}: duplicate task '{}'", path, line, name, name);
+  if (first_line > 0 && first_line != line) {
+    message += fmt::format(" (first defined on line {})", first_line);
+  }
+  return message;
+}
+
+}  // namespace
+
+std::optional<std::string> ClosestName(std::string_view word,
+                                       std::span<const std::string> candidates) {
+  constexpr size_t kMaxEdits = 2;
+  std::optional<std::string> best;
+  size_t best_distance = kMaxEdits + 1;
+  std::vector<size_t> previous, current;
+  for (const std::string& candidate : candidates) {
+    // Levenshtein distance over two rows.
+    previous.resize(candidate.size() + 1);
+    current.resize(candidate.size() + 1);
+    for (size_t j = 0; j <= candidate.size(); ++j) previous[j] = j;
+    for (size_t i = 1; i <= word.size(); ++i) {
+      current[0] = i;
+      for (size_t j = 1; j <= candidate.size(); ++j) {
+        size_t substitute = previous[j - 1] + (word[i - 1] == candidate[j - 1] ? 0 : 1);
+        current[j] = std::min({previous[j] + 1, current[j - 1] + 1, substitute});
+      }
+      std::swap(previous, current);
+    }
+    size_t distance = previous[candidate.size()];
+    if (distance < best_distance) {
+      best_distance = distance;
+      best = candidate;
+    }
+  }
+  return best;
+}
+
+Status CheckGraph(const FlowSpec& spec) {
+  auto fail = [&](int line, std::string what) {
+    return InvalidArgumentError(fmt::format("{}:{}: {}", spec.path, line, what));
+  };
+  std::unordered_map<std::string_view, size_t> index;
+  index.reserve(spec.tasks.size());
+  for (size_t i = 0; i < spec.tasks.size(); ++i) {
+    const TaskSpec& task = spec.tasks[i];
+    if (task.name.empty()) return fail(task.line, "a task has an empty name");
+    auto [it, inserted] = index.emplace(task.name, i);
+    if (!inserted) {
+      return fail(task.line, fmt::format("tasks.{}: duplicate task '{}' (first defined on line {})",
+                                         task.name, task.name, spec.tasks[it->second].line));
+    }
+  }
+  // Predecessor lists by index; one pass, reused by the cycle walk.
+  std::vector<std::vector<size_t>> preds(spec.tasks.size());
+  std::vector<size_t> in_degree(spec.tasks.size(), 0);
+  std::vector<std::vector<size_t>> succs(spec.tasks.size());
+  // listed_by[p] == i + 1 once task i has named p: duplicate checks in O(1).
+  std::vector<size_t> listed_by(spec.tasks.size(), 0);
+  for (size_t i = 0; i < spec.tasks.size(); ++i) {
+    const TaskSpec& task = spec.tasks[i];
+    if (task.pool && !spec.pools.contains(*task.pool)) {
+      return fail(task.line, fmt::format("tasks.{}.pool: pool '{}' is not declared in [pools]",
+                                         task.name, *task.pool));
+    }
+    for (const std::string& dep : task.after) {
+      auto it = index.find(dep);
+      if (it == index.end()) {
+        return fail(task.line, fmt::format("tasks.{}.after: unknown task '{}'", task.name, dep));
+      }
+      if (listed_by[it->second] == i + 1) {
+        return fail(task.line, fmt::format("tasks.{}.after: '{}' is listed twice", task.name, dep));
+      }
+      listed_by[it->second] = i + 1;
+      preds[i].push_back(it->second);
+      succs[it->second].push_back(i);
+      ++in_degree[i];
+    }
+  }
+  // Kahn's algorithm; what it cannot remove lies on a cycle or downstream of one.
+  std::vector<size_t> queue;
+  for (size_t i = 0; i < spec.tasks.size(); ++i) {
+    if (in_degree[i] == 0) queue.push_back(i);
+  }
+  for (size_t head = 0; head < queue.size(); ++head) {
+    for (size_t s : succs[queue[head]]) {
+      if (--in_degree[s] == 0) queue.push_back(s);
+    }
+  }
+  if (queue.size() == spec.tasks.size()) return OkStatus();
+  // Every remaining task has a remaining predecessor, so walking predecessors from one
+  // must come back to a task already seen: that loop is a cycle.
+  size_t start = 0;
+  while (in_degree[start] == 0) ++start;
+  std::vector<int> position(spec.tasks.size(), -1);
+  std::vector<size_t> walk;
+  size_t current = start;
+  while (position[current] < 0) {
+    position[current] = static_cast<int>(walk.size());
+    walk.push_back(current);
+    for (size_t p : preds[current]) {
+      if (in_degree[p] > 0) {
+        current = p;
+        break;
+      }
+    }
+  }
+  std::vector<size_t> cycle(walk.begin() + position[current], walk.end());
+  // The walk went against the arrows; report in run order from the task written first.
+  std::reverse(cycle.begin(), cycle.end());
+  std::rotate(cycle.begin(), std::min_element(cycle.begin(), cycle.end()), cycle.end());
+  std::string chain;
+  for (size_t i : cycle) chain += spec.tasks[i].name + " -> ";
+  chain += spec.tasks[cycle.front()].name;
+  return fail(spec.tasks[cycle.front()].line, "cycle: " + chain);
+}
+
+Result<FlowSpec> ParseFlow(std::string_view text, std::string_view path_for_errors) {
+  toml::table root;
+  try {
+    root = toml::parse(text, path_for_errors);
+  } catch (const toml::parse_error& e) {
+    int line = LineOf(e.source());
+    std::string duplicate = DuplicateTaskMessage(text, path_for_errors, line, e.description());
+    if (!duplicate.empty()) return InvalidArgumentError(std::move(duplicate));
+    return InvalidArgumentError(fmt::format("{}:{}:{}: TOML syntax error: {}", path_for_errors,
+                                            line, e.source().begin.column, e.description()));
+  }
+  return Parser(path_for_errors).Parse(root);
+}
+
+Result<FlowSpec> LoadFlowFile(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return NotFoundError(fmt::format("{}: cannot read: is a directory", path));
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return NotFoundError(fmt::format("{}: cannot read: {}", path, std::strerror(errno)));
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) {
+    return NotFoundError(fmt::format("{}: cannot read: {}", path, std::strerror(errno)));
+  }
+  return ParseFlow(text.str(), path);
+}
+
+}  // namespace forklift::flow

@@ -1,0 +1,98 @@
+// The flow file (`forklift run flow.toml`): a TOML description of a DAG of shell tasks.
+// This file turns its text into a validated FlowSpec, or into one error that names the
+// file, the line and the key, before anything runs.
+//
+//   name = "nightly"              # default: the file's stem
+//   log_dir = "logs"              # default .forklift/logs
+//   [pools]
+//   db = 4                        # at most 4 running tasks with pool = "db"
+//   [tasks.scrape]
+//   cmd = "python3 scrape.py"     # the only required key
+//   after = ["discovery"]         # plus critical, timeout, retries, retry_delay,
+//                                 # alert_after, pool, env, cwd, days, outputs, inputs
+//
+// Durations are strings ("15m", "1h30m", "200ms") or numbers of seconds.
+#ifndef FORKLIFT_FLOW_FLOW_FILE_H_
+#define FORKLIFT_FLOW_FLOW_FILE_H_
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "forklift/clock.h"
+#include "forklift/result.h"
+
+namespace forklift::flow {
+
+// One [tasks.NAME] table. Defaults are those a task gets when the key is absent.
+struct TaskSpec {
+  std::string name;                        // the NAME of [tasks.NAME]
+  std::string cmd;                         // required; run by /bin/sh -c
+  std::vector<std::string> after;          // default: none; no duplicates
+  bool critical = true;                    // a failure fails the run, blocks dependents
+  std::optional<Duration> timeout;         // default: none
+  int retries = 0;                         // extra attempts after the first
+  Duration retry_delay = std::chrono::seconds(1);  // backoff base (full jitter)
+  std::optional<Duration> alert_after;     // default: never flagged slow
+  std::optional<std::string> pool;         // default: none; must be declared in [pools]
+  std::map<std::string, std::string> env;  // added to the inherited environment
+  std::string cwd;                         // default "": the flow's working directory
+  // Bit w set (w as in struct tm's tm_wday: 0 = Sunday) = the task runs that weekday.
+  // 0 (the default, `days` absent or empty) = every day.
+  uint8_t days_mask = 0;
+  std::vector<std::string> outputs;        // globs; with inputs, for incremental runs
+  std::vector<std::string> inputs;         // globs
+  int line = 0;                            // 1-based line of the task's table
+
+  // True when the task is scheduled on weekday `tm_wday` (0 = Sunday .. 6 = Saturday).
+  bool RunsOn(int tm_wday) const {
+    return days_mask == 0 || (tm_wday >= 0 && tm_wday < 7 && (days_mask >> tm_wday) & 1);
+  }
+};
+
+struct FlowSpec {
+  std::string path;                        // as given to LoadFlowFile / ParseFlow
+  std::string name;                        // default: the file's stem ("nightly")
+  std::string log_dir = ".forklift/logs";
+  std::map<std::string, int> pools;        // pool name -> limit >= 1
+  std::vector<TaskSpec> tasks;             // in file order
+};
+
+// Reads and parses the flow file at `path`.
+// Success: the validated spec (see ParseFlow). Failure: NotFound "PATH: cannot read: WHY"
+// when the file cannot be read, else ParseFlow's errors. Thread-safe.
+Result<FlowSpec> LoadFlowFile(const std::string& path);
+
+// Parses and validates flow-file text. `path_for_errors` starts every message and becomes
+// FlowSpec::path.
+// Success: a spec whose tasks are in file order, whose `after` names and pools all exist,
+// and whose graph is acyclic.
+// Failure: one InvalidArgument error "PATH:LINE: KEY: what is wrong", e.g.
+//   flow.toml:12: tasks.scrape_cboe: unknown key 'critcal' (did you mean 'critical'?)
+//   flow.toml:4: tasks.b.after: unknown task 'aa' (did you mean 'a'?)
+//   flow.toml:7: cycle: a -> b -> a            (a -> b: b runs after a)
+// for TOML syntax errors (toml++'s message and column), duplicate tasks, unknown keys,
+// wrong value types, bad durations, negative retries, unknown `after` names, undeclared
+// pools, unknown day names and cycles.
+// Thread-safe.
+Result<FlowSpec> ParseFlow(std::string_view text, std::string_view path_for_errors);
+
+// Checks the graph of a spec built in code (ParseFlow has already done so): task names
+// unique and non-empty, every `after` name a task, no task listed twice in one `after`,
+// every pool declared, no cycle. Errors name spec.path and the task's line as ParseFlow's
+// do. Success: OK. Runs in O(tasks + edges). Thread-safe.
+Status CheckGraph(const FlowSpec& spec);
+
+// The candidate closest to `word` by edit distance, if within 2 edits (ties: the first
+// in `candidates`); for "did you mean" hints. Thread-safe.
+std::optional<std::string> ClosestName(std::string_view word,
+                                       std::span<const std::string> candidates);
+
+}  // namespace forklift::flow
+
+#endif  // FORKLIFT_FLOW_FLOW_FILE_H_
