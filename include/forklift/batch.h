@@ -78,6 +78,10 @@ struct BatchOptions {
   std::string batch_id;  // default "": no checkpoints
   // Journal file; "" means $FORKLIFT_JOURNAL, else .forklift/journal.db.
   std::string journal_path;
+  // How the run is listed by `forklift runs`: its kind (default "batch") and a
+  // human-readable name (default: the batch_id).
+  std::string run_kind = "batch";
+  std::string run_name;
   // Which items recorded under batch_id a rerun skips. Default kSucceeded.
   enum class Resume {
     kNone,       // skip nothing (outcomes are still recorded)

@@ -110,7 +110,9 @@ Status Engine::Start() {
       return InvalidArgumentError("BatchOptions.journal_path: " + j.error().message);
     }
     journal_ = std::move(*j);
-    FORKLIFT_RETURN_IF_ERROR(journal_->BeginRun(options_.batch_id, "batch", options_.batch_id));
+    FORKLIFT_RETURN_IF_ERROR(journal_->BeginRun(
+        options_.batch_id, options_.run_kind,
+        options_.run_name.empty() ? options_.batch_id : options_.run_name));
   }
   // Fork the worker processes before this call starts any thread of its own.
   if (options_.isolation == Isolation::kProcess) {

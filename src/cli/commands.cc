@@ -11,6 +11,7 @@ constexpr const char* kUsage =
     "usage: forklift COMMAND [ARGS...]\n"
     "\n"
     "commands:\n"
+    "  map        run a command per input item (GNU parallel's syntax)\n"
     "  runs       list past runs recorded in the journal\n"
     "  version    print the version\n"
     "\n"
@@ -29,6 +30,7 @@ int Dispatch(const std::vector<std::string>& args) {
     std::puts("forklift 0.1.0");
     return 0;
   }
+  if (cmd == "map") return MapCommand(rest);
   if (cmd == "runs") return RunsCommand(rest);
   fmt::print(stderr, "forklift: unknown command '{}' (try 'forklift --help')\n", cmd);
   return 2;

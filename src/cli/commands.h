@@ -10,6 +10,9 @@ namespace forklift::cli {
 // Runs `forklift ARGS...` and returns the process exit status.
 int Dispatch(const std::vector<std::string>& args);
 
+// `forklift map [options] command [::: args | :::: files]...` (GNU parallel's syntax)
+int MapCommand(const std::vector<std::string>& args);
+
 // `forklift runs [--journal PATH] [--kind KIND] [--limit N] [--json]`
 int RunsCommand(const std::vector<std::string>& args);
 

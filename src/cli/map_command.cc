@@ -1,0 +1,42 @@
+// `forklift map`: GNU parallel's job on the engine. Parses the arguments, wires the
+// signals (first: no new jobs; second: kill running ones) and runs the map.
+#include <fmt/format.h>
+#include <signal.h>
+
+#include <stop_token>
+
+#include "cli/commands.h"
+#include "cli/signal_thread.h"
+#include "map/map_options.h"
+#include "map/map_runner.h"
+#include "process/process_registry.h"
+
+namespace forklift::cli {
+
+int MapCommand(const std::vector<std::string>& args) {
+  auto options = map::ParseMapArgs(args);
+  if (!options) {
+    fmt::print(stderr, "{}\n", options.error().message);
+    return 255;  // GNU parallel's "other error"
+  }
+  std::stop_source graceful, force;
+  process::ProcessRegistry registry;
+  SignalThread signals(
+      [&](int sig) {
+        fmt::print(stderr,
+                   "forklift map: {}: starting no new jobs, waiting for running ones "
+                   "(send it again to kill them)\n",
+                   sigabbrev_np(sig));
+        graceful.request_stop();
+      },
+      [&](int) {
+        force.request_stop();
+        registry.Shutdown(SIGTERM);
+      });
+  int status = map::RunMap(*options, {graceful.get_token(), force.get_token()}, registry,
+                           map::MapIo{});
+  if (int sig = signals.first_signal(); sig != 0) return 128 + sig;
+  return status;
+}
+
+}  // namespace forklift::cli

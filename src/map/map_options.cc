@@ -1,0 +1,409 @@
+#include "map/map_options.h"
+
+#include <charconv>
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "map/command_template.h"
+
+namespace forklift::map {
+namespace {
+
+enum class Opt {
+  kJobs, kKeepOrder, kNoKeepOrder, kLineBuffer, kUngroup, kGroup, kTag, kTagString,
+  kJoblog, kResume, kResumeFailed, kRetryFailed, kRetries, kRetryDelay, kTimeout,
+  kTermseq, kHalt, kBar, kEta, kProgress, kDryRun, kDelay, kResults, kColsep, kNull,
+  kQuote, kShellQuote, kArgFile, kJournal, kRunId, kWillCite,
+};
+
+struct OptionDef {
+  std::string_view long_names;  // '|'-separated, GNU parallel's spellings
+  char short_name;              // 0: none
+  bool takes_value;
+  Opt id;
+};
+
+constexpr OptionDef kOptions[] = {
+    {"jobs|max-procs|maxprocs", 'j', true, Opt::kJobs},
+    {"", 'P', true, Opt::kJobs},
+    {"keep-order|keeporder", 'k', false, Opt::kKeepOrder},
+    {"no-keep-order|nokeeporder|nok|no-k", 0, false, Opt::kNoKeepOrder},
+    {"line-buffer|line-buffered|linebuffer|linebuffered|lb", 0, false, Opt::kLineBuffer},
+    {"ungroup", 'u', false, Opt::kUngroup},
+    {"group", 0, false, Opt::kGroup},
+    {"tag", 0, false, Opt::kTag},
+    {"tag-string|tagstring", 0, true, Opt::kTagString},
+    {"joblog|jl", 0, true, Opt::kJoblog},
+    {"resume", 0, false, Opt::kResume},
+    {"resume-failed|resumefailed", 0, false, Opt::kResumeFailed},
+    {"retry-failed|retryfailed", 0, false, Opt::kRetryFailed},
+    {"retries", 0, true, Opt::kRetries},
+    {"retry-delay", 0, true, Opt::kRetryDelay},
+    {"timeout", 0, true, Opt::kTimeout},
+    {"term-seq|termseq", 0, true, Opt::kTermseq},
+    {"halt-on-error|haltonerror|halt", 0, true, Opt::kHalt},
+    {"bar", 0, false, Opt::kBar},
+    {"eta", 0, false, Opt::kEta},
+    {"progress", 0, false, Opt::kProgress},
+    {"dry-run|dryrun|dr", 0, false, Opt::kDryRun},
+    {"delay", 0, true, Opt::kDelay},
+    {"results|result|res", 0, true, Opt::kResults},
+    {"col-sep|colsep", 'C', true, Opt::kColsep},
+    {"null", '0', false, Opt::kNull},
+    {"quote", 'q', false, Opt::kQuote},
+    {"shell-quote|shellquote|shell_quote", 0, false, Opt::kShellQuote},
+    {"arg-file|argfile", 'a', true, Opt::kArgFile},
+    {"journal", 0, true, Opt::kJournal},
+    {"run-id", 0, true, Opt::kRunId},
+    // Accepted and ignored: scripts written for GNU parallel pass it to silence its
+    // citation notice.
+    {"will-cite|willcite|nn|nonotice|no-notice", 0, false, Opt::kWillCite},
+};
+
+const OptionDef* FindLong(std::string_view name) {
+  for (const OptionDef& def : kOptions) {
+    std::string_view names = def.long_names;
+    while (!names.empty()) {
+      size_t bar = names.find('|');
+      if (names.substr(0, bar) == name) return &def;
+      if (bar == std::string_view::npos) break;
+      names.remove_prefix(bar + 1);
+    }
+  }
+  return nullptr;
+}
+
+const OptionDef* FindShort(char c) {
+  for (const OptionDef& def : kOptions) {
+    if (def.short_name == c) return &def;
+  }
+  return nullptr;
+}
+
+bool IsSeparator(std::string_view arg) {
+  return arg == ":::" || arg == "::::" || arg == ":::+" || arg == "::::+";
+}
+
+tl::unexpected<Error> Bad(std::string_view option, std::string_view value,
+                          std::string_view why) {
+  return InvalidArgumentError("forklift map: bad " + std::string(option) + " '" +
+                              std::string(value) + "': " + std::string(why));
+}
+
+// Re-labels a value parser's error with the option it came from.
+tl::unexpected<Error> Wrap(std::string_view option, const Error& error) {
+  return InvalidArgumentError("forklift map: " + std::string(option) + ": " + error.message);
+}
+
+// Applies one option to *o. `shown` is the option as the user wrote it, for errors.
+Status Apply(const OptionDef& def, std::string_view shown, const std::string& value,
+             MapOptions* o) {
+  switch (def.id) {
+    case Opt::kJobs: {
+      auto jobs = ParseJobs(value);
+      if (!jobs) return tl::unexpected(jobs.error());
+      o->jobs = *jobs;
+      break;
+    }
+    case Opt::kKeepOrder: o->keep_order = true; break;
+    case Opt::kNoKeepOrder: o->keep_order = false; break;
+    case Opt::kLineBuffer: o->line_buffer = true; break;
+    case Opt::kUngroup: o->ungroup = true; break;
+    case Opt::kGroup: break;  // grouped output is the default
+    case Opt::kTag: o->tag = true; break;
+    case Opt::kTagString: o->tagstring = UnquotePrintf(value); break;
+    case Opt::kJoblog:
+      if (!value.empty() && value[0] == '+') {
+        o->joblog = value.substr(1);
+        o->joblog_append = true;
+      } else {
+        o->joblog = value;
+        o->joblog_append = false;
+      }
+      if (o->joblog->empty()) return Bad(shown, value, "empty file name");
+      break;
+    case Opt::kResume: o->resume = true; break;
+    case Opt::kResumeFailed: o->resume_failed = true; break;
+    case Opt::kRetryFailed: o->retry_failed = true; break;
+    case Opt::kRetries: {
+      uint64_t n = 0;
+      auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+      if (value.empty() || ec != std::errc() || end != value.data() + value.size()) {
+        return Bad(shown, value, "expected a whole number (0 = retry until it succeeds)");
+      }
+      o->retries = n;
+      break;
+    }
+    case Opt::kRetryDelay: {
+      auto d = ParseDuration(value);
+      if (!d) return Wrap(shown, d.error());
+      o->retry_delay = *d;
+      break;
+    }
+    case Opt::kTimeout: {
+      auto t = ParseTimeout(value);
+      if (!t) return Wrap(shown, t.error());
+      o->timeout = *t;
+      break;
+    }
+    case Opt::kTermseq:
+      if (value.empty()) return Bad(shown, value, "empty sequence");
+      o->termseq = value;
+      break;
+    case Opt::kHalt: {
+      auto h = ParseHaltPolicy(value);
+      if (!h) return tl::unexpected(h.error());
+      o->halt = *h;
+      break;
+    }
+    case Opt::kBar: o->bar = true; break;
+    case Opt::kEta: o->eta = true; break;
+    case Opt::kProgress: o->progress = true; break;
+    case Opt::kDryRun: o->dry_run = true; break;
+    case Opt::kDelay: {
+      auto d = ParseDuration(value);
+      if (!d) return Wrap(shown, d.error());
+      o->delay = *d;
+      break;
+    }
+    case Opt::kResults: o->results = value; break;
+    case Opt::kColsep: {
+      auto splitter = ColumnSplitter::Create(value);  // a bad regex fails before any job
+      if (!splitter) return tl::unexpected(splitter.error());
+      o->colsep = value;
+      break;
+    }
+    case Opt::kNull: o->null_separated = true; break;
+    case Opt::kQuote: o->quote = true; break;
+    case Opt::kShellQuote: ++o->shell_quote; break;
+    case Opt::kArgFile:
+      o->inputs.push_back(InputSpec{.kind = InputSpec::Kind::kFile, .path = value});
+      break;
+    case Opt::kJournal: o->journal = value; break;
+    case Opt::kRunId:
+      if (value.empty()) return Bad(shown, value, "empty id");
+      o->run_id = value;
+      break;
+    case Opt::kWillCite: break;
+  }
+  return OkStatus();
+}
+
+// Perl's "\NNN" for the digits after a backslash: up to three octal digits make one
+// character; a leading 8 or 9 stands for itself.
+void AppendOctal(std::string_view digits, std::string* out) {
+  size_t n = 0;
+  unsigned value = 0;
+  while (n < digits.size() && n < 3 && digits[n] >= '0' && digits[n] <= '7') {
+    value = value * 8 + static_cast<unsigned>(digits[n] - '0');
+    ++n;
+  }
+  if (n == 0) {
+    out->append(digits);
+    return;
+  }
+  if (value < 0x100) {
+    out->push_back(static_cast<char>(value));
+  } else {  // Perl makes a wide character, printed as UTF-8
+    out->push_back(static_cast<char>(0xC0 | (value >> 6)));
+    out->push_back(static_cast<char>(0x80 | (value & 0x3F)));
+  }
+  out->append(digits.substr(n));
+}
+
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+
+}  // namespace
+
+Result<JobsSpec> ParseJobs(std::string_view text) {
+  auto bad = [&] {
+    return InvalidArgumentError("forklift map: bad --jobs '" + std::string(text) +
+                                "': expected N, N%, +N, -N or 0");
+  };
+  auto whole = [](std::string_view s, double* out) {
+    if (s.empty()) return false;
+    for (char c : s) {
+      if (!IsDigit(c)) return false;
+    }
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+    return ec == std::errc() && end == s.data() + s.size();
+  };
+  JobsSpec spec;
+  if (text.empty()) return bad();
+  if (text[0] == '+' || text[0] == '-') {
+    spec.kind = text[0] == '+' ? JobsSpec::Kind::kPlus : JobsSpec::Kind::kMinus;
+    if (!whole(text.substr(1), &spec.value)) return bad();
+    return spec;
+  }
+  if (text.back() == '%') {
+    // GNU parallel: ^\d+(\.\d+)?%$
+    std::string_view number = text.substr(0, text.size() - 1);
+    size_t dot = number.find('.');
+    double ignored;
+    if (!whole(number.substr(0, dot), &ignored)) return bad();
+    if (dot != std::string_view::npos && !whole(number.substr(dot + 1), &ignored)) return bad();
+    auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), spec.value);
+    if (ec != std::errc() || end != number.data() + number.size()) return bad();
+    spec.kind = JobsSpec::Kind::kPercent;
+    return spec;
+  }
+  if (!whole(text, &spec.value)) return bad();
+  spec.kind = spec.value == 0 ? JobsSpec::Kind::kUnlimited : JobsSpec::Kind::kCount;
+  return spec;
+}
+
+Result<int> ResolveJobs(const JobsSpec& spec, int cores) {
+  double jobs = 0;
+  switch (spec.kind) {
+    case JobsSpec::Kind::kCount: jobs = spec.value; break;
+    case JobsSpec::Kind::kPercent: jobs = cores * spec.value / 100; break;
+    case JobsSpec::Kind::kPlus: jobs = cores + spec.value; break;
+    case JobsSpec::Kind::kMinus: jobs = cores - spec.value; break;
+    case JobsSpec::Kind::kUnlimited: return kUnlimitedJobs;
+  }
+  jobs = std::ceil(jobs);
+  if (jobs < 1) {
+    return InvalidArgumentError("forklift map: cannot run any jobs (--jobs gives " +
+                                std::to_string(static_cast<long long>(jobs)) + " on " +
+                                std::to_string(cores) + " cores)");
+  }
+  // An explicit count is the user's call; only keep it representable.
+  constexpr double kMax = std::numeric_limits<int>::max();
+  return jobs > kMax ? std::numeric_limits<int>::max() : static_cast<int>(jobs);
+}
+
+uint64_t MapOptions::MaxAttempts() const {
+  if (!retries) return 1;
+  if (*retries == 0) return std::numeric_limits<uint64_t>::max();
+  return *retries;
+}
+
+std::string UnquotePrintf(std::string_view text) {
+  // GNU parallel applies its substitutions one after another over the whole string;
+  // doing the same keeps odd inputs ("\\t", "\1341") identical.
+  auto replace_all = [](std::string s, std::string_view from, char to) {
+    std::string out;
+    size_t i = 0;
+    while (i < s.size()) {
+      if (s.compare(i, from.size(), from) == 0) {
+        out.push_back(to);
+        i += from.size();
+      } else {
+        out.push_back(s[i++]);
+      }
+    }
+    return out;
+  };
+  std::string s = replace_all(std::string(text), "\\t", '\t');
+  s = replace_all(std::move(s), "\\n", '\n');
+  s = replace_all(std::move(s), "\\r", '\r');
+  for (size_t width : {3u, 1u}) {
+    std::string out;
+    size_t i = 0;
+    while (i < s.size()) {
+      if (s[i] == '\\' && i + width < s.size()) {
+        bool digits = true;
+        for (size_t k = 1; k <= width; ++k) digits = digits && IsDigit(s[i + k]);
+        if (digits) {
+          AppendOctal(std::string_view(s).substr(i + 1, width), &out);
+          i += width + 1;
+          continue;
+        }
+      }
+      out.push_back(s[i++]);
+    }
+    s = std::move(out);
+  }
+  return s;
+}
+
+Result<MapOptions> ParseMapArgs(const std::vector<std::string>& args) {
+  MapOptions o;
+  size_t i = 0;
+
+  // Options, up to the first word that is not one.
+  while (i < args.size()) {
+    const std::string& arg = args[i];
+    if (arg == "--") {
+      ++i;
+      break;
+    }
+    if (IsSeparator(arg) || arg.size() < 2 || arg[0] != '-') break;
+    ++i;
+    if (arg[1] == '-') {
+      size_t eq = arg.find('=');
+      std::string name = arg.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
+      std::string shown = "--" + name;
+      const OptionDef* def = FindLong(name);
+      if (!def) return InvalidArgumentError("forklift map: unknown option '" + shown + "'");
+      std::string value;
+      if (def->takes_value) {
+        if (eq != std::string::npos) {
+          value = arg.substr(eq + 1);
+        } else if (i < args.size()) {
+          value = args[i++];
+        } else {
+          return InvalidArgumentError("forklift map: option '" + shown + "' needs a value");
+        }
+      } else if (eq != std::string::npos) {
+        return InvalidArgumentError("forklift map: option '" + shown + "' takes no value");
+      }
+      FORKLIFT_RETURN_IF_ERROR(Apply(*def, shown, value, &o));
+      continue;
+    }
+    // A bundle of short options: "-kq", "-j2", "-kj 2".
+    for (size_t k = 1; k < arg.size(); ++k) {
+      std::string shown = std::string("-") + arg[k];
+      const OptionDef* def = FindShort(arg[k]);
+      if (!def) return InvalidArgumentError("forklift map: unknown option '" + shown + "'");
+      std::string value;
+      if (def->takes_value) {
+        if (k + 1 < arg.size()) {
+          value = arg.substr(k + 1);
+        } else if (i < args.size()) {
+          value = args[i++];
+        } else {
+          return InvalidArgumentError("forklift map: option '" + shown + "' needs a value");
+        }
+        FORKLIFT_RETURN_IF_ERROR(Apply(*def, shown, value, &o));
+        break;
+      }
+      FORKLIFT_RETURN_IF_ERROR(Apply(*def, shown, value, &o));
+    }
+  }
+
+  // The command, up to the first separator.
+  while (i < args.size() && !IsSeparator(args[i])) o.command.push_back(args[i++]);
+
+  // Input sources: ::: ARGS... and :::: FILES..., in order, after any -a files.
+  while (i < args.size()) {
+    const std::string sep = args[i++];
+    if (sep == ":::+" || sep == "::::+") {
+      return InvalidArgumentError("forklift map: '" + sep +
+                                  "' (linked input sources) is not supported");
+    }
+    std::vector<std::string> group;
+    while (i < args.size() && !IsSeparator(args[i])) group.push_back(args[i++]);
+    if (sep == ":::") {
+      o.inputs.push_back(InputSpec{.kind = InputSpec::Kind::kArgs, .args = std::move(group)});
+    } else {
+      for (std::string& path : group) {
+        o.inputs.push_back(InputSpec{.kind = InputSpec::Kind::kFile, .path = std::move(path)});
+      }
+    }
+  }
+
+  if (o.tag && !o.tagstring) o.tagstring = "{}";
+  if ((o.resume || o.resume_failed) && !o.joblog && !o.results) {
+    return InvalidArgumentError(
+        "forklift map: --resume and --resume-failed require --joblog or --results");
+  }
+  // The templates are parsed again by the runner; parsing them here makes a bad one an
+  // error before anything runs.
+  FORKLIFT_RETURN_IF_ERROR(CommandTemplate::ForCommand(o.command, o.quote));
+  if (o.tagstring) FORKLIFT_RETURN_IF_ERROR(CommandTemplate::ForText(*o.tagstring));
+  return o;
+}
+
+}  // namespace forklift::map

@@ -1,0 +1,511 @@
+// forklift map's run loop. Jobs are run_batch items: the engine gives the window, the
+// retries with backoff, ordered delivery for -k and the journal; this file turns inputs
+// into jobs, a job into a subprocess, and an outcome into output, a joblog row and a halt
+// decision.
+#include "map/map_runner.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <mutex>
+#include <optional>
+#include <climits>
+#include <unordered_map>
+
+#include "batch/batch_options.h"
+#include "core/latency_histogram.h"
+#include "forklift/batch.h"
+#include "forklift/executor.h"
+#include "journal/journal.h"
+#include "map/command_template.h"
+#include "map/halt_policy.h"
+#include "map/input_source.h"
+#include "map/joblog.h"
+#include "map/map_output.h"
+#include "map/shell_quote.h"
+#include "process/subprocess.h"
+
+namespace forklift::map {
+namespace {
+
+using process::Completion;
+
+// FNV-1a: a stable 64-bit hash (std::hash may differ between builds), for run ids and
+// journal keys that must match across invocations.
+uint64_t Fnv1a(std::string_view s, uint64_t h = 14695981039346656037ull) {
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+struct MapJob {
+  uint64_t index = 0;               // position among the jobs handed to run_batch
+  uint64_t seq = 0;                 // {#}: position in the input, skipped jobs included
+  std::vector<std::string> args;    // the input columns
+  std::string fixed_command;        // --retry-failed: the command from the joblog
+  std::string key;                  // journal key: hash of the command template and args
+  const std::string& CheckpointKey() const { return key; }
+};
+
+struct JobResult {
+  uint64_t seq = 0;
+  std::vector<std::string> args;  // for --results
+  std::string command;
+  Completion completion;
+  std::optional<JobOutput> output;
+};
+
+// The jobs of a run as an input range for run_batch: input tuples (or --retry-failed's
+// stored commands), numbered, keyed, and filtered by the joblog when resuming from a
+// joblog alone.
+class JobRange {
+ public:
+  struct Iterator {
+    using value_type = MapJob;
+    using difference_type = std::ptrdiff_t;
+    JobRange* range = nullptr;
+    const MapJob& operator*() const { return range->current_; }
+    Iterator& operator++() {
+      range->Advance();
+      return *this;
+    }
+    void operator++(int) { range->Advance(); }
+    bool operator==(std::default_sentinel_t) const { return range->done_; }
+  };
+
+  JobRange(InputSource* input, std::vector<std::pair<uint64_t, std::string>> fixed,
+           const JoblogHistory* skip_by_seq, bool skip_failed_too, std::string template_text)
+      : input_(input),
+        fixed_(std::move(fixed)),
+        skip_by_seq_(skip_by_seq),
+        skip_failed_too_(skip_failed_too),
+        template_hash_(Fnv1a(template_text)) {}
+
+  Iterator begin() {
+    Advance();
+    return Iterator{this};
+  }
+  std::default_sentinel_t end() { return {}; }
+  const std::optional<Error>& error() const { return error_; }
+  uint64_t produced() const { return produced_; }
+
+ private:
+  void Advance() {
+    for (;;) {
+      MapJob job;
+      if (input_) {
+        auto next = input_->Next();
+        if (!next) {
+          error_ = next.error();
+          done_ = true;
+          return;
+        }
+        if (!*next) {
+          done_ = true;
+          return;
+        }
+        job.seq = ++seq_;
+        job.args = std::move(**next);
+        uint64_t h = template_hash_;
+        for (const auto& a : job.args) h = Fnv1a(std::string_view(a.data(), a.size() + 1), h);
+        job.key = fmt::format("{:016x}", h);
+      } else {
+        if (fixed_pos_ == fixed_.size()) {
+          done_ = true;
+          return;
+        }
+        auto& [seq, cmd] = fixed_[fixed_pos_++];
+        job.seq = seq;
+        job.fixed_command = std::move(cmd);
+        job.key = fmt::format("{:016x}", Fnv1a(job.fixed_command));
+      }
+      if (skip_by_seq_ && (skip_failed_too_ ? skip_by_seq_->Ran(job.seq)
+                                            : skip_by_seq_->Succeeded(job.seq))) {
+        continue;
+      }
+      job.index = produced_++;
+      current_ = std::move(job);
+      return;
+    }
+  }
+
+  InputSource* input_;
+  std::vector<std::pair<uint64_t, std::string>> fixed_;
+  size_t fixed_pos_ = 0;
+  const JoblogHistory* skip_by_seq_;
+  bool skip_failed_too_;
+  uint64_t template_hash_;
+  uint64_t seq_ = 0;
+  uint64_t produced_ = 0;
+  MapJob current_;
+  bool done_ = false;
+  std::optional<Error> error_;
+};
+
+// Median runtime of the successful jobs so far, for --timeout N%.
+class RuntimeMedian {
+ public:
+  void Add(Duration d) {
+    std::lock_guard lock(mu_);
+    hist_.Record(d);
+  }
+  std::optional<Duration> Median() const {
+    std::lock_guard lock(mu_);
+    if (hist_.count() == 0) return std::nullopt;
+    return hist_.Percentile(0.5);
+  }
+
+ private:
+  mutable std::mutex mu_;
+  core::LatencyHistogram hist_;
+};
+
+// --delay: job starts at least `delay` apart.
+class StartGate {
+ public:
+  explicit StartGate(Duration delay) : delay_(delay) {}
+  TimePoint Reserve(TimePoint now) {
+    std::lock_guard lock(mu_);
+    TimePoint t = std::max(now, next_);
+    next_ = t + delay_;
+    return t;
+  }
+
+ private:
+  Duration delay_;
+  std::mutex mu_;
+  TimePoint next_{};
+};
+
+// --results DIR: DIR/1/ARG1/2/ARG2/{seq,stdout,stderr}, with '\' and '/' in arguments
+// escaped as GNU parallel does ("\\" and "\_").
+Status WriteResults(const std::string& root, const std::vector<std::string>& args,
+                    uint64_t seq, const Completion& c) {
+  std::string dir = root;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string arg;
+    for (char ch : args[i]) {
+      if (ch == '\\') {
+        arg += "\\\\";
+      } else if (ch == '/') {
+        arg += "\\_";
+      } else {
+        arg += ch;
+      }
+    }
+    dir += fmt::format("/{}/{}", i + 1, arg);
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return InternalError(fmt::format("forklift map: --results: cannot create '{}': {}", dir, ec.message()));
+  auto write_file = [&](const char* name, auto&& fill) -> Status {
+    std::string path = dir + "/" + name;
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return InternalError(fmt::format("forklift map: --results: cannot write '{}'", path));
+    Status s = fill(fd);
+    ::close(fd);
+    return s;
+  };
+  FORKLIFT_RETURN_IF_ERROR(write_file("seq", [&](int fd) -> Status {
+    std::string text = std::to_string(seq);
+    if (::write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+      return InternalError("forklift map: --results: short write");
+    }
+    return OkStatus();
+  }));
+  FORKLIFT_RETURN_IF_ERROR(write_file("stdout", [&](int fd) { return c.stdout_output.WriteTo(fd); }));
+  return write_file("stderr", [&](int fd) { return c.stderr_output.WriteTo(fd); });
+}
+
+class MapRun {
+ public:
+  MapRun(const MapOptions& o, const MapStops& stops, process::ProcessRegistry& registry,
+         const MapIo& io)
+      : o_(o), stops_(stops), registry_(registry), io_(io), sink_(io.stdout_fd, io.stderr_fd) {}
+
+  int Run();
+
+ private:
+  Status Prepare();
+  int DryRun();
+  Result<JobResult> RunJob(const MapJob& job, ItemContext& ctx);
+  void OnOutcome(Outcome<JobResult>&& outcome);
+  void Fail(const Error& e) { fmt::print(stderr, "{}\n", e.message); }
+
+  const MapOptions& o_;
+  MapStops stops_;
+  process::ProcessRegistry& registry_;
+  MapIo io_;
+  OutputSink sink_;
+  std::optional<CommandTemplate> command_;
+  std::optional<CommandTemplate> tag_;
+  std::unique_ptr<InputSource> input_;
+  std::optional<JoblogHistory> history_;
+  std::unique_ptr<JoblogWriter> joblog_;
+  process::TermSeq termseq_ = process::TermSeq::Default();
+  std::string run_id_;
+  int jobs_ = 1;
+  std::string journal_path_;
+  bool journal_has_run_ = false;
+  std::string template_text_;
+  OutputMode output_mode_ = OutputMode::kGroup;
+  RuntimeMedian median_;
+  std::optional<StartGate> gate_;
+  HaltTracker halt_{HaltPolicy{}};
+  std::stop_source halt_soon_;
+  std::stop_source halt_now_;
+  std::mutex failed_mu_;
+  std::unordered_map<uint64_t, JobResult> failed_;  // final failures, by job index
+  uint64_t started_ = 0;
+  std::optional<Error> output_error_;
+};
+
+Status MapRun::Prepare() {
+  FORKLIFT_ASSIGN_OR_RETURN(command_, CommandTemplate::ForCommand(o_.command, o_.quote));
+  for (const auto& w : o_.command) template_text_ += w + ' ';
+  template_text_ += o_.quote ? "q" : "";
+  if (o_.tagstring) {
+    FORKLIFT_ASSIGN_OR_RETURN(tag_, CommandTemplate::ForText(*o_.tagstring));
+  } else if (o_.tag) {
+    FORKLIFT_ASSIGN_OR_RETURN(tag_, CommandTemplate::ForText("{}"));
+  }
+  FORKLIFT_ASSIGN_OR_RETURN(termseq_, process::TermSeq::Parse(o_.termseq));
+  FORKLIFT_ASSIGN_OR_RETURN(jobs_, ResolveJobs(o_.jobs, static_cast<int>(BatchOptions::DefaultWorkerCount())));
+  // --results captures each job's streams into files; nothing is printed.
+  if (o_.results) tag_.reset();
+  output_mode_ = o_.results          ? OutputMode::kGroup
+                 : o_.ungroup        ? OutputMode::kUngroup
+                 : o_.line_buffer ? OutputMode::kLineBuffer
+                                  : OutputMode::kGroup;
+  if (o_.delay > Duration::zero()) gate_.emplace(o_.delay);
+  halt_ = HaltTracker(o_.halt);
+
+  bool resuming = o_.resume || o_.resume_failed || o_.retry_failed;
+  if (resuming && o_.joblog) {
+    FORKLIFT_ASSIGN_OR_RETURN(history_, JoblogHistory::Read(*o_.joblog));
+  }
+  if (!o_.retry_failed) {
+    FORKLIFT_ASSIGN_OR_RETURN(input_,
+                              InputSource::Open(o_.inputs, o_.input_options(), io_.stdin_fd));
+  }
+  if (o_.joblog && !o_.dry_run && !o_.shell_quote) {
+    JoblogMode mode = o_.joblog_append ? JoblogMode::kAppend
+                      : resuming       ? JoblogMode::kResume
+                                       : JoblogMode::kTruncate;
+    FORKLIFT_ASSIGN_OR_RETURN(joblog_, JoblogWriter::Open(*o_.joblog, mode));
+  }
+
+  // The journal run: the same command template (and joblog) is the same run, so a
+  // --resume finds what an earlier invocation recorded, whatever the input order.
+  run_id_ = o_.run_id ? *o_.run_id
+                      : fmt::format("map-{:016x}",
+                                    Fnv1a(o_.joblog.value_or(""), Fnv1a(template_text_)));
+  BatchOptions probe;
+  probe.journal_path = o_.journal.value_or("");
+  journal_path_ = batch::ResolveJournalPath(probe);
+  if (!o_.dry_run && !o_.shell_quote) {
+    auto j = journal::Journal::Open(journal_path_);
+    if (!j) return InvalidArgumentError("forklift map: --journal: " + j.error().message);
+    if (resuming) {
+      FORKLIFT_ASSIGN_OR_RETURN(uint64_t recorded, (*j)->CountItems(run_id_, std::nullopt));
+      journal_has_run_ = recorded > 0;
+    } else {
+      // A fresh run starts a fresh record, as a plain --joblog FILE starts a fresh log.
+      FORKLIFT_RETURN_IF_ERROR((*j)->ClearItems(run_id_));
+    }
+  }
+  return OkStatus();
+}
+
+int MapRun::DryRun() {
+  uint64_t seq = 0;
+  for (;;) {
+    auto next = input_->Next();
+    if (!next) {
+      Fail(next.error());
+      return 255;
+    }
+    if (!*next) return 0;
+    std::string line = command_->Expand(**next, ++seq, 1);
+    for (int i = 0; i < o_.shell_quote; ++i) line = ShellQuote(line);
+    line += '\n';
+    if (!sink_.Write(process::Stream::kStdout, line)) return 255;
+  }
+}
+
+Result<JobResult> MapRun::RunJob(const MapJob& job, ItemContext& ctx) {
+  size_t slot = static_cast<size_t>(Executor::CurrentWorkerIndex()) + 1;
+  JobResult r;
+  r.seq = job.seq;
+  if (o_.results) r.args = job.args;
+  process::SpawnOptions spawn;
+  if (job.fixed_command.empty()) {
+    r.command = command_->Expand(job.args, job.seq, slot);
+    if (auto argv = command_->ExpandArgv(job.args, job.seq, slot)) spawn.argv = std::move(*argv);
+  } else {
+    r.command = job.fixed_command;
+  }
+  if (spawn.argv.empty()) spawn.argv = {"/bin/sh", "-c", r.command};
+  if (gate_) {
+    TimePoint at = gate_->Reserve(SystemClock().Now());
+    FORKLIFT_RETURN_IF_ERROR(ctx.SleepUntil(at));
+  }
+  std::string tag = tag_ ? tag_->Expand(job.args, job.seq, slot) : std::string();
+  r.output.emplace(output_mode_, std::move(tag), &sink_, process::OutputBuffer::kDefaultMemoryLimit);
+  spawn.stdout_mode = spawn.stderr_mode = r.output->SubprocessMode();
+  JobOutput* out = &*r.output;
+  spawn.on_output = [out](process::Stream s, std::string_view bytes) {
+    if (auto st = out->OnChunk(s, bytes); !st) throw std::runtime_error(st.error().message);
+  };
+  if (o_.timeout && !o_.timeout->is_percent()) {
+    spawn.timeout = o_.timeout->fixed;
+  } else if (o_.timeout) {
+    // GNU parallel: a share of the median runtime of the jobs that succeeded so far; no
+    // limit until one has.
+    if (auto median = median_.Median()) {
+      spawn.timeout =
+          std::chrono::duration_cast<Duration>(*median * (o_.timeout->percent / 100.0));
+    }
+  }
+  spawn.termseq = termseq_;
+  spawn.registry = &registry_;
+  FORKLIFT_ASSIGN_OR_RETURN(r.completion, process::Run(spawn, stops_.force));
+  const Completion& c = r.completion;
+  if (c.ok()) {
+    median_.Add(c.runtime);
+    return r;
+  }
+  Error e = c.timed_out ? Error{ErrorCode::kDeadlineExceeded, "timed out"}
+            : c.cancelled ? Error{ErrorCode::kCancelled, "killed"}
+            : c.signal   ? Error{ErrorCode::kAborted, fmt::format("killed by signal {}", c.signal)}
+                         : Error{ErrorCode::kAborted, fmt::format("exit {}", c.exit_code)};
+  if (static_cast<uint64_t>(ctx.attempt()) < o_.MaxAttempts() && !c.cancelled) {
+    return UnavailableError(e.message);  // the engine retries it, with backoff
+  }
+  {
+    std::lock_guard lock(failed_mu_);
+    failed_.insert_or_assign(job.index, std::move(r));
+  }
+  return tl::unexpected(e);
+}
+
+void MapRun::OnOutcome(Outcome<JobResult>&& outcome) {
+  ++started_;
+  std::optional<JobResult> taken;
+  if (outcome.ok()) {
+    taken = std::move(*outcome.value);
+  } else {
+    std::lock_guard lock(failed_mu_);
+    if (auto it = failed_.find(outcome.index); it != failed_.end()) {
+      taken = std::move(it->second);
+      failed_.erase(it);
+    }
+  }
+  if (!taken) {
+    // Failed before a process ran (spawn resources, a cancelled delay): no output, no row.
+    halt_.OnJobDone(255, 0, 0);
+    fmt::print(stderr, "forklift map: job {}: {}\n", outcome.index + 1,
+               outcome.value.error().ToString());
+    return;
+  }
+  JobResult& r = *taken;
+  const Completion& c = r.completion;
+  if (o_.results) {
+    if (auto s = WriteResults(*o_.results, r.args, r.seq, c); !s && !output_error_) {
+      output_error_ = s.error();
+    }
+  } else if (r.output) {
+    if (auto s = r.output->Finish(&c); !s && !output_error_) output_error_ = s.error();
+  }
+  // A timed-out job logs -1 as its exit value, as GNU parallel does.
+  int exit_value = c.timed_out ? -1 : (c.signal ? 0 : c.exit_code);
+  if (joblog_) {
+    JoblogEntry row;
+    row.seq = r.seq;
+    row.start_time = c.start;
+    row.runtime = c.runtime;
+    row.receive = c.stdout_bytes + c.stderr_bytes;
+    row.exit_value = exit_value;
+    row.signal = c.signal;
+    row.command = r.command;
+    if (auto s = joblog_->Append(row); !s && !output_error_) output_error_ = s.error();
+  }
+  HaltDecision d = halt_.OnJobDone(exit_value, c.signal, 0);
+  if (d == HaltDecision::kSoon || d == HaltDecision::kNow) halt_soon_.request_stop();
+  if (d == HaltDecision::kNow) halt_now_.request_stop();
+}
+
+int MapRun::Run() {
+  if (auto s = Prepare(); !s) {
+    Fail(s.error());
+    return 255;
+  }
+  if (o_.dry_run || o_.shell_quote) return DryRun();
+
+  // Either a signal or --halt stops the feeding; a forced stop or --halt now also kills.
+  std::stop_source any_stop;
+  std::stop_callback on_graceful(stops_.graceful, [&] { any_stop.request_stop(); });
+  std::stop_callback on_halt(halt_soon_.get_token(), [&] { any_stop.request_stop(); });
+  std::stop_source kill;
+  std::stop_callback on_force(stops_.force, [&] { kill.request_stop(); });
+  std::stop_callback on_halt_now(halt_now_.get_token(), [&] { kill.request_stop(); });
+  stops_.force = kill.get_token();
+
+  std::vector<std::pair<uint64_t, std::string>> fixed;
+  if (o_.retry_failed && history_) fixed = history_->FailedCommands();
+  bool skip_by_joblog = history_ && !journal_has_run_;
+  JobRange jobs(input_.get(), std::move(fixed), skip_by_joblog ? &*history_ : nullptr,
+                o_.resume, template_text_);
+
+  BatchOptions b;
+  b.workers = static_cast<size_t>(jobs_);
+  b.window = 2 * b.workers;
+  // Timeouts are the subprocess layer's (termseq on the process group), not the engine's.
+  b.timeout = std::chrono::hours(24 * 365 * 50);
+  b.retry.max_attempts = static_cast<int>(std::min<uint64_t>(o_.MaxAttempts(), INT32_MAX));
+  b.retry.base_delay = o_.retry_delay;
+  b.retry.max_delay = b.retry.base_delay * 64;
+  b.retry.retry_deadline_exceeded = true;
+  b.ordered = o_.keep_order;
+  b.display = (o_.bar || o_.eta || o_.progress) ? ProgressDisplay::kBar : ProgressDisplay::kNone;
+  b.batch_id = run_id_;
+  b.run_kind = "map";
+  b.run_name = template_text_;
+  b.journal_path = journal_path_;
+  b.resume = o_.resume ? BatchOptions::Resume::kFinished
+             : (o_.resume_failed || o_.retry_failed) ? BatchOptions::Resume::kSucceeded
+                                                      : BatchOptions::Resume::kNone;
+  b.stop = any_stop.get_token();
+  auto summary = run_batch(
+      jobs, [this](const MapJob& job, ItemContext& ctx) { return RunJob(job, ctx); }, b,
+      [this](Outcome<JobResult>&& o) { OnOutcome(std::move(o)); });
+  if (!summary) {
+    Fail(summary.error());
+    return 255;
+  }
+  if (jobs.error()) {
+    Fail(*jobs.error());
+    return 255;
+  }
+  if (output_error_) {
+    Fail(*output_error_);
+    return 255;
+  }
+  return halt_.ExitStatus(started_);
+}
+
+}  // namespace
+
+int RunMap(const MapOptions& options, const MapStops& stops, process::ProcessRegistry& registry,
+           const MapIo& io) {
+  MapRun run(options, stops, registry, io);
+  return run.Run();
+}
+
+}  // namespace forklift::map

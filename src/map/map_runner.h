@@ -1,0 +1,35 @@
+// The `forklift map` run: inputs to jobs, jobs through run_batch (one subprocess each),
+// outcomes to output, the joblog, the journal and the halt policy.
+#ifndef FORKLIFT_MAP_MAP_RUNNER_H_
+#define FORKLIFT_MAP_MAP_RUNNER_H_
+
+#include <stop_token>
+
+#include "map/map_options.h"
+#include "process/process_registry.h"
+
+namespace forklift::map {
+
+struct MapIo {
+  int stdin_fd = 0;
+  int stdout_fd = 1;
+  int stderr_fd = 2;
+};
+
+// What a caller (the CLI's signal thread) uses to stop a run: `graceful` starts no new
+// job and lets running ones finish; `force` also applies the termseq to running jobs.
+struct MapStops {
+  std::stop_token graceful;
+  std::stop_token force;
+};
+
+// Runs `options` to the end and returns the exit status by GNU parallel's rules: 0 when
+// every job succeeded, 1-100 the number of failed jobs, 101 more than 100, 255 for other
+// errors (bad input, which is reported before any job runs), or the --halt rules. Errors
+// go to io.stderr_fd as one line. Not thread-safe with itself on the same io.
+int RunMap(const MapOptions& options, const MapStops& stops, process::ProcessRegistry& registry,
+           const MapIo& io);
+
+}  // namespace forklift::map
+
+#endif  // FORKLIFT_MAP_MAP_RUNNER_H_

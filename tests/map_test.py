@@ -1,0 +1,298 @@
+#!/usr/bin/env python3
+"""End-to-end tests of `forklift map`, run as a user would run it.
+
+Where GNU parallel is installed, the same invocations run through it too and outputs,
+joblog columns and exit codes are compared. Run by ctest with FORKLIFT=<path to binary>.
+"""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+FORKLIFT = os.environ.get("FORKLIFT", os.path.join(os.path.dirname(__file__), "..", "build", "forklift"))
+PARALLEL = shutil.which("parallel")
+
+
+def run(args, stdin=None, cwd=None, env=None, timeout=60):
+    p = subprocess.run(args, input=stdin, capture_output=True, cwd=cwd, env=env, timeout=timeout)
+    return p.returncode, p.stdout, p.stderr
+
+
+def fk(*args, **kw):
+    return run([FORKLIFT, "map", *args], **kw)
+
+
+def gnu(*args, **kw):
+    return run([PARALLEL, "--will-cite", *args], **kw)
+
+
+def our_sleepers(tag):
+    """PIDs of processes whose command line contains tag (orphan detection)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if tag.encode() in f.read():
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+class MapTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="forklift-map-test-")
+        self.env = dict(os.environ, FORKLIFT_JOURNAL=os.path.join(self.dir, "journal.db"),
+                        TMPDIR=os.path.join(self.dir, "tmp"))
+        os.makedirs(self.env["TMPDIR"])
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def fk(self, *args, **kw):
+        kw.setdefault("env", self.env)
+        kw.setdefault("cwd", self.dir)
+        return fk(*args, **kw)
+
+    def same_as_gnu(self, args, stdin=None, sort=False):
+        rc, out, err = self.fk(*args, stdin=stdin)
+        if PARALLEL:
+            grc, gout, _ = gnu(*args, stdin=stdin, cwd=self.dir)
+            if sort:
+                self.assertEqual(sorted(out.splitlines()), sorted(gout.splitlines()), args)
+            else:
+                self.assertEqual(out, gout, args)
+            self.assertEqual(rc, grc, args)
+        return rc, out, err
+
+    # --- inputs and templates ---------------------------------------------------------------
+
+    def test_arguments_after_triple_colon(self):
+        rc, out, _ = self.same_as_gnu(["-k", "echo", ":::", "a", "b", "c"])
+        self.assertEqual(rc, 0)
+        self.assertEqual(out, b"a\nb\nc\n")
+
+    def test_cross_product_first_source_slowest(self):
+        rc, out, _ = self.same_as_gnu(["-k", "echo", ":::", "a", "b", ":::", "1", "2"])
+        self.assertEqual(out, b"a 1\na 2\nb 1\nb 2\n")
+
+    def test_replacement_strings(self):
+        args = ["-k", "echo {} {.} {/} {//} {/.} {#}", ":::", "dir/sub/file.tar.gz", "plain"]
+        rc, out, _ = self.same_as_gnu(args)
+        self.assertEqual(out.splitlines()[0], b"dir/sub/file.tar.gz dir/sub/file.tar file.tar.gz dir/sub file.tar 1")
+        self.assertEqual(out.splitlines()[1], b"plain plain plain . plain 2")
+
+    def test_positional_columns_and_colsep(self):
+        rc, out, _ = self.same_as_gnu(["-k", "--colsep", ",", "echo {2}-{1}"], stdin=b"a,b\nc,d\n")
+        self.assertEqual(out, b"b-a\nd-c\n")
+
+    def test_slot_is_between_one_and_jobs(self):
+        rc, out, _ = self.fk("-j2", "echo {%}", ":::", *map(str, range(20)))
+        self.assertEqual(rc, 0)
+        self.assertTrue(set(out.split()) <= {b"1", b"2"}, out)
+
+    def test_stdin_lines_and_null_separated(self):
+        self.same_as_gnu(["-k", "echo"], stdin=b"x\ny\n")
+        rc, out, _ = self.same_as_gnu(["-k", "-0", "echo"], stdin=b"p q\0r\0")
+        self.assertEqual(out, b"p q\nr\n")
+
+    def test_arg_file(self):
+        path = os.path.join(self.dir, "args.txt")
+        with open(path, "wb") as f:
+            f.write(b"one\ntwo\n")
+        rc, out, _ = self.same_as_gnu(["-k", "echo", "::::", path])
+        self.assertEqual(out, b"one\ntwo\n")
+
+    def test_inputs_are_one_literal_argument(self):
+        evil = "$(touch pwned); rm x"
+        rc, out, _ = self.same_as_gnu(["-k", "echo", ":::", evil, "it's", 'a"b'])
+        self.assertEqual(out, b"$(touch pwned); rm x\nit's\na\"b\n")
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "pwned")))
+
+    def test_binary_empty_and_long_lines_pass_through(self):
+        # 100 KiB is near Linux's limit for one argument (MAX_ARG_STRLEN, 128 KiB).
+        long_line = b"x" * 100000
+        data = b"\x01\x02\xff bin\n\n" + long_line + b"\nlast-without-newline"
+        rc, out, _ = self.fk("-k", "-j2", "printf '%s|'", stdin=data)
+        self.assertEqual(rc, 0)
+        self.assertEqual(out, b"\x01\x02\xff bin||" + long_line + b"|last-without-newline|")
+
+    def test_a_line_too_long_for_exec_fails_alone_with_a_clear_error(self):
+        # A 1 MiB line is read intact, but no exec can take it as one argument: that job
+        # fails saying why, the others run.
+        data = b"a\n" + b"y" * (1 << 20) + b"\nb\n"
+        rc, out, err = self.fk("-k", "echo", stdin=data)
+        self.assertEqual(rc, 1)
+        self.assertEqual(out, b"a\nb\n")
+        self.assertIn(b"Argument list too long", err)
+
+    def test_output_without_final_newline_is_kept(self):
+        rc, out, _ = self.same_as_gnu(["-k", "printf", ":::", "a", "b"])
+        self.assertEqual(out, b"ab")
+
+    def test_tag_and_tagstring(self):
+        self.same_as_gnu(["-k", "--tag", "echo", ":::", "a", "b"])
+        rc, out, _ = self.same_as_gnu(["-k", "--tagstring", "<{}>", "echo", "hi", ":::", "a"])
+        self.assertEqual(out, b"<a>\thi a\n")
+
+    def test_grouped_output_is_never_interleaved(self):
+        script = "for i in 1 2 3 4 5; do echo {}-$i; sleep 0.01; done"
+        rc, out, _ = self.fk("-j4", script, ":::", "a", "b", "c", "d")
+        lines = out.decode().splitlines()
+        for job in "abcd":
+            idx = [i for i, l in enumerate(lines) if l.startswith(job + "-")]
+            self.assertEqual(idx, list(range(idx[0], idx[0] + 5)), lines)
+
+    def test_dry_run_prints_commands_and_runs_nothing(self):
+        rc, out, _ = self.same_as_gnu(["--dry-run", "-k", "touch", ":::", "a b", "c"])
+        self.assertEqual(out, b"touch 'a b'\ntouch c\n")
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "c")))
+
+    # --- exit status, joblog, retries, halt ---------------------------------------------------
+
+    def test_exit_status_counts_failed_jobs(self):
+        rc, _, _ = self.same_as_gnu(["exit {}", ":::", "0", "1", "2", "0", "3"])
+        self.assertEqual(rc, 3)
+        rc, _, _ = self.fk("-j4", "exit 1", ":::", *map(str, range(150)))
+        self.assertEqual(rc, 101)
+
+    def test_joblog_format_matches_gnu_parallel(self):
+        mine = os.path.join(self.dir, "mine.log")
+        rc, _, _ = self.fk("-k", "--joblog", mine, "exit {}", ":::", "0", "3")
+        self.assertEqual(rc, 1)
+        with open(mine) as f:
+            rows = f.read().splitlines()
+        self.assertEqual(rows[0], "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand")
+        row_re = re.compile(r"^(\d+)\t:\t\d+\.\d{3}\t +\d+\.\d{3}\t0\t\d+\t(\d+)\t(\d+)\t(.*)$")
+        parsed = sorted(row_re.match(r).groups() for r in rows[1:])
+        self.assertEqual(parsed, [("1", "0", "0", "exit 0"), ("2", "3", "0", "exit 3")])
+        if PARALLEL:
+            theirs = os.path.join(self.dir, "theirs.log")
+            gnu("-k", "--joblog", theirs, "exit {}", ":::", "0", "3", cwd=self.dir)
+            with open(theirs) as f:
+                grows = f.read().splitlines()
+            self.assertEqual(grows[0], rows[0])
+            for a, b in zip(sorted(rows[1:]), sorted(grows[1:])):
+                fa, fb = a.split("\t"), b.split("\t")
+                self.assertEqual(len(fa), len(fb))
+                self.assertEqual(len(fa[3]), len(fb[3]), "JobRuntime keeps GNU's width")
+                self.assertEqual(fa[0:2] + fa[4:], fb[0:2] + fb[4:])
+
+    def test_retries_rerun_a_failing_job(self):
+        counter = os.path.join(self.dir, "count")
+        cmd = f": {{}}; echo x >> {counter}; test $(wc -l < {counter}) -ge 3"
+        rc, _, _ = self.fk("--retries", "3", "--retry-delay", "10ms", cmd, ":::", "1")
+        self.assertEqual(rc, 0)
+        with open(counter) as f:
+            self.assertEqual(len(f.read().splitlines()), 3)
+
+    def test_halt_now_on_first_failure(self):
+        rc, out, _ = self.fk("-j1", "--halt", "now,fail=1", "echo {}; exit {}", ":::", "0", "1", "0", "0")
+        self.assertNotEqual(rc, 0)
+        self.assertNotIn(b"0\n0\n0\n", out)
+
+    def test_bad_input_is_one_line_error_and_exit_255(self):
+        for args in (["--no-such-option", "echo"], ["--halt", "sometimes", "echo", ":::", "a"],
+                     ["echo", "::::", os.path.join(self.dir, "missing.txt")]):
+            rc, out, err = self.fk(*args)
+            self.assertEqual(rc, 255, args)
+            self.assertEqual(out, b"", "nothing ran")
+            self.assertEqual(len(err.strip().splitlines()), 1, err)
+        rc, _, err = self.fk("--halt", "sometimes", "echo", ":::", "a")
+        self.assertIn(b"sometimes", err)
+
+    # --- timeouts, signals, resume, temp files ------------------------------------------------
+
+    def test_timeout_kills_the_whole_process_tree(self):
+        tag = "forklift-test-sleeper-%d" % os.getpid()
+        cmd = f"sh -c 'sleep 100 & exec -a {tag} sleep 100' ; true"
+        cmd = f"bash -c 'exec -a {tag} sleep 100' & bash -c 'exec -a {tag} sleep 100'"
+        t0 = time.time()
+        rc, _, _ = self.fk("--timeout", "0.5", cmd, ":::", "1")
+        self.assertLess(time.time() - t0, 10)
+        self.assertEqual(rc, 1)
+        time.sleep(0.2)
+        self.assertEqual(our_sleepers(tag), [], "no orphan survives the timeout")
+
+    def test_first_sigint_lets_running_jobs_finish(self):
+        log = os.path.join(self.dir, "jl")
+        p = subprocess.Popen([FORKLIFT, "map", "-j2", "--joblog", log, "sleep 0.5; echo done {}",
+                              ":::", *map(str, range(10))], stdout=subprocess.PIPE,
+                             env=self.env, cwd=self.dir)
+        time.sleep(0.25)
+        p.send_signal(signal.SIGINT)
+        out, _ = p.communicate(timeout=20)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertEqual(sorted(out.split(b"\n")[:-1]), [b"done 0", b"done 1"])
+        with open(log) as f:
+            self.assertEqual(len(f.read().splitlines()), 3, "both running jobs are logged")
+
+    def test_second_sigint_kills_running_jobs(self):
+        tag = "forklift-test-int-%d" % os.getpid()
+        p = subprocess.Popen([FORKLIFT, "map", "-j2", f"bash -c 'exec -a {tag} sleep 100'",
+                              ":::", "1", "2"], env=self.env, cwd=self.dir)
+        time.sleep(0.5)
+        p.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+        p.send_signal(signal.SIGINT)
+        p.wait(timeout=20)
+        self.assertNotEqual(p.returncode, 0)
+        time.sleep(0.2)
+        self.assertEqual(our_sleepers(tag), [])
+
+    def test_resume_after_sigkill_reruns_no_recorded_job(self):
+        out = os.path.join(self.dir, "ran.txt")
+        log = os.path.join(self.dir, "jl")
+        args = ["-j2", "--joblog", log, f"sleep 0.02; echo {{}} >> {out}", ":::", *map(str, range(200))]
+        p = subprocess.Popen([FORKLIFT, "map", *args], env=self.env, cwd=self.dir)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if os.path.exists(out) and len(open(out).read().split()) > 40:
+                break
+            time.sleep(0.01)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        with open(log) as f:
+            logged = {row.split("\t")[8] for row in f.read().splitlines()[1:]
+                      if row.split("\t")[6] == "0"}
+        self.assertGreater(len(logged), 0)
+        rc, _, _ = self.fk("--resume", *args)
+        self.assertEqual(rc, 0)
+        with open(out) as f:
+            ran = f.read().split()
+        counts = {x: ran.count(x) for x in set(ran)}
+        self.assertEqual(set(counts), {str(i) for i in range(200)}, "every job ran")
+        for cmd in logged:
+            job = cmd.split("echo ")[1].split(" ")[0]
+            self.assertEqual(counts[job], 1, f"job {job} was logged done, yet ran again")
+
+    def test_resume_survives_reordered_input(self):
+        out = os.path.join(self.dir, "ran.txt")
+        args = ["--joblog", os.path.join(self.dir, "jl"), f"echo {{}} >> {out}", ":::"]
+        self.fk(*args, "a", "b", "c")
+        self.fk("--resume", *args, "c", "b", "a", "d")
+        with open(out) as f:
+            self.assertEqual(sorted(f.read().split()), ["a", "b", "c", "d"])
+
+    def test_large_outputs_spill_and_no_temp_file_survives(self):
+        rc, out, _ = self.fk("-j2", "head -c 3000000 /dev/zero; : {}", ":::", "1", "2")
+        self.assertEqual(rc, 0)
+        self.assertEqual(len(out), 6000000)
+        self.assertEqual(os.listdir(self.env["TMPDIR"]), [])
+
+    def test_runs_lists_map_runs(self):
+        self.fk("echo", ":::", "a")
+        rc, out, _ = run([FORKLIFT, "runs", "--kind", "map"], env=self.env, cwd=self.dir)
+        self.assertEqual(rc, 0)
+        self.assertIn(b"map", out)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
