@@ -60,6 +60,18 @@ else
   rows+=("run_batch streaming, peak RSS|FAILED|||< 64 MB, <= +10%|see $log")
 fi
 
+echo "== d. forklift map vs xargs and GNU parallel: 3,000 x /bin/true, -j2, --joblog"
+if out=$("$here/map_bench.sh" "$build" | tee -a "$log" /dev/stderr); then
+  r=$(grep '^RESULT map' <<< "$out")
+  vx=$(field vs_xargs <<< "$r")
+  vg=$(field parallel_ratio <<< "$r")
+  rows+=("map 3,000 x /bin/true, -j2|$(field forklift_s <<< "$r") s|$(field xargs_s <<< "$r") s (xargs -P2 -n1)|${vx}x xargs's time (floor: $(field vs_floor <<< "$r")x)|<= 1.2x|$(verdict "$vx" 1.2 '<=')")
+  rows+=("map 3,000 x /bin/true, -j2, joblog|$(field forklift_s <<< "$r") s|$(field parallel_s <<< "$r") s (GNU parallel)|${vg}x faster|>= 8x|$(verdict "$vg" 8 '>=')")
+else
+  status=1
+  rows+=("map 3,000 x /bin/true, -j2|FAILED|||<= 1.2x|see $log")
+fi
+
 echo
 echo "== results ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores; log: $log)"
 {

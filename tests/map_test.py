@@ -287,6 +287,52 @@ class MapTest(unittest.TestCase):
         self.assertEqual(len(out), 6000000)
         self.assertEqual(os.listdir(self.env["TMPDIR"]), [])
 
+    def test_line_buffer_passes_whole_lines_as_they_come(self):
+        rc, out, _ = self.fk("--line-buffer", "-j2", "echo {}-1; sleep 0.3; echo {}-2", ":::", "a", "b")
+        lines = out.decode().splitlines()
+        self.assertEqual(sorted(lines), ["a-1", "a-2", "b-1", "b-2"])
+        self.assertEqual(set(lines[:2]), {"a-1", "b-1"}, "first lines arrive before the jobs end")
+
+    def test_ungrouped_output_and_quote_and_shell_quote(self):
+        rc, out, _ = self.fk("-u", "-j1", "echo", ":::", "a", "b")
+        self.assertEqual(out, b"a\nb\n")
+        self.same_as_gnu(["-q", "-k", "echo", "a b", ":::", "x"])
+        rc, out, _ = self.same_as_gnu(["--shell-quote", ":::", "a b", "it's"])
+        self.assertEqual(out, b"'a b'\n'it'\"'\"'s'\n")
+
+    def test_results_dir_layout_matches_gnu_parallel(self):
+        self.fk("--results", "mine", "echo", ":::", "a", "b/c", ":::", "x")
+        files = lambda root: sorted(os.path.relpath(os.path.join(d, f), os.path.join(self.dir, root))
+                                    for d, _, fs in os.walk(os.path.join(self.dir, root)) for f in fs)
+        self.assertEqual(files("mine"), ["1/a/2/x/seq", "1/a/2/x/stderr", "1/a/2/x/stdout",
+                                         "1/b\\_c/2/x/seq", "1/b\\_c/2/x/stderr", "1/b\\_c/2/x/stdout"])
+        with open(os.path.join(self.dir, "mine/1/a/2/x/stdout"), "rb") as f:
+            self.assertEqual(f.read(), b"a x\n")
+        if PARALLEL:
+            gnu("--results", "theirs", "echo", ":::", "a", "b/c", ":::", "x", cwd=self.dir)
+            self.assertEqual(files("mine"), files("theirs"))
+
+    def test_resume_failed_and_retry_failed(self):
+        log = os.path.join(self.dir, "jl")
+        rc, _, _ = self.fk("--joblog", log, "exit {}", ":::", "0", "1", "2")
+        self.assertEqual(rc, 2)
+        rc, _, _ = self.fk("--joblog", log, "--retry-failed", "exit {}", ":::", "0", "1", "2")
+        self.assertEqual(rc, 2, "the two failed commands ran again from the joblog")
+        with open(log) as f:
+            rows = f.read().splitlines()[1:]
+        self.assertEqual([r.split("\t")[8] for r in rows], ["exit 0", "exit 1", "exit 2", "exit 1", "exit 2"])
+        marker = os.path.join(self.dir, "m")
+        rc, _, _ = self.fk("--joblog", log, "--resume-failed", f"echo {{}} >> {marker}; exit 0", ":::", "0", "1", "2")
+        self.assertEqual(rc, 0)
+
+    def test_timeout_percent_of_median_and_delay(self):
+        rc, _, _ = self.fk("-j1", "--timeout", "300%", "sleep {}", ":::", "0.1", "0.1", "0.1", "5")
+        self.assertEqual(rc, 1, "the 5 s job ran past 3 x the 0.1 s median")
+        t0 = time.time()
+        rc, _, _ = self.fk("-j4", "--delay", "0.2", "true", ":::", "1", "2", "3", "4")
+        self.assertEqual(rc, 0)
+        self.assertGreaterEqual(time.time() - t0, 0.6, "4 starts 0.2 s apart")
+
     def test_runs_lists_map_runs(self):
         self.fk("echo", ":::", "a")
         rc, out, _ = run([FORKLIFT, "runs", "--kind", "map"], env=self.env, cwd=self.dir)
