@@ -12,6 +12,8 @@ constexpr const char* kUsage =
     "\n"
     "commands:\n"
     "  map        run a command per input item (GNU parallel's syntax)\n"
+    "  run        run a flow file: a DAG of tasks with logs and a breakdown\n"
+    "  report     write the HTML report of a flow run\n"
     "  runs       list past runs recorded in the journal\n"
     "  version    print the version\n"
     "\n"
@@ -31,6 +33,8 @@ int Dispatch(const std::vector<std::string>& args) {
     return 0;
   }
   if (cmd == "map") return MapCommand(rest);
+  if (cmd == "run") return RunCommand(rest);
+  if (cmd == "report") return ReportCommand(rest);
   if (cmd == "runs") return RunsCommand(rest);
   fmt::print(stderr, "forklift: unknown command '{}' (try 'forklift --help')\n", cmd);
   return 2;
