@@ -59,9 +59,10 @@ class CommandTemplate {
 
   // The argv that /bin/sh would build from Expand()'s line, when running it without a
   // shell would do exactly the same; nullopt when a shell is needed (shell syntax in the
-  // template's own text, unquoted values, a builtin: see ArgvNeedsShell). The answer for
-  // the template's text is fixed at parse time, so this costs about what Expand does.
-  // Thread-safe (const).
+  // template's own text, unquoted values, a builtin: see ArgvNeedsShell). argv[0] is to
+  // be found on PATH as sh would (execvp), and a missing program should exit 127 as sh's
+  // "not found" does. The answer for the template's text is fixed at parse time, so this
+  // costs about what Expand does. Thread-safe (const).
   std::optional<std::vector<std::string>> ExpandArgv(const std::vector<std::string>& args,
                                                      uint64_t seq, size_t slot) const;
 

@@ -110,7 +110,7 @@ class InputSource {
   std::vector<std::vector<Record>> others_;  // sources 2..n, whole
   std::vector<size_t> odometer_;             // position in each of others_
   std::optional<Record> current_first_;      // the first source's record being combined
-  bool others_have_records_ = false;
+  bool others_have_records_ = false;         // before empties became one "" record
   bool first_started_ = false;
   bool done_ = false;
   bool replaced_nul_ = false;

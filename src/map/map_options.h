@@ -88,8 +88,8 @@ struct MapOptions {
   std::optional<std::string> colsep;   // --colsep/--col-sep/-C REGEX
   bool null_separated = false;   // -0/--null: records end at NUL
   bool quote = false;            // -q/--quote: quote the command words (see command_template.h)
-  int shell_quote = 0;           // --shell-quote, counted: print the command quoted that
-                                 // many times instead of running it
+  int shell_quote = 0;           // --shell-quote, counted: instead of running a job,
+                                 // print ShellQuote applied this many times to its line
   std::optional<std::string> journal;  // --journal PATH; unset: FORKLIFT_JOURNAL or default
   std::optional<std::string> run_id;   // --run-id ID; unset: a new run
   std::vector<std::string> command;    // the command words; empty: the input is the command

@@ -93,7 +93,12 @@ class JobRange {
   }
   std::default_sentinel_t end() { return {}; }
   const std::optional<Error>& error() const { return error_; }
-  uint64_t produced() const { return produced_; }
+  // All jobs of the run, skipped ones included, once the input is exhausted; 0 before
+  // (a --halt N% policy needs it, and GNU parallel, too, knows it only after reading all).
+  uint64_t total() const {
+    if (!done_) return 0;
+    return input_ ? seq_ : fixed_.size();
+  }
 
  private:
   void Advance() {
@@ -250,7 +255,7 @@ class MapRun {
   std::unique_ptr<JoblogWriter> joblog_;
   process::TermSeq termseq_ = process::TermSeq::Default();
   std::string run_id_;
-  int jobs_ = 1;
+  int job_slots_ = 1;
   std::string journal_path_;
   bool journal_has_run_ = false;
   std::string template_text_;
@@ -263,6 +268,7 @@ class MapRun {
   std::mutex failed_mu_;
   std::unordered_map<uint64_t, JobResult> failed_;  // final failures, by job index
   uint64_t started_ = 0;
+  const JobRange* jobs_ = nullptr;  // the run's jobs, while run_batch runs
   std::optional<Error> output_error_;
 };
 
@@ -276,7 +282,7 @@ Status MapRun::Prepare() {
     FORKLIFT_ASSIGN_OR_RETURN(tag_, CommandTemplate::ForText("{}"));
   }
   FORKLIFT_ASSIGN_OR_RETURN(termseq_, process::TermSeq::Parse(o_.termseq));
-  FORKLIFT_ASSIGN_OR_RETURN(jobs_, ResolveJobs(o_.jobs, static_cast<int>(BatchOptions::DefaultWorkerCount())));
+  FORKLIFT_ASSIGN_OR_RETURN(job_slots_, ResolveJobs(o_.jobs, static_cast<int>(BatchOptions::DefaultWorkerCount())));
   // --results captures each job's streams into files; nothing is printed.
   if (o_.results) tag_.reset();
   output_mode_ = o_.results          ? OutputMode::kGroup
@@ -409,7 +415,7 @@ void MapRun::OnOutcome(Outcome<JobResult>&& outcome) {
   }
   if (!taken) {
     // Failed before a process ran (spawn resources, a cancelled delay): no output, no row.
-    halt_.OnJobDone(255, 0, 0);
+    halt_.OnJobDone(255, 0, jobs_ ? jobs_->total() : 0);
     fmt::print(stderr, "forklift map: job {}: {}\n", outcome.index + 1,
                outcome.value.error().ToString());
     return;
@@ -436,7 +442,7 @@ void MapRun::OnOutcome(Outcome<JobResult>&& outcome) {
     row.command = r.command;
     if (auto s = joblog_->Append(row); !s && !output_error_) output_error_ = s.error();
   }
-  HaltDecision d = halt_.OnJobDone(exit_value, c.signal, 0);
+  HaltDecision d = halt_.OnJobDone(exit_value, c.signal, jobs_->total());
   if (d == HaltDecision::kSoon || d == HaltDecision::kNow) halt_soon_.request_stop();
   if (d == HaltDecision::kNow) halt_now_.request_stop();
 }
@@ -463,8 +469,9 @@ int MapRun::Run() {
   JobRange jobs(input_.get(), std::move(fixed), skip_by_joblog ? &*history_ : nullptr,
                 o_.resume, template_text_);
 
+  jobs_ = &jobs;
   BatchOptions b;
-  b.workers = static_cast<size_t>(jobs_);
+  b.workers = static_cast<size_t>(job_slots_);
   b.window = 2 * b.workers;
   // Timeouts are the subprocess layer's (termseq on the process group), not the engine's.
   b.timeout = std::chrono::hours(24 * 365 * 50);

@@ -42,6 +42,13 @@ TEST(ShellQuoteTest, QuotesAtTheEndsAreTrimmedAsGnuParallelDoes) {
   EXPECT_EQ(ShellQuote("x'y'z"), "'x'\"'\"'y'\"'\"'z'");
 }
 
+TEST(ShellQuoteTest, ShellQuoteOptionIsQuotingTheCommandLine) {
+  // parallel --shell-quote echo ::: 'a b'      (and with --shell-quote twice)
+  EXPECT_EQ(ShellQuote("echo 'a b'"), "'echo '\"'\"'a b'\"'\"");
+  EXPECT_EQ(ShellQuote(ShellQuote("echo 'a b'")),
+            "\"'\"'echo '\"'\"'\"'\"'\"'\"'\"'\"'a b'\"'\"'\"'\"'\"'\"'");
+}
+
 TEST(ShellQuoteTest, AppendReusesTheBuffer) {
   std::string out = "echo ";
   AppendShellQuoted(&out, "a b");
