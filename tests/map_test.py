@@ -320,7 +320,9 @@ class MapTest(unittest.TestCase):
         self.assertEqual(rc, 2, "the two failed commands ran again from the joblog")
         with open(log) as f:
             rows = f.read().splitlines()[1:]
-        self.assertEqual([r.split("\t")[8] for r in rows], ["exit 0", "exit 1", "exit 2", "exit 1", "exit 2"])
+        cmds = [r.split("\t")[8] for r in rows]
+        self.assertEqual(sorted(cmds[:3]), ["exit 0", "exit 1", "exit 2"])
+        self.assertEqual(sorted(cmds[3:]), ["exit 1", "exit 2"], "only the failed ones reran")
         marker = os.path.join(self.dir, "m")
         rc, _, _ = self.fk("--joblog", log, "--resume-failed", f"echo {{}} >> {marker}; exit 0", ":::", "0", "1", "2")
         self.assertEqual(rc, 0)
