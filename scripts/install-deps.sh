@@ -2,7 +2,8 @@
 # Installs the Debian packages forklift needs, and only those that are missing.
 # usage: scripts/install-deps.sh [build|test|bench|all]   (default: test)
 #   build  compiler, CMake and the libraries forklift links
-#   test   build + what the test suite runs against (PostgreSQL server, sqlite3 shell)
+#   test   build + what the tests run against: PostgreSQL, sqlite3, GNU parallel (map is
+#          compared with it), Chromium (the flow report is rendered in it), pgrep
 #   bench  test + the anchors' and comparison tools (pandas, oneTBB, GNU parallel, hyperfine)
 # Idempotent: a second run installs nothing. Uses sudo when not root.
 set -euo pipefail
@@ -11,8 +12,8 @@ level=${1:-test}
 build=(g++ cmake ninja-build make pkg-config
        libexpected-dev libfmt-dev libcli11-dev libtomlplusplus-dev nlohmann-json3-dev
        libsqlite3-dev libpq-dev zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev)
-test=(postgresql sqlite3 python3)
-bench=(python3-pandas python3-psycopg2 libtbb-dev parallel hyperfine time)
+test=(postgresql sqlite3 python3 parallel chromium procps)
+bench=(python3-pandas python3-psycopg2 libtbb-dev hyperfine time ninja-build)
 
 case "$level" in
   build) want=("${build[@]}") ;;
