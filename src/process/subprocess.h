@@ -20,16 +20,21 @@
 // and every output pipe has hit EOF. A background grandchild that keeps a pipe open holds
 // the job open too, as it would with GNU parallel, but the timeout still applies; if
 // instead the pipe's holder left the process group (setsid) and the group is empty, the
-// job ends once what is readable has been read.
+// job ends once what is readable has been read. Members that hold no pipe
+// (`cmd >/dev/null &`) are not waited for and live on, as under GNU parallel.
 //
 // Timeouts and stop requests apply `termseq` to the whole process group (TermSeq in
 // termseq.h): each signal to -pgid, then up to its wait for the leader to exit and the
-// group to be empty, and a final SIGKILL when the sequence ran out. Nothing of the group
-// outlives Run() then, except members that were already dead (zombies whose parent does
-// not reap them) and processes that left the group on purpose.
+// group to be empty, and a final SIGKILL when the sequence ran out. Nothing alive of the
+// group outlives Run() then, save processes that left the group on purpose and, after a
+// last second of grace, processes stuck in the kernel. Dead members may stay zombies when
+// their parent does not reap them (an init that does not reap orphans); Run reaps those
+// that are its own children, which orphans are when this program is a child subreaper.
 //
 // Needs Linux >= 5.3 for pidfd_open; older kernels fall back to polling waitpid(WNOHANG)
-// in slices of 1 to 50 ms.
+// in slices of 1 to 50 ms. What no descriptor announces (a group emptying after its
+// leader was reaped) is checked in slices too, but only on those slow paths: a job whose
+// leader exits and closes its output costs no timer at all.
 #ifndef FORKLIFT_PROCESS_SUBPROCESS_H_
 #define FORKLIFT_PROCESS_SUBPROCESS_H_
 
@@ -131,7 +136,8 @@ struct Completion {
   // The captured streams (kCapture); empty for the other modes.
   OutputBuffer stdout_output;
   OutputBuffer stderr_output;
-  // Bytes read from each stream (kCapture and kCallback); 0 for kInherit.
+  // Bytes read from each stream (kCapture and kCallback), or of forklift's own message
+  // when the program could not be started; 0 for kInherit.
   uint64_t stdout_bytes = 0;
   uint64_t stderr_bytes = 0;
 

@@ -53,11 +53,19 @@ bool GroupHasLiveMember(pid_t pgid) {
   return live;
 }
 
-bool GroupGone(pid_t pgid) {
+void ReapOurMembers(pid_t pgid) {
   while (waitpid(-pgid, nullptr, WNOHANG) > 0) {
   }
+}
+
+bool GroupGone(pid_t pgid) {
+  ReapOurMembers(pgid);
   if (kill(-pgid, 0) != 0 && errno == ESRCH) return true;
-  return !GroupHasLiveMember(pgid);
+  if (GroupHasLiveMember(pgid)) return false;
+  // Members that died between the first reap and the scan, and are ours to reap: reap
+  // them now, or they would outlive the job as zombies of this program.
+  ReapOurMembers(pgid);
+  return true;
 }
 
 }  // namespace forklift::process::subprocess_internal

@@ -424,7 +424,7 @@ TEST(SubprocessTest, StopBeforeStartSpawnsNothing) {
   EXPECT_EQ(c.error().code, ErrorCode::kCancelled);
 }
 
-TEST(SubprocessTest, AStopDoesNotLeakIntoTheThreadsNextRun) {
+TEST(SubprocessTest, AStopDoesNotLeakIntoTheNextRun) {
   std::stop_source first;
   std::thread stopper([&] { first.request_stop(); });
   auto a = process::Run({.argv = {"sleep", "100"}}, first.get_token());
@@ -501,6 +501,22 @@ TEST(SubprocessTest, ChildThatStopsReadingStdinDoesNotKillUs) {
   EXPECT_FALSE(sigismember(&pending, SIGPIPE));
 }
 
+TEST(SubprocessTest, InheritedStdinIsOurs) {
+  FILE* input = tmpfile();
+  ASSERT_NE(input, nullptr);
+  fputs("from our stdin", input);
+  fflush(input);
+  rewind(input);
+  int saved = dup(STDIN_FILENO);
+  ASSERT_EQ(dup2(fileno(input), STDIN_FILENO), STDIN_FILENO);
+  auto c = process::Run({.argv = {"cat"}, .stdin_mode = InputMode::kInherit});
+  dup2(saved, STDIN_FILENO);
+  close(saved);
+  fclose(input);
+  ASSERT_TRUE(c) << c.error().ToString();
+  EXPECT_EQ(Out(*c), "from our stdin");
+}
+
 TEST(SubprocessTest, DefaultStdinIsDevNull) {
   auto c = process::Run({.argv = {"cat"}});
   ASSERT_TRUE(c) << c.error().ToString();
@@ -564,6 +580,36 @@ TEST(SubprocessTest, PidfdFallbackBehavesTheSame) {
   ASSERT_TRUE(closed) << closed.error().ToString();
   EXPECT_EQ(closed->exit_code, 6);
   ExpectTimeoutKillsTheGroup();
+}
+
+int OpenDescriptors() {
+  int n = 0;
+  DIR* dir = opendir("/proc/self/fd");
+  while (dirent* e = readdir(dir)) n += e->d_name[0] != '.';
+  closedir(dir);
+  return n;
+}
+
+TEST(SubprocessTest, LeavesNoDescriptorBehind) {
+  int before = OpenDescriptors();
+  std::stop_source stopped;
+  std::thread stopper([&] { stopped.request_stop(); });
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(process::Run(Sh("echo out; echo err >&2"), std::stop_source().get_token()));
+    ASSERT_TRUE(process::Run({.argv = {"forklift-no-such-program"}}));
+    ASSERT_TRUE(process::Run(
+        {.argv = {"cat"}, .stdin_mode = InputMode::kData, .stdin_data = "data"}));
+    SpawnOptions spill{.argv = {"seq", "20000"}};
+    spill.output_memory_limit = 1024;
+    ASSERT_TRUE(process::Run(spill));
+    SpawnOptions slow = Sh("sleep 100");
+    slow.timeout = milliseconds(20);
+    ASSERT_TRUE(process::Run(slow));
+  }
+  stopper.join();
+  auto cancelled = process::Run(Sh("sleep 100"), stopped.get_token());
+  ASSERT_FALSE(cancelled);
+  EXPECT_EQ(OpenDescriptors(), before);
 }
 
 TEST(SubprocessTest, RecordsStartAndRuntime) {
