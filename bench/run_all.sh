@@ -72,6 +72,19 @@ else
   rows+=("map 3,000 x /bin/true, -j2|FAILED|||<= 1.2x|see $log")
 fi
 
+echo "== e. forklift run vs make and ninja: the 3,000-task layered DAG, --jobs 2"
+if out=$("$here/flow_bench.sh" "$build" | tee -a "$log" /dev/stderr); then
+  r=$(grep '^RESULT flow' <<< "$out")
+  if [ -z "$(field skipped <<< "$r")" ]; then
+    vm=$(field vs_make <<< "$r")
+    rows+=("run 3,000-task DAG, --jobs 2|$(field forklift_s <<< "$r") s|$(field make_s <<< "$r") s (make -j2), $(field ninja_s <<< "$r") s (ninja)|${vm}x make's time|<= 1.0x|$(verdict "$vm" 1.0 '<=')")
+    rows+=("run per-task cost, 3k vs 30k tasks|$(field ms_per_task_30k <<< "$r") ms at 30k|$(field ms_per_task_3k <<< "$r") ms at 3k|-|flat|-")
+  fi
+else
+  status=1
+  rows+=("run 3,000-task DAG, --jobs 2|FAILED|||<= 1.0x|see $log")
+fi
+
 echo
 echo "== results ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores; log: $log)"
 {

@@ -97,13 +97,21 @@ ReportData FromJson(const json& j) {
 }
 
 // Lines of a task's output, each stamped and tagged with its stream, appended to its log.
-// One per attempt; used only on the thread running that attempt.
+// The file is created at the first byte of output (or for a failure): a silent task that
+// succeeds leaves its two notes in main.log only, and costs no file (creating thousands of
+// files was the largest cost of a run of tiny tasks). One per attempt; used only on the
+// thread running that attempt.
 class TaskLog {
  public:
-  explicit TaskLog(const fs::path& path) : out_(path, std::ios::app | std::ios::binary) {}
-  bool ok() const { return static_cast<bool>(out_); }
-  void Note(std::string_view text) { out_ << LogStamp() << " [forklift] " << text << '\n'; }
+  explicit TaskLog(fs::path path) : path_(std::move(path)) {}
+  void Note(std::string_view text) {
+    std::string line = LogStamp() + " [forklift] ";
+    line.append(text);
+    line += '\n';
+    Write(line);
+  }
   void Chunk(process::Stream s, std::string_view bytes) {
+    Open();
     std::string& partial = partial_[s == process::Stream::kStdout ? 0 : 1];
     const char* tag = s == process::Stream::kStdout ? "out" : "err";
     partial.append(bytes);
@@ -115,18 +123,43 @@ class TaskLog {
     }
     partial.erase(0, start);
   }
-  void Flush() {
+  // Ends the attempt's output (an unterminated last line gets its newline).
+  void EndOutput() {
     for (int i = 0; i < 2; ++i) {
       if (!partial_[i].empty()) {
         out_ << LogStamp() << (i == 0 ? " [out] " : " [err] ") << partial_[i] << '\n';
         partial_[i].clear();
       }
     }
+  }
+  // Closes the attempt. With `keep` (a failure) the file is created even if the task was
+  // silent. Returns what was never written to a file (for main.log).
+  std::string Close(bool keep) {
+    if (keep) Open();
     out_.flush();
+    return std::move(held_);
   }
 
  private:
+  void Open() {
+    if (opened_) return;
+    opened_ = true;
+    out_.open(path_, std::ios::app | std::ios::binary);
+    out_ << held_;
+    held_.clear();
+  }
+  void Write(std::string_view text) {
+    if (opened_) {
+      out_ << text;
+    } else {
+      held_.append(text);
+    }
+  }
+
+  fs::path path_;
+  bool opened_ = false;
   std::ofstream out_;
+  std::string held_;  // notes written before the file exists
   std::string partial_[2];
 };
 
@@ -137,6 +170,7 @@ struct TaskState {
   double first_start_s = -1;  // offsets from the run's start
   double last_end_s = 0;
   bool started = false;
+  std::string held_log;  // log lines of silent successful attempts (no file; main.log only)
 };
 
 struct AttemptEnd {
@@ -158,6 +192,8 @@ class FlowRun {
   void Launch(TaskId id);
   void Attempt(TaskId id);
   void Settle(TaskId id, const std::string& state);
+  void HandleEnd(AttemptEnd end);
+  void StartReady();
   void Say(std::string_view verb, const std::string& task, std::string_view detail = "");
   const Plan& plan() const { return *plan_storage_; }
   double Offset() const {
@@ -186,7 +222,7 @@ class FlowRun {
   std::unique_ptr<core::DelayQueue> delays_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<AttemptEnd> ends_;
+  bool finished_ = false;  // no task running or waiting to retry
 };
 
 Status FlowRun::Prepare() {
@@ -199,7 +235,9 @@ Status FlowRun::Prepare() {
   }
   if (options_.dry_run) return OkStatus();
   if (options_.jobs < 1) return InvalidArgumentError("--jobs must be >= 1");
-  base_dir_ = fs::absolute(fs::path(spec_.path).parent_path());
+  std::error_code ec;
+  base_dir_ = fs::absolute(fs::path(spec_.path), ec).parent_path();
+  if (ec) return InvalidArgumentError(spec_.path + ": cannot resolve its directory: " + ec.message());
   auto j = journal::Journal::Open(options_.journal_path);
   if (!j) return InvalidArgumentError("--journal: " + j.error().message);
   journal_ = std::move(*j);
@@ -240,7 +278,6 @@ Status FlowRun::Prepare() {
   log_dir_ = fs::path(spec_.log_dir).is_absolute() ? fs::path(spec_.log_dir)
                                                    : base_dir_ / spec_.log_dir;
   log_dir_ /= run_id_;
-  std::error_code ec;
   fs::create_directories(log_dir_, ec);
   if (ec) {
     return InvalidArgumentError(fmt::format("{}: log_dir: cannot create '{}': {}", spec_.path,
@@ -277,13 +314,11 @@ std::optional<std::string> FlowRun::SkipReason(TaskId id) {
   return std::nullopt;
 }
 
+// Hands the task to a worker; a refusal (only possible once the executor shuts down) is
+// recorded as the attempt's failure. Called with mu_ held.
 void FlowRun::Launch(TaskId id) {
   Status s = executor_->Submit([this, id] { Attempt(id); });
-  if (!s) {
-    std::lock_guard lock(mu_);
-    ends_.push_back({id, tl::unexpected(s.error()), Offset(), Offset()});
-    cv_.notify_one();
-  }
+  if (!s) HandleEnd({id, tl::unexpected(s.error()), Offset(), Offset()});
 }
 
 void FlowRun::Attempt(TaskId id) {
@@ -308,7 +343,7 @@ void FlowRun::Attempt(TaskId id) {
   if (t.timeout) spawn.timeout = *t.timeout;
   double start = Offset();
   auto done = process::Run(spawn, options_.force_stop);
-  log.Flush();
+  log.EndOutput();
   if (!done) {
     log.Note("could not run: " + done.error().ToString());
   } else if (done->timed_out) {
@@ -318,10 +353,12 @@ void FlowRun::Attempt(TaskId id) {
   } else {
     log.Note(fmt::format("exit {}", done->exit_code));
   }
+  std::string held = log.Close(/*keep=*/!done || !done->ok());
   double end = Offset();
   std::lock_guard lock(mu_);
-  ends_.push_back({id, std::move(done), start, end});
-  cv_.notify_one();
+  tasks_[id].held_log += held;
+  HandleEnd({id, std::move(done), start, end});
+  StartReady();
 }
 
 void FlowRun::Settle(TaskId id, const std::string& state) {
@@ -368,60 +405,21 @@ ReportData FlowRun::BuildReport(const std::string& status) {
   return r;
 }
 
-// The main log: every task's log, whole, in the order the tasks started.
+// The main log: every task's log (its file, then what was held back), in start order.
 void FlowRun::MergeLogs() {
   std::ofstream main(log_dir_ / "main.log", std::ios::trunc | std::ios::binary);
   for (TaskId id : start_order_) {
     const std::string& name = plan().task(id).name;
+    main << "===== " << name << " =====\n";
     std::ifstream in(log_dir_ / (name + ".log"), std::ios::binary);
-    main << "===== " << name << " =====\n" << in.rdbuf();
+    if (in) main << in.rdbuf();
+    main << tasks_[id].held_log;
   }
 }
 
-Result<FlowRunResult> FlowRun::Run() {
-  FORKLIFT_RETURN_IF_ERROR(Prepare());
-  FlowRunResult result;
-  if (options_.dry_run) {
-    fmt::print(options_.out, "{}", plan().LevelsText());
-    result.succeeded = true;
-    return result;
-  }
-  t0_ = std::chrono::steady_clock::now();
-  started_unix_ = UnixNow();
-  tasks_.assign(plan().size(), TaskState{});
-  scheduler_.emplace(plan(), options_.jobs);
-  auto executor = Executor::Create({.workers = static_cast<size_t>(options_.jobs)});
-  if (!executor) return tl::unexpected(executor.error());
-  executor_ = std::move(*executor);
-  delays_ = std::make_unique<core::DelayQueue>(SystemClock());
-  fmt::print(options_.out, "forklift run: {} ({} tasks, --jobs {}), run {}, logs in {}\n",
-             spec_.name, plan().size(), options_.jobs, run_id_, log_dir_.string());
-
-  int waiting_retries = 0;
-  for (;;) {
-    while (!options_.graceful.stop_requested()) {
-      auto next = scheduler_->StartNext();
-      if (!next) break;
-      TaskId id = *next;
-      if (auto why = SkipReason(id)) {
-        Say(*why == "not_scheduled" ? "skip" : "skip", plan().task(id).name, *why);
-        Settle(id, *why);
-        continue;
-      }
-      tasks_[id].state = "running";
-      tasks_[id].started = true;
-      tasks_[id].first_start_s = Offset();
-      start_order_.push_back(id);
-      Say("start", plan().task(id).name);
-      Launch(id);
-    }
-    if (scheduler_->running() == 0) break;
-    std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return !ends_.empty(); });
-    AttemptEnd end = std::move(ends_.front());
-    ends_.pop_front();
-    lock.unlock();
-
+// One attempt ended: record it, retry it after a backoff, or settle the task. Called with
+// mu_ held.
+void FlowRun::HandleEnd(AttemptEnd end) {
     TaskId id = end.id;
     const TaskSpec& t = plan().task(id);
     TaskState& st = tasks_[id];
@@ -454,9 +452,12 @@ Result<FlowRunResult> FlowRun::Run() {
       Duration wait = BackoffDelay(ro, st.attempts, rng_);
       Say("retry", t.name, fmt::format("{} after {}; attempt {} of {} in {}", detail, took,
                                        st.attempts + 1, t.retries + 1, core::FormatDuration(wait)));
-      ++waiting_retries;
-      delays_->Add(SystemClock().Now() + wait, [this, id] { Launch(id); });
-      continue;
+      delays_->Add(SystemClock().Now() + wait, [this, id] {
+        std::lock_guard lock(mu_);
+        Launch(id);
+        StartReady();
+      });
+      return;
     }
     if (ok) {
       Say("done", t.name, took);
@@ -466,8 +467,59 @@ Result<FlowRunResult> FlowRun::Run() {
                                         t.critical ? "" : " (non-critical: the run goes on)"));
       Settle(id, "failed");
     }
+}
+
+// Starts every task that may start now; notes the end of the run. Called with mu_ held.
+void FlowRun::StartReady() {
+  while (!options_.graceful.stop_requested()) {
+    auto next = scheduler_->StartNext();
+    if (!next) break;
+    TaskId id = *next;
+    if (auto why = SkipReason(id)) {
+      Say("skip", plan().task(id).name, *why);
+      Settle(id, *why);
+      continue;
+    }
+    tasks_[id].state = "running";
+    tasks_[id].started = true;
+    tasks_[id].first_start_s = Offset();
+    start_order_.push_back(id);
+    Say("start", plan().task(id).name);
+    Launch(id);
   }
-  (void)waiting_retries;
+  if (scheduler_->running() == 0) {
+    finished_ = true;
+    cv_.notify_all();
+  }
+}
+
+Result<FlowRunResult> FlowRun::Run() {
+  FORKLIFT_RETURN_IF_ERROR(Prepare());
+  FlowRunResult result;
+  if (options_.dry_run) {
+    fmt::print(options_.out, "{}", plan().LevelsText());
+    result.succeeded = true;
+    return result;
+  }
+  t0_ = std::chrono::steady_clock::now();
+  started_unix_ = UnixNow();
+  tasks_.assign(plan().size(), TaskState{});
+  scheduler_.emplace(plan(), options_.jobs);
+  auto executor = Executor::Create({.workers = static_cast<size_t>(options_.jobs)});
+  if (!executor) return tl::unexpected(executor.error());
+  executor_ = std::move(*executor);
+  delays_ = std::make_unique<core::DelayQueue>(SystemClock());
+  fmt::print(options_.out, "forklift run: {} ({} tasks, --jobs {}), run {}, logs in {}\n",
+             spec_.name, plan().size(), options_.jobs, run_id_, log_dir_.string());
+
+  {
+    // Workers drive the schedule themselves (HandleEnd, then StartReady, under mu_), so a
+    // finished task's successor starts on the same thread without a hand-off; this thread
+    // only starts the roots and waits for the end.
+    std::unique_lock lock(mu_);
+    StartReady();
+    cv_.wait(lock, [&] { return finished_; });
+  }
   executor_->Shutdown();
   delays_.reset();
 
