@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
+
 #include <cstdio>
 
 namespace forklift::cli {
@@ -20,6 +22,18 @@ constexpr const char* kUsage =
     "The C++ API (run_batch) is documented in docs/batch.md.\n";
 
 }  // namespace
+
+int ParseCli(CLI::App& app, const std::vector<std::string>& args) {
+  // CLI11 takes the arguments last-first when given a vector.
+  std::vector<std::string> reversed(args.rbegin(), args.rend());
+  try {
+    app.parse(reversed);
+  } catch (const CLI::ParseError& e) {
+    // --help exits 0; every usage error exits 2, whatever CLI11's own code for it.
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  return -1;
+}
 
 int Dispatch(const std::vector<std::string>& args) {
   if (args.empty() || args[0] == "-h" || args[0] == "--help" || args[0] == "help") {

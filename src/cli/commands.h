@@ -5,7 +5,15 @@
 #include <string>
 #include <vector>
 
+namespace CLI {
+class App;
+}
+
 namespace forklift::cli {
+
+// Parses a subcommand's arguments with CLI11. Returns -1 when the command should go on,
+// else the exit status to return (after --help, or a usage error CLI11 has printed).
+int ParseCli(CLI::App& app, const std::vector<std::string>& args);
 
 // Runs `forklift ARGS...` and returns the process exit status.
 int Dispatch(const std::vector<std::string>& args);

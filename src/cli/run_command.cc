@@ -22,17 +22,6 @@ std::string JournalPath(const std::string& flag) {
   return batch::ResolveJournalPath(o);
 }
 
-// CLI11 parses argv-style: the program name first.
-int Parse(CLI::App& app, const std::vector<std::string>& args) {
-  std::vector<std::string> reversed(args.rbegin(), args.rend());
-  try {
-    app.parse(reversed);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
-  return -1;
-}
-
 }  // namespace
 
 int RunCommand(const std::vector<std::string>& args) {
@@ -49,7 +38,7 @@ int RunCommand(const std::vector<std::string>& args) {
   app.add_option("--only", only, "run this task and what it needs");
   app.add_flag("--force", force, "run tasks even when their outputs are up to date");
   app.add_flag("--dry-run", dry_run, "print the plan by levels, run nothing");
-  if (int rc = Parse(app, args); rc >= 0) return rc;
+  if (int rc = ParseCli(app, args); rc >= 0) return rc;
 
   auto spec = flow::LoadFlowFile(flow_path);
   if (!spec) {
@@ -88,7 +77,7 @@ int ReportCommand(const std::vector<std::string>& args) {
   app.add_option("run_id", run_id, "the run (see forklift runs --kind flow)")->required();
   app.add_option("-o,--output", out, "the HTML file to write (default report.html)");
   app.add_option("--journal", journal, "journal file (default $FORKLIFT_JOURNAL or .forklift/journal.db)");
-  if (int rc = Parse(app, args); rc >= 0) return rc;
+  if (int rc = ParseCli(app, args); rc >= 0) return rc;
   auto report = flow::LoadRunReport(JournalPath(journal), run_id);
   if (!report) {
     fmt::print(stderr, "forklift report: {}\n", report.error().message);

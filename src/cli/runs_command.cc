@@ -39,12 +39,7 @@ int RunsCommand(const std::vector<std::string>& args) {
   app.add_option("--kind", kind, "only runs of this kind: batch, map, flow, load");
   app.add_option("--limit", limit, "at most this many runs (0: all)")->check(CLI::NonNegativeNumber);
   app.add_flag("--json", json, "one JSON object per line");
-  std::vector<std::string> reversed(args.rbegin(), args.rend());
-  try {
-    app.parse(reversed);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
+  if (int rc = ParseCli(app, args); rc >= 0) return rc;
   if (!std::filesystem::exists(journal_path)) {  // listing must not create a journal
     fmt::print("no runs: {} does not exist\n", journal_path);
     return 0;
