@@ -223,6 +223,8 @@ class FlowRun {
   std::mutex mu_;
   std::condition_variable cv_;
   bool finished_ = false;  // no task running or waiting to retry
+  int wday_ = 0;           // weekday the run started (0 = Sunday), for `days`
+  bool out_is_tty_ = false;
 };
 
 Status FlowRun::Prepare() {
@@ -284,27 +286,30 @@ Status FlowRun::Prepare() {
                                             log_dir_.string(), ec.message()));
   }
   FORKLIFT_RETURN_IF_ERROR(journal_->BeginRun(run_id_, "flow", spec_.name));
+  wday_ = options_.today_wday;
+  if (wday_ < 0) {  // the run's day is the day it started, for every task
+    std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    localtime_r(&now, &tm);
+    wday_ = tm.tm_wday;
+  }
+  out_is_tty_ = isatty(fileno(options_.out));
   return OkStatus();
 }
 
 void FlowRun::Say(std::string_view verb, const std::string& task, std::string_view detail) {
   fmt::print(options_.out, "{} {:<8} {}{}{}\n", LocalStamp("%H:%M:%S"), verb, task,
              detail.empty() ? "" : "  ", detail);
-  std::fflush(options_.out);
+  // A terminal sees each line at once; a file or pipe gets them in blocks (one write per
+  // line was a visible share of a run of thousands of tiny tasks).
+  if (out_is_tty_) std::fflush(options_.out);
 }
 
 // Why a ready task need not run: not scheduled today, done in the run being resumed, or
 // its outputs are up to date.
 std::optional<std::string> FlowRun::SkipReason(TaskId id) {
   const TaskSpec& t = plan().task(id);
-  int wday = options_.today_wday;
-  if (wday < 0) {
-    std::time_t now = std::time(nullptr);
-    std::tm tm{};
-    localtime_r(&now, &tm);
-    wday = tm.tm_wday;
-  }
-  if (!t.RunsOn(wday)) return "not_scheduled";
+  if (!t.RunsOn(wday_)) return "not_scheduled";
   if (resume_done_.count(t.name)) return "skipped";
   if (!options_.force && !t.outputs.empty()) {
     auto it = hashes_.find(t.name);
