@@ -60,7 +60,7 @@ class Engine {
   Status AttemptInProcess(BatchJob* job, TimePoint deadline);
   Status AttemptInWorker(BatchJob* job, TimePoint deadline);
   void Finish(BatchJob* job);
-  bool Feed();
+  void Feed();
   void Collect(std::vector<BatchJob*>& done);
   Status Record(const std::vector<BatchJob*>& done);
   void Deliver(BatchJob* job);
@@ -232,7 +232,7 @@ void Engine::Finish(BatchJob* job) {
   done_cv_.notify_one();
 }
 
-bool Engine::Feed() {
+void Engine::Feed() {
   while (!source_done_ && in_flight_ < window_ && !stop_.stop_requested()) {
     std::unique_ptr<BatchJob> job = source_();
     if (!job) {
@@ -241,13 +241,17 @@ bool Engine::Feed() {
     }
     if (journal_) {
       auto key = job->Key();
-      if (!key) return false;  // validated up front; cannot happen for keyed types
+      if (!key) {  // validated up front; cannot happen for keyed types
+        journal_error_ = key.error();
+        stop_.request_stop();
+        return;
+      }
       job->engine.key = std::move(*key);
       auto done = AlreadyDone(job->engine.key);
       if (!done) {
         journal_error_ = done.error();
         stop_.request_stop();
-        return false;
+        return;
       }
       if (*done) {
         ++summary_.skipped;
@@ -263,7 +267,6 @@ bool Engine::Feed() {
       Finish(raw);
     }
   }
-  return true;
 }
 
 // Whether a rerun skips this item, per options.resume.

@@ -26,7 +26,6 @@ Result<Duration> ParseDuration(std::string_view text) {
   if (text.empty()) return bad("empty");
   std::string_view rest = text;
   double total_ns = 0;
-  bool bare_number = false;
   int parts = 0;
   while (!rest.empty()) {
     double value = 0;
@@ -37,7 +36,6 @@ Result<Duration> ParseDuration(std::string_view text) {
     ++parts;
     if (rest.empty()) {
       if (parts > 1) return bad("a unit is needed after every number");
-      bare_number = true;
       total_ns += value * 1e9;
       break;
     }
@@ -52,7 +50,6 @@ Result<Duration> ParseDuration(std::string_view text) {
     rest.remove_prefix(unit->suffix.size());
     total_ns += value * unit->ns;
   }
-  (void)bare_number;
   if (total_ns > 9.2e18) return bad("too long");
   return Duration(static_cast<Duration::rep>(std::llround(total_ns)));
 }

@@ -60,7 +60,6 @@ void ProgressReporter::OnOutcome(bool failed) {
   if (mode_ == ProgressDisplay::kBar && now - last_draw_ >= kBarPeriod) {
     fmt::print(options_.out, "\r\x1b[2K{}", Render(true));
     std::fflush(options_.out);
-    drew_bar_ = true;
     last_draw_ = now;
   } else if (mode_ == ProgressDisplay::kLines && now - last_draw_ >= options_.interval) {
     fmt::print(options_.out, "{}\n", Render(false));
@@ -77,7 +76,6 @@ void ProgressReporter::Finish() {
     fmt::print(options_.out, "\r\x1b[2K{}\n", Render(true));
     std::fflush(options_.out);
   }
-  (void)drew_bar_;
 }
 
 }  // namespace forklift::core

@@ -43,7 +43,6 @@ class ProgressReporter {
   TimePoint start_;
   TimePoint last_draw_;
   Progress progress_;
-  bool drew_bar_ = false;
   bool finished_ = false;
 };
 

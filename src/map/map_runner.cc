@@ -241,7 +241,10 @@ class MapRun {
   int DryRun();
   Result<JobResult> RunJob(const MapJob& job, ItemContext& ctx);
   void OnOutcome(Outcome<JobResult>&& outcome);
-  void Fail(const Error& e) { fmt::print(stderr, "{}\n", e.message); }
+  void Fail(const Error& e) {
+    std::string line = e.message + "\n";
+    (void)!::write(io_.stderr_fd, line.data(), line.size());
+  }
 
   const MapOptions& o_;
   MapStops stops_;
