@@ -245,18 +245,15 @@ Status FlowRun::Prepare() {
   journal_ = std::move(*j);
 
   // Command hashes recorded by this flow's latest finished run, for up-to-date checks.
-  auto runs = journal_->ListRuns("flow", 0);
-  if (!runs) return tl::unexpected(runs.error());
-  for (const auto& r : *runs) {
-    if (r.name != spec_.name || r.summary_json.empty()) continue;
-    json s = json::parse(r.summary_json, nullptr, false);
-    if (s.is_discarded()) continue;
-    for (const json& t : s.value("tasks", json::array())) {
+  auto latest = journal_->LatestFinishedRun("flow", spec_.name);
+  if (!latest) return tl::unexpected(latest.error());
+  if (*latest) {
+    json s = json::parse((*latest)->summary_json, nullptr, false);
+    for (const json& t : s.is_discarded() ? json::array() : s.value("tasks", json::array())) {
       if (t.value("state", "") == "succeeded" || t.value("state", "") == "up_to_date") {
         hashes_.emplace(t.value("name", ""), t.value("cmd_hash", ""));
       }
     }
-    break;
   }
   if (options_.resume_run_id) {
     auto found = journal_->GetRun(*options_.resume_run_id);

@@ -76,6 +76,7 @@ enum Slot {
   kFinishRunSlot,
   kGetRunSlot,
   kListRunsSlot,
+  kLatestFinishedSlot,
   kRecordItemSlot,
   kItemStateSlot,
   kClearItemsSlot,
@@ -101,6 +102,9 @@ constexpr const char* kSql[kSlotCount] = {
     // kListRunsSlot: the order matches runs_by_start, so no sort and LIMIT stops early.
     FORKLIFT_RUN_COLUMNS "WHERE ?1 = '' OR r.kind = ?1 "
                          "ORDER BY r.started_at DESC, r.run_id DESC LIMIT ?2",
+    // kLatestFinishedSlot
+    FORKLIFT_RUN_COLUMNS "WHERE r.kind = ?1 AND r.name = ?2 AND r.summary IS NOT NULL "
+                         "ORDER BY r.started_at DESC, r.run_id DESC LIMIT 1",
     // kRecordItemSlot: the WHERE keeps a succeeded row from being downgraded.
     "INSERT INTO items(run_id, key, status, attempts, error_code, error_message, "
     "elapsed_us, finished_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
@@ -369,6 +373,18 @@ Status Journal::FinishRun(std::string_view run_id, std::string_view status,
                          std::string(run_id) + "'");
   }
   return OkStatus();
+}
+
+Result<std::optional<RunInfo>> Journal::LatestFinishedRun(std::string_view kind,
+                                                          std::string_view name) {
+  FORKLIFT_ASSIGN_OR_RETURN(sqlite3_stmt * raw, Cached(kLatestFinishedSlot));
+  Stmt s(raw);
+  s.BindText(1, kind);
+  s.BindText(2, name);
+  int rc = s.Step();
+  if (rc == SQLITE_DONE) return std::optional<RunInfo>();
+  if (rc != SQLITE_ROW) return tl::unexpected(SqlError("latest run"));
+  return std::optional<RunInfo>(ReadRun(s));
 }
 
 Result<std::optional<RunInfo>> Journal::GetRun(std::string_view run_id) {

@@ -114,6 +114,9 @@ class Journal {
 
   // The run with its item counts, or nullopt when there is no such run.
   Result<std::optional<RunInfo>> GetRun(std::string_view run_id);
+  // The newest finished run (one with a summary) of this kind and name; nullopt when there
+  // is none. One indexed-order query, whatever the journal's history.
+  Result<std::optional<RunInfo>> LatestFinishedRun(std::string_view kind, std::string_view name);
 
   // Runs with their item counts, newest started_at first. kind "" lists every kind;
   // limit <= 0 means no limit.

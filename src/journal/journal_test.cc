@@ -461,5 +461,21 @@ TEST_F(JournalTest, CommittedRecordsSurviveSigkill) {
   }
 }
 
+TEST_F(JournalTest, LatestFinishedRunPicksTheNewestWithASummary) {
+  auto j = OpenOk();
+  ASSERT_TRUE(j->BeginRun("f1", "flow", "nightly"));
+  ASSERT_TRUE(j->FinishRun("f1", "succeeded", R"({"n":1})"));
+  ASSERT_TRUE(j->BeginRun("other", "flow", "weekly"));
+  ASSERT_TRUE(j->FinishRun("other", "succeeded", R"({"n":9})"));
+  ASSERT_TRUE(j->BeginRun("f2", "flow", "nightly"));  // still running: no summary
+  auto r = j->LatestFinishedRun("flow", "nightly");
+  ASSERT_TRUE(r);
+  ASSERT_TRUE(*r);
+  EXPECT_EQ((*r)->run_id, "f1");
+  ASSERT_TRUE(j->FinishRun("f2", "failed", R"({"n":2})"));
+  EXPECT_EQ((*j->LatestFinishedRun("flow", "nightly"))->run_id, "f2");
+  EXPECT_FALSE(*j->LatestFinishedRun("map", "nightly"));
+}
+
 }  // namespace
 }  // namespace forklift::journal
