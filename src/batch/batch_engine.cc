@@ -104,7 +104,7 @@ class Engine {
 Status Engine::Start() {
   FORKLIFT_RETURN_IF_ERROR(batch::ValidateBatchOptions(options_, hooks_));
   if (!options_.batch_id.empty()) {
-    std::string path = batch::ResolveJournalPath(options_);
+    std::string path = journal::ResolveJournalPath(options_.journal_path);
     auto j = journal::Journal::Open(path);
     if (!j) {
       return InvalidArgumentError("BatchOptions.journal_path: " + j.error().message);

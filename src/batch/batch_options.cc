@@ -1,6 +1,5 @@
 #include "batch/batch_options.h"
 
-#include <cstdlib>
 #include <thread>
 
 namespace forklift {
@@ -42,11 +41,6 @@ Status ValidateBatchOptions(const BatchOptions& o, const detail::EngineHooks& ho
   return OkStatus();
 }
 
-std::string ResolveJournalPath(const BatchOptions& options) {
-  if (!options.journal_path.empty()) return options.journal_path;
-  if (const char* env = std::getenv("FORKLIFT_JOURNAL"); env && *env) return env;
-  return ".forklift/journal.db";
-}
 
 }  // namespace batch
 }  // namespace forklift

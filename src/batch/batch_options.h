@@ -16,9 +16,6 @@ Status ValidateBatchOptions(const BatchOptions& options, const detail::EngineHoo
 // options.window, or 4 × workers when it is 0.
 size_t EffectiveWindow(const BatchOptions& options);
 
-// options.journal_path, else $FORKLIFT_JOURNAL, else .forklift/journal.db.
-std::string ResolveJournalPath(const BatchOptions& options);
-
 }  // namespace forklift::batch
 
 #endif  // FORKLIFT_BATCH_BATCH_OPTIONS_H_

@@ -6,7 +6,8 @@
 #include <fstream>
 #include <stop_token>
 
-#include "batch/batch_options.h"
+#include "forklift/batch.h"
+#include "journal/journal.h"
 #include "cli/commands.h"
 #include "cli/signal_thread.h"
 #include "flow/flow_file.h"
@@ -14,15 +15,6 @@
 #include "flow/flow_runner.h"
 
 namespace forklift::cli {
-namespace {
-
-std::string JournalPath(const std::string& flag) {
-  BatchOptions o;
-  o.journal_path = flag;
-  return batch::ResolveJournalPath(o);
-}
-
-}  // namespace
 
 int RunCommand(const std::vector<std::string>& args) {
   CLI::App app("Run a flow: a DAG of shell tasks with logs, retries and a breakdown.",
@@ -55,7 +47,7 @@ int RunCommand(const std::vector<std::string>& args) {
       [&](int) { force_stop.request_stop(); });
   flow::FlowRunOptions options;
   options.jobs = jobs;
-  options.journal_path = JournalPath(journal);
+  options.journal_path = journal::ResolveJournalPath(journal);
   if (!resume.empty()) options.resume_run_id = resume;
   if (!only.empty()) options.only = only;
   options.force = force;
@@ -78,7 +70,7 @@ int ReportCommand(const std::vector<std::string>& args) {
   app.add_option("-o,--output", out, "the HTML file to write (default report.html)");
   app.add_option("--journal", journal, "journal file (default $FORKLIFT_JOURNAL or .forklift/journal.db)");
   if (int rc = ParseCli(app, args); rc >= 0) return rc;
-  auto report = flow::LoadRunReport(JournalPath(journal), run_id);
+  auto report = flow::LoadRunReport(journal::ResolveJournalPath(journal), run_id);
   if (!report) {
     fmt::print(stderr, "forklift report: {}\n", report.error().message);
     return 2;

@@ -22,16 +22,12 @@ std::string LocalTime(double unix_seconds) {
   return buf;
 }
 
-std::string DefaultJournalPath() {
-  if (const char* env = std::getenv("FORKLIFT_JOURNAL"); env && *env) return env;
-  return ".forklift/journal.db";
-}
 
 }  // namespace
 
 int RunsCommand(const std::vector<std::string>& args) {
   CLI::App app("List the runs recorded in the journal, newest first.", "forklift runs");
-  std::string journal_path = DefaultJournalPath();
+  std::string journal_path = journal::ResolveJournalPath("");
   std::string kind;
   int limit = 20;
   bool json = false;

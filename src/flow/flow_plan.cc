@@ -1,5 +1,7 @@
 #include "flow/flow_plan.h"
 
+#include "core/fnv1a.h"
+
 #include <fmt/format.h>
 #include <glob.h>
 
@@ -228,23 +230,6 @@ std::vector<TaskId> Scheduler::Finish(TaskId id, bool failed_critical) {
 
 namespace {
 
-// FNV-1a, 64 bit: stable across builds and platforms, unlike std::hash.
-class Fnv1a {
- public:
-  void Add(std::string_view s) {
-    for (unsigned char c : s) {
-      hash_ ^= c;
-      hash_ *= 0x100000001b3ULL;
-    }
-    // A separator so ("ab","c") and ("a","bc") differ.
-    hash_ ^= 0xff;
-    hash_ *= 0x100000001b3ULL;
-  }
-  uint64_t value() const { return hash_; }
-
- private:
-  uint64_t hash_ = 0xcbf29ce484222325ULL;
-};
 
 // Escapes glob metacharacters so a base directory is matched literally.
 std::string GlobEscape(const std::string& s) {
@@ -311,14 +296,14 @@ bool Glob(const std::string& pattern, const std::filesystem::path& base_dir,
 }  // namespace
 
 std::string CommandHash(const TaskSpec& task) {
-  Fnv1a h;
+  core::Fnv1a h;
   h.Add(task.cmd);
   h.Add(task.cwd);
   for (const auto& [name, value] : task.env) {  // std::map: a stable order
     h.Add(name);
     h.Add(value);
   }
-  return fmt::format("{:016x}", h.value());
+  return h.Hex();
 }
 
 bool IsUpToDate(const TaskSpec& task, std::string_view recorded_cmd_hash,

@@ -176,6 +176,12 @@ DeadLetter ReadDeadLetter(const Stmt& s) {
 
 }  // namespace
 
+std::string ResolveJournalPath(std::string_view flag) {
+  if (!flag.empty()) return std::string(flag);
+  if (const char* env = std::getenv("FORKLIFT_JOURNAL"); env && *env) return env;
+  return ".forklift/journal.db";
+}
+
 // BEGIN IMMEDIATE ... COMMIT, rolled back unless committed. IMMEDIATE takes the write lock
 // up front, so a busy file makes Begin wait (busy_timeout) instead of failing midway.
 class Journal::Transaction {

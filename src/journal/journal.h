@@ -82,6 +82,10 @@ struct JournalOptions {
   int busy_timeout_ms = 5000;
 };
 
+// Where the journal is: `flag` (a --journal option or BatchOptions.journal_path) when not
+// empty, else $FORKLIFT_JOURNAL, else .forklift/journal.db. Thread-safe.
+std::string ResolveJournalPath(std::string_view flag);
+
 class Journal {
  public:
   // Opens or creates the journal at `path`, creating missing parent directories, switches

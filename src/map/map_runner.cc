@@ -16,7 +16,7 @@
 #include <climits>
 #include <unordered_map>
 
-#include "batch/batch_options.h"
+#include "core/fnv1a.h"
 #include "core/latency_histogram.h"
 #include "forklift/batch.h"
 #include "forklift/executor.h"
@@ -34,15 +34,6 @@ namespace {
 
 using process::Completion;
 
-// FNV-1a: a stable 64-bit hash (std::hash may differ between builds), for run ids and
-// journal keys that must match across invocations.
-uint64_t Fnv1a(std::string_view s, uint64_t h = 14695981039346656037ull) {
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
 
 struct MapJob {
   uint64_t index = 0;               // position among the jobs handed to run_batch
@@ -85,7 +76,7 @@ class JobRange {
         fixed_(std::move(fixed)),
         skip_by_seq_(skip_by_seq),
         skip_failed_too_(skip_failed_too),
-        template_hash_(Fnv1a(template_text)) {}
+        template_hash_(core::Fnv1a().Add(template_text)) {}
 
   Iterator begin() {
     Advance();
@@ -117,9 +108,9 @@ class JobRange {
         }
         job.seq = ++seq_;
         job.args = std::move(**next);
-        uint64_t h = template_hash_;
-        for (const auto& a : job.args) h = Fnv1a(std::string_view(a.data(), a.size() + 1), h);
-        job.key = fmt::format("{:016x}", h);
+        core::Fnv1a h = template_hash_;
+        for (const auto& a : job.args) h.Add(a);
+        job.key = h.Hex();
       } else {
         if (fixed_pos_ == fixed_.size()) {
           done_ = true;
@@ -128,7 +119,7 @@ class JobRange {
         auto& [seq, cmd] = fixed_[fixed_pos_++];
         job.seq = seq;
         job.fixed_command = std::move(cmd);
-        job.key = fmt::format("{:016x}", Fnv1a(job.fixed_command));
+        job.key = core::Fnv1a().Add(job.fixed_command).Hex();
       }
       if (skip_by_seq_ && (skip_failed_too_ ? skip_by_seq_->Ran(job.seq)
                                             : skip_by_seq_->Succeeded(job.seq))) {
@@ -145,7 +136,7 @@ class JobRange {
   size_t fixed_pos_ = 0;
   const JoblogHistory* skip_by_seq_;
   bool skip_failed_too_;
-  uint64_t template_hash_;
+  core::Fnv1a template_hash_;  // extended by each job's arguments
   uint64_t seq_ = 0;
   uint64_t produced_ = 0;
   MapJob current_;
@@ -313,11 +304,8 @@ Status MapRun::Prepare() {
   // The journal run: the same command template (and joblog) is the same run, so a
   // --resume finds what an earlier invocation recorded, whatever the input order.
   run_id_ = o_.run_id ? *o_.run_id
-                      : fmt::format("map-{:016x}",
-                                    Fnv1a(o_.joblog.value_or(""), Fnv1a(template_text_)));
-  BatchOptions probe;
-  probe.journal_path = o_.journal.value_or("");
-  journal_path_ = batch::ResolveJournalPath(probe);
+                      : "map-" + core::Fnv1a().Add(template_text_).Add(o_.joblog.value_or("")).Hex();
+  journal_path_ = journal::ResolveJournalPath(o_.journal.value_or(""));
   if (!o_.dry_run && !o_.shell_quote) {
     auto j = journal::Journal::Open(journal_path_);
     if (!j) return InvalidArgumentError("forklift map: --journal: " + j.error().message);
