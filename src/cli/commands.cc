@@ -16,6 +16,8 @@ constexpr const char* kUsage =
     "  map        run a command per input item (GNU parallel's syntax)\n"
     "  run        run a flow file: a DAG of tasks with logs and a breakdown\n"
     "  report     write the HTML report of a flow run\n"
+    "  load       load CSV files into PostgreSQL or SQLite, in parallel, exactly once\n"
+    "  dlq        list, show or retry the rows a load rejected\n"
     "  runs       list past runs recorded in the journal\n"
     "  version    print the version\n"
     "\n"
@@ -50,6 +52,8 @@ int Dispatch(const std::vector<std::string>& args) {
   if (cmd == "run") return RunCommand(rest);
   if (cmd == "report") return ReportCommand(rest);
   if (cmd == "runs") return RunsCommand(rest);
+  if (cmd == "load") return LoadCommand(rest);
+  if (cmd == "dlq") return DlqCommand(rest);
   fmt::print(stderr, "forklift: unknown command '{}' (try 'forklift --help')\n", cmd);
   return 2;
 }

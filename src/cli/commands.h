@@ -26,6 +26,11 @@ int RunCommand(const std::vector<std::string>& args);
 // `forklift report RUN_ID -o report.html`
 int ReportCommand(const std::vector<std::string>& args);
 
+// `forklift load FILE... --to TARGET --table TABLE [--mode insert|upsert] [--key ...] ...`
+int LoadCommand(const std::vector<std::string>& args);
+// `forklift dlq list|show|retry [LOAD_ID]`
+int DlqCommand(const std::vector<std::string>& args);
+
 // `forklift runs [--journal PATH] [--kind KIND] [--limit N] [--json]`
 int RunsCommand(const std::vector<std::string>& args);
 

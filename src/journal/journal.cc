@@ -55,6 +55,7 @@ CREATE TABLE IF NOT EXISTS dead_letters(
   retried_at REAL
 );
 CREATE INDEX IF NOT EXISTS dead_letters_by_run ON dead_letters(run_id);
+CREATE INDEX IF NOT EXISTS dead_letters_by_key ON dead_letters(run_id, key);
 )sql";
 
 // The columns of RunInfo, in ReadRun's order. Correlated subqueries count only the items
@@ -86,6 +87,7 @@ enum Slot {
   kListDeadLettersSlot,
   kListRunDeadLettersSlot,
   kMarkRetriedSlot,
+  kDeletePendingByKeySlot,
   kSlotCount,
 };
 
@@ -130,6 +132,8 @@ constexpr const char* kSql[kSlotCount] = {
     FORKLIFT_DEAD_LETTER_COLUMNS "WHERE run_id = ?2 AND (?1 OR retried_at IS NULL) ORDER BY id",
     // kMarkRetriedSlot
     "UPDATE dead_letters SET retried_at = ?2 WHERE id = ?1",
+    // kDeletePendingByKeySlot: PutDeadLetters replaces a pending letter with the same key.
+    "DELETE FROM dead_letters WHERE run_id = ?1 AND key = ?2 AND retried_at IS NULL",
 };
 
 #undef FORKLIFT_RUN_COLUMNS
@@ -474,15 +478,31 @@ Result<uint64_t> Journal::CountItems(std::string_view run_id, std::optional<bool
 }
 
 Result<std::vector<int64_t>> Journal::AddDeadLetters(std::span<const DeadLetter> letters) {
+  return InsertDeadLetters(letters, /*replace_pending=*/false);
+}
+
+Result<std::vector<int64_t>> Journal::PutDeadLetters(std::span<const DeadLetter> letters) {
+  return InsertDeadLetters(letters, /*replace_pending=*/true);
+}
+
+Result<std::vector<int64_t>> Journal::InsertDeadLetters(std::span<const DeadLetter> letters,
+                                                        bool replace_pending) {
   std::vector<int64_t> ids;
   if (letters.empty()) return ids;
   ids.reserve(letters.size());
-  FORKLIFT_ASSIGN_OR_RETURN(sqlite3_stmt * raw, Cached(kAddDeadLetterSlot));
-  Transaction txn(this, "add dead letters");
+  FORKLIFT_ASSIGN_OR_RETURN(sqlite3_stmt * del, Cached(kDeletePendingByKeySlot));
+  FORKLIFT_ASSIGN_OR_RETURN(sqlite3_stmt * add, Cached(kAddDeadLetterSlot));
+  Transaction txn(this, replace_pending ? "put dead letters" : "add dead letters");
   FORKLIFT_RETURN_IF_ERROR(txn.Begin());
   const double now = UnixNow();
   for (const DeadLetter& d : letters) {
-    Stmt s(raw);
+    if (replace_pending) {
+      Stmt s(del);
+      s.BindText(1, d.run_id);
+      s.BindBlob(2, d.key);
+      if (s.Step() != SQLITE_DONE) return tl::unexpected(txn.Fail(""));
+    }
+    Stmt s(add);
     s.BindText(1, d.run_id);
     s.BindBlob(2, d.key);
     s.BindTextOrNull(3, d.source);

@@ -147,6 +147,11 @@ class Journal {
   // Adds dead letters in one transaction (all or none) and returns their ids, in order.
   Result<std::vector<int64_t>> AddDeadLetters(std::span<const DeadLetter> letters);
 
+  // Like AddDeadLetters, but idempotent by (run_id, key): a pending (not yet retried) letter
+  // with the same key is replaced, so a front door that redoes a unit of work after a
+  // crash (a load chunk whose commit was lost) records its dead letters once.
+  Result<std::vector<int64_t>> PutDeadLetters(std::span<const DeadLetter> letters);
+
   // Dead letters of a run ("" = of every run) in the order they were added; those already
   // retried only when include_retried.
   Result<std::vector<DeadLetter>> ListDeadLetters(std::string_view run_id,
@@ -161,6 +166,9 @@ class Journal {
   Journal(std::string path, sqlite3* db);
   // The cached statement for `slot`, prepared on first use.
   Result<sqlite3_stmt*> Cached(int slot);
+  // AddDeadLetters, or PutDeadLetters when replace_pending.
+  Result<std::vector<int64_t>> InsertDeadLetters(std::span<const DeadLetter> letters,
+                                                 bool replace_pending);
   // An error for the connection's last failure, classified by SQLite's result code.
   Error SqlError(std::string_view operation) const;
 

@@ -477,5 +477,36 @@ TEST_F(JournalTest, LatestFinishedRunPicksTheNewestWithASummary) {
   EXPECT_FALSE(*j->LatestFinishedRun("map", "nightly"));
 }
 
+
+TEST_F(JournalTest, PutDeadLettersIsIdempotentByKeyButKeepsRetriedLetters) {
+  auto j = OpenOk();
+  std::vector<DeadLetter> first = {
+      {.run_id = "L", .key = "a.csv:3", .source = "a.csv", .position = "line 3",
+       .payload = "x", .reason = "old reason"},
+      {.run_id = "L", .key = "a.csv:9", .source = "a.csv", .position = "line 9",
+       .payload = "y", .reason = "bad"},
+  };
+  ASSERT_TRUE(j->PutDeadLetters(first));
+  // The same chunk redone after a lost commit: its letters replace the pending ones.
+  first[0].reason = "new reason";
+  auto again = j->PutDeadLetters(first);
+  ASSERT_TRUE(again);
+  auto listed = j->ListDeadLetters("L", true);
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[0].reason, "new reason");
+  EXPECT_EQ((*listed)[1].reason, "bad");
+
+  // A letter already retried is history: a new failure with the same key is a new letter.
+  ASSERT_TRUE(j->MarkDeadLettersRetried(*again));
+  ASSERT_TRUE(j->PutDeadLetters(std::span(first).subspan(0, 1)));
+  EXPECT_EQ(j->ListDeadLetters("L", true)->size(), 3u);
+  EXPECT_EQ(j->ListDeadLetters("L", false)->size(), 1u);
+  // Another run's letter with the same key is untouched.
+  DeadLetter other = first[0];
+  other.run_id = "M";
+  ASSERT_TRUE(j->PutDeadLetters(std::span(&other, 1)));
+  EXPECT_EQ(j->ListDeadLetters("L", true)->size(), 3u);
+}
+
 }  // namespace
 }  // namespace forklift::journal

@@ -1,0 +1,190 @@
+#include "load/chunker.h"
+
+#include <fmt/format.h>
+#include <xxhash.h>
+
+#include <set>
+#include <utility>
+
+#include "sources/byte_source.h"
+#include "sources/csv_reader.h"
+#include "sources/utf8.h"
+
+namespace forklift::load {
+
+using sinks::Chunk;
+using sinks::ChunkRow;
+using sinks::ParseReject;
+using sources::ByteSource;
+using sources::CsvDialect;
+using sources::CsvReader;
+using sources::CsvRecord;
+
+struct Chunker::Builder {
+  Chunk chunk;
+  sources::Checksum checksum;
+  int64_t count = 0;  // rows + rejects
+
+  void Note(const CsvRecord& r) {
+    if (count == 0 || r.first_line < chunk.first_line) chunk.first_line = r.first_line;
+    if (r.last_line > chunk.last_line) chunk.last_line = r.last_line;
+    checksum.Add(r.raw);
+    checksum.Add(r.terminator);
+    ++count;
+  }
+};
+
+namespace {
+
+Result<std::unique_ptr<CsvReader>> OpenReader(const std::string& path, char delimiter,
+                                              size_t max_record_bytes) {
+  FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> src, ByteSource::Open(path));
+  return std::make_unique<CsvReader>(std::move(src),
+                                     CsvDialect{.delimiter = delimiter,
+                                                .max_record_bytes = max_record_bytes});
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> ReadHeader(const std::string& path, char delimiter,
+                                            size_t max_record_bytes) {
+  FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<CsvReader> reader,
+                            OpenReader(path, delimiter, max_record_bytes));
+  CsvRecord rec;
+  FORKLIFT_ASSIGN_OR_RETURN(bool got, reader->Next(&rec));
+  if (!got) {
+    return InvalidArgumentError(fmt::format("{}: empty file: no header row (--no-header "
+                                            "--columns a,b,c if it has none)",
+                                            path));
+  }
+  if (!rec.error.empty()) {
+    return InvalidArgumentError(fmt::format("{}:{}: header: {}", path, rec.first_line, rec.error));
+  }
+  std::vector<std::string> names;
+  std::set<std::string> seen;
+  for (size_t i = 0; i < rec.fields.size(); ++i) {
+    std::string name(rec.fields[i].value);
+    if (name.empty()) {
+      return InvalidArgumentError(
+          fmt::format("{}:{}: header: column {} has no name", path, rec.first_line, i + 1));
+    }
+    if (!seen.insert(name).second) {
+      return InvalidArgumentError(
+          fmt::format("{}:{}: header: column '{}' appears twice", path, rec.first_line, name));
+    }
+    names.push_back(std::move(name));
+  }
+  return names;
+}
+
+Chunker::Chunker(ChunkerOptions options, ReadCounters* counters)
+    : options_(std::move(options)), counters_(counters) {
+  if (options_.partitions < 1) options_.partitions = 1;
+  for (int i = 0; i < options_.partitions; ++i) {
+    builders_.push_back(std::make_unique<Builder>());
+    builders_.back()->chunk.partition = i;
+  }
+}
+
+Chunker::~Chunker() = default;
+
+Status Chunker::Flush(Builder& b, const Emit& emit) {
+  if (b.count == 0) return {};
+  b.chunk.number = next_chunk_++;
+  b.chunk.source = path_;
+  b.chunk.checksum = b.checksum.Hex();
+  Chunk out = std::move(b.chunk);
+  b.chunk = Chunk();
+  b.chunk.partition = out.partition;
+  b.chunk.data.reserve(out.data.capacity());
+  b.checksum.Reset();
+  b.count = 0;
+  return emit(std::move(out));
+}
+
+Status Chunker::ReadFile(const std::string& path, const Emit& emit,
+                         const std::function<bool()>& stop) {
+  path_ = path;
+  FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<CsvReader> reader,
+                            OpenReader(path, options_.delimiter, options_.max_record_bytes));
+  CsvRecord rec;
+  bool first = true;
+  uint64_t last_bytes = 0;
+  std::string keybuf;
+  for (;;) {
+    if (stop && stop()) return {};
+    FORKLIFT_ASSIGN_OR_RETURN(bool got, reader->Next(&rec));
+    const uint64_t bytes = reader->source().source_bytes_read();
+    counters_->source_bytes.fetch_add(bytes - last_bytes, std::memory_order_relaxed);
+    last_bytes = bytes;
+    if (!got) break;
+    if (first && options_.header) {
+      first = false;
+      if (!options_.header_names.empty()) {
+        bool same = rec.error.empty() && rec.fields.size() == options_.header_names.size();
+        for (size_t i = 0; same && i < rec.fields.size(); ++i) {
+          same = rec.fields[i].value == options_.header_names[i];
+        }
+        if (!same) {
+          return InvalidArgumentError(fmt::format(
+              "{}:{}: header '{}' differs from the first file's ({})", path, rec.first_line,
+              rec.raw.substr(0, 200), fmt::join(options_.header_names, ",")));
+        }
+      }
+      continue;
+    }
+    first = false;
+    counters_->rows.fetch_add(1, std::memory_order_relaxed);
+
+    std::string reason = rec.error;
+    if (reason.empty() && rec.fields.size() != options_.columns) {
+      reason = fmt::format("expected {} fields, found {}", options_.columns, rec.fields.size());
+    }
+    if (reason.empty() && !sources::IsValidUtf8(rec.raw)) {
+      reason = sources::Utf8ErrorReason(rec.raw);
+    }
+    if (!reason.empty()) {
+      Builder& b = *builders_[0];
+      b.Note(rec);
+      ParseReject rj{.line = rec.first_line, .raw = std::string(rec.raw), .reason = std::move(reason)};
+      if (rj.raw.size() > options_.max_reject_bytes) {
+        rj.raw.resize(options_.max_reject_bytes);
+        rj.reason += fmt::format(" (record of {} bytes, first {} kept)", rec.raw.size(),
+                                 options_.max_reject_bytes);
+      }
+      b.chunk.parse_rejects.push_back(std::move(rj));
+      if (b.count >= options_.chunk_rows) FORKLIFT_RETURN_IF_ERROR(Flush(b, emit));
+      continue;
+    }
+
+    size_t part = 0;
+    if (options_.partitions > 1 && !options_.key_fields.empty()) {
+      keybuf.clear();
+      for (size_t k : options_.key_fields) {
+        keybuf.append(rec.fields[k].value);
+        keybuf.push_back('\0');
+      }
+      part = XXH3_64bits(keybuf.data(), keybuf.size()) % static_cast<uint64_t>(options_.partitions);
+    }
+    Builder& b = *builders_[part];
+    b.Note(rec);
+    Chunk& c = b.chunk;
+    ChunkRow row{.offset = static_cast<uint32_t>(c.data.size()), .size = 0, .line = rec.first_line};
+    // A line holding only \. ends COPY's data even in CSV mode; quoted it is plain data.
+    if (rec.raw == "\\.") {
+      c.data.append("\"\\.\"");
+    } else {
+      c.data.append(rec.raw);
+    }
+    row.size = static_cast<uint32_t>(c.data.size() - row.offset);
+    c.data.push_back('\n');
+    c.rows.push_back(row);
+    if (b.count >= options_.chunk_rows || static_cast<int64_t>(c.data.size()) >= options_.chunk_bytes) {
+      FORKLIFT_RETURN_IF_ERROR(Flush(b, emit));
+    }
+  }
+  for (auto& b : builders_) FORKLIFT_RETURN_IF_ERROR(Flush(*b, emit));
+  return {};
+}
+
+}  // namespace forklift::load

@@ -1,0 +1,86 @@
+// Turns CSV sources into chunks, deterministically: the same input and options always give
+// the same chunks with the same numbers, lines and checksums, which is what lets a rerun
+// recognise (and verify) the chunks its ledger already holds.
+//
+// Rows are routed to `partitions` by a hash of their key columns (upsert), so one key always
+// goes through one connection and its rows apply in input order; without a key there is
+// one partition. A chunk closes at chunk_rows rows or chunk_bytes bytes, and at the end of
+// each file. Rows the reader refuses (broken quoting, wrong field count, invalid UTF-8)
+// travel in partition 0's chunk as ParseReject, so their dead letters commit with it.
+//
+// Memory: partitions x chunk_bytes (plus the longest record), whatever the input's size.
+// Thread safety: none; one reader thread.
+#ifndef FORKLIFT_LOAD_CHUNKER_H_
+#define FORKLIFT_LOAD_CHUNKER_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "forklift/result.h"
+#include "sinks/chunk.h"
+#include "sources/checksum.h"
+
+namespace forklift::load {
+
+struct ChunkerOptions {
+  int partitions = 1;                  // >= 1
+  std::vector<size_t> key_fields;      // indexes of the key columns (routing); empty = none
+  int64_t chunk_rows = 5000;
+  int64_t chunk_bytes = 4 << 20;
+  char delimiter = ',';
+  bool header = true;                  // skip (and check) the first record of each file
+  size_t columns = 0;                  // fields every row must have
+  std::vector<std::string> header_names;  // when header: what each file's header must say
+                                          // (empty: not checked)
+  size_t max_record_bytes = 64 << 20;
+  size_t max_reject_bytes = 1 << 20;   // raw bytes kept for a rejected row's dead letter
+};
+
+// Counters the reader moves forward; other threads read them for progress.
+struct ReadCounters {
+  std::atomic<uint64_t> source_bytes{0};  // bytes consumed from the files (compressed)
+  std::atomic<uint64_t> rows{0};          // records read, rejected ones included
+};
+
+// Reads the header of `path` (its first non-empty record) as column names.
+// Failure: the reader's errors; InvalidArgument "PATH:LINE: header: ..." for a malformed
+// header, an empty file, or an empty or duplicate name.
+Result<std::vector<std::string>> ReadHeader(const std::string& path, char delimiter,
+                                            size_t max_record_bytes);
+
+class Chunker {
+ public:
+  // Called with each finished chunk; an error stops the read and is returned by ReadFile.
+  using Emit = std::function<Status(sinks::Chunk&&)>;
+
+  Chunker(ChunkerOptions options, ReadCounters* counters);
+  ~Chunker();
+
+  // Reads one source to its end, emitting its chunks (numbered on from the previous file's).
+  // `stop` is polled between records: when it returns true, reading ends early and what
+  // was read but not emitted is dropped (it was never committed). Failure: the reader's
+  // DataLoss / NotFound, InvalidArgument for a header that differs from header_names.
+  Status ReadFile(const std::string& path, const Emit& emit,
+                  const std::function<bool()>& stop);
+
+  int64_t chunks_emitted() const { return next_chunk_; }
+
+ private:
+  struct Builder;
+  Status Flush(Builder& b, const Emit& emit);
+  Builder& Route(const std::vector<std::string_view>& key_values);
+
+  ChunkerOptions options_;
+  ReadCounters* counters_;
+  std::vector<std::unique_ptr<Builder>> builders_;
+  int64_t next_chunk_ = 0;
+  std::string path_;
+};
+
+}  // namespace forklift::load
+
+#endif  // FORKLIFT_LOAD_CHUNKER_H_

@@ -1,0 +1,31 @@
+// `forklift dlq retry LOAD_ID`: loads a load's pending dead letters again (after the table
+// or the data was fixed), through the same target, table and mode as the load.
+#ifndef FORKLIFT_LOAD_DLQ_RETRY_H_
+#define FORKLIFT_LOAD_DLQ_RETRY_H_
+
+#include <cstdint>
+#include <string>
+
+#include "forklift/result.h"
+
+namespace forklift::load {
+
+struct DlqRetryResult {
+  uint64_t pending = 0;      // dead letters that were pending
+  uint64_t loaded = 0;       // now loaded (marked retried)
+  uint64_t rejected = 0;     // refused again (their reason is updated; still pending)
+  uint64_t unparsable = 0;   // not a record of the load's columns (left pending)
+};
+
+// Retries in chunks with their own ledger rows (load id LOAD_ID + "/dlq", chunk = the
+// first letter's id), so a retry interrupted after a commit does not load a row twice.
+// `to` overrides the recorded target (needed when the load's DSN had a password, which is
+// never stored). Failure: NotFound (no such load in the journal), InvalidArgument (no
+// recorded configuration, or a password-protected target without `to`), the target's
+// errors.
+Result<DlqRetryResult> RetryDeadLetters(const std::string& journal_path,
+                                        const std::string& load_id, const std::string& to);
+
+}  // namespace forklift::load
+
+#endif  // FORKLIFT_LOAD_DLQ_RETRY_H_

@@ -1,0 +1,125 @@
+#include "load/load_options.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <limits>
+#include <set>
+
+namespace forklift::load {
+
+Status ValidateLoadOptions(const LoadOptions& o) {
+  if (o.sources.empty()) return InvalidArgumentError("load: no input files (forklift load FILE... --to TARGET --table TABLE)");
+  if (o.to.empty()) return InvalidArgumentError("--to is required (postgres://... or sqlite:PATH)");
+  if (o.table.empty()) return InvalidArgumentError("--table is required");
+  if (o.workers < 0) return InvalidArgumentError(fmt::format("--workers {}: must be >= 1", o.workers));
+  if (o.chunk_rows < 1) {
+    return InvalidArgumentError(fmt::format("--chunk-rows {}: must be >= 1", o.chunk_rows));
+  }
+  if (o.chunk_rows > (1 << 24)) {
+    return InvalidArgumentError(fmt::format("--chunk-rows {}: at most {}", o.chunk_rows, 1 << 24));
+  }
+  if (o.chunk_bytes < 1) {
+    return InvalidArgumentError(fmt::format("--chunk-bytes {}: must be >= 1", o.chunk_bytes));
+  }
+  if (o.chunk_bytes > (int64_t{1} << 30)) {
+    return InvalidArgumentError(fmt::format("--chunk-bytes {}: at most 1GiB", o.chunk_bytes));
+  }
+  if (o.delimiter == '"' || o.delimiter == '\r' || o.delimiter == '\n') {
+    return InvalidArgumentError("--delimiter: cannot be a quote, CR or LF");
+  }
+  if (o.upsert && o.key.empty()) {
+    return InvalidArgumentError("--mode upsert needs --key COLUMN[,COLUMN...]");
+  }
+  if (!o.header && o.columns.empty()) {
+    return InvalidArgumentError("--no-header needs --columns to name the input's columns");
+  }
+  std::set<std::string> seen;
+  for (const std::string& c : o.columns) {
+    if (!seen.insert(c).second) {
+      return InvalidArgumentError(fmt::format("--columns: '{}' appears twice", c));
+    }
+  }
+  if (!o.columns.empty()) {
+    for (const std::string& k : o.key) {
+      if (!seen.count(k)) {
+        return InvalidArgumentError(fmt::format("--key {}: not among --columns ({})", k,
+                                                fmt::join(o.columns, ",")));
+      }
+    }
+  }
+  if (o.max_errors && *o.max_errors < 0) {
+    return InvalidArgumentError(fmt::format("--max-errors {}: must be >= 0", *o.max_errors));
+  }
+  if (o.null_string.find_first_of("\r\n\"") != std::string::npos ||
+      o.null_string.find(o.delimiter) != std::string::npos) {
+    return InvalidArgumentError(
+        "--null: cannot contain the delimiter, a quote, CR or LF");
+  }
+  return {};
+}
+
+Result<int64_t> ParseByteSize(std::string_view text, std::string_view option) {
+  auto bad = [&] {
+    return InvalidArgumentError(fmt::format(
+        "{} '{}': expected a size such as 4MiB, 512KiB, 1GB or a number of bytes", option,
+        text));
+  };
+  int64_t n = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (ec != std::errc() || end == text.data() || n <= 0) return bad();
+  std::string unit(end, text.data() + text.size());
+  std::transform(unit.begin(), unit.end(), unit.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  int64_t mult;
+  if (unit.empty() || unit == "b") {
+    mult = 1;
+  } else if (unit == "k" || unit == "kib") {
+    mult = int64_t{1} << 10;
+  } else if (unit == "kb") {
+    mult = 1000;
+  } else if (unit == "m" || unit == "mib") {
+    mult = int64_t{1} << 20;
+  } else if (unit == "mb") {
+    mult = 1000 * 1000;
+  } else if (unit == "g" || unit == "gib") {
+    mult = int64_t{1} << 30;
+  } else if (unit == "gb") {
+    mult = 1000 * 1000 * 1000;
+  } else {
+    return bad();
+  }
+  if (n > std::numeric_limits<int64_t>::max() / mult) return bad();
+  return n * mult;
+}
+
+Result<std::vector<std::string>> ParseNameList(std::string_view text, std::string_view option) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (true) {
+    size_t comma = text.find(',', start);
+    std::string_view part = text.substr(start, comma == std::string_view::npos ? text.npos : comma - start);
+    while (!part.empty() && std::isspace(static_cast<unsigned char>(part.front()))) part.remove_prefix(1);
+    while (!part.empty() && std::isspace(static_cast<unsigned char>(part.back()))) part.remove_suffix(1);
+    if (part.empty()) {
+      return InvalidArgumentError(fmt::format("{} '{}': empty column name", option, text));
+    }
+    out.emplace_back(part);
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+Result<char> ParseDelimiter(std::string_view text) {
+  if (text == "\\t" || text == "tab" || text == "\t") return '\t';
+  if (text.size() != 1) {
+    return InvalidArgumentError(
+        fmt::format("--delimiter '{}': expected one character (or \\t)", text));
+  }
+  return text[0];
+}
+
+}  // namespace forklift::load

@@ -1,0 +1,59 @@
+// What `forklift load` is asked to do, and its validation.
+// Thread safety: plain values and pure functions.
+#ifndef FORKLIFT_LOAD_LOAD_OPTIONS_H_
+#define FORKLIFT_LOAD_LOAD_OPTIONS_H_
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "forklift/progress.h"
+#include "forklift/result.h"
+
+namespace forklift::load {
+
+struct LoadOptions {
+  std::vector<std::string> sources;      // CSV files (.gz read transparently); required
+  std::string to;                        // postgres://..., key=value conninfo, sqlite:PATH
+  std::string table;                     // [schema.]table, quoted parts allowed
+  std::vector<std::string> key;          // conflict columns; required by upsert
+  bool upsert = false;                   // --mode insert (default) | upsert
+  int workers = 0;                       // 0: 4 for PostgreSQL, 1 for SQLite
+  int64_t chunk_rows = 5000;             // rows per chunk, >= 1
+  int64_t chunk_bytes = 4 << 20;         // bytes per chunk, >= 1 (a row is never split)
+  std::vector<std::string> columns;      // target columns in CSV order; default: the header
+  char delimiter = ',';
+  std::string null_string;               // unquoted field meaning NULL; default ""
+  bool header = true;                    // the first record of each file names the columns
+  std::string dlq_path;                  // also write dead letters as CSV here; "" = no
+  std::optional<int64_t> max_errors;     // stop after more rejected rows than this
+  std::string load_id;                   // "" = derived (see ComputeLoadId)
+  bool json = false;                     // print the summary as one JSON object on stdout
+  std::string journal_path;              // "" = ResolveJournalPath's default
+  ProgressDisplay display = ProgressDisplay::kAuto;
+  std::chrono::milliseconds progress_interval{10000};  // between plain progress lines
+  int64_t max_record_bytes = 64 << 20;   // a longer CSV record stops the load (DataLoss)
+};
+
+// InvalidArgument naming the option for values out of range: no sources, empty --to or
+// --table, --workers < 0, --chunk-rows/--chunk-bytes < 1, upsert without --key, a key not
+// among --columns, a delimiter that is '"', CR or LF, duplicate column names,
+// --max-errors < 0.
+Status ValidateLoadOptions(const LoadOptions& options);
+
+// "4MiB", "512KiB", "1GB", "1000" (bytes) -> bytes. InvalidArgument naming `option` and the
+// value for anything else, zero, or an overflow.
+Result<int64_t> ParseByteSize(std::string_view text, std::string_view option);
+
+// "a,b , c" -> {"a", "b", "c"}; InvalidArgument naming `option` for an empty name.
+Result<std::vector<std::string>> ParseNameList(std::string_view text, std::string_view option);
+
+// A --delimiter value: one byte, or "\t" / "tab". InvalidArgument otherwise.
+Result<char> ParseDelimiter(std::string_view text);
+
+}  // namespace forklift::load
+
+#endif  // FORKLIFT_LOAD_LOAD_OPTIONS_H_

@@ -1,0 +1,76 @@
+#include "load/load_options.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace forklift::load {
+namespace {
+
+using ::testing::HasSubstr;
+
+LoadOptions Valid() {
+  LoadOptions o;
+  o.sources = {"a.csv"};
+  o.to = "sqlite:x.db";
+  o.table = "t";
+  return o;
+}
+
+TEST(LoadOptionsTest, ByteSizes) {
+  EXPECT_EQ(*ParseByteSize("4MiB", "--chunk-bytes"), 4 << 20);
+  EXPECT_EQ(*ParseByteSize("512kib", "--chunk-bytes"), 512 << 10);
+  EXPECT_EQ(*ParseByteSize("1GB", "--chunk-bytes"), 1000 * 1000 * 1000);
+  EXPECT_EQ(*ParseByteSize("1000", "--chunk-bytes"), 1000);
+  for (const char* bad : {"", "0", "-1MiB", "4 MiB", "4XB", "MiB", "99999999999999999999"}) {
+    auto r = ParseByteSize(bad, "--chunk-bytes");
+    ASSERT_FALSE(r) << bad;
+    EXPECT_THAT(r.error().message, HasSubstr("--chunk-bytes '" + std::string(bad) + "'"));
+  }
+  EXPECT_FALSE(ParseByteSize("9223372036854775807GiB", "--chunk-bytes")) << "overflow";
+}
+
+TEST(LoadOptionsTest, NameListsAndDelimiters) {
+  EXPECT_EQ(*ParseNameList("symbol, date", "--key"), (std::vector<std::string>{"symbol", "date"}));
+  auto bad = ParseNameList("a,,b", "--key");
+  ASSERT_FALSE(bad);
+  EXPECT_THAT(bad.error().message, HasSubstr("--key 'a,,b': empty column name"));
+  EXPECT_EQ(*ParseDelimiter(";"), ';');
+  EXPECT_EQ(*ParseDelimiter("\\t"), '\t');
+  EXPECT_FALSE(ParseDelimiter(";;"));
+  EXPECT_FALSE(ParseDelimiter(""));
+}
+
+TEST(LoadOptionsTest, ValidationNamesTheOption) {
+  EXPECT_TRUE(ValidateLoadOptions(Valid()));
+  struct Case {
+    void (*mutate)(LoadOptions&);
+    const char* expect;
+  } cases[] = {
+      {[](LoadOptions& o) { o.sources.clear(); }, "no input files"},
+      {[](LoadOptions& o) { o.to.clear(); }, "--to"},
+      {[](LoadOptions& o) { o.table.clear(); }, "--table"},
+      {[](LoadOptions& o) { o.upsert = true; }, "--mode upsert needs --key"},
+      {[](LoadOptions& o) { o.chunk_rows = 0; }, "--chunk-rows 0"},
+      {[](LoadOptions& o) { o.delimiter = '"'; }, "--delimiter"},
+      {[](LoadOptions& o) { o.header = false; }, "--no-header needs --columns"},
+      {[](LoadOptions& o) { o.columns = {"a", "a"}; }, "'a' appears twice"},
+      {[](LoadOptions& o) {
+         o.columns = {"a", "b"};
+         o.key = {"c"};
+       },
+       "--key c: not among --columns"},
+      {[](LoadOptions& o) { o.max_errors = -1; }, "--max-errors -1"},
+      {[](LoadOptions& o) { o.null_string = "a,b"; }, "--null"},
+  };
+  for (const Case& c : cases) {
+    LoadOptions o = Valid();
+    c.mutate(o);
+    auto st = ValidateLoadOptions(o);
+    ASSERT_FALSE(st) << c.expect;
+    EXPECT_EQ(st.error().code, ErrorCode::kInvalidArgument);
+    EXPECT_THAT(st.error().message, HasSubstr(c.expect));
+  }
+}
+
+}  // namespace
+}  // namespace forklift::load

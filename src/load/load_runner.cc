@@ -1,0 +1,448 @@
+#include "load/load_runner.h"
+
+#include <fmt/format.h>
+#include <sys/resource.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "forklift/executor.h"
+#include "forklift/retry.h"
+#include "journal/journal.h"
+#include "load/chunk_queue.h"
+#include "load/chunker.h"
+#include "load/dead_letter_file.h"
+#include "load/load_id.h"
+#include "load/load_progress.h"
+#include "sinks/pg_dsn.h"
+#include "sinks/sink.h"
+#include "sources/byte_source.h"
+
+namespace forklift::load {
+namespace {
+
+using sinks::Chunk;
+using sinks::LedgerEntry;
+using sinks::RejectedRow;
+
+// Transient failures (a restart, too many connections, a deadlock) are retried on a new
+// connection for about a minute before the load gives up.
+const RetryOptions kTransientRetry{.max_attempts = 25,
+                                   .base_delay = std::chrono::milliseconds(100),
+                                   .max_delay = std::chrono::seconds(4)};
+
+double PeakRssMb() {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_maxrss) / 1024.0;  // KiB on Linux
+}
+
+// What every writer shares: the first fatal error and the stop flags.
+class Shared {
+ public:
+  explicit Shared(std::optional<int64_t> max_errors) : max_errors_(max_errors) {}
+
+  void Fail(Error e) {
+    std::lock_guard lock(mu_);
+    if (!error_) error_ = std::move(e);
+    stop_.store(true);
+  }
+  bool stopped() const { return stop_.load(std::memory_order_relaxed); }
+  void Stop() { stop_.store(true); }
+  std::optional<Error> error() const {
+    std::lock_guard lock(mu_);
+    return error_;
+  }
+  // Counts rejected rows; false once --max-errors is exceeded.
+  bool CountRejected(uint64_t n, WriteCounters& c) {
+    const uint64_t total = c.rows_rejected.fetch_add(n) + n;
+    if (max_errors_ && total > static_cast<uint64_t>(*max_errors_)) {
+      Fail(Error{ErrorCode::kAborted,
+                 fmt::format("stopped after {} rejected rows (--max-errors {}); committed "
+                             "chunks stay committed, rerun to resume",
+                             total, *max_errors_)});
+      return false;
+    }
+    return true;
+  }
+
+ private:
+  std::optional<int64_t> max_errors_;
+  mutable std::mutex mu_;
+  std::optional<Error> error_;
+  std::atomic<bool> stop_{false};
+};
+
+std::vector<journal::DeadLetter> DeadLetters(const std::string& load_id, const Chunk& chunk,
+                                             std::span<const RejectedRow> rejected) {
+  std::vector<journal::DeadLetter> out;
+  out.reserve(chunk.parse_rejects.size() + rejected.size());
+  for (const auto& p : chunk.parse_rejects) {
+    out.push_back({.run_id = load_id,
+                   .key = fmt::format("{}:{}", chunk.source, p.line),
+                   .source = chunk.source,
+                   .position = fmt::format("line {}", p.line),
+                   .payload = p.raw,
+                   .reason = p.reason,
+                   .code = ErrorCode::kInvalidArgument,
+                   .attempts = 1});
+  }
+  for (const RejectedRow& r : rejected) {
+    const uint64_t line = chunk.rows[r.row].line;
+    out.push_back({.run_id = load_id,
+                   .key = fmt::format("{}:{}", chunk.source, line),
+                   .source = chunk.source,
+                   .position = fmt::format("line {}", line),
+                   .payload = std::string(chunk.Row(r.row)),
+                   .reason = r.sqlstate.empty() ? r.reason
+                                                : fmt::format("{}: {}", r.sqlstate, r.reason),
+                   .code = ErrorCode::kInvalidArgument,
+                   .attempts = 1});
+  }
+  return out;
+}
+
+// One connection's loop: takes chunks from its queue and commits each exactly once.
+class Writer {
+ public:
+  Writer(std::unique_ptr<sinks::Sink> sink, std::unique_ptr<journal::Journal> journal,
+         std::string load_id, ChunkQueue* queue, Shared* shared, WriteCounters* counters,
+         uint64_t seed)
+      : sink_(std::move(sink)), journal_(std::move(journal)), load_id_(std::move(load_id)),
+        queue_(queue), shared_(shared), counters_(counters), rng_(seed) {}
+
+  sinks::Sink& sink() { return *sink_; }
+
+  void Run(const LoadStops& stops) {
+    const std::stop_token& force = stops.force;
+    while (std::optional<Chunk> chunk = queue_->Pop()) {
+      // After a stop, queued chunks are drained, not written: never committed, a rerun
+      // loads them.
+      if (shared_->stopped() || stops.graceful.stop_requested() || force.stop_requested()) {
+        continue;
+      }
+      Write(*chunk, force);
+    }
+  }
+
+ private:
+  void Write(const Chunk& chunk, const std::stop_token& force) {
+    auto before_commit = [&](std::span<const RejectedRow> rejected) -> Status {
+      if (chunk.parse_rejects.empty() && rejected.empty()) return {};
+      auto letters = DeadLetters(load_id_, chunk, rejected);
+      auto ids = journal_->PutDeadLetters(letters);
+      if (!ids) return tl::unexpected(ids.error());
+      return {};
+    };
+    for (int attempt = 1;; ++attempt) {
+      auto r = sink_->WriteChunk(chunk, before_commit);
+      if (r) {
+        Committed(static_cast<uint64_t>(r->rows_written),
+                  r->rejected.size() + chunk.parse_rejects.size());
+        return;
+      }
+      if (r.error().code != ErrorCode::kUnavailable || attempt >= kTransientRetry.max_attempts ||
+          force.stop_requested()) {
+        Error e = r.error();
+        e.message = fmt::format("chunk {} ({} lines {}-{}): {}", chunk.number, chunk.source,
+                                chunk.first_line, chunk.last_line, e.message);
+        shared_->Fail(std::move(e));
+        return;
+      }
+      counters_->retries.fetch_add(1);
+      // Wait, reconnect, and ask the ledger whether the lost attempt committed after all
+      // (a connection can drop between COMMIT and its reply).
+      for (;; ++attempt) {
+        std::this_thread::sleep_for(BackoffDelay(kTransientRetry, attempt, rng_));
+        if (force.stop_requested()) {
+          shared_->Fail(Error{ErrorCode::kCancelled, "cancelled while reconnecting"});
+          return;
+        }
+        auto st = sink_->Reconnect();
+        if (st) break;
+        if (attempt >= kTransientRetry.max_attempts || st.error().code != ErrorCode::kUnavailable) {
+          shared_->Fail(st.error());
+          return;
+        }
+      }
+      auto found = sink_->FindChunk(chunk.number);
+      if (found && *found) {
+        Committed(static_cast<uint64_t>((*found)->rows),
+                  static_cast<uint64_t>((*found)->rejected));
+        return;
+      }
+    }
+  }
+
+  void Committed(uint64_t rows, uint64_t rejected) {
+    counters_->rows_loaded.fetch_add(rows, std::memory_order_relaxed);
+    counters_->chunks_committed.fetch_add(1, std::memory_order_relaxed);
+    shared_->CountRejected(rejected, *counters_);
+  }
+
+  std::unique_ptr<sinks::Sink> sink_;
+  std::unique_ptr<journal::Journal> journal_;
+  std::string load_id_;
+  ChunkQueue* queue_;
+  Shared* shared_;
+  WriteCounters* counters_;
+  std::mt19937_64 rng_;
+};
+
+nlohmann::json ConfigJson(const LoadOptions& o, const sinks::TargetAddress& address,
+                          const std::vector<std::string>& columns) {
+  return nlohmann::json{
+      {"to", address.password.empty() ? o.to : std::string()},
+      {"to_display", address.display},
+      {"needs_password", !address.password.empty()},
+      {"table", o.table},
+      {"mode", o.upsert ? "upsert" : "insert"},
+      {"key", o.key},
+      {"columns", columns},
+      {"delimiter", std::string(1, o.delimiter)},
+      {"null", o.null_string},
+      {"chunk_rows", o.chunk_rows},
+  };
+}
+
+}  // namespace
+
+std::string LoadSummary::ToJson() const {
+  nlohmann::json j{
+      {"load_id", load_id},       {"target", target},
+      {"table", table},           {"mode", mode},
+      {"status", status},         {"error", error},
+      {"rows_read", rows_read},   {"rows_loaded", rows_loaded},
+      {"rows_rejected", rows_rejected}, {"rows_skipped", rows_skipped},
+      {"chunks_committed", chunks_committed}, {"chunks_skipped", chunks_skipped},
+      {"bytes", bytes},           {"retries", retries},
+      {"elapsed_s", elapsed_s},   {"rows_per_s", rows_per_s},
+      {"mb_per_s", mb_per_s},     {"connections", connections},
+      {"peak_rss_mb", peak_rss_mb}, {"dlq", dlq_path},
+  };
+  return j.dump();
+}
+
+std::string LoadSummary::ToText() const {
+  std::string s = fmt::format(
+      "load {} {}: {} rows read, {} loaded, {} rejected, {} already loaded (resumed)\n"
+      "  {} -> {} ({}), {} connection{}\n"
+      "  {:.1f} MB in {:.2f} s: {:.0f} rows/s, {:.1f} MB/s, {} chunks committed, {} skipped, "
+      "{} retries, peak RSS {:.1f} MB\n",
+      load_id, status, rows_read, rows_loaded, rows_rejected, rows_skipped, target, table, mode,
+      connections, connections == 1 ? "" : "s", static_cast<double>(bytes) / 1e6, elapsed_s,
+      rows_per_s, mb_per_s, chunks_committed, chunks_skipped, retries, peak_rss_mb);
+  if (rows_rejected > 0) {
+    s += fmt::format("  rejected rows: forklift dlq show {}{}\n", load_id,
+                     dlq_path.empty() ? "" : " (and " + dlq_path + ")");
+  }
+  if (!error.empty()) s += fmt::format("  error: {}\n", error);
+  return s;
+}
+
+Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, LoadIo io) {
+  const auto start = std::chrono::steady_clock::now();
+  FORKLIFT_RETURN_IF_ERROR(ValidateLoadOptions(options));
+  FORKLIFT_ASSIGN_OR_RETURN(sinks::TargetAddress address, sinks::ParseTargetAddress(options.to));
+  FORKLIFT_ASSIGN_OR_RETURN(auto qualified, sinks::ParseQualifiedName(options.table));
+
+  // The columns: --columns, else the first file's header.
+  std::vector<std::string> header;
+  if (options.header) {
+    FORKLIFT_ASSIGN_OR_RETURN(header, ReadHeader(options.sources[0], options.delimiter,
+                                                 static_cast<size_t>(options.max_record_bytes)));
+  }
+  const std::vector<std::string> columns = options.columns.empty() ? header : options.columns;
+  std::vector<size_t> key_fields;
+  for (const std::string& k : options.key) {
+    auto it = std::find(columns.begin(), columns.end(), k);
+    if (it == columns.end()) {
+      return InvalidArgumentError(fmt::format("--key {}: not among the input's columns ({})", k,
+                                              fmt::join(columns, ",")));
+    }
+    key_fields.push_back(static_cast<size_t>(it - columns.begin()));
+  }
+  uint64_t total_bytes = 0;
+  for (const std::string& src : options.sources) {
+    FORKLIFT_ASSIGN_OR_RETURN(auto bs, sources::ByteSource::Open(src));
+    total_bytes += bs->file_size();
+  }
+
+  const bool sqlite = address.kind == sinks::TargetAddress::Kind::kSqlite;
+  const int workers = options.workers > 0 ? options.workers : (sqlite ? 1 : 4);
+  if (sqlite && workers > 1) {
+    return InvalidArgumentError(fmt::format(
+        "--workers {}: an SQLite target takes one writer at a time (use --workers 1)", workers));
+  }
+  const int partitions = options.upsert ? workers : 1;
+  std::string load_id = options.load_id;
+  if (load_id.empty()) {
+    FORKLIFT_ASSIGN_OR_RETURN(load_id, ComputeLoadId(options, address.identity, columns, partitions));
+  }
+
+  sinks::TableSpec spec{.schema = qualified.first,
+                        .table = qualified.second,
+                        .columns = columns,
+                        .key = options.key,
+                        .upsert = options.upsert,
+                        .delimiter = options.delimiter,
+                        .null_string = options.null_string,
+                        .load_id = load_id};
+  FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<sinks::Target> target,
+                            sinks::Target::Open(address, spec));
+  FORKLIFT_ASSIGN_OR_RETURN(int max_workers, target->MaxWorkers());
+  if (!sqlite && workers > max_workers) {
+    return InvalidArgumentError(fmt::format(
+        "--workers {} is more than half of the server's max_connections ({}): at most {}",
+        workers, max_workers * 2, max_workers));
+  }
+  FORKLIFT_ASSIGN_OR_RETURN(std::vector<LedgerEntry> committed_list, target->CommittedChunks());
+  std::map<int64_t, LedgerEntry> committed;
+  for (auto& e : committed_list) committed.emplace(e.chunk, std::move(e));
+
+  const std::string journal_path = journal::ResolveJournalPath(options.journal_path);
+  auto journal = journal::Journal::Open(journal_path);
+  if (!journal) {
+    return InvalidArgumentError("--journal: " + journal.error().message);
+  }
+  FORKLIFT_RETURN_IF_ERROR((*journal)->BeginRun(load_id, "load", spec.table));
+  const nlohmann::json config = ConfigJson(options, address, columns);
+  FORKLIFT_RETURN_IF_ERROR(
+      (*journal)->FinishRun(load_id, "running", nlohmann::json{{"config", config}}.dump()));
+
+  // One connection per writer, all opened before reading starts: a server that cannot take
+  // them fails the load now, not halfway.
+  Shared shared(options.max_errors);
+  WriteCounters wcounters;
+  ReadCounters rcounters;
+  std::vector<std::unique_ptr<ChunkQueue>> queues;
+  const int nqueues = options.upsert ? workers : 1;
+  for (int i = 0; i < nqueues; ++i) {
+    queues.push_back(std::make_unique<ChunkQueue>(options.upsert ? 2 : 2 * static_cast<size_t>(workers)));
+  }
+  std::vector<std::unique_ptr<Writer>> writers;
+  std::random_device rd;
+  for (int i = 0; i < workers; ++i) {
+    FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<sinks::Sink> sink, target->OpenSink());
+    auto wj = journal::Journal::Open(journal_path);
+    if (!wj) return tl::unexpected(wj.error());
+    writers.push_back(std::make_unique<Writer>(std::move(sink), std::move(*wj), load_id,
+                                               queues[options.upsert ? i : 0].get(), &shared,
+                                               &wcounters, rd()));
+  }
+  FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<Executor> executor,
+                            Executor::Create({.workers = static_cast<size_t>(workers),
+                                              .queue_capacity = 64}));
+  LoadProgress progress(options.display, options.progress_interval, io.err, total_bytes,
+                        &rcounters, &wcounters);
+  progress.Start();
+  // A forced stop interrupts the statements in flight.
+  std::stop_callback on_force(stops.force, [&] {
+    shared.Stop();
+    for (auto& q : queues) q->Discard();
+    for (auto& w : writers) w->sink().Cancel();
+  });
+  {
+    TaskGroup group(*executor);
+    for (auto& w : writers) {
+      Writer* writer = w.get();
+      (void)group.Run([writer, &stops] { writer->Run(stops); });
+    }
+
+    ChunkerOptions copts{.partitions = partitions,
+                         .key_fields = key_fields,
+                         .chunk_rows = options.chunk_rows,
+                         .chunk_bytes = options.chunk_bytes,
+                         .delimiter = options.delimiter,
+                         .header = options.header,
+                         .columns = columns.size(),
+                         .header_names = header,
+                         .max_record_bytes = static_cast<size_t>(options.max_record_bytes)};
+    Chunker chunker(copts, &rcounters);
+    auto stop = [&] { return shared.stopped() || stops.graceful.stop_requested(); };
+    auto emit = [&](Chunk&& chunk) -> Status {
+      auto it = committed.find(chunk.number);
+      if (it != committed.end()) {
+        const LedgerEntry& e = it->second;
+        if (e.checksum != chunk.checksum || e.source != chunk.source ||
+            e.first_line != static_cast<int64_t>(chunk.first_line) ||
+            e.last_line != static_cast<int64_t>(chunk.last_line)) {
+          return FailedPreconditionError(fmt::format(
+              "{}: source changed since load {} committed chunk {} (lines {}-{} of {}, "
+              "checksum {}; now lines {}-{}, checksum {}): not resuming",
+              chunk.source, load_id, chunk.number, e.first_line, e.last_line, e.source,
+              e.checksum, chunk.first_line, chunk.last_line, chunk.checksum));
+        }
+        wcounters.rows_skipped.fetch_add(static_cast<uint64_t>(e.rows));
+        wcounters.chunks_skipped.fetch_add(1);
+        return {};
+      }
+      const size_t q = options.upsert ? static_cast<size_t>(chunk.partition) : 0;
+      queues[q]->Push(std::move(chunk));
+      return {};
+    };
+    for (const std::string& src : options.sources) {
+      if (stop()) break;
+      Status st = chunker.ReadFile(src, emit, stop);
+      if (!st) {
+        shared.Fail(st.error());
+        break;
+      }
+    }
+    for (auto& q : queues) q->Close();
+    group.Wait();
+  }
+  executor->Shutdown();
+  progress.Stop();
+
+  LoadSummary s;
+  s.load_id = load_id;
+  s.target = address.display;
+  s.table = options.table;
+  s.mode = options.upsert ? "upsert" : "insert";
+  s.rows_read = rcounters.rows.load();
+  s.rows_loaded = wcounters.rows_loaded.load();
+  s.rows_rejected = wcounters.rows_rejected.load();
+  s.rows_skipped = wcounters.rows_skipped.load();
+  s.chunks_committed = wcounters.chunks_committed.load();
+  s.chunks_skipped = wcounters.chunks_skipped.load();
+  s.bytes = rcounters.source_bytes.load();
+  s.retries = wcounters.retries.load();
+  s.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  s.rows_per_s = static_cast<double>(s.rows_loaded + s.rows_rejected) / std::max(s.elapsed_s, 1e-9);
+  s.mb_per_s = static_cast<double>(s.bytes) / 1e6 / std::max(s.elapsed_s, 1e-9);
+  s.connections = workers;
+  if (auto e = shared.error()) {
+    s.status = e->code == ErrorCode::kCancelled ? "cancelled" : "failed";
+    s.error = sinks::MaskSecret(e->ToString(), address.password);
+  } else if (stops.graceful.stop_requested() || stops.force.stop_requested()) {
+    s.status = "cancelled";
+    s.error = "stopped by a signal; committed chunks stay committed, rerun to resume";
+  } else {
+    s.status = "succeeded";
+  }
+  if (!options.dlq_path.empty()) {
+    s.dlq_path = options.dlq_path;
+    auto letters = (*journal)->ListDeadLetters(load_id, /*include_retried=*/false);
+    Status st = letters ? WriteDeadLetterFile(options.dlq_path, *letters)
+                        : Status(tl::unexpected(letters.error()));
+    if (!st) {
+      s.status = "failed";
+      s.error += (s.error.empty() ? "" : "; ") + st.error().ToString();
+    }
+  }
+  s.peak_rss_mb = PeakRssMb();
+  nlohmann::json summary = nlohmann::json::parse(s.ToJson());
+  summary["config"] = config;
+  (void)(*journal)->FinishRun(load_id, s.status, summary.dump());
+  return s;
+}
+
+}  // namespace forklift::load

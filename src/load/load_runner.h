@@ -1,0 +1,68 @@
+// The `forklift load` run: sources -> chunker (the calling thread) -> bounded queues ->
+// one writer per connection (executor workers) -> target, with the ledger in the target's
+// transaction, dead letters in the journal, transient failures retried on a new
+// connection, progress, and a summary.
+#ifndef FORKLIFT_LOAD_LOAD_RUNNER_H_
+#define FORKLIFT_LOAD_LOAD_RUNNER_H_
+
+#include <cstdint>
+#include <cstdio>
+#include <stop_token>
+#include <string>
+
+#include "forklift/result.h"
+#include "load/load_options.h"
+
+namespace forklift::load {
+
+// What stops a load early: `graceful` reads no further and lets the chunks being written
+// commit (queued ones are dropped: never committed, a rerun loads them); `force` also
+// cancels the statements in flight.
+struct LoadStops {
+  std::stop_token graceful;
+  std::stop_token force;
+};
+
+struct LoadIo {
+  FILE* out = stdout;  // --json summary
+  FILE* err = stderr;  // progress, the human summary, warnings
+};
+
+struct LoadSummary {
+  std::string load_id;
+  std::string target;  // display form: never the password
+  std::string table;
+  std::string mode;    // insert | upsert
+  std::string status;  // succeeded | failed | cancelled
+  std::string error;   // why, when not succeeded
+  uint64_t rows_read = 0;      // data records read (rejected ones included)
+  uint64_t rows_loaded = 0;    // written by this invocation
+  uint64_t rows_rejected = 0;  // dead-lettered by this invocation
+  uint64_t rows_skipped = 0;   // in chunks an earlier invocation committed
+  uint64_t chunks_committed = 0;
+  uint64_t chunks_skipped = 0;
+  uint64_t bytes = 0;          // source bytes read (compressed size for .gz)
+  uint64_t retries = 0;        // chunk attempts retried after transient failures
+  double elapsed_s = 0;
+  double rows_per_s = 0;       // (loaded + rejected) / elapsed
+  double mb_per_s = 0;
+  int connections = 0;
+  double peak_rss_mb = 0;
+  std::string dlq_path;
+
+  std::string ToJson() const;  // one JSON object, one line
+  std::string ToText() const;  // a few human lines
+};
+
+// Runs the load to its end. An error return means nothing was loaded: bad options, a
+// source or header that cannot be read, a target that cannot be reached or lacks the
+// table, too many workers; it names the option, file or value. Otherwise the summary says
+// how it ended: failed (a source changed since the ledger's chunks were committed:
+// FailedPrecondition naming the file and chunk; a fatal database error; --max-errors
+// exceeded) or cancelled (a stop) keep every committed chunk, and rerunning the same
+// command resumes. Not thread-safe with itself on the same io.
+Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, LoadIo io);
+
+}  // namespace forklift::load
+
+#endif  // FORKLIFT_LOAD_LOAD_RUNNER_H_

@@ -1,0 +1,239 @@
+// RunLoad end to end against the embedded target: real files, a real SQLite database.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <string>
+
+#include "journal/journal.h"
+#include "load/dlq_retry.h"
+#include "load/load_runner.h"
+#include "load/load_test_util.h"
+
+namespace forklift::load {
+namespace {
+
+using testing::TempDir;
+using ::testing::HasSubstr;
+
+class Db {
+ public:
+  explicit Db(const std::string& path) { sqlite3_open(path.c_str(), &db_); }
+  ~Db() { sqlite3_close(db_); }
+  void Exec(const std::string& sql) {
+    char* err = nullptr;
+    ASSERT_EQ(sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
+  }
+  // The rows of a query as "a|b\n" lines.
+  std::string Query(const std::string& sql) {
+    std::string out;
+    sqlite3_stmt* s = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db_, sql.c_str(), -1, &s, nullptr), SQLITE_OK) << sqlite3_errmsg(db_);
+    while (s && sqlite3_step(s) == SQLITE_ROW) {
+      for (int i = 0; i < sqlite3_column_count(s); ++i) {
+        if (i) out += "|";
+        const unsigned char* t = sqlite3_column_text(s, i);
+        out += t ? reinterpret_cast<const char*>(t) : "NULL";
+      }
+      out += "\n";
+    }
+    sqlite3_finalize(s);
+    return out;
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+class LoadSqliteTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    db_path_ = dir_.Path("t.db");
+    Db db(db_path_);
+    db.Exec("CREATE TABLE prices(symbol TEXT NOT NULL, date TEXT NOT NULL, close REAL "
+            "CHECK (close >= 0), PRIMARY KEY(symbol, date))");
+  }
+  LoadOptions Options(std::vector<std::string> files) {
+    LoadOptions o;
+    o.sources = std::move(files);
+    o.to = "sqlite:" + db_path_;
+    o.table = "prices";
+    o.chunk_rows = 3;
+    o.journal_path = dir_.Path("journal.db");
+    o.display = ProgressDisplay::kNone;
+    return o;
+  }
+  LoadSummary Run(const LoadOptions& o) {
+    auto s = RunLoad(o, {}, {.out = nullptr, .err = nullptr});
+    EXPECT_TRUE(s) << (s ? "" : s.error().ToString());
+    return s ? *s : LoadSummary{};
+  }
+
+  TempDir dir_;
+  std::string db_path_;
+};
+
+TEST_F(LoadSqliteTest, InsertsEveryRowWithALedgerRowPerChunk) {
+  std::string f = dir_.Write("p.csv", "symbol,date,close\nA,d1,1\nA,d2,2\nB,d1,3\nB,d2,\"4\"\nC,d1,5\n");
+  LoadSummary s = Run(Options({f}));
+  EXPECT_EQ(s.status, "succeeded");
+  EXPECT_EQ(s.rows_read, 5u);
+  EXPECT_EQ(s.rows_loaded, 5u);
+  EXPECT_EQ(s.chunks_committed, 2u);
+  EXPECT_THAT(s.load_id, ::testing::StartsWith("load-"));
+  Db db(db_path_);
+  EXPECT_EQ(db.Query("SELECT symbol, date, close FROM prices ORDER BY 1, 2"),
+            "A|d1|1.0\nA|d2|2.0\nB|d1|3.0\nB|d2|4.0\nC|d1|5.0\n");
+  EXPECT_EQ(db.Query("SELECT chunk, first_line, last_line, rows, rejected FROM "
+                     "forklift_load_chunks ORDER BY chunk"),
+            "0|2|4|3|0\n1|5|6|2|0\n");
+}
+
+TEST_F(LoadSqliteTest, ARerunResumesAndLoadsNothingTwice) {
+  std::string f = dir_.Write("p.csv", "symbol,date,close\nA,d1,1\nA,d2,2\nB,d1,3\nB,d2,4\n");
+  EXPECT_EQ(Run(Options({f})).rows_loaded, 4u);
+  LoadSummary again = Run(Options({f}));
+  EXPECT_EQ(again.status, "succeeded");
+  EXPECT_EQ(again.rows_loaded, 0u);
+  EXPECT_EQ(again.rows_skipped, 4u);
+  EXPECT_EQ(again.chunks_skipped, 2u);
+  EXPECT_EQ(Db(db_path_).Query("SELECT count(*) FROM prices"), "4\n");
+}
+
+TEST_F(LoadSqliteTest, UpsertAppliesARepeatedKeyInInputOrderLastWins) {
+  std::string f = dir_.Write(
+      "p.csv", "symbol,date,close\nA,d1,1\nA,d1,2\nB,d1,3\nA,d1,4\nB,d1,5\nC,d1,6\nA,d1,7\n");
+  LoadOptions o = Options({f});
+  o.upsert = true;
+  o.key = {"symbol", "date"};
+  o.chunk_rows = 2;  // the repeats span chunks
+  LoadSummary s = Run(o);
+  EXPECT_EQ(s.status, "succeeded");
+  EXPECT_EQ(s.rows_loaded, 7u);
+  EXPECT_EQ(Db(db_path_).Query("SELECT symbol, close FROM prices ORDER BY 1"),
+            "A|7.0\nB|5.0\nC|6.0\n");
+}
+
+TEST_F(LoadSqliteTest, BadRowsGoToTheDeadLettersAndTheRestLoads) {
+  std::string f = dir_.Write("p.csv",
+                             "symbol,date,close\n"
+                             "A,d1,1\n"
+                             "A,d2\n"            // wrong field count
+                             "B,d1,-5\n"         // CHECK
+                             ",d1,2\n"           // NOT NULL? no: '' is not NULL in SQLite...
+                             "A,d1,9\n"          // duplicate key (insert mode)
+                             "C,\"d1\"x,1\n"     // broken quoting
+                             "D,d1,4\n");
+  LoadOptions o = Options({f});
+  o.null_string = "";  // unquoted empty = NULL: the symbol of line 5 is NULL
+  o.dlq_path = dir_.Path("rejected.csv");
+  LoadSummary s = Run(o);
+  EXPECT_EQ(s.status, "succeeded");
+  EXPECT_EQ(s.rows_read, 7u);
+  EXPECT_EQ(s.rows_loaded, 2u);
+  EXPECT_EQ(s.rows_rejected, 5u);
+  EXPECT_EQ(Db(db_path_).Query("SELECT symbol, close FROM prices ORDER BY 1"), "A|1.0\nD|4.0\n");
+
+  auto j = journal::Journal::Open(o.journal_path);
+  ASSERT_TRUE(j);
+  auto letters = (*j)->ListDeadLetters(s.load_id, false);
+  ASSERT_TRUE(letters);
+  ASSERT_EQ(letters->size(), 5u);
+  std::map<std::string, std::string> by_line;
+  for (const auto& d : *letters) by_line[d.position] = d.reason;
+  EXPECT_THAT(by_line["line 3"], HasSubstr("expected 3 fields, found 2"));
+  EXPECT_THAT(by_line["line 4"], HasSubstr("SQLITE_CONSTRAINT_CHECK"));
+  EXPECT_THAT(by_line["line 5"], HasSubstr("SQLITE_CONSTRAINT_NOTNULL"));
+  EXPECT_THAT(by_line["line 6"], HasSubstr("SQLITE_CONSTRAINT_PRIMARYKEY"));
+  EXPECT_THAT(by_line["line 7"], HasSubstr("after closing quote"));
+  std::ifstream dlq(o.dlq_path);
+  std::string text((std::istreambuf_iterator<char>(dlq)), {});
+  EXPECT_THAT(text, ::testing::StartsWith("load_id,source,line,reason,raw\n"));
+  EXPECT_THAT(text, HasSubstr(",4,SQLITE_CONSTRAINT_CHECK: CHECK constraint failed"));
+  EXPECT_THAT(text, HasSubstr(",\"C,\"\"d1\"\"x,1\"\n"));
+
+  // A rerun records no letter twice.
+  Run(o);
+  EXPECT_EQ((*j)->ListDeadLetters(s.load_id, false)->size(), 5u);
+}
+
+TEST_F(LoadSqliteTest, DlqRetryLoadsTheLettersOnceTheTableAcceptsThem) {
+  std::string f = dir_.Write("p.csv", "symbol,date,close\nA,d1,1\nB,d1,-2\nC,d1,-3\n");
+  LoadOptions o = Options({f});
+  LoadSummary s = Run(o);
+  EXPECT_EQ(s.rows_rejected, 2u);
+  {
+    Db db(db_path_);
+    db.Exec("ALTER TABLE prices RENAME TO old; CREATE TABLE prices(symbol TEXT NOT NULL, "
+            "date TEXT NOT NULL, close REAL, PRIMARY KEY(symbol, date)); "
+            "INSERT INTO prices SELECT * FROM old; DROP TABLE old");
+  }
+  auto r = RetryDeadLetters(o.journal_path, s.load_id, "");
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ(r->pending, 2u);
+  EXPECT_EQ(r->loaded, 2u);
+  EXPECT_EQ(Db(db_path_).Query("SELECT symbol, close FROM prices ORDER BY 1"),
+            "A|1.0\nB|-2.0\nC|-3.0\n");
+  auto again = RetryDeadLetters(o.journal_path, s.load_id, "");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->pending, 0u) << "retried letters are not pending any more";
+  auto unknown = RetryDeadLetters(o.journal_path, "load-nope", "");
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error().code, ErrorCode::kNotFound);
+}
+
+TEST_F(LoadSqliteTest, AChangedSourceUnderTheSameLoadIdStopsWithFailedPrecondition) {
+  std::string f = dir_.Write("p.csv", "symbol,date,close\nA,d1,1\nA,d2,2\nB,d1,3\nB,d2,4\n");
+  LoadOptions o = Options({f});
+  o.load_id = "fixed";
+  EXPECT_EQ(Run(o).status, "succeeded");
+  dir_.Write("p.csv", "symbol,date,close\nA,d1,1\nA,d2,2\nB,d1,3\nB,d2,5\n");
+  LoadSummary s = Run(o);
+  EXPECT_EQ(s.status, "failed");
+  EXPECT_THAT(s.error, HasSubstr("FailedPrecondition"));
+  EXPECT_THAT(s.error, HasSubstr(f + ": source changed since load fixed committed chunk 1"));
+  EXPECT_EQ(Db(db_path_).Query("SELECT close FROM prices WHERE symbol='B' AND date='d2'"), "4.0\n");
+}
+
+TEST_F(LoadSqliteTest, MaxErrorsStopsTheLoadAndKeepsCommittedChunks) {
+  std::string data = "symbol,date,close\n";
+  for (int i = 0; i < 30; ++i) data += "S" + std::to_string(i) + ",d," + (i % 3 ? "1" : "-1") + "\n";
+  std::string f = dir_.Write("p.csv", data);
+  LoadOptions o = Options({f});
+  o.max_errors = 2;
+  LoadSummary s = Run(o);
+  EXPECT_EQ(s.status, "failed");
+  EXPECT_THAT(s.error, HasSubstr("--max-errors 2"));
+  EXPECT_EQ(s.rows_rejected, 3u);
+  EXPECT_LT(s.rows_loaded, 20u);
+  EXPECT_EQ(Db(db_path_).Query("SELECT count(*) FROM prices"), std::to_string(s.rows_loaded) + "\n");
+}
+
+TEST_F(LoadSqliteTest, RefusesMoreThanOneWriterAndNamesMissingTablesAndColumns) {
+  std::string f = dir_.Write("p.csv", "symbol,date,close\nA,d1,1\n");
+  LoadOptions o = Options({f});
+  o.workers = 2;
+  auto r = RunLoad(o, {}, {.out = nullptr, .err = nullptr});
+  ASSERT_FALSE(r);
+  EXPECT_THAT(r.error().message, HasSubstr("--workers 2: an SQLite target takes one writer"));
+
+  o = Options({f});
+  o.table = "nope";
+  r = RunLoad(o, {}, {.out = nullptr, .err = nullptr});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_THAT(r.error().message, HasSubstr("--table nope: no such table"));
+
+  std::string g = dir_.Write("q.csv", "symbol,when,close\nA,d1,1\n");
+  r = RunLoad(Options({g}), {}, {.out = nullptr, .err = nullptr});
+  ASSERT_FALSE(r);
+  EXPECT_THAT(r.error().message, HasSubstr("column 'when' is not in table prices"));
+
+  o = Options({dir_.Path("missing.csv")});
+  r = RunLoad(o, {}, {.out = nullptr, .err = nullptr});
+  ASSERT_FALSE(r);
+  EXPECT_THAT(r.error().message, HasSubstr("missing.csv"));
+}
+
+}  // namespace
+}  // namespace forklift::load

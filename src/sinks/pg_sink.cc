@@ -1,0 +1,462 @@
+#include "sinks/pg_sink.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+#include <numeric>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "sinks/pg_binary.h"
+#include "sinks/pg_connection.h"
+#include "sinks/pg_dsn.h"
+
+namespace forklift::sinks {
+namespace {
+
+constexpr const char* kStage = "pg_temp.forklift_stage";
+constexpr const char* kOrd = "forklift_ord";
+// After this many rows narrowed out of one subset by their COPY line, bisect instead: a
+// chunk of bad rows costs O(log n) round trips each, not O(n) resends.
+constexpr int kMaxLineRetries = 16;
+
+// A literal for COPY's options (DELIMITER, NULL). standard_conforming_strings is on for
+// every session, so only the quote needs doubling.
+std::string QuoteLiteral(std::string_view s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') out += '\'';
+    out += c;
+  }
+  return out + "'";
+}
+
+std::string ColumnList(const std::vector<std::string>& cols, std::string_view prefix = "") {
+  std::string out;
+  for (const std::string& c : cols) {
+    if (!out.empty()) out += ", ";
+    out += std::string(prefix) + QuoteIdent(c);
+  }
+  return out;
+}
+
+std::string LedgerTable(const TableSpec& spec) {
+  return spec.schema.empty() ? std::string("forklift_load_chunks")
+                             : QuoteIdent(spec.schema) + ".forklift_load_chunks";
+}
+
+std::string ShownTable(const TableSpec& spec) {
+  return spec.schema.empty() ? spec.table : spec.schema + "." + spec.table;
+}
+
+// Errors about a row's data: the row goes to the dead letters, the rest of the chunk loads.
+// Anything else (no such column, permissions, a lost connection) is about the load.
+bool IsRowLevel(const PgError& e) {
+  return !e.connection_lost && e.sqlstate.size() == 5 &&
+         (e.sqlstate.starts_with("22") || e.sqlstate.starts_with("23") ||
+          e.sqlstate == "P0001");
+}
+
+std::string RowReason(const PgError& e) {
+  std::string r = e.message;
+  if (!e.detail.empty()) r += " (" + e.detail + ")";
+  return r;
+}
+
+LedgerEntry LedgerFromRow(const PgConnection::Row& r) {
+  auto num = [&](size_t i) { return r[i] ? std::stoll(*r[i]) : 0; };
+  return LedgerEntry{.chunk = num(0),
+                     .source = r[1].value_or(""),
+                     .first_line = num(2),
+                     .last_line = num(3),
+                     .rows = num(4),
+                     .rejected = num(5),
+                     .checksum = r[6].value_or("")};
+}
+
+Result<std::unique_ptr<PgConnection>> ConnectTo(const TargetAddress& address) {
+  auto conn = PgConnection::Connect(PgDsn{.conninfo = address.conninfo,
+                                          .password = address.password});
+  if (!conn) {
+    return MakeError(conn.error().code,
+                     MaskSecret(fmt::format("--to {}: {}", address.display, conn.error().message),
+                                address.password));
+  }
+  return conn;
+}
+
+class PgSink final : public Sink {
+ public:
+  PgSink(TargetAddress address, TableSpec spec, std::vector<PgType> types)
+      : address_(std::move(address)), spec_(std::move(spec)),
+        encoder_(std::move(types), spec_.upsert, spec_.delimiter, spec_.null_string) {
+    const std::string table = QuoteQualified(spec_.schema, spec_.table);
+    const std::string options = fmt::format("(FORMAT csv, DELIMITER {}, NULL {})",
+                                            QuoteLiteral(std::string(1, spec_.delimiter)),
+                                            QuoteLiteral(spec_.null_string));
+    if (!spec_.upsert) {
+      copy_sql_ = fmt::format("COPY {} ({}) FROM STDIN {}", table, ColumnList(spec_.columns),
+                              options);
+      copy_bin_sql_ = fmt::format("COPY {} ({}) FROM STDIN (FORMAT binary)", table,
+                                  ColumnList(spec_.columns));
+      copy_text_sql_ = fmt::format("COPY {} ({}) FROM STDIN (FORMAT text)", table,
+                                   ColumnList(spec_.columns));
+    } else {
+      copy_sql_ = fmt::format("COPY {} ({}, {}) FROM STDIN {}", kStage, kOrd,
+                              ColumnList(spec_.columns), options);
+      copy_bin_sql_ = fmt::format("COPY {} ({}, {}) FROM STDIN (FORMAT binary)", kStage, kOrd,
+                                  ColumnList(spec_.columns));
+      copy_text_sql_ = fmt::format("COPY {} ({}, {}) FROM STDIN (FORMAT text)", kStage, kOrd,
+                                   ColumnList(spec_.columns));
+      std::vector<std::string> rest;
+      for (const std::string& c : spec_.columns) {
+        if (std::find(spec_.key.begin(), spec_.key.end(), c) == spec_.key.end()) rest.push_back(c);
+      }
+      std::string action = "DO NOTHING";
+      if (!rest.empty()) {
+        std::string sets;
+        for (const std::string& c : rest) {
+          sets += fmt::format("{}{} = EXCLUDED.{}", sets.empty() ? "" : ", ", QuoteIdent(c),
+                              QuoteIdent(c));
+        }
+        action = "DO UPDATE SET " + sets;
+      }
+      const std::string keys = ColumnList(spec_.key);
+      // DISTINCT ON keeps the last row of a key (highest ord); ORDER BY key also makes every
+      // chunk take its row locks in one global order.
+      apply_sql_ = fmt::format(
+          "INSERT INTO {} ({}) SELECT DISTINCT ON ({}) {} FROM {} ORDER BY {}, {} DESC "
+          "ON CONFLICT ({}) {}",
+          table, ColumnList(spec_.columns), keys, ColumnList(spec_.columns), kStage, keys, kOrd,
+          keys, action);
+      stage_sql_ = fmt::format(
+          "CREATE TEMP TABLE IF NOT EXISTS forklift_stage ON COMMIT DELETE ROWS AS "
+          "SELECT {}, 0::bigint AS {} FROM {} WITH NO DATA",
+          ColumnList(spec_.columns), kOrd, table);
+    }
+    ledger_insert_sql_ = fmt::format(
+        "INSERT INTO {} (load_id, chunk, source, first_line, last_line, rows, rejected, "
+        "checksum, target_table) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        LedgerTable(spec_));
+    ledger_find_sql_ = fmt::format(
+        "SELECT chunk, source, first_line, last_line, rows, rejected, checksum FROM {} "
+        "WHERE load_id = $1 AND chunk = $2",
+        LedgerTable(spec_));
+  }
+
+  Status Connect() {
+    FORKLIFT_ASSIGN_OR_RETURN(conn_, ConnectTo(address_));
+    FORKLIFT_RETURN_IF_ERROR(Exec("SET standard_conforming_strings = on"));
+    if (spec_.upsert) FORKLIFT_RETURN_IF_ERROR(Exec(stage_sql_));
+    return {};
+  }
+
+  Result<ChunkWriteResult> WriteChunk(const Chunk& chunk,
+                                      const BeforeCommit& before_commit) override {
+    if (!conn_ || !conn_->ok()) {
+      return UnavailableError(fmt::format("--to {}: connection lost", address_.display));
+    }
+    ChunkWriteResult result;
+    std::vector<uint32_t> all(chunk.rows.size());
+    std::iota(all.begin(), all.end(), 0u);
+    FORKLIFT_RETURN_IF_ERROR(Exec("BEGIN"));
+    Status st = all.empty() ? Status() : Apply(chunk, all, /*narrowing=*/false);
+    if (!st) {
+      if (!IsRowLevel(conn_->last_error())) return Abort(st.error());
+      // Start over in a new transaction and narrow the bad rows out under savepoints.
+      (void)Exec("ROLLBACK");
+      FORKLIFT_RETURN_IF_ERROR(Exec("BEGIN"));
+      st = Narrow(chunk, std::move(all), &result.rejected);
+      if (!st) return Abort(st.error());
+      std::sort(result.rejected.begin(), result.rejected.end(),
+                [](const RejectedRow& a, const RejectedRow& b) { return a.row < b.row; });
+    }
+    result.rows_written = static_cast<int64_t>(chunk.rows.size() - result.rejected.size());
+    st = before_commit(result.rejected);
+    if (!st) return Abort(st.error());
+    const std::optional<std::string> params[] = {
+        spec_.load_id,
+        std::to_string(chunk.number),
+        chunk.source,
+        std::to_string(chunk.first_line),
+        std::to_string(chunk.last_line),
+        std::to_string(result.rows_written),
+        std::to_string(result.rejected.size() + chunk.parse_rejects.size()),
+        chunk.checksum,
+        ShownTable(spec_)};
+    auto ins = conn_->Query(ledger_insert_sql_, params);
+    if (!ins) return Abort(Decorate(ins.error()));
+    FORKLIFT_RETURN_IF_ERROR(Exec("COMMIT"));
+    return result;
+  }
+
+  Status Reconnect() override { return Connect(); }
+
+  Result<std::optional<LedgerEntry>> FindChunk(int64_t chunk) override {
+    const std::optional<std::string> params[] = {spec_.load_id, std::to_string(chunk)};
+    auto rows = conn_->Query(ledger_find_sql_, params);
+    if (!rows) return tl::unexpected(Decorate(rows.error()));
+    if (rows->empty()) return std::optional<LedgerEntry>();
+    return std::optional<LedgerEntry>(LedgerFromRow((*rows)[0]));
+  }
+
+  void Cancel() override {
+    if (conn_) conn_->Cancel();
+  }
+
+ private:
+  Error Decorate(const Error& e) const {
+    return Error{e.code, MaskSecret(fmt::format("--to {}: {}", address_.display, e.message),
+                                    address_.password)};
+  }
+
+  Status Exec(std::string_view sql) {
+    auto st = conn_->Exec(sql);
+    if (!st) return tl::unexpected(Decorate(st.error()));
+    return {};
+  }
+
+  tl::unexpected<Error> Abort(const Error& e) {
+    if (conn_->ok()) (void)conn_->Exec("ROLLBACK");
+    return tl::unexpected(e);
+  }
+
+  // The COPY statement and data for `rows`, one record per row in order:
+  //  - binary, when every value converts exactly (the server parses nothing);
+  //  - else, outside narrowing, CSV as read (insert: the chunk's own bytes; upsert: each
+  //    record prefixed with its row number, the staging table's ord column);
+  //  - else (narrowing) the text format, whose records never span lines: the server's
+  //    "line N" is then row N. CSV would not do: a quoted field may hold newlines, and
+  //    PostgreSQL 15 counts them in its line numbers only after the first record.
+  std::pair<std::string_view, std::string_view> Data(const Chunk& chunk,
+                                                     const std::vector<uint32_t>& rows,
+                                                     bool narrowing) {
+    if (encoder_.usable()) {
+      buf_.clear();
+      PgBinaryEncoder::Begin(&buf_);
+      bool ok = true;
+      for (uint32_t i : rows) {
+        if (!encoder_.AddRow(chunk.Row(i), i, &buf_)) {
+          ok = false;
+          break;
+        }
+      }
+      if (ok) {
+        PgBinaryEncoder::End(&buf_);
+        return {copy_bin_sql_, buf_};
+      }
+    }
+    if (!narrowing && !spec_.upsert && rows.size() == chunk.rows.size()) {
+      return {copy_sql_, chunk.data};
+    }
+    buf_.clear();
+    if (narrowing) {
+      for (uint32_t i : rows) {
+        if (spec_.upsert) {
+          buf_ += std::to_string(i);
+          buf_ += '\t';
+        }
+        // The chunker only passes well-formed records of the right width.
+        (void)sources::SplitCsvRecord(chunk.Row(i), spec_.delimiter, &fields_, &scratch_);
+        for (size_t f = 0; f < fields_.size(); ++f) {
+          if (f) buf_ += '\t';
+          AppendTextField(fields_[f], &buf_);
+        }
+        buf_ += '\n';
+      }
+      return {copy_text_sql_, buf_};
+    }
+    for (uint32_t i : rows) {
+      buf_ += std::to_string(i);
+      buf_ += spec_.delimiter;
+      buf_ += chunk.Row(i);
+      buf_ += '\n';
+    }
+    return {copy_sql_, buf_};
+  }
+
+  // One field in COPY's text format, with the CSV NULL rule.
+  void AppendTextField(const sources::CsvField& f, std::string* out) const {
+    if (!f.quoted && f.value == spec_.null_string) {
+      out->append("\\N");
+      return;
+    }
+    for (char c : f.value) {
+      switch (c) {
+        case '\\': out->append("\\\\"); break;
+        case '\t': out->append("\\t"); break;
+        case '\n': out->append("\\n"); break;
+        case '\r': out->append("\\r"); break;
+        default: out->push_back(c);
+      }
+    }
+  }
+
+  Status Apply(const Chunk& chunk, const std::vector<uint32_t>& rows, bool narrowing) {
+    auto [sql, data] = Data(chunk, rows, narrowing);
+    auto copied = conn_->CopyIn(sql, data);
+    if (!copied) return tl::unexpected(Decorate(copied.error()));
+    if (spec_.upsert) {
+      FORKLIFT_RETURN_IF_ERROR(Exec(apply_sql_));
+      // The staging rows of a subset that went in must not be applied again with the next.
+      if (narrowing) FORKLIFT_RETURN_IF_ERROR(Exec(std::string("DELETE FROM ") + kStage));
+    }
+    return {};
+  }
+
+  // Applies `rows` under savepoints, dropping the rows the server refuses for their data:
+  // the one its COPY line names, or, when it names none, each half in turn (left first, so
+  // input order still decides the last row of a key).
+  Status Narrow(const Chunk& chunk, std::vector<uint32_t> rows,
+                std::vector<RejectedRow>* rejected) {
+    std::vector<std::vector<uint32_t>> todo;
+    todo.push_back(std::move(rows));
+    while (!todo.empty()) {
+      std::vector<uint32_t> s = std::move(todo.back());
+      todo.pop_back();
+      int line_retries = 0;
+      while (!s.empty()) {
+        FORKLIFT_RETURN_IF_ERROR(Exec("SAVEPOINT forklift_narrow"));
+        Status st = Apply(chunk, s, /*narrowing=*/true);
+        if (st) {
+          FORKLIFT_RETURN_IF_ERROR(Exec("RELEASE SAVEPOINT forklift_narrow"));
+          break;
+        }
+        const PgError e = conn_->last_error();
+        if (!IsRowLevel(e)) return st;
+        FORKLIFT_RETURN_IF_ERROR(Exec("ROLLBACK TO SAVEPOINT forklift_narrow"));
+        FORKLIFT_RETURN_IF_ERROR(Exec("RELEASE SAVEPOINT forklift_narrow"));
+        // Text and binary COPY data hold one row per line: line N is s[N - 1].
+        const std::optional<size_t> at =
+            e.copy_line && *e.copy_line >= 1 ? std::optional<size_t>(*e.copy_line - 1) : std::nullopt;
+        if (at && *at < s.size() && line_retries < kMaxLineRetries) {
+          rejected->push_back({.row = s[*at], .sqlstate = e.sqlstate, .reason = RowReason(e)});
+          s.erase(s.begin() + static_cast<std::ptrdiff_t>(*at));
+          ++line_retries;
+          continue;
+        }
+        if (s.size() == 1) {
+          rejected->push_back({.row = s[0], .sqlstate = e.sqlstate, .reason = RowReason(e)});
+          break;
+        }
+        const auto mid = s.begin() + static_cast<std::ptrdiff_t>(s.size() / 2);
+        todo.emplace_back(mid, s.end());
+        todo.emplace_back(s.begin(), mid);
+        break;
+      }
+    }
+    return {};
+  }
+
+  TargetAddress address_;
+  TableSpec spec_;
+  std::unique_ptr<PgConnection> conn_;
+  PgBinaryEncoder encoder_;
+  std::string copy_sql_, copy_bin_sql_, copy_text_sql_, apply_sql_, stage_sql_, ledger_insert_sql_,
+      ledger_find_sql_;
+  std::string buf_;
+  std::vector<sources::CsvField> fields_;
+  std::string scratch_;
+};
+
+class PgTarget final : public Target {
+ public:
+  PgTarget(TargetAddress address, TableSpec spec, std::unique_ptr<PgConnection> conn)
+      : address_(std::move(address)), spec_(std::move(spec)), conn_(std::move(conn)) {}
+
+  Status Check() {
+    const std::string qualified = QuoteQualified(spec_.schema, spec_.table);
+    const std::optional<std::string> p[] = {qualified};
+    auto cols = conn_->Query(
+        "SELECT a.attname, t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+        "WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped "
+        "ORDER BY a.attnum",
+        p);
+    if (!cols) return tl::unexpected(Decorate(cols.error()));
+    std::vector<std::string> have;
+    std::map<std::string, std::string> type_of;
+    for (const auto& r : *cols) {
+      have.push_back(r[0].value_or(""));
+      type_of[have.back()] = r[1].value_or("");
+    }
+    if (have.empty()) {
+      return FailedPreconditionError(fmt::format("--table {}: no such table in {}",
+                                                 ShownTable(spec_), address_.display));
+    }
+    for (const std::string& c : spec_.columns) {
+      if (std::find(have.begin(), have.end(), c) == have.end()) {
+        return FailedPreconditionError(fmt::format("column '{}' is not in table {} (it has {})",
+                                                   c, ShownTable(spec_), fmt::join(have, ", ")));
+      }
+      types_.push_back(PgTypeFromName(type_of[c]));
+    }
+    const std::string ddl = fmt::format(
+        "CREATE TABLE IF NOT EXISTS {} (load_id text NOT NULL, chunk bigint NOT NULL, "
+        "source text NOT NULL, first_line bigint NOT NULL, last_line bigint NOT NULL, "
+        "rows bigint NOT NULL, rejected bigint NOT NULL, checksum text NOT NULL, "
+        "target_table text NOT NULL, committed_at timestamptz NOT NULL DEFAULT now(), "
+        "PRIMARY KEY (load_id, chunk))",
+        LedgerTable(spec_));
+    auto st = conn_->Exec(ddl);
+    // Two loads creating the ledger at once: the loser's IF NOT EXISTS can still collide.
+    if (!st && conn_->last_error().sqlstate != "23505" &&
+        conn_->last_error().sqlstate != "42P07") {
+      return tl::unexpected(Decorate(st.error()));
+    }
+    return {};
+  }
+
+  const TargetAddress& address() const override { return address_; }
+
+  Result<int> MaxWorkers() override {
+    auto rows = conn_->Query("SHOW max_connections");
+    if (!rows) return tl::unexpected(Decorate(rows.error()));
+    if (rows->empty() || !(*rows)[0][0]) return InternalError("SHOW max_connections: no value");
+    return std::stoi(*(*rows)[0][0]) / 2;
+  }
+
+  Result<std::vector<LedgerEntry>> CommittedChunks() override {
+    const std::optional<std::string> p[] = {spec_.load_id};
+    auto rows = conn_->Query(
+        fmt::format("SELECT chunk, source, first_line, last_line, rows, rejected, checksum "
+                    "FROM {} WHERE load_id = $1 ORDER BY chunk",
+                    LedgerTable(spec_)),
+        p);
+    if (!rows) return tl::unexpected(Decorate(rows.error()));
+    std::vector<LedgerEntry> out;
+    out.reserve(rows->size());
+    for (const auto& r : *rows) out.push_back(LedgerFromRow(r));
+    return out;
+  }
+
+  Result<std::unique_ptr<Sink>> OpenSink() override {
+    auto sink = std::make_unique<PgSink>(address_, spec_, types_);
+    FORKLIFT_RETURN_IF_ERROR(sink->Connect());
+    return std::unique_ptr<Sink>(std::move(sink));
+  }
+
+ private:
+  Error Decorate(const Error& e) const {
+    return Error{e.code, MaskSecret(fmt::format("--to {}: {}", address_.display, e.message),
+                                    address_.password)};
+  }
+
+  TargetAddress address_;
+  TableSpec spec_;
+  std::unique_ptr<PgConnection> conn_;
+  std::vector<PgType> types_;  // of spec_.columns: binary COPY when all have a binary form
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Target>> OpenPgTarget(const TargetAddress& address,
+                                             const TableSpec& spec) {
+  FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, ConnectTo(address));
+  auto target = std::make_unique<PgTarget>(address, spec, std::move(conn));
+  FORKLIFT_RETURN_IF_ERROR(target->Check());
+  return std::unique_ptr<Target>(std::move(target));
+}
+
+}  // namespace forklift::sinks

@@ -1,0 +1,115 @@
+// Targets of `forklift load`: a PostgreSQL database (libpq) or an SQLite file. A Target is
+// the table and its ledger; a Sink is one connection writing chunks to it.
+//
+// The contract every target keeps: a chunk's rows and its ledger row
+// (forklift_load_chunks: load id, chunk number, source, line range, rows, rejected,
+// checksum) commit in one transaction, so resume is exactly-once. Rows the database
+// refuses are narrowed out of the chunk and returned as RejectedRow; the good rows commit.
+//
+// Thread safety: a Target may be used from one thread at a time; each Sink from one thread
+// at a time (one per worker), except Cancel(), which any thread may call.
+#ifndef FORKLIFT_SINKS_SINK_H_
+#define FORKLIFT_SINKS_SINK_H_
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "forklift/result.h"
+#include "sinks/chunk.h"
+
+namespace forklift::sinks {
+
+// The table and how the CSV maps onto it.
+struct TableSpec {
+  std::string schema;                // "" = the connection's default (search_path / main)
+  std::string table;
+  std::vector<std::string> columns;  // target columns, in the CSV's column order
+  std::vector<std::string> key;      // conflict columns (upsert); a subset of columns
+  bool upsert = false;               // false: plain insert (COPY)
+  char delimiter = ',';
+  std::string null_string;           // an unquoted field equal to this is NULL; default ""
+  std::string load_id;               // the ledger's load id
+};
+
+// Where a load goes, parsed from --to: "postgres://...", "postgresql://...", a libpq
+// key=value string, or "sqlite:PATH".
+struct TargetAddress {
+  enum class Kind { kPostgres, kSqlite } kind = Kind::kPostgres;
+  std::string conninfo;  // libpq conninfo, or the SQLite path
+  std::string password;  // "" when none; masked out of every message
+  std::string display;   // for messages and logs: never holds the password
+  std::string identity;  // host/port/db/user or the absolute SQLite path (for the load id)
+};
+
+// InvalidArgument "--to: ..." (password masked) for an address neither kind accepts.
+Result<TargetAddress> ParseTargetAddress(std::string_view to);
+
+// Called with a chunk's rejected rows just before its transaction commits; an error aborts
+// the commit (the transaction rolls back and WriteChunk returns that error). The loader
+// records dead letters here, so that a chunk that commits has its dead letters recorded.
+using BeforeCommit = std::function<Status(std::span<const RejectedRow>)>;
+
+struct ChunkWriteResult {
+  int64_t rows_written = 0;
+  std::vector<RejectedRow> rejected;
+};
+
+class Sink {
+ public:
+  virtual ~Sink() = default;
+
+  // Writes the chunk's rows and its ledger row (rejected = parse rejects + database
+  // rejects) in one transaction. Rows the database refuses for their data (SQLSTATE classes
+  // 22 and 23, SQLite constraint and type errors) are narrowed out — by the error's COPY
+  // line where there is one, by bisection otherwise — and returned, and the rest commits.
+  // Failure: Unavailable for a transient failure (connection lost, server shutting down,
+  // serialization failure, deadlock): nothing of the chunk is known to be committed unless
+  // FindChunk says so after Reconnect. Other errors (no such table, permissions) are not
+  // about one row and fail the chunk; nothing of it commits.
+  virtual Result<ChunkWriteResult> WriteChunk(const Chunk& chunk,
+                                              const BeforeCommit& before_commit) = 0;
+
+  // Opens a new connection after an Unavailable failure. Unavailable while the server is
+  // still away.
+  virtual Status Reconnect() = 0;
+
+  // The ledger entry of `chunk` in this load, or nullopt when it has not committed.
+  virtual Result<std::optional<LedgerEntry>> FindChunk(int64_t chunk) = 0;
+
+  // Interrupts a statement running on this sink's connection. Thread-safe; a no-op when
+  // the target has nothing to interrupt.
+  virtual void Cancel() {}
+};
+
+class Target {
+ public:
+  virtual ~Target() = default;
+
+  // Connects and checks that the table exists and has every column of the spec, that the
+  // key columns are among them, and creates the ledger table if absent.
+  // Failure: Unavailable (cannot connect), FailedPrecondition naming the missing table or
+  // column and the target's display form, InvalidArgument for a bad spec.
+  static Result<std::unique_ptr<Target>> Open(const TargetAddress& address,
+                                              const TableSpec& spec);
+
+  virtual const TargetAddress& address() const = 0;
+
+  // How many connections this target takes at once: half of PostgreSQL's max_connections,
+  // 1 for SQLite (one writer).
+  virtual Result<int> MaxWorkers() = 0;
+
+  // The ledger entries of this load, in chunk order.
+  virtual Result<std::vector<LedgerEntry>> CommittedChunks() = 0;
+
+  // A new connection for one worker.
+  virtual Result<std::unique_ptr<Sink>> OpenSink() = 0;
+};
+
+}  // namespace forklift::sinks
+
+#endif  // FORKLIFT_SINKS_SINK_H_

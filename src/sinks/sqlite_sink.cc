@@ -1,0 +1,377 @@
+#include "sinks/sqlite_sink.h"
+
+#include <sqlite3.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "sinks/pg_dsn.h"
+#include "sources/csv_reader.h"
+
+namespace forklift::sinks {
+namespace {
+
+using sources::CsvField;
+using sources::SplitCsvRecord;
+
+constexpr int kBusyTimeoutMs = 10000;
+
+constexpr const char* kLedgerDdl =
+    "CREATE TABLE IF NOT EXISTS {}forklift_load_chunks("
+    "load_id TEXT NOT NULL, chunk INTEGER NOT NULL, source TEXT NOT NULL, "
+    "first_line INTEGER NOT NULL, last_line INTEGER NOT NULL, rows INTEGER NOT NULL, "
+    "rejected INTEGER NOT NULL, checksum TEXT NOT NULL, target_table TEXT NOT NULL, "
+    "committed_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), "
+    "PRIMARY KEY(load_id, chunk))";
+
+// SQLite's extended result codes that mean "this row's data", by name, for dead letters.
+std::string CodeName(int rc) {
+  switch (rc) {
+    case SQLITE_CONSTRAINT_UNIQUE: return "SQLITE_CONSTRAINT_UNIQUE";
+    case SQLITE_CONSTRAINT_PRIMARYKEY: return "SQLITE_CONSTRAINT_PRIMARYKEY";
+    case SQLITE_CONSTRAINT_NOTNULL: return "SQLITE_CONSTRAINT_NOTNULL";
+    case SQLITE_CONSTRAINT_CHECK: return "SQLITE_CONSTRAINT_CHECK";
+    case SQLITE_CONSTRAINT_FOREIGNKEY: return "SQLITE_CONSTRAINT_FOREIGNKEY";
+    case SQLITE_CONSTRAINT_DATATYPE: return "SQLITE_CONSTRAINT_DATATYPE";
+    case SQLITE_CONSTRAINT_TRIGGER: return "SQLITE_CONSTRAINT_TRIGGER";
+    case SQLITE_CONSTRAINT: return "SQLITE_CONSTRAINT";
+    case SQLITE_MISMATCH: return "SQLITE_MISMATCH";
+    case SQLITE_TOOBIG: return "SQLITE_TOOBIG";
+    default: return fmt::format("SQLITE_{}", rc);
+  }
+}
+
+bool IsRowError(int rc) {
+  const int primary = rc & 0xff;
+  return primary == SQLITE_CONSTRAINT || primary == SQLITE_MISMATCH || primary == SQLITE_TOOBIG;
+}
+
+bool IsTransient(int rc) {
+  const int primary = rc & 0xff;
+  return primary == SQLITE_BUSY || primary == SQLITE_LOCKED;
+}
+
+// Owns a prepared statement.
+struct StmtDeleter {
+  void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
+};
+using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtDeleter>;
+
+struct DbDeleter {
+  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+};
+using DbPtr = std::unique_ptr<sqlite3, DbDeleter>;
+
+class SqliteConn {
+ public:
+  static Result<SqliteConn> Open(const TargetAddress& address) {
+    sqlite3* raw = nullptr;
+    // No SQLITE_OPEN_CREATE: a mistyped path must not become an empty database.
+    int rc = sqlite3_open_v2(address.conninfo.c_str(), &raw,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+    DbPtr db(raw);
+    if (rc != SQLITE_OK) {
+      return FailedPreconditionError(fmt::format(
+          "{}: cannot open: {}", address.display,
+          raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc)));
+    }
+    sqlite3_extended_result_codes(raw, 1);
+    sqlite3_busy_timeout(raw, kBusyTimeoutMs);
+    SqliteConn c(address.display, std::move(db));
+    FORKLIFT_RETURN_IF_ERROR(c.Exec("PRAGMA journal_mode=WAL"));
+    FORKLIFT_RETURN_IF_ERROR(c.Exec("PRAGMA synchronous=NORMAL"));
+    return c;
+  }
+
+  sqlite3* db() const { return db_.get(); }
+
+  Error Fail(std::string_view what, int rc) const {
+    std::string msg = fmt::format("{}: {}: {}", display_, what, sqlite3_errmsg(db_.get()));
+    if (IsTransient(rc)) return Error{ErrorCode::kUnavailable, std::move(msg)};
+    return Error{ErrorCode::kInternal, std::move(msg)};
+  }
+
+  Status Exec(const std::string& sql) {
+    char* err = nullptr;
+    int rc = sqlite3_exec(db_.get(), sql.c_str(), nullptr, nullptr, &err);
+    if (rc != SQLITE_OK) {
+      std::string m = err ? err : sqlite3_errstr(rc);
+      sqlite3_free(err);
+      Error e = Fail(sql.substr(0, 40), rc);
+      e.message = fmt::format("{}: {}: {}", display_, sql.substr(0, 60), m);
+      return tl::unexpected(e);
+    }
+    return {};
+  }
+
+  Result<StmtPtr> Prepare(const std::string& sql) {
+    sqlite3_stmt* s = nullptr;
+    int rc = sqlite3_prepare_v3(db_.get(), sql.c_str(), static_cast<int>(sql.size()),
+                                SQLITE_PREPARE_PERSISTENT, &s, nullptr);
+    if (rc != SQLITE_OK) return tl::unexpected(Fail("prepare " + sql.substr(0, 60), rc));
+    return StmtPtr(s);
+  }
+
+ private:
+  SqliteConn(std::string display, DbPtr db) : display_(std::move(display)), db_(std::move(db)) {}
+  std::string display_;
+  DbPtr db_;
+};
+
+std::string Prefix(const TableSpec& spec) {
+  return spec.schema.empty() ? std::string() : QuoteIdent(spec.schema) + ".";
+}
+
+std::string QualifiedTable(const TableSpec& spec) {
+  return QuoteQualified(spec.schema, spec.table);
+}
+
+std::string InsertSql(const TableSpec& spec) {
+  std::string cols, params;
+  for (size_t i = 0; i < spec.columns.size(); ++i) {
+    if (i) {
+      cols += ", ";
+      params += ", ";
+    }
+    cols += QuoteIdent(spec.columns[i]);
+    params += "?" + std::to_string(i + 1);
+  }
+  std::string sql = fmt::format("INSERT INTO {} ({}) VALUES ({})", QualifiedTable(spec), cols,
+                                params);
+  if (!spec.upsert) return sql;
+  std::string keys, sets;
+  for (const std::string& k : spec.key) keys += (keys.empty() ? "" : ", ") + QuoteIdent(k);
+  for (const std::string& c : spec.columns) {
+    if (std::find(spec.key.begin(), spec.key.end(), c) != spec.key.end()) continue;
+    sets += fmt::format("{}{} = excluded.{}", sets.empty() ? "" : ", ", QuoteIdent(c),
+                        QuoteIdent(c));
+  }
+  if (sets.empty()) return fmt::format("{} ON CONFLICT ({}) DO NOTHING", sql, keys);
+  return fmt::format("{} ON CONFLICT ({}) DO UPDATE SET {}", sql, keys, sets);
+}
+
+Result<std::optional<LedgerEntry>> ReadLedger(sqlite3_stmt* s, SqliteConn& conn) {
+  int rc = sqlite3_step(s);
+  if (rc == SQLITE_DONE) return std::optional<LedgerEntry>();
+  if (rc != SQLITE_ROW) return tl::unexpected(conn.Fail("read the ledger", rc));
+  LedgerEntry e;
+  e.chunk = sqlite3_column_int64(s, 0);
+  e.source = reinterpret_cast<const char*>(sqlite3_column_text(s, 1));
+  e.first_line = sqlite3_column_int64(s, 2);
+  e.last_line = sqlite3_column_int64(s, 3);
+  e.rows = sqlite3_column_int64(s, 4);
+  e.rejected = sqlite3_column_int64(s, 5);
+  e.checksum = reinterpret_cast<const char*>(sqlite3_column_text(s, 6));
+  return std::optional<LedgerEntry>(std::move(e));
+}
+
+std::string LedgerSelect(const TableSpec& spec) {
+  return fmt::format(
+      "SELECT chunk, source, first_line, last_line, rows, rejected, checksum FROM "
+      "{}forklift_load_chunks WHERE load_id = ?1",
+      Prefix(spec));
+}
+
+class SqliteSink final : public Sink {
+ public:
+  static Result<std::unique_ptr<SqliteSink>> Open(const TargetAddress& address,
+                                                  const TableSpec& spec) {
+    FORKLIFT_ASSIGN_OR_RETURN(SqliteConn conn, SqliteConn::Open(address));
+    auto sink = std::unique_ptr<SqliteSink>(new SqliteSink(address, spec, std::move(conn)));
+    FORKLIFT_RETURN_IF_ERROR(sink->PrepareStatements());
+    return sink;
+  }
+
+  Result<ChunkWriteResult> WriteChunk(const Chunk& chunk,
+                                      const BeforeCommit& before_commit) override {
+    ChunkWriteResult result;
+    // IMMEDIATE takes the write lock now, so a busy file fails here, not mid-chunk.
+    FORKLIFT_RETURN_IF_ERROR(conn_.Exec("BEGIN IMMEDIATE"));
+    Status st = WriteRows(chunk, &result);
+    if (st) st = before_commit(result.rejected);
+    if (st) st = InsertLedger(chunk, result);
+    if (st) st = conn_.Exec("COMMIT");
+    if (!st) {
+      (void)conn_.Exec("ROLLBACK");
+      return tl::unexpected(st.error());
+    }
+    return result;
+  }
+
+  Status Reconnect() override {
+    FORKLIFT_ASSIGN_OR_RETURN(SqliteConn conn, SqliteConn::Open(address_));
+    insert_.reset();
+    ledger_insert_.reset();
+    ledger_find_.reset();
+    conn_ = std::move(conn);
+    return PrepareStatements();
+  }
+
+  Result<std::optional<LedgerEntry>> FindChunk(int64_t chunk) override {
+    sqlite3_stmt* s = ledger_find_.get();
+    sqlite3_bind_text(s, 1, spec_.load_id.c_str(), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, chunk);
+    auto r = ReadLedger(s, conn_);
+    sqlite3_reset(s);
+    return r;
+  }
+
+  void Cancel() override { sqlite3_interrupt(conn_.db()); }
+
+ private:
+  SqliteSink(TargetAddress address, TableSpec spec, SqliteConn conn)
+      : address_(std::move(address)), spec_(std::move(spec)), conn_(std::move(conn)) {}
+
+  Status PrepareStatements() {
+    FORKLIFT_ASSIGN_OR_RETURN(insert_, conn_.Prepare(InsertSql(spec_)));
+    FORKLIFT_ASSIGN_OR_RETURN(
+        ledger_insert_,
+        conn_.Prepare(fmt::format(
+            "INSERT INTO {}forklift_load_chunks(load_id, chunk, source, first_line, last_line, "
+            "rows, rejected, checksum, target_table) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            Prefix(spec_))));
+    FORKLIFT_ASSIGN_OR_RETURN(ledger_find_,
+                              conn_.Prepare(LedgerSelect(spec_) + " AND chunk = ?2"));
+    return {};
+  }
+
+  Status WriteRows(const Chunk& chunk, ChunkWriteResult* result) {
+    sqlite3_stmt* s = insert_.get();
+    const int ncols = static_cast<int>(spec_.columns.size());
+    for (size_t i = 0; i < chunk.rows.size(); ++i) {
+      std::string reason = SplitCsvRecord(chunk.Row(i), spec_.delimiter, &fields_, &scratch_);
+      if (reason.empty() && static_cast<int>(fields_.size()) != ncols) {
+        reason = fmt::format("expected {} fields, found {}", ncols, fields_.size());
+      }
+      if (!reason.empty()) {
+        result->rejected.push_back({.row = i, .sqlstate = "", .reason = std::move(reason)});
+        continue;
+      }
+      for (int c = 0; c < ncols; ++c) {
+        const CsvField& f = fields_[c];
+        if (!f.quoted && f.value == spec_.null_string) {
+          sqlite3_bind_null(s, c + 1);
+        } else {
+          sqlite3_bind_text64(s, c + 1, f.value.data(), f.value.size(), SQLITE_STATIC,
+                              SQLITE_UTF8);
+        }
+      }
+      int rc = sqlite3_step(s);
+      sqlite3_reset(s);
+      if (rc == SQLITE_DONE) {
+        ++result->rows_written;
+      } else if (IsRowError(rc)) {
+        result->rejected.push_back(
+            {.row = i, .sqlstate = CodeName(rc), .reason = sqlite3_errmsg(conn_.db())});
+      } else {
+        return tl::unexpected(conn_.Fail(fmt::format("insert into {}", spec_.table), rc));
+      }
+    }
+    return {};
+  }
+
+  Status InsertLedger(const Chunk& chunk, const ChunkWriteResult& result) {
+    sqlite3_stmt* s = ledger_insert_.get();
+    const std::string table = spec_.schema.empty() ? spec_.table : spec_.schema + "." + spec_.table;
+    sqlite3_bind_text(s, 1, spec_.load_id.c_str(), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, chunk.number);
+    sqlite3_bind_text(s, 3, chunk.source.c_str(), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, static_cast<int64_t>(chunk.first_line));
+    sqlite3_bind_int64(s, 5, static_cast<int64_t>(chunk.last_line));
+    sqlite3_bind_int64(s, 6, result.rows_written);
+    sqlite3_bind_int64(s, 7,
+                       static_cast<int64_t>(result.rejected.size() + chunk.parse_rejects.size()));
+    sqlite3_bind_text(s, 8, chunk.checksum.c_str(), -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 9, table.c_str(), -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+      return tl::unexpected(conn_.Fail(fmt::format("record chunk {}", chunk.number), rc));
+    }
+    return {};
+  }
+
+  TargetAddress address_;
+  TableSpec spec_;
+  SqliteConn conn_;
+  StmtPtr insert_, ledger_insert_, ledger_find_;
+  std::vector<CsvField> fields_;
+  std::string scratch_;
+};
+
+class SqliteTarget final : public Target {
+ public:
+  SqliteTarget(TargetAddress address, TableSpec spec, SqliteConn conn)
+      : address_(std::move(address)), spec_(std::move(spec)), conn_(std::move(conn)) {}
+
+  Status Check() {
+    FORKLIFT_ASSIGN_OR_RETURN(
+        StmtPtr info, conn_.Prepare(spec_.schema.empty()
+                                        ? "SELECT name FROM pragma_table_info(?1)"
+                                        : "SELECT name FROM pragma_table_info(?1, ?2)"));
+    sqlite3_bind_text(info.get(), 1, spec_.table.c_str(), -1, SQLITE_STATIC);
+    if (!spec_.schema.empty()) {
+      sqlite3_bind_text(info.get(), 2, spec_.schema.c_str(), -1, SQLITE_STATIC);
+    }
+    std::vector<std::string> have;
+    int rc;
+    while ((rc = sqlite3_step(info.get())) == SQLITE_ROW) {
+      have.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(info.get(), 0)));
+    }
+    if (rc != SQLITE_DONE) return tl::unexpected(conn_.Fail("read the table's columns", rc));
+    const std::string shown = spec_.schema.empty() ? spec_.table : spec_.schema + "." + spec_.table;
+    if (have.empty()) {
+      return FailedPreconditionError(
+          fmt::format("--table {}: no such table in {}", shown, address_.display));
+    }
+    for (const std::string& c : spec_.columns) {
+      if (std::find(have.begin(), have.end(), c) == have.end()) {
+        return FailedPreconditionError(fmt::format("column '{}' is not in table {} (it has {})",
+                                                   c, shown, fmt::join(have, ", ")));
+      }
+    }
+    return conn_.Exec(fmt::format(kLedgerDdl, Prefix(spec_)));
+  }
+
+  const TargetAddress& address() const override { return address_; }
+  Result<int> MaxWorkers() override { return 1; }
+
+  Result<std::vector<LedgerEntry>> CommittedChunks() override {
+    FORKLIFT_ASSIGN_OR_RETURN(StmtPtr s, conn_.Prepare(LedgerSelect(spec_) + " ORDER BY chunk"));
+    sqlite3_bind_text(s.get(), 1, spec_.load_id.c_str(), -1, SQLITE_STATIC);
+    std::vector<LedgerEntry> out;
+    for (;;) {
+      FORKLIFT_ASSIGN_OR_RETURN(std::optional<LedgerEntry> e, ReadLedger(s.get(), conn_));
+      if (!e) break;
+      out.push_back(std::move(*e));
+    }
+    return out;
+  }
+
+  Result<std::unique_ptr<Sink>> OpenSink() override {
+    FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<SqliteSink> sink,
+                              SqliteSink::Open(address_, spec_));
+    return std::unique_ptr<Sink>(std::move(sink));
+  }
+
+ private:
+  TargetAddress address_;
+  TableSpec spec_;
+  SqliteConn conn_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Target>> OpenSqliteTarget(const TargetAddress& address,
+                                                 const TableSpec& spec) {
+  FORKLIFT_ASSIGN_OR_RETURN(SqliteConn conn, SqliteConn::Open(address));
+  auto target = std::make_unique<SqliteTarget>(address, spec, std::move(conn));
+  FORKLIFT_RETURN_IF_ERROR(target->Check());
+  return std::unique_ptr<Target>(std::move(target));
+}
+
+}  // namespace forklift::sinks

@@ -1,0 +1,23 @@
+// The embedded target: an SQLite file (WAL, one writer). Rows go through one prepared
+// INSERT (or INSERT .. ON CONFLICT DO UPDATE) per row in input order, so a key repeated in
+// the input ends with its last row; a row SQLite refuses (constraint, STRICT type) fails
+// alone, since SQLite aborts only the failing statement, and the rest of the chunk commits
+// with its ledger row.
+#ifndef FORKLIFT_SINKS_SQLITE_SINK_H_
+#define FORKLIFT_SINKS_SQLITE_SINK_H_
+
+#include <memory>
+
+#include "sinks/sink.h"
+
+namespace forklift::sinks {
+
+// The SQLite Target for `address` (kind kSqlite). The file must exist and hold the table.
+// Failure: FailedPrecondition naming the file, table or column; Unavailable when the file
+// is locked past the busy timeout.
+Result<std::unique_ptr<Target>> OpenSqliteTarget(const TargetAddress& address,
+                                                 const TableSpec& spec);
+
+}  // namespace forklift::sinks
+
+#endif  // FORKLIFT_SINKS_SQLITE_SINK_H_
