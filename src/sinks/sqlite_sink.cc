@@ -84,6 +84,7 @@ class SqliteConn {
     SqliteConn c(address.display, std::move(db));
     FORKLIFT_RETURN_IF_ERROR(c.Exec("PRAGMA journal_mode=WAL"));
     FORKLIFT_RETURN_IF_ERROR(c.Exec("PRAGMA synchronous=NORMAL"));
+    FORKLIFT_RETURN_IF_ERROR(c.Exec("PRAGMA wal_autocheckpoint=16384"));
     return c;
   }
 
