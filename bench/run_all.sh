@@ -85,6 +85,13 @@ else
   rows+=("run 3,000-task DAG, --jobs 2|FAILED|||<= 1.0x|see $log")
 fi
 
+echo "== f. forklift load vs psql \\copy, seed_upsert.py, COPY + INSERT..ON CONFLICT, sqlite3 .import"
+if out=$(FORKLIFT="$build/forklift" "$here/load_bench.sh" "${LOAD_REPS:-3}" | tee -a "$log" /dev/stderr); then
+  mapfile -t -O "${#rows[@]}" rows < <(sed -n 's/^ROW //p' <<< "$out")
+else
+  status=1
+  rows+=("forklift load|FAILED|||-|see $log")
+fi
 echo
 echo "== results ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores; log: $log)"
 {

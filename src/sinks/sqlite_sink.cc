@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
+#include <charconv>
 #include <string>
 #include <utility>
 #include <vector>
@@ -53,6 +55,50 @@ bool IsRowError(int rc) {
 bool IsTransient(int rc) {
   const int primary = rc & 0xff;
   return primary == SQLITE_BUSY || primary == SQLITE_LOCKED;
+}
+
+// SQLite's column affinity from a declared type (https://sqlite.org/datatype3.html 3.1).
+enum class Affinity { kInteger, kText, kBlob, kReal, kNumeric };
+Affinity AffinityOf(std::string decl) {
+  for (char& c : decl) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (decl.find("INT") != std::string::npos) return Affinity::kInteger;
+  if (decl.find("CHAR") != std::string::npos || decl.find("CLOB") != std::string::npos ||
+      decl.find("TEXT") != std::string::npos) {
+    return Affinity::kText;
+  }
+  if (decl.empty() || decl.find("BLOB") != std::string::npos) return Affinity::kBlob;
+  if (decl.find("REAL") != std::string::npos || decl.find("FLOA") != std::string::npos ||
+      decl.find("DOUB") != std::string::npos) {
+    return Affinity::kReal;
+  }
+  return Affinity::kNumeric;
+}
+
+// Binds a value as SQLite's affinity would store it, converting here what converts exactly
+// (-?digits for INTEGER, a plain decimal for REAL) so SQLite need not parse it again; any
+// other text is bound as text and SQLite applies its own rules, as for `.import`.
+void BindValue(sqlite3_stmt* s, int i, Affinity a, std::string_view v) {
+  if (a == Affinity::kInteger && !v.empty() && v.size() <= 19) {
+    int64_t n;
+    const bool digits = std::all_of(v.begin() + (v[0] == '-' ? 1 : 0), v.end(),
+                                    [](char c) { return c >= '0' && c <= '9'; });
+    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (digits && v != "-" && ec == std::errc() && p == v.data() + v.size()) {
+      sqlite3_bind_int64(s, i, n);
+      return;
+    }
+  } else if (a == Affinity::kReal && !v.empty() && v.size() <= 32) {
+    const bool plain = std::all_of(v.begin(), v.end(), [](char c) {
+      return (c >= '0' && c <= '9') || c == '.' || c == '-';
+    });
+    double x;
+    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
+    if (plain && ec == std::errc() && p == v.data() + v.size()) {
+      sqlite3_bind_double(s, i, x);
+      return;
+    }
+  }
+  sqlite3_bind_text64(s, i, v.data(), v.size(), SQLITE_STATIC, SQLITE_UTF8);
 }
 
 // Owns a prepared statement.
@@ -180,9 +226,11 @@ std::string LedgerSelect(const TableSpec& spec) {
 class SqliteSink final : public Sink {
  public:
   static Result<std::unique_ptr<SqliteSink>> Open(const TargetAddress& address,
-                                                  const TableSpec& spec) {
+                                                  const TableSpec& spec,
+                                                  std::vector<Affinity> affinity) {
     FORKLIFT_ASSIGN_OR_RETURN(SqliteConn conn, SqliteConn::Open(address));
     auto sink = std::unique_ptr<SqliteSink>(new SqliteSink(address, spec, std::move(conn)));
+    sink->affinity_ = std::move(affinity);
     FORKLIFT_RETURN_IF_ERROR(sink->PrepareStatements());
     return sink;
   }
@@ -257,8 +305,7 @@ class SqliteSink final : public Sink {
         if (!f.quoted && f.value == spec_.null_string) {
           sqlite3_bind_null(s, c + 1);
         } else {
-          sqlite3_bind_text64(s, c + 1, f.value.data(), f.value.size(), SQLITE_STATIC,
-                              SQLITE_UTF8);
+          BindValue(s, c + 1, affinity_[c], f.value);
         }
       }
       int rc = sqlite3_step(s);
@@ -302,6 +349,7 @@ class SqliteSink final : public Sink {
   StmtPtr insert_, ledger_insert_, ledger_find_;
   std::vector<CsvField> fields_;
   std::string scratch_;
+  std::vector<Affinity> affinity_;  // of spec_.columns
 };
 
 class SqliteTarget final : public Target {
@@ -312,16 +360,19 @@ class SqliteTarget final : public Target {
   Status Check() {
     FORKLIFT_ASSIGN_OR_RETURN(
         StmtPtr info, conn_.Prepare(spec_.schema.empty()
-                                        ? "SELECT name FROM pragma_table_info(?1)"
-                                        : "SELECT name FROM pragma_table_info(?1, ?2)"));
+                                        ? "SELECT name, type FROM pragma_table_info(?1)"
+                                        : "SELECT name, type FROM pragma_table_info(?1, ?2)"));
     sqlite3_bind_text(info.get(), 1, spec_.table.c_str(), -1, SQLITE_STATIC);
     if (!spec_.schema.empty()) {
       sqlite3_bind_text(info.get(), 2, spec_.schema.c_str(), -1, SQLITE_STATIC);
     }
     std::vector<std::string> have;
+    std::vector<std::string> types;
     int rc;
     while ((rc = sqlite3_step(info.get())) == SQLITE_ROW) {
       have.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(info.get(), 0)));
+      const unsigned char* t = sqlite3_column_text(info.get(), 1);
+      types.emplace_back(t ? reinterpret_cast<const char*>(t) : "");
     }
     if (rc != SQLITE_DONE) return tl::unexpected(conn_.Fail("read the table's columns", rc));
     const std::string shown = spec_.schema.empty() ? spec_.table : spec_.schema + "." + spec_.table;
@@ -330,10 +381,12 @@ class SqliteTarget final : public Target {
           fmt::format("--table {}: no such table in {}", shown, address_.display));
     }
     for (const std::string& c : spec_.columns) {
-      if (std::find(have.begin(), have.end(), c) == have.end()) {
+      auto it = std::find(have.begin(), have.end(), c);
+      if (it == have.end()) {
         return FailedPreconditionError(fmt::format("column '{}' is not in table {} (it has {})",
                                                    c, shown, fmt::join(have, ", ")));
       }
+      affinity_.push_back(AffinityOf(types[static_cast<size_t>(it - have.begin())]));
     }
     return conn_.Exec(fmt::format(kLedgerDdl, Prefix(spec_)));
   }
@@ -355,7 +408,7 @@ class SqliteTarget final : public Target {
 
   Result<std::unique_ptr<Sink>> OpenSink() override {
     FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<SqliteSink> sink,
-                              SqliteSink::Open(address_, spec_));
+                              SqliteSink::Open(address_, spec_, affinity_));
     return std::unique_ptr<Sink>(std::move(sink));
   }
 
@@ -363,6 +416,7 @@ class SqliteTarget final : public Target {
   TargetAddress address_;
   TableSpec spec_;
   SqliteConn conn_;
+  std::vector<Affinity> affinity_;  // of spec_.columns
 };
 
 }  // namespace
