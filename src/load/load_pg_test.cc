@@ -114,6 +114,28 @@ TEST_F(LoadPgTest, UpsertAppliesRepeatedKeysInInputOrderAcrossChunksAndWorkers) 
   EXPECT_EQ(Sql("SELECT volume FROM t.p WHERE symbol = 'K0'"), std::to_string(last["K0"]));
 }
 
+TEST_F(LoadPgTest, AnUpsertRerunRewritesOnlyTheRowsThatChange) {
+  Sql("CREATE TABLE t.p(symbol text, date date, close float8, volume bigint, "
+      "PRIMARY KEY(symbol, date))");
+  std::string f = dir_.Write("p.csv", Prices(100, 10));
+  LoadOptions o = Options({f}, "t.p");
+  o.upsert = true;
+  o.key = {"symbol", "date"};
+  ASSERT_EQ(Run(o).rows_loaded, 100u);
+  const std::string before = Sql("SELECT string_agg(xmin::text, ',' ORDER BY symbol, date) FROM t.p");
+  // The same rows again, but one changed: only that one gets a new row version.
+  std::string data = Prices(100, 10);
+  data.replace(data.find("S3,2020-01-01,3.5,3"), 19, "S3,2020-01-01,9.5,3");
+  dir_.Write("p.csv", data);
+  o.load_id = "rerun";
+  LoadSummary s = Run(o);
+  EXPECT_EQ(s.rows_loaded, 100u);
+  EXPECT_EQ(Sql("SELECT close FROM t.p WHERE symbol = 'S3' AND date = '2020-01-01'"), "9.5");
+  EXPECT_EQ(Sql("SELECT count(*) FROM t.p WHERE xmin::text NOT IN (SELECT unnest(string_to_array('" +
+                before + "', ',')))"),
+            "1");
+}
+
 TEST_F(LoadPgTest, TypeErrorsAreNarrowedOutByTheirCopyLine) {
   Sql("CREATE TABLE t.p(symbol text, date date, close float8, volume bigint)");
   std::string f = dir_.Write("p.csv",

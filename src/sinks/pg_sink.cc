@@ -121,13 +121,16 @@ class PgSink final : public Sink {
           sets += fmt::format("{}{} = EXCLUDED.{}", sets.empty() ? "" : ", ", QuoteIdent(c),
                               QuoteIdent(c));
         }
-        action = "DO UPDATE SET " + sets;
+        // A row that would not change is left as it is: a rerun of the same data writes
+        // no new row versions (no WAL, no bloat), only the conflict's row lock.
+        action = fmt::format("DO UPDATE SET {} WHERE ({}) IS DISTINCT FROM ({})", sets,
+                             ColumnList(rest, "forklift_t."), ColumnList(rest, "EXCLUDED."));
       }
       const std::string keys = ColumnList(spec_.key);
       // DISTINCT ON keeps the last row of a key (highest ord); ORDER BY key also makes every
       // chunk take its row locks in one global order.
       apply_sql_ = fmt::format(
-          "INSERT INTO {} ({}) SELECT DISTINCT ON ({}) {} FROM {} ORDER BY {}, {} DESC "
+          "INSERT INTO {} AS forklift_t ({}) SELECT DISTINCT ON ({}) {} FROM {} ORDER BY {}, {} DESC "
           "ON CONFLICT ({}) {}",
           table, ColumnList(spec_.columns), keys, ColumnList(spec_.columns), kStage, keys, kOrd,
           keys, action);

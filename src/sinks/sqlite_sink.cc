@@ -190,15 +190,17 @@ std::string InsertSql(const TableSpec& spec) {
   std::string sql = fmt::format("INSERT INTO {} ({}) VALUES ({})", QualifiedTable(spec), cols,
                                 params);
   if (!spec.upsert) return sql;
-  std::string keys, sets;
+  std::string keys, sets, changed;
   for (const std::string& k : spec.key) keys += (keys.empty() ? "" : ", ") + QuoteIdent(k);
   for (const std::string& c : spec.columns) {
     if (std::find(spec.key.begin(), spec.key.end(), c) != spec.key.end()) continue;
-    sets += fmt::format("{}{} = excluded.{}", sets.empty() ? "" : ", ", QuoteIdent(c),
-                        QuoteIdent(c));
+    const std::string q = QuoteIdent(c);
+    sets += fmt::format("{}{} = excluded.{}", sets.empty() ? "" : ", ", q, q);
+    changed += fmt::format("{}{} IS NOT excluded.{}", changed.empty() ? "" : " OR ", q, q);
   }
   if (sets.empty()) return fmt::format("{} ON CONFLICT ({}) DO NOTHING", sql, keys);
-  return fmt::format("{} ON CONFLICT ({}) DO UPDATE SET {}", sql, keys, sets);
+  // A row that would not change is not rewritten (a rerun of the same data writes nothing).
+  return fmt::format("{} ON CONFLICT ({}) DO UPDATE SET {} WHERE {}", sql, keys, sets, changed);
 }
 
 Result<std::optional<LedgerEntry>> ReadLedger(sqlite3_stmt* s, SqliteConn& conn) {
