@@ -4,7 +4,9 @@
 #   insert  1,000,000 rows (gen_prices.py 2000 500) into an empty table with a primary key:
 #           psql "\copy" (one COPY) vs forklift load --workers 1, 2, 4, 8
 #   upsert  the same rows, --mode upsert --key symbol,date --workers 4, into an empty table
-#           and into one that holds every key with other values (every row updated), vs
+#           into one that holds every key with other values (every row updated), and into
+#           one that holds the same rows (a rerun of the same data: forklift rewrites no
+#           row that would not change; the anchors rewrite them all), vs
 #           seed_upsert.py (5,000-row INSERT .. ON CONFLICT, 4 connections) and vs one
 #           COPY into a temp table + one INSERT .. SELECT .. ON CONFLICT DO UPDATE (psql)
 #   memory  forklift's peak RSS loading 1,000,000 and 10,000,000 rows (gen_prices.py 20000
@@ -210,11 +212,13 @@ for ((r = 1; r <= reps; r++)); do
   done
   echo "load: run $r/$reps insert: $line"
 
-  # 3. upsert: an empty table, then one holding every key with other values
-  for case in empty full; do
+  # 3. upsert: an empty table, one holding every key with other values (every row
+  #    updated), and one holding the same rows (a rerun of the same data)
+  for case in empty full rerun; do
     line=
     prefill=
     [ $case = full ] && prefill=$csvold
+    [ $case = rerun ] && prefill=$csv1m
     if [ $have_psycopg2 = 1 ]; then
       reset prices "$prefill"
       x0=$(pg -c "select txid_current()")
@@ -237,7 +241,12 @@ for ((r = 1; r <= reps; r++)); do
     expect "forklift load --mode upsert ($case)" prices "$want1m"
     [ $case = full ] && expect_rewritten "forklift load --mode upsert ($case)" "$x0"
     add "fk_up_$case" "$T"
-    echo "load: run $r/$reps upsert into a$([ $case = full ] && echo " full table (every row updated)" || echo "n empty table"): ${line}forklift -w4 ${T}s (own ${FK_SELF%% *}s)"
+    case $case in
+      empty) what="n empty table" ;;
+      full) what=" full table (every row updated)" ;;
+      rerun) what=" table holding the same rows (a rerun)" ;;
+    esac
+    echo "load: run $r/$reps upsert into a$what: ${line}forklift -w4 ${T}s (own ${FK_SELF%% *}s)"
   done
 
   # 5. SQLite: a fresh file each run
@@ -321,7 +330,10 @@ item "load upsert 1M rows, empty table, 4 workers" sql_empty "COPY + INSERT..ON 
 [ $have_psycopg2 = 0 ] ||
   item "load upsert 1M rows, every row updated, 4 workers" seed_full "seed_upsert.py 4 conns" fk_up_full 3 upsert_full_vs_seed
 item "load upsert 1M rows, every row updated, 4 workers" sql_full "COPY + INSERT..ON CONFLICT" fk_up_full 1.0 upsert_full_vs_sql
-item "load sqlite 1M rows, fresh file" sq_import "sqlite3 .import" fk_sq - sqlite
+[ $have_psycopg2 = 0 ] ||
+  item "load upsert 1M rows, same-data rerun, 4 workers" seed_rerun "seed_upsert.py 4 conns" fk_up_rerun 3 upsert_rerun_vs_seed
+item "load upsert 1M rows, same-data rerun, 4 workers" sql_rerun "COPY + INSERT..ON CONFLICT" fk_up_rerun 1.0 upsert_rerun_vs_sql
+item "load sqlite 1M rows, fresh file" sq_import "sqlite3 .import" fk_sq 1.0 sqlite
 echo
 echo "== forklift load: medians of $reps runs, wall seconds (anchor/forklift > 1: forklift is faster)"
 awk -F'|' '{ for (i = 1; i <= NF; i++) { cell[NR, i] = $i; if (length($i) > w[i]) w[i] = length($i) } n = NF }
