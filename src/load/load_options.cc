@@ -12,6 +12,13 @@ namespace forklift::load {
 
 Status ValidateLoadOptions(const LoadOptions& o) {
   if (o.sources.empty()) return InvalidArgumentError("load: no input files (forklift load FILE... --to TARGET --table TABLE)");
+  for (const std::string& src : o.sources) {
+    if (src == "-") {
+      return InvalidArgumentError(
+          "load: '-' (stdin) cannot be loaded: resuming re-reads and verifies the source, so "
+          "it must be a file (write the stream to one first)");
+    }
+  }
   if (o.to.empty()) return InvalidArgumentError("--to is required (postgres://... or sqlite:PATH)");
   if (o.table.empty()) return InvalidArgumentError("--table is required");
   if (o.workers < 0) return InvalidArgumentError(fmt::format("--workers {}: must be >= 1", o.workers));

@@ -47,6 +47,7 @@ TEST(LoadOptionsTest, ValidationNamesTheOption) {
     const char* expect;
   } cases[] = {
       {[](LoadOptions& o) { o.sources.clear(); }, "no input files"},
+      {[](LoadOptions& o) { o.sources = {"a.csv", "-"}; }, "'-' (stdin) cannot be loaded"},
       {[](LoadOptions& o) { o.to.clear(); }, "--to"},
       {[](LoadOptions& o) { o.table.clear(); }, "--table"},
       {[](LoadOptions& o) { o.upsert = true; }, "--mode upsert needs --key"},

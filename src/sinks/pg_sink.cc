@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <mutex>
 #include <numeric>
 #include <string>
 #include <utility>
@@ -150,7 +151,12 @@ class PgSink final : public Sink {
   }
 
   Status Connect() {
-    FORKLIFT_ASSIGN_OR_RETURN(conn_, ConnectTo(address_));
+    FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, ConnectTo(address_));
+    {
+      // Cancel() may run on another thread at any time: never let it see a dying conn.
+      std::lock_guard lock(cancel_mu_);
+      conn_ = std::move(conn);
+    }
     FORKLIFT_RETURN_IF_ERROR(Exec("SET standard_conforming_strings = on"));
     if (spec_.upsert) FORKLIFT_RETURN_IF_ERROR(Exec(stage_sql_));
     return {};
@@ -206,6 +212,7 @@ class PgSink final : public Sink {
   }
 
   void Cancel() override {
+    std::lock_guard lock(cancel_mu_);
     if (conn_) conn_->Cancel();
   }
 
@@ -355,6 +362,7 @@ class PgSink final : public Sink {
 
   TargetAddress address_;
   TableSpec spec_;
+  std::mutex cancel_mu_;  // guards replacing conn_ against Cancel()
   std::unique_ptr<PgConnection> conn_;
   PgBinaryEncoder encoder_;
   std::string copy_sql_, copy_bin_sql_, copy_text_sql_, apply_sql_, stage_sql_, ledger_insert_sql_,
