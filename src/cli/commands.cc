@@ -26,6 +26,12 @@ constexpr const char* kUsage =
 }  // namespace
 
 int ParseCli(CLI::App& app, const std::vector<std::string>& args) {
+  // One line naming the command and the option, as forklift's own errors do.
+  app.failure_message([](const CLI::App* a, const CLI::Error& e) {
+    std::string name = a->get_name();
+    for (const CLI::App* p = a->get_parent(); p; p = p->get_parent()) name = p->get_name() + " " + name;
+    return fmt::format("{}: {} (see {} --help)\n", name, e.what(), name);
+  });
   // CLI11 takes the arguments last-first when given a vector.
   std::vector<std::string> reversed(args.rbegin(), args.rend());
   try {

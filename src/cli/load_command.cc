@@ -32,9 +32,9 @@ int LoadCommand(const std::vector<std::string>& args) {
       ->check(CLI::IsMember({"insert", "upsert"}));
   app.add_option("--workers", o.workers,
                  "connections at once (default 4; 1 for SQLite; at most half of max_connections)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, 1 << 30));
   app.add_option("--chunk-rows", o.chunk_rows, "rows per chunk (default 5000)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, 1 << 30));
   app.add_option("--chunk-bytes", chunk_bytes, "bytes per chunk (default 4MiB)");
   app.add_option("--columns", columns, "target columns in the files' order (default: the header)");
   app.add_option("--delimiter", delimiter, "field delimiter (default ,; \\t for tab)");
@@ -52,9 +52,11 @@ int LoadCommand(const std::vector<std::string>& args) {
       ->check(CLI::IsMember({"auto", "bar", "lines", "none"}));
   if (int rc = ParseCli(app, args); rc >= 0) return rc;
 
+  // Bad input (options, files, values) exits 2 before anything is loaded; a target that
+  // cannot be reached or lacks the table exits 1.
   auto fail = [](const Error& e) {
     fmt::print(stderr, "forklift load: {}\n", e.message);
-    return e.code == ErrorCode::kInvalidArgument ? 2 : 1;
+    return e.code == ErrorCode::kInvalidArgument || e.code == ErrorCode::kNotFound ? 2 : 1;
   };
   o.upsert = mode == "upsert";
   o.header = !no_header;

@@ -24,7 +24,7 @@ int RunCommand(const std::vector<std::string>& args) {
   bool force = false, dry_run = false;
   app.add_option("flow", flow_path, "the flow file (TOML)")->required();
   app.add_option("--jobs,-j", jobs, "tasks running at once (default: one per core)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, 1 << 30));
   app.add_option("--journal", journal, "journal file (default $FORKLIFT_JOURNAL or .forklift/journal.db)");
   app.add_option("--resume", resume, "rerun only what failed, was blocked or never ran in RUN_ID");
   app.add_option("--only", only, "run this task and what it needs");

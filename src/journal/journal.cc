@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <thread>
 #include <system_error>
 #include <utility>
 
@@ -87,7 +88,7 @@ enum Slot {
   kListDeadLettersSlot,
   kListRunDeadLettersSlot,
   kMarkRetriedSlot,
-  kDeletePendingByKeySlot,
+  kUpdatePendingByKeySlot,
   kSlotCount,
 };
 
@@ -132,8 +133,11 @@ constexpr const char* kSql[kSlotCount] = {
     FORKLIFT_DEAD_LETTER_COLUMNS "WHERE run_id = ?2 AND (?1 OR retried_at IS NULL) ORDER BY id",
     // kMarkRetriedSlot
     "UPDATE dead_letters SET retried_at = ?2 WHERE id = ?1",
-    // kDeletePendingByKeySlot: PutDeadLetters replaces a pending letter with the same key.
-    "DELETE FROM dead_letters WHERE run_id = ?1 AND key = ?2 AND retried_at IS NULL",
+    // kUpdatePendingByKeySlot: PutDeadLetters updates a pending letter with the same key in
+    // place, so its id stays (ids are never freed, hence never reused).
+    "UPDATE dead_letters SET source = ?3, position = ?4, payload = ?5, reason = ?6, "
+    "error_code = ?7, attempts = ?8, created_at = ?9 "
+    "WHERE run_id = ?1 AND key = ?2 AND retried_at IS NULL RETURNING id",
 };
 
 #undef FORKLIFT_RUN_COLUMNS
@@ -303,14 +307,25 @@ Result<std::unique_ptr<Journal>> Journal::Open(const std::string& path,
 
   // journal_mode answers with the mode in force, which stays the old one (not an error)
   // where WAL is impossible, e.g. for ":memory:".
+  // Switching a new file to WAL takes an exclusive lock and may answer SQLITE_BUSY at once,
+  // without the busy handler, while another process does the same: retry for as long as
+  // the busy timeout allows.
   std::string mode;
-  rc = sqlite3_exec(
-      db, "PRAGMA journal_mode=WAL",
-      [](void* out, int n, char** values, char**) {
-        if (n > 0 && values[0]) *static_cast<std::string*>(out) = values[0];
-        return 0;
-      },
-      &mode, nullptr);
+  for (int waited_ms = 0;; waited_ms += 5) {
+    rc = sqlite3_exec(
+        db, "PRAGMA journal_mode=WAL",
+        [](void* out, int n, char** values, char**) {
+          if (n > 0 && values[0]) *static_cast<std::string*>(out) = values[0];
+          return 0;
+        },
+        &mode, nullptr);
+    const int primary = rc & 0xff;
+    if ((primary != SQLITE_BUSY && primary != SQLITE_LOCKED) ||
+        waited_ms >= options.busy_timeout_ms) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
   if (rc != SQLITE_OK) return fail(sqlite3_errmsg(db));
   if (mode != "wal") return fail("cannot use WAL mode (journal_mode is '" + mode + "')");
   // NORMAL in WAL mode: a commit does not fsync, yet survives the death of the process.
@@ -490,19 +505,12 @@ Result<std::vector<int64_t>> Journal::InsertDeadLetters(std::span<const DeadLett
   std::vector<int64_t> ids;
   if (letters.empty()) return ids;
   ids.reserve(letters.size());
-  FORKLIFT_ASSIGN_OR_RETURN(sqlite3_stmt * del, Cached(kDeletePendingByKeySlot));
+  FORKLIFT_ASSIGN_OR_RETURN(sqlite3_stmt * upd, Cached(kUpdatePendingByKeySlot));
   FORKLIFT_ASSIGN_OR_RETURN(sqlite3_stmt * add, Cached(kAddDeadLetterSlot));
   Transaction txn(this, replace_pending ? "put dead letters" : "add dead letters");
   FORKLIFT_RETURN_IF_ERROR(txn.Begin());
   const double now = UnixNow();
-  for (const DeadLetter& d : letters) {
-    if (replace_pending) {
-      Stmt s(del);
-      s.BindText(1, d.run_id);
-      s.BindBlob(2, d.key);
-      if (s.Step() != SQLITE_DONE) return tl::unexpected(txn.Fail(""));
-    }
-    Stmt s(add);
+  auto bind = [&](Stmt& s, const DeadLetter& d) {
     s.BindText(1, d.run_id);
     s.BindBlob(2, d.key);
     s.BindTextOrNull(3, d.source);
@@ -512,6 +520,21 @@ Result<std::vector<int64_t>> Journal::InsertDeadLetters(std::span<const DeadLett
     s.BindCode(7, d.code);
     s.BindInt64(8, d.attempts);
     s.BindDouble(9, now);
+  };
+  for (const DeadLetter& d : letters) {
+    if (replace_pending) {
+      Stmt s(upd);
+      bind(s, d);
+      const int rc = s.Step();
+      if (rc == SQLITE_ROW) {
+        ids.push_back(sqlite3_column_int64(upd, 0));
+        if (s.Step() != SQLITE_DONE) return tl::unexpected(txn.Fail(""));
+        continue;
+      }
+      if (rc != SQLITE_DONE) return tl::unexpected(txn.Fail(""));
+    }
+    Stmt s(add);
+    bind(s, d);
     if (s.Step() != SQLITE_DONE) return tl::unexpected(txn.Fail(""));
     ids.push_back(sqlite3_last_insert_rowid(db_));
   }

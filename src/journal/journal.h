@@ -148,8 +148,9 @@ class Journal {
   Result<std::vector<int64_t>> AddDeadLetters(std::span<const DeadLetter> letters);
 
   // Like AddDeadLetters, but idempotent by (run_id, key): a pending (not yet retried) letter
-  // with the same key is replaced, so a front door that redoes a unit of work after a
-  // crash (a load chunk whose commit was lost) records its dead letters once.
+  // with the same key is updated in place (it keeps its id; ids are never reused), so a
+  // front door that redoes a unit of work after a crash (a load chunk whose commit was
+  // lost) records its dead letters once. Returns the ids, in order.
   Result<std::vector<int64_t>> PutDeadLetters(std::span<const DeadLetter> letters);
 
   // Dead letters of a run ("" = of every run) in the order they were added; those already

@@ -486,14 +486,18 @@ TEST_F(JournalTest, PutDeadLettersIsIdempotentByKeyButKeepsRetriedLetters) {
       {.run_id = "L", .key = "a.csv:9", .source = "a.csv", .position = "line 9",
        .payload = "y", .reason = "bad"},
   };
-  ASSERT_TRUE(j->PutDeadLetters(first));
   // The same chunk redone after a lost commit: its letters replace the pending ones.
+  auto ids = j->PutDeadLetters(first);
+  ASSERT_TRUE(ids);
   first[0].reason = "new reason";
+  first[0].attempts = 2;
   auto again = j->PutDeadLetters(first);
   ASSERT_TRUE(again);
+  EXPECT_EQ(*again, *ids) << "updated in place: the ids stay";
   auto listed = j->ListDeadLetters("L", true);
   ASSERT_EQ(listed->size(), 2u);
   EXPECT_EQ((*listed)[0].reason, "new reason");
+  EXPECT_EQ((*listed)[0].attempts, 2);
   EXPECT_EQ((*listed)[1].reason, "bad");
 
   // A letter already retried is history: a new failure with the same key is a new letter.

@@ -12,6 +12,12 @@
 #include "sources/csv_reader.h"
 
 namespace forklift::load {
+namespace {
+
+// Attempts a letter's retry chunk number can tell apart (number = id * this + attempts).
+constexpr int64_t kAttemptSlots = int64_t{1} << 20;
+
+}  // namespace
 
 Result<DlqRetryResult> RetryDeadLetters(const std::string& journal_path,
                                         const std::string& load_id, const std::string& to) {
@@ -50,8 +56,8 @@ Result<DlqRetryResult> RetryDeadLetters(const std::string& journal_path,
                         .delimiter = delim.empty() ? ',' : delim[0],
                         .null_string = c.value("null", std::string()),
                         .load_id = load_id + "/dlq"};
-  const int64_t chunk_rows = std::max<int64_t>(1, c.value("chunk_rows", int64_t{5000}));
   FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<sinks::Target> tgt, sinks::Target::Open(address, spec));
+  FORKLIFT_RETURN_IF_ERROR(tgt->EnsureLedger());
   FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<sinks::Sink> sink, tgt->OpenSink());
   FORKLIFT_ASSIGN_OR_RETURN(std::vector<journal::DeadLetter> pending,
                             journal.ListDeadLetters(load_id, /*include_retried=*/false));
@@ -60,63 +66,57 @@ Result<DlqRetryResult> RetryDeadLetters(const std::string& journal_path,
   result.pending = pending.size();
   std::vector<sources::CsvField> fields;
   std::string scratch;
-  size_t i = 0;
-  while (i < pending.size()) {
-    sinks::Chunk chunk;
-    std::vector<const journal::DeadLetter*> in_chunk;
-    sources::Checksum sum;
-    chunk.number = pending[i].id;
-    chunk.source = "dlq";
-    for (; i < pending.size() && static_cast<int64_t>(in_chunk.size()) < chunk_rows; ++i) {
-      const journal::DeadLetter& d = pending[i];
-      std::string reason = sources::SplitCsvRecord(d.payload, spec.delimiter, &fields, &scratch);
-      if (!reason.empty() || fields.size() != spec.columns.size()) {
-        ++result.unparsable;
-        continue;
-      }
-      chunk.rows.push_back({.offset = static_cast<uint32_t>(chunk.data.size()),
-                            .size = static_cast<uint32_t>(d.payload.size()),
-                            .line = static_cast<uint64_t>(d.id)});
-      chunk.data += d.payload;
-      chunk.data += '\n';
-      sum.Add(d.payload);
-      in_chunk.push_back(&d);
-    }
-    if (in_chunk.empty()) continue;
-    chunk.first_line = static_cast<uint64_t>(in_chunk.front()->id);
-    chunk.last_line = static_cast<uint64_t>(in_chunk.back()->id);
-    chunk.checksum = sum.Hex();
-    std::vector<int64_t> ids;
-    for (const auto* d : in_chunk) ids.push_back(d->id);
-    FORKLIFT_ASSIGN_OR_RETURN(std::optional<sinks::LedgerEntry> done, sink->FindChunk(chunk.number));
-    if (done) {  // an earlier retry committed this chunk and stopped before marking it
-      FORKLIFT_RETURN_IF_ERROR(journal.MarkDeadLettersRetried(ids));
-      result.loaded += static_cast<uint64_t>(done->rows);
+  // One letter per chunk, numbered by the letter's id and its attempts so far (ids are
+  // never reused): a retry that committed but died before marking its letter finds its
+  // ledger row on the next run; a letter refused again has one attempt more, so its next
+  // retry is a new chunk. Dead letters are few; a transaction each is cheap enough.
+  for (const journal::DeadLetter& d : pending) {
+    std::string reason = sources::SplitCsvRecord(d.payload, spec.delimiter, &fields, &scratch);
+    if (!reason.empty() || fields.size() != spec.columns.size()) {
+      ++result.unparsable;
       continue;
     }
-    // Rows refused again keep a pending letter with the new reason (same key, replaced).
-    auto before_commit = [&](std::span<const sinks::RejectedRow> rejected) -> Status {
-      std::vector<journal::DeadLetter> again;
-      for (const sinks::RejectedRow& r : rejected) {
-        journal::DeadLetter d = *in_chunk[r.row];
-        d.reason = r.sqlstate.empty() ? r.reason : fmt::format("{}: {}", r.sqlstate, r.reason);
-        d.attempts += 1;
-        again.push_back(std::move(d));
+    sinks::Chunk chunk;
+    chunk.number = d.id * kAttemptSlots + std::min<int64_t>(d.attempts, kAttemptSlots - 1);
+    chunk.source = "dlq";
+    chunk.first_line = chunk.last_line = static_cast<uint64_t>(d.id);
+    chunk.rows.push_back({.offset = 0, .size = static_cast<uint32_t>(d.payload.size()),
+                          .line = static_cast<uint64_t>(d.id)});
+    chunk.data = d.payload + "\n";
+    sources::Checksum sum;
+    sum.Add(std::to_string(d.attempts));
+    sum.Add(d.payload);
+    chunk.checksum = sum.Hex();
+    const int64_t id = d.id;
+    FORKLIFT_ASSIGN_OR_RETURN(std::optional<sinks::LedgerEntry> done, sink->FindChunk(chunk.number));
+    if (done) {  // an earlier retry committed this attempt and stopped before marking it
+      if (done->rows > 0) {
+        FORKLIFT_RETURN_IF_ERROR(journal.MarkDeadLettersRetried(std::span(&id, 1)));
+        ++result.loaded;
+      } else {
+        ++result.rejected;
       }
-      auto put = journal.PutDeadLetters(again);
+      continue;
+    }
+    // Refused again: the letter stays pending, with the new reason and one attempt more.
+    auto before_commit = [&](std::span<const sinks::RejectedRow> rejected) -> Status {
+      if (rejected.empty()) return {};
+      journal::DeadLetter again = d;
+      again.reason = rejected[0].sqlstate.empty()
+                         ? rejected[0].reason
+                         : fmt::format("{}: {}", rejected[0].sqlstate, rejected[0].reason);
+      again.attempts += 1;
+      auto put = journal.PutDeadLetters(std::span(&again, 1));
       if (!put) return tl::unexpected(put.error());
       return {};
     };
     FORKLIFT_ASSIGN_OR_RETURN(sinks::ChunkWriteResult w, sink->WriteChunk(chunk, before_commit));
-    std::vector<bool> refused(in_chunk.size(), false);
-    for (const auto& r : w.rejected) refused[r.row] = true;
-    std::vector<int64_t> loaded;
-    for (size_t k = 0; k < in_chunk.size(); ++k) {
-      if (!refused[k]) loaded.push_back(in_chunk[k]->id);
+    if (w.rejected.empty()) {
+      FORKLIFT_RETURN_IF_ERROR(journal.MarkDeadLettersRetried(std::span(&id, 1)));
+      ++result.loaded;
+    } else {
+      ++result.rejected;
     }
-    FORKLIFT_RETURN_IF_ERROR(journal.MarkDeadLettersRetried(loaded));
-    result.loaded += loaded.size();
-    result.rejected += w.rejected.size();
   }
   return result;
 }

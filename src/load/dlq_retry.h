@@ -17,8 +17,9 @@ struct DlqRetryResult {
   uint64_t unparsable = 0;   // not a record of the load's columns (left pending)
 };
 
-// Retries in chunks with their own ledger rows (load id LOAD_ID + "/dlq", chunk = the
-// first letter's id), so a retry interrupted after a commit does not load a row twice.
+// Retries each letter in its own transaction with its own ledger row (load id LOAD_ID +
+// "/dlq", chunk = the letter's id and attempts), so a retry interrupted after a commit does
+// not load a row twice, and a letter refused again is retried afresh next time.
 // `to` overrides the recorded target (needed when the load's DSN had a password, which is
 // never stored). Failure: NotFound (no such load in the journal), InvalidArgument (no
 // recorded configuration, or a password-protected target without `to`), the target's

@@ -11,19 +11,27 @@ std::string RenderProgress(const ProgressSnapshot& s, bool bar) {
   const double secs = s.elapsed_s > 0 ? s.elapsed_s : 1e-9;
   const double rows_per_s = static_cast<double>(s.rows_loaded) / secs;
   const double mb_per_s = static_cast<double>(s.source_bytes) / 1e6 / secs;
-  std::string eta = "?";
-  double frac = 0;
-  if (s.total_bytes > 0) {
-    frac = std::min(1.0, static_cast<double>(s.source_bytes) / static_cast<double>(s.total_bytes));
-    if (frac > 0 && s.elapsed_s > 0.2) {
-      const double left = s.elapsed_s * (1 - frac) / frac;
-      eta = core::FormatDuration(std::chrono::duration_cast<Duration>(
-          std::chrono::duration<double>(left)));
-    }
+  const double frac =
+      s.total_bytes > 0
+          ? std::min(1.0, static_cast<double>(s.source_bytes) / static_cast<double>(s.total_bytes))
+          : 0.0;
+  // Time left at the rate so far; "?" until there is one.
+  double left = -1;
+  if (frac >= 1) {
+    left = 0;
+  } else if (frac > 0 && s.elapsed_s > 0.2) {
+    left = s.elapsed_s * (1 - frac) / frac;
   }
+  const std::string eta =
+      left < 0 ? std::string("?")
+               : core::FormatDuration(
+                     std::chrono::duration_cast<Duration>(std::chrono::duration<double>(left)));
   std::string counts = fmt::format(
       "{} rows loaded, {} rejected, {:.0f} rows/s, {:.1f} MB/s", core::FormatCount(s.rows_loaded),
       core::FormatCount(s.rows_rejected), rows_per_s, mb_per_s);
+  if (s.rows_skipped > 0) {
+    counts += fmt::format(", {} already loaded", core::FormatCount(s.rows_skipped));
+  }
   if (!bar) {
     if (s.total_bytes == 0) return fmt::format("load: {}", counts);
     return fmt::format("load: {:.0f}% of {:.1f} MB read, {}, ETA {}", frac * 100,
@@ -56,9 +64,9 @@ ProgressSnapshot LoadProgress::Snapshot() const {
       .source_bytes = read_->source_bytes.load(std::memory_order_relaxed),
       .total_bytes = total_bytes_,
       .rows_read = read_->rows.load(std::memory_order_relaxed),
-      .rows_loaded = write_->rows_loaded.load(std::memory_order_relaxed) +
-                     write_->rows_skipped.load(std::memory_order_relaxed),
+      .rows_loaded = write_->rows_loaded.load(std::memory_order_relaxed),
       .rows_rejected = write_->rows_rejected.load(std::memory_order_relaxed),
+      .rows_skipped = write_->rows_skipped.load(std::memory_order_relaxed),
       .elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count(),
   };
 }
@@ -79,7 +87,6 @@ void LoadProgress::Loop() {
       fmt::print(out_, "{}\n", RenderProgress(Snapshot(), false));
     }
     std::fflush(out_);
-    drawn_ = true;
   }
 }
 
@@ -93,7 +100,7 @@ void LoadProgress::Stop() {
   if (thread_.joinable()) thread_.join();
   if (mode_ == ProgressDisplay::kBar) {
     fmt::print(out_, "\r\x1b[2K{}\n", RenderProgress(Snapshot(), true));
-  } else if (mode_ == ProgressDisplay::kLines && drawn_) {
+  } else if (mode_ == ProgressDisplay::kLines) {
     fmt::print(out_, "{}\n", RenderProgress(Snapshot(), false));
   }
   if (out_) std::fflush(out_);

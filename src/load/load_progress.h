@@ -34,6 +34,7 @@ struct ProgressSnapshot {
   uint64_t rows_read = 0;
   uint64_t rows_loaded = 0;
   uint64_t rows_rejected = 0;
+  uint64_t rows_skipped = 0;  // committed by an earlier run
   double elapsed_s = 0;
 };
 std::string RenderProgress(const ProgressSnapshot& s, bool bar);
@@ -61,7 +62,6 @@ class LoadProgress {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
-  bool drawn_ = false;
   std::thread thread_;
 };
 

@@ -303,6 +303,7 @@ Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, 
         "--workers {} is more than half of the server's max_connections ({}): at most {}",
         workers, max_workers * 2, max_workers));
   }
+  FORKLIFT_RETURN_IF_ERROR(target->EnsureLedger());
   FORKLIFT_ASSIGN_OR_RETURN(std::vector<LedgerEntry> committed_list, target->CommittedChunks());
   std::map<int64_t, LedgerEntry> committed;
   for (auto& e : committed_list) committed.emplace(e.chunk, std::move(e));

@@ -80,10 +80,9 @@ LedgerEntry LedgerFromRow(const PgConnection::Row& r) {
 Result<std::unique_ptr<PgConnection>> ConnectTo(const TargetAddress& address) {
   auto conn = PgConnection::Connect(PgDsn{.conninfo = address.conninfo,
                                           .password = address.password});
-  if (!conn) {
+  if (!conn) {  // the message names the (masked) DSN already
     return MakeError(conn.error().code,
-                     MaskSecret(fmt::format("--to {}: {}", address.display, conn.error().message),
-                                address.password));
+                     MaskSecret("--to: " + conn.error().message, address.password));
   }
   return conn;
 }
@@ -403,6 +402,10 @@ class PgTarget final : public Target {
       }
       types_.push_back(PgTypeFromName(type_of[c]));
     }
+    return {};
+  }
+
+  Status EnsureLedger() override {
     const std::string ddl = fmt::format(
         "CREATE TABLE IF NOT EXISTS {} (load_id text NOT NULL, chunk bigint NOT NULL, "
         "source text NOT NULL, first_line bigint NOT NULL, last_line bigint NOT NULL, "

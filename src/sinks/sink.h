@@ -90,8 +90,8 @@ class Target {
  public:
   virtual ~Target() = default;
 
-  // Connects and checks that the table exists and has every column of the spec, that the
-  // key columns are among them, and creates the ledger table if absent.
+  // Connects and checks that the table exists and has every column of the spec and that the
+  // key columns are among them. Changes nothing in the target.
   // Failure: Unavailable (cannot connect), FailedPrecondition naming the missing table or
   // column and the target's display form, InvalidArgument for a bad spec.
   static Result<std::unique_ptr<Target>> Open(const TargetAddress& address,
@@ -103,7 +103,10 @@ class Target {
   // 1 for SQLite (one writer).
   virtual Result<int> MaxWorkers() = 0;
 
-  // The ledger entries of this load, in chunk order.
+  // Creates the ledger table (forklift_load_chunks) if absent.
+  virtual Status EnsureLedger() = 0;
+
+  // The ledger entries of this load, in chunk order (EnsureLedger first).
   virtual Result<std::vector<LedgerEntry>> CommittedChunks() = 0;
 
   // A new connection for one worker.

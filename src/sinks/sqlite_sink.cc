@@ -79,7 +79,7 @@ Affinity AffinityOf(std::string decl) {
 // other text is bound as text and SQLite applies its own rules, as for `.import`.
 void BindValue(sqlite3_stmt* s, int i, Affinity a, std::string_view v) {
   if (a == Affinity::kInteger && !v.empty() && v.size() <= 19) {
-    int64_t n;
+    int64_t n = 0;
     const bool digits = std::all_of(v.begin() + (v[0] == '-' ? 1 : 0), v.end(),
                                     [](char c) { return c >= '0' && c <= '9'; });
     auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
@@ -91,7 +91,7 @@ void BindValue(sqlite3_stmt* s, int i, Affinity a, std::string_view v) {
     const bool plain = std::all_of(v.begin(), v.end(), [](char c) {
       return (c >= '0' && c <= '9') || c == '.' || c == '-';
     });
-    double x;
+    double x = 0;
     auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
     if (plain && ec == std::errc() && p == v.data() + v.size()) {
       sqlite3_bind_double(s, i, x);
@@ -390,8 +390,10 @@ class SqliteTarget final : public Target {
       }
       affinity_.push_back(AffinityOf(types[static_cast<size_t>(it - have.begin())]));
     }
-    return conn_.Exec(fmt::format(kLedgerDdl, Prefix(spec_)));
+    return {};
   }
+
+  Status EnsureLedger() override { return conn_.Exec(fmt::format(kLedgerDdl, Prefix(spec_))); }
 
   const TargetAddress& address() const override { return address_; }
   Result<int> MaxWorkers() override { return 1; }
