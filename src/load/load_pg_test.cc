@@ -136,6 +136,44 @@ TEST_F(LoadPgTest, AnUpsertRerunRewritesOnlyTheRowsThatChange) {
             "1");
 }
 
+TEST_F(LoadPgTest, AnUpsertNeedsAUniqueIndexOnExactlyTheKey) {
+  Sql("CREATE TABLE t.p(symbol text, date date, close float8, volume bigint, "
+      "UNIQUE (symbol))");
+  std::string f = dir_.Write("p.csv", Prices(10, 5));
+  LoadOptions o = Options({f}, "t.p");
+  o.upsert = true;
+  o.key = {"symbol", "date"};
+  auto r = RunLoad(o, {}, {.out = nullptr, .err = nullptr});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_THAT(r.error().message, HasSubstr("--key symbol,date: table t.p has no unique index"));
+  o.key = {"symbol"};  // exactly the unique columns: fine
+  o.load_id = "by-symbol";
+  EXPECT_EQ(Run(o).status, "succeeded");
+  EXPECT_EQ(Sql("SELECT count(*), max(volume) FROM t.p"), "5\t9");
+}
+
+TEST_F(LoadPgTest, AnotherUniqueIndexFailingTheFastUpsertFallsBackAndDeadLettersTheRow) {
+  // Distinct keys take the fast path (UPDATE, then INSERT .. WHERE NOT EXISTS); a 23505 from
+  // another unique index sends the chunk through ON CONFLICT, which narrows the row out.
+  Sql("CREATE TABLE t.p(symbol text, date date, close float8, volume bigint UNIQUE, "
+      "PRIMARY KEY(symbol, date))");
+  std::string f = dir_.Write("p.csv",
+                             "symbol,date,close,volume\nA,2020-01-01,1,1\nB,2020-01-01,2,2\n"
+                             "C,2020-01-01,3,1\nD,2020-01-01,4,4\n");
+  LoadOptions o = Options({f}, "t.p");
+  o.upsert = true;
+  o.key = {"symbol", "date"};
+  LoadSummary s = Run(o);
+  EXPECT_EQ(s.status, "succeeded") << s.error;
+  EXPECT_EQ(s.rows_loaded, 3u);
+  auto letters = Letters(o, s.load_id);
+  ASSERT_EQ(letters.size(), 1u);
+  EXPECT_EQ(letters[0].position, "line 4");
+  EXPECT_THAT(letters[0].reason, HasSubstr("23505"));
+  EXPECT_EQ(Sql("SELECT string_agg(symbol, ',' ORDER BY symbol) FROM t.p"), "A,B,D");
+}
+
 TEST_F(LoadPgTest, TypeErrorsAreNarrowedOutByTheirCopyLine) {
   Sql("CREATE TABLE t.p(symbol text, date date, close float8, volume bigint)");
   std::string f = dir_.Write("p.csv",

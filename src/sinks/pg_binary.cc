@@ -1,5 +1,6 @@
 #include "sinks/pg_binary.h"
 
+#include <algorithm>
 #include <bit>
 #include <charconv>
 #include <cstring>
@@ -188,7 +189,18 @@ bool PgBinaryEncoder::AddField(PgType type, const sources::CsvField& f, std::str
   return false;
 }
 
-bool PgBinaryEncoder::AddRow(std::string_view raw, int64_t ord, std::string* out) {
+bool PgBinaryEncoder::keys_canonical() const {
+  if (key_fields_.empty() || !usable_) return false;
+  for (size_t k : key_fields_) {
+    if (k >= types_.size()) return false;
+    const PgType t = types_[k];
+    if (t == PgType::kFloat4 || t == PgType::kFloat8 || t == PgType::kOther) return false;
+  }
+  return true;
+}
+
+bool PgBinaryEncoder::AddRow(std::string_view raw, int64_t ord, std::string* out,
+                             std::string* key) {
   if (!usable_) return false;
   const std::string reason = sources::SplitCsvRecord(raw, delimiter_, &fields_, &scratch_);
   if (!reason.empty() || fields_.size() != types_.size()) return false;
@@ -198,10 +210,16 @@ bool PgBinaryEncoder::AddRow(std::string_view raw, int64_t ord, std::string* out
     PutU32(out, 8);
     PutU64(out, static_cast<uint64_t>(ord));
   }
+  const size_t key_mark = key ? key->size() : 0;
   for (size_t i = 0; i < types_.size(); ++i) {
+    const size_t field_start = out->size();
     if (!AddField(types_[i], fields_[i], out)) {
       out->resize(mark);
+      if (key) key->resize(key_mark);
       return false;
+    }
+    if (key && std::find(key_fields_.begin(), key_fields_.end(), i) != key_fields_.end()) {
+      key->append(*out, field_start, out->size() - field_start);  // length-prefixed: unambiguous
     }
   }
   return true;

@@ -39,8 +39,16 @@ class PgBinaryEncoder {
   // Starts a COPY payload in *out (the signature and header).
   static void Begin(std::string* out);
   // Appends one tuple for the CSV record `raw`. False, leaving *out as it was, when a
-  // value is not in the strict subset or the field count is wrong.
-  bool AddRow(std::string_view raw, int64_t ord, std::string* out);
+  // value is not in the strict subset or the field count is wrong. When `key` is given, the
+  // encoded bytes of the key fields (set_key_fields) are appended to it as well: equal
+  // values encode equally, so they compare keys by value where keys_canonical().
+  bool AddRow(std::string_view raw, int64_t ord, std::string* out, std::string* key = nullptr);
+
+  // The columns (indexes into `types`) whose encoded bytes AddRow reports as the key.
+  void set_key_fields(std::vector<size_t> fields) { key_fields_ = std::move(fields); }
+  // Whether equal encoded keys mean equal values and different ones different values:
+  // true unless a key column is a float (0 and -0, NaNs) or has no binary form here.
+  bool keys_canonical() const;
   // Ends the payload (the trailer).
   static void End(std::string* out);
 
@@ -48,6 +56,7 @@ class PgBinaryEncoder {
   bool AddField(PgType type, const sources::CsvField& f, std::string* out);
 
   std::vector<PgType> types_;
+  std::vector<size_t> key_fields_;
   bool with_ord_;
   char delimiter_;
   std::string null_string_;
