@@ -137,36 +137,13 @@ class PgSink final : public Sink {
           "ON CONFLICT ({}) {}",
           table, ColumnList(spec_.columns), keys, ColumnList(spec_.columns), kStage, keys, kOrd,
           keys, action);
-      // The fast path for a chunk whose keys are known distinct (no DISTINCT ON, and no
-      // speculative insertion, which costs new rows ~70 % more than a plain INSERT): update
-      // the keys that exist, then insert the others. Nested loops over the key's unique
-      // index (hash and merge joins could scan the whole table per chunk), the stage in key
-      // order (row locks in one global order). A row another session inserts in between
-      // fails the INSERT with 23505, and the chunk is redone through ON CONFLICT.
-      std::string match;
-      for (const std::string& k : spec_.key) {
-        match += fmt::format("{}forklift_t.{} = s.{}", match.empty() ? "" : " AND ",
-                             QuoteIdent(k), QuoteIdent(k));
-      }
-      std::string fast;
-      if (!rest.empty()) {
-        std::string sets;
-        for (const std::string& c : rest) {
-          sets += fmt::format("{}{} = s.{}", sets.empty() ? "" : ", ", QuoteIdent(c),
-                              QuoteIdent(c));
-        }
-        fast = fmt::format(
-            "UPDATE {} AS forklift_t SET {} FROM (SELECT * FROM {} ORDER BY {}) s WHERE {} AND "
-            "({}) IS DISTINCT FROM ({}); ",
-            table, sets, kStage, keys, match, ColumnList(rest, "forklift_t."),
-            ColumnList(rest, "s."));
-      }
+      // The fast path for a chunk whose keys are distinct values: try a plain INSERT under a
+      // savepoint (new rows cost ~70 % more through ON CONFLICT's speculative insertion);
+      // a key that exists fails it with 23505 at once, and the chunk goes through ON
+      // CONFLICT. No join, so no plan that stale table statistics could make quadratic.
       fast_sql_ = fmt::format(
-          "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; {}"
-          "INSERT INTO {} ({}) SELECT {} FROM {} s WHERE NOT EXISTS (SELECT 1 FROM {} AS "
-          "forklift_t WHERE {}) ORDER BY {}",
-          fast, table, ColumnList(spec_.columns), ColumnList(spec_.columns, "s."), kStage, table,
-          match, ColumnList(spec_.key, "s."));
+          "SAVEPOINT forklift_fast; INSERT INTO {} ({}) SELECT {} FROM {} ORDER BY {}", table,
+          ColumnList(spec_.columns), ColumnList(spec_.columns), kStage, keys);
       std::vector<size_t> key_fields;
       for (const std::string& k : spec_.key) {
         key_fields.push_back(static_cast<size_t>(
@@ -209,15 +186,7 @@ class PgSink final : public Sink {
     std::vector<uint32_t> all(chunk.rows.size());
     std::iota(all.begin(), all.end(), 0u);
     FORKLIFT_RETURN_IF_ERROR(Exec("BEGIN"));
-    bool took_fast = false;
-    Status st = all.empty() ? Status() : Apply(chunk, all, /*narrowing=*/false, true, &took_fast);
-    if (!st && took_fast && conn_->last_error().sqlstate == "23505") {
-      // A key inserted meanwhile by another session, or two spellings of one key value:
-      // ON CONFLICT settles both.
-      (void)Exec("ROLLBACK");
-      FORKLIFT_RETURN_IF_ERROR(Exec("BEGIN"));
-      st = Apply(chunk, all, /*narrowing=*/false);
-    }
+    Status st = all.empty() ? Status() : Apply(chunk, all, /*narrowing=*/false, /*fast=*/true);
     if (!st) {
       if (!IsRowLevel(conn_->last_error())) return Abort(st.error());
       // Start over in a new transaction and narrow the bad rows out under savepoints.
@@ -361,17 +330,27 @@ class PgSink final : public Sink {
     }
   }
 
-  // Sends `rows` and applies them. `fast` allows the upsert's fast path (set when it was
-  // taken, for the caller to redo a 23505 through ON CONFLICT).
+  // Sends `rows` and applies them; `fast` allows the upsert's optimistic plain INSERT.
   Status Apply(const Chunk& chunk, const std::vector<uint32_t>& rows, bool narrowing,
-               bool fast = false, bool* took_fast = nullptr) {
+               bool fast = false) {
     auto [sql, data] = Data(chunk, rows, narrowing);
     auto copied = conn_->CopyIn(sql, data);
     if (!copied) return tl::unexpected(Decorate(copied.error()));
     if (spec_.upsert) {
-      if (fast && distinct_keys_ && unique_key_) {
-        if (took_fast) *took_fast = true;
-        return Exec(fast_sql_);
+      if (fast && distinct_keys_ && unique_key_ && fast_skip_ == 0) {
+        Status st = Exec(fast_sql_);
+        if (st) {
+          fast_backoff_ = 0;
+          return st;
+        }
+        if (conn_->last_error().sqlstate != "23505") return st;
+        // Keys that exist: this target is being updated, so skip the attempt for the next
+        // chunks (1, 2, 4 ... 64 of them) before trying again.
+        FORKLIFT_RETURN_IF_ERROR(Exec("ROLLBACK TO SAVEPOINT forklift_fast"));
+        fast_backoff_ = std::min(64, std::max(1, fast_backoff_ * 2));
+        fast_skip_ = fast_backoff_;
+      } else if (fast && fast_skip_ > 0) {
+        --fast_skip_;
       }
       FORKLIFT_RETURN_IF_ERROR(Exec(apply_sql_));
       // The staging rows of a subset that went in must not be applied again with the next.
@@ -434,6 +413,8 @@ class PgSink final : public Sink {
   std::vector<uint64_t> key_hashes_;
   std::string key_;
   std::string fast_sql_;
+  int fast_backoff_ = 0;  // chunks to skip the fast path after its last 23505 (0, 1..64)
+  int fast_skip_ = 0;     // of those, still to skip
   std::string copy_sql_, copy_bin_sql_, copy_text_sql_, apply_sql_, stage_sql_, ledger_insert_sql_,
       ledger_find_sql_;
   std::string buf_;
