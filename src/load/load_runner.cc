@@ -330,17 +330,25 @@ Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, 
   }
   std::vector<std::unique_ptr<Writer>> writers;
   std::random_device rd;
+  // A failure from here on ends a run the journal has begun: record it as failed.
+  auto failed = [&](const Error& e) {
+    (void)(*journal)->FinishRun(load_id, "failed",
+                                nlohmann::json{{"config", config}, {"error", e.ToString()}}.dump());
+    return tl::unexpected(e);
+  };
   for (int i = 0; i < workers; ++i) {
-    FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<sinks::Sink> sink, target->OpenSink());
+    auto sink = target->OpenSink();
+    if (!sink) return failed(sink.error());
     auto wj = journal::Journal::Open(journal_path);
-    if (!wj) return tl::unexpected(wj.error());
-    writers.push_back(std::make_unique<Writer>(std::move(sink), std::move(*wj), load_id,
+    if (!wj) return failed(wj.error());
+    writers.push_back(std::make_unique<Writer>(std::move(*sink), std::move(*wj), load_id,
                                                queues[options.upsert ? i : 0].get(), &shared,
                                                &wcounters, rd()));
   }
-  FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<Executor> executor,
-                            Executor::Create({.workers = static_cast<size_t>(workers),
-                                              .queue_capacity = 64}));
+  auto executor_or = Executor::Create({.workers = static_cast<size_t>(workers),
+                                       .queue_capacity = 64});
+  if (!executor_or) return failed(executor_or.error());
+  std::unique_ptr<Executor> executor = std::move(*executor_or);
   LoadProgress progress(options.display, options.progress_interval, io.err, total_bytes,
                         &rcounters, &wcounters);
   progress.Start();
