@@ -42,21 +42,8 @@ import tempfile
 PASSWORD_USER = "forklift_pw"
 PASSWORD = "s3cr3t-pw"
 
-# Same script as the C++ fixture's guardian; $1 is the temp dir.
-_GUARDIAN = r"""
-trap '' HUP INT TERM
-while read -r _; do :; done
-pidfile="$1/data/postmaster.pid"
-if [ -f "$pidfile" ]; then
-  pid=$(head -n 1 "$pidfile")
-  if [ -n "$pid" ] && kill -QUIT "$pid" 2>/dev/null; then
-    i=0
-    while kill -0 "$pid" 2>/dev/null && [ "$i" -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-    kill -KILL "$pid" 2>/dev/null
-  fi
-fi
-rm -rf "$1"
-"""
+# Stops the server and removes the temp dir when our end of its stdin closes.
+_GUARDIAN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "support", "pg_guardian.sh")
 
 # Bumped when what a template holds changes (pg_hba.conf, the role, the database).
 _TEMPLATE_VERSION = "forklift-pg-template-v1"
@@ -143,7 +130,7 @@ class PgServer:
         if self._user:
             os.chown(self.dir, *self._user)
         self._guardian = subprocess.Popen(
-            ["/bin/sh", "-c", _GUARDIAN, "forklift-pg-guardian", self.dir],
+            ["/bin/sh", _GUARDIAN, self.dir],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True)
         atexit.register(self.close)

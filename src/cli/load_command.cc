@@ -144,11 +144,10 @@ int DlqCommand(const std::vector<std::string>& args) {
     return 1;
   }
   if (show->parsed()) {
-    fmt::print("load_id,source,line,reason,raw\n");
+    std::fputs(load::kDeadLetterCsvHeader, stdout);
     for (const auto& d : *letters) {
-      std::string line = d.position.starts_with("line ") ? d.position.substr(5) : d.position;
-      fmt::print("{},{},{},{},{}\n", load::CsvField(d.run_id), load::CsvField(d.source),
-                 load::CsvField(line), load::CsvField(d.reason), load::CsvField(d.payload));
+      const std::string row = load::DeadLetterCsvRow(d);  // may hold NULs
+      std::fwrite(row.data(), 1, row.size(), stdout);
     }
     return 0;
   }

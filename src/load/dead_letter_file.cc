@@ -20,17 +20,22 @@ std::string CsvField(std::string_view v) {
   return out + "\"";
 }
 
+std::string DeadLetterCsvRow(const journal::DeadLetter& d) {
+  std::string line = d.position;
+  if (line.starts_with("line ")) line.erase(0, 5);
+  return fmt::format("{},{},{},{},{}\n", CsvField(d.run_id), CsvField(d.source), CsvField(line),
+                     CsvField(d.reason), CsvField(d.payload));
+}
+
 Status WriteDeadLetterFile(const std::string& path,
                            std::span<const journal::DeadLetter> letters) {
   const std::string tmp = path + ".forklift-tmp";
   FILE* f = std::fopen(tmp.c_str(), "w");
   if (!f) return InvalidArgumentError(fmt::format("--dlq {}: {}", path, std::strerror(errno)));
-  fmt::print(f, "load_id,source,line,reason,raw\n");
+  std::fputs(kDeadLetterCsvHeader, f);
   for (const journal::DeadLetter& d : letters) {
-    std::string line = d.position;
-    if (line.starts_with("line ")) line.erase(0, 5);
-    fmt::print(f, "{},{},{},{},{}\n", CsvField(d.run_id), CsvField(d.source), CsvField(line),
-               CsvField(d.reason), CsvField(d.payload));
+    const std::string row = DeadLetterCsvRow(d);  // may hold NULs: fwrite, not fputs
+    std::fwrite(row.data(), 1, row.size(), f);
   }
   const bool ok = std::fflush(f) == 0 && !std::ferror(f);
   const int err = errno;

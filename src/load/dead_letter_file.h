@@ -18,6 +18,11 @@ namespace forklift::load {
 Status WriteDeadLetterFile(const std::string& path,
                            std::span<const journal::DeadLetter> letters);
 
+// One letter as a row of that file (with its newline).
+std::string DeadLetterCsvRow(const journal::DeadLetter& letter);
+// The header line of that file (with its newline).
+constexpr const char* kDeadLetterCsvHeader = "load_id,source,line,reason,raw\n";
+
 // `value` as one CSV field: quoted (quotes doubled) when it holds a comma, quote, CR or LF
 // or starts or ends with a space.
 std::string CsvField(std::string_view value);

@@ -79,6 +79,12 @@ LedgerEntry LedgerFromRow(const PgConnection::Row& r) {
                      .checksum = r[6].value_or("")};
 }
 
+// `e` naming the target, its password masked: every error a statement returns goes out so.
+Error OnTarget(const TargetAddress& address, const Error& e) {
+  return Error{e.code, MaskSecret(fmt::format("--to {}: {}", address.display, e.message),
+                                  address.password)};
+}
+
 Result<std::unique_ptr<PgConnection>> ConnectTo(const TargetAddress& address) {
   auto conn = PgConnection::Connect(PgDsn{.conninfo = address.conninfo,
                                           .password = address.password});
@@ -232,10 +238,7 @@ class PgSink final : public Sink {
   }
 
  private:
-  Error Decorate(const Error& e) const {
-    return Error{e.code, MaskSecret(fmt::format("--to {}: {}", address_.display, e.message),
-                                    address_.password)};
-  }
+  Error Decorate(const Error& e) const { return OnTarget(address_, e); }
 
   Status Exec(std::string_view sql) {
     auto st = conn_->Exec(sql);
@@ -523,10 +526,7 @@ class PgTarget final : public Target {
   }
 
  private:
-  Error Decorate(const Error& e) const {
-    return Error{e.code, MaskSecret(fmt::format("--to {}: {}", address_.display, e.message),
-                                    address_.password)};
-  }
+  Error Decorate(const Error& e) const { return OnTarget(address_, e); }
 
   TargetAddress address_;
   TableSpec spec_;

@@ -148,9 +148,8 @@ class SqliteConn {
     if (rc != SQLITE_OK) {
       std::string m = err ? err : sqlite3_errstr(rc);
       sqlite3_free(err);
-      Error e = Fail(sql.substr(0, 40), rc);
-      e.message = fmt::format("{}: {}: {}", display_, sql.substr(0, 60), m);
-      return tl::unexpected(e);
+      return MakeError(IsTransient(rc) ? ErrorCode::kUnavailable : ErrorCode::kInternal,
+                       fmt::format("{}: {}: {}", display_, sql.substr(0, 60), m));
     }
     return {};
   }

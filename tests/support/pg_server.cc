@@ -30,24 +30,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Waits for EOF on stdin (the test process closed its end or died), then shuts the server
-// down the way a crash would want it: SIGQUIT to the postmaster is an immediate shutdown;
-// SIGKILL after 10 s. $1 is the temp dir. It ignores terminal signals so that a ^C aimed
-// at the test still leaves it to clean up.
-constexpr char kGuardianScript[] = R"sh(
-trap '' HUP INT TERM
-while read -r _; do :; done
-pidfile="$1/data/postmaster.pid"
-if [ -f "$pidfile" ]; then
-  pid=$(head -n 1 "$pidfile")
-  if [ -n "$pid" ] && kill -QUIT "$pid" 2>/dev/null; then
-    i=0
-    while kill -0 "$pid" 2>/dev/null && [ "$i" -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-    kill -KILL "$pid" 2>/dev/null
-  fi
-fi
-rm -rf "$1"
-)sh";
+// tests/support/pg_guardian.sh (shared with tests/pg_fixture.py): waits for EOF on stdin
+// (this process closed its end or died), then stops the server and removes the temp dir.
+constexpr char kGuardianScript[] = FORKLIFT_PG_GUARDIAN;
 
 // Bumped when what a template holds changes (the files below, the role, the database).
 constexpr std::string_view kTemplateVersion = "forklift-pg-template-v1";
@@ -339,7 +324,7 @@ Status PgServer::StartGuardian() {
     dup2(devnull, 1);
     dup2(devnull, 2);
     CloseInheritedFds();
-    execl("/bin/sh", "sh", "-c", kGuardianScript, "forklift-pg-guardian", dir_.c_str(),
+    execl("/bin/sh", "forklift-pg-guardian", kGuardianScript, dir_.c_str(),
           static_cast<char*>(nullptr));
     _exit(127);
   }
