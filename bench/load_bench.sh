@@ -8,7 +8,9 @@
 #           one that holds the same rows (a rerun of the same data: forklift rewrites no
 #           row that would not change; the anchors rewrite them all), vs
 #           seed_upsert.py (5,000-row INSERT .. ON CONFLICT, 4 connections) and vs one
-#           COPY into a temp table + one INSERT .. SELECT .. ON CONFLICT DO UPDATE (psql)
+#           COPY into a temp table + one INSERT .. SELECT .. ON CONFLICT DO UPDATE (psql),
+#           and (no target: the server's own floor for 4 connections) the same in 4 psql
+#           sessions at once, each on a quarter of the rows (rows dealt round-robin)
 #   memory  forklift's peak RSS loading 1,000,000 and 10,000,000 rows (gen_prices.py 20000
 #           500, ~600 MB, made once) into an unindexed table, 4 workers, one run each
 #   sqlite  1,000,000 rows into a fresh SQLite file: sqlite3 ".import --csv" vs forklift
@@ -112,6 +114,14 @@ want1m=$(checksum_of "$csv1m")
 wantold=$(checksum_of "$csvold")
 [ "${want1m%% *}" = 1000000 ] || fail "$csv1m has ${want1m%% *} rows, expected 1000000"
 [ "$want1m" != "$wantold" ] || fail "the seed-8 file has the same checksum as the seed-7 one"
+# The 1M rows dealt round-robin into 4 headerless quarters (keys are unique, so the four
+# sessions of the 4-connection SQL anchor never touch one row).
+parts=()
+for k in 0 1 2 3; do parts+=("$data/prices-1m.part$k.csv"); done
+if [ ! -s "${parts[3]}" ] || [ "${parts[3]}" -ot "$csv1m" ]; then
+  awk -v base="$data/prices-1m.part" 'NR > 1 { print > (base ((NR - 2) % 4) ".tmp") }' "$csv1m"
+  for k in 0 1 2 3; do mv "$data/prices-1m.part$k.tmp" "${parts[$k]}"; done
+fi
 
 # --- the PostgreSQL server ---------------------------------------------------------------
 mkfifo "$work/pg.in"
@@ -193,6 +203,21 @@ insert into prices select * from prices_stage on conflict (symbol, date) do upda
   open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
   volume = excluded.volume;
 EOF
+# sql4: the upsert.sql anchor in 4 sessions at once, each on its quarter; fails if any does.
+sql4() {
+  local pids=() k rc=0
+  for k in 0 1 2 3; do
+    psql -X -q -v ON_ERROR_STOP=1 -d "$dsn" \
+      -c "create temp table prices_stage (like prices)" \
+      -c "\\copy prices_stage from '${parts[$k]}' csv" \
+      -c "insert into prices select * from prices_stage on conflict (symbol, date) do update set
+            open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
+            volume = excluded.volume" &
+    pids+=($!)
+  done
+  for k in 0 1 2 3; do wait "${pids[$k]}" || rc=$?; done
+  return $rc
+}
 sqlite_schema="create table prices (symbol text, date text, open real, high real, low real, close real, volume integer, primary key (symbol, date))"
 sq_checksum() { sqlite3 "$1" "select count(*) || ' ' || coalesce(sum(volume), 0) || ' ' || coalesce(sum(cast(round(close * 10000) as integer)), 0) from prices"; }
 
@@ -235,6 +260,13 @@ for ((r = 1; r <= reps; r++)); do
     [ $case = full ] && expect_rewritten "COPY + INSERT .. ON CONFLICT ($case)" "$x0"
     add "sql_$case" "$T"
     line="${line}COPY+INSERT..ON CONFLICT ${T}s, "
+    reset prices "$prefill"
+    x0=$(pg -c "select txid_current()")
+    timed "sql4-$case" sql4
+    expect "4 sessions of COPY + INSERT .. ON CONFLICT ($case)" prices "$want1m"
+    [ $case = full ] && expect_rewritten "4 sessions of COPY + INSERT .. ON CONFLICT ($case)" "$x0"
+    add "sql4_$case" "$T"
+    line="${line}the same in 4 sessions ${T}s, "
     reset prices "$prefill"
     x0=$(pg -c "select txid_current()")
     fk "upsert-$case" "$csv1m" --to "$dsn" --table prices --mode upsert --key symbol,date --workers 4
@@ -327,12 +359,15 @@ done
 [ $have_psycopg2 = 0 ] ||
   item "load upsert 1M rows, empty table, 4 workers" seed_empty "seed_upsert.py 4 conns" fk_up_empty 3 upsert_empty_vs_seed
 item "load upsert 1M rows, empty table, 4 workers" sql_empty "COPY + INSERT..ON CONFLICT" fk_up_empty 1.0 upsert_empty_vs_sql
+item "load upsert 1M rows, empty table, 4 workers" sql4_empty "4 x (COPY + INSERT..ON CONFLICT)" fk_up_empty - upsert_empty_vs_sql4
 [ $have_psycopg2 = 0 ] ||
   item "load upsert 1M rows, every row updated, 4 workers" seed_full "seed_upsert.py 4 conns" fk_up_full 3 upsert_full_vs_seed
 item "load upsert 1M rows, every row updated, 4 workers" sql_full "COPY + INSERT..ON CONFLICT" fk_up_full 1.0 upsert_full_vs_sql
+item "load upsert 1M rows, every row updated, 4 workers" sql4_full "4 x (COPY + INSERT..ON CONFLICT)" fk_up_full - upsert_full_vs_sql4
 [ $have_psycopg2 = 0 ] ||
   item "load upsert 1M rows, same-data rerun, 4 workers" seed_rerun "seed_upsert.py 4 conns" fk_up_rerun 3 upsert_rerun_vs_seed
 item "load upsert 1M rows, same-data rerun, 4 workers" sql_rerun "COPY + INSERT..ON CONFLICT" fk_up_rerun 1.0 upsert_rerun_vs_sql
+item "load upsert 1M rows, same-data rerun, 4 workers" sql4_rerun "4 x (COPY + INSERT..ON CONFLICT)" fk_up_rerun - upsert_rerun_vs_sql4
 item "load sqlite 1M rows, fresh file" sq_import "sqlite3 .import" fk_sq 1.0 sqlite
 echo
 echo "== forklift load: medians of $reps runs, wall seconds (anchor/forklift > 1: forklift is faster)"
