@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # forklift map against xargs and GNU parallel: 3,000 jobs of /bin/true, 2 at a time,
 # forklift and GNU parallel with --joblog (xargs keeps no log), plus a bare posix_spawn
-# loop (the floor, with the same argv). Runs alternate; medians of RUNS (GNU parallel: PARALLEL_RUNS, since
-# each of its runs takes ~20 s).
+# loop (the floor, with the same argv). Runs alternate; medians of RUNS (GNU parallel: in
+# the first PARALLEL_RUNS rounds, since each of its runs takes 10-20 s).
 # usage: bench/map_bench.sh BUILD_DIR      env: JOBS=3000 RUNS=5 PARALLEL_RUNS=3
 set -euo pipefail
 build=$(cd "${1:?usage: bench/map_bench.sh BUILD_DIR}" && pwd)
@@ -22,16 +22,16 @@ for ((i = 1; i <= runs; i++)); do
   fl+=("$(secs "$build/bench/spawn_floor" "$jobs" 2 /bin/true)")
   xa+=("$(secs xargs -P2 -n1 /bin/true < "$work/in")")
   fk+=("$(secs "$build/forklift" map -j2 --joblog "$work/fk.log" /bin/true < "$work/in")")
-  echo "map: run $i/$runs: floor ${fl[-1]}s xargs ${xa[-1]}s forklift ${fk[-1]}s"
-done
-rows=$(($(wc -l < "$work/fk.log") - 1))
-[ "$rows" -eq "$jobs" ] || { echo "map: forklift's joblog has $rows rows, expected $jobs" >&2; exit 1; }
-if command -v parallel > /dev/null; then
-  for ((i = 1; i <= gnu_runs; i++)); do
+  line="map: run $i/$runs: floor ${fl[-1]}s xargs ${xa[-1]}s forklift ${fk[-1]}s"
+  rows=$(($(wc -l < "$work/fk.log") - 1))
+  [ "$rows" -eq "$jobs" ] || { echo "map: forklift's joblog has $rows rows, expected $jobs" >&2; exit 1; }
+  # GNU parallel in the same rounds (the machine's speed drifts between minutes).
+  if [ "$i" -le "$gnu_runs" ] && command -v parallel > /dev/null; then
     gp+=("$(secs parallel --will-cite -j2 --joblog "$work/gp.log" /bin/true < "$work/in")")
-    echo "map: GNU parallel run $i/$gnu_runs: ${gp[-1]}s"
-  done
-fi
+    line="$line GNU parallel ${gp[-1]}s"
+  fi
+  echo "$line"
+done
 mfk=$(printf '%s\n' "${fk[@]}" | median)
 mxa=$(printf '%s\n' "${xa[@]}" | median)
 mfl=$(printf '%s\n' "${fl[@]}" | median)
