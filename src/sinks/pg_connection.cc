@@ -126,11 +126,15 @@ ErrorCode ClassifyPgError(const PgError& e) {
 
 Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const PgDsn& dsn) {
   // The DSN is expanded in place of "dbname": what it sets overrides the entries before it
-  // (connect_timeout, application_name's fallback), and client_encoding after it wins,
-  // since forklift sends and expects UTF-8 whatever the DSN says.
-  const char* keywords[] = {"connect_timeout", "fallback_application_name", "dbname",
-                            "client_encoding", nullptr};
-  const char* values[] = {"10", "forklift", dsn.conninfo.c_str(), "UTF8", nullptr};
+  // (connect_timeout, application_name's fallback, keepalives), and client_encoding after
+  // it wins, since forklift sends and expects UTF-8 whatever the DSN says. Keepalives: a
+  // session whose server or network went silent fails within about a minute instead of
+  // waiting on the kernel's default (two hours and more) for a reply that never comes.
+  const char* keywords[] = {"connect_timeout", "fallback_application_name", "keepalives",
+                            "keepalives_idle", "keepalives_interval", "keepalives_count",
+                            "dbname", "client_encoding", nullptr};
+  const char* values[] = {"10", "forklift", "1", "30", "10", "3", dsn.conninfo.c_str(), "UTF8",
+                          nullptr};
   PGconn* conn = PQconnectdbParams(keywords, values, /*expand_dbname=*/1);
   if (!conn) return InternalError("cannot connect to " + dsn.Masked() + ": out of memory");
   if (PQstatus(conn) != CONNECTION_OK) {
@@ -155,6 +159,15 @@ PgConnection::~PgConnection() {
 bool PgConnection::ok() const { return PQstatus(conn_) == CONNECTION_OK; }
 
 int PgConnection::server_version() const { return PQserverVersion(conn_); }
+
+std::optional<std::string> PgConnection::option(std::string_view keyword) const {
+  std::unique_ptr<PQconninfoOption, decltype(&PQconninfoFree)> options(PQconninfo(conn_),
+                                                                       &PQconninfoFree);
+  for (const PQconninfoOption* o = options.get(); o && o->keyword; ++o) {
+    if (keyword == o->keyword && o->val) return std::string(o->val);
+  }
+  return std::nullopt;
+}
 
 void PgConnection::Cancel() {
   if (!cancel_) return;

@@ -63,7 +63,9 @@ class PgConnection {
   using Row = std::vector<std::optional<std::string>>;
 
   // Connects with client_encoding UTF8, application_name "forklift" unless the DSN names
-  // one, and connect_timeout 10 s unless the DSN names one.
+  // one, connect_timeout 10 s unless the DSN names one, and TCP keepalives (keepalives=1,
+  // keepalives_idle=30, keepalives_interval=10, keepalives_count=3) unless the DSN sets
+  // them, so that a dead server or network fails a waiting call in about a minute.
   // On success, a connection ready for statements. On failure, Unavailable for what may
   // pass (server down or unreachable, starting up or shutting down, too many connections),
   // InvalidArgument for what will not (authentication failed, no such database or role,
@@ -115,6 +117,10 @@ class PgConnection {
   bool ok() const;
   // The server's version as an integer, e.g. 150004 for 15.4.
   int server_version() const;
+  // The value libpq uses for the connection option `keyword` ("keepalives_idle",
+  // "application_name", ...); nullopt when it is unset or no such option exists. The
+  // password is among them: never show the value of "password".
+  std::optional<std::string> option(std::string_view keyword) const;
 
   // Asks the server to cancel whatever statement this connection is running; the running
   // call then fails (SQLSTATE 57014). Does nothing useful when none is running, and may

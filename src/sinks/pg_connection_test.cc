@@ -84,6 +84,27 @@ TEST_F(PgConnectionTest, SessionIsUtf8AndNamedForklift) {
   EXPECT_THAT(*rows, ElementsAre(R({"UTF8", "forklift", "Zürich ✓"})));
 }
 
+// A session stuck on a dead server or network (a lost COMMIT reply) must fail in about a
+// minute, not after the kernel's two hours: TCP keepalives unless the DSN says otherwise.
+TEST_F(PgConnectionTest, SessionsHaveTcpKeepalivesUnlessTheDsnSetsThem) {
+  auto conn = Connect();
+  ASSERT_NE(conn, nullptr);
+  EXPECT_EQ(conn->option("keepalives"), "1");
+  EXPECT_EQ(conn->option("keepalives_idle"), "30");
+  EXPECT_EQ(conn->option("keepalives_interval"), "10");
+  EXPECT_EQ(conn->option("keepalives_count"), "3");
+  EXPECT_EQ(conn->option("no_such_option"), std::nullopt);
+
+  auto own = Connect(server_->dsn() + "?keepalives_idle=7&keepalives_count=5");
+  ASSERT_NE(own, nullptr);
+  EXPECT_EQ(own->option("keepalives_idle"), "7");
+  EXPECT_EQ(own->option("keepalives_count"), "5");
+  EXPECT_EQ(own->option("keepalives_interval"), "10");
+  auto off = Connect(server_->dsn() + "?keepalives=0");
+  ASSERT_NE(off, nullptr);
+  EXPECT_EQ(off->option("keepalives"), "0");
+}
+
 TEST_F(PgConnectionTest, NulBytesAreRefusedNotTruncated) {
   auto conn = Connect();
   ASSERT_NE(conn, nullptr);

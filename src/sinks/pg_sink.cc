@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <map>
 #include <mutex>
 #include <numeric>
 #include <string>
@@ -15,6 +14,7 @@
 #include "sinks/pg_binary.h"
 #include "sinks/pg_connection.h"
 #include "sinks/pg_dsn.h"
+#include "sinks/pg_table.h"
 
 namespace forklift::sinks {
 namespace {
@@ -45,13 +45,23 @@ std::string ColumnList(const std::vector<std::string>& cols, std::string_view pr
   return out;
 }
 
+// `cols` for an upsert's "would this row change" test: a type with no fit `=` compares as
+// text (PgTableInfo::compare_as_text; `compare_as_text` is indexed like `all`).
+std::string CompareList(const std::vector<std::string>& cols, std::string_view prefix,
+                        const std::vector<std::string>& all,
+                        const std::vector<bool>& compare_as_text) {
+  std::string out;
+  for (const std::string& c : cols) {
+    const size_t i = static_cast<size_t>(std::find(all.begin(), all.end(), c) - all.begin());
+    if (!out.empty()) out += ", ";
+    out += std::string(prefix) + QuoteIdent(c) + (compare_as_text[i] ? "::text" : "");
+  }
+  return out;
+}
+
 std::string LedgerTable(const TableSpec& spec) {
   return spec.schema.empty() ? std::string("forklift_load_chunks")
                              : QuoteIdent(spec.schema) + ".forklift_load_chunks";
-}
-
-std::string ShownTable(const TableSpec& spec) {
-  return spec.schema.empty() ? spec.table : spec.schema + "." + spec.table;
 }
 
 // Errors about a row's data: the row goes to the dead letters, the rest of the chunk loads.
@@ -79,12 +89,6 @@ LedgerEntry LedgerFromRow(const PgConnection::Row& r) {
                      .checksum = r[6].value_or("")};
 }
 
-// `e` naming the target, its password masked: every error a statement returns goes out so.
-Error OnTarget(const TargetAddress& address, const Error& e) {
-  return Error{e.code, MaskSecret(fmt::format("--to {}: {}", address.display, e.message),
-                                  address.password)};
-}
-
 Result<std::unique_ptr<PgConnection>> ConnectTo(const TargetAddress& address) {
   auto conn = PgConnection::Connect(PgDsn{.conninfo = address.conninfo,
                                           .password = address.password});
@@ -97,20 +101,20 @@ Result<std::unique_ptr<PgConnection>> ConnectTo(const TargetAddress& address) {
 
 class PgSink final : public Sink {
  public:
-  PgSink(TargetAddress address, TableSpec spec, std::vector<PgType> types, bool unique_key)
+  PgSink(TargetAddress address, TableSpec spec, const PgTableInfo& table)
       : address_(std::move(address)), spec_(std::move(spec)),
-        encoder_(std::move(types), spec_.upsert, spec_.delimiter, spec_.null_string),
-        unique_key_(unique_key) {
-    const std::string table = QuoteQualified(spec_.schema, spec_.table);
+        encoder_(table.types, spec_.upsert, spec_.delimiter, spec_.null_string),
+        unique_key_(table.unique_key) {
+    const std::string table_sql = QuoteQualified(spec_.schema, spec_.table);
     const std::string options = fmt::format("(FORMAT csv, DELIMITER {}, NULL {})",
                                             QuoteLiteral(std::string(1, spec_.delimiter)),
                                             QuoteLiteral(spec_.null_string));
     if (!spec_.upsert) {
-      copy_sql_ = fmt::format("COPY {} ({}) FROM STDIN {}", table, ColumnList(spec_.columns),
+      copy_sql_ = fmt::format("COPY {} ({}) FROM STDIN {}", table_sql, ColumnList(spec_.columns),
                               options);
-      copy_bin_sql_ = fmt::format("COPY {} ({}) FROM STDIN (FORMAT binary)", table,
+      copy_bin_sql_ = fmt::format("COPY {} ({}) FROM STDIN (FORMAT binary)", table_sql,
                                   ColumnList(spec_.columns));
-      copy_text_sql_ = fmt::format("COPY {} ({}) FROM STDIN (FORMAT text)", table,
+      copy_text_sql_ = fmt::format("COPY {} ({}) FROM STDIN (FORMAT text)", table_sql,
                                    ColumnList(spec_.columns));
     } else {
       copy_sql_ = fmt::format("COPY {} ({}, {}) FROM STDIN {}", kStage, kOrd,
@@ -132,23 +136,36 @@ class PgSink final : public Sink {
         }
         // A row that would not change is left as it is: a rerun of the same data writes
         // no new row versions (no WAL, no bloat), only the conflict's row lock.
-        action = fmt::format("DO UPDATE SET {} WHERE ({}) IS DISTINCT FROM ({})", sets,
-                             ColumnList(rest, "forklift_t."), ColumnList(rest, "EXCLUDED."));
+        action = fmt::format(
+            "DO UPDATE SET {} WHERE ({}) IS DISTINCT FROM ({})", sets,
+            CompareList(rest, "forklift_t.", spec_.columns, table.compare_as_text),
+            CompareList(rest, "EXCLUDED.", spec_.columns, table.compare_as_text));
       }
       const std::string keys = ColumnList(spec_.key);
       // DISTINCT ON keeps the last row of a key (highest ord); ORDER BY key also makes every
-      // chunk take its row locks in one global order.
+      // chunk take its row locks in one global order. DISTINCT ON takes NULLs as equal, but
+      // a NULLS DISTINCT index lets every row with a NULL in its key in: such rows get their
+      // own ord as a discriminator (NULL for the others), so none is dropped.
+      std::string distinct = keys;
+      if (table.null_keys_distinct) {
+        std::string any_null;
+        for (const std::string& k : spec_.key) {
+          any_null += fmt::format("{}{} IS NULL", any_null.empty() ? "" : " OR ", QuoteIdent(k));
+        }
+        distinct += fmt::format(", CASE WHEN {} THEN {} END", any_null, kOrd);
+      }
       apply_sql_ = fmt::format(
           "INSERT INTO {} AS forklift_t ({}) SELECT DISTINCT ON ({}) {} FROM {} ORDER BY {}, {} DESC "
           "ON CONFLICT ({}) {}",
-          table, ColumnList(spec_.columns), keys, ColumnList(spec_.columns), kStage, keys, kOrd,
-          keys, action);
+          table_sql, ColumnList(spec_.columns), distinct, ColumnList(spec_.columns), kStage,
+          distinct, kOrd, keys, action);
       // The fast path for a chunk whose keys are distinct values: try a plain INSERT under a
       // savepoint (new rows cost ~70 % more through ON CONFLICT's speculative insertion);
       // a key that exists fails it with 23505 at once, and the chunk goes through ON
       // CONFLICT. No join, so no plan that stale table statistics could make quadratic.
+      // A NULL in a key conflicts here exactly when it would there: the index decides both.
       fast_sql_ = fmt::format(
-          "SAVEPOINT forklift_fast; INSERT INTO {} ({}) SELECT {} FROM {} ORDER BY {}", table,
+          "SAVEPOINT forklift_fast; INSERT INTO {} ({}) SELECT {} FROM {} ORDER BY {}", table_sql,
           ColumnList(spec_.columns), ColumnList(spec_.columns), kStage, keys);
       std::vector<size_t> key_fields;
       for (const std::string& k : spec_.key) {
@@ -159,7 +176,7 @@ class PgSink final : public Sink {
       stage_sql_ = fmt::format(
           "CREATE TEMP TABLE IF NOT EXISTS forklift_stage ON COMMIT DELETE ROWS AS "
           "SELECT {}, 0::bigint AS {} FROM {} WITH NO DATA",
-          ColumnList(spec_.columns), kOrd, table);
+          ColumnList(spec_.columns), kOrd, table_sql);
     }
     ledger_insert_sql_ = fmt::format(
         "INSERT INTO {} (load_id, chunk, source, first_line, last_line, rows, rejected, "
@@ -195,8 +212,13 @@ class PgSink final : public Sink {
     Status st = all.empty() ? Status() : Apply(chunk, all, /*narrowing=*/false, /*fast=*/true);
     if (!st) {
       if (!IsRowLevel(conn_->last_error())) return Abort(st.error());
-      // Start over in a new transaction and narrow the bad rows out under savepoints.
       (void)Exec("ROLLBACK");
+      // The rows may be refused as duplicates of an earlier attempt of this very chunk that
+      // committed after all (its COMMIT's reply was lost, and it became visible only after
+      // our FindChunk): ask the ledger before narrowing every row out as a dead letter.
+      FORKLIFT_ASSIGN_OR_RETURN(std::optional<LedgerEntry> earlier, FindChunk(chunk.number));
+      if (earlier) return AlreadyCommitted(chunk, *earlier, std::move(result));
+      // Start over in a new transaction and narrow the bad rows out under savepoints.
       FORKLIFT_RETURN_IF_ERROR(Exec("BEGIN"));
       st = Narrow(chunk, std::move(all), &result.rejected);
       if (!st) return Abort(st.error());
@@ -217,7 +239,20 @@ class PgSink final : public Sink {
         chunk.checksum,
         ShownTable(spec_)};
     auto ins = conn_->Query(ledger_insert_sql_, params);
-    if (!ins) return Abort(Decorate(ins.error()));
+    if (!ins) {
+      if (conn_->last_error().sqlstate != "23505") return Abort(Decorate(ins.error()));
+      // The ledger's primary key is taken: another attempt of this chunk committed first
+      // (a lost COMMIT reply whose transaction became visible after our FindChunk, or the
+      // same load run twice at once). This attempt must not commit.
+      (void)Exec("ROLLBACK");
+      FORKLIFT_ASSIGN_OR_RETURN(std::optional<LedgerEntry> earlier, FindChunk(chunk.number));
+      if (!earlier) {  // deleted in between: nothing is known to be committed, so retry
+        return UnavailableError(fmt::format(
+            "--to {}: chunk {}: its ledger row existed and then did not; retrying",
+            address_.display, chunk.number));
+      }
+      return AlreadyCommitted(chunk, *earlier, std::move(result));
+    }
     FORKLIFT_RETURN_IF_ERROR(Exec("COMMIT"));
     return result;
   }
@@ -239,6 +274,25 @@ class PgSink final : public Sink {
 
  private:
   Error Decorate(const Error& e) const { return OnTarget(address_, e); }
+
+  // The result for a chunk that an earlier attempt committed (this attempt rolled back),
+  // as that attempt's writer would have had it: the ledger's row count. A ledger entry of
+  // other source bytes or lines means the source changed under the same load id.
+  Result<ChunkWriteResult> AlreadyCommitted(const Chunk& chunk, const LedgerEntry& earlier,
+                                            ChunkWriteResult result) {
+    if (earlier.checksum != chunk.checksum ||
+        earlier.first_line != static_cast<int64_t>(chunk.first_line) ||
+        earlier.last_line != static_cast<int64_t>(chunk.last_line)) {
+      return FailedPreconditionError(fmt::format(
+          "{}: source changed since load {} committed chunk {} (lines {}-{}, checksum {}; now "
+          "lines {}-{}, checksum {})",
+          chunk.source, spec_.load_id, chunk.number, earlier.first_line, earlier.last_line,
+          earlier.checksum, chunk.first_line, chunk.last_line, chunk.checksum));
+    }
+    result.rows_written = earlier.rows;
+    result.already_committed = true;
+    return result;
+  }
 
   Status Exec(std::string_view sql) {
     auto st = conn_->Exec(sql);
@@ -431,51 +485,7 @@ class PgTarget final : public Target {
       : address_(std::move(address)), spec_(std::move(spec)), conn_(std::move(conn)) {}
 
   Status Check() {
-    const std::string qualified = QuoteQualified(spec_.schema, spec_.table);
-    const std::optional<std::string> p[] = {qualified};
-    auto cols = conn_->Query(
-        "SELECT a.attname, t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
-        "WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped "
-        "ORDER BY a.attnum",
-        p);
-    if (!cols) return tl::unexpected(Decorate(cols.error()));
-    std::vector<std::string> have;
-    std::map<std::string, std::string> type_of;
-    for (const auto& r : *cols) {
-      have.push_back(r[0].value_or(""));
-      type_of[have.back()] = r[1].value_or("");
-    }
-    if (have.empty()) {
-      return FailedPreconditionError(fmt::format("--table {}: no such table in {}",
-                                                 ShownTable(spec_), address_.display));
-    }
-    for (const std::string& c : spec_.columns) {
-      if (std::find(have.begin(), have.end(), c) == have.end()) {
-        return FailedPreconditionError(fmt::format("column '{}' is not in table {} (it has {})",
-                                                   c, ShownTable(spec_), fmt::join(have, ", ")));
-      }
-      types_.push_back(PgTypeFromName(type_of[c]));
-    }
-    if (spec_.upsert) {
-      // ON CONFLICT (key) needs a unique index or constraint on exactly the key's columns.
-      auto idx = conn_->Query(
-          "SELECT array_to_string(ARRAY(SELECT a.attname FROM unnest(i.indkey) k JOIN "
-          "pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k ORDER BY a.attname), "
-          "chr(1)) FROM pg_index i WHERE i.indrelid = to_regclass($1) AND i.indisunique AND "
-          "i.indpred IS NULL AND i.indexprs IS NULL",
-          p);
-      if (!idx) return tl::unexpected(Decorate(idx.error()));
-      std::vector<std::string> sorted = spec_.key;
-      std::sort(sorted.begin(), sorted.end());
-      const std::string want = fmt::format("{}", fmt::join(sorted, "\x01"));
-      for (const auto& r : *idx) unique_key_ = unique_key_ || r[0].value_or("") == want;
-      if (!unique_key_) {
-        return FailedPreconditionError(fmt::format(
-            "--key {}: table {} has no unique index or constraint on exactly these columns, "
-            "which an upsert (ON CONFLICT) needs",
-            fmt::join(spec_.key, ","), ShownTable(spec_)));
-      }
-    }
+    FORKLIFT_ASSIGN_OR_RETURN(table_, ReadPgTable(*conn_, spec_, address_));
     return {};
   }
 
@@ -520,7 +530,7 @@ class PgTarget final : public Target {
   }
 
   Result<std::unique_ptr<Sink>> OpenSink() override {
-    auto sink = std::make_unique<PgSink>(address_, spec_, types_, unique_key_);
+    auto sink = std::make_unique<PgSink>(address_, spec_, table_);
     FORKLIFT_RETURN_IF_ERROR(sink->Connect());
     return std::unique_ptr<Sink>(std::move(sink));
   }
@@ -531,8 +541,7 @@ class PgTarget final : public Target {
   TargetAddress address_;
   TableSpec spec_;
   std::unique_ptr<PgConnection> conn_;
-  std::vector<PgType> types_;  // of spec_.columns: binary COPY when all have a binary form
-  bool unique_key_ = false;    // a unique index on exactly the key (upsert)
+  PgTableInfo table_;  // from Check()
 };
 
 }  // namespace

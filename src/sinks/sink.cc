@@ -11,6 +11,15 @@
 
 namespace forklift::sinks {
 
+std::string ShownTable(const TableSpec& spec) {
+  return spec.schema.empty() ? spec.table : spec.schema + "." + spec.table;
+}
+
+Error OnTarget(const TargetAddress& address, const Error& e) {
+  return Error{e.code, MaskSecret(fmt::format("--to {}: {}", address.display, e.message),
+                                  address.password)};
+}
+
 Result<TargetAddress> ParseTargetAddress(std::string_view to) {
   TargetAddress a;
   if (to.starts_with("sqlite:")) {

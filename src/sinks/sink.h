@@ -36,6 +36,9 @@ struct TableSpec {
   std::string load_id;               // the ledger's load id
 };
 
+// The table as messages name it: "schema.table", or "table" with no schema (unquoted).
+std::string ShownTable(const TableSpec& spec);
+
 // Where a load goes, parsed from --to: "postgres://...", "postgresql://...", a libpq
 // key=value string, or "sqlite:PATH".
 struct TargetAddress {
@@ -49,6 +52,10 @@ struct TargetAddress {
 // InvalidArgument "--to: ..." (password masked) for an address neither kind accepts.
 Result<TargetAddress> ParseTargetAddress(std::string_view to);
 
+// `e` with its message prefixed "--to DISPLAY: " and the address's password masked out:
+// how every error from a statement against the target goes out.
+Error OnTarget(const TargetAddress& address, const Error& e);
+
 // Called with a chunk's rejected rows just before its transaction commits; an error aborts
 // the commit (the transaction rolls back and WriteChunk returns that error). The loader
 // records dead letters here, so that a chunk that commits has its dead letters recorded.
@@ -57,6 +64,11 @@ using BeforeCommit = std::function<Status(std::span<const RejectedRow>)>;
 struct ChunkWriteResult {
   int64_t rows_written = 0;
   std::vector<RejectedRow> rejected;
+  // An earlier attempt of this chunk had committed (its COMMIT's reply was lost and it
+  // became visible only after this attempt began): this attempt rolled back, rows_written
+  // is the ledger's count, and `rejected` is what this attempt had narrowed out, if it got
+  // that far (before_commit may then have seen it).
+  bool already_committed = false;
 };
 
 class Sink {
@@ -69,8 +81,12 @@ class Sink {
   // line where there is one, by bisection otherwise — and returned, and the rest commits.
   // Failure: Unavailable for a transient failure (connection lost, server shutting down,
   // serialization failure, deadlock): nothing of the chunk is known to be committed unless
-  // FindChunk says so after Reconnect. Other errors (no such table, permissions) are not
-  // about one row and fail the chunk; nothing of it commits.
+  // FindChunk says so after Reconnect. An attempt that finds the chunk's ledger row
+  // committed meanwhile by an earlier attempt commits nothing and succeeds with
+  // already_committed (FailedPrecondition when that ledger row is of other source bytes or
+  // lines). Other errors (no such table, permissions; SQLite: a conflict clause or trigger
+  // that rolls the whole transaction back) are not about one row and fail the chunk;
+  // nothing of it commits.
   virtual Result<ChunkWriteResult> WriteChunk(const Chunk& chunk,
                                               const BeforeCommit& before_commit) = 0;
 

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -257,7 +258,12 @@ class SqliteSink final : public Sink {
     insert_.reset();
     ledger_insert_.reset();
     ledger_find_.reset();
-    conn_ = std::move(conn);
+    {
+      // Cancel() may run on another thread at any time: sqlite3_interrupt on the handle
+      // being closed here would be a use after free.
+      std::lock_guard lock(cancel_mu_);
+      conn_ = std::move(conn);
+    }
     return PrepareStatements();
   }
 
@@ -270,7 +276,10 @@ class SqliteSink final : public Sink {
     return r;
   }
 
-  void Cancel() override { sqlite3_interrupt(conn_.db()); }
+  void Cancel() override {
+    std::lock_guard lock(cancel_mu_);
+    sqlite3_interrupt(conn_.db());
+  }
 
  private:
   SqliteSink(TargetAddress address, TableSpec spec, SqliteConn conn)
@@ -314,6 +323,18 @@ class SqliteSink final : public Sink {
       if (rc == SQLITE_DONE) {
         ++result->rows_written;
       } else if (IsRowError(rc)) {
+        // A conflict clause ON CONFLICT ROLLBACK or a trigger's RAISE(ROLLBACK) ends the
+        // whole transaction, not just the statement: the rows before are gone, and the
+        // rows after (and the ledger row) would commit one by one in autocommit mode.
+        if (sqlite3_get_autocommit(conn_.db())) {
+          return FailedPreconditionError(fmt::format(
+              "{}: table {}, line {}: {} ({}) rolled back the whole transaction: the "
+              "table's conflict clause (ON CONFLICT ROLLBACK) or a trigger's "
+              "RAISE(ROLLBACK, ...) does that, and forklift cannot then narrow the bad rows "
+              "out (use ABORT or FAIL there); nothing of this chunk was committed",
+              address_.display, ShownTable(spec_), chunk.rows[i].line,
+              sqlite3_errmsg(conn_.db()), CodeName(rc)));
+        }
         result->rejected.push_back(
             {.row = i, .sqlstate = CodeName(rc), .reason = sqlite3_errmsg(conn_.db())});
       } else {
@@ -325,7 +346,7 @@ class SqliteSink final : public Sink {
 
   Status InsertLedger(const Chunk& chunk, const ChunkWriteResult& result) {
     sqlite3_stmt* s = ledger_insert_.get();
-    const std::string table = spec_.schema.empty() ? spec_.table : spec_.schema + "." + spec_.table;
+    const std::string table = ShownTable(spec_);
     sqlite3_bind_text(s, 1, spec_.load_id.c_str(), -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, chunk.number);
     sqlite3_bind_text(s, 3, chunk.source.c_str(), -1, SQLITE_STATIC);
@@ -346,6 +367,7 @@ class SqliteSink final : public Sink {
 
   TargetAddress address_;
   TableSpec spec_;
+  std::mutex cancel_mu_;  // guards replacing conn_ against Cancel()
   SqliteConn conn_;
   StmtPtr insert_, ledger_insert_, ledger_find_;
   std::vector<CsvField> fields_;
@@ -376,7 +398,7 @@ class SqliteTarget final : public Target {
       types.emplace_back(t ? reinterpret_cast<const char*>(t) : "");
     }
     if (rc != SQLITE_DONE) return tl::unexpected(conn_.Fail("read the table's columns", rc));
-    const std::string shown = spec_.schema.empty() ? spec_.table : spec_.schema + "." + spec_.table;
+    const std::string shown = ShownTable(spec_);
     if (have.empty()) {
       return FailedPreconditionError(
           fmt::format("--table {}: no such table in {}", shown, address_.display));

@@ -2,7 +2,9 @@
 // INSERT (or INSERT .. ON CONFLICT DO UPDATE) per row in input order, so a key repeated in
 // the input ends with its last row; a row SQLite refuses (constraint, STRICT type) fails
 // alone, since SQLite aborts only the failing statement, and the rest of the chunk commits
-// with its ledger row.
+// with its ledger row. Except where the table's conflict clause (ON CONFLICT ROLLBACK) or a
+// trigger (RAISE(ROLLBACK, ...)) rolls the whole transaction back: the chunk then fails
+// with FailedPrecondition naming the table, and nothing of it commits.
 #ifndef FORKLIFT_SINKS_SQLITE_SINK_H_
 #define FORKLIFT_SINKS_SQLITE_SINK_H_
 
