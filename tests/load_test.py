@@ -146,9 +146,9 @@ class LoadTestBase(unittest.TestCase):
 
     # - running forklift
 
-    def forklift(self, *args, timeout=60):
-        p = subprocess.run([FORKLIFT, *args], capture_output=True, env=self.env, cwd=self.dir,
-                           timeout=timeout, stdin=subprocess.DEVNULL)
+    def forklift(self, *args, timeout=60, cwd=None):
+        p = subprocess.run([FORKLIFT, *args], capture_output=True, env=self.env,
+                           cwd=cwd or self.dir, timeout=timeout, stdin=subprocess.DEVNULL)
         return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
 
     def load(self, *args, journal=True, timeout=60):
@@ -619,6 +619,17 @@ class DeadLetterTest(LoadTestBase):
         self.assertEqual(self.ledger_chunks(), s["chunks_committed"])
         self.assertIn("error:", err)
 
+    def test_dlq_list_json_escapes_the_load_id(self):
+        target = self.table("prices", extra=", check (close >= 0)")
+        path, _ = self.bad_file()
+        load_id = 'odd "id" \\ with\ttab'
+        s, err = self.load_json(path, "--to", PG.dsn(), "--table", target, "--load-id", load_id)
+        self.assertEqual(s["load_id"], load_id)
+        rc, out, err = self.forklift("dlq", "list", "--json", "--journal", self.journal)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual([json.loads(line) for line in out.splitlines()],
+                         [{"load_id": load_id, "letters": len(BAD_LINES)}], out)
+
     def test_max_errors_not_exceeded_succeeds(self):
         target = self.table("prices")
         s, err = self.load_json(self.max_errors_file(), "--to", PG.dsn(), "--table", target,
@@ -661,6 +672,18 @@ class BadOptionsTest(LoadTestBase):
         self.assert_usage_error([*base, "--chunk-rows", "0"], "--chunk-rows", one_line=False)
         line = self.assert_usage_error([*base, "--workers", "21"], "--workers", "21", "40")
         self.assertIn("at most 20", line)
+        self.assert_nothing_loaded(target)
+
+    # Bytes COPY refuses in its own options (22021) used to dead-letter every row, exit 0.
+    def test_a_non_ascii_delimiter_or_a_null_that_is_not_utf8_exits_2(self):
+        target = self.table("prices")
+        base = [FILES["small.csv"], "--to", PG.dsn(), "--table", target]
+        line = self.assert_usage_error([*base, "--delimiter", b"\xe9"], "--delimiter")
+        self.assertIn("\\xe9", line)
+        self.assertIn("ASCII", line)
+        line = self.assert_usage_error([*base, "--null", b"N\xffA"], "--null")
+        self.assertIn("N\\xffA", line)
+        self.assertIn("not valid UTF-8", line)
         self.assert_nothing_loaded(target)
 
     def test_cli11_errors_are_one_short_line(self):
@@ -911,6 +934,34 @@ class SqliteTest(LoadTestBase):
         got = self.rows_of(db, "prices")
         self.assertEqual(len(got), e["keys"])
         self.assertEqual(sum(r[6] for r in got), e["upsert_volume_sum"])
+
+    # The ledger records one spelling of each source (its normalised absolute path) and the
+    # load id hashes the parsed table: `./a.csv` then `../a.csv` from a subdirectory, or
+    # `prices_nokey` then `"prices_nokey"`, resume the same load.
+    def test_a_source_or_table_written_differently_resumes(self):
+        db = self.sqlite_db(("prices_nokey", False))
+        d = os.path.join(self.dir, "d")
+        os.makedirs(os.path.join(d, "inner"))
+        shutil.copy(FILES["small.csv"], os.path.join(d, "a.csv"))
+        e = EXPECT["small.csv"]
+
+        def load(src, table, cwd):
+            rc, out, err = self.forklift("load", src, "--to", f"sqlite:{db}", "--table", table,
+                                         "--chunk-rows", "700", "--journal", self.journal,
+                                         "--json", cwd=cwd)
+            self.assertEqual(rc, 0, f"{src} {table}: {out}{err}")
+            return json.loads(out)
+
+        s = load("./a.csv", "prices_nokey", d)
+        self.assertEqual(s["rows_loaded"], e["rows"])
+        for src, table, cwd in (("a.csv", "prices_nokey", d),
+                                ("../a.csv", "prices_nokey", os.path.join(d, "inner")),
+                                ("d/a.csv", '"prices_nokey"', self.dir)):
+            again = load(src, table, cwd)
+            self.assertEqual((again["load_id"], again["status"], again["rows_loaded"],
+                              again["rows_skipped"]),
+                             (s["load_id"], "succeeded", 0, e["rows"]), f"{src} {table}")
+        self.assertEqual(len(self.rows_of(db, "prices_nokey")), e["rows"])
 
     def test_sqlite_sigkill_and_resume(self):
         db = self.sqlite_db(("prices", False), ("ref", False))

@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 #include <stop_token>
 
 #include "cli/commands.h"
@@ -130,7 +131,8 @@ int DlqCommand(const std::vector<std::string>& args) {
       return r.error().code == ErrorCode::kInvalidArgument ? 2 : 1;
     }
     fmt::print("{}: {} pending, {} loaded, {} refused again, {} not a record of the load's "
-               "columns\n", load_id, r->pending, r->loaded, r->rejected, r->unparsable);
+               "columns, {} cut to the size limit (not retryable)\n",
+               load_id, r->pending, r->loaded, r->rejected, r->unparsable, r->truncated);
     return r->loaded == r->pending ? 0 : 1;
   }
   auto journal = journal::Journal::Open(path);
@@ -157,7 +159,10 @@ int DlqCommand(const std::vector<std::string>& args) {
     if (!json) fmt::print("{:<24} {:>8}\n", "LOAD", "LETTERS");
     for (const auto& [id, n] : counts) {
       if (json) {
-        fmt::print("{{\"load_id\":\"{}\",\"letters\":{}}}\n", id, n);
+        // A load id is any text (--load-id): the JSON library escapes it. Invalid UTF-8
+        // becomes U+FFFD rather than an exception.
+        const nlohmann::json line{{"load_id", id}, {"letters", n}};
+        fmt::print("{}\n", line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
       } else {
         fmt::print("{:<24} {:>8}\n", id, n);
       }

@@ -24,6 +24,9 @@ struct Chunker::Builder {
   Chunk chunk;
   sources::Checksum checksum;
   int64_t count = 0;  // rows + rejects
+  int64_t reject_bytes = 0;  // raw bytes the rejects keep: they count toward chunk_bytes
+
+  int64_t bytes() const { return static_cast<int64_t>(chunk.data.size()) + reject_bytes; }
 
   void Note(const CsvRecord& r) {
     if (count == 0 || r.first_line < chunk.first_line) chunk.first_line = r.first_line;
@@ -77,6 +80,18 @@ Result<std::vector<std::string>> ReadHeader(const std::string& path, char delimi
   return names;
 }
 
+std::string TruncatedRejectNote(size_t record_bytes, size_t kept_bytes) {
+  return fmt::format(" (record of {} bytes, first {} kept: not retryable)", record_bytes,
+                     kept_bytes);
+}
+
+bool IsTruncatedReject(std::string_view reason, size_t payload_bytes) {
+  // The second form is what versions before the note said "not retryable" wrote.
+  return reason.ends_with(fmt::format(" bytes, first {} kept: not retryable)", payload_bytes)) ||
+         (reason.find(" (record of ") != std::string_view::npos &&
+          reason.ends_with(fmt::format(" bytes, first {} kept)", payload_bytes)));
+}
+
 Chunker::Chunker(ChunkerOptions options, ReadCounters* counters)
     : options_(std::move(options)), counters_(counters) {
   if (options_.partitions < 1) options_.partitions = 1;
@@ -99,6 +114,7 @@ Status Chunker::Flush(Builder& b, const Emit& emit) {
   b.chunk.data.reserve(out.data.capacity());
   b.checksum.Reset();
   b.count = 0;
+  b.reject_bytes = 0;
   return emit(std::move(out));
 }
 
@@ -149,11 +165,13 @@ Status Chunker::ReadFile(const std::string& path, const Emit& emit,
       ParseReject rj{.line = rec.first_line, .raw = std::string(rec.raw), .reason = std::move(reason)};
       if (rj.raw.size() > options_.max_reject_bytes) {
         rj.raw.resize(options_.max_reject_bytes);
-        rj.reason += fmt::format(" (record of {} bytes, first {} kept)", rec.raw.size(),
-                                 options_.max_reject_bytes);
+        rj.reason += TruncatedRejectNote(rec.raw.size(), options_.max_reject_bytes);
       }
+      b.reject_bytes += static_cast<int64_t>(rj.raw.size());
       b.chunk.parse_rejects.push_back(std::move(rj));
-      if (b.count >= options_.chunk_rows) FORKLIFT_RETURN_IF_ERROR(Flush(b, emit));
+      if (b.count >= options_.chunk_rows || b.bytes() >= options_.chunk_bytes) {
+        FORKLIFT_RETURN_IF_ERROR(Flush(b, emit));
+      }
       continue;
     }
 
@@ -179,7 +197,7 @@ Status Chunker::ReadFile(const std::string& path, const Emit& emit,
     row.size = static_cast<uint32_t>(c.data.size() - row.offset);
     c.data.push_back('\n');
     c.rows.push_back(row);
-    if (b.count >= options_.chunk_rows || static_cast<int64_t>(c.data.size()) >= options_.chunk_bytes) {
+    if (b.count >= options_.chunk_rows || b.bytes() >= options_.chunk_bytes) {
       FORKLIFT_RETURN_IF_ERROR(Flush(b, emit));
     }
   }

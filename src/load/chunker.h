@@ -18,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "forklift/result.h"
@@ -51,6 +52,17 @@ struct ReadCounters {
 // header, an empty file, or an empty or duplicate name.
 Result<std::vector<std::string>> ReadHeader(const std::string& path, char delimiter,
                                             size_t max_record_bytes);
+
+// The note appended to the reason of a reject whose raw text was cut to max_reject_bytes:
+// " (record of N bytes, first M kept: not retryable)". A cut record may still split into
+// the right number of fields (the cut fell inside its last field), so `dlq retry` must
+// never load it.
+std::string TruncatedRejectNote(size_t record_bytes, size_t kept_bytes);
+
+// Whether a dead letter with this reason and a payload of this size is a cut record: its
+// reason ends with TruncatedRejectNote(..., payload_bytes), or with the
+// " (record of N bytes, first M kept)" that earlier versions wrote. Pure.
+bool IsTruncatedReject(std::string_view reason, size_t payload_bytes);
 
 class Chunker {
  public:

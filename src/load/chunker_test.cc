@@ -228,5 +228,39 @@ TEST(ChunkerTest, ReadHeaderNamesTheFileForEmptyOrDuplicateHeaders) {
   EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
 }
 
+// Each reject keeps its raw text (up to max_reject_bytes) until its chunk commits, so rejects
+// count toward chunk_bytes like rows: a wrong --delimiter on long rows must not hold
+// chunk_rows x 1 MiB in one chunk.
+TEST(ChunkerTest, RejectedRecordsCountTowardChunkBytes) {
+  TempDir dir;
+  const std::string bad(100, 'x');  // one field where two are expected
+  std::string data = "k,v\n";
+  for (int i = 0; i < 10; ++i) data += bad + "\n";
+  std::string path = dir.Write("a.csv", data);
+  ReadCounters counters;
+  ChunkerOptions o = Opts(1000);
+  o.chunk_bytes = 250;
+  Chunker chunker(o, &counters);
+  Collected out;
+  ASSERT_TRUE(chunker.ReadFile(path, out.emit(), nullptr));
+  ASSERT_EQ(out.chunks.size(), 4u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(out.chunks[i].parse_rejects.size(), 3u) << i;
+    EXPECT_TRUE(out.chunks[i].rows.empty());
+  }
+  EXPECT_EQ(out.chunks[3].parse_rejects.size(), 1u);
+  EXPECT_EQ(out.chunks[1].first_line, 5u);
+
+  // Rows and rejects of one chunk count together.
+  data = "k,v\n";
+  for (int i = 0; i < 4; ++i) data += bad + "\nk," + std::string(98, '1') + "\n";
+  path = dir.Write("b.csv", data);
+  Chunker mixed(o, &counters);
+  Collected out2;
+  ASSERT_TRUE(mixed.ReadFile(path, out2.emit(), nullptr));
+  ASSERT_EQ(out2.chunks.size(), 3u);
+  EXPECT_EQ(out2.chunks[0].parse_rejects.size() + out2.chunks[0].rows.size(), 3u);
+}
+
 }  // namespace
 }  // namespace forklift::load

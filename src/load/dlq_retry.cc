@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "journal/journal.h"
+#include "load/chunker.h"
 #include "sinks/pg_dsn.h"
 #include "sinks/sink.h"
 #include "sources/checksum.h"
@@ -71,6 +72,12 @@ Result<DlqRetryResult> RetryDeadLetters(const std::string& journal_path,
   // ledger row on the next run; a letter refused again has one attempt more, so its next
   // retry is a new chunk. Dead letters are few; a transaction each is cheap enough.
   for (const journal::DeadLetter& d : pending) {
+    // A record cut to the reject size limit may still split into the right number of
+    // fields (the cut fell in its last field): loading it would store a shortened value.
+    if (d.code == ErrorCode::kDataLoss || IsTruncatedReject(d.reason, d.payload.size())) {
+      ++result.truncated;
+      continue;
+    }
     std::string reason = sources::SplitCsvRecord(d.payload, spec.delimiter, &fields, &scratch);
     if (!reason.empty() || fields.size() != spec.columns.size()) {
       ++result.unparsable;

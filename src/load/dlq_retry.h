@@ -15,11 +15,15 @@ struct DlqRetryResult {
   uint64_t loaded = 0;       // now loaded (marked retried)
   uint64_t rejected = 0;     // refused again (their reason is updated; still pending)
   uint64_t unparsable = 0;   // not a record of the load's columns (left pending)
+  uint64_t truncated = 0;    // cut to the reject size limit: never retried (left pending;
+                             // their reason says "not retryable")
 };
 
 // Retries each letter in its own transaction with its own ledger row (load id LOAD_ID +
 // "/dlq", chunk = the letter's id and attempts), so a retry interrupted after a commit does
-// not load a row twice, and a letter refused again is retried afresh next time.
+// not load a row twice, and a letter refused again is retried afresh next time. A letter
+// whose record was cut to the reject size limit (IsTruncatedReject) is not retried: it
+// is counted in `truncated` and stays pending.
 // `to` overrides the recorded target (needed when the load's DSN had a password, which is
 // never stored). Failure: NotFound (no such load in the journal), InvalidArgument (no
 // recorded configuration, or a password-protected target without `to`), the target's

@@ -3,16 +3,57 @@
 #include <fmt/format.h>
 #include <sys/stat.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 
+#include "sinks/pg_dsn.h"
 #include "sources/checksum.h"
 
 namespace forklift::load {
+namespace {
 
-Result<std::string> ComputeLoadId(const LoadOptions& o, const std::string& target_identity,
-                                  const std::vector<std::string>& columns, int partitions) {
+// One part of a table name as ParseQualifiedName reads it back to the same identifier:
+// unquoted where it can be (so a name typed in lower case, the common spelling, hashes as
+// it did before names were canonicalised), else quoted.
+std::string CanonicalPart(std::string_view part) {
+  bool plain = !part.empty();
+  for (unsigned char c : part) {
+    if (c == '"' || c == '.' || (c >= 'A' && c <= 'Z') || std::isspace(c) || std::iscntrl(c)) {
+      plain = false;
+      break;
+    }
+  }
+  if (plain) return std::string(part);
+  std::string out = "\"";
+  for (char c : part) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + '"';
+}
+
+}  // namespace
+
+std::string SourceIdentity(const std::string& path) {
+  std::error_code ec;
+  auto abs = std::filesystem::absolute(path, ec);
+  return ec ? path : abs.lexically_normal().string();
+}
+
+Result<std::string> TableIdentity(std::string_view table) {
+  FORKLIFT_ASSIGN_OR_RETURN(auto parts, sinks::ParseQualifiedName(table));
+  if (parts.first.empty()) return CanonicalPart(parts.second);
+  return CanonicalPart(parts.first) + "." + CanonicalPart(parts.second);
+}
+
+namespace {
+
+// The hash over everything, with the table as `table` spells it.
+Result<std::string> HashLoad(const LoadOptions& o, const std::string& target_identity,
+                             const std::vector<std::string>& columns, int partitions,
+                             const std::string& table) {
   sources::Checksum h;
   // Each field ends with a NUL so that no two different inputs concatenate alike.
   auto add = [&](std::string_view s) {
@@ -25,14 +66,12 @@ Result<std::string> ComputeLoadId(const LoadOptions& o, const std::string& targe
     if (::stat(src.c_str(), &st) != 0) {
       return NotFoundError(fmt::format("{}: {}", src, std::strerror(errno)));
     }
-    std::error_code ec;
-    auto abs = std::filesystem::absolute(src, ec);
-    add(ec ? src : abs.lexically_normal().string());
+    add(SourceIdentity(src));
     add(std::to_string(st.st_size));
     add(fmt::format("{}.{:09}", st.st_mtim.tv_sec, st.st_mtim.tv_nsec));
   }
   add(target_identity);
-  add(o.table);
+  add(table);
   add(o.upsert ? "upsert" : "insert");
   for (const std::string& k : o.key) add(k);
   add("|");
@@ -45,6 +84,14 @@ Result<std::string> ComputeLoadId(const LoadOptions& o, const std::string& targe
   add(std::to_string(o.chunk_bytes));
   add(std::to_string(partitions));
   return "load-" + h.Hex();
+}
+
+}  // namespace
+
+Result<std::string> ComputeLoadId(const LoadOptions& o, const std::string& target_identity,
+                                  const std::vector<std::string>& columns, int partitions) {
+  FORKLIFT_ASSIGN_OR_RETURN(std::string table, TableIdentity(o.table));
+  return HashLoad(o, target_identity, columns, partitions, table);
 }
 
 }  // namespace forklift::load

@@ -4,6 +4,7 @@
 #define FORKLIFT_LOAD_LOAD_ID_H_
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "forklift/result.h"
@@ -11,11 +12,23 @@
 
 namespace forklift::load {
 
-// "load-" + 16 hex digits of a hash over the sources (absolute path, size, mtime), the
+// A source as the ledger, the dead letters and the load id know it: its absolute path,
+// lexically normalised (`./a.csv`, `a.csv` and `d/../a.csv` from the same directory are
+// one source; symbolic links are not resolved). `path` itself if the working directory
+// cannot be read.
+std::string SourceIdentity(const std::string& path);
+
+// The table as ParseQualifiedName reads it, written back canonically: `prices`, `"prices"`
+// and `PRICES` give `prices`; `"My T"` gives `"My T"`; `s.t` keeps its schema. Failure:
+// ParseQualifiedName's InvalidArgument naming the value.
+Result<std::string> TableIdentity(std::string_view table);
+
+// "load-" + 16 hex digits of a hash over the sources (SourceIdentity, size, mtime), the
 // target's identity (host, port, database, user or SQLite file: never the password), the
-// table, the mode, the key, the columns, the CSV dialect and the chunking (rows, bytes,
+// table (TableIdentity), the mode, the key, the columns, the CSV dialect and the chunking (rows, bytes,
 // partitions), so that a rerun of the same command finds its ledger rows, and any change
-// that would chunk differently starts a new load. NotFound naming a source it cannot stat.
+// that would chunk differently starts a new load. NotFound naming a source it cannot stat;
+// InvalidArgument for a table name that does not parse.
 Result<std::string> ComputeLoadId(const LoadOptions& options, const std::string& target_identity,
                                   const std::vector<std::string>& columns, int partitions);
 

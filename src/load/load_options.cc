@@ -8,7 +8,25 @@
 #include <limits>
 #include <set>
 
+#include "sources/utf8.h"
+
 namespace forklift::load {
+namespace {
+
+// `s` for a one-line message: printable ASCII as is, other bytes as \xNN.
+std::string Escaped(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      out += fmt::format("\\x{:02x}", c);
+    }
+  }
+  return out;
+}
+
+}  // namespace
 
 Status ValidateLoadOptions(const LoadOptions& o) {
   if (o.sources.empty()) return InvalidArgumentError("load: no input files (forklift load FILE... --to TARGET --table TABLE)");
@@ -21,6 +39,16 @@ Status ValidateLoadOptions(const LoadOptions& o) {
   }
   if (o.to.empty()) return InvalidArgumentError("--to is required (postgres://... or sqlite:PATH)");
   if (o.table.empty()) return InvalidArgumentError("--table is required");
+  // Both are written into the journal's JSON (and the summary's): JSON text is UTF-8.
+  if (!sources::IsValidUtf8(o.table)) {
+    return InvalidArgumentError(fmt::format("--table '{}': not valid UTF-8 ({})",
+                                            Escaped(o.table), sources::Utf8ErrorReason(o.table)));
+  }
+  if (!sources::IsValidUtf8(o.load_id)) {
+    return InvalidArgumentError(fmt::format("--load-id '{}': not valid UTF-8 ({})",
+                                            Escaped(o.load_id),
+                                            sources::Utf8ErrorReason(o.load_id)));
+  }
   if (o.workers < 0) return InvalidArgumentError(fmt::format("--workers {}: must be >= 1", o.workers));
   if (o.chunk_rows < 1) {
     return InvalidArgumentError(fmt::format("--chunk-rows {}: must be >= 1", o.chunk_rows));
@@ -36,6 +64,13 @@ Status ValidateLoadOptions(const LoadOptions& o) {
   }
   if (o.delimiter == '"' || o.delimiter == '\r' || o.delimiter == '\n') {
     return InvalidArgumentError("--delimiter: cannot be a quote, CR or LF");
+  }
+  // The delimiter and the NULL string travel in COPY's options, which the server checks
+  // against the database encoding: a non-ASCII byte fails the statement (22021), and then
+  // every row of every chunk would be dead-lettered.
+  if (static_cast<unsigned char>(o.delimiter) >= 0x80) {
+    return InvalidArgumentError(
+        fmt::format("--delimiter '{}': must be an ASCII character", Escaped({&o.delimiter, 1})));
   }
   if (o.upsert && o.key.empty()) {
     return InvalidArgumentError("--mode upsert needs --key COLUMN[,COLUMN...]");
@@ -64,6 +99,11 @@ Status ValidateLoadOptions(const LoadOptions& o) {
       o.null_string.find(o.delimiter) != std::string::npos) {
     return InvalidArgumentError(
         "--null: cannot contain the delimiter, a quote, CR or LF");
+  }
+  if (!sources::IsValidUtf8(o.null_string)) {
+    return InvalidArgumentError(fmt::format("--null '{}': not valid UTF-8 ({})",
+                                            Escaped(o.null_string),
+                                            sources::Utf8ErrorReason(o.null_string)));
   }
   return {};
 }

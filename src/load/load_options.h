@@ -39,8 +39,9 @@ struct LoadOptions {
 };
 
 // InvalidArgument naming the option for values out of range: no sources, empty --to or
-// --table, --workers < 0, --chunk-rows/--chunk-bytes < 1, upsert without --key, a key not
-// among --columns, a delimiter that is '"', CR or LF, duplicate column names,
+// --table, a --table or --load-id that is not valid UTF-8, --workers < 0, --chunk-rows/--chunk-bytes < 1, upsert without --key, a key not
+// among --columns, a delimiter that is '"', CR, LF or not ASCII, a --null that holds the
+// delimiter, a quote, CR or LF or is not valid UTF-8, duplicate column names,
 // --max-errors < 0.
 Status ValidateLoadOptions(const LoadOptions& options);
 

@@ -62,6 +62,8 @@ TEST(LoadOptionsTest, ValidationNamesTheOption) {
        "--key c: not among --columns"},
       {[](LoadOptions& o) { o.max_errors = -1; }, "--max-errors -1"},
       {[](LoadOptions& o) { o.null_string = "a,b"; }, "--null"},
+      {[](LoadOptions& o) { o.load_id = "id\xff"; }, "--load-id 'id\\xff': not valid UTF-8"},
+      {[](LoadOptions& o) { o.table = "t\xc3"; }, "--table 't\\xc3': not valid UTF-8"},
   };
   for (const Case& c : cases) {
     LoadOptions o = Valid();
@@ -71,6 +73,31 @@ TEST(LoadOptionsTest, ValidationNamesTheOption) {
     EXPECT_EQ(st.error().code, ErrorCode::kInvalidArgument);
     EXPECT_THAT(st.error().message, HasSubstr(c.expect));
   }
+}
+
+// Bytes PostgreSQL's COPY refuses in its own options (22021) would otherwise dead-letter
+// every row of a load that then exits 0.
+TEST(LoadOptionsTest, RefusesANonAsciiDelimiterAndANullThatIsNotUtf8) {
+  LoadOptions o = Valid();
+  o.delimiter = static_cast<char>(0xE9);  // latin-1 e-acute
+  auto st = ValidateLoadOptions(o);
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_THAT(st.error().message, HasSubstr("--delimiter '\\xe9'"));
+  EXPECT_THAT(st.error().message, HasSubstr("ASCII"));
+
+  o = Valid();
+  o.null_string = "N\xff" "A";
+  st = ValidateLoadOptions(o);
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_THAT(st.error().message, HasSubstr("--null 'N\\xffA'"));
+  EXPECT_THAT(st.error().message, HasSubstr("UTF-8"));
+
+  o = Valid();
+  o.null_string = "\xc3\xa9";  // valid UTF-8 is fine
+  o.delimiter = '|';
+  EXPECT_TRUE(ValidateLoadOptions(o));
 }
 
 }  // namespace

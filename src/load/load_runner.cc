@@ -5,11 +5,14 @@
 
 #include <atomic>
 #include <chrono>
+#include <exception>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -85,13 +88,15 @@ std::vector<journal::DeadLetter> DeadLetters(const std::string& load_id, const C
   std::vector<journal::DeadLetter> out;
   out.reserve(chunk.parse_rejects.size() + rejected.size());
   for (const auto& p : chunk.parse_rejects) {
+    // DataLoss marks a record cut to the reject size limit: `dlq retry` refuses it.
     out.push_back({.run_id = load_id,
                    .key = fmt::format("{}:{}", chunk.source, p.line),
                    .source = chunk.source,
                    .position = fmt::format("line {}", p.line),
                    .payload = p.raw,
                    .reason = p.reason,
-                   .code = ErrorCode::kInvalidArgument,
+                   .code = IsTruncatedReject(p.reason, p.raw.size()) ? ErrorCode::kDataLoss
+                                                                     : ErrorCode::kInvalidArgument,
                    .attempts = 1});
   }
   for (const RejectedRow& r : rejected) {
@@ -120,15 +125,26 @@ class Writer {
 
   sinks::Sink& sink() { return *sink_; }
 
+  // Never throws: an exception (std::bad_alloc, a sink's) fails the load naming it, and
+  // discards the queue, so that the reader never blocks on a queue nobody drains.
   void Run(const LoadStops& stops) {
     const std::stop_token& force = stops.force;
-    while (std::optional<Chunk> chunk = queue_->Pop()) {
-      // After a stop, queued chunks are drained, not written: never committed, a rerun
-      // loads them.
-      if (shared_->stopped() || stops.graceful.stop_requested() || force.stop_requested()) {
-        continue;
+    std::string where = "before its first chunk";
+    try {
+      while (std::optional<Chunk> chunk = queue_->Pop()) {
+        // After a stop, queued chunks are drained, not written: never committed, a rerun
+        // loads them.
+        if (shared_->stopped() || stops.graceful.stop_requested() || force.stop_requested()) {
+          continue;
+        }
+        where = fmt::format("chunk {} ({} lines {}-{})", chunk->number, chunk->source,
+                            chunk->first_line, chunk->last_line);
+        Write(*chunk, force);
       }
-      Write(*chunk, force);
+    } catch (const std::exception& e) {
+      Abandon(where, e.what());
+    } catch (...) {
+      Abandon(where, "an exception that is not a std::exception");
     }
   }
 
@@ -181,6 +197,14 @@ class Writer {
     }
   }
 
+  void Abandon(const std::string& where, std::string_view what) {
+    shared_->Fail(Error{ErrorCode::kInternal,
+                        fmt::format("{}: writer stopped by an exception: {}; committed chunks "
+                                    "stay committed, rerun to resume",
+                                    where, what)});
+    queue_->Discard();
+  }
+
   void Committed(uint64_t rows, uint64_t rejected) {
     counters_->rows_loaded.fetch_add(rows, std::memory_order_relaxed);
     counters_->chunks_committed.fetch_add(1, std::memory_order_relaxed);
@@ -211,6 +235,30 @@ nlohmann::json ConfigJson(const LoadOptions& o, const sinks::TargetAddress& addr
       {"chunk_rows", o.chunk_rows},
   };
 }
+
+// Whether the ledger's `recorded` source is the chunk's `now` (a SourceIdentity). Earlier
+// versions recorded the path as typed; a relative one is matched by its file name (its
+// working directory is not known), the chunk's checksum and lines still being verified.
+bool SameSource(const std::string& recorded, const std::string& now) {
+  if (recorded == now) return true;
+  const std::filesystem::path r(recorded);
+  return r.is_relative() && r.filename() == std::filesystem::path(now).filename();
+}
+
+// Closes the queues however reading ends (an exception included): a writer blocked in Pop
+// on an open queue would keep the task group's destructor waiting forever.
+class CloseOnExit {
+ public:
+  explicit CloseOnExit(std::vector<std::unique_ptr<ChunkQueue>>& queues) : queues_(queues) {}
+  ~CloseOnExit() {
+    for (auto& q : queues_) q->Close();
+  }
+  CloseOnExit(const CloseOnExit&) = delete;
+  CloseOnExit& operator=(const CloseOnExit&) = delete;
+
+ private:
+  std::vector<std::unique_ptr<ChunkQueue>>& queues_;
+};
 
 }  // namespace
 
@@ -252,6 +300,9 @@ Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, 
   FORKLIFT_RETURN_IF_ERROR(ValidateLoadOptions(options));
   FORKLIFT_ASSIGN_OR_RETURN(sinks::TargetAddress address, sinks::ParseTargetAddress(options.to));
   FORKLIFT_ASSIGN_OR_RETURN(auto qualified, sinks::ParseQualifiedName(options.table));
+  // What the ledger and the dead letters record: one spelling per source.
+  std::vector<std::string> sources;
+  for (const std::string& src : options.sources) sources.push_back(SourceIdentity(src));
 
   // The columns: --columns, else the first file's header.
   std::vector<std::string> header;
@@ -296,7 +347,8 @@ Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, 
                         .null_string = options.null_string,
                         .load_id = load_id};
   FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<sinks::Target> target,
-                            sinks::Target::Open(address, spec));
+                            io.open_target ? io.open_target(address, spec)
+                                           : sinks::Target::Open(address, spec));
   FORKLIFT_ASSIGN_OR_RETURN(int max_workers, target->MaxWorkers());
   if (!sqlite && workers > max_workers) {
     return InvalidArgumentError(fmt::format(
@@ -360,9 +412,14 @@ Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, 
   });
   {
     TaskGroup group(*executor);
+    CloseOnExit close_queues(queues);  // destroyed first: before the group waits
     for (auto& w : writers) {
       Writer* writer = w.get();
-      (void)group.Run([writer, &stops] { writer->Run(stops); });
+      Status st = group.Run([writer, &stops] { writer->Run(stops); });
+      if (!st) {  // a writer that never runs would leave its queue full
+        shared.Fail(st.error());
+        for (auto& q : queues) q->Discard();
+      }
     }
 
     ChunkerOptions copts{.partitions = partitions,
@@ -376,11 +433,14 @@ Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, 
                          .max_record_bytes = static_cast<size_t>(options.max_record_bytes)};
     Chunker chunker(copts, &rcounters);
     auto stop = [&] { return shared.stopped() || stops.graceful.stop_requested(); };
+    std::set<int64_t> seen;  // ledger entries matched to a chunk of the sources
     auto emit = [&](Chunk&& chunk) -> Status {
+      if (io.chunk_read) io.chunk_read(chunk);
       auto it = committed.find(chunk.number);
       if (it != committed.end()) {
         const LedgerEntry& e = it->second;
-        if (e.checksum != chunk.checksum || e.source != chunk.source ||
+        seen.insert(chunk.number);
+        if (e.checksum != chunk.checksum || !SameSource(e.source, chunk.source) ||
             e.first_line != static_cast<int64_t>(chunk.first_line) ||
             e.last_line != static_cast<int64_t>(chunk.last_line)) {
           return FailedPreconditionError(fmt::format(
@@ -397,16 +457,38 @@ Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, 
       queues[q]->Push(std::move(chunk));
       return {};
     };
-    for (const std::string& src : options.sources) {
-      if (stop()) break;
-      Status st = chunker.ReadFile(src, emit, stop);
-      if (!st) {
-        shared.Fail(st.error());
-        break;
+    std::string reading = sources[0];
+    try {
+      for (const std::string& src : sources) {
+        if (stop()) break;
+        reading = src;
+        Status st = chunker.ReadFile(src, emit, stop);
+        if (!st) {
+          shared.Fail(st.error());
+          break;
+        }
       }
+      // Every chunk the ledger holds must still be in the sources: one cut at a chunk
+      // boundary would otherwise "resume" to success with rows the source no longer has.
+      if (!stop()) {
+        for (const auto& [number, e] : committed) {
+          if (seen.count(number)) continue;
+          shared.Fail(Error{
+              ErrorCode::kFailedPrecondition,
+              fmt::format("{}: source changed since load {} committed chunk {} (lines {}-{}, "
+                          "{} rows): the sources now end before it; not resuming",
+                          e.source, load_id, number, e.first_line, e.last_line, e.rows)});
+          break;
+        }
+      }
+    } catch (const std::exception& e) {
+      shared.Fail(Error{ErrorCode::kInternal,
+                        fmt::format("reading {}: stopped by an exception: {}", reading, e.what())});
+    } catch (...) {
+      shared.Fail(Error{ErrorCode::kInternal,
+                        fmt::format("reading {}: stopped by an exception that is not a "
+                                    "std::exception", reading)});
     }
-    for (auto& q : queues) q->Close();
-    group.Wait();
   }
   executor->Shutdown();
   progress.Stop();

@@ -7,11 +7,14 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <functional>
+#include <memory>
 #include <stop_token>
 #include <string>
 
 #include "forklift/result.h"
 #include "load/load_options.h"
+#include "sinks/sink.h"
 
 namespace forklift::load {
 
@@ -26,6 +29,14 @@ struct LoadStops {
 struct LoadIo {
   FILE* out = stdout;  // --json summary
   FILE* err = stderr;  // progress, the human summary, warnings
+
+  // Seams for tests (faults injected where no real input can cause them); empty means the
+  // real behaviour. open_target replaces sinks::Target::Open. chunk_read is called on the
+  // reading thread with each chunk read, before it is matched against the ledger.
+  std::function<Result<std::unique_ptr<sinks::Target>>(const sinks::TargetAddress&,
+                                                       const sinks::TableSpec&)>
+      open_target;
+  std::function<void(const sinks::Chunk&)> chunk_read;
 };
 
 struct LoadSummary {
@@ -57,10 +68,14 @@ struct LoadSummary {
 // Runs the load to its end. An error return means nothing was loaded: bad options, a
 // source or header that cannot be read, a target that cannot be reached or lacks the
 // table, too many workers; it names the option, file or value. Otherwise the summary says
-// how it ended: failed (a source changed since the ledger's chunks were committed:
-// FailedPrecondition naming the file and chunk; a fatal database error; --max-errors
-// exceeded) or cancelled (a stop) keep every committed chunk, and rerunning the same
-// command resumes. Not thread-safe with itself on the same io.
+// how it ended: failed (a source changed since the ledger's chunks were committed, or
+// ends before a chunk the ledger holds: FailedPrecondition naming the file and chunk; a
+// fatal database error; --max-errors exceeded; an exception in a writer or the reader:
+// Internal naming it) or cancelled (a stop) keep every committed chunk, and rerunning the
+// same command resumes. Sources are recorded (ledger, dead letters) by SourceIdentity, so
+// `./a.csv` and `a.csv` resume each other; ledgers of earlier versions, which hold the path
+// as typed, are matched by file name when that path is relative. Not thread-safe with
+// itself on the same io.
 Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, LoadIo io);
 
 }  // namespace forklift::load

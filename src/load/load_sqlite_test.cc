@@ -3,10 +3,15 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <fstream>
+#include <map>
+#include <stdexcept>
 #include <string>
 
 #include "journal/journal.h"
+#include "load/chunker.h"
 #include "load/dlq_retry.h"
+#include "load/load_id.h"
 #include "load/load_runner.h"
 #include "load/load_test_util.h"
 
@@ -44,6 +49,63 @@ class Db {
  private:
   sqlite3* db_ = nullptr;
 };
+
+// The real target, whose sinks throw from WriteChunk at chunk `throw_at`: how a writer's
+// std::bad_alloc or std::stoll exception reaches the loader.
+class ThrowingSink : public sinks::Sink {
+ public:
+  ThrowingSink(std::unique_ptr<sinks::Sink> real, int64_t throw_at)
+      : real_(std::move(real)), throw_at_(throw_at) {}
+  Result<sinks::ChunkWriteResult> WriteChunk(const sinks::Chunk& chunk,
+                                             const sinks::BeforeCommit& before_commit) override {
+    if (chunk.number == throw_at_) throw std::runtime_error("injected fault");
+    return real_->WriteChunk(chunk, before_commit);
+  }
+  Status Reconnect() override { return real_->Reconnect(); }
+  Result<std::optional<sinks::LedgerEntry>> FindChunk(int64_t chunk) override {
+    return real_->FindChunk(chunk);
+  }
+
+ private:
+  std::unique_ptr<sinks::Sink> real_;
+  int64_t throw_at_;
+};
+
+class ThrowingTarget : public sinks::Target {
+ public:
+  ThrowingTarget(std::unique_ptr<sinks::Target> real, int64_t throw_at)
+      : real_(std::move(real)), throw_at_(throw_at) {}
+  const sinks::TargetAddress& address() const override { return real_->address(); }
+  Result<int> MaxWorkers() override { return real_->MaxWorkers(); }
+  Status EnsureLedger() override { return real_->EnsureLedger(); }
+  Result<std::vector<sinks::LedgerEntry>> CommittedChunks() override {
+    return real_->CommittedChunks();
+  }
+  Result<std::unique_ptr<sinks::Sink>> OpenSink() override {
+    FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<sinks::Sink> sink, real_->OpenSink());
+    return std::make_unique<ThrowingSink>(std::move(sink), throw_at_);
+  }
+
+ private:
+  std::unique_ptr<sinks::Target> real_;
+  int64_t throw_at_;
+};
+
+LoadIo ThrowingAt(int64_t chunk) {
+  return {.out = nullptr,
+          .err = nullptr,
+          .open_target = [chunk](const sinks::TargetAddress& a, const sinks::TableSpec& spec)
+              -> Result<std::unique_ptr<sinks::Target>> {
+            FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<sinks::Target> t, sinks::Target::Open(a, spec));
+            return std::make_unique<ThrowingTarget>(std::move(t), chunk);
+          }};
+}
+
+std::string Rows(int n) {
+  std::string data = "symbol,date,close\n";
+  for (int i = 0; i < n; ++i) data += "S" + std::to_string(i) + ",d," + std::to_string(i) + "\n";
+  return data;
+}
 
 class LoadSqliteTest : public ::testing::Test {
  protected:
@@ -233,6 +295,115 @@ TEST_F(LoadSqliteTest, RefusesMoreThanOneWriterAndNamesMissingTablesAndColumns) 
   r = RunLoad(o, {}, {.out = nullptr, .err = nullptr});
   ASSERT_FALSE(r);
   EXPECT_THAT(r.error().message, HasSubstr("missing.csv"));
+}
+
+TEST_F(LoadSqliteTest, AnExceptionInAWriterFailsTheLoadAndARerunLoadsTheRest) {
+  std::string f = dir_.Write("p.csv", Rows(9));
+  LoadOptions o = Options({f});
+  auto r = RunLoad(o, {}, ThrowingAt(1));
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ(r->status, "failed");
+  EXPECT_THAT(r->error, HasSubstr("Internal"));
+  EXPECT_THAT(r->error, HasSubstr("chunk 1 (" + f + " lines 5-7): writer stopped by an "
+                                  "exception: injected fault"));
+  EXPECT_LT(r->rows_loaded, 9u);
+  LoadSummary again = Run(o);
+  EXPECT_EQ(again.status, "succeeded");
+  EXPECT_EQ(again.rows_loaded + again.rows_skipped, 9u);
+  EXPECT_EQ(Db(db_path_).Query("SELECT count(*), sum(close) FROM prices"), "9|36.0\n");
+}
+
+// Upsert routes chunks to their writer's own queue: a dead writer must not leave the reader
+// blocked on it (the load used to hang here).
+TEST_F(LoadSqliteTest, AnExceptionInAnUpsertWriterFailsTheLoadWithoutHanging) {
+  std::string f = dir_.Write("p.csv", Rows(20));
+  LoadOptions o = Options({f});
+  o.upsert = true;
+  o.key = {"symbol", "date"};
+  o.chunk_rows = 1;  // more chunks than the queue holds
+  auto r = RunLoad(o, {}, ThrowingAt(0));
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ(r->status, "failed");
+  EXPECT_THAT(r->error, HasSubstr("injected fault"));
+  EXPECT_EQ(r->rows_loaded, 0u);
+}
+
+// An exception on the reading side (here from the chunk_read seam) fails the load and the
+// writers end (they used to wait in Pop on queues nobody closed).
+TEST_F(LoadSqliteTest, AnExceptionWhileReadingFailsTheLoadWithoutHanging) {
+  std::string f = dir_.Write("p.csv", Rows(20));
+  LoadOptions o = Options({f});
+  LoadIo io{.out = nullptr, .err = nullptr};
+  io.chunk_read = [](const sinks::Chunk& c) {
+    if (c.number == 2) throw std::length_error("injected read fault");
+  };
+  auto r = RunLoad(o, {}, io);
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ(r->status, "failed");
+  EXPECT_THAT(r->error, HasSubstr("reading " + f + ": stopped by an exception: injected read fault"));
+  EXPECT_LE(r->rows_loaded, 6u);
+  EXPECT_EQ(Run(o).status, "succeeded");
+  EXPECT_EQ(Db(db_path_).Query("SELECT count(*) FROM prices"), "20\n");
+}
+
+// A source cut exactly at a chunk boundary has no chunk whose checksum could differ: the
+// ledger's chunks past its end must still stop the resume.
+TEST_F(LoadSqliteTest, ASourceCutAtAChunkBoundaryUnderTheSameLoadIdFails) {
+  std::string f = dir_.Write("p.csv", Rows(9));
+  LoadOptions o = Options({f});
+  o.load_id = "fixed";
+  EXPECT_EQ(Run(o).status, "succeeded");
+  dir_.Write("p.csv", Rows(6));  // chunks 0 and 1 as before; chunk 2 is gone
+  LoadSummary s = Run(o);
+  EXPECT_EQ(s.status, "failed");
+  EXPECT_THAT(s.error, HasSubstr("FailedPrecondition"));
+  EXPECT_THAT(s.error, HasSubstr(f + ": source changed since load fixed committed chunk 2 "
+                                 "(lines 8-10, 3 rows): the sources now end before it"));
+  EXPECT_EQ(s.chunks_skipped, 2u);
+  // Loading it all again (the same sources) is still fine.
+  dir_.Write("p.csv", Rows(9));
+  EXPECT_EQ(Run(o).status, "succeeded");
+}
+
+// A record over the reject size limit is kept cut; if the cut falls inside its last field,
+// it still has the right number of fields, and a retry would load the shortened value.
+TEST_F(LoadSqliteTest, DlqRetryRefusesARecordCutToTheRejectSizeLimit) {
+  Db(db_path_).Exec("CREATE TABLE notes(symbol TEXT PRIMARY KEY, date TEXT, note TEXT)");
+  const std::string long_note(1200 * 1024, 'n');  // over the 1 MiB kept of a reject
+  std::string f = dir_.Write("n.csv", "symbol,date,note\nA,d1,ok\nB,d1," + long_note +
+                                          ",extra\nC,d1,ok\n");
+  LoadOptions o = Options({f});
+  o.table = "notes";
+  LoadSummary s = Run(o);
+  EXPECT_EQ(s.status, "succeeded");
+  EXPECT_EQ(s.rows_rejected, 1u);
+  auto j = journal::Journal::Open(o.journal_path);
+  ASSERT_TRUE(j);
+  auto letters = (*j)->ListDeadLetters(s.load_id, false);
+  ASSERT_TRUE(letters);
+  ASSERT_EQ(letters->size(), 1u);
+  EXPECT_EQ((*letters)[0].payload.size(), size_t{1} << 20);
+  EXPECT_THAT((*letters)[0].reason, HasSubstr("expected 3 fields, found 4"));
+  EXPECT_THAT((*letters)[0].reason, HasSubstr("kept: not retryable)"));
+  EXPECT_EQ((*letters)[0].code, ErrorCode::kDataLoss);
+
+  auto r = RetryDeadLetters(o.journal_path, s.load_id, "");
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ(r->pending, 1u);
+  EXPECT_EQ(r->loaded, 0u);
+  EXPECT_EQ(r->truncated, 1u);
+  EXPECT_EQ(Db(db_path_).Query("SELECT symbol FROM notes ORDER BY 1"), "A\nC\n");
+  EXPECT_EQ((*j)->ListDeadLetters(s.load_id, false)->size(), 1u) << "still pending";
+}
+
+// Letters of earlier versions carry "(record of N bytes, first M kept)" and InvalidArgument.
+TEST(TruncatedRejectTest, RecognisesThisAndEarlierVersionsNotes) {
+  EXPECT_TRUE(IsTruncatedReject("bad" + TruncatedRejectNote(5000, 100), 100));
+  EXPECT_FALSE(IsTruncatedReject("bad" + TruncatedRejectNote(5000, 100), 99));
+  EXPECT_TRUE(IsTruncatedReject("expected 3 fields, found 4 (record of 5000 bytes, first 100 kept)",
+                                100));
+  EXPECT_FALSE(IsTruncatedReject("expected 3 fields, found 4", 100));
+  EXPECT_FALSE(IsTruncatedReject("23514: check failed", 100));
 }
 
 }  // namespace
