@@ -14,6 +14,7 @@
 #include "sinks/pg_binary.h"
 #include "sinks/pg_connection.h"
 #include "sinks/pg_dsn.h"
+#include "sinks/pg_ledger.h"
 #include "sinks/pg_table.h"
 
 namespace forklift::sinks {
@@ -59,11 +60,6 @@ std::string CompareList(const std::vector<std::string>& cols, std::string_view p
   return out;
 }
 
-std::string LedgerTable(const TableSpec& spec) {
-  return spec.schema.empty() ? std::string("forklift_load_chunks")
-                             : QuoteIdent(spec.schema) + ".forklift_load_chunks";
-}
-
 // Errors about a row's data: the row goes to the dead letters, the rest of the chunk loads.
 // Anything else (no such column, permissions, a lost connection) is about the load.
 bool IsRowLevel(const PgError& e) {
@@ -76,27 +72,6 @@ std::string RowReason(const PgError& e) {
   std::string r = e.message;
   if (!e.detail.empty()) r += " (" + e.detail + ")";
   return r;
-}
-
-LedgerEntry LedgerFromRow(const PgConnection::Row& r) {
-  auto num = [&](size_t i) { return r[i] ? std::stoll(*r[i]) : 0; };
-  return LedgerEntry{.chunk = num(0),
-                     .source = r[1].value_or(""),
-                     .first_line = num(2),
-                     .last_line = num(3),
-                     .rows = num(4),
-                     .rejected = num(5),
-                     .checksum = r[6].value_or("")};
-}
-
-Result<std::unique_ptr<PgConnection>> ConnectTo(const TargetAddress& address) {
-  auto conn = PgConnection::Connect(PgDsn{.conninfo = address.conninfo,
-                                          .password = address.password});
-  if (!conn) {  // the message names the (masked) DSN already
-    return MakeError(conn.error().code,
-                     MaskSecret("--to: " + conn.error().message, address.password));
-  }
-  return conn;
 }
 
 class PgSink final : public Sink {
@@ -181,15 +156,14 @@ class PgSink final : public Sink {
     ledger_insert_sql_ = fmt::format(
         "INSERT INTO {} (load_id, chunk, source, first_line, last_line, rows, rejected, "
         "checksum, target_table) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        LedgerTable(spec_));
+        PgLedgerTable(spec_));
     ledger_find_sql_ = fmt::format(
-        "SELECT chunk, source, first_line, last_line, rows, rejected, checksum FROM {} "
-        "WHERE load_id = $1 AND chunk = $2",
-        LedgerTable(spec_));
+        "SELECT {} FROM {} WHERE load_id = $1 AND chunk = $2", kPgLedgerColumns,
+        PgLedgerTable(spec_));
   }
 
   Status Connect() {
-    FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, ConnectTo(address_));
+    FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, ConnectPg(address_));
     {
       // Cancel() may run on another thread at any time: never let it see a dying conn.
       std::lock_guard lock(cancel_mu_);
@@ -264,7 +238,7 @@ class PgSink final : public Sink {
     auto rows = conn_->Query(ledger_find_sql_, params);
     if (!rows) return tl::unexpected(Decorate(rows.error()));
     if (rows->empty()) return std::optional<LedgerEntry>();
-    return std::optional<LedgerEntry>(LedgerFromRow((*rows)[0]));
+    return std::optional<LedgerEntry>(PgLedgerEntry((*rows)[0]));
   }
 
   void Cancel() override {
@@ -479,79 +453,23 @@ class PgSink final : public Sink {
   std::string scratch_;
 };
 
-class PgTarget final : public Target {
- public:
-  PgTarget(TargetAddress address, TableSpec spec, std::unique_ptr<PgConnection> conn)
-      : address_(std::move(address)), spec_(std::move(spec)), conn_(std::move(conn)) {}
-
-  Status Check() {
-    FORKLIFT_ASSIGN_OR_RETURN(table_, ReadPgTable(*conn_, spec_, address_));
-    return {};
-  }
-
-  Status EnsureLedger() override {
-    const std::string ddl = fmt::format(
-        "CREATE TABLE IF NOT EXISTS {} (load_id text NOT NULL, chunk bigint NOT NULL, "
-        "source text NOT NULL, first_line bigint NOT NULL, last_line bigint NOT NULL, "
-        "rows bigint NOT NULL, rejected bigint NOT NULL, checksum text NOT NULL, "
-        "target_table text NOT NULL, committed_at timestamptz NOT NULL DEFAULT now(), "
-        "PRIMARY KEY (load_id, chunk))",
-        LedgerTable(spec_));
-    auto st = conn_->Exec(ddl);
-    // Two loads creating the ledger at once: the loser's IF NOT EXISTS can still collide.
-    if (!st && conn_->last_error().sqlstate != "23505" &&
-        conn_->last_error().sqlstate != "42P07") {
-      return tl::unexpected(Decorate(st.error()));
-    }
-    return {};
-  }
-
-  const TargetAddress& address() const override { return address_; }
-
-  Result<int> MaxWorkers() override {
-    auto rows = conn_->Query("SHOW max_connections");
-    if (!rows) return tl::unexpected(Decorate(rows.error()));
-    if (rows->empty() || !(*rows)[0][0]) return InternalError("SHOW max_connections: no value");
-    return std::stoi(*(*rows)[0][0]) / 2;
-  }
-
-  Result<std::vector<LedgerEntry>> CommittedChunks() override {
-    const std::optional<std::string> p[] = {spec_.load_id};
-    auto rows = conn_->Query(
-        fmt::format("SELECT chunk, source, first_line, last_line, rows, rejected, checksum "
-                    "FROM {} WHERE load_id = $1 ORDER BY chunk",
-                    LedgerTable(spec_)),
-        p);
-    if (!rows) return tl::unexpected(Decorate(rows.error()));
-    std::vector<LedgerEntry> out;
-    out.reserve(rows->size());
-    for (const auto& r : *rows) out.push_back(LedgerFromRow(r));
-    return out;
-  }
-
-  Result<std::unique_ptr<Sink>> OpenSink() override {
-    auto sink = std::make_unique<PgSink>(address_, spec_, table_);
-    FORKLIFT_RETURN_IF_ERROR(sink->Connect());
-    return std::unique_ptr<Sink>(std::move(sink));
-  }
-
- private:
-  Error Decorate(const Error& e) const { return OnTarget(address_, e); }
-
-  TargetAddress address_;
-  TableSpec spec_;
-  std::unique_ptr<PgConnection> conn_;
-  PgTableInfo table_;  // from Check()
-};
-
 }  // namespace
 
-Result<std::unique_ptr<Target>> OpenPgTarget(const TargetAddress& address,
-                                             const TableSpec& spec) {
-  FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, ConnectTo(address));
-  auto target = std::make_unique<PgTarget>(address, spec, std::move(conn));
-  FORKLIFT_RETURN_IF_ERROR(target->Check());
-  return std::unique_ptr<Target>(std::move(target));
+Result<std::unique_ptr<PgConnection>> ConnectPg(const TargetAddress& address) {
+  auto conn = PgConnection::Connect(PgDsn{.conninfo = address.conninfo,
+                                          .password = address.password});
+  if (!conn) {  // the message names the (masked) DSN already
+    return MakeError(conn.error().code,
+                     MaskSecret("--to: " + conn.error().message, address.password));
+  }
+  return conn;
+}
+
+Result<std::unique_ptr<Sink>> OpenPgSink(const TargetAddress& address, const TableSpec& spec,
+                                         const PgTableInfo& table) {
+  auto sink = std::make_unique<PgSink>(address, spec, table);
+  FORKLIFT_RETURN_IF_ERROR(sink->Connect());
+  return std::unique_ptr<Sink>(std::move(sink));
 }
 
 }  // namespace forklift::sinks

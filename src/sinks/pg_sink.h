@@ -1,6 +1,7 @@
-// The PostgreSQL target, on libpq. Insert mode sends a chunk's CSV records as they were read
-// through one COPY (FORMAT csv) into the table; upsert mode COPYs them into a per-session
-// temporary staging table and applies
+// The PostgreSQL Sink: one connection writing chunks, each in its own transaction with its
+// ledger row. Insert mode sends a chunk's CSV records as they were read through one COPY
+// (FORMAT csv, or binary when every column converts exactly) into the table; upsert mode
+// COPYs them into a per-session temporary staging table and applies
 //   INSERT INTO t (cols) SELECT DISTINCT ON (key) cols FROM stage
 //   ORDER BY key, ord DESC ON CONFLICT (key) DO UPDATE SET non-key cols = EXCLUDED...
 // so a key repeated in the chunk ends with its last row (never "cannot affect row a second
@@ -10,22 +11,27 @@
 // the error names, by bisection when it names none. When the chunk's ledger row turns out
 // committed by an earlier attempt (a lost COMMIT reply), this attempt rolls back and
 // reports the chunk already committed.
+//
+// Internal to the sinks module: loads reach it through Target::Open (pg_target.h).
 #ifndef FORKLIFT_SINKS_PG_SINK_H_
 #define FORKLIFT_SINKS_PG_SINK_H_
 
 #include <memory>
 
+#include "sinks/pg_connection.h"
+#include "sinks/pg_table.h"
 #include "sinks/sink.h"
 
 namespace forklift::sinks {
 
-// The PostgreSQL Target for `address` (kind kPostgres).
-// Failure: Unavailable (cannot connect), FailedPrecondition (no such table or column; for
-// an upsert, no index that can serve the key, saying why: none on exactly its columns, or
-// one that is DEFERRABLE or not valid), each naming the target by its display form (no
-// password).
-Result<std::unique_ptr<Target>> OpenPgTarget(const TargetAddress& address,
-                                             const TableSpec& spec);
+// A connection to `address`. Failure: the connection's error, "--to: " first, the
+// password masked.
+Result<std::unique_ptr<PgConnection>> ConnectPg(const TargetAddress& address);
+
+// A connected Sink for `spec` on a table `table` describes (ReadPgTable). Failure: as
+// ConnectPg, or preparing the session (the staging table) failed.
+Result<std::unique_ptr<Sink>> OpenPgSink(const TargetAddress& address, const TableSpec& spec,
+                                         const PgTableInfo& table);
 
 }  // namespace forklift::sinks
 

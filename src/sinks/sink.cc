@@ -6,7 +6,7 @@
 #include <system_error>
 
 #include "sinks/pg_dsn.h"
-#include "sinks/pg_sink.h"
+#include "sinks/pg_target.h"
 #include "sinks/sqlite_sink.h"
 
 namespace forklift::sinks {

@@ -1,0 +1,33 @@
+// The exactly-once ledger in PostgreSQL: one row per committed chunk, in the table's schema,
+//   forklift_load_chunks(load_id, chunk, source, first_line, last_line, rows, rejected,
+//                        checksum, target_table, committed_at, PRIMARY KEY (load_id, chunk))
+// written in each chunk's own transaction (PgSink) and read to resume (PgTarget).
+//
+// Thread safety: plain functions.
+#ifndef FORKLIFT_SINKS_PG_LEDGER_H_
+#define FORKLIFT_SINKS_PG_LEDGER_H_
+
+#include <string>
+
+#include "sinks/pg_connection.h"
+#include "sinks/sink.h"
+
+namespace forklift::sinks {
+
+// The ledger's quoted name for `spec`'s table: forklift_load_chunks in its schema (the
+// connection's default when spec.schema is empty).
+std::string PgLedgerTable(const TableSpec& spec);
+
+// CREATE TABLE IF NOT EXISTS for the ledger.
+std::string PgLedgerDdl(const TableSpec& spec);
+
+// The columns a LedgerEntry is read from, in the order PgLedgerEntry expects.
+inline constexpr const char* kPgLedgerColumns =
+    "chunk, source, first_line, last_line, rows, rejected, checksum";
+
+// A row of kPgLedgerColumns. The columns are NOT NULL bigints and text, written by forklift.
+LedgerEntry PgLedgerEntry(const PgConnection::Row& row);
+
+}  // namespace forklift::sinks
+
+#endif  // FORKLIFT_SINKS_PG_LEDGER_H_
