@@ -585,6 +585,42 @@ class DeadLetterTest(LoadTestBase):
         self.assertIn(f"{len(BAD_LINES)} pending, 1 loaded", out)
         self.assertEqual(count(target), good + 1)
 
+    # A deferred constraint fails chunk 1 at COMMIT, after its letters were journaled. The
+    # retry must leave that chunk's letter alone: the resumed load loads the row itself once
+    # the table takes it, and the table has no key to refuse a second copy.
+    def test_dlq_retry_waits_for_a_chunk_that_did_not_commit(self):
+        PG.sql(f"create table {self.schema}.ref (symbol text primary key); "
+               f"insert into {self.schema}.ref values ('A'), ('B'), ('C'), ('D'), ('E')")
+        target = self.table("prices", key=False,
+                            extra=f", check (close >= 0), foreign key (symbol) references "
+                                  f"{self.schema}.ref deferrable initially deferred")
+        closes = [("A", 1), ("B", -2), ("C", 3), ("D", 4), ("E", -5), ("X", 6)]
+        path = os.path.join(self.dir, "deferred.csv")
+        with open(path, "w") as f:
+            f.write(HEADER + "\n" + "".join(f"{sym},2020-01-0{i + 1},1,1,1,{close},1\n"
+                                            for i, (sym, close) in enumerate(closes)))
+        args = [path, "--to", PG.dsn(), "--table", target, "--chunk-rows", "3", "--workers", "1"]
+        s, err = self.load_json(*args, expect_rc=1)
+        self.assertEqual(s["status"], "failed", err)
+        self.assertIn("23503", s["error"])  # X, refused at COMMIT: chunk 1 did not commit
+        self.assertEqual(scalar(f"select string_agg(symbol, '' order by symbol) from {target}"),
+                         "AC")
+        PG.sql(f"alter table {target} drop constraint prices_close_check")
+        rc, out, err = self.forklift("dlq", "retry", s["load_id"], "--journal", self.journal)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("2 pending, 1 loaded", out)
+        self.assertIn("1 of uncommitted chunks: resume the load first", out)
+        self.assertEqual(scalar(f"select count(*) from {target} where symbol = 'E'"), "0")
+        # Resumed with X allowed: chunk 1 commits, E with it, and its letter goes.
+        PG.sql(f"insert into {self.schema}.ref values ('X')")
+        s2, err = self.load_json(*args)
+        self.assertEqual((s2["status"], s2["rows_loaded"], s2["rows_rejected"]),
+                         ("succeeded", 3, 0), err)
+        self.assertEqual(scalar(f"select string_agg(symbol, '' order by symbol) from {target}"),
+                         "ABCDEX", "every row once")
+        rc, out, err = self.forklift("dlq", "list", s["load_id"], "--journal", self.journal)
+        self.assertEqual((rc, out), (0, ""), err)
+
     def test_bad_rows_in_upsert_mode(self):
         target = self.table("prices", extra=", check (close >= 0)")
         path, good = self.bad_file()

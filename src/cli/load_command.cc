@@ -131,8 +131,12 @@ int DlqCommand(const std::vector<std::string>& args) {
       return r.error().code == ErrorCode::kInvalidArgument ? 2 : 1;
     }
     fmt::print("{}: {} pending, {} loaded, {} refused again, {} not a record of the load's "
-               "columns, {} cut to the size limit (not retryable)\n",
-               load_id, r->pending, r->loaded, r->rejected, r->unparsable, r->truncated);
+               "columns, {} cut to the size limit (not retryable){}\n",
+               load_id, r->pending, r->loaded, r->rejected, r->unparsable, r->truncated,
+               r->uncommitted == 0
+                   ? std::string()
+                   : fmt::format(", {} of uncommitted chunks: resume the load first",
+                                 r->uncommitted));
     return r->loaded == r->pending ? 0 : 1;
   }
   auto journal = journal::Journal::Open(path);

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <set>
 #include <thread>
 #include <system_error>
 #include <utility>
@@ -16,7 +17,8 @@ namespace {
 
 // user_version of the schema below. Open refuses a newer file (its tables may mean
 // something this build does not know) and brings an older one up to date.
-constexpr int kSchemaVersion = 1;
+// 2: dead_letters.chunk (version 1 files get the column, NULL on their letters).
+constexpr int kSchemaVersion = 2;
 
 // Only CREATE ... IF NOT EXISTS, so running it again on an up-to-date file is a no-op.
 constexpr const char* kSchema = R"sql(
@@ -53,10 +55,16 @@ CREATE TABLE IF NOT EXISTS dead_letters(
   error_code TEXT,
   attempts INTEGER NOT NULL,
   created_at REAL NOT NULL,
-  retried_at REAL
+  retried_at REAL,
+  chunk INTEGER
 );
 CREATE INDEX IF NOT EXISTS dead_letters_by_run ON dead_letters(run_id);
 CREATE INDEX IF NOT EXISTS dead_letters_by_key ON dead_letters(run_id, key);
+)sql";
+
+// Run after kSchema and the upgrade of an older file, which may lack the indexed column.
+constexpr const char* kSchemaIndexes = R"sql(
+CREATE INDEX IF NOT EXISTS dead_letters_by_chunk ON dead_letters(run_id, chunk);
 )sql";
 
 // The columns of RunInfo, in ReadRun's order. Correlated subqueries count only the items
@@ -70,7 +78,7 @@ CREATE INDEX IF NOT EXISTS dead_letters_by_key ON dead_letters(run_id, key);
 
 #define FORKLIFT_DEAD_LETTER_COLUMNS                                                      \
   "SELECT id, run_id, key, source, position, payload, reason, error_code, attempts, "    \
-  "created_at, retried_at FROM dead_letters "
+  "created_at, retried_at, chunk FROM dead_letters "
 
 // Every statement the journal runs, prepared once per connection on first use.
 enum Slot {
@@ -89,6 +97,9 @@ enum Slot {
   kListRunDeadLettersSlot,
   kMarkRetriedSlot,
   kUpdatePendingByKeySlot,
+  kChunkHasPendingSlot,
+  kListChunkPendingSlot,
+  kDeleteDeadLetterSlot,
   kSlotCount,
 };
 
@@ -126,7 +137,7 @@ constexpr const char* kSql[kSlotCount] = {
     "SELECT count(*) FROM items WHERE run_id = ?1 AND status = ?2",
     // kAddDeadLetterSlot
     "INSERT INTO dead_letters(run_id, key, source, position, payload, reason, error_code, "
-    "attempts, created_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    "attempts, created_at, chunk) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     // kListDeadLettersSlot
     FORKLIFT_DEAD_LETTER_COLUMNS "WHERE ?1 OR retried_at IS NULL ORDER BY id",
     // kListRunDeadLettersSlot: a separate statement so that dead_letters_by_run is used.
@@ -136,8 +147,15 @@ constexpr const char* kSql[kSlotCount] = {
     // kUpdatePendingByKeySlot: PutDeadLetters updates a pending letter with the same key in
     // place, so its id stays (ids are never freed, hence never reused).
     "UPDATE dead_letters SET source = ?3, position = ?4, payload = ?5, reason = ?6, "
-    "error_code = ?7, attempts = ?8, created_at = ?9 "
+    "error_code = ?7, attempts = ?8, created_at = ?9, chunk = ?10 "
     "WHERE run_id = ?1 AND key = ?2 AND retried_at IS NULL RETURNING id",
+    // kChunkHasPendingSlot: a read, so that a clean chunk takes no write lock.
+    "SELECT 1 FROM dead_letters WHERE run_id = ?1 AND chunk = ?2 AND retried_at IS NULL "
+    "LIMIT 1",
+    // kListChunkPendingSlot
+    "SELECT id FROM dead_letters WHERE run_id = ?1 AND chunk = ?2 AND retried_at IS NULL",
+    // kDeleteDeadLetterSlot
+    "DELETE FROM dead_letters WHERE id = ?1",
 };
 
 #undef FORKLIFT_RUN_COLUMNS
@@ -179,6 +197,7 @@ DeadLetter ReadDeadLetter(const Stmt& s) {
   d.attempts = static_cast<int>(s.ColumnInt64(8));
   d.created_at = s.ColumnDouble(9);
   d.retried_at = s.ColumnOptDouble(10);
+  if (!s.ColumnIsNull(11)) d.chunk = s.ColumnInt64(11);
   return d;
 }
 
@@ -355,6 +374,27 @@ Result<std::unique_ptr<Journal>> Journal::Open(const std::string& path,
   if (sqlite3_exec(db, kSchema, nullptr, nullptr, nullptr) != SQLITE_OK) {
     return fail(sqlite3_errmsg(db));
   }
+  // Upgrades in place. A file kSchema has just created already has the column (and says
+  // version 0), so the column is looked for rather than assumed from the version.
+  if (version < 2) {
+    int has_chunk = 0;
+    rc = sqlite3_exec(
+        db, "SELECT count(*) FROM pragma_table_info('dead_letters') WHERE name = 'chunk'",
+        [](void* out, int n, char** values, char**) {
+          if (n > 0 && values[0]) *static_cast<int*>(out) = std::atoi(values[0]);
+          return 0;
+        },
+        &has_chunk, nullptr);
+    if (rc != SQLITE_OK) return fail(sqlite3_errmsg(db));
+    if (!has_chunk && sqlite3_exec(db, "ALTER TABLE dead_letters ADD COLUMN chunk INTEGER",
+                                   nullptr, nullptr, nullptr) != SQLITE_OK) {
+      return fail("upgrading its schema from version " + std::to_string(version) + ": " +
+                  sqlite3_errmsg(db));
+    }
+  }
+  if (sqlite3_exec(db, kSchemaIndexes, nullptr, nullptr, nullptr) != SQLITE_OK) {
+    return fail(sqlite3_errmsg(db));
+  }
   if (version < kSchemaVersion) {
     std::string set = "PRAGMA user_version=" + std::to_string(kSchemaVersion);
     if (sqlite3_exec(db, set.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) {
@@ -493,22 +533,60 @@ Result<uint64_t> Journal::CountItems(std::string_view run_id, std::optional<bool
 }
 
 Result<std::vector<int64_t>> Journal::AddDeadLetters(std::span<const DeadLetter> letters) {
-  return InsertDeadLetters(letters, /*replace_pending=*/false);
+  if (letters.empty()) return std::vector<int64_t>();
+  return InsertDeadLetters(letters, /*replace_pending=*/false, std::nullopt);
 }
 
 Result<std::vector<int64_t>> Journal::PutDeadLetters(std::span<const DeadLetter> letters) {
-  return InsertDeadLetters(letters, /*replace_pending=*/true);
+  if (letters.empty()) return std::vector<int64_t>();
+  return InsertDeadLetters(letters, /*replace_pending=*/true, std::nullopt);
+}
+
+Result<std::vector<int64_t>> Journal::PutChunkDeadLetters(std::string_view run_id, int64_t chunk,
+                                                          std::span<const DeadLetter> letters) {
+  for (const DeadLetter& d : letters) {
+    if (d.run_id != run_id) {
+      return InvalidArgumentError("journal '" + path_ + "': put chunk dead letters: a letter of run '" +
+                                  d.run_id + "' among those of run '" + std::string(run_id) + "'");
+    }
+  }
+  if (letters.empty()) {
+    // Most chunks reject nothing and have nothing pending: a read answers without taking
+    // the write lock that the writers of a load would otherwise queue on, chunk after chunk.
+    FORKLIFT_ASSIGN_OR_RETURN(sqlite3_stmt * raw, Cached(kChunkHasPendingSlot));
+    Stmt s(raw);
+    s.BindText(1, run_id);
+    s.BindInt64(2, chunk);
+    const int rc = s.Step();
+    if (rc == SQLITE_DONE) return std::vector<int64_t>();
+    if (rc != SQLITE_ROW) return tl::unexpected(SqlError("put chunk dead letters"));
+  }
+  return InsertDeadLetters(letters, /*replace_pending=*/true,
+                           ChunkToReplace{.run_id = run_id, .chunk = chunk});
 }
 
 Result<std::vector<int64_t>> Journal::InsertDeadLetters(std::span<const DeadLetter> letters,
-                                                        bool replace_pending) {
+                                                        bool replace_pending,
+                                                        std::optional<ChunkToReplace> chunk) {
   std::vector<int64_t> ids;
-  if (letters.empty()) return ids;
   ids.reserve(letters.size());
   FORKLIFT_ASSIGN_OR_RETURN(sqlite3_stmt * upd, Cached(kUpdatePendingByKeySlot));
   FORKLIFT_ASSIGN_OR_RETURN(sqlite3_stmt * add, Cached(kAddDeadLetterSlot));
-  Transaction txn(this, replace_pending ? "put dead letters" : "add dead letters");
+  Transaction txn(this, chunk ? "put chunk dead letters"
+                        : replace_pending ? "put dead letters" : "add dead letters");
   FORKLIFT_RETURN_IF_ERROR(txn.Begin());
+  // The chunk's pending letters before this attempt: those it does not record again are
+  // stale (an attempt that never committed, or that rejected more rows) and go.
+  std::vector<int64_t> before;
+  if (chunk) {
+    FORKLIFT_ASSIGN_OR_RETURN(sqlite3_stmt * list, Cached(kListChunkPendingSlot));
+    Stmt s(list);
+    s.BindText(1, chunk->run_id);
+    s.BindInt64(2, chunk->chunk);
+    int rc;
+    while ((rc = s.Step()) == SQLITE_ROW) before.push_back(s.ColumnInt64(0));
+    if (rc != SQLITE_DONE) return tl::unexpected(txn.Fail(""));
+  }
   const double now = UnixNow();
   auto bind = [&](Stmt& s, const DeadLetter& d) {
     s.BindText(1, d.run_id);
@@ -520,9 +598,17 @@ Result<std::vector<int64_t>> Journal::InsertDeadLetters(std::span<const DeadLett
     s.BindCode(7, d.code);
     s.BindInt64(8, d.attempts);
     s.BindDouble(9, now);
+    const std::optional<int64_t> c = chunk ? std::optional<int64_t>(chunk->chunk) : d.chunk;
+    if (c) {
+      s.BindInt64(10, *c);
+    } else {
+      s.BindNull(10);
+    }
   };
   for (const DeadLetter& d : letters) {
     if (replace_pending) {
+      // Updated in place, not deleted and added again: the letter keeps its id, which
+      // `dlq retry` numbers its ledger chunks by.
       Stmt s(upd);
       bind(s, d);
       const int rc = s.Step();
@@ -537,6 +623,16 @@ Result<std::vector<int64_t>> Journal::InsertDeadLetters(std::span<const DeadLett
     bind(s, d);
     if (s.Step() != SQLITE_DONE) return tl::unexpected(txn.Fail(""));
     ids.push_back(sqlite3_last_insert_rowid(db_));
+  }
+  if (!before.empty()) {
+    FORKLIFT_ASSIGN_OR_RETURN(sqlite3_stmt * del, Cached(kDeleteDeadLetterSlot));
+    const std::set<int64_t> kept(ids.begin(), ids.end());
+    for (int64_t id : before) {
+      if (kept.count(id)) continue;
+      Stmt s(del);
+      s.BindInt64(1, id);
+      if (s.Step() != SQLITE_DONE) return tl::unexpected(txn.Fail(""));
+    }
   }
   FORKLIFT_RETURN_IF_ERROR(txn.Commit());
   return ids;

@@ -72,6 +72,10 @@ struct DeadLetter {
   std::string reason;
   std::optional<ErrorCode> code;
   int attempts = 0;
+  // The unit of work whose attempt rejected it (a load's chunk number), so that a retry
+  // can tell letters of committed work from those of an attempt that never committed.
+  // nullopt for letters of other kinds, and for those written before journal schema 2.
+  std::optional<int64_t> chunk;
   double created_at = 0;            // set by AddDeadLetters; ignored on input
   std::optional<double> retried_at;  // set by MarkDeadLettersRetried; ignored on input
 };
@@ -150,8 +154,23 @@ class Journal {
   // Like AddDeadLetters, but idempotent by (run_id, key): a pending (not yet retried) letter
   // with the same key is updated in place (it keeps its id; ids are never reused), so a
   // front door that redoes a unit of work after a crash (a load chunk whose commit was
-  // lost) records its dead letters once. Returns the ids, in order.
+  // lost) records its dead letters once. Each letter's `chunk` is stored as given. Returns
+  // the ids, in order.
   Result<std::vector<int64_t>> PutDeadLetters(std::span<const DeadLetter> letters);
+
+  // The dead letters of one attempt of unit `chunk` of run `run_id` (a load's chunk), in
+  // one transaction: like PutDeadLetters with each letter's chunk set to `chunk`, and the
+  // run's other pending letters of that chunk — left by an attempt that never committed or
+  // that rejected more — are deleted. So the chunk's pending letters are always those of
+  // its latest attempt; retried letters are history and stay. A letter recorded again
+  // keeps its id; a deleted letter's id may be given again (SQLite reuses the largest),
+  // so callers must not have used it outside the journal (`dlq retry` only numbers letters
+  // of committed chunks, which no later attempt replaces). An empty `letters` clears the
+  // chunk's pending letters, and when there are none it only reads (no write lock).
+  // Returns the ids, in order. Fails with InvalidArgument, writing nothing, when a letter's
+  // run_id is not `run_id`.
+  Result<std::vector<int64_t>> PutChunkDeadLetters(std::string_view run_id, int64_t chunk,
+                                                   std::span<const DeadLetter> letters);
 
   // Dead letters of a run ("" = of every run) in the order they were added; those already
   // retried only when include_retried.
@@ -164,12 +183,18 @@ class Journal {
 
  private:
   class Transaction;
+  struct ChunkToReplace {
+    std::string_view run_id;
+    int64_t chunk = 0;
+  };
   Journal(std::string path, sqlite3* db);
   // The cached statement for `slot`, prepared on first use.
   Result<sqlite3_stmt*> Cached(int slot);
-  // AddDeadLetters, or PutDeadLetters when replace_pending.
+  // AddDeadLetters, or PutDeadLetters when replace_pending, or PutChunkDeadLetters when
+  // `chunk` is given (with replace_pending).
   Result<std::vector<int64_t>> InsertDeadLetters(std::span<const DeadLetter> letters,
-                                                 bool replace_pending);
+                                                 bool replace_pending,
+                                                 std::optional<ChunkToReplace> chunk);
   // An error for the connection's last failure, classified by SQLite's result code.
   Error SqlError(std::string_view operation) const;
 

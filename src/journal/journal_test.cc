@@ -92,7 +92,7 @@ TEST_F(JournalTest, OpenCreatesDirectoriesWalModeAndSchema) {
   ASSERT_TRUE(std::filesystem::is_regular_file(dir_ + "/a/b/c/journal.db"));
   RawDb raw(dir_ + "/a/b/c/journal.db");
   EXPECT_EQ(raw.Query("PRAGMA journal_mode"), "wal");
-  EXPECT_EQ(raw.Query("PRAGMA user_version"), "1");
+  EXPECT_EQ(raw.Query("PRAGMA user_version"), "2");
   EXPECT_EQ(raw.Query("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
                       "name IN ('runs', 'items', 'dead_letters')"),
             "3");
@@ -510,6 +510,131 @@ TEST_F(JournalTest, PutDeadLettersIsIdempotentByKeyButKeepsRetriedLetters) {
   other.run_id = "M";
   ASSERT_TRUE(j->PutDeadLetters(std::span(&other, 1)));
   EXPECT_EQ(j->ListDeadLetters("L", true)->size(), 3u);
+}
+
+// A journal written by a forklift of schema version 1 (no dead_letters.chunk) is upgraded
+// in place at Open: its letters keep everything and have no chunk.
+TEST_F(JournalTest, AVersion1JournalIsUpgradedInPlaceAndKeepsItsLetters) {
+  const std::string path = dir_ + "/old.db";
+  {
+    RawDb raw(path);
+    raw.Query(R"sql(
+PRAGMA journal_mode=WAL;
+CREATE TABLE runs(run_id TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL,
+  started_at REAL NOT NULL, finished_at REAL, status TEXT NOT NULL,
+  invocations INTEGER NOT NULL DEFAULT 1, summary TEXT);
+CREATE INDEX runs_by_start ON runs(started_at, run_id);
+CREATE TABLE items(run_id TEXT NOT NULL, key BLOB NOT NULL, status TEXT NOT NULL,
+  attempts INTEGER NOT NULL, error_code TEXT, error_message TEXT, elapsed_us INTEGER NOT NULL,
+  finished_at REAL NOT NULL, PRIMARY KEY(run_id, key)) WITHOUT ROWID;
+CREATE TABLE dead_letters(id INTEGER PRIMARY KEY, run_id TEXT NOT NULL, key BLOB, source TEXT,
+  position TEXT, payload BLOB, reason TEXT NOT NULL, error_code TEXT, attempts INTEGER NOT NULL,
+  created_at REAL NOT NULL, retried_at REAL);
+CREATE INDEX dead_letters_by_run ON dead_letters(run_id);
+CREATE INDEX dead_letters_by_key ON dead_letters(run_id, key);
+INSERT INTO dead_letters(run_id, key, source, position, payload, reason, attempts, created_at)
+  VALUES('L', 'a.csv:3', 'a.csv', 'line 3', 'x,y', 'old letter', 1, 1700000000);
+PRAGMA user_version=1;
+)sql");
+  }
+  auto j = Journal::Open(path);
+  ASSERT_TRUE(j) << j.error().ToString();
+  {
+    RawDb raw(path);
+    EXPECT_EQ(raw.Query("PRAGMA user_version"), "2");
+    EXPECT_EQ(raw.Query("SELECT count(*) FROM pragma_table_info('dead_letters') "
+                        "WHERE name = 'chunk'"),
+              "1");
+    EXPECT_EQ(raw.Query("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND "
+                        "name = 'dead_letters_by_chunk'"),
+              "1");
+  }
+  auto old = (*j)->ListDeadLetters("L", false);
+  ASSERT_TRUE(old) << old.error().ToString();
+  ASSERT_EQ(old->size(), 1u);
+  EXPECT_EQ((*old)[0].reason, "old letter");
+  EXPECT_EQ((*old)[0].payload, "x,y");
+  EXPECT_FALSE((*old)[0].chunk) << "a letter from before the column has no chunk";
+  // The upgraded file takes chunked letters, and a chunk's replacement leaves the old
+  // letter (no chunk) alone.
+  DeadLetter d{.run_id = "L", .key = "a.csv:9", .reason = "new", .attempts = 1};
+  ASSERT_TRUE((*j)->PutChunkDeadLetters("L", 0, std::span(&d, 1)));
+  ASSERT_TRUE((*j)->PutChunkDeadLetters("L", 0, {}));
+  auto now = (*j)->ListDeadLetters("L", false);
+  ASSERT_EQ(now->size(), 1u);
+  EXPECT_EQ((*now)[0].reason, "old letter");
+  // Opening the upgraded file again is a no-op.
+  j->reset();
+  EXPECT_TRUE(Journal::Open(path));
+}
+
+TEST_F(JournalTest, PutChunkDeadLettersKeepsOnlyTheLatestAttemptsPendingLetters) {
+  auto j = OpenOk();
+  auto letter = [](std::string run, int line, std::string reason) {
+    return DeadLetter{.run_id = std::move(run), .key = "a.csv:" + std::to_string(line),
+                      .source = "a.csv", .position = "line " + std::to_string(line),
+                      .payload = "p" + std::to_string(line), .reason = std::move(reason),
+                      .attempts = 1};
+  };
+  // Attempt 1 of chunk 5 rejects lines 3 and 9 and never commits; chunk 6 and another run's
+  // chunk 5 have letters too.
+  std::vector<DeadLetter> first = {letter("L", 3, "a"), letter("L", 9, "b")};
+  auto ids = j->PutChunkDeadLetters("L", 5, first);
+  ASSERT_TRUE(ids) << ids.error().ToString();
+  ASSERT_EQ(ids->size(), 2u);
+  std::vector<DeadLetter> six = {letter("L", 20, "c")};
+  ASSERT_TRUE(j->PutChunkDeadLetters("L", 6, six));
+  std::vector<DeadLetter> other = {letter("M", 9, "d")};
+  ASSERT_TRUE(j->PutChunkDeadLetters("M", 5, other));
+  auto l = j->ListDeadLetters("L", false);
+  ASSERT_EQ(l->size(), 3u);
+  EXPECT_EQ((*l)[0].chunk, 5);
+  EXPECT_EQ((*l)[2].chunk, 6);
+
+  // Attempt 2 rejects only line 3: line 9's letter goes, line 3's is updated in place.
+  std::vector<DeadLetter> second = {letter("L", 3, "a again")};
+  auto ids2 = j->PutChunkDeadLetters("L", 5, second);
+  ASSERT_TRUE(ids2);
+  EXPECT_EQ(*ids2, std::vector<int64_t>{(*ids)[0]}) << "the surviving letter keeps its id";
+  l = j->ListDeadLetters("L", true);
+  ASSERT_EQ(l->size(), 2u);
+  EXPECT_EQ((*l)[0].position, "line 3");
+  EXPECT_EQ((*l)[0].reason, "a again");
+  EXPECT_EQ((*l)[0].chunk, 5);
+  EXPECT_EQ((*l)[1].position, "line 20") << "another chunk's letter stays";
+  EXPECT_EQ(j->ListDeadLetters("M", false)->size(), 1u) << "another run's chunk 5 stays";
+
+  // A retried letter is history: an attempt without it leaves it alone.
+  ASSERT_TRUE(j->MarkDeadLettersRetried(*ids2));
+  // An attempt that rejects nothing clears the chunk's pending letters.
+  std::vector<DeadLetter> third = {letter("L", 4, "e")};
+  ASSERT_TRUE(j->PutChunkDeadLetters("L", 5, third));
+  ASSERT_TRUE(j->PutChunkDeadLetters("L", 5, {}));
+  l = j->ListDeadLetters("L", true);
+  ASSERT_EQ(l->size(), 2u);
+  EXPECT_EQ((*l)[0].position, "line 3");
+  EXPECT_TRUE((*l)[0].retried_at);
+  EXPECT_EQ((*l)[1].position, "line 20");
+  // A letter moved to the chunk by key (a chunking that changed under a fixed load id)
+  // takes the chunk's number.
+  std::vector<DeadLetter> moved = {letter("L", 20, "f")};
+  ASSERT_TRUE(j->PutChunkDeadLetters("L", 7, moved));
+  l = j->ListDeadLetters("L", false);
+  ASSERT_EQ(l->size(), 1u);
+  EXPECT_EQ((*l)[0].chunk, 7);
+
+  // A letter of another run is refused, and nothing is written.
+  std::vector<DeadLetter> mixed = {letter("L", 30, "g"), letter("M", 31, "h")};
+  auto bad = j->PutChunkDeadLetters("L", 8, mixed);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_THAT(bad.error().message, HasSubstr("run 'M'"));
+  EXPECT_EQ(j->ListDeadLetters("L", false)->size(), 1u);
+
+  // PutDeadLetters stores the chunk as given (none here), as before.
+  std::vector<DeadLetter> plain = {letter("N", 1, "i")};
+  ASSERT_TRUE(j->PutDeadLetters(plain));
+  EXPECT_FALSE((*j->ListDeadLetters("N", false))[0].chunk);
 }
 
 }  // namespace

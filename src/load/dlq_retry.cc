@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
+#include <set>
 #include <vector>
 
 #include "journal/journal.h"
@@ -17,6 +18,21 @@ namespace {
 
 // Attempts a letter's retry chunk number can tell apart (number = id * this + attempts).
 constexpr int64_t kAttemptSlots = int64_t{1} << 20;
+
+// The chunks the load itself (not its retries: `dlq_spec` is for LOAD_ID/dlq) has
+// committed, from the target's ledger (EnsureLedger first).
+Result<std::set<int64_t>> CommittedLoadChunks(const sinks::TargetAddress& address,
+                                              const sinks::TableSpec& dlq_spec,
+                                              const std::string& load_id) {
+  std::set<int64_t> out;
+  sinks::TableSpec spec = dlq_spec;
+  spec.load_id = load_id;
+  FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<sinks::Target> target,
+                            sinks::Target::Open(address, spec));
+  FORKLIFT_ASSIGN_OR_RETURN(std::vector<sinks::LedgerEntry> entries, target->CommittedChunks());
+  for (const sinks::LedgerEntry& e : entries) out.insert(e.chunk);
+  return out;
+}
 
 }  // namespace
 
@@ -60,6 +76,11 @@ Result<DlqRetryResult> RetryDeadLetters(const std::string& journal_path,
   FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<sinks::Target> tgt, sinks::Target::Open(address, spec));
   FORKLIFT_RETURN_IF_ERROR(tgt->EnsureLedger());
   FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<sinks::Sink> sink, tgt->OpenSink());
+  // The ledger before the letters: a committed chunk's letters are final, while those
+  // listed first might be a dead attempt's that the chunk's committing attempt replaced
+  // in between (a load resumed while this runs).
+  FORKLIFT_ASSIGN_OR_RETURN(std::set<int64_t> committed,
+                            CommittedLoadChunks(address, spec, load_id));
   FORKLIFT_ASSIGN_OR_RETURN(std::vector<journal::DeadLetter> pending,
                             journal.ListDeadLetters(load_id, /*include_retried=*/false));
 
@@ -67,11 +88,19 @@ Result<DlqRetryResult> RetryDeadLetters(const std::string& journal_path,
   result.pending = pending.size();
   std::vector<sources::CsvField> fields;
   std::string scratch;
-  // One letter per chunk, numbered by the letter's id and its attempts so far (ids are
-  // never reused): a retry that committed but died before marking its letter finds its
+  // One letter per chunk, numbered by the letter's id and its attempts so far (the id of a
+  // letter ever retried is never reused: the journal deletes only letters of chunks the
+  // load has not committed, which are never retried): a retry that committed but died before marking its letter finds its
   // ledger row on the next run; a letter refused again has one attempt more, so its next
   // retry is a new chunk. Dead letters are few; a transaction each is cheap enough.
   for (const journal::DeadLetter& d : pending) {
+    // A letter of a chunk the load has not committed may be stale (that attempt may never
+    // commit, and the next may not reject the row) or the load may yet load its row: only
+    // resuming the load settles it. Letters without a chunk predate the column.
+    if (d.chunk && !committed.count(*d.chunk)) {
+      ++result.uncommitted;
+      continue;
+    }
     // A record cut to the reject size limit may still split into the right number of
     // fields (the cut fell in its last field): loading it would store a shortened value.
     if (d.code == ErrorCode::kDataLoss || IsTruncatedReject(d.reason, d.payload.size())) {

@@ -97,7 +97,8 @@ std::vector<journal::DeadLetter> DeadLetters(const std::string& load_id, const C
                    .reason = p.reason,
                    .code = IsTruncatedReject(p.reason, p.raw.size()) ? ErrorCode::kDataLoss
                                                                      : ErrorCode::kInvalidArgument,
-                   .attempts = 1});
+                   .attempts = 1,
+                   .chunk = chunk.number});
   }
   for (const RejectedRow& r : rejected) {
     const uint64_t line = chunk.rows[r.row].line;
@@ -109,7 +110,8 @@ std::vector<journal::DeadLetter> DeadLetters(const std::string& load_id, const C
                    .reason = r.sqlstate.empty() ? r.reason
                                                 : fmt::format("{}: {}", r.sqlstate, r.reason),
                    .code = ErrorCode::kInvalidArgument,
-                   .attempts = 1});
+                   .attempts = 1,
+                   .chunk = chunk.number});
   }
   return out;
 }
@@ -150,10 +152,12 @@ class Writer {
 
  private:
   void Write(const Chunk& chunk, const std::stop_token& force) {
+    // Even a chunk that rejects nothing records so: an earlier attempt that never
+    // committed (lost, killed, refused at COMMIT) may have left letters that `dlq retry`
+    // would otherwise load as well as this attempt does. Cheap when there are none.
     auto before_commit = [&](std::span<const RejectedRow> rejected) -> Status {
-      if (chunk.parse_rejects.empty() && rejected.empty()) return {};
       auto letters = DeadLetters(load_id_, chunk, rejected);
-      auto ids = journal_->PutDeadLetters(letters);
+      auto ids = journal_->PutChunkDeadLetters(load_id_, chunk.number, letters);
       if (!ids) return tl::unexpected(ids.error());
       return {};
     };

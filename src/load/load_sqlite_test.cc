@@ -4,7 +4,9 @@
 #include <sqlite3.h>
 
 #include <fstream>
+#include <functional>
 #include <map>
+#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -50,7 +52,7 @@ class Db {
   sqlite3* db_ = nullptr;
 };
 
-// The real target, whose sinks throw from WriteChunk at chunk `throw_at`: how a writer's
+// A real sink that throws from WriteChunk at chunk `throw_at`: how a writer's
 // std::bad_alloc or std::stoll exception reaches the loader.
 class ThrowingSink : public sinks::Sink {
  public:
@@ -71,10 +73,14 @@ class ThrowingSink : public sinks::Sink {
   int64_t throw_at_;
 };
 
-class ThrowingTarget : public sinks::Target {
+// The real target, each of whose sinks `wrap` wraps (the loader opens them through
+// LoadIo::open_target).
+using WrapSink = std::function<std::unique_ptr<sinks::Sink>(std::unique_ptr<sinks::Sink>)>;
+
+class WrappedTarget : public sinks::Target {
  public:
-  ThrowingTarget(std::unique_ptr<sinks::Target> real, int64_t throw_at)
-      : real_(std::move(real)), throw_at_(throw_at) {}
+  WrappedTarget(std::unique_ptr<sinks::Target> real, WrapSink wrap)
+      : real_(std::move(real)), wrap_(std::move(wrap)) {}
   const sinks::TargetAddress& address() const override { return real_->address(); }
   Result<int> MaxWorkers() override { return real_->MaxWorkers(); }
   Status EnsureLedger() override { return real_->EnsureLedger(); }
@@ -83,22 +89,66 @@ class ThrowingTarget : public sinks::Target {
   }
   Result<std::unique_ptr<sinks::Sink>> OpenSink() override {
     FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<sinks::Sink> sink, real_->OpenSink());
-    return std::make_unique<ThrowingSink>(std::move(sink), throw_at_);
+    return wrap_(std::move(sink));
   }
 
  private:
   std::unique_ptr<sinks::Target> real_;
-  int64_t throw_at_;
+  WrapSink wrap_;
 };
 
-LoadIo ThrowingAt(int64_t chunk) {
+// Quiet LoadIo whose target's sinks are wrapped by `wrap`.
+LoadIo WrappingSinks(WrapSink wrap) {
   return {.out = nullptr,
           .err = nullptr,
-          .open_target = [chunk](const sinks::TargetAddress& a, const sinks::TableSpec& spec)
+          .open_target = [wrap](const sinks::TargetAddress& a, const sinks::TableSpec& spec)
               -> Result<std::unique_ptr<sinks::Target>> {
             FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<sinks::Target> t, sinks::Target::Open(a, spec));
-            return std::make_unique<ThrowingTarget>(std::move(t), chunk);
+            return std::make_unique<WrappedTarget>(std::move(t), wrap);
           }};
+}
+
+LoadIo ThrowingAt(int64_t chunk) {
+  return WrappingSinks([chunk](std::unique_ptr<sinks::Sink> sink) -> std::unique_ptr<sinks::Sink> {
+    return std::make_unique<ThrowingSink>(std::move(sink), chunk);
+  });
+}
+
+// A real sink whose chunk attempts call `after_letters` once the real before-commit hook has recorded its dead letters: an error there fails the attempt (the
+// transaction rolls back), as a kill or a constraint refused at COMMIT would after the
+// journal write; `after_rollback` then runs (to change the table between attempts).
+struct Faults {
+  std::function<Status(const sinks::Chunk&)> after_letters;
+  std::function<void(const sinks::Chunk&)> after_rollback;
+};
+
+class FaultySink : public sinks::Sink {
+ public:
+  FaultySink(std::unique_ptr<sinks::Sink> real, std::shared_ptr<Faults> faults)
+      : real_(std::move(real)), faults_(std::move(faults)) {}
+  Result<sinks::ChunkWriteResult> WriteChunk(const sinks::Chunk& chunk,
+                                             const sinks::BeforeCommit& before_commit) override {
+    auto r = real_->WriteChunk(chunk, [&](std::span<const sinks::RejectedRow> rejected) {
+      Status st = before_commit(rejected);
+      return st ? faults_->after_letters(chunk) : st;
+    });
+    if (!r && faults_->after_rollback) faults_->after_rollback(chunk);
+    return r;
+  }
+  Status Reconnect() override { return real_->Reconnect(); }
+  Result<std::optional<sinks::LedgerEntry>> FindChunk(int64_t chunk) override {
+    return real_->FindChunk(chunk);
+  }
+
+ private:
+  std::unique_ptr<sinks::Sink> real_;
+  std::shared_ptr<Faults> faults_;
+};
+
+LoadIo WithFaults(std::shared_ptr<Faults> faults) {
+  return WrappingSinks([faults](std::unique_ptr<sinks::Sink> sink) -> std::unique_ptr<sinks::Sink> {
+    return std::make_unique<FaultySink>(std::move(sink), faults);
+  });
 }
 
 std::string Rows(int n) {
@@ -394,6 +444,134 @@ TEST_F(LoadSqliteTest, DlqRetryRefusesARecordCutToTheRejectSizeLimit) {
   EXPECT_EQ(r->truncated, 1u);
   EXPECT_EQ(Db(db_path_).Query("SELECT symbol FROM notes ORDER BY 1"), "A\nC\n");
   EXPECT_EQ((*j)->ListDeadLetters(s.load_id, false)->size(), 1u) << "still pending";
+}
+
+// A chunk attempt whose letters were recorded but which did not commit, then a second
+// attempt that rejects fewer rows: only the second attempt's letters stay pending (the
+// first's used to stay too, and `dlq retry` could load them).
+TEST_F(LoadSqliteTest, AChunkRetriedWithFewerRejectsLeavesOnlyTheLastAttemptsLetters) {
+  Db(db_path_).Exec("INSERT INTO prices VALUES('A', 'd1', 10), ('B', 'd1', 20)");
+  std::string f = dir_.Write("p.csv", "symbol,date,close\nA,d1,1\nB,d1,2\nC,d1,3\n");
+  LoadOptions o = Options({f});
+  auto faults = std::make_shared<Faults>();
+  int attempts = 0;
+  faults->after_letters = [&](const sinks::Chunk&) -> Status {
+    if (++attempts == 1) return UnavailableError("injected: the connection dropped before COMMIT");
+    return {};
+  };
+  // Between the attempts, B's old row goes: the retry rejects only A.
+  faults->after_rollback = [&](const sinks::Chunk&) {
+    Db(db_path_).Exec("DELETE FROM prices WHERE symbol = 'B'");
+  };
+  auto s = RunLoad(o, {}, WithFaults(faults));
+  ASSERT_TRUE(s) << s.error().ToString();
+  EXPECT_EQ(s->status, "succeeded") << s->error;
+  EXPECT_EQ(attempts, 2);
+  EXPECT_EQ(s->retries, 1u);
+  EXPECT_EQ(s->rows_rejected, 1u);
+  EXPECT_EQ(Db(db_path_).Query("SELECT symbol, close FROM prices ORDER BY 1"),
+            "A|10.0\nB|2.0\nC|3.0\n");
+  auto j = journal::Journal::Open(o.journal_path);
+  ASSERT_TRUE(j);
+  auto letters = (*j)->ListDeadLetters(s->load_id, false);
+  ASSERT_TRUE(letters);
+  ASSERT_EQ(letters->size(), 1u) << "the first attempt's letter for line 3 is stale";
+  EXPECT_EQ((*letters)[0].position, "line 2");
+  EXPECT_EQ((*letters)[0].chunk, 0);
+}
+
+// A no-key table whose CHECK refuses negative closes.
+void CreateNoKeyTable(const std::string& db_path) {
+  Db(db_path).Exec("CREATE TABLE nokey(symbol TEXT, date TEXT, close REAL CHECK (close >= 0))");
+}
+void DropNoKeyCheck(const std::string& db_path) {
+  Db(db_path).Exec("ALTER TABLE nokey RENAME TO old; CREATE TABLE nokey(symbol TEXT, date TEXT, "
+                   "close REAL); INSERT INTO nokey SELECT * FROM old; DROP TABLE old");
+}
+// Runs `o` with chunk `number` failing after its dead letters were recorded, before its
+// COMMIT (as a SIGKILL there, or a constraint refused at COMMIT, would).
+Result<LoadSummary> RunDyingBeforeCommitOf(int64_t number, const LoadOptions& o) {
+  auto faults = std::make_shared<Faults>();
+  faults->after_letters = [number](const sinks::Chunk& c) -> Status {
+    if (c.number == number) return InternalError("injected: killed before COMMIT");
+    return {};
+  };
+  return RunLoad(o, {}, WithFaults(faults));
+}
+constexpr const char* kTwoChunksOneBadRowEach =
+    "symbol,date,close\nA,d,1\nB,d,-2\nC,d,3\nD,d,4\nE,d,-5\nF,d,6\n";
+
+// Chunk 1 records its letter and dies before COMMIT. `dlq retry` must leave that letter
+// alone: the resumed load loads E itself once the table takes it, and a retry of the letter
+// would load E twice (the table has no key to refuse the second).
+TEST_F(LoadSqliteTest, DlqRetrySkipsLettersOfAChunkThatNeverCommitted) {
+  CreateNoKeyTable(db_path_);
+  std::string f = dir_.Write("p.csv", kTwoChunksOneBadRowEach);
+  LoadOptions o = Options({f});
+  o.table = "nokey";
+  auto s = RunDyingBeforeCommitOf(1, o);
+  ASSERT_TRUE(s) << s.error().ToString();
+  EXPECT_EQ(s->status, "failed");
+  EXPECT_THAT(s->error, HasSubstr("injected: killed before COMMIT"));
+  auto j = journal::Journal::Open(o.journal_path);
+  ASSERT_TRUE(j);
+  ASSERT_EQ((*j)->ListDeadLetters(s->load_id, false)->size(), 2u);
+
+  DropNoKeyCheck(db_path_);
+  auto r = RetryDeadLetters(o.journal_path, s->load_id, "");
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ(r->pending, 2u);
+  EXPECT_EQ(r->loaded, 1u) << "B's letter: its chunk committed";
+  EXPECT_EQ(r->uncommitted, 1u) << "E's letter: its chunk never committed";
+  EXPECT_EQ(Db(db_path_).Query("SELECT symbol FROM nokey ORDER BY 1"), "A\nB\nC\n");
+
+  LoadSummary again = Run(o);  // the resume: chunk 1 now commits, E with it
+  EXPECT_EQ(again.status, "succeeded") << again.error;
+  EXPECT_EQ(again.rows_rejected, 0u);
+  EXPECT_EQ(Db(db_path_).Query("SELECT symbol, count(*) FROM nokey GROUP BY 1 ORDER BY 1"),
+            "A|1\nB|1\nC|1\nD|1\nE|1\nF|1\n");
+  EXPECT_TRUE((*j)->ListDeadLetters(s->load_id, false)->empty())
+      << "the chunk's stale letter went when it committed without rejects";
+  auto none = RetryDeadLetters(o.journal_path, s->load_id, "");
+  ASSERT_TRUE(none) << none.error().ToString();
+  EXPECT_EQ(none->pending, 0u);
+  EXPECT_EQ(Db(db_path_).Query("SELECT count(*) FROM nokey WHERE symbol = 'E'"), "1\n");
+}
+
+// The letter of a chunk that never committed waits for the resume; once the chunk commits
+// (rejecting the row again) the letter is retryable like any other.
+TEST_F(LoadSqliteTest, LettersOfAChunkBecomeRetryableOnceTheResumedLoadCommitsIt) {
+  CreateNoKeyTable(db_path_);
+  std::string f = dir_.Write("p.csv", kTwoChunksOneBadRowEach);
+  LoadOptions o = Options({f});
+  o.table = "nokey";
+  auto s = RunDyingBeforeCommitOf(1, o);
+  ASSERT_TRUE(s) << s.error().ToString();
+  EXPECT_EQ(s->status, "failed");
+  auto r = RetryDeadLetters(o.journal_path, s->load_id, "");
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ(r->pending, 2u);
+  EXPECT_EQ(r->rejected, 1u) << "B, refused by the CHECK again";
+  EXPECT_EQ(r->uncommitted, 1u);
+
+  LoadSummary again = Run(o);
+  EXPECT_EQ(again.status, "succeeded") << again.error;
+  EXPECT_EQ(again.rows_rejected, 1u) << "E, refused again by the resumed chunk";
+  auto j = journal::Journal::Open(o.journal_path);
+  ASSERT_TRUE(j);
+  auto letters = (*j)->ListDeadLetters(s->load_id, false);
+  ASSERT_EQ(letters->size(), 2u);
+  EXPECT_EQ((*letters)[0].chunk, 0);
+  EXPECT_EQ((*letters)[1].chunk, 1);
+
+  DropNoKeyCheck(db_path_);
+  auto r2 = RetryDeadLetters(o.journal_path, s->load_id, "");
+  ASSERT_TRUE(r2) << r2.error().ToString();
+  EXPECT_EQ(r2->pending, 2u);
+  EXPECT_EQ(r2->loaded, 2u);
+  EXPECT_EQ(r2->uncommitted, 0u);
+  EXPECT_EQ(Db(db_path_).Query("SELECT symbol, count(*) FROM nokey GROUP BY 1 ORDER BY 1"),
+            "A|1\nB|1\nC|1\nD|1\nE|1\nF|1\n");
 }
 
 // Letters of earlier versions carry "(record of N bytes, first M kept)" and InvalidArgument.
