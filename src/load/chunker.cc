@@ -178,8 +178,13 @@ Status Chunker::ReadFile(const std::string& path, const Emit& emit,
     size_t part = 0;
     if (options_.partitions > 1 && !options_.key_fields.empty()) {
       keybuf.clear();
-      for (size_t k : options_.key_fields) {
-        keybuf.append(rec.fields[k].value);
+      for (size_t i = 0; i < options_.key_fields.size(); ++i) {
+        const std::string_view v = rec.fields[options_.key_fields[i]].value;
+        if (options_.canonical_key) {
+          options_.canonical_key(i, v, &keybuf);
+        } else {
+          keybuf.append(v);
+        }
         keybuf.push_back('\0');
       }
       part = XXH3_64bits(keybuf.data(), keybuf.size()) % static_cast<uint64_t>(options_.partitions);

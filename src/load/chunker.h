@@ -4,7 +4,8 @@
 //
 // Rows are routed to `partitions` by a hash of their key columns (upsert), so one key always
 // goes through one connection and its rows apply in input order; without a key there is
-// one partition. A chunk closes at chunk_rows rows or chunk_bytes bytes, and at the end of
+// one partition. The hash is over the key values' canonical form when the options give one
+// (every spelling of a value routes alike), else over their text as spelled. A chunk closes at chunk_rows rows or chunk_bytes bytes, and at the end of
 // each file. Rows the reader refuses (broken quoting, wrong field count, invalid UTF-8)
 // travel in partition 0's chunk as ParseReject, so their dead letters commit with it.
 //
@@ -23,6 +24,7 @@
 
 #include "forklift/result.h"
 #include "sinks/chunk.h"
+#include "sinks/sink.h"
 #include "sources/checksum.h"
 
 namespace forklift::load {
@@ -30,6 +32,8 @@ namespace forklift::load {
 struct ChunkerOptions {
   int partitions = 1;                  // >= 1
   std::vector<size_t> key_fields;      // indexes of the key columns (routing); empty = none
+  // The routing form of key_fields[i]'s value (called with i); empty = the text as spelled.
+  sinks::KeyCanonicalizer canonical_key;
   int64_t chunk_rows = 5000;
   int64_t chunk_bytes = 4 << 20;
   char delimiter = ',';

@@ -120,6 +120,52 @@ TEST(ChunkerTest, RoutesEachKeyToOnePartitionInInputOrder) {
   EXPECT_EQ(numbers.size(), out.chunks.size()) << "chunk numbers are unique";
 }
 
+// The partition of each row's key, by the key's text.
+std::map<std::string, std::set<int>> PartitionsOfKeys(const ChunkerOptions& o,
+                                                      const std::string& csv) {
+  TempDir dir;
+  std::string path = dir.Write("a.csv", csv);
+  ReadCounters counters;
+  Chunker chunker(o, &counters);
+  Collected out;
+  EXPECT_TRUE(chunker.ReadFile(path, out.emit(), nullptr));
+  std::map<std::string, std::set<int>> parts;
+  for (const Chunk& c : out.chunks) {
+    for (size_t i = 0; i < c.rows.size(); ++i) {
+      std::string row(c.Row(i));
+      parts[row.substr(0, row.find(','))].insert(c.partition);
+    }
+  }
+  return parts;
+}
+
+TEST(ChunkerTest, RoutesByTheKeysCanonicalFormWhenGivenOne) {
+  // 01, 001, ... 0000000001 and 1: ten spellings of one value.
+  std::string csv = "k,v\n";
+  std::string spelled = "1";
+  for (int i = 0; i < 10; ++i) {
+    csv += spelled + "," + std::to_string(i) + "\n";
+    spelled = "0" + spelled;
+  }
+  ChunkerOptions o = Opts(1);
+  o.partitions = 8;
+  o.key_fields = {0};
+  std::set<int> by_spelling;
+  for (const auto& [key, parts] : PartitionsOfKeys(o, csv)) by_spelling.insert(*parts.begin());
+  EXPECT_GE(by_spelling.size(), 2u) << "as spelled, they spread over partitions";
+
+  std::vector<size_t> indexes;
+  o.canonical_key = [&indexes](size_t key_index, std::string_view v, std::string* out) {
+    indexes.push_back(key_index);
+    while (v.size() > 1 && v.front() == '0') v.remove_prefix(1);
+    out->append(v);
+  };
+  std::set<int> by_value;
+  for (const auto& [key, parts] : PartitionsOfKeys(o, csv)) by_value.insert(parts.begin(), parts.end());
+  EXPECT_EQ(by_value.size(), 1u) << "by value, they take one partition";
+  EXPECT_EQ(indexes, std::vector<size_t>(10, 0));
+}
+
 TEST(ChunkerTest, ClosesAChunkAtTheByteLimitWithoutSplittingARow) {
   TempDir dir;
   std::string path = dir.Write("a.csv", "k,v\n" + Rows(10));  // rows of 5 bytes + LF

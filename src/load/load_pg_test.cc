@@ -114,6 +114,40 @@ TEST_F(LoadPgTest, UpsertAppliesRepeatedKeysInInputOrderAcrossChunksAndWorkers) 
   EXPECT_EQ(Sql("SELECT volume FROM t.p WHERE symbol = 'K0'"), std::to_string(last["K0"]));
 }
 
+// `7`, `007`, ` 7` and `+7` are one int4 key: they must go through one connection, or the
+// last row's value would win only by chance (and the connections could deadlock). Without
+// routing by value this fails for a good part of the keys.
+TEST_F(LoadPgTest, UpsertRoutesEverySpellingOfAKeyValueAlike) {
+  Sql("CREATE TABLE t.k(id int4 PRIMARY KEY, flag bool, v int)");
+  const int kKeys = 400;
+  std::string data = "id,flag,v\n";
+  // One busy key first backs up its connection's queue: a spelling routed behind it would
+  // apply after the later spellings routed elsewhere.
+  for (int i = 0; i < 20000; ++i) data += "1000000,f," + std::to_string(i) + "\n";
+  const std::string spell[] = {"{}", "00{}", " {}", "+0{} "};
+  for (int pass = 0; pass < 4; ++pass) {
+    for (int k = 0; k < kKeys; ++k) {
+      std::string id = spell[pass];
+      id.replace(id.find("{}"), 2, std::to_string(k));
+      data += id + "," + (pass % 2 ? "t" : "FALSE") + "," + std::to_string(pass * kKeys + k) +
+              "\n";
+    }
+  }
+  std::string f = dir_.Write("k.csv", data);
+  LoadOptions o = Options({f}, "t.k");
+  o.upsert = true;
+  o.key = {"id"};
+  o.workers = 4;
+  o.chunk_rows = 100;
+  LoadSummary s = Run(o);
+  EXPECT_EQ(s.status, "succeeded") << s.error;
+  EXPECT_EQ(s.rows_rejected, 0u);
+  EXPECT_EQ(Sql("SELECT count(*), count(*) FILTER (WHERE v = 3 * " + std::to_string(kKeys) +
+                " + id AND flag) FROM t.k WHERE id < " + std::to_string(kKeys)),
+            std::to_string(kKeys) + "\t" + std::to_string(kKeys))
+      << "the last spelling of every key wins";
+}
+
 TEST_F(LoadPgTest, AnUpsertRerunRewritesOnlyTheRowsThatChange) {
   Sql("CREATE TABLE t.p(symbol text, date date, close float8, volume bigint, "
       "PRIMARY KEY(symbol, date))");

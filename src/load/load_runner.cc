@@ -428,6 +428,7 @@ Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, 
 
     ChunkerOptions copts{.partitions = partitions,
                          .key_fields = key_fields,
+                         .canonical_key = target->CanonicalKey(),
                          .chunk_rows = options.chunk_rows,
                          .chunk_bytes = options.chunk_bytes,
                          .delimiter = options.delimiter,

@@ -29,9 +29,11 @@ Result<PgTableInfo> ReadPgTable(PgConnection& conn, const TableSpec& spec,
                                 const TargetAddress& address) {
   const std::optional<std::string> p[] = {QuoteQualified(spec.schema, spec.table)};
   // The third column is the type that decides the comparison: a domain's base type (one
-  // level), an array's element type.
+  // level), an array's element type. The fifth and sixth, the base type and its typmod,
+  // decide a key's routing form.
   auto cols = conn.Query(
-      "SELECT a.attname, t.typname, COALESCE(e.typname, b.typname), a.attnotnull "
+      "SELECT a.attname, t.typname, COALESCE(e.typname, b.typname), a.attnotnull, "
+      "b.typname, CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END "
       "FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
       "JOIN pg_type b ON b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END "
       "LEFT JOIN pg_type e ON e.oid = b.typelem AND b.typcategory = 'A' "
@@ -42,12 +44,15 @@ Result<PgTableInfo> ReadPgTable(PgConnection& conn, const TableSpec& spec,
   struct Column {
     std::string type, compare_type;
     bool not_null = false;
+    std::string base_type;
+    int32_t typmod = -1;
   };
   std::vector<std::string> have;
   std::map<std::string, Column> column;
   for (const auto& r : *cols) {
     have.push_back(r[0].value_or(""));
-    column[have.back()] = {r[1].value_or(""), r[2].value_or(""), r[3].value_or("") == "t"};
+    column[have.back()] = {r[1].value_or(""), r[2].value_or(""), r[3].value_or("") == "t",
+                           r[4].value_or(""), std::stoi(r[5].value_or("-1"))};
   }
   if (have.empty()) {
     return FailedPreconditionError(fmt::format("--table {}: no such table in {}",
@@ -61,6 +66,11 @@ Result<PgTableInfo> ReadPgTable(PgConnection& conn, const TableSpec& spec,
     }
     info.types.push_back(PgTypeFromName(column[c].type));
     info.compare_as_text.push_back(CompareAsText(column[c].compare_type));
+  }
+  for (const std::string& k : spec.key) {
+    const auto it = column.find(k);
+    info.key_typnames.push_back(it == column.end() ? "" : it->second.base_type);
+    info.key_typmods.push_back(it == column.end() ? -1 : it->second.typmod);
   }
   if (!spec.upsert) return info;
 

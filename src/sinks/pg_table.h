@@ -7,6 +7,8 @@
 #ifndef FORKLIFT_SINKS_PG_TABLE_H_
 #define FORKLIFT_SINKS_PG_TABLE_H_
 
+#include <cstdint>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -27,6 +29,10 @@ struct PgTableInfo {
   // upsert: a key column may be NULL and no such index is NULLS NOT DISTINCT (PostgreSQL
   // 15+), so rows with a NULL in their key never conflict: each is a row of its own.
   bool null_keys_distinct = false;
+  // Of spec.key: the base type's pg_type.typname (a domain's base, one level) and its
+  // typmod (-1 = none), which decide the key's routing form (pg_key_form.h).
+  std::vector<std::string> key_typnames;
+  std::vector<int32_t> key_typmods;
 };
 
 // Reads `spec`'s table (spec.schema, spec.table) through `conn`. On success, its info for

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "sinks/pg_connection.h"
+#include "sinks/pg_key_form.h"
 #include "sinks/pg_ledger.h"
 #include "sinks/pg_sink.h"
 #include "sinks/pg_table.h"
@@ -60,6 +61,21 @@ class PgTarget final : public Target {
 
   Result<std::unique_ptr<Sink>> OpenSink() override {
     return OpenPgSink(address_, spec_, table_);
+  }
+
+  KeyCanonicalizer CanonicalKey() const override {
+    std::vector<PgKeyForm> forms;
+    for (size_t i = 0; i < table_.key_typnames.size(); ++i) {
+      forms.emplace_back(table_.key_typnames[i], table_.key_typmods[i]);
+    }
+    return [forms = std::move(forms)](size_t key_index, std::string_view value,
+                                      std::string* out) {
+      if (key_index < forms.size()) {
+        forms[key_index].Append(value, out);
+      } else {
+        out->append(value);
+      }
+    };
   }
 
  private:

@@ -61,6 +61,16 @@ Error OnTarget(const TargetAddress& address, const Error& e);
 // records dead letters here, so that a chunk that commits has its dead letters recorded.
 using BeforeCommit = std::function<Status(std::span<const RejectedRow>)>;
 
+// Appends to *out the routing form of `value`, the text of key column `key_index` (an index
+// into TableSpec::key): bytes equal for values the database takes as equal, so that every
+// spelling of a key goes through one connection. A value it cannot parse is appended as
+// spelled (the database refuses it, or at worst it routes by spelling as without one).
+// Giving two different values one form only costs balance; giving two equal values two
+// forms is the bug this exists to prevent, so where unsure it must be coarser.
+// Thread safety: callable from one thread at a time; it may outlive its Target.
+using KeyCanonicalizer =
+    std::function<void(size_t key_index, std::string_view value, std::string* out)>;
+
 struct ChunkWriteResult {
   int64_t rows_written = 0;
   std::vector<RejectedRow> rejected;
@@ -127,6 +137,10 @@ class Target {
 
   // A new connection for one worker.
   virtual Result<std::unique_ptr<Sink>> OpenSink() = 0;
+
+  // How to route key values by value rather than by spelling (see KeyCanonicalizer); empty
+  // when every key routes as spelled (one writer: nothing to route).
+  virtual KeyCanonicalizer CanonicalKey() const { return {}; }
 };
 
 }  // namespace forklift::sinks
