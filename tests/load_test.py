@@ -276,6 +276,13 @@ class SigkillResumeTest(LoadTestBase):
             p.kill()
         rc = p.wait(timeout=30)
         self.outputs(p)
+        # The server finishes what the killed client had sent (a COMMIT in flight still
+        # commits): wait for its sessions to end before anyone reads the table or ledger.
+        deadline = time.monotonic() + 30
+        while int(scalar("select count(*) from pg_stat_activity "
+                         "where application_name = 'forklift'")) > 0:
+            self.assertLess(time.monotonic(), deadline, "the killed load's sessions outlived it")
+            time.sleep(0.02)
         return rc == -signal.SIGKILL
 
     def sigkill_case(self, mode, kills):
