@@ -218,6 +218,19 @@ sql4() {
   for k in 0 1 2 3; do wait "${pids[$k]}" || rc=$?; done
   return $rc
 }
+# upsert_run KEY WHAT CMD...: one upsert run of the current $case: the table reset to
+# $prefill, CMD (timed or fk: sets T), the table checked (and, for "full", every row
+# rewritten), T added to KEY's times.
+upsert_run() {
+  local key=$1 what=$2 x0
+  shift 2
+  reset prices "$prefill"
+  x0=$(pg -c "select txid_current()")
+  "$@"
+  expect "$what ($case)" prices "$want1m"
+  if [ "$case" = full ]; then expect_rewritten "$what ($case)" "$x0"; fi
+  add "$key" "$T"
+}
 sqlite_schema="create table prices (symbol text, date text, open real, high real, low real, close real, volume integer, primary key (symbol, date))"
 sq_checksum() { sqlite3 "$1" "select count(*) || ' ' || coalesce(sum(volume), 0) || ' ' || coalesce(sum(cast(round(close * 10000) as integer)), 0) from prices"; }
 
@@ -245,34 +258,16 @@ for ((r = 1; r <= reps; r++)); do
     [ $case = full ] && prefill=$csvold
     [ $case = rerun ] && prefill=$csv1m
     if [ $have_psycopg2 = 1 ]; then
-      reset prices "$prefill"
-      x0=$(pg -c "select txid_current()")
-      timed "seed-$case" $py "$anchors/seed_upsert.py" "$csv1m" "$dsn" 4
-      expect "seed_upsert.py ($case)" prices "$want1m"
-      [ $case = full ] && expect_rewritten "seed_upsert.py ($case)" "$x0"
-      add "seed_$case" "$T"
+      upsert_run "seed_$case" seed_upsert.py timed "seed-$case" $py "$anchors/seed_upsert.py" "$csv1m" "$dsn" 4
       line="seed_upsert.py ${T}s, "
     fi
-    reset prices "$prefill"
-    x0=$(pg -c "select txid_current()")
-    timed "sql-$case" psql -X -q -v ON_ERROR_STOP=1 -d "$dsn" -f "$work/upsert.sql"
-    expect "COPY + INSERT .. ON CONFLICT ($case)" prices "$want1m"
-    [ $case = full ] && expect_rewritten "COPY + INSERT .. ON CONFLICT ($case)" "$x0"
-    add "sql_$case" "$T"
+    upsert_run "sql_$case" "COPY + INSERT .. ON CONFLICT" \
+      timed "sql-$case" psql -X -q -v ON_ERROR_STOP=1 -d "$dsn" -f "$work/upsert.sql"
     line="${line}COPY+INSERT..ON CONFLICT ${T}s, "
-    reset prices "$prefill"
-    x0=$(pg -c "select txid_current()")
-    timed "sql4-$case" sql4
-    expect "4 sessions of COPY + INSERT .. ON CONFLICT ($case)" prices "$want1m"
-    [ $case = full ] && expect_rewritten "4 sessions of COPY + INSERT .. ON CONFLICT ($case)" "$x0"
-    add "sql4_$case" "$T"
+    upsert_run "sql4_$case" "4 sessions of COPY + INSERT .. ON CONFLICT" timed "sql4-$case" sql4
     line="${line}the same in 4 sessions ${T}s, "
-    reset prices "$prefill"
-    x0=$(pg -c "select txid_current()")
-    fk "upsert-$case" "$csv1m" --to "$dsn" --table prices --mode upsert --key symbol,date --workers 4
-    expect "forklift load --mode upsert ($case)" prices "$want1m"
-    [ $case = full ] && expect_rewritten "forklift load --mode upsert ($case)" "$x0"
-    add "fk_up_$case" "$T"
+    upsert_run "fk_up_$case" "forklift load --mode upsert" \
+      fk "upsert-$case" "$csv1m" --to "$dsn" --table prices --mode upsert --key symbol,date --workers 4
     case $case in
       empty) what="n empty table" ;;
       full) what=" full table (every row updated)" ;;
