@@ -90,9 +90,10 @@ Result<DlqRetryResult> RetryDeadLetters(const std::string& journal_path,
   std::string scratch;
   // One letter per chunk, numbered by the letter's id and its attempts so far (the id of a
   // letter ever retried is never reused: the journal deletes only letters of chunks the
-  // load has not committed, which are never retried): a retry that committed but died before marking its letter finds its
-  // ledger row on the next run; a letter refused again has one attempt more, so its next
-  // retry is a new chunk. Dead letters are few; a transaction each is cheap enough.
+  // load has not committed, which are never retried): a retry that committed but died
+  // before marking its letter finds its ledger row on the next run; a letter refused again
+  // has one attempt more, so its next retry is a new chunk. Dead letters are few; a
+  // transaction each is cheap enough.
   for (const journal::DeadLetter& d : pending) {
     // A letter of a chunk the load has not committed may be stale (that attempt may never
     // commit, and the next may not reject the row) or the load may yet load its row: only

@@ -48,12 +48,9 @@ Result<std::string> TableIdentity(std::string_view table) {
   return CanonicalPart(parts.first) + "." + CanonicalPart(parts.second);
 }
 
-namespace {
-
-// The hash over everything, with the table as `table` spells it.
-Result<std::string> HashLoad(const LoadOptions& o, const std::string& target_identity,
-                             const std::vector<std::string>& columns, int partitions,
-                             const std::string& table) {
+Result<std::string> ComputeLoadId(const LoadOptions& o, const std::string& target_identity,
+                                  const std::vector<std::string>& columns, int partitions) {
+  FORKLIFT_ASSIGN_OR_RETURN(std::string table, TableIdentity(o.table));
   sources::Checksum h;
   // Each field ends with a NUL so that no two different inputs concatenate alike.
   auto add = [&](std::string_view s) {
@@ -84,14 +81,6 @@ Result<std::string> HashLoad(const LoadOptions& o, const std::string& target_ide
   add(std::to_string(o.chunk_bytes));
   add(std::to_string(partitions));
   return "load-" + h.Hex();
-}
-
-}  // namespace
-
-Result<std::string> ComputeLoadId(const LoadOptions& o, const std::string& target_identity,
-                                  const std::vector<std::string>& columns, int partitions) {
-  FORKLIFT_ASSIGN_OR_RETURN(std::string table, TableIdentity(o.table));
-  return HashLoad(o, target_identity, columns, partitions, table);
 }
 
 }  // namespace forklift::load
