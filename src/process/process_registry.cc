@@ -4,11 +4,14 @@
 
 #include <algorithm>
 
+#include "process/orphan_watchdog.h"
+
 namespace forklift::process {
 
 void ProcessRegistry::Add(pid_t pgid) {
   std::lock_guard<std::mutex> lock(mu_);
   groups_.push_back(pgid);
+  if (watchdog_) watchdog_->Add(pgid);
   // Under the lock: a Shutdown racing with this Add either sees the group in groups_ or
   // has set shutdown_signal_ before we read it, never neither.
   if (shutdown_signal_ != 0) kill(-pgid, shutdown_signal_);
@@ -20,6 +23,12 @@ void ProcessRegistry::Remove(pid_t pgid) {
   if (it == groups_.end()) return;
   *it = groups_.back();
   groups_.pop_back();
+  if (watchdog_) watchdog_->Remove(pgid);
+}
+
+void ProcessRegistry::Watch(OrphanWatchdog* watchdog) {
+  std::lock_guard<std::mutex> lock(mu_);
+  watchdog_ = watchdog;
 }
 
 int ProcessRegistry::KillAll(int signal) {

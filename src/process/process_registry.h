@@ -23,6 +23,8 @@
 
 namespace forklift::process {
 
+class OrphanWatchdog;
+
 class ProcessRegistry {
  public:
   ProcessRegistry() = default;
@@ -46,6 +48,11 @@ class ProcessRegistry {
   // Returns what KillAll returned. A second call replaces the signal.
   int Shutdown(int signal);
 
+  // From now on every Add and Remove is also told to `watchdog` (nullptr: none), which
+  // then ends the registered groups if this program dies (orphan_watchdog.h). Call it
+  // before the first Add; `watchdog` must outlive the registrations.
+  void Watch(OrphanWatchdog* watchdog);
+
   // Registered groups now.
   size_t size() const;
   // The signal Shutdown() set, 0 before any Shutdown().
@@ -55,6 +62,7 @@ class ProcessRegistry {
   mutable std::mutex mu_;
   std::vector<pid_t> groups_;
   int shutdown_signal_ = 0;
+  OrphanWatchdog* watchdog_ = nullptr;
 };
 
 }  // namespace forklift::process
