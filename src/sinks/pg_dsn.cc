@@ -46,7 +46,8 @@ struct Span {
 };
 
 // Where passwords are written in a URI: the userinfo after "user:" (libpq ends userinfo at
-// the first '@' before any '/') and the values of ?password= parameters.
+// the first '@' before any '/') and the values of ?password= parameters, however the
+// keyword is percent-encoded.
 std::vector<Span> UriPasswordSpans(std::string_view s) {
   std::vector<Span> spans;
   size_t start = s.find("://") + 3;
@@ -64,7 +65,13 @@ std::vector<Span> UriPasswordSpans(std::string_view s) {
     size_t end = s.find('&', begin);
     if (end == std::string_view::npos) end = s.size();
     std::string_view param = s.substr(begin, end - begin);
-    if (param.starts_with("password=") && param.size() > 9) spans.push_back({begin + 9, end});
+    // libpq splits a parameter at its first '=' and then percent-decodes the keyword too,
+    // so `pass%77ord=` names the password as well as `password=` does.
+    const size_t eq = param.find('=');
+    if (eq != std::string_view::npos && eq + 1 < param.size() &&
+        PercentDecode(param.substr(0, eq)) == "password") {
+      spans.push_back({begin + eq + 1, end});
+    }
     q = end;
   }
   return spans;

@@ -18,7 +18,7 @@ struct PgDsn {
   std::string password;  // "" when the DSN names none (libpq may still use PGPASSWORD)
 
   // The DSN as written, for display, with its password replaced by ***:
-  // "postgresql://user:***@host/db" for a URI (also a ?password= parameter),
+  // "postgresql://user:***@host/db" for a URI (also a ?password= parameter, `pass%77ord=` too),
   // "host=h password=*** user=u" for key=value. Never contains the password, even where it
   // also appears elsewhere in the DSN (those places are masked too).
   std::string Masked() const;

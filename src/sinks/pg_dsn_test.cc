@@ -102,6 +102,30 @@ TEST(ParsePgDsnTest, MalformedDsnsAreInvalidArgumentWithoutThePassword) {
   EXPECT_FALSE(ParsePgDsn("just-a-word"));
 }
 
+// libpq decodes a URI parameter's keyword as well as its value: `pass%77ord` is
+// `password` (issue 16).
+TEST(ParsePgDsnTest, PercentEncodedPasswordKeywordIsMasked) {
+  // The last one's value is percent-encoded too, so it is not spelt as the password is.
+  for (const char* uri : {"postgresql://h/d?pass%77ord=s3cr3t-pw",
+                          "postgresql://h/d?sslmode=disable&%70%61%73%73%77%6F%72%64=s3cr3t-pw",
+                          "postgresql://h/d?pass%77ord=s3cr%33t-pw"}) {
+    auto dsn = ParsePgDsn(uri);
+    ASSERT_TRUE(dsn) << dsn.error().ToString();
+    EXPECT_EQ(dsn->password, "s3cr3t-pw") << uri;
+    EXPECT_THAT(dsn->Masked(), Not(HasSubstr("s3cr"))) << uri;
+    EXPECT_THAT(dsn->Masked(), HasSubstr("=***")) << uri;
+  }
+  // A value libpq cannot decode is in its message whole ("invalid percent-encoded token").
+  for (const char* bad : {"postgresql://h/d?pass%77ord=s3cr3t%zz",
+                          "postgresql://h/d?pass%77ord=s3cr3t%zz&sslmode=disable",
+                          "postgresql://u:s3cr3t%zz@h/d"}) {
+    auto dsn = ParsePgDsn(bad);
+    ASSERT_FALSE(dsn) << bad;
+    EXPECT_EQ(dsn.error().code, ErrorCode::kInvalidArgument) << bad;
+    EXPECT_THAT(dsn.error().message, Not(HasSubstr("s3cr3t"))) << bad;
+  }
+}
+
 TEST(ParsePgDsnTest, ErrorNamesLibpqsReason) {
   auto dsn = ParsePgDsn("host=h nosuchkey=1");
   ASSERT_FALSE(dsn);
