@@ -86,8 +86,10 @@ struct BatchOptions {
   enum class Resume {
     kNone,       // skip nothing (outcomes are still recorded)
     kSucceeded,  // skip items recorded as succeeded; failed ones run again
-    kFinished,   // skip every recorded item, succeeded or failed
+    kFinished,   // skip every item that finished, succeeded or failed
   };
+  // Whatever the mode, a resume runs the items that never started (not recorded) and
+  // those a stop interrupted while running (recorded as cancelled: final error Cancelled).
   Resume resume = Resume::kSucceeded;
   // Deliver outcomes in input order (GNU parallel's -k) instead of completion order. An
   // item that finished early keeps its window slot until it is delivered, so memory stays
@@ -108,6 +110,8 @@ template <class V>
 struct Outcome {
   uint64_t index = 0;     // position of the item in the input range
   Result<V> value;        // the value, or the final attempt's error
+  // Attempts started; 0 for an item the stop reached before it started (value: Cancelled),
+  // which is not recorded in the journal, so every resume runs it.
   int attempts = 0;
   Duration elapsed{};     // from the first attempt's start to the last one's end
   bool ok() const { return value.has_value(); }

@@ -11,9 +11,16 @@
 namespace forklift {
 
 struct Summary {
-  uint64_t processed = 0;  // outcomes delivered (succeeded + failed)
+  uint64_t processed = 0;  // outcomes of items that ran (succeeded + failed + interrupted)
   uint64_t succeeded = 0;
-  uint64_t failed = 0;     // including timed_out
+  uint64_t failed = 0;     // failed on their own, including timed_out
+  // Items a stop reached after they started (final error Cancelled: killed, cancelled
+  // cooperatively, or stopped during a retry backoff); recorded as cancelled, rerun by
+  // every resume.
+  uint64_t interrupted = 0;
+  // Items in the window that the stop reached before they started: delivered as Cancelled
+  // with attempts 0, never recorded, so every resume runs them. Not in processed.
+  uint64_t not_run = 0;
   uint64_t timed_out = 0;  // final error DeadlineExceeded
   uint64_t retried = 0;    // retry attempts made (attempts beyond each item's first)
   uint64_t skipped = 0;    // already recorded as succeeded by a checkpoint

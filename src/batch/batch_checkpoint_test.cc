@@ -143,5 +143,74 @@ TEST(RunBatchCheckpointTest, ResumeAfterSigkillLosesNoRecordedCompletion) {
   std::filesystem::remove_all(dir);
 }
 
+
+// "Never ran", "cancelled while running", "failed" and "succeeded" are distinct: a stop
+// that comes before an item starts leaves it unrecorded (attempts 0), an item that saw
+// the stop while running is recorded as cancelled, and a resume that skips every
+// finished item (Resume::kFinished, map's --resume) runs both again.
+TEST(RunBatchCheckpointTest, ItemsStoppedBeforeOrWhileRunningRunOnResume) {
+  std::string dir = TempDir();
+  std::vector<std::string> items;
+  for (int i = 0; i < 10; ++i) items.push_back("item" + std::to_string(i));
+  std::stop_source stop;
+  auto first_fn = [&](const std::string& s, ItemContext& ctx) -> Result<int> {
+    if (s == "item0") return AbortedError("failed on its own");
+    if (s == "item1") {
+      stop.request_stop();  // items 2..9 are in the window, none has started
+      if (ctx.Cancelled()) return CancelledError("saw the stop");
+    }
+    return 1;
+  };
+  BatchOptions o = Checkpointed(dir);
+  o.workers = 1;
+  o.window = 10;
+  o.resume = BatchOptions::Resume::kFinished;
+  o.stop = stop.get_token();
+  auto first = run_batch(items, first_fn, o);
+  ASSERT_TRUE(first) << first.error().ToString();
+  EXPECT_TRUE(first->summary.cancelled);
+  EXPECT_EQ(first->summary.failed, 1u) << first->summary.ToString();
+  EXPECT_EQ(first->summary.interrupted, 1u) << first->summary.ToString();
+  EXPECT_EQ(first->summary.not_run, 8u) << first->summary.ToString();
+  for (const auto& out : first->outcomes) {
+    if (out.index >= 2) {
+      EXPECT_EQ(out.attempts, 0) << out.index << " never ran";
+      ASSERT_FALSE(out.ok());
+      EXPECT_EQ(out.value.error().code, ErrorCode::kCancelled);
+    }
+  }
+
+  auto j = journal::Journal::Open(dir + "/journal.db");
+  ASSERT_TRUE(j) << j.error().ToString();
+  auto state = [&](const std::string& key) {
+    auto s = (*j)->GetItemState("nightly-2026-11-23", key);
+    EXPECT_TRUE(s) << s.error().ToString();
+    return s ? *s : journal::ItemState::kUnknown;
+  };
+  EXPECT_EQ(state("item0"), journal::ItemState::kFailed);
+  EXPECT_EQ(state("item1"), journal::ItemState::kCancelled);
+  for (int i = 2; i < 10; ++i) {
+    EXPECT_EQ(state("item" + std::to_string(i)), journal::ItemState::kUnknown)
+        << "item" << i << " never ran and must not be recorded";
+  }
+  j->reset();
+
+  std::set<std::string> ran;
+  o.stop = std::stop_token();
+  auto second = run_batch(
+      items,
+      [&](const std::string& s) -> Result<int> {
+        ran.insert(s);
+        return 1;
+      },
+      o);
+  ASSERT_TRUE(second) << second.error().ToString();
+  std::set<std::string> expected;
+  for (int i = 1; i < 10; ++i) expected.insert("item" + std::to_string(i));
+  EXPECT_EQ(ran, expected) << "the failed item is skipped, the rest run";
+  EXPECT_EQ(second->summary.skipped, 1u);
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace forklift

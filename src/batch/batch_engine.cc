@@ -194,15 +194,18 @@ Status Engine::AttemptInWorker(BatchJob* job, TimePoint deadline) {
 
 void Engine::Attempt(BatchJob* job) {
   auto& st = job->engine;
-  ++st.attempts;
-  TimePoint start = clock_.Now();
-  if (st.attempts == 1) st.first_start = start;
   if (stop_.stop_requested()) {
-    st.status = CancelledError("batch cancelled before the item ran");
+    // Not an attempt: an item that never started keeps attempts == 0, which is how the
+    // journal and the sinks tell "never ran" from "cancelled while running".
+    st.status = CancelledError(st.attempts == 0 ? "batch cancelled before the item ran"
+                                                : "batch cancelled during the item's retry backoff");
     job->SetError(st.status.error());
     Finish(job);
     return;
   }
+  ++st.attempts;
+  TimePoint start = clock_.Now();
+  if (st.attempts == 1) st.first_start = start;
   // Process isolation enforces deadlines with real time, whatever clock the batch uses.
   TimePoint deadline = (pool_ ? SystemClock().Now() : start) + options_.timeout;
   st.status = pool_ ? AttemptInWorker(job, deadline) : AttemptInProcess(job, deadline);
@@ -275,6 +278,7 @@ Result<bool> Engine::AlreadyDone(const std::string& key) {
   FORKLIFT_ASSIGN_OR_RETURN(journal::ItemState state,
                             journal_->GetItemState(options_.batch_id, key));
   if (state == journal::ItemState::kSucceeded) return true;
+  // Cancelled (interrupted) items did not finish: no resume skips them.
   return state == journal::ItemState::kFailed &&
          options_.resume == BatchOptions::Resume::kFinished;
 }
@@ -290,12 +294,16 @@ Status Engine::Record(const std::vector<BatchJob*>& done) {
   records.reserve(done.size());
   for (BatchJob* job : done) {
     const auto& st = job->engine;
+    // An item that never started is not recorded: what is not recorded runs on resume.
+    if (st.attempts == 0) continue;
     journal::ItemRecord r;
     r.key = st.key;
     r.ok = st.status.has_value();
     if (!r.ok) {
       r.code = st.status.error().code;
       r.message = st.status.error().message;
+      // Interrupted, not failed: it did not finish on its own, so no resume skips it.
+      r.cancelled = r.code == ErrorCode::kCancelled;
     }
     r.attempts = st.attempts;
     r.elapsed_us = std::chrono::duration_cast<std::chrono::microseconds>(clock_.Now() -
@@ -331,11 +339,18 @@ void Engine::FlushOrdered() {
 void Engine::Deliver(BatchJob* raw) {
   std::unique_ptr<BatchJob> job(raw);
   const auto& st = job->engine;
+  if (st.attempts == 0) {  // the stop came before it started
+    ++summary_.not_run;
+    sink_(std::move(job), JobOutcome{0, Duration::zero()});
+    return;
+  }
   Duration elapsed = clock_.Now() - st.first_start;
   latency_.Record(elapsed);
   ++summary_.processed;
   if (st.status) {
     ++summary_.succeeded;
+  } else if (st.status.error().code == ErrorCode::kCancelled) {
+    ++summary_.interrupted;
   } else {
     ++summary_.failed;
     if (st.status.error().code == ErrorCode::kDeadlineExceeded) ++summary_.timed_out;

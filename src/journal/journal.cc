@@ -128,7 +128,8 @@ constexpr const char* kSql[kSlotCount] = {
     "finished_at = excluded.finished_at "
     "WHERE items.status <> 'succeeded' OR excluded.status = 'succeeded'",
     // kItemStateSlot: an integer, not the text, so the hot lookup copies nothing.
-    "SELECT status = 'succeeded' FROM items WHERE run_id = ?1 AND key = ?2",
+    "SELECT CASE status WHEN 'succeeded' THEN 1 WHEN 'cancelled' THEN 2 ELSE 0 END "
+    "FROM items WHERE run_id = ?1 AND key = ?2",
     // kClearItemsSlot
     "DELETE FROM items WHERE run_id = ?1",
     // kCountAllSlot
@@ -163,6 +164,7 @@ constexpr const char* kSql[kSlotCount] = {
 
 constexpr std::string_view kSucceeded = "succeeded";
 constexpr std::string_view kFailed = "failed";
+constexpr std::string_view kCancelled = "cancelled";
 
 double UnixNow() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
@@ -484,7 +486,7 @@ Status Journal::RecordItems(std::string_view run_id, std::span<const ItemRecord>
     Stmt s(raw);
     s.BindText(1, run_id);
     s.BindBlob(2, r.key);
-    s.BindText(3, r.ok ? kSucceeded : kFailed);
+    s.BindText(3, r.ok ? kSucceeded : r.cancelled ? kCancelled : kFailed);
     s.BindInt64(4, r.attempts);
     s.BindCode(5, r.ok ? std::nullopt : r.code);
     if (r.ok) {
@@ -515,7 +517,11 @@ Result<ItemState> Journal::GetItemState(std::string_view run_id, std::string_vie
   int rc = s.Step();
   if (rc == SQLITE_DONE) return ItemState::kUnknown;
   if (rc != SQLITE_ROW) return tl::unexpected(SqlError("look up item"));
-  return s.ColumnInt64(0) != 0 ? ItemState::kSucceeded : ItemState::kFailed;
+  switch (s.ColumnInt64(0)) {
+    case 1: return ItemState::kSucceeded;
+    case 2: return ItemState::kCancelled;
+    default: return ItemState::kFailed;
+  }
 }
 
 Result<bool> Journal::IsSucceeded(std::string_view run_id, std::string_view key) {

@@ -53,12 +53,17 @@ struct ItemRecord {
   bool ok = false;
   std::optional<ErrorCode> code;  // when !ok
   std::string message;            // when !ok
+  // When !ok: the item was interrupted by a stop (killed, or it saw the cancellation)
+  // rather than failing on its own; recorded as cancelled, which no resume skips.
+  bool cancelled = false;
   int attempts = 0;
   int64_t elapsed_us = 0;
 };
 
-// What the journal knows of one item of a run.
-enum class ItemState { kUnknown, kSucceeded, kFailed };
+// What the journal knows of one item of a run: nothing (it never ran, or never finished
+// before a SIGKILL), succeeded, failed on its own, or cancelled while running (it did not
+// finish; resumes run it again).
+enum class ItemState { kUnknown, kSucceeded, kFailed, kCancelled };
 
 // Something that failed for good (a bad row, an item out of retries), kept to be listed
 // and retried. Empty source/position/payload are stored as NULL.
@@ -145,7 +150,7 @@ class Journal {
   Result<bool> IsSucceeded(std::string_view run_id, std::string_view key);
 
   // Items of a run with a recorded outcome: ok = true counts the succeeded, false the
-  // failed, nullopt all.
+  // failed (not the cancelled), nullopt all.
   Result<uint64_t> CountItems(std::string_view run_id, std::optional<bool> ok);
 
   // Adds dead letters in one transaction (all or none) and returns their ids, in order.

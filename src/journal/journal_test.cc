@@ -191,6 +191,51 @@ TEST_F(JournalTest, RunsRoundTripCountInvocationsAndListNewestFirst) {
   EXPECT_EQ((*j->GetRun("r2"))->status, "cancelled");
 }
 
+// An item interrupted by a stop (killed, or cancelled cooperatively) is recorded as
+// cancelled: neither failed nor succeeded, so that a resume that skips every finished item
+// still runs it; it never downgrades a success, and a later outcome replaces it.
+TEST_F(JournalTest, CancelledItemsAreADistinctState) {
+  auto j = OpenOk();
+  ItemRecord killed = Failed("k", "killed");
+  killed.code = ErrorCode::kCancelled;
+  killed.cancelled = true;
+  ItemRecord late = killed;
+  late.key = "s";
+  ASSERT_TRUE(j->RecordItems("r", std::vector<ItemRecord>{Ok("s"), killed, Failed("f", "x")}));
+  ASSERT_TRUE(j->RecordItems("r", std::span<const ItemRecord>(&late, 1)));
+  EXPECT_EQ(*j->GetItemState("r", "k"), ItemState::kCancelled);
+  EXPECT_EQ(*j->GetItemState("r", "s"), ItemState::kSucceeded) << "never downgraded";
+  EXPECT_EQ(*j->GetItemState("r", "f"), ItemState::kFailed);
+  EXPECT_EQ(*j->CountItems("r", false), 1u) << "a cancelled item is not a failure";
+  EXPECT_EQ(*j->CountItems("r", std::nullopt), 3u);
+  ASSERT_TRUE(j->BeginRun("r", "map", "x"));
+  EXPECT_EQ((*j->GetRun("r"))->items_failed, 1);
+  ASSERT_TRUE(j->RecordItems("r", std::vector<ItemRecord>{Ok("k")}));
+  EXPECT_EQ(*j->GetItemState("r", "k"), ItemState::kSucceeded);
+}
+
+TEST_F(JournalTest, ListItemsReturnsEachRecordedItemWithItsDetail) {
+  auto j = OpenOk();
+  ItemRecord a = Ok("a");
+  a.detail = R"({"state":"up_to_date"})";
+  ItemRecord c = Failed("c", "exit 3");
+  c.detail = R"({"state":"failed","exit_code":3})";
+  ASSERT_TRUE(j->RecordItems("r", std::vector<ItemRecord>{a, Ok("b"), c}));
+  ASSERT_TRUE(j->RecordItems("other", std::vector<ItemRecord>{Ok("z")}));
+  auto rows = j->ListItems("r");
+  ASSERT_TRUE(rows) << rows.error().ToString();
+  ASSERT_EQ(rows->size(), 3u);
+  std::map<std::string, ItemRow> by_key;
+  for (ItemRow& row : *rows) by_key[row.key] = row;
+  EXPECT_EQ(by_key["a"].state, ItemState::kSucceeded);
+  EXPECT_EQ(by_key["a"].detail, R"({"state":"up_to_date"})");
+  EXPECT_EQ(by_key["b"].detail, "") << "no detail is stored as none";
+  EXPECT_EQ(by_key["c"].state, ItemState::kFailed);
+  EXPECT_EQ(by_key["c"].message, "exit 3");
+  EXPECT_EQ(by_key["c"].detail, R"({"state":"failed","exit_code":3})");
+  EXPECT_TRUE(j->ListItems("none")->empty());
+}
+
 TEST_F(JournalTest, ItemsRecordAndSucceededIsNeverDowngraded) {
   auto j = OpenOk();
   ASSERT_TRUE(j->RecordItems("r", std::vector<ItemRecord>{Ok("x"), Failed("y", "down")}));
