@@ -24,8 +24,8 @@ std::string Trimmed(std::string_view s) {
   return std::string(s);
 }
 
-// A pattern std::regex would read as plain text, so that the common "," and "\t"
-// separators split with memchr-speed finds instead of the (slow) regex engine.
+// A pattern a regex engine would read as plain text, so that the common "," and "\t"
+// separators split with memchr-speed finds instead of the regex engine.
 std::optional<std::string> LiteralPattern(const std::string& pattern) {
   if (pattern == "\\t") return std::string("\t");
   if (pattern.empty() || pattern.find_first_of("\\^$.|?*+()[]{}") != std::string::npos) {
@@ -42,20 +42,17 @@ Result<ColumnSplitter> ColumnSplitter::Create(const std::string& pattern) {
     s.literal_ = std::move(*literal);
     return s;
   }
-  try {
-    s.regex_ = std::make_shared<const std::regex>(pattern, std::regex::ECMAScript);
-  } catch (const std::regex_error& e) {
-    return InvalidArgumentError("forklift map: bad --colsep regex '" + pattern +
-                                "': " + e.what());
-  }
+  auto regex = PerlRegex::Compile(pattern);
+  if (!regex) return InvalidArgumentError("forklift map: bad --colsep regex " + regex.error().message);
+  s.regex_ = std::move(*regex);
   return s;
 }
 
-void ColumnSplitter::Split(std::string_view record, std::vector<std::string>* columns) const {
+Status ColumnSplitter::Split(std::string_view record, std::vector<std::string>* columns) const {
   // GNU parallel does not split an empty record (Perl's split would return no fields).
   if (record.empty()) {
     columns->emplace_back();
-    return;
+    return OkStatus();
   }
   if (!regex_) {
     size_t start = 0;
@@ -66,41 +63,36 @@ void ColumnSplitter::Split(std::string_view record, std::vector<std::string>* co
       start = hit + literal_.size();
     }
     columns->push_back(Trimmed(record.substr(start)));
-    return;
+    return OkStatus();
   }
   // Perl's split(/re/, $s, -1): fields between matches, trailing empty fields kept,
   // captured groups inserted, and a zero-width match never where a field starts.
-  const char* begin = record.data();
-  const char* end = begin + record.size();
   size_t field_start = 0;
   size_t search_from = 0;
-  std::cmatch m;
   while (search_from <= record.size()) {
-    auto flags = search_from > 0 ? std::regex_constants::match_prev_avail
-                                 : std::regex_constants::match_default;
-    if (!std::regex_search(begin + search_from, end, m, *regex_, flags)) break;
-    size_t match_start = search_from + static_cast<size_t>(m.position(0));
-    size_t match_end = match_start + static_cast<size_t>(m.length(0));
-    if (match_end == match_start && match_start == field_start) {
+    FORKLIFT_ASSIGN_OR_RETURN(auto m, regex_->Find(record, search_from, {}));
+    if (!m) break;
+    if (m->end == m->begin && m->begin == field_start) {
       // Perl backtracks into a non-empty match at the same place before moving on.
-      auto anchored = flags | std::regex_constants::match_not_null |
-                      std::regex_constants::match_continuous;
-      if (std::regex_search(begin + match_start, end, m, *regex_, anchored)) {
-        match_end = match_start + static_cast<size_t>(m.length(0));
-      } else {
-        search_from = match_start + 1;
+      FORKLIFT_ASSIGN_OR_RETURN(
+          auto longer,
+          regex_->Find(record, m->begin, {.anchored = true, .not_empty_at_start = true}));
+      if (!longer) {
+        search_from = m->begin + 1;
         continue;
       }
+      m = std::move(longer);
     }
-    columns->push_back(Trimmed(record.substr(field_start, match_start - field_start)));
-    for (size_t g = 1; g < m.size(); ++g) {
-      columns->push_back(m[g].matched ? Trimmed(std::string_view(m[g].first, m[g].length()))
-                                      : std::string());
+    columns->push_back(Trimmed(record.substr(field_start, m->begin - field_start)));
+    for (const auto& g : m->groups) {
+      columns->push_back(g ? Trimmed(record.substr(g->first, g->second - g->first))
+                           : std::string());
     }
-    field_start = match_end;
-    search_from = match_end;
+    field_start = m->end;
+    search_from = m->end;
   }
   columns->push_back(Trimmed(record.substr(field_start)));
+  return OkStatus();
 }
 
 // Records of one source: a ::: list, or a file descriptor read in chunks.
@@ -238,7 +230,8 @@ Result<std::unique_ptr<InputSource>> InputSource::Open(const std::vector<InputSp
     while (true) {
       FORKLIFT_ASSIGN_OR_RETURN(bool got, readers[i]->Read(&record));
       if (!got) break;
-      records.push_back(source->ToColumns(std::move(record)));
+      FORKLIFT_ASSIGN_OR_RETURN(Record columns, source->ToColumns(std::move(record)));
+      records.push_back(std::move(columns));
       record.clear();
     }
     if (!records.empty()) source->others_have_records_ = true;
@@ -247,13 +240,16 @@ Result<std::unique_ptr<InputSource>> InputSource::Open(const std::vector<InputSp
   // An empty source stands for one empty argument, unless every source is empty
   // (ReadFirst decides that, once it knows whether the first one is).
   for (auto& records : source->others_) {
-    if (records.empty()) records.push_back(source->ToColumns(std::string()));
+    if (records.empty()) {
+      FORKLIFT_ASSIGN_OR_RETURN(Record columns, source->ToColumns(std::string()));
+      records.push_back(std::move(columns));
+    }
   }
   source->odometer_.assign(source->others_.size(), 0);
   return source;
 }
 
-InputSource::Record InputSource::ToColumns(std::string record) {
+Result<InputSource::Record> InputSource::ToColumns(std::string record) {
   if (separator_ != '\0' && record.find('\0') != std::string::npos) {
     // No argv can hold a NUL: GNU parallel substitutes the two bytes "\0" and warns.
     std::string replaced;
@@ -270,7 +266,7 @@ InputSource::Record InputSource::ToColumns(std::string record) {
   }
   Record columns;
   if (splitter_) {
-    splitter_->Split(record, &columns);
+    FORKLIFT_RETURN_IF_ERROR(splitter_->Split(record, &columns));
   } else {
     columns.push_back(std::move(record));
   }
@@ -282,10 +278,14 @@ Result<std::optional<InputSource::Record>> InputSource::ReadFirst() {
   FORKLIFT_ASSIGN_OR_RETURN(bool got, first_->Read(&record));
   bool first_call = !first_started_;
   first_started_ = true;
-  if (got) return std::optional<Record>(ToColumns(std::move(record)));
+  if (got) {
+    FORKLIFT_ASSIGN_OR_RETURN(Record columns, ToColumns(std::move(record)));
+    return std::optional<Record>(std::move(columns));
+  }
   // An empty first source still pairs one empty argument with the others' records.
   if (first_call && others_have_records_) {
-    return std::optional<Record>(ToColumns(std::string()));
+    FORKLIFT_ASSIGN_OR_RETURN(Record columns, ToColumns(std::string()));
+    return std::optional<Record>(std::move(columns));
   }
   return std::optional<Record>();
 }

@@ -20,8 +20,9 @@
 //    split(/REGEX/, $record, -1) (trailing empty columns kept, a zero-width match at the
 //    start ignored, capture groups become columns), then each column is trimmed of
 //    leading and trailing white space (GNU parallel sets --trim lr with --colsep). An
-//    empty record is one empty column. The regex is ECMAScript (std::regex); a pattern
-//    without regex metacharacters splits on the literal text.
+//    empty record is one empty column. The regex is Perl's syntax (PCRE2, see
+//    perl_regex.h: no recursion, so any record length is safe); a pattern without regex
+//    metacharacters splits on the literal text.
 //  - A tuple is the columns of all sources, flattened in source order: the {} list and
 //    the {1} {2} ... positions of the command template.
 #ifndef FORKLIFT_MAP_INPUT_SOURCE_H_
@@ -30,12 +31,12 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <regex>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "forklift/result.h"
+#include "map/perl_regex.h"
 
 namespace forklift::map {
 
@@ -60,15 +61,17 @@ struct InputOptions {
 // Splits records into columns for --colsep. Thread-compatible (const use is safe).
 class ColumnSplitter {
  public:
-  // On a pattern std::regex rejects returns InvalidArgument naming it.
+  // On a pattern PCRE2 rejects returns InvalidArgument
+  // "forklift map: bad --colsep regex '<pattern>': <why>".
   static Result<ColumnSplitter> Create(const std::string& pattern);
 
-  // The trimmed columns of `record`, appended to *columns. Never fails.
-  void Split(std::string_view record, std::vector<std::string>* columns) const;
+  // The trimmed columns of `record`, appended to *columns. Fails (Internal) only when
+  // PCRE2 gives up on a pathological pattern (its match limit), never for a record's length.
+  Status Split(std::string_view record, std::vector<std::string>* columns) const;
 
  private:
-  std::string literal_;                // split on this when the pattern is plain text
-  std::shared_ptr<const std::regex> regex_;  // else this; shared: a regex is costly to copy
+  std::string literal_;             // split on this when the pattern is plain text
+  std::optional<PerlRegex> regex_;  // else this
 };
 
 class InputSource {
@@ -102,7 +105,7 @@ class InputSource {
   InputSource() = default;
   // The next record of the first source, split into columns; nullopt at its end.
   Result<std::optional<Record>> ReadFirst();
-  Record ToColumns(std::string record);
+  Result<Record> ToColumns(std::string record);
 
   char separator_ = '\n';
   std::optional<ColumnSplitter> splitter_;

@@ -197,7 +197,10 @@ std::vector<std::string> Split(const std::string& pattern, const std::string& re
   auto splitter = ColumnSplitter::Create(pattern);
   EXPECT_TRUE(splitter) << splitter.error().ToString();
   std::vector<std::string> out;
-  if (splitter) splitter->Split(record, &out);
+  if (splitter) {
+    auto st = splitter->Split(record, &out);
+    EXPECT_TRUE(st) << st.error().ToString();
+  }
   return out;
 }
 
@@ -214,6 +217,32 @@ TEST(ColumnSplitterTest, BehavesLikePerlSplitWithTrim) {
   EXPECT_THAT(Split("^", "abc"), ElementsAre("abc"));
   EXPECT_THAT(Split("b", "abc"), ElementsAre("a", "c"));
   EXPECT_THAT(Split(",", ""), ElementsAre(""));
+}
+
+// issue 16: a backtracking engine that recurses per character (libstdc++'s std::regex)
+// overflowed the stack on a 30,000-byte run of blanks; the line's length must not set
+// the stack depth.
+TEST(ColumnSplitterTest, OneMegabyteLinesSplitWithoutRecursion) {
+  const std::string blanks(1 << 20, ' ');
+  EXPECT_THAT(Split("\\s+", "a" + blanks + "b"), ElementsAre("a", "b"));
+  EXPECT_THAT(Split("(\\s)+", "a" + blanks + "b"), ElementsAre("a", "", "b"));
+  EXPECT_THAT(Split(" *; *", "x" + blanks + ";" + blanks + "y"), ElementsAre("x", "y"));
+  std::string many;
+  for (int i = 0; i < 100000; ++i) many += "ab, ";
+  auto columns = Split(",\\s*", many);
+  EXPECT_EQ(columns.size(), 100001u);
+  auto source = InputSource::Open({Args({"a" + blanks + "b"})}, {.colsep = "\\s+"}, -1);
+  ASSERT_TRUE(source);
+  auto tuple = (*source)->Next();
+  ASSERT_TRUE(tuple && *tuple);
+  EXPECT_THAT(**tuple, ElementsAre("a", "b"));
+}
+
+// GNU parallel's --colsep is a Perl regex: Perl's syntax, not ECMAScript's.
+TEST(ColumnSplitterTest, PatternsArePerlRegexes) {
+  EXPECT_THAT(Split("(?i)x", "aXbxc"), ElementsAre("a", "b", "c"));
+  EXPECT_THAT(Split("\\h+", "a \tb"), ElementsAre("a", "b"));
+  EXPECT_THAT(Split("(?<=a)b", "abcbab"), ElementsAre("a", "cba", ""));
 }
 
 TEST(ColumnSplitterTest, BadRegexNamesThePattern) {

@@ -9,7 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <regex>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -41,6 +41,55 @@ template <class T>
 bool ParseInt(std::string_view s, T* out) {
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
   return ec == std::errc() && end == s.data() + s.size();
+}
+
+bool IsPerlSpace(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+// Whether GNU parallel's loose row pattern /\d+\s+[^\s]+\s+([-0-9.]+\s+){6}/ matches
+// somewhere in `line`. Hand-coded over the line's blank-separated words, in one pass and
+// constant stack: std::regex recursed once per character and overflowed the stack on
+// long lines (issue 16). The pattern holds at word k when word k ends in a digit, word
+// k + 1 is any word, words k + 2 .. k + 7 are all [-0-9.], and each of these eight is
+// followed by a blank (a word at the line's end is followed by none).
+bool LooseRowPatternMatches(std::string_view line) {
+  struct Word {
+    bool ends_in_digit;
+    bool numeric;      // only [-0-9.]
+    bool blank_after;
+  };
+  std::vector<Word> window;  // the last 8 words
+  size_t i = 0;
+  while (i < line.size()) {
+    while (i < line.size() && IsPerlSpace(line[i])) ++i;
+    if (i == line.size()) break;
+    Word w{false, true, false};
+    char last = 0;
+    while (i < line.size() && !IsPerlSpace(line[i])) {
+      char c = line[i++];
+      w.numeric = w.numeric && ((c >= '0' && c <= '9') || c == '-' || c == '.');
+      last = c;
+    }
+    w.ends_in_digit = last >= '0' && last <= '9';
+    w.blank_after = i < line.size();
+    if (window.size() == 8) window.erase(window.begin());
+    window.push_back(w);
+    if (window.size() < 8) continue;
+    bool match = window[0].ends_in_digit;
+    for (size_t k = 0; k < 8 && match; ++k) {
+      match = window[k].blank_after && (k < 2 || window[k].numeric);
+    }
+    if (match) return true;
+  }
+  return false;
+}
+
+// A line as error messages quote it: its start, when it is long.
+std::string Quoted(std::string_view line) {
+  constexpr size_t kMax = 200;
+  if (line.size() <= kMax) return std::string(line);
+  return fmt::format("{}... ({} bytes)", line.substr(0, kMax), line.size());
 }
 
 // "1795423652.276": milliseconds as seconds with 3 decimals.
@@ -132,7 +181,7 @@ Status JoblogHistory::AddLine(std::string_view line, bool first_line,
   if (first_line && (line.empty() || line[0] < '0' || line[0] > '9')) return OkStatus();
   auto bad = [&](std::string_view why) {
     return InvalidArgumentError("forklift map: format of --joblog '" + std::string(path) +
-                                "' is wrong" + std::string(why) + ": " + std::string(line));
+                                "' is wrong" + std::string(why) + ": " + Quoted(line));
   };
   std::string_view fields[9];
   size_t count = 0;
@@ -156,9 +205,7 @@ Status JoblogHistory::AddLine(std::string_view line, bool first_line,
     size_t digits = 0;
     while (digits < line.size() && line[digits] >= '0' && line[digits] <= '9') ++digits;
     if (digits == 0 || !ParseInt(line.substr(0, digits), &seq)) {
-      static const std::regex kLoose(R"(\d+\s+[^\s]+\s+([-0-9.]+\s+){6})");
-      std::string owned(line);
-      if (std::regex_search(owned, kLoose)) return OkStatus();
+      if (LooseRowPatternMatches(line)) return OkStatus();
       return bad("");
     }
   }

@@ -168,6 +168,46 @@ TEST(JoblogHistoryTest, GarbageIsAnErrorNamingFileAndLine) {
   EXPECT_FALSE(JoblogHistory::Parse("Seq\n99999999999\n", "jl"));  // absurd seq
 }
 
+// GNU parallel ignores a line its loose pattern /\d+\s+[^\s]+\s+([-0-9.]+\s+){6}/ finds
+// anywhere in it; anything else that is not a row is an error.
+TEST(JoblogHistoryTest, LinesTheLoosePatternFindsAreIgnored) {
+  for (const char* line : {"x1 : 1 2 3 4 5 6 cmd", "abc12\thost\t1.5\t-2\t.\t3\t4\t5\t",
+                           "zz z 9 h 1 2 3 4 5 6\t", "x 7 : -1 0 0 0 0 0 "}) {
+    auto h = JoblogHistory::Parse(std::string("Seq\n") + line + "\n", "jl");
+    EXPECT_TRUE(h) << line << ": " << h.error().ToString();
+    if (h) {
+      EXPECT_EQ(h->rows(), 0u) << line;
+    }
+  }
+  for (const char* line : {"x1 : 1 2 3 4 5 6", "x1 : 1 2 3 4 5 a ", "x : 1 2 3 4 5 6 7 ",
+                           "xa1 : 1 2 3 4 5", "x1: 1 2 3 4 5 6 7 "}) {
+    EXPECT_FALSE(JoblogHistory::Parse(std::string("Seq\n") + line + "\n", "jl")) << line;
+  }
+}
+
+// issue 16: the loose pattern ran on std::regex, whose recursion per character overflowed
+// the stack on a 30,000-letter line. A 1 MB line is the documented error, and the error
+// quotes the line's start, not all of it.
+TEST(JoblogHistoryTest, AOneMegabyteMalformedLineIsAnErrorNotACrash) {
+  std::string line = "x1 " + std::string(1 << 20, 'a');
+  auto h = JoblogHistory::Parse("Seq\n" + line + "\n", "jl");
+  ASSERT_FALSE(h);
+  EXPECT_THAT(h.error().message, HasSubstr("format of --joblog 'jl' is wrong: x1 aaa"));
+  EXPECT_LT(h.error().message.size(), 400u);
+  std::string spaced = "x1 :";
+  for (int i = 0; i < 200000; ++i) spaced += " 1.5";
+  EXPECT_TRUE(JoblogHistory::Parse("Seq\n" + spaced + " \n", "jl"));  // the loose form
+  TempDir dir;
+  std::string path = dir.File("long");
+  {
+    std::ofstream f(path);
+    f << "Seq\n" << line << "\n";
+  }
+  auto read = JoblogHistory::Read(path);
+  ASSERT_FALSE(read);
+  EXPECT_EQ(read.error().code, ErrorCode::kInvalidArgument);
+}
+
 TEST(JoblogHistoryTest, ReadMissingFileIsEmptyAndReadsWhatTheWriterWrote) {
   TempDir dir;
   auto missing = JoblogHistory::Read(dir.File("none"));
