@@ -46,6 +46,16 @@ def our_sleepers(tag):
     return found
 
 
+def wait_for(predicate, timeout=20, what="condition"):
+    """Polls until predicate() is true; fails the test after timeout seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 class MapTest(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="forklift-map-test-")
@@ -272,6 +282,60 @@ class MapTest(unittest.TestCase):
         for cmd in logged:
             job = cmd.split("echo ")[1].split(" ")[0]
             self.assertEqual(counts[job], 1, f"job {job} was logged done, yet ran again")
+
+    def _gated_jobs(self, n):
+        """Job args for n jobs that mark they started, wait for the file 'go', then mark done."""
+        cmd = "touch started.{}; while [ ! -e go ]; do sleep 0.01; done; touch done.{}"
+        return ["-j2", "--joblog", os.path.join(self.dir, "r.log"), cmd, ":::", *map(str, range(1, n + 1))]
+
+    def _started(self):
+        return sorted(f for f in os.listdir(self.dir) if f.startswith("started."))
+
+    def test_resume_after_sigint_runs_the_jobs_that_never_started(self):
+        # issue 10's blocker: jobs cancelled before they ran were recorded as failed, and
+        # --resume skipped them. They get no joblog row and no journal entry (GNU parallel).
+        args = self._gated_jobs(10)
+        p = subprocess.Popen([FORKLIFT, "map", *args], stderr=subprocess.PIPE,
+                             env=self.env, cwd=self.dir)
+        wait_for(lambda: len(self._started()) == 2, what="two jobs running")
+        p.send_signal(signal.SIGINT)
+        first_line = p.stderr.readline()  # the signal was taken: nothing new starts
+        self.assertIn(b"starting no new jobs", first_line)
+        open(os.path.join(self.dir, "go"), "w").close()
+        _, err = p.communicate(timeout=20)
+        self.assertEqual(p.returncode, 130)
+        self.assertNotIn(b"Cancelled", err, "jobs that never ran are not reported as failed")
+        with open(os.path.join(self.dir, "r.log")) as f:
+            self.assertEqual(len(f.read().splitlines()), 3, "two rows: the jobs that ran")
+        first = set(self._started())
+        self.assertEqual(len(first), 2, "nothing new started after the SIGINT")
+        rc, _, err = self.fk("--resume", *args)
+        self.assertEqual(rc, 0, err)
+        done = sorted(f for f in os.listdir(self.dir) if f.startswith("done."))
+        self.assertEqual(done, sorted(f"done.{i}" for i in range(1, 11)), "every job ran")
+
+    def test_resume_reruns_jobs_killed_by_the_second_sigint(self):
+        args = self._gated_jobs(4)
+        p = subprocess.Popen([FORKLIFT, "map", *args], stderr=subprocess.PIPE,
+                             env=self.env, cwd=self.dir)
+        wait_for(lambda: len(self._started()) == 2, what="two jobs running")
+        p.send_signal(signal.SIGINT)
+        self.assertIn(b"starting no new jobs", p.stderr.readline())
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=20)
+        self.assertEqual(p.returncode, 130)
+        self.assertIn(b"killed", err)
+        with open(os.path.join(self.dir, "r.log")) as f:
+            self.assertEqual(len(f.read().splitlines()), 1,
+                             "killed jobs did not finish: no joblog row (as GNU parallel)")
+        killed = [f.split(".")[1] for f in self._started()]
+        open(os.path.join(self.dir, "go"), "w").close()
+        rc, _, err = self.fk("--resume", *args)
+        self.assertEqual(rc, 0, err)
+        for job in killed:
+            self.assertTrue(os.path.exists(os.path.join(self.dir, f"done.{job}")),
+                            f"killed job {job} ran again on --resume")
+        self.assertEqual(len([f for f in os.listdir(self.dir) if f.startswith("done.")]), 4)
 
     def test_resume_survives_reordered_input(self):
         out = os.path.join(self.dir, "ran.txt")

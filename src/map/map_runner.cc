@@ -393,6 +393,9 @@ Result<JobResult> MapRun::RunJob(const MapJob& job, ItemContext& ctx) {
 }
 
 void MapRun::OnOutcome(Outcome<JobResult>&& outcome) {
+  // A job the stop reached before it started never ran: no output, no joblog row, no
+  // journal entry (the engine records none), so --resume runs it, as in GNU parallel.
+  if (outcome.attempts == 0) return;
   ++started_;
   std::optional<JobResult> taken;
   if (outcome.ok()) {
@@ -404,8 +407,15 @@ void MapRun::OnOutcome(Outcome<JobResult>&& outcome) {
       failed_.erase(it);
     }
   }
+  if (!taken && outcome.value.error().code == ErrorCode::kCancelled) {
+    // Stopped before its next attempt (a retry backoff, a --delay): it did not finish,
+    // so no row; the journal says cancelled and --resume runs it.
+    fmt::print(stderr, "forklift map: job {}: stopped before it finished (not logged; "
+                       "--resume runs it again)\n", outcome.index + 1);
+    return;
+  }
   if (!taken) {
-    // Failed before a process ran (spawn resources, a cancelled delay): no output, no row.
+    // Failed before a process ran (spawn resources): no output, no row.
     halt_.OnJobDone(255, 0, jobs_ ? jobs_->total() : 0);
     fmt::print(stderr, "forklift map: job {}: {}\n", outcome.index + 1,
                outcome.value.error().ToString());
@@ -413,6 +423,15 @@ void MapRun::OnOutcome(Outcome<JobResult>&& outcome) {
   }
   JobResult& r = *taken;
   const Completion& c = r.completion;
+  if (c.cancelled) {
+    // Killed by forklift (a second signal, --halt now) before it finished: what it wrote
+    // is kept, but it gets no joblog row (GNU parallel logs none either) and no halt
+    // count; the journal records it as cancelled, so --resume runs it again.
+    if (r.output) (void)r.output->Finish(&c);
+    fmt::print(stderr, "forklift map: job {} killed before it finished (not logged; "
+                       "--resume runs it again): {}\n", r.seq, r.command);
+    return;
+  }
   if (o_.results) {
     if (auto s = WriteResults(*o_.results, r.args, r.seq, c); !s && !output_error_) {
       output_error_ = s.error();
