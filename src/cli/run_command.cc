@@ -6,10 +6,11 @@
 #include <fstream>
 #include <stop_token>
 
-#include "forklift/batch.h"
-#include "journal/journal.h"
 #include "cli/commands.h"
 #include "cli/signal_thread.h"
+#include "core/duration_parse.h"
+#include "forklift/batch.h"
+#include "journal/journal.h"
 #include "flow/flow_file.h"
 #include "flow/flow_report.h"
 #include "flow/flow_runner.h"
@@ -17,26 +18,49 @@
 namespace forklift::cli {
 
 int RunCommand(const std::vector<std::string>& args) {
-  CLI::App app("Run a flow: a DAG of shell tasks with logs, retries and a breakdown.",
+  CLI::App app("Run a flow: a DAG of shell tasks with logs, retries and a breakdown.\n"
+               "A flow's journal and logs live beside its flow file (.forklift/), whatever\n"
+               "directory forklift starts in; one invocation of a flow runs at a time.\n"
+               "Exit status: 0 succeeded, 1 a critical task failed, 2 bad input or state,\n"
+               "75 the flow is already running, 128+N after signal N.",
                "forklift run");
-  std::string flow_path, journal, resume, only;
+  std::string flow_path, journal, resume, only, wait;
   int jobs = static_cast<int>(BatchOptions::DefaultWorkerCount());
   bool force = false, dry_run = false;
   app.add_option("flow", flow_path, "the flow file (TOML)")->required();
+  const char* kWhat = "What runs";
+  const char* kState = "State and resume";
   app.add_option("--jobs,-j", jobs, "tasks running at once (default: one per core)")
-      ->check(CLI::Range(1, 1 << 30));
-  app.add_option("--journal", journal, "journal file (default $FORKLIFT_JOURNAL or .forklift/journal.db)");
-  app.add_option("--resume", resume, "rerun only what failed, was blocked or never ran in RUN_ID");
-  app.add_option("--only", only, "run this task and what it needs");
-  app.add_flag("--force", force, "run tasks even when their outputs are up to date");
-  app.add_flag("--dry-run", dry_run, "print the plan by levels, run nothing");
+      ->check(CLI::Range(1, 1 << 30))->group(kWhat);
+  app.add_option("--only", only, "run this task and what it needs")->group(kWhat);
+  app.add_flag("--force", force, "run tasks even when their outputs are up to date")->group(kWhat);
+  app.add_flag("--dry-run", dry_run, "print the plan by levels, run nothing")->group(kWhat);
+  app.add_option("--resume", resume,
+                 "rerun only what failed, was cancelled, blocked or never ran in RUN_ID "
+                 "('last': the flow's latest run that did not succeed)")->group(kState);
+  app.add_option("--journal", journal,
+                 "journal file (default $FORKLIFT_JOURNAL, else .forklift/journal.db beside "
+                 "the flow file)")->group(kState);
+  app.add_option("--wait", wait,
+                 "when the flow is already running, wait up to DUR (e.g. 10m) for it to end "
+                 "instead of exiting 75")->group(kState);
   if (int rc = ParseCli(app, args); rc >= 0) return rc;
 
+  std::optional<Duration> wait_for;
+  if (!wait.empty()) {
+    auto d = core::ParseDuration(wait);
+    if (!d) {
+      fmt::print(stderr, "forklift run: --wait: {}\n", d.error().message);
+      return 2;
+    }
+    wait_for = *d;
+  }
   auto spec = flow::LoadFlowFile(flow_path);
   if (!spec) {
     fmt::print(stderr, "forklift run: {}\n", spec.error().message);
     return 2;
   }
+  for (const std::string& w : spec->warnings) fmt::print(stderr, "forklift run: warning: {}\n", w);
   std::stop_source graceful, force_stop;
   SignalThread signals(
       [&](int sig) {
@@ -47,7 +71,8 @@ int RunCommand(const std::vector<std::string>& args) {
       [&](int) { force_stop.request_stop(); });
   flow::FlowRunOptions options;
   options.jobs = jobs;
-  options.journal_path = journal::ResolveJournalPath(journal);
+  options.journal_path = flow::ResolveFlowJournalPath(journal, flow_path);
+  options.wait_for_lock = wait_for;
   if (!resume.empty()) options.resume_run_id = resume;
   if (!only.empty()) options.only = only;
   options.force = force;
@@ -57,7 +82,8 @@ int RunCommand(const std::vector<std::string>& args) {
   auto result = flow::RunFlow(*spec, options);
   if (!result) {
     fmt::print(stderr, "forklift run: {}\n", result.error().message);
-    return 2;
+    // Another invocation holds the flow's lock: EX_TEMPFAIL, "try again later".
+    return result.error().code == ErrorCode::kUnavailable ? 75 : 2;
   }
   if (int sig = signals.first_signal(); sig != 0) return 128 + sig;
   return result->succeeded ? 0 : 1;
@@ -65,12 +91,17 @@ int RunCommand(const std::vector<std::string>& args) {
 
 int ReportCommand(const std::vector<std::string>& args) {
   CLI::App app("Write the HTML report of a flow run.", "forklift report");
-  std::string run_id, out = "report.html", journal;
+  std::string run_id, out = "report.html", journal, flow_path;
   app.add_option("run_id", run_id, "the run (see forklift runs --kind flow)")->required();
   app.add_option("-o,--output", out, "the HTML file to write (default report.html)");
-  app.add_option("--journal", journal, "journal file (default $FORKLIFT_JOURNAL or .forklift/journal.db)");
+  app.add_option("--flow", flow_path, "the run's flow file: read the journal beside it");
+  app.add_option("--journal", journal,
+                 "journal file (default $FORKLIFT_JOURNAL, else .forklift/journal.db beside "
+                 "--flow, else in the current directory)");
   if (int rc = ParseCli(app, args); rc >= 0) return rc;
-  auto report = flow::LoadRunReport(journal::ResolveJournalPath(journal), run_id);
+  std::string path = flow_path.empty() ? journal::ResolveJournalPath(journal)
+                                       : flow::ResolveFlowJournalPath(journal, flow_path);
+  auto report = flow::LoadRunReport(path, run_id);
   if (!report) {
     fmt::print(stderr, "forklift report: {}\n", report.error().message);
     return 2;

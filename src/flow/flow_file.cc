@@ -4,6 +4,7 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <climits>
 #include <cmath>
@@ -16,6 +17,7 @@
 #include <utility>
 
 #include "core/duration_parse.h"
+#include "flow/brace_expansion.h"
 
 namespace forklift::flow {
 namespace {
@@ -48,6 +50,10 @@ int LineOf(const toml::source_region& region) { return static_cast<int>(region.b
 std::string Hint(std::string_view word, std::span<const std::string> candidates) {
   auto close = ClosestName(word, candidates);
   return close ? fmt::format(" (did you mean '{}'?)", *close) : std::string();
+}
+
+bool IsFlowNameChar(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
 }
 
 bool IsTaskNameChar(char c) {
@@ -96,10 +102,12 @@ bool Parser::ParseDurationValue(const toml::key& key, const toml::node& node,
   if (const auto* s = node.as_string()) {
     parsed = core::ParseDuration(s->get());
   } else if (node.is_integer() || node.is_floating_point()) {
-    double seconds = node.is_integer() ? static_cast<double>(node.as_integer()->get())
-                                       : node.as_floating_point()->get();
-    // Through ParseDuration so numbers and strings share one range check.
-    parsed = core::ParseDuration(fmt::format("{}", seconds));
+    std::string number = node.is_integer() ? fmt::format("{}", node.as_integer()->get())
+                                           : fmt::format("{}", node.as_floating_point()->get());
+    Fail(line, where,
+         fmt::format("a duration needs a unit: write \"{}s\" for seconds (or \"{}m\", "
+                     "\"{}h\", \"{}ms\")", number, number, number, number));
+    return false;
   } else {
     TypeMismatch(key, node, where, "a duration such as \"30s\" or \"15m\"");
     return false;
@@ -280,13 +288,25 @@ void Parser::ParseTask(const toml::key& task_key, const toml::node& node,
       std::vector<std::pair<std::string, int>> globs;
       if (!ParseStringArray(key, value, where, globs)) continue;
       auto& out = k == "outputs" ? task.outputs : task.inputs;
-      for (auto& [glob, glob_line] : globs) out.push_back(std::move(glob));
+      for (auto& [glob, glob_line] : globs) {
+        if (auto expanded = ExpandBraces(glob); !expanded) {
+          Fail(glob_line, where, expanded.error().message);
+          continue;
+        }
+        out.push_back(std::move(glob));
+      }
     } else {
       Fail(line, task_where, fmt::format("unknown key '{}'{}", k, Hint(k, kTaskKeys)));
     }
   }
   if (!table->contains("cmd")) {
     Fail(task.line, task_where, "missing required key 'cmd'");
+  }
+  if (!task.outputs.empty() && task.inputs.empty()) {
+    spec.warnings.push_back(fmt::format(
+        "{}:{}: {}: 'outputs' without 'inputs': once its outputs exist the task stays "
+        "up to date until its command changes (add 'inputs', or run with --force)",
+        path_, task.line, task_where));
   }
   spec.tasks.push_back(std::move(task));
 }
@@ -295,6 +315,10 @@ Result<FlowSpec> Parser::Parse(const toml::table& root) {
   FlowSpec spec;
   spec.path = path_;
   spec.name = std::filesystem::path(path_).stem().string();
+  for (char& c : spec.name) {
+    if (!IsFlowNameChar(c)) c = '_';
+  }
+  if (spec.name.empty() || spec.name[0] == '.') spec.name.insert(0, "flow");
   for (auto&& [key, value] : root) {
     std::string k(key.str());
     int line = LineOf(key.source());
@@ -303,6 +327,13 @@ Result<FlowSpec> Parser::Parse(const toml::table& root) {
         TypeMismatch(key, value, k, "a string");
       } else if (value.as_string()->get().empty()) {
         Fail(line, k, "must not be empty");
+      } else if (const std::string& n = value.as_string()->get();
+                 k == "name" && (n.size() > 128 || n[0] == '.' ||
+                                 !std::all_of(n.begin(), n.end(), IsFlowNameChar))) {
+        Fail(line, k,
+             "a flow name may contain only letters, digits, '_', '-' and '.', must not start "
+             "with '.', and has at most 128 characters (it names the run's log directory "
+             "and lock file)");
       } else {
         (k == "name" ? spec.name : spec.log_dir) = value.as_string()->get();
       }
@@ -494,7 +525,51 @@ Status CheckGraph(const FlowSpec& spec) {
   return fail(spec.tasks[cycle.front()].line, "cycle: " + chain);
 }
 
+// toml++ 3.3.0 (Debian 12's) reaches undefined behaviour on a non-ASCII byte in a bare key
+// (upstream #190/#295), and TOML 1.0 allows only ASCII there anyway. So non-ASCII bytes
+// are allowed only where TOML allows them, inside strings and comments, and anything else
+// is refused here, before toml++ sees it. Returns "" when the text is fine.
+static std::string NonAsciiOutsideStrings(std::string_view text, std::string_view path) {
+  int line = 1;
+  size_t line_start = 0;
+  for (size_t i = 0; i < text.size();) {
+    char c = text[i];
+    if (c == '\n') {
+      ++line;
+      line_start = ++i;
+    } else if (c == '#') {
+      while (i < text.size() && text[i] != '\n') ++i;
+    } else if (c == '"' || c == '\'') {
+      bool multi = text.substr(i, 3) == std::string(3, c);
+      std::string_view end = multi ? std::string_view(c == '"' ? "\"\"\"" : "\'\'\'")
+                                   : std::string_view(c == '"' ? "\"" : "\'");
+      i += end.size();
+      while (i < text.size() && text.substr(i, end.size()) != end) {
+        if (text[i] == '\n') {
+          if (!multi) break;  // an unterminated string: toml++ reports it
+          ++line;
+          line_start = i + 1;
+        }
+        // A backslash escapes the next byte in basic strings only.
+        i += (c == '"' && text[i] == '\\' && i + 1 < text.size()) ? 2 : 1;
+      }
+      if (i < text.size() && text[i] != '\n') i += end.size();
+    } else if (static_cast<unsigned char>(c) >= 0x80) {
+      return fmt::format(
+          "{}:{}:{}: a non-ASCII character outside a quoted string (TOML's bare keys are "
+          "ASCII letters, digits, '_' and '-': quote the key, e.g. [tasks.\"name\"])",
+          path, line, i - line_start + 1);
+    } else {
+      ++i;
+    }
+  }
+  return "";
+}
+
 Result<FlowSpec> ParseFlow(std::string_view text, std::string_view path_for_errors) {
+  if (std::string bad = NonAsciiOutsideStrings(text, path_for_errors); !bad.empty()) {
+    return InvalidArgumentError(std::move(bad));
+  }
   toml::table root;
   try {
     root = toml::parse(text, path_for_errors);

@@ -11,7 +11,10 @@
 //   after = ["discovery"]         # plus critical, timeout, retries, retry_delay,
 //                                 # alert_after, pool, env, cwd, days, outputs, inputs
 //
-// Durations are strings ("15m", "1h30m", "200ms") or numbers of seconds.
+// Durations are strings with a unit ("15m", "1h30m", "200ms"); a bare number is refused
+// (is `timeout = 1` a second or a minute?). The flow's `name` (default: the file's stem,
+// with characters other than letters, digits, '_', '-' and '.' made '_') names its runs,
+// lock and log directory, so an explicit one may hold only those characters.
 #ifndef FORKLIFT_FLOW_FLOW_FILE_H_
 #define FORKLIFT_FLOW_FLOW_FILE_H_
 
@@ -61,6 +64,9 @@ struct FlowSpec {
   std::string log_dir = ".forklift/logs";
   std::map<std::string, int> pools;        // pool name -> limit >= 1
   std::vector<TaskSpec> tasks;             // in file order
+  // Things that are allowed but probably not meant ("PATH:LINE: KEY: why"), for the CLI
+  // to print before running. Default: none.
+  std::vector<std::string> warnings;
 };
 
 // Reads and parses the flow file at `path`.

@@ -116,14 +116,66 @@ cmd = "m"
   EXPECT_EQ(r->tasks[1].line, 5);
 }
 
-TEST(ParseFlowTest, DurationsAsNumbersOfSeconds) {
-  auto r =
-      ParseFlow("[tasks.a]\ncmd = 'x'\ntimeout = 90\nretry_delay = 0.5\nalert_after = '1h30m'\n",
-                "flow.toml");
+TEST(ParseFlowTest, DurationsNeedAUnit) {
+  auto r = ParseFlow("[tasks.a]\ncmd = 'x'\ntimeout = '90s'\nretry_delay = '500ms'\n"
+                     "alert_after = '1h30m'\n",
+                     "flow.toml");
   ASSERT_TRUE(r) << r.error().ToString();
   EXPECT_EQ(r->tasks[0].timeout, std::optional<Duration>(90s));
   EXPECT_EQ(r->tasks[0].retry_delay, 500ms);
   EXPECT_EQ(r->tasks[0].alert_after, std::optional<Duration>(90min));
+  // A bare number could mean seconds or minutes: refused, with the fix spelled out.
+  EXPECT_EQ(ErrorOf("[tasks.a]\ncmd = 'x'\ntimeout = 1\n"),
+            "flow.toml:3: tasks.a.timeout: a duration needs a unit: write \"1s\" for seconds "
+            "(or \"1m\", \"1h\", \"1ms\")");
+  EXPECT_THAT(ErrorOf("[tasks.a]\ncmd = 'x'\nretry_delay = 0.5\n"),
+              HasSubstr("tasks.a.retry_delay: a duration needs a unit: write \"0.5s\""));
+}
+
+TEST(ParseFlowTest, FlowNamesAreSafeForPathsAndCommands) {
+  EXPECT_THAT(ErrorOf("name = '../../x y'\n[tasks.a]\ncmd = 'x'\n"),
+              HasSubstr("flow.toml:1: name: a flow name may contain only letters, digits"));
+  EXPECT_THAT(ErrorOf("name = '.hidden'\n[tasks.a]\ncmd = 'x'\n"),
+              HasSubstr("must not start with '.'"));
+  auto ok = ParseFlow("name = 'nightly-2.prod_eu'\n[tasks.a]\ncmd = 'x'\n", "flow.toml");
+  ASSERT_TRUE(ok) << ok.error().ToString();
+  EXPECT_EQ(ok->name, "nightly-2.prod_eu");
+  // The default, the file's stem, is made safe rather than refused.
+  auto stem = ParseFlow("[tasks.a]\ncmd = 'x'\n", "/tmp/my nightly.toml");
+  ASSERT_TRUE(stem);
+  EXPECT_EQ(stem->name, "my_nightly");
+}
+
+TEST(ParseFlowTest, OutputsWithoutInputsIsWarnedAbout) {
+  auto r = ParseFlow("[tasks.a]\ncmd = 'x'\noutputs = ['out.csv']\n[tasks.b]\ncmd = 'y'\n"
+                     "outputs = ['b.csv']\ninputs = ['in.csv']\n",
+                     "flow.toml");
+  ASSERT_TRUE(r) << r.error().ToString();
+  ASSERT_EQ(r->warnings.size(), 1u);
+  EXPECT_THAT(r->warnings[0], HasSubstr("flow.toml:1: tasks.a: 'outputs' without 'inputs'"));
+}
+
+TEST(ParseFlowErrorTest, NonAsciiOutsideStringsIsRefusedBeforeTomlSeesIt) {
+  // toml++ 3.3.0 has undefined behaviour on these (bare keys); TOML allows only ASCII there.
+  EXPECT_THAT(ErrorOf("[tasks.\xd0\xbf\xd1\x80\xd0\xb8]\ncmd = 'x'\n"),
+              HasSubstr("flow.toml:1:8: a non-ASCII character outside a quoted string"));
+  EXPECT_THAT(ErrorOf("[tasks.a]\ncmd = 'x'\na\xc2\xa7 = 1\n"),
+              HasSubstr("flow.toml:3:2: a non-ASCII character"));
+  // Inside strings and comments it is fine.
+  auto ok = ParseFlow("# caf\xc3\xa9\n[tasks.a]\ncmd = \"echo 'caf\xc3\xa9' \\\" \xe2\x82\xac\"\n"
+                      "env = { X = '''\n\xc3\xa9\n''' }\n",
+                      "flow.toml");
+  ASSERT_TRUE(ok) << ok.error().ToString();
+  EXPECT_EQ(ok->tasks[0].cmd, "echo 'caf\xc3\xa9' \" \xe2\x82\xac");
+}
+
+TEST(ParseFlowErrorTest, BraceExpansionIsBounded) {
+  std::string glob;
+  for (int i = 0; i < 30; ++i) glob += "{a,b}";
+  std::string err =
+      ErrorOf("[tasks.a]\ncmd = 'x'\ninputs = ['i']\noutputs = ['" + glob + "']\n");
+  EXPECT_THAT(err, HasSubstr("flow.toml:4: tasks.a.outputs: '"));
+  EXPECT_THAT(err, HasSubstr("expands to more than 4096 patterns"));
 }
 
 TEST(ParseFlowErrorTest, UnknownTaskKeySuggestsTheClosest) {

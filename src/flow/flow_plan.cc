@@ -1,5 +1,7 @@
 #include "flow/flow_plan.h"
 
+#include "flow/brace_expansion.h"
+
 #include "core/fnv1a.h"
 
 #include <fmt/format.h>
@@ -196,13 +198,22 @@ std::optional<TaskId> Scheduler::StartNext() {
   return id;
 }
 
-std::vector<TaskId> Scheduler::Finish(TaskId id, bool failed_critical) {
-  std::vector<TaskId> blocked;
-  assert(states_[id] == State::kRunning);
-  if (states_[id] != State::kRunning) return blocked;
-  states_[id] = State::kFinished;
+void Scheduler::Vacate(TaskId id) {
+  if (states_[id] != State::kRunning) return;
+  states_[id] = State::kEnded;
   --running_;
   --pool_running_[pool_of_[id]];
+}
+
+std::vector<TaskId> Scheduler::Finish(TaskId id, bool failed_critical) {
+  std::vector<TaskId> blocked;
+  assert(states_[id] == State::kRunning || states_[id] == State::kEnded);
+  if (states_[id] != State::kRunning && states_[id] != State::kEnded) return blocked;
+  if (states_[id] == State::kRunning) {
+    --running_;
+    --pool_running_[pool_of_[id]];
+  }
+  states_[id] = State::kFinished;
   ++settled_;
   if (!failed_critical) {
     for (TaskId s : plan_.Successors(id)) {
@@ -241,33 +252,6 @@ std::string GlobEscape(const std::string& s) {
   return out;
 }
 
-// "out/{a,b}.csv" -> "out/a.csv", "out/b.csv" (nested braces too). Done here rather than
-// by GLOB_BRACE so each alternative is a pattern of its own: a declared output "b.csv"
-// that is missing must make the task stale even when "a.csv" exists. A '{' without its
-// '}' or without a top-level ',' is literal.
-void ExpandBraces(const std::string& pattern, std::vector<std::string>& out) {
-  for (size_t open = pattern.find('{'); open != std::string::npos;
-       open = pattern.find('{', open + 1)) {
-    int depth = 0;
-    std::vector<size_t> commas;
-    size_t close = std::string::npos;
-    for (size_t i = open; i < pattern.size() && close == std::string::npos; ++i) {
-      if (pattern[i] == '{') ++depth;
-      if (pattern[i] == '}' && --depth == 0) close = i;
-      if (pattern[i] == ',' && depth == 1) commas.push_back(i);
-    }
-    if (close == std::string::npos || commas.empty()) continue;
-    std::string head = pattern.substr(0, open), tail = pattern.substr(close + 1);
-    size_t from = open + 1;
-    commas.push_back(close);
-    for (size_t comma : commas) {
-      ExpandBraces(head + pattern.substr(from, comma - from) + tail, out);
-      from = comma + 1;
-    }
-    return;
-  }
-  out.push_back(pattern);
-}
 
 // Expands one brace-free `pattern` (relative ones under base_dir) into `out`. False if
 // the directory walk failed; true with nothing added when nothing matches.
@@ -312,7 +296,11 @@ bool IsUpToDate(const TaskSpec& task, std::string_view recorded_cmd_hash,
   std::error_code ec;
   std::optional<std::filesystem::file_time_type> oldest_output;
   std::vector<std::string> patterns;
-  for (const std::string& output : task.outputs) ExpandBraces(output, patterns);
+  for (const std::string& output : task.outputs) {
+    auto expanded = ExpandBraces(output);
+    if (!expanded) return false;  // refused when the flow file was read
+    patterns.insert(patterns.end(), expanded->begin(), expanded->end());
+  }
   for (const std::string& pattern : patterns) {
     std::vector<std::filesystem::path> files;
     if (!Glob(pattern, base_dir, files) || files.empty()) return false;
@@ -323,7 +311,11 @@ bool IsUpToDate(const TaskSpec& task, std::string_view recorded_cmd_hash,
     }
   }
   patterns.clear();
-  for (const std::string& input : task.inputs) ExpandBraces(input, patterns);
+  for (const std::string& input : task.inputs) {
+    auto expanded = ExpandBraces(input);
+    if (!expanded) return false;
+    patterns.insert(patterns.end(), expanded->begin(), expanded->end());
+  }
   for (const std::string& pattern : patterns) {
     std::vector<std::filesystem::path> files;
     if (!Glob(pattern, base_dir, files)) return false;

@@ -90,7 +90,8 @@ class Plan {
 // it from one thread. `plan` must outlive the scheduler.
 class Scheduler {
  public:
-  enum class State : uint8_t { kWaiting, kReady, kRunning, kFinished, kUpstreamFailed };
+  // kEnded: it no longer holds a slot (Vacate), but its successors wait for Finish.
+  enum class State : uint8_t { kWaiting, kReady, kRunning, kEnded, kFinished, kUpstreamFailed };
 
   // `jobs` below 1 counts as 1.
   Scheduler(const Plan& plan, int jobs);
@@ -99,12 +100,18 @@ class Scheduler {
   // slots busy, nothing ready, or everything finished).
   std::optional<TaskId> StartNext();
 
-  // Records that running task `id` ended. With `failed_critical` (it failed and is
+  // Records that running task `id` no longer needs its slot (its process ended) while its
+  // outcome is not yet settled (a runner making it durable first): the slot and its pool
+  // slot are free for other ready tasks, its successors still wait for Finish. No-op for
+  // a task not running.
+  void Vacate(TaskId id);
+
+  // Records that running (or vacated) task `id` ended. With `failed_critical` (it failed and is
   // critical) every task downstream of it is marked upstream_failed and will never
   // start; those are returned in the order they were marked. Otherwise (succeeded,
   // skipped, not scheduled today, or a non-critical failure) its successors count it as
   // done and an empty vector is returned. Calling it for a task not running is a bug
-  // (asserted in debug builds, ignored otherwise).
+  // (asserted in debug builds, ignored otherwise). running() counts slot holders only.
   std::vector<TaskId> Finish(TaskId id, bool failed_critical);
 
   // True when every task has finished or is upstream_failed.

@@ -1,5 +1,7 @@
 #include "flow/flow_report.h"
 
+#include "flow/task_state.h"
+
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 
@@ -66,10 +68,6 @@ std::vector<const TaskReport*> CriticalChain(const ReportData& data) {
     return TaskStart(*a) < TaskStart(*b);
   });
   return chain;
-}
-
-std::string Ended(const AttemptReport& a) {
-  return a.signal != 0 ? fmt::format("signal {}", a.signal) : fmt::format("exit {}", a.exit_code);
 }
 
 // Logs are terminal output: drop ANSI escape sequences and control characters, and keep
@@ -226,7 +224,7 @@ void RenderGantt(const ReportData& data, std::string& out) {
           "rx=\"2\"><title>{} attempt {}: {}, {}, {} at +{}</title></rect>\n",
           CssState(a.state), task.on_critical_path ? " cp" : "", x,
           y + (kRowHeight - kBarHeight) / 2, w, kBarHeight, name, i + 1, HtmlEscape(a.state),
-          Ended(a), Seconds(a.duration_s), Seconds(a.start_offset_s));
+          DescribeAttempt(a), Seconds(a.duration_s), Seconds(a.start_offset_s));
     }
     if (task.slow) {
       out += fmt::format("<text class=\"slow\" x=\"{:.1f}\" y=\"{}\">slow</text>\n",
@@ -265,7 +263,7 @@ void RenderFailures(const ReportData& data, std::string& out) {
     any = true;
     std::string how = "never started";
     if (!t.attempts.empty()) {
-      how = fmt::format("{} after {} attempt{}", Ended(t.attempts.back()), t.attempts.size(),
+      how = fmt::format("{} after {} attempt{}", DescribeAttempt(t.attempts.back()), t.attempts.size(),
                         t.attempts.size() == 1 ? "" : "s");
     }
     out += fmt::format("<h3>{}</h3>\n<p>{}{}</p>\n", HtmlEscape(t.name), how,

@@ -92,7 +92,7 @@ TEST(RenderReportHtmlTest, OneBarPerAttemptColoredByState) {
   EXPECT_THAT(html, HasSubstr(">14s</text>"));
   // Retries are distinguishable in the tooltip.
   EXPECT_THAT(html, HasSubstr("main attempt 2: succeeded, exit 0, 6.00s at +8.00s"));
-  EXPECT_THAT(html, HasSubstr("attempt 2: failed, signal 9"));
+  EXPECT_THAT(html, HasSubstr("attempt 2: failed, killed by signal 9 (KILL)"));
 }
 
 TEST(RenderReportHtmlTest, EscapesEverythingFromTasksAndLogs) {
@@ -129,7 +129,7 @@ TEST(RenderReportHtmlTest, FailuresShowTheTailOfTheirLogs) {
   std::string html = RenderReportHtml(d);
   EXPECT_THAT(html, HasSubstr("<h2>Failures</h2>"));
   EXPECT_THAT(html,
-              HasSubstr("signal 9 after 2 attempts (non-critical: its dependents still ran)"));
+              HasSubstr("killed by signal 9 (KILL) after 2 attempts (non-critical: its dependents still ran)"));
   EXPECT_THAT(html, Not(HasSubstr("line 060")));
   EXPECT_THAT(html, HasSubstr("<pre>line 061\n"));
   EXPECT_THAT(html, HasSubstr("line 100\n</pre>"));

@@ -1,18 +1,25 @@
-// The flow run loop: one thread drives the Scheduler (which task may start), the
-// executor's workers run attempts as subprocesses, retries wait in a DelayQueue, and
-// every attempt writes a timestamped log. The journal gets one item per task and, as the
-// run's summary, the whole report, so `forklift report` and `--resume` need nothing else.
+// The flow run loop: the executor's workers run attempts as subprocesses and start what
+// an ended task's slot lets start; the run's own thread commits each concluded task to
+// the journal (one transaction per wake-up, as run_batch does) and only then lets its
+// dependents start; retries wait in a DelayQueue on the run's Clock; every attempt writes
+// a timestamped log. At the end the run's summary holds the whole report, so `forklift
+// report` needs nothing else; `--resume` reads the per-task records, which a SIGKILL
+// cannot lose once committed.
 #include "flow/flow_runner.h"
 
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <ctime>
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <algorithm>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -20,11 +27,16 @@
 
 #include "core/delay_queue.h"
 #include "core/format_duration.h"
+#include "flow/flow_lock.h"
 #include "flow/flow_plan.h"
+#include "flow/task_state.h"
 #include "forklift/executor.h"
 #include "forklift/retry.h"
 #include "journal/journal.h"
+#include "process/orphan_watchdog.h"
+#include "process/process_registry.h"
 #include "process/subprocess.h"
+#include "process/survivors.h"
 
 namespace forklift::flow {
 namespace {
@@ -44,6 +56,24 @@ std::string LocalStamp(const char* format) {
   char buf[64];
   std::strftime(buf, sizeof buf, format, &tm);
   return buf;
+}
+
+// `text` as one word for a POSIX shell: as is when it holds only safe characters, else in
+// single quotes (each ' written as '\'').
+std::string ShellWord(std::string_view text) {
+  bool safe = !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || std::strchr("_-./:=@%+,", c);
+  });
+  if (safe) return std::string(text);
+  std::string out = "'";
+  for (char c : text) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
 }
 
 // "2026-11-23T09:10:01.123"
@@ -119,9 +149,23 @@ class TaskLog {
     while ((nl = partial.find('\n', start)) != std::string::npos) {
       out_ << LogStamp() << " [" << tag << "] ";
       out_.write(partial.data() + start, static_cast<std::streamsize>(nl - start + 1));
+      if (s == process::Stream::kStderr) KeepStderrLine(partial.substr(start, nl - start));
       start = nl + 1;
     }
     partial.erase(0, start);
+  }
+  // The attempt's last `n` lines of stderr (an unterminated last line included), joined
+  // by "\n    | " for an event line; at most 200 bytes a line.
+  std::string StderrTail(size_t n) {
+    std::deque<std::string> lines = err_tail_;
+    if (!partial_[1].empty()) lines.push_back(partial_[1].substr(0, 200));
+    while (lines.size() > n) lines.pop_front();
+    std::string out;
+    for (const std::string& l : lines) {
+      if (!out.empty()) out += "\n    | ";
+      out += l;
+    }
+    return out;
   }
   // Ends the attempt's output (an unterminated last line gets its newline).
   void EndOutput() {
@@ -148,6 +192,11 @@ class TaskLog {
     out_ << held_;
     held_.clear();
   }
+  void KeepStderrLine(std::string line) {
+    if (line.size() > 200) line.resize(200);
+    err_tail_.push_back(std::move(line));
+    if (err_tail_.size() > 8) err_tail_.pop_front();
+  }
   void Write(std::string_view text) {
     if (opened_) {
       out_ << text;
@@ -161,16 +210,19 @@ class TaskLog {
   std::ofstream out_;
   std::string held_;  // notes written before the file exists
   std::string partial_[2];
+  std::deque<std::string> err_tail_;  // the last stderr lines
 };
 
-struct TaskState {
-  std::string state = "pending";
+// What one task did in this invocation.
+struct TaskRun {
+  TaskState state = TaskState::kPending;
   int attempts = 0;
   std::vector<AttemptReport> reports;
   double first_start_s = -1;  // offsets from the run's start
   double last_end_s = 0;
   bool started = false;
   std::string held_log;  // log lines of silent successful attempts (no file; main.log only)
+  uintmax_t log_offset = 0;  // its log file's size when this invocation first started it
 };
 
 struct AttemptEnd {
@@ -178,43 +230,57 @@ struct AttemptEnd {
   Result<process::Completion> completion;
   double start_s;
   double end_s;
+  std::string stderr_tail;
 };
+
+// How many lines of a failed attempt's stderr its FAILED line carries.
+constexpr size_t kFailedLineTail = 3;
 
 class FlowRun {
  public:
   FlowRun(const FlowSpec& spec, const FlowRunOptions& options)
-      : spec_(spec), options_(options) {}
+      : spec_(spec), options_(options),
+        clock_(options.clock ? *options.clock : SystemClock()) {}
   Result<FlowRunResult> Run();
 
  private:
   Status Prepare();
-  std::optional<std::string> SkipReason(TaskId id);
+  Status EndKilledRuns();
+  Status ReadResumedRun();
+  std::optional<TaskState> SkipReason(TaskId id);
   void Launch(TaskId id);
   void Attempt(TaskId id);
-  void Settle(TaskId id, const std::string& state);
   void HandleEnd(AttemptEnd end);
+  void Conclude(TaskId id, TaskState state);
+  void Commit(std::unique_lock<std::mutex>& lock);
   void StartReady();
+  bool Stopping() const { return options_.graceful.stop_requested() || !journal_status_; }
+  bool Idle() const { return scheduler_->running() == 0 && to_commit_.empty(); }
   void Say(std::string_view verb, const std::string& task, std::string_view detail = "");
   const Plan& plan() const { return *plan_storage_; }
-  double Offset() const {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
-  }
+  double Offset() const { return std::chrono::duration<double>(clock_.Now() - t0_).count(); }
+  journal::ItemRecord RecordOf(TaskId id) const;
   ReportData BuildReport(const std::string& status);
   void MergeLogs();
 
   const FlowSpec& spec_;
   const FlowRunOptions& options_;
+  Clock& clock_;
   std::optional<Plan> plan_storage_;
   std::optional<Scheduler> scheduler_;
   std::string run_id_;
+  int64_t invocation_ = 1;
   fs::path base_dir_;  // tasks run here (the flow file's directory), unless cwd says more
   fs::path log_dir_;
+  std::unique_ptr<FlowLock> lock_;
   std::unique_ptr<journal::Journal> journal_;
-  std::set<std::string> resume_done_;          // tasks that succeeded in the resumed run
+  process::ProcessRegistry registry_;
+  std::unique_ptr<process::OrphanWatchdog> watchdog_;
+  std::set<std::string> resume_done_;          // tasks recorded done in the resumed run
   std::map<std::string, std::string> hashes_;  // last recorded command hash per task
-  std::vector<TaskState> tasks_;
+  std::vector<TaskRun> tasks_;
   std::vector<TaskId> start_order_;
-  std::chrono::steady_clock::time_point t0_;
+  TimePoint t0_;
   double started_unix_ = 0;
   std::mt19937_64 rng_{std::random_device{}()};
 
@@ -222,10 +288,57 @@ class FlowRun {
   std::unique_ptr<core::DelayQueue> delays_;
   std::mutex mu_;
   std::condition_variable cv_;
-  bool finished_ = false;  // no task running or waiting to retry
-  int wday_ = 0;           // weekday the run started (0 = Sunday), for `days`
-  bool out_is_tty_ = false;
+  std::vector<TaskId> to_commit_;  // concluded tasks whose records are not yet durable
+  Status journal_status_ = OkStatus();  // the first failed commit, if any
+  int wday_ = 0;  // weekday the run started (0 = Sunday), for `days`
 };
+
+// Runs that a killed invocation of this flow left marked running: we hold the flow's
+// lock, so no process runs them. End what they left alive, then mark them killed.
+Status FlowRun::EndKilledRuns() {
+  FORKLIFT_ASSIGN_OR_RETURN(auto runs, journal_->ListRuns("flow", 0));
+  for (const journal::RunInfo& r : runs) {
+    if (r.name != spec_.name || r.status != ToString(RunStatus::kRunning)) continue;
+    std::vector<pid_t> left = process::FindProcessesWithEnv("FORKLIFT_RUN_ID", r.run_id);
+    int ended = process::EndProcesses(left, process::TermSeq::Default());
+    FORKLIFT_RETURN_IF_ERROR(journal_->FinishRun(r.run_id, ToString(RunStatus::kKilled), ""));
+    fmt::print(options_.out,
+               "forklift run: run {} was killed while running; marked killed{} "
+               "(resume it with --resume {})\n",
+               r.run_id,
+               ended ? fmt::format(", ended {} of its processes still running", ended) : "",
+               r.run_id);
+  }
+  return OkStatus();
+}
+
+// The resumed run's tasks recorded done (by any earlier invocation, killed or not).
+Status FlowRun::ReadResumedRun() {
+  std::string wanted = *options_.resume_run_id;
+  if (wanted == "last") {
+    FORKLIFT_ASSIGN_OR_RETURN(auto runs, journal_->ListRuns("flow", 0));
+    auto it = std::find_if(runs.begin(), runs.end(), [&](const journal::RunInfo& r) {
+      return r.name == spec_.name && r.status != ToString(RunStatus::kSucceeded);
+    });
+    if (it == runs.end()) {
+      return NotFoundError(fmt::format("--resume last: flow '{}' has no unfinished run in {}",
+                                       spec_.name, options_.journal_path));
+    }
+    wanted = it->run_id;
+  }
+  FORKLIFT_ASSIGN_OR_RETURN(auto old, journal_->GetRun(wanted));
+  if (!old || old->kind != "flow" || old->name != spec_.name) {
+    return NotFoundError(fmt::format("--resume: no run '{}' of flow '{}' in {}", wanted,
+                                     spec_.name, options_.journal_path));
+  }
+  run_id_ = wanted;
+  invocation_ = old->invocations + 1;
+  FORKLIFT_ASSIGN_OR_RETURN(auto items, journal_->ListItems(run_id_));
+  for (const journal::ItemRow& item : items) {
+    if (item.state == journal::ItemState::kSucceeded) resume_done_.insert(item.key);
+  }
+  return OkStatus();
+}
 
 Status FlowRun::Prepare() {
   FORKLIFT_ASSIGN_OR_RETURN(Plan full, Plan::Build(spec_));
@@ -243,6 +356,12 @@ Status FlowRun::Prepare() {
   auto j = journal::Journal::Open(options_.journal_path);
   if (!j) return InvalidArgumentError("--journal: " + j.error().message);
   journal_ = std::move(*j);
+  // The lock first: what follows reads and repairs state no other invocation may touch.
+  auto lock = FlowLock::Acquire(FlowLock::PathFor(options_.journal_path, spec_.name),
+                                spec_.name, options_.wait_for_lock);
+  if (!lock) return tl::unexpected(lock.error());
+  lock_ = std::move(*lock);
+  FORKLIFT_RETURN_IF_ERROR(EndKilledRuns());
 
   // Command hashes recorded by this flow's latest finished run, for up-to-date checks.
   auto latest = journal_->LatestFinishedRun("flow", spec_.name);
@@ -250,27 +369,14 @@ Status FlowRun::Prepare() {
   if (*latest) {
     json s = json::parse((*latest)->summary_json, nullptr, false);
     for (const json& t : s.is_discarded() ? json::array() : s.value("tasks", json::array())) {
-      if (t.value("state", "") == "succeeded" || t.value("state", "") == "up_to_date") {
+      auto state = ParseTaskState(t.value("state", ""));
+      if (state == TaskState::kSucceeded || state == TaskState::kUpToDate) {
         hashes_.emplace(t.value("name", ""), t.value("cmd_hash", ""));
       }
     }
   }
   if (options_.resume_run_id) {
-    auto found = journal_->GetRun(*options_.resume_run_id);
-    if (!found) return tl::unexpected(found.error());
-    const auto& old = *found;
-    if (!old || old->kind != "flow") {
-      return NotFoundError("--resume: no flow run '" + *options_.resume_run_id + "' in " +
-                           options_.journal_path);
-    }
-    run_id_ = *options_.resume_run_id;
-    json s = json::parse(old->summary_json.empty() ? "{}" : old->summary_json, nullptr, false);
-    for (const json& t : s.value("tasks", json::array())) {
-      std::string st = t.value("state", "");
-      if (st == "succeeded" || st == "up_to_date" || st == "not_scheduled" || st == "skipped") {
-        resume_done_.insert(t.value("name", ""));
-      }
-    }
+    FORKLIFT_RETURN_IF_ERROR(ReadResumedRun());
   } else {
     run_id_ = fmt::format("{}-{}-{}", spec_.name, LocalStamp("%Y%m%d-%H%M%S"), getpid());
   }
@@ -283,6 +389,15 @@ Status FlowRun::Prepare() {
                                             log_dir_.string(), ec.message()));
   }
   FORKLIFT_RETURN_IF_ERROR(journal_->BeginRun(run_id_, "flow", spec_.name));
+  lock_->Describe(run_id_);
+  if (options_.watchdog) {
+    // Forked while the lock is held, and keeping it: if forklift dies, the next invocation
+    // waits until the watchdog has ended this one's tasks.
+    auto dog = process::OrphanWatchdog::Start({.keep_fds = {lock_->fd()}});
+    if (!dog) return tl::unexpected(dog.error());
+    watchdog_ = std::move(*dog);
+    registry_.Watch(watchdog_.get());
+  }
   wday_ = options_.today_wday;
   if (wday_ < 0) {  // the run's day is the day it started, for every task
     std::time_t now = std::time(nullptr);
@@ -290,28 +405,27 @@ Status FlowRun::Prepare() {
     localtime_r(&now, &tm);
     wday_ = tm.tm_wday;
   }
-  out_is_tty_ = isatty(fileno(options_.out));
   return OkStatus();
 }
 
+// One line per event, written at once whatever stdout is (a pipe to cron's mail, a file
+// someone tails): the cost is one write per line.
 void FlowRun::Say(std::string_view verb, const std::string& task, std::string_view detail) {
   fmt::print(options_.out, "{} {:<8} {}{}{}\n", LocalStamp("%H:%M:%S"), verb, task,
              detail.empty() ? "" : "  ", detail);
-  // A terminal sees each line at once; a file or pipe gets them in blocks (one write per
-  // line was a visible share of a run of thousands of tiny tasks).
-  if (out_is_tty_) std::fflush(options_.out);
+  std::fflush(options_.out);
 }
 
 // Why a ready task need not run: not scheduled today, done in the run being resumed, or
 // its outputs are up to date.
-std::optional<std::string> FlowRun::SkipReason(TaskId id) {
+std::optional<TaskState> FlowRun::SkipReason(TaskId id) {
   const TaskSpec& t = plan().task(id);
-  if (!t.RunsOn(wday_)) return "not_scheduled";
-  if (resume_done_.count(t.name)) return "skipped";
+  if (!t.RunsOn(wday_)) return TaskState::kNotScheduled;
+  if (resume_done_.count(t.name)) return TaskState::kSkipped;
   if (!options_.force && !t.outputs.empty()) {
     auto it = hashes_.find(t.name);
     fs::path dir = t.cwd.empty() ? base_dir_ : base_dir_ / t.cwd;
-    if (it != hashes_.end() && IsUpToDate(t, it->second, dir)) return "up_to_date";
+    if (it != hashes_.end() && IsUpToDate(t, it->second, dir)) return TaskState::kUpToDate;
   }
   return std::nullopt;
 }
@@ -320,7 +434,7 @@ std::optional<std::string> FlowRun::SkipReason(TaskId id) {
 // recorded as the attempt's failure. Called with mu_ held.
 void FlowRun::Launch(TaskId id) {
   Status s = executor_->Submit([this, id] { Attempt(id); });
-  if (!s) HandleEnd({id, tl::unexpected(s.error()), Offset(), Offset()});
+  if (!s) HandleEnd({id, tl::unexpected(s.error()), Offset(), Offset(), ""});
 }
 
 void FlowRun::Attempt(TaskId id) {
@@ -335,41 +449,157 @@ void FlowRun::Attempt(TaskId id) {
   process::SpawnOptions spawn;
   spawn.argv = {"/bin/sh", "-c", t.cmd};
   spawn.cwd = (t.cwd.empty() ? base_dir_ : base_dir_ / t.cwd).string();
-  // Tasks can tell which run and attempt they are (for markers, idempotency keys, logs).
+  // Tasks can tell which run and attempt they are (for markers, idempotency keys, logs);
+  // FORKLIFT_RUN_ID is also how a later invocation finds what a killed one left running.
   spawn.env = {{"FORKLIFT_RUN_ID", run_id_},
                {"FORKLIFT_TASK", t.name},
                {"FORKLIFT_ATTEMPT", std::to_string(attempt)}};
   for (const auto& [k, v] : t.env) spawn.env.emplace_back(k, v);
   spawn.stdout_mode = spawn.stderr_mode = process::OutputMode::kCallback;
   spawn.on_output = [&log](process::Stream s, std::string_view b) { log.Chunk(s, b); };
+  spawn.registry = &registry_;
   if (t.timeout) spawn.timeout = *t.timeout;
   double start = Offset();
-  auto done = process::Run(spawn, options_.force_stop);
+  auto done = options_.run_task ? options_.run_task(spawn, options_.force_stop)
+                                : process::Run(spawn, options_.force_stop);
+  double end = Offset();
   log.EndOutput();
+  std::string stderr_tail = log.StderrTail(kFailedLineTail);
   if (!done) {
     log.Note("could not run: " + done.error().ToString());
-  } else if (done->timed_out) {
-    log.Note(fmt::format("timed out after {}", core::FormatDuration(*t.timeout)));
-  } else if (done->signal) {
-    log.Note(fmt::format("killed by signal {}", done->signal));
   } else {
-    log.Note(fmt::format("exit {}", done->exit_code));
+    AttemptReport a{start, end - start, done->exit_code, done->signal,
+                    done->timed_out ? "timed_out" : done->cancelled ? "cancelled" : ""};
+    log.Note(DescribeAttempt(a));
   }
   std::string held = log.Close(/*keep=*/!done || !done->ok());
-  double end = Offset();
   std::lock_guard lock(mu_);
   tasks_[id].held_log += held;
-  HandleEnd({id, std::move(done), start, end});
+  HandleEnd({id, std::move(done), start, end, std::move(stderr_tail)});
+}
+
+// The task's outcome is decided: free its slot for other ready tasks, and queue its record
+// for the next commit; its dependents wait for that commit. Called with mu_ held.
+void FlowRun::Conclude(TaskId id, TaskState state) {
+  tasks_[id].state = state;
+  scheduler_->Vacate(id);
+  to_commit_.push_back(id);
+  cv_.notify_all();
+}
+
+// One attempt ended: retry it after a backoff, or conclude the task. Called with mu_ held.
+void FlowRun::HandleEnd(AttemptEnd end) {
+  TaskId id = end.id;
+  const TaskSpec& t = plan().task(id);
+  TaskRun& st = tasks_[id];
+  st.last_end_s = end.end_s;
+  AttemptReport rep{end.start_s, end.end_s - end.start_s, -1, 0, "failed"};
+  bool ok = false, cancelled = false;
+  std::string detail;
+  if (!end.completion) {
+    detail = "could not start: " + end.completion.error().message;
+  } else {
+    const process::Completion& c = *end.completion;
+    rep.exit_code = c.exit_code;
+    rep.signal = c.signal;
+    ok = c.ok();
+    cancelled = c.cancelled && !ok;
+    rep.state = ok ? "succeeded" : c.timed_out ? "timed_out" : cancelled ? "cancelled" : "failed";
+    detail = DescribeAttempt(rep);
+  }
+  bool retry = !ok && !cancelled && st.attempts <= t.retries && !Stopping();
+  if (retry) rep.state = "retried";
+  st.reports.push_back(rep);
+  std::string took = core::FormatDuration(
+      std::chrono::duration_cast<Duration>(std::chrono::duration<double>(rep.duration_s)));
+  if (retry) {
+    RetryOptions ro{.max_attempts = t.retries + 1, .base_delay = t.retry_delay,
+                    .max_delay = t.retry_delay * 64};
+    Duration wait = BackoffDelay(ro, st.attempts, rng_);
+    Say("retry", t.name, fmt::format("{} after {}; attempt {} of {} in {}", detail, took,
+                                     st.attempts + 1, t.retries + 1, core::FormatDuration(wait)));
+    delays_->Add(clock_.Now() + wait, [this, id] {
+      std::lock_guard lock(mu_);
+      if (Stopping()) {  // the run was interrupted during the backoff: no new attempt
+        Say("FAILED", plan().task(id).name, "not retried: the run is stopping");
+        Conclude(id, TaskState::kFailed);
+        return;
+      }
+      Launch(id);
+    });
+    return;
+  }
+  if (ok) {
+    Say("done", t.name, took);
+    Conclude(id, TaskState::kSucceeded);
+  } else if (cancelled) {
+    Say("cancelled", t.name, fmt::format("killed by the second signal after {}", took));
+    Conclude(id, TaskState::kCancelled);
+  } else {
+    std::string line = fmt::format("{} after {}{}", detail, took,
+                                   t.critical ? "" : " (non-critical: the run goes on)");
+    if (!end.stderr_tail.empty()) line += "\n    | " + end.stderr_tail;
+    Say("FAILED", t.name, line);
+    Conclude(id, TaskState::kFailed);
+  }
   StartReady();
 }
 
-void FlowRun::Settle(TaskId id, const std::string& state) {
-  tasks_[id].state = state;
-  bool failed = state == "failed";
-  for (TaskId down : scheduler_->Finish(id, failed && plan().task(id).critical)) {
-    tasks_[down].state = "upstream_failed";
-    Say("blocked", plan().task(down).name, "upstream of it failed: " + plan().task(id).name);
+journal::ItemRecord FlowRun::RecordOf(TaskId id) const {
+  const TaskSpec& t = plan().task(id);
+  const TaskRun& st = tasks_[id];
+  journal::ItemRecord rec;
+  rec.key = t.name;
+  rec.ok = IsDone(st.state);
+  rec.attempts = st.attempts;
+  if (!rec.ok) {
+    rec.code = st.state == TaskState::kCancelled ? ErrorCode::kCancelled : ErrorCode::kAborted;
+    rec.message = st.reports.empty() ? std::string(ToString(st.state))
+                                     : DescribeAttempt(st.reports.back());
   }
+  rec.elapsed_us =
+      static_cast<int64_t>((st.last_end_s - std::max(0.0, st.first_start_s)) * 1e6);
+  json attempts = json::array();
+  for (const AttemptReport& a : st.reports) {
+    attempts.push_back({{"start_unix_s", started_unix_ + a.start_offset_s},
+                        {"duration_s", a.duration_s}, {"exit_code", a.exit_code},
+                        {"signal", a.signal}, {"state", a.state}});
+  }
+  rec.detail = json{{"state", ToString(st.state)}, {"invocation", invocation_},
+                    {"cmd_hash", CommandHash(t)}, {"attempts", attempts}}
+                   .dump();
+  return rec;
+}
+
+// Makes the concluded tasks' records durable in one transaction (group commit), then lets
+// their dependents start. Called on the run's own thread with `lock` held; the journal
+// write itself runs unlocked, while workers go on.
+void FlowRun::Commit(std::unique_lock<std::mutex>& lock) {
+  std::vector<TaskId> batch;
+  batch.swap(to_commit_);
+  std::vector<journal::ItemRecord> records;
+  records.reserve(batch.size());
+  for (TaskId id : batch) {
+    // A task skipped as done in the resumed run is recorded already.
+    if (tasks_[id].state != TaskState::kSkipped) records.push_back(RecordOf(id));
+  }
+  lock.unlock();
+  Status s = journal_->RecordItems(run_id_, records);
+  lock.lock();
+  if (!s && journal_status_) {
+    journal_status_ = s;
+    fmt::print(stderr, "forklift run: {}; starting no new tasks\n", s.error().message);
+  }
+  for (TaskId id : batch) {
+    const TaskRun& st = tasks_[id];
+    bool failed_critical = (st.state == TaskState::kFailed || st.state == TaskState::kCancelled) &&
+                           plan().task(id).critical;
+    for (TaskId down : scheduler_->Finish(id, failed_critical)) {
+      tasks_[down].state = TaskState::kUpstreamFailed;
+      Say("blocked", plan().task(down).name, "upstream of it failed: " + plan().task(id).name);
+    }
+  }
+  StartReady();
 }
 
 ReportData FlowRun::BuildReport(const std::string& status) {
@@ -381,17 +611,17 @@ ReportData FlowRun::BuildReport(const std::string& status) {
   r.wall_s = Offset();
   std::vector<TaskTiming> timings(plan().size());
   for (TaskId id = 0; id < plan().size(); ++id) {
-    const TaskState& st = tasks_[id];
+    const TaskRun& st = tasks_[id];
     if (st.started) timings[id] = {st.first_start_s, st.last_end_s, true};
   }
   std::set<TaskId> critical;
   for (TaskId id : plan().CriticalPath(timings)) critical.insert(id);
   for (TaskId id = 0; id < plan().size(); ++id) {
     const TaskSpec& t = plan().task(id);
-    const TaskState& st = tasks_[id];
+    const TaskRun& st = tasks_[id];
     TaskReport tr;
     tr.name = t.name;
-    tr.state = st.state;
+    tr.state = ToString(st.state);
     tr.critical = t.critical;
     tr.attempts = st.reports;
     tr.on_critical_path = critical.count(id) > 0;
@@ -399,7 +629,7 @@ ReportData FlowRun::BuildReport(const std::string& status) {
       tr.slow = (st.last_end_s - st.first_start_s) >
                 std::chrono::duration<double>(*t.alert_after).count();
     }
-    if (st.state == "failed") {
+    if (st.state == TaskState::kFailed || st.state == TaskState::kCancelled) {
       if (auto tail = ReadLogTail((log_dir_ / (t.name + ".log")).string())) tr.log_tail = *tail;
     }
     r.tasks.push_back(std::move(tr));
@@ -407,92 +637,49 @@ ReportData FlowRun::BuildReport(const std::string& status) {
   return r;
 }
 
-// The main log: every task's log (its file, then what was held back), in start order.
+// The main log: what each task logged in this invocation (its file from where this
+// invocation began, then what was held back), in start order, appended after earlier
+// invocations' sections.
 void FlowRun::MergeLogs() {
-  std::ofstream main(log_dir_ / "main.log", std::ios::trunc | std::ios::binary);
+  std::ofstream main(log_dir_ / "main.log", std::ios::app | std::ios::binary);
+  if (invocation_ > 1) {
+    main << "===== invocation " << invocation_ << " (resume) at " << LogStamp() << " =====\n";
+  }
   for (TaskId id : start_order_) {
     const std::string& name = plan().task(id).name;
     main << "===== " << name << " =====\n";
     std::ifstream in(log_dir_ / (name + ".log"), std::ios::binary);
-    if (in) main << in.rdbuf();
+    if (in) {
+      in.seekg(static_cast<std::streamoff>(tasks_[id].log_offset));
+      main << in.rdbuf();
+    }
     main << tasks_[id].held_log;
   }
 }
 
-// One attempt ended: record it, retry it after a backoff, or settle the task. Called with
-// mu_ held.
-void FlowRun::HandleEnd(AttemptEnd end) {
-    TaskId id = end.id;
-    const TaskSpec& t = plan().task(id);
-    TaskState& st = tasks_[id];
-    st.last_end_s = end.end_s;
-    AttemptReport rep{end.start_s, end.end_s - end.start_s, 0, 0, "succeeded"};
-    bool ok = false;
-    std::string detail;
-    if (!end.completion) {
-      rep.exit_code = -1;
-      rep.state = "failed";
-      detail = end.completion.error().ToString();
-    } else {
-      const process::Completion& c = *end.completion;
-      rep.exit_code = c.exit_code;
-      rep.signal = c.signal;
-      ok = c.ok();
-      rep.state = ok ? "succeeded" : c.timed_out ? "timed_out" : "failed";
-      detail = c.timed_out ? "timed out"
-               : c.signal  ? fmt::format("killed by signal {}", c.signal)
-                           : fmt::format("exit {}", c.exit_code);
-    }
-    std::string took = core::FormatDuration(
-        std::chrono::duration_cast<Duration>(std::chrono::duration<double>(rep.duration_s)));
-    bool retry = !ok && st.attempts <= t.retries && !options_.graceful.stop_requested();
-    if (retry) rep.state = "retried";
-    st.reports.push_back(rep);
-    if (retry) {
-      RetryOptions ro{.max_attempts = t.retries + 1, .base_delay = t.retry_delay,
-                      .max_delay = t.retry_delay * 64};
-      Duration wait = BackoffDelay(ro, st.attempts, rng_);
-      Say("retry", t.name, fmt::format("{} after {}; attempt {} of {} in {}", detail, took,
-                                       st.attempts + 1, t.retries + 1, core::FormatDuration(wait)));
-      delays_->Add(SystemClock().Now() + wait, [this, id] {
-        std::lock_guard lock(mu_);
-        Launch(id);
-        StartReady();
-      });
-      return;
-    }
-    if (ok) {
-      Say("done", t.name, took);
-      Settle(id, "succeeded");
-    } else {
-      Say("FAILED", t.name, fmt::format("{} after {}{}", detail, took,
-                                        t.critical ? "" : " (non-critical: the run goes on)"));
-      Settle(id, "failed");
-    }
-}
-
-// Starts every task that may start now; notes the end of the run. Called with mu_ held.
+// Starts every task that may start now. Called with mu_ held.
 void FlowRun::StartReady() {
-  while (!options_.graceful.stop_requested()) {
+  while (!Stopping()) {
     auto next = scheduler_->StartNext();
     if (!next) break;
     TaskId id = *next;
     if (auto why = SkipReason(id)) {
-      Say("skip", plan().task(id).name, *why);
-      Settle(id, *why);
+      Say("skip", plan().task(id).name, ToString(*why));
+      Conclude(id, *why);
       continue;
     }
-    tasks_[id].state = "running";
-    tasks_[id].started = true;
-    tasks_[id].first_start_s = Offset();
+    TaskRun& st = tasks_[id];
+    st.state = TaskState::kRunning;
+    st.started = true;
+    st.first_start_s = Offset();
+    std::error_code ec;
+    uintmax_t size = fs::file_size(log_dir_ / (plan().task(id).name + ".log"), ec);
+    st.log_offset = ec ? 0 : size;
     start_order_.push_back(id);
     Say("start", plan().task(id).name);
     Launch(id);
   }
-  if (scheduler_->running() == 0) {
-    finished_ = true;
-    cv_.notify_all();
-  }
+  if (Idle()) cv_.notify_all();
 }
 
 Result<FlowRunResult> FlowRun::Run() {
@@ -503,24 +690,37 @@ Result<FlowRunResult> FlowRun::Run() {
     result.succeeded = true;
     return result;
   }
-  t0_ = std::chrono::steady_clock::now();
+  t0_ = clock_.Now();
   started_unix_ = UnixNow();
-  tasks_.assign(plan().size(), TaskState{});
+  tasks_.assign(plan().size(), TaskRun{});
   scheduler_.emplace(plan(), options_.jobs);
   auto executor = Executor::Create({.workers = static_cast<size_t>(options_.jobs)});
   if (!executor) return tl::unexpected(executor.error());
   executor_ = std::move(*executor);
-  delays_ = std::make_unique<core::DelayQueue>(SystemClock());
-  fmt::print(options_.out, "forklift run: {} ({} tasks, --jobs {}), run {}, logs in {}\n",
-             spec_.name, plan().size(), options_.jobs, run_id_, log_dir_.string());
-
+  delays_ = std::make_unique<core::DelayQueue>(clock_);
+  fmt::print(options_.out, "forklift run: {} ({} tasks, --jobs {}), run {}, journal {}, logs in {}\n",
+             spec_.name, plan().size(), options_.jobs, run_id_, options_.journal_path,
+             log_dir_.string());
+  std::fflush(options_.out);
   {
-    // Workers drive the schedule themselves (HandleEnd, then StartReady, under mu_), so a
-    // finished task's successor starts on the same thread without a hand-off; this thread
-    // only starts the roots and waits for the end.
+    // A first signal: retries waiting out a backoff give up now, and the loop wakes.
+    std::stop_callback on_stop(options_.graceful, [this] {
+      delays_->RunAllNow();
+      std::lock_guard lock(mu_);
+      cv_.notify_all();
+    });
+    // Workers start what a finished task frees (HandleEnd, StartReady, under mu_) without a
+    // hand-off; this thread commits concluded tasks and releases their dependents.
     std::unique_lock lock(mu_);
     StartReady();
-    cv_.wait(lock, [&] { return finished_; });
+    for (;;) {
+      cv_.wait(lock, [&] { return !to_commit_.empty() || Idle(); });
+      if (!to_commit_.empty()) {
+        Commit(lock);
+        continue;
+      }
+      break;
+    }
   }
   executor_->Shutdown();
   delays_.reset();
@@ -528,51 +728,43 @@ Result<FlowRunResult> FlowRun::Run() {
   bool interrupted = options_.graceful.stop_requested();
   bool failed = false;
   for (TaskId id = 0; id < plan().size(); ++id) {
-    TaskState& st = tasks_[id];
-    if (st.state == "pending") st.state = interrupted ? "not_run" : "upstream_failed";
-    const TaskSpec& t = plan().task(id);
-    if (t.critical && (st.state == "failed" || st.state == "upstream_failed" ||
-                       st.state == "not_run")) {
-      failed = true;
+    TaskRun& st = tasks_[id];
+    if (st.state == TaskState::kPending) {
+      st.state = Stopping() ? TaskState::kNotRun : TaskState::kUpstreamFailed;
     }
+    if (plan().task(id).critical && !IsDone(st.state)) failed = true;
   }
-  std::string status = interrupted ? "interrupted" : failed ? "failed" : "succeeded";
+  RunStatus status = interrupted ? RunStatus::kCancelled
+                     : failed    ? RunStatus::kFailed
+                                 : RunStatus::kSucceeded;
   result.run_id = run_id_;
-  result.succeeded = !failed && !interrupted;
+  result.succeeded = status == RunStatus::kSucceeded && journal_status_;
   result.interrupted = interrupted;
-  result.report = BuildReport(status);
+  result.report = BuildReport(std::string(ToString(status)));
   MergeLogs();
 
-  std::vector<journal::ItemRecord> records;
   std::vector<std::string> hashes;
-  for (TaskId id = 0; id < plan().size(); ++id) {
-    const TaskState& st = tasks_[id];
-    const TaskSpec& t = plan().task(id);
-    bool done = st.state == "succeeded" || st.state == "up_to_date" ||
-                st.state == "not_scheduled" || st.state == "skipped";
-    journal::ItemRecord rec;
-    rec.key = t.name;
-    rec.ok = done;
-    rec.attempts = st.attempts;
-    if (!done) {
-      rec.code = ErrorCode::kAborted;
-      rec.message = st.state;
-    }
-    rec.elapsed_us = static_cast<int64_t>((st.last_end_s - std::max(0.0, st.first_start_s)) * 1e6);
-    records.push_back(std::move(rec));
-    hashes.push_back(CommandHash(t));
-  }
-  FORKLIFT_RETURN_IF_ERROR(journal_->RecordItems(run_id_, records));
-  FORKLIFT_RETURN_IF_ERROR(
-      journal_->FinishRun(run_id_, interrupted ? "cancelled" : failed ? "failed" : "succeeded",
-                          ToJson(result.report, hashes).dump()));
+  for (TaskId id = 0; id < plan().size(); ++id) hashes.push_back(CommandHash(plan().task(id)));
+  Status finish = journal_->FinishRun(run_id_, ToString(status), ToJson(result.report, hashes).dump());
   fmt::print(options_.out, "\n{}", RenderBreakdownText(result.report));
-  fmt::print(options_.out, "run {}: {} (logs: {}; report: forklift report {} -o report.html)\n",
-             run_id_, status, (log_dir_ / "main.log").string(), run_id_);
+  fmt::print(options_.out, "run {}: {} (logs: {}; report: forklift report {} --journal {} -o report.html)\n",
+             run_id_, ToString(status), (log_dir_ / "main.log").string(), ShellWord(run_id_),
+             ShellWord(options_.journal_path));
+  std::fflush(options_.out);
+  if (!journal_status_) return tl::unexpected(journal_status_.error());
+  if (!finish) return tl::unexpected(finish.error());
   return result;
 }
 
 }  // namespace
+
+std::string ResolveFlowJournalPath(std::string_view flag, const std::string& flow_path) {
+  if (!flag.empty()) return std::string(flag);
+  if (const char* env = std::getenv("FORKLIFT_JOURNAL"); env && *env) return env;
+  std::error_code ec;
+  fs::path dir = fs::absolute(fs::path(flow_path), ec).parent_path();
+  return (dir / ".forklift" / "journal.db").string();
+}
 
 Result<FlowRunResult> RunFlow(const FlowSpec& spec, const FlowRunOptions& options) {
   FlowRun run(spec, options);

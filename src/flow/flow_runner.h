@@ -5,28 +5,50 @@
 #define FORKLIFT_FLOW_FLOW_RUNNER_H_
 
 #include <cstdio>
+#include <functional>
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <string_view>
 
 #include "flow/flow_file.h"
 #include "flow/flow_report.h"
+#include "forklift/clock.h"
 #include "forklift/result.h"
+#include "process/subprocess.h"
 
 namespace forklift::flow {
 
+// Runs one attempt of a task: process::Run by default; tests pass a fake (ninja's
+// CommandRunner seam). Called on executor threads, several at once.
+using TaskRunner = std::function<Result<process::Completion>(const process::SpawnOptions&,
+                                                             const std::stop_token&)>;
+
 struct FlowRunOptions {
   int jobs = 1;                      // --jobs N, >= 1
-  std::string journal_path;          // resolved journal file
-  std::optional<std::string> resume_run_id;  // --resume RUN_ID
+  std::string journal_path;          // resolved journal file (ResolveFlowJournalPath)
+  // --resume RUN_ID; "last" means the flow's latest run that did not succeed.
+  std::optional<std::string> resume_run_id;
   std::optional<std::string> only;   // --only TASK: that task and what it needs
   bool force = false;                // --force: ignore up-to-date outputs
   bool dry_run = false;              // --dry-run: print the plan by levels
+  // --wait DUR: how long to wait for another invocation of the flow to end. Default
+  // none: refuse at once (Unavailable).
+  std::optional<Duration> wait_for_lock;
   std::stop_token graceful;          // first signal: start nothing new
   std::stop_token force_stop;        // second signal: kill running tasks
   FILE* out = stdout;                // status lines, breakdown
   int today_wday = -1;               // weekday for `days` (0 = Sunday); -1: today's
+  Clock* clock = nullptr;            // retry backoff and timings; nullptr: SystemClock()
+  TaskRunner run_task;               // default (empty): process::Run
+  // Fork the orphan watchdog (ends the tasks if forklift is SIGKILLed). Default true.
+  bool watchdog = true;
 };
+
+// Where a flow's journal is: `flag` (--journal) when not empty, else $FORKLIFT_JOURNAL,
+// else ".forklift/journal.db" beside the flow file — where its logs are too, whatever
+// directory forklift was started from. Thread-safe.
+std::string ResolveFlowJournalPath(std::string_view flag, const std::string& flow_path);
 
 struct FlowRunResult {
   std::string run_id;
@@ -35,9 +57,14 @@ struct FlowRunResult {
   ReportData report;
 };
 
-// Runs the flow. Errors (a journal or log directory that cannot be written, an unknown
-// --only task or --resume run) are returned before any task starts; task failures are in
-// the result. Not thread-safe with itself on the same log directory and run id.
+// Runs the flow: takes the flow's lock (FlowLock), ends what a killed earlier invocation
+// left running and marks such runs killed, then runs the tasks, committing each task's
+// outcome to the journal (group commit) before its dependents start, so a SIGKILL at any
+// moment loses no finished task: `--resume RUN_ID` never reruns what was recorded done.
+// Errors (another invocation holds the lock: Unavailable; a journal or log directory
+// that cannot be written, an unknown --only task or --resume run) are returned before any
+// task starts; task failures are in the result. A journal write that fails mid-run stops
+// starting tasks, waits for the running ones and returns the error.
 Result<FlowRunResult> RunFlow(const FlowSpec& spec, const FlowRunOptions& options);
 
 // The report of a finished (or interrupted) run, from the journal.

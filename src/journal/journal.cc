@@ -18,7 +18,9 @@ namespace {
 // user_version of the schema below. Open refuses a newer file (its tables may mean
 // something this build does not know) and brings an older one up to date.
 // 2: dead_letters.chunk (version 1 files get the column, NULL on their letters).
-constexpr int kSchemaVersion = 2;
+// 3: items.detail (a front door's JSON about the outcome: a flow task's state, exit
+//    status and times; NULL elsewhere and on older rows).
+constexpr int kSchemaVersion = 3;
 
 // Only CREATE ... IF NOT EXISTS, so running it again on an up-to-date file is a no-op.
 constexpr const char* kSchema = R"sql(
@@ -42,6 +44,7 @@ CREATE TABLE IF NOT EXISTS items(
   error_message TEXT,
   elapsed_us INTEGER NOT NULL,
   finished_at REAL NOT NULL,
+  detail TEXT,
   PRIMARY KEY(run_id, key)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS dead_letters(
@@ -100,6 +103,7 @@ enum Slot {
   kChunkHasPendingSlot,
   kListChunkPendingSlot,
   kDeleteDeadLetterSlot,
+  kListItemsSlot,
   kSlotCount,
 };
 
@@ -108,7 +112,7 @@ constexpr const char* kSql[kSlotCount] = {
     "INSERT INTO runs(run_id, kind, name, started_at, status, invocations) "
     "VALUES(?1, ?2, ?3, ?4, 'running', 1) "
     "ON CONFLICT(run_id) DO UPDATE SET status = 'running', finished_at = NULL, "
-    "started_at = ?4, invocations = invocations + 1, summary = NULL",
+    "invocations = invocations + 1, summary = NULL",
     // kFinishRunSlot
     "UPDATE runs SET status = ?2, summary = ?3, finished_at = ?4 WHERE run_id = ?1",
     // kGetRunSlot
@@ -121,8 +125,9 @@ constexpr const char* kSql[kSlotCount] = {
                          "ORDER BY r.started_at DESC, r.run_id DESC LIMIT 1",
     // kRecordItemSlot: the WHERE keeps a succeeded row from being downgraded.
     "INSERT INTO items(run_id, key, status, attempts, error_code, error_message, "
-    "elapsed_us, finished_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+    "elapsed_us, finished_at, detail) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
     "ON CONFLICT(run_id, key) DO UPDATE SET status = excluded.status, "
+    "detail = excluded.detail, "
     "attempts = excluded.attempts, error_code = excluded.error_code, "
     "error_message = excluded.error_message, elapsed_us = excluded.elapsed_us, "
     "finished_at = excluded.finished_at "
@@ -157,6 +162,9 @@ constexpr const char* kSql[kSlotCount] = {
     "SELECT id FROM dead_letters WHERE run_id = ?1 AND chunk = ?2 AND retried_at IS NULL",
     // kDeleteDeadLetterSlot
     "DELETE FROM dead_letters WHERE id = ?1",
+    // kListItemsSlot
+    "SELECT key, status, attempts, error_code, error_message, elapsed_us, detail "
+    "FROM items WHERE run_id = ?1",
 };
 
 #undef FORKLIFT_RUN_COLUMNS
@@ -394,6 +402,22 @@ Result<std::unique_ptr<Journal>> Journal::Open(const std::string& path,
                   sqlite3_errmsg(db));
     }
   }
+  if (version < 3) {
+    int has_detail = 0;
+    rc = sqlite3_exec(
+        db, "SELECT count(*) FROM pragma_table_info('items') WHERE name = 'detail'",
+        [](void* out, int n, char** values, char**) {
+          if (n > 0 && values[0]) *static_cast<int*>(out) = std::atoi(values[0]);
+          return 0;
+        },
+        &has_detail, nullptr);
+    if (rc != SQLITE_OK) return fail(sqlite3_errmsg(db));
+    if (!has_detail && sqlite3_exec(db, "ALTER TABLE items ADD COLUMN detail TEXT", nullptr,
+                                    nullptr, nullptr) != SQLITE_OK) {
+      return fail("upgrading its schema from version " + std::to_string(version) + ": " +
+                  sqlite3_errmsg(db));
+    }
+  }
   if (sqlite3_exec(db, kSchemaIndexes, nullptr, nullptr, nullptr) != SQLITE_OK) {
     return fail(sqlite3_errmsg(db));
   }
@@ -424,7 +448,7 @@ Status Journal::BeginRun(std::string_view run_id, std::string_view kind, std::st
 Status Journal::FinishRun(std::string_view run_id, std::string_view status,
                           std::string_view summary_json) {
   if (status != kSucceeded && status != kFailed && status != "cancelled" &&
-      status != "running") {
+      status != "killed" && status != "running") {
     return InvalidArgumentError("journal '" + path_ + "': finish run: unknown status '" +
                                 std::string(status) + "'");
   }
@@ -496,6 +520,7 @@ Status Journal::RecordItems(std::string_view run_id, std::span<const ItemRecord>
     }
     s.BindInt64(7, r.elapsed_us);
     s.BindDouble(8, now);
+    s.BindTextOrNull(9, r.detail);
     if (s.Step() != SQLITE_DONE) return tl::unexpected(txn.Fail(""));
   }
   return txn.Commit();
@@ -527,6 +552,30 @@ Result<ItemState> Journal::GetItemState(std::string_view run_id, std::string_vie
 Result<bool> Journal::IsSucceeded(std::string_view run_id, std::string_view key) {
   FORKLIFT_ASSIGN_OR_RETURN(ItemState state, GetItemState(run_id, key));
   return state == ItemState::kSucceeded;
+}
+
+Result<std::vector<ItemRow>> Journal::ListItems(std::string_view run_id) {
+  FORKLIFT_ASSIGN_OR_RETURN(sqlite3_stmt * raw, Cached(kListItemsSlot));
+  Stmt s(raw);
+  s.BindText(1, run_id);
+  std::vector<ItemRow> rows;
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) {
+    ItemRow row;
+    row.key = s.ColumnString(0);
+    std::string status = s.ColumnString(1);
+    row.state = status == kSucceeded   ? ItemState::kSucceeded
+                : status == "cancelled" ? ItemState::kCancelled
+                                        : ItemState::kFailed;
+    row.attempts = static_cast<int>(s.ColumnInt64(2));
+    row.code = s.ColumnCode(3);
+    row.message = s.ColumnString(4);
+    row.elapsed_us = s.ColumnInt64(5);
+    row.detail = s.ColumnString(6);
+    rows.push_back(std::move(row));
+  }
+  if (rc != SQLITE_DONE) return tl::unexpected(SqlError("list items"));
+  return rows;
 }
 
 Result<uint64_t> Journal::CountItems(std::string_view run_id, std::optional<bool> ok) {

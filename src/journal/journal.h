@@ -38,9 +38,9 @@ struct RunInfo {
   std::string run_id;
   std::string kind;                   // "batch", "map", "flow", "load"
   std::string name;
-  double started_at = 0;              // unix seconds, start of the latest invocation
+  double started_at = 0;              // unix seconds, start of the first invocation
   std::optional<double> finished_at;  // unix seconds; nullopt while running
-  std::string status;                 // running, succeeded, failed, cancelled
+  std::string status;                 // running, succeeded, failed, cancelled, killed
   int64_t invocations = 0;            // how many times the run was (re)started
   std::string summary_json;           // "" until finished
   int64_t items_succeeded = 0;
@@ -58,12 +58,26 @@ struct ItemRecord {
   bool cancelled = false;
   int attempts = 0;
   int64_t elapsed_us = 0;
+  // The front door's own JSON about the outcome (a flow task's state, exit status, start
+  // and attempts); "" stores none.
+  std::string detail;
 };
 
 // What the journal knows of one item of a run: nothing (it never ran, or never finished
 // before a SIGKILL), succeeded, failed on its own, or cancelled while running (it did not
 // finish; resumes run it again).
 enum class ItemState { kUnknown, kSucceeded, kFailed, kCancelled };
+
+// One recorded item of a run, as ListItems returns it.
+struct ItemRow {
+  std::string key;
+  ItemState state = ItemState::kUnknown;  // never kUnknown in a listed row
+  int attempts = 0;
+  std::optional<ErrorCode> code;
+  std::string message;
+  int64_t elapsed_us = 0;
+  std::string detail;  // "" when none was recorded
+};
 
 // Something that failed for good (a bad row, an item out of retries), kept to be listed
 // and retried. Empty source/position/payload are stored as NULL.
@@ -115,12 +129,13 @@ class Journal {
   const std::string& path() const { return path_; }
 
   // Starts a run, or restarts one: inserted as running with invocations 1, or set back to
-  // running with invocations + 1, a new started_at, and no finished_at or summary.
+  // running with invocations + 1 and no finished_at or summary; a restart keeps the
+  // run's first started_at (the run began then; `forklift runs` shows that).
   // Item outcomes of earlier invocations are kept (that is what resume reads).
   Status BeginRun(std::string_view run_id, std::string_view kind, std::string_view name);
 
-  // Marks a run finished now with `status` (succeeded, failed or cancelled; running is
-  // accepted too) and its summary, a JSON object ("" stores none).
+  // Marks a run finished now with `status` (succeeded, failed, cancelled, or killed: a
+  // later invocation found it running with no process left; running is accepted too) and its summary, a JSON object ("" stores none).
   // Fails with InvalidArgument for another status, NotFound when there is no such run.
   Status FinishRun(std::string_view run_id, std::string_view status,
                    std::string_view summary_json);
@@ -148,6 +163,10 @@ class Journal {
   Result<ItemState> GetItemState(std::string_view run_id, std::string_view key);
   // Whether the item's recorded outcome is success (false when none is recorded).
   Result<bool> IsSucceeded(std::string_view run_id, std::string_view key);
+
+  // Every recorded item of a run, in key order. For front doors with few items per run
+  // (a flow's tasks); a batch's millions are read with GetItemState instead.
+  Result<std::vector<ItemRow>> ListItems(std::string_view run_id);
 
   // Items of a run with a recorded outcome: ok = true counts the succeeded, false the
   // failed (not the cancelled), nullopt all.

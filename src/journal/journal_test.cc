@@ -2,6 +2,8 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <map>
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/wait.h>
@@ -92,7 +94,7 @@ TEST_F(JournalTest, OpenCreatesDirectoriesWalModeAndSchema) {
   ASSERT_TRUE(std::filesystem::is_regular_file(dir_ + "/a/b/c/journal.db"));
   RawDb raw(dir_ + "/a/b/c/journal.db");
   EXPECT_EQ(raw.Query("PRAGMA journal_mode"), "wal");
-  EXPECT_EQ(raw.Query("PRAGMA user_version"), "2");
+  EXPECT_EQ(raw.Query("PRAGMA user_version"), "3");
   EXPECT_EQ(raw.Query("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
                       "name IN ('runs', 'items', 'dead_letters')"),
             "3");
@@ -158,19 +160,21 @@ TEST_F(JournalTest, RunsRoundTripCountInvocationsAndListNewestFirst) {
   EXPECT_EQ((*r1)->items_succeeded, 2);
   EXPECT_EQ((*r1)->items_failed, 1);
 
+  const double r1_start = (*r1)->started_at;
   ASSERT_TRUE(j->BeginRun("r2", "map", "second"));
   ASSERT_TRUE(j->BeginRun("r1", "batch", "first"));  // a resume
   auto runs = j->ListRuns("", 0);
   ASSERT_TRUE(runs);
   ASSERT_EQ(runs->size(), 2u);
-  EXPECT_EQ((*runs)[0].run_id, "r1") << "restarted last, so newest";
-  EXPECT_EQ((*runs)[0].invocations, 2);
-  EXPECT_EQ((*runs)[0].status, "running");
-  EXPECT_FALSE((*runs)[0].finished_at);
-  EXPECT_EQ((*runs)[0].summary_json, "");
-  EXPECT_EQ((*runs)[0].items_succeeded, 2) << "a restart keeps the items for resume";
-  EXPECT_EQ((*runs)[1].run_id, "r2");
-  EXPECT_EQ((*runs)[1].invocations, 1);
+  EXPECT_EQ((*runs)[0].run_id, "r2") << "a resume keeps its run's first start, so r2 is newest";
+  EXPECT_EQ((*runs)[0].invocations, 1);
+  EXPECT_EQ((*runs)[1].run_id, "r1");
+  EXPECT_EQ((*runs)[1].started_at, r1_start);
+  EXPECT_EQ((*runs)[1].invocations, 2);
+  EXPECT_EQ((*runs)[1].status, "running");
+  EXPECT_FALSE((*runs)[1].finished_at);
+  EXPECT_EQ((*runs)[1].summary_json, "");
+  EXPECT_EQ((*runs)[1].items_succeeded, 2) << "a restart keeps the items for resume";
 
   auto maps = j->ListRuns("map", 10);
   ASSERT_TRUE(maps);
@@ -179,7 +183,7 @@ TEST_F(JournalTest, RunsRoundTripCountInvocationsAndListNewestFirst) {
   auto one = j->ListRuns("", 1);
   ASSERT_TRUE(one);
   ASSERT_EQ(one->size(), 1u);
-  EXPECT_EQ((*one)[0].run_id, "r1");
+  EXPECT_EQ((*one)[0].run_id, "r2");
   EXPECT_TRUE(j->ListRuns("flow", 0)->empty());
 
   auto none = j->GetRun("nope");
@@ -188,6 +192,8 @@ TEST_F(JournalTest, RunsRoundTripCountInvocationsAndListNewestFirst) {
   EXPECT_EQ(j->FinishRun("nope", "failed", "{}").error().code, ErrorCode::kNotFound);
   EXPECT_EQ(j->FinishRun("r2", "done", "{}").error().code, ErrorCode::kInvalidArgument);
   ASSERT_TRUE(j->FinishRun("r2", "cancelled", ""));
+  ASSERT_TRUE(j->FinishRun("r1", "killed", ""));
+  EXPECT_EQ((*j->GetRun("r1"))->status, "killed");
   EXPECT_EQ((*j->GetRun("r2"))->status, "cancelled");
 }
 
@@ -586,9 +592,12 @@ PRAGMA user_version=1;
   ASSERT_TRUE(j) << j.error().ToString();
   {
     RawDb raw(path);
-    EXPECT_EQ(raw.Query("PRAGMA user_version"), "2");
+    EXPECT_EQ(raw.Query("PRAGMA user_version"), "3");
     EXPECT_EQ(raw.Query("SELECT count(*) FROM pragma_table_info('dead_letters') "
                         "WHERE name = 'chunk'"),
+              "1");
+    EXPECT_EQ(raw.Query("SELECT count(*) FROM pragma_table_info('items') "
+                        "WHERE name = 'detail'"),
               "1");
     EXPECT_EQ(raw.Query("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND "
                         "name = 'dead_letters_by_chunk'"),

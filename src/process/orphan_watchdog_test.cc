@@ -28,7 +28,17 @@ namespace {
 class Subreaper {
  public:
   Subreaper() { prctl(PR_SET_CHILD_SUBREAPER, 1); }
-  ~Subreaper() { prctl(PR_SET_CHILD_SUBREAPER, 0); }
+  // Reaps what was adopted (a killed job's own children, e.g. its `sleep`), so that no
+  // child of this test is left for the next test to find.
+  ~Subreaper() {
+    prctl(PR_SET_CHILD_SUBREAPER, 0);
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (std::chrono::steady_clock::now() < until) {
+      pid_t r = waitpid(-1, nullptr, WNOHANG);
+      if (r < 0) return;  // ECHILD: none left
+      if (r == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
 };
 
 pid_t SpawnGroup(const char* script) {
