@@ -9,6 +9,7 @@
 #include "cli/signal_thread.h"
 #include "map/map_options.h"
 #include "map/map_runner.h"
+#include "process/orphan_watchdog.h"
 #include "process/process_registry.h"
 
 namespace forklift::cli {
@@ -21,6 +22,14 @@ int MapCommand(const std::vector<std::string>& args) {
   }
   std::stop_source graceful, force;
   process::ProcessRegistry registry;
+  // Ends the running jobs' groups if forklift is SIGKILLed; without one (no fork) the jobs
+  // still run, as before.
+  auto watchdog = process::OrphanWatchdog::Start({});
+  if (watchdog) {
+    registry.Watch(watchdog->get());
+  } else {
+    fmt::print(stderr, "forklift map: warning: {}\n", watchdog.error().message);
+  }
   SignalThread signals(
       [&](int sig) {
         fmt::print(stderr,
