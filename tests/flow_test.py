@@ -187,8 +187,13 @@ timeout = "300ms"
         rc, _, _ = self.forklift("run", flow)
         self.assertEqual(rc, 1)
         self.assertLess(time.time() - t0, 10)
-        time.sleep(0.2)
-        left = subprocess.run(["pgrep", "-f", tag], capture_output=True).stdout
+        # pgrep -r: live states only (a zombie this sandbox's init never reaps is gone).
+        deadline = time.monotonic() + 5
+        while True:
+            left = subprocess.run(["pgrep", "-r", "RSD", "-f", tag], capture_output=True).stdout
+            if left == b"" or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
         self.assertEqual(left, b"", "no process of the task survives")
 
     def test_resume_reruns_only_what_failed_or_never_ran(self):
@@ -252,15 +257,21 @@ cmd = "touch c"
     def test_first_sigint_lets_running_tasks_finish_and_starts_nothing_new(self):
         flow = self.write_flow("""
 [tasks.a]
-cmd = "sleep 0.6; touch a.done"
+cmd = "touch a.started; while [ ! -e go ]; do sleep 0.01; done; touch a.done"
 [tasks.b]
 cmd = "touch b.done"
 after = ["a"]
 """)
         p = subprocess.Popen([FORKLIFT, "run", flow], env=self.env, cwd=self.dir,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(0.3)
+        deadline = time.monotonic() + 20
+        while not os.path.exists(os.path.join(self.dir, "a.started")) and time.monotonic() < deadline:
+            time.sleep(0.01)
         p.send_signal(signal.SIGINT)
+        # The signal has been taken once forklift says so; then a may finish.
+        line = p.stderr.readline().decode()
+        self.assertIn("starting no new tasks", line)
+        open(os.path.join(self.dir, "go"), "w").close()
         p.communicate(timeout=20)
         self.assertEqual(p.returncode, 130)
         self.assertTrue(os.path.exists(os.path.join(self.dir, "a.done")))
