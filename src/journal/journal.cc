@@ -722,4 +722,26 @@ Status Journal::MarkDeadLettersRetried(std::span<const int64_t> ids) {
   return txn.Commit();
 }
 
+Result<int64_t> Journal::DiscardDeadLetters(std::string_view run_id,
+                                            std::optional<int64_t> id) {
+  // Prepared per call, not cached: discarding is rare and interactive.
+  sqlite3_stmt* raw = nullptr;
+  if (sqlite3_prepare_v2(db_,
+                         "DELETE FROM dead_letters WHERE run_id = ?1 AND retried_at IS NULL "
+                         "AND (?2 IS NULL OR id = ?2)",
+                         -1, &raw, nullptr) != SQLITE_OK) {
+    return tl::unexpected(SqlError("discard dead letters"));
+  }
+  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> owner(raw, sqlite3_finalize);
+  Stmt s(raw);
+  s.BindText(1, run_id);
+  if (id) {
+    s.BindInt64(2, *id);
+  } else {
+    s.BindNull(2);
+  }
+  if (s.Step() != SQLITE_DONE) return tl::unexpected(SqlError("discard dead letters"));
+  return static_cast<int64_t>(sqlite3_changes(db_));
+}
+
 }  // namespace forklift::journal

@@ -205,6 +205,11 @@ class Journal {
   // ignored, so a retry that races another is harmless.
   Status MarkDeadLettersRetried(std::span<const int64_t> ids);
 
+  // Deletes the pending (not yet retried) dead letters of run `run_id`, or only its letter
+  // `id` when given, in one statement (`forklift dlq discard`). Returns how many were
+  // deleted: 0 when none matched (no such run, letter, or a letter already retried).
+  Result<int64_t> DiscardDeadLetters(std::string_view run_id, std::optional<int64_t> id);
+
  private:
   class Transaction;
   struct ChunkToReplace {

@@ -691,5 +691,32 @@ TEST_F(JournalTest, PutChunkDeadLettersKeepsOnlyTheLatestAttemptsPendingLetters)
   EXPECT_FALSE((*j->ListDeadLetters("N", false))[0].chunk);
 }
 
+// `forklift dlq discard`: pending letters of one run go, one by id or all; retried letters
+// (history) and other runs' letters stay.
+TEST_F(JournalTest, DiscardDeadLettersDeletesOneRunsPendingLetters) {
+  auto j = OpenOk();
+  auto letter = [](std::string run, std::string key) {
+    return DeadLetter{.run_id = std::move(run), .key = std::move(key), .reason = "bad"};
+  };
+  std::vector<DeadLetter> letters = {letter("L", "a"), letter("L", "b"), letter("L", "c"),
+                                     letter("M", "d")};
+  auto ids = j->AddDeadLetters(letters);
+  ASSERT_TRUE(ids);
+  std::vector<int64_t> retried = {(*ids)[2]};
+  ASSERT_TRUE(j->MarkDeadLettersRetried(retried));
+
+  EXPECT_EQ(*j->DiscardDeadLetters("L", (*ids)[3]), 0) << "another run's letter";
+  EXPECT_EQ(*j->DiscardDeadLetters("L", (*ids)[2]), 0) << "a retried letter";
+  EXPECT_EQ(*j->DiscardDeadLetters("L", (*ids)[0]), 1);
+  auto left = j->ListDeadLetters("L", false);
+  ASSERT_EQ(left->size(), 1u);
+  EXPECT_EQ((*left)[0].key, "b");
+  EXPECT_EQ(*j->DiscardDeadLetters("L", std::nullopt), 1);
+  EXPECT_TRUE(j->ListDeadLetters("L", false)->empty());
+  EXPECT_EQ(j->ListDeadLetters("L", true)->size(), 1u) << "the retried letter stays";
+  EXPECT_EQ(j->ListDeadLetters("M", false)->size(), 1u);
+  EXPECT_EQ(*j->DiscardDeadLetters("nope", std::nullopt), 0);
+}
+
 }  // namespace
 }  // namespace forklift::journal
