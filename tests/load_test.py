@@ -365,7 +365,7 @@ class SigkillResumeTest(LoadTestBase):
         committed = self.ledger_rows()  # rows loaded by the committed chunks
         self.assertEqual(count(target), committed)
         self.assertLess(committed, len(rows) - len(bad))
-        s, err = self.load_json(*args)
+        s, err = self.load_json(*args, expect_rc=3)  # rows were rejected
         self.assertEqual((s["status"], s["rows_loaded"] + s["rows_skipped"]),
                          ("succeeded", len(rows) - len(bad)), err)
         self.assertEqual(count(target), len(rows) - len(bad))
@@ -375,7 +375,7 @@ class SigkillResumeTest(LoadTestBase):
         for r in letters:
             self.assertIn(bad[int(r[2])], r[3])
         rc, out, _ = self.forklift("dlq", "list", "--journal", self.journal)
-        self.assertRegex(out, rf"{re.escape(s['load_id'])}\s+{len(bad)}\b")
+        self.assertRegex(out, rf"(?m)^{re.escape(s['load_id'])}\s.*\s{len(bad)}$")
 
     def test_upsert_kill_after_0_2s(self):
         self.sigkill_case("upsert", [0.2])
@@ -538,7 +538,7 @@ class DeadLetterTest(LoadTestBase):
         path, good = self.bad_file()
         dlq = os.path.join(self.dir, "rejected.csv")
         s, err = self.load_json(path, "--to", PG.dsn(), "--table", target, "--chunk-rows", "4",
-                                "--workers", "2", "--dlq", dlq)
+                                "--workers", "2", "--dlq", dlq, expect_rc=3)
         self.assertEqual(s["status"], "succeeded", err)
         self.assertEqual(s["rows_rejected"], len(BAD_LINES))
         self.assertEqual(s["rows_loaded"], good)
@@ -550,7 +550,7 @@ class DeadLetterTest(LoadTestBase):
         # dlq list / show
         rc, out, err = self.forklift("dlq", "list", "--journal", self.journal)
         self.assertEqual(rc, 0, err)
-        self.assertRegex(out, rf"{re.escape(s['load_id'])}\s+{len(BAD_LINES)}\b")
+        self.assertRegex(out, rf"(?m)^{re.escape(s['load_id'])}\s.*\s{len(BAD_LINES)}$")
         rc, out, err = self.forklift("dlq", "list", s["load_id"], "--journal", self.journal)
         self.assertEqual(rc, 0, err)
         self.assertEqual(len(out.splitlines()), len(BAD_LINES), out)
@@ -567,7 +567,7 @@ class DeadLetterTest(LoadTestBase):
                          "SYM00011\t-4.5\t77")
         # The loaded letter is no longer pending; the others are, with their reasons.
         rc, out, _ = self.forklift("dlq", "list", "--journal", self.journal)
-        self.assertRegex(out, rf"{re.escape(s['load_id'])}\s+{len(BAD_LINES) - 1}\b")
+        self.assertRegex(out, rf"(?m)^{re.escape(s['load_id'])}\s.*\s{len(BAD_LINES) - 1}$")
         rc, out, _ = self.forklift("dlq", "show", s["load_id"], "--journal", self.journal)
         left = {int(r[2]): r[3] for r in self.parse_csv(out)[1:]}
         self.assertEqual(sorted(left), [3, 5, 7, 9])
@@ -579,7 +579,7 @@ class DeadLetterTest(LoadTestBase):
         target = self.table("prices", extra=", check (close >= 0)")
         path, good = self.bad_file()
         s, err = self.load_json(path, "--to", PG.dsn(), "--table", target, "--chunk-rows", "4",
-                                "--workers", "1")
+                                "--workers", "1", expect_rc=3)
         rc, out, err = self.forklift("dlq", "retry", s["load_id"], "--journal", self.journal)
         self.assertEqual(rc, 1, out + err)
         self.assertIn(f"{len(BAD_LINES)} pending, 0 loaded, 3 refused again", out)
@@ -632,7 +632,7 @@ class DeadLetterTest(LoadTestBase):
         target = self.table("prices", extra=", check (close >= 0)")
         path, good = self.bad_file()
         s, err = self.load_json(path, "--to", PG.dsn(), "--table", target, "--chunk-rows", "4",
-                                *UPSERT_ARGS)
+                                *UPSERT_ARGS, expect_rc=3)
         self.assertEqual((s["status"], s["rows_rejected"], s["rows_loaded"]),
                          ("succeeded", len(BAD_LINES), good), err)
         self.assertEqual(count(target), good)
@@ -666,17 +666,19 @@ class DeadLetterTest(LoadTestBase):
         target = self.table("prices", extra=", check (close >= 0)")
         path, _ = self.bad_file()
         load_id = 'odd "id" \\ with\ttab'
-        s, err = self.load_json(path, "--to", PG.dsn(), "--table", target, "--load-id", load_id)
+        s, err = self.load_json(path, "--to", PG.dsn(), "--table", target, "--load-id", load_id,
+                                expect_rc=3)
         self.assertEqual(s["load_id"], load_id)
         rc, out, err = self.forklift("dlq", "list", "--json", "--journal", self.journal)
         self.assertEqual(rc, 0, err)
-        self.assertEqual([json.loads(line) for line in out.splitlines()],
-                         [{"load_id": load_id, "letters": len(BAD_LINES)}], out)
+        got = [json.loads(line) for line in out.splitlines()]
+        self.assertEqual([(j["load_id"], j["letters"]) for j in got], [(load_id, len(BAD_LINES))],
+                         out)
 
     def test_max_errors_not_exceeded_succeeds(self):
         target = self.table("prices")
         s, err = self.load_json(self.max_errors_file(), "--to", PG.dsn(), "--table", target,
-                                "--chunk-rows", "100", "--max-errors", "10")
+                                "--chunk-rows", "100", "--max-errors", "10", expect_rc=3)
         self.assertEqual((s["status"], s["rows_rejected"], s["rows_loaded"]),
                          ("succeeded", 10, 990), err)
         self.assertEqual(count(target), 990)
@@ -770,7 +772,7 @@ class BadOptionsTest(LoadTestBase):
     def test_a_table_that_does_not_exist_is_named(self):
         rc, out, err = self.load(FILES["small.csv"], "--to", PG.dsn(), "--table",
                                  f"{self.schema}.nosuchtable")
-        self.assertIn(rc, (1, 2), err)
+        self.assertEqual(rc, 6, err)  # the target lacks the table
         self.assertIn("nosuchtable", err)
         self.assertEqual(len([l for l in err.splitlines() if l.strip()]), 1, err)
 
@@ -786,7 +788,7 @@ class CsvInputTest(LoadTestBase):
                     b'4,,4\r\n5,"",5\r\n6,x,notnum\r\n7,y,7')  # no final newline
         dlq = os.path.join(self.dir, "rejected.csv")
         s, err = self.load_json(path, "--to", PG.dsn(), "--table", f"{self.schema}.notes",
-                                "--dlq", dlq)
+                                "--dlq", dlq, expect_rc=3)
         self.assertEqual((s["rows_read"], s["rows_loaded"], s["rows_rejected"]), (7, 6, 1), err)
         got = PG.sql(f"select id, coalesce(replace(body, E'\\n', '<LF>'), '<NULL>'), n "
                      f"from {self.schema}.notes order by id")
@@ -846,21 +848,21 @@ class PasswordTest(LoadTestBase):
 
         rc, out, err = run("load", path, "--to", dsn, "--table", target, "--json",
                            "--journal", self.journal)
-        self.assertEqual(rc, 0, err)
+        self.assertEqual(rc, 3, err)  # a row was rejected
         s = json.loads(out)
         self.assertEqual((s["rows_loaded"], s["rows_rejected"]), (1, 1))
         self.assertIn("***", s["target"])
         # Failures that show the DSN: a missing table, a wrong password.
         rc, out, err = run("load", path, "--to", dsn, "--table", f"{self.schema}.missing",
                            "--journal", self.journal)
-        self.assertEqual(rc, 1)
+        self.assertEqual(rc, 6)  # the target lacks the table
         self.assertIn("missing", err)
         self.assertIn("***", err)
         keyword_dsn = (f"host=127.0.0.1 port={PG.port} dbname=forklift_test user=forklift_pw "
                        f"password={PASSWORD}")
         rc, out, err = run("load", path, "--to", keyword_dsn, "--table", f"{self.schema}.missing",
                            "--journal", self.journal)
-        self.assertEqual(rc, 1)
+        self.assertEqual(rc, 6)
         self.assertIn("password=***", err)
         wrong = dsn.replace(PASSWORD, "wr0ng-pw-42")
         rc, out, err = run("load", path, "--to", wrong, "--table", target,
@@ -1131,6 +1133,396 @@ class ReportingTest(LoadTestBase):
         self.assertEqual(rc, 0, err)
         self.assertRegex(err, r"\r\x1b\[2Kload \[=+\]\s+100% 5.0k rows loaded.*rows/s")
 
+
+
+# --- 10. what a new user hit (issue 10): exit statuses, counts, the ledger, headers, dlq, runs --
+
+# The exit statuses docs/load.md and `forklift load --help` document (one table).
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REJECTED = 0, 1, 2, 3
+EXIT_UNREACHABLE, EXIT_REFUSED, EXIT_MISSING, EXIT_BUSY = 4, 5, 6, 7
+
+DOCS_LOAD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "load.md")
+README = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "README.md")
+
+
+def write_lines(path, lines):
+    with open(path, "w") as f:
+        f.write("".join(line + "\n" for line in lines))
+    return path
+
+
+def price_lines(n, start=0, close=None):
+    """n CSV rows (no header) with distinct keys; `close` overrides the close column."""
+    out = []
+    for i in range(start, start + n):
+        day = (_BASE + datetime.timedelta(days=i // 200)).isoformat()
+        c = close(i) if close else "12.75"
+        out.append(f"SYM{i % 200:05d},{day},12.5,13.0,12.0,{c},{i}")
+    return out
+
+
+class ExitStatusTest(LoadTestBase):
+    def test_rejected_rows_exit_3_and_a_load_that_loaded_nothing_fails(self):
+        target = self.table("prices")
+        path = write_lines(os.path.join(self.dir, "some-bad.csv"),
+                           [HEADER, *price_lines(5), "SYM1,2020-01-01,1", *price_lines(5, 10)])
+        s, err = self.load_json(path, "--to", PG.dsn(), "--table", target,
+                                expect_rc=EXIT_REJECTED)
+        self.assertEqual((s["status"], s["rows_loaded"], s["rows_rejected"]),
+                         ("succeeded", 10, 1), err)
+        bad = write_lines(os.path.join(self.dir, "all-bad.csv"),
+                          [HEADER, "SYM1,2020-01-01,1", "SYM2,2020-01-01,1"])
+        s, err = self.load_json(bad, "--to", PG.dsn(), "--table", target, expect_rc=EXIT_FAILED)
+        self.assertEqual((s["status"], s["rows_loaded"], s["rows_rejected"]), ("failed", 0, 2))
+        self.assertIn("no row", s["error"])
+        self.assertIn("2 rejected", s["error"])
+
+    def test_key_without_upsert_is_refused(self):
+        target = self.table("prices")
+        rc, out, err = self.load(FILES["small.csv"], "--to", PG.dsn(), "--table", target,
+                                 "--key", "symbol,date")
+        self.assertEqual(rc, EXIT_USAGE, err)
+        self.assertIn("--key", err)
+        self.assertIn("--mode upsert", err)
+        self.assertEqual(count(target), 0)
+
+    def test_an_unsupported_url_scheme_says_so(self):
+        rc, out, err = self.load(FILES["small.csv"], "--to", "mysql://u:pw@localhost/db",
+                                 "--table", "prices")
+        self.assertEqual(rc, EXIT_USAGE, err)
+        self.assertIn("mysql", err)
+        self.assertIn("not supported", err)
+        self.assertNotIn("pw@", err)
+        self.assertEqual(len(err.strip().splitlines()), 1, err)
+
+    def test_connection_authentication_and_missing_things_follow_the_table(self):
+        target = self.table("prices")
+        base = [FILES["small.csv"], "--table", target]
+        with socket_port() as port:  # bound, not listening: connection refused
+            rc, _, err = self.load(*base, "--to", f"postgresql://postgres@127.0.0.1:{port}/x")
+        self.assertEqual(rc, EXIT_UNREACHABLE, err)
+        rc, _, err = self.load(*base, "--to", PG.password_dsn().replace(PASSWORD, "wrong-pw"))
+        self.assertEqual(rc, EXIT_REFUSED, err)
+        self.assertIn("password authentication failed", err)
+        rc, _, err = self.load(*base, "--to", PG.dsn("no_such_db"))
+        self.assertEqual(rc, EXIT_MISSING, err)
+        self.assertIn("no_such_db", err)
+        rc, _, err = self.load(FILES["small.csv"], "--to", PG.dsn(), "--table",
+                               f"{self.schema}.nosuchtable")
+        self.assertEqual(rc, EXIT_MISSING, err)
+        rc, _, err = self.load(*base, "--to", PG.dsn(), "--bogus")
+        self.assertEqual(rc, EXIT_USAGE, err)
+
+    def test_the_table_is_in_the_docs_and_the_help(self):
+        rc, out, err = self.forklift("load", "--help")
+        self.assertEqual(rc, 0, err)
+        with open(DOCS_LOAD) as f:
+            docs = f.read()
+        for code in range(8):
+            self.assertRegex(out, rf"(?m)^\s+{code}\s+\S", f"exit status {code} in --help")
+            self.assertRegex(docs, rf"(?m)^\| {code} \|", f"exit status {code} in docs/load.md")
+
+    def test_help_groups_its_options(self):
+        for cmd in (["load"], ["dlq"], ["runs"]):
+            rc, out, err = self.forklift(*cmd, "--help")
+            self.assertEqual(rc, 0, err)
+            groups = re.findall(r"(?m)^([A-Z][A-Za-z ,]+):$", out)
+            self.assertGreaterEqual(len(groups), 2, f"{cmd} --help: {out}")
+
+
+class socket_port:
+    """A loopback port that is bound but not listening (connecting to it is refused)."""
+    def __enter__(self):
+        import socket
+        self.s = socket.socket()
+        self.s.bind(("127.0.0.1", 0))
+        return self.s.getsockname()[1]
+
+    def __exit__(self, *exc):
+        self.s.close()
+
+
+class MaxErrorsCountTest(LoadTestBase):
+    # Every row from 1,000 on breaks a CHECK: narrowing them is slow, so all four writers
+    # are in the middle of a chunk when the limit goes: they must not commit theirs.
+    def test_max_errors_stops_within_one_chunk_and_every_count_agrees(self):
+        target = self.table("prices", extra=", check (close >= 0)")
+        path = write_lines(os.path.join(self.dir, "errs.csv"),
+                           [HEADER, *price_lines(4000, close=lambda i: "-1" if i >= 1000 else "1")])
+        dlq = os.path.join(self.dir, "rejected.csv")
+        s, err = self.load_json(path, "--to", PG.dsn(), "--table", target, "--chunk-rows", "100",
+                                "--workers", "4", "--max-errors", "10", "--dlq", dlq,
+                                expect_rc=EXIT_FAILED)
+        n = s["rows_rejected"]
+        self.assertGreater(n, 10)
+        self.assertLessEqual(n, 10 + 100, "within one chunk of the limit")
+        self.assertIn(f"stopped after {n} rejected rows (--max-errors 10)", s["error"])
+        with open(dlq, newline="") as f:
+            self.assertEqual(len(list(csv.reader(f))) - 1, n, "--dlq file")
+        rc, out, _ = self.forklift("dlq", "list", s["load_id"], "--journal", self.journal)
+        self.assertEqual(len(out.splitlines()), n, "journal's letters")
+        rc, out, _ = self.forklift("runs", "--kind", "load", "--json", "--journal", self.journal)
+        self.assertEqual(json.loads(out.splitlines()[0])["summary"]["rows_rejected"], n)
+        self.assertEqual(int(scalar(f"select coalesce(sum(rejected), 0) from "
+                                    f"{self.schema}.forklift_load_chunks")), n, "ledger")
+        self.assertEqual(count(target), s["rows_loaded"])
+
+
+class LedgerPrivilegeTest(LoadTestBase):
+    def role(self):
+        """A login role with USAGE on the test's schema and SELECT, INSERT on its table."""
+        name = "r_" + self.schema[2:][:40]
+        PG.sql(f"drop role if exists {name}; create role {name} login")
+        self.addCleanup(lambda: PG.sql(f"drop owned by {name}; drop role if exists {name}"))
+        return name
+
+    def grant_table(self, role, table):
+        PG.sql(f"grant usage on schema {self.schema} to {role}; "
+               f"grant select, insert on {table} to {role}")
+
+    def role_dsn(self, role):
+        return f"postgresql://{role}@127.0.0.1:{PG.port}/forklift_test"
+
+    def test_an_existing_ledger_is_used_without_create_on_the_schema(self):
+        target = self.table("prices", key=False)  # small.csv repeats keys
+        role = self.role()
+        self.grant_table(role, target)
+        # The ledger made once by the schema's owner, with the DDL docs/load.md gives.
+        with open(DOCS_LOAD) as f:
+            ddl = re.search(r"```sql\n(CREATE TABLE [^;]*;)", f.read()).group(1)
+        PG.sql(ddl.replace("SCHEMA", self.schema))
+        PG.sql(f"grant select, insert on {self.schema}.forklift_load_chunks to {role}")
+        s, err = self.load_json(FILES["small.csv"], "--to", self.role_dsn(role), "--table", target,
+                                "--chunk-rows", "1000")
+        self.assertEqual((s["status"], s["rows_loaded"]), ("succeeded", 5000), err)
+        self.assertEqual(self.ledger_chunks(), 5)
+        s, err = self.load_json(FILES["small.csv"], "--to", self.role_dsn(role), "--table", target,
+                                "--chunk-rows", "1000")
+        self.assertEqual((s["rows_loaded"], s["rows_skipped"]), (0, 5000), err)
+
+    def test_a_ledger_that_cannot_be_created_names_the_privilege_and_schema(self):
+        target = self.table("prices", key=False)  # small.csv repeats keys
+        role = self.role()
+        self.grant_table(role, target)
+        rc, out, err = self.load(FILES["small.csv"], "--to", self.role_dsn(role), "--table", target)
+        self.assertEqual(rc, EXIT_REFUSED, err)
+        self.assertIn(f"CREATE on schema {self.schema}", err)
+        self.assertIn(role, err)
+        self.assertIn("--ledger-schema", err)
+        self.assertIn("docs/load.md", err)
+        self.assertEqual(count(target), 0)
+
+    def test_ledger_schema_puts_the_ledger_elsewhere_and_resumes_from_it(self):
+        target = self.table("prices", key=False)  # small.csv repeats keys
+        other = self.schema + "_ledger"
+        PG.sql(f"drop schema if exists {other} cascade; create schema {other}")
+        self.addCleanup(lambda: PG.sql(f"drop schema if exists {other} cascade"))
+        args = [FILES["small.csv"], "--to", PG.dsn(), "--table", target, "--chunk-rows", "1000",
+                "--ledger-schema", other]
+        s, err = self.load_json(*args)
+        self.assertEqual(s["rows_loaded"], 5000, err)
+        self.assertEqual(self.ledger_chunks(other), 5)
+        self.assertEqual(scalar(f"select to_regclass('{self.schema}.forklift_load_chunks')"), "")
+        s, err = self.load_json(*args)
+        self.assertEqual((s["rows_loaded"], s["rows_skipped"]), (0, 5000), err)
+        rc, _, err = self.load(*args[:-1], f"{self.schema}_nosuch")
+        self.assertEqual(rc, EXIT_MISSING, err)
+        self.assertIn("--ledger-schema", err)
+
+
+class ConcurrentLoadIdTest(LoadTestBase):
+    def test_a_second_load_with_the_same_load_id_refuses_while_the_first_runs(self):
+        target = self.table("prices", key=False)  # small.csv repeats keys
+        # Hold the first load in its first COPY: a session keeps the table locked.
+        locker = subprocess.Popen(["psql", "-X", "-q", "-d", PG.dsn()], stdin=subprocess.PIPE,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(lambda: (locker.kill(), locker.wait()))
+        locker.stdin.write(f"begin; lock table {target} in access exclusive mode;\n".encode())
+        locker.stdin.flush()
+        wait_for(lambda: scalar("select count(*) from pg_locks l join pg_class c on "
+                                f"c.oid = l.relation where c.relname = 'prices' and l.granted "
+                                f"and l.mode = 'AccessExclusiveLock'") != "0")
+        args = [FILES["small.csv"], "--to", PG.dsn(), "--table", target, "--load-id", "same"]
+        first = self.start_load(*args)
+        wait_for(lambda: scalar("select count(*) from pg_stat_activity where "
+                                "application_name = 'forklift' and wait_event_type = 'Lock'")
+                 != "0")
+        rc, out, err = self.load(*args, timeout=20)  # before: it waited on the lock too
+        self.assertEqual(rc, EXIT_BUSY, err)
+        self.assertIn("another load with load id same", err)
+        locker.stdin.write(b"commit;\n")
+        locker.stdin.close()
+        rc = first.wait(timeout=30)
+        out, err = self.outputs(first)
+        self.assertEqual(rc, 0, err)
+        s = json.loads(out)
+        self.assertEqual((s["rows_loaded"], s["rows_skipped"]), (5000, 0))
+        self.assertEqual(count(target), 5000)
+
+
+def wait_for(predicate, timeout=20):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.02)
+
+
+class HeaderMatchingTest(LoadTestBase):
+    def test_every_files_header_is_checked_before_the_first_chunk_commits(self):
+        target = self.table("prices")
+        a = write_lines(os.path.join(self.dir, "a.csv"), [HEADER, *price_lines(50)])
+        b = write_lines(os.path.join(self.dir, "b.csv"),
+                        ["symbol,date,open,high,low,close,vol", *price_lines(50, 50)])
+        rc, out, err = self.load(a, b, "--to", PG.dsn(), "--table", target, "--chunk-rows", "10")
+        self.assertEqual(rc, EXIT_USAGE, err)
+        self.assertIn("b.csv", err)
+        self.assertEqual(count(target), 0, "nothing committed")
+        self.assertEqual(self.ledger_chunks(), 0)
+
+    def test_unquoted_headers_fold_like_postgresql_and_blanks_are_trimmed_with_a_warning(self):
+        target = self.table("prices")
+        path = write_lines(os.path.join(self.dir, "h.csv"),
+                           ["SYMBOL, Date ,Open,HIGH,low,Close,volume", *price_lines(3)])
+        rc, out, err = self.load(path, "--to", PG.dsn(), "--table", target)
+        self.assertEqual(rc, EXIT_OK, err)
+        self.assertEqual(count(target), 3)
+        self.assertIn("warning", err)
+        self.assertIn("' Date '", err)
+        # A quoted name keeps its case, as in SQL: "Symbol" is not symbol.
+        quoted = write_lines(os.path.join(self.dir, "q.csv"),
+                             ['"Symbol",date,open,high,low,close,volume', *price_lines(3)])
+        rc, out, err = self.load(quoted, "--to", PG.dsn(), "--table", target)
+        self.assertEqual(rc, EXIT_MISSING, err)
+        self.assertIn("Symbol", err)
+
+    def test_no_header_without_columns_uses_the_tables_column_order(self):
+        target = self.table("prices")
+        path = write_lines(os.path.join(self.dir, "nh.csv"), price_lines(7))
+        s, err = self.load_json(path, "--to", PG.dsn(), "--table", target, "--no-header")
+        self.assertEqual((s["status"], s["rows_loaded"]), ("succeeded", 7), err)
+        self.assertEqual(scalar(f"select sum(volume) from {target}"), str(sum(range(7))))
+
+
+class RerunWordingTest(LoadTestBase):
+    def test_a_rerun_after_truncate_says_plainly_that_every_chunk_was_already_loaded(self):
+        target = self.table("prices", key=False)  # small.csv repeats keys
+        args = [FILES["small.csv"], "--to", PG.dsn(), "--table", target]
+        s, _ = self.load_json(*args)
+        PG.sql(f"truncate {target}")
+        rc, out, err = self.load(*args)
+        self.assertEqual(rc, EXIT_OK, err)
+        self.assertIn(f"every chunk of load {s['load_id']} was already loaded", err)
+        self.assertIn("--load-id", err)
+        self.assertIn(f"delete from {self.schema}.forklift_load_chunks where load_id = "
+                      f"'{s['load_id']}'", err.lower())
+
+    def test_a_first_load_is_not_called_a_resume_and_one_is_singular(self):
+        target = self.table("prices")
+        path = write_lines(os.path.join(self.dir, "one.csv"), [HEADER, *price_lines(1)])
+        rc, out, err = self.load(path, "--to", PG.dsn(), "--table", target, "--progress", "none")
+        self.assertEqual(rc, EXIT_OK, err)
+        self.assertNotIn("resumed", err)
+        self.assertNotIn("1 rows", err)
+        self.assertIn("1 row read", err)
+        self.assertIn("1 chunk committed", err)
+        self.assertIn("1 connection", err)
+        rc, out, err = self.load(path, "--to", PG.dsn(), "--table", target, "--progress", "none")
+        self.assertIn("1 already loaded (resumed)", err)
+
+    def test_at_most_as_many_connections_as_chunks(self):
+        target = self.table("prices", key=False)  # small.csv repeats keys
+        s, err = self.load_json(FILES["small.csv"], "--to", PG.dsn(), "--table", target,
+                                "--chunk-rows", "2000", "--workers", "8")
+        self.assertEqual((s["rows_loaded"], s["connections"]), (5000, 3), err)
+
+
+class DlqRunsCliTest(LoadTestBase):
+    def bad_load(self, load_id=None):
+        target = (self.table("prices", key=False) if load_id is None
+                  else f"{self.schema}.prices")
+        path = write_lines(os.path.join(self.dir, "some-bad.csv"),
+                           [HEADER, *price_lines(5), "SYM1,2020-01-01,1", "SYM2,x",
+                            "SYM3,2020-01-01,1"])
+        extra = ["--load-id", load_id] if load_id else []
+        s, err = self.load_json(path, "--to", PG.dsn(), "--table", target, *extra,
+                                expect_rc=EXIT_REJECTED)
+        return s
+
+    def dlq(self, *args):
+        return self.forklift("dlq", *args, "--journal", self.journal)
+
+    def test_dlq_show_and_list_of_an_unknown_load_fail(self):
+        self.bad_load()
+        for sub in ("show", "list"):
+            rc, out, err = self.dlq(sub, "no-such-load")
+            self.assertEqual(rc, 1, f"dlq {sub}: {out} {err}")
+            self.assertIn("no-such-load", err)
+            self.assertIn("no load", err)
+
+    def test_dlq_list_shows_table_time_and_count_per_load(self):
+        s = self.bad_load()
+        rc, out, err = self.dlq("list")
+        self.assertEqual(rc, 0, err)
+        header, row = out.splitlines()
+        self.assertEqual(header.split(), ["LOAD", "TABLE", "STARTED", "LETTERS"])
+        self.assertRegex(row, rf"^{re.escape(s['load_id'])}\s+{self.schema}\.prices\s+"
+                              r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+3$")
+        rc, out, err = self.dlq("list", "--json")
+        j = json.loads(out)
+        self.assertEqual((j["load_id"], j["table"], j["letters"]),
+                         (s["load_id"], f"{self.schema}.prices", 3))
+        self.assertIn("started_at", j)
+
+    def test_dlq_discard_one_letter_or_all(self):
+        s = self.bad_load()
+        rc, out, err = self.dlq("list", s["load_id"])
+        first = int(out.split()[0])
+        rc, out, err = self.dlq("discard", s["load_id"], "--letter", str(first))
+        self.assertEqual(rc, 0, err)
+        self.assertIn("1 letter discarded", out)
+        rc, out, err = self.dlq("list", s["load_id"])
+        ids = [int(line.split()[0]) for line in out.splitlines()]
+        self.assertEqual(len(ids), 2, out)
+        self.assertNotIn(first, ids)
+        rc, out, err = self.dlq("discard", s["load_id"], "--letter", "999999")
+        self.assertEqual(rc, 1, out)
+        self.assertIn("999999", err)
+        rc, out, err = self.dlq("discard", s["load_id"])
+        self.assertEqual(rc, 0, err)
+        self.assertIn("2 letters discarded", out)
+        rc, out, err = self.dlq("list")
+        self.assertEqual(out.splitlines()[1:], [])
+        rc, out, err = self.dlq("discard", "no-such-load")
+        self.assertEqual(rc, 1, err)
+
+    def runs(self, *args):
+        return self.forklift("runs", *args, "--journal", self.journal)
+
+    def test_runs_kind_load_shows_rows_and_refuses_a_bogus_kind_and_keeps_long_ids_aligned(self):
+        s = self.bad_load()
+        long_id = "a-rather-long-load-id-that-is-longer-than-thirty-two-characters"
+        self.bad_load(load_id=long_id)
+        rc, out, err = self.runs("--kind", "load")
+        self.assertEqual(rc, 0, err)
+        lines = out.splitlines()
+        self.assertEqual(len(lines), 3, out)
+        cols = [m.start() for m in re.finditer(r"\S+", lines[0])]
+        for line in lines[1:]:
+            fields = line.split()
+            self.assertEqual(fields[1:3], ["load", "succeeded"], line)
+            self.assertEqual(fields[-3:-1], ["5", "3"], f"succeeded/failed rows: {line}")
+            starts = [m.start() for m in re.finditer(r"\S+", line)]
+            self.assertEqual(starts[1], cols[1], f"aligned: {out}")
+        rc, out, err = self.runs("--kind", "bogus")
+        self.assertEqual(rc, 2, err)
+        self.assertIn("bogus", err)
+
+    def test_readme_says_how_runs_finds_the_journal(self):
+        with open(README) as f:
+            text = f.read()
+        self.assertIn("FORKLIFT_JOURNAL", text)
+        self.assertRegex(text, r"(?s)runs.{0,400}same journal")
 
 if __name__ == "__main__":
     unittest.main()

@@ -4,6 +4,10 @@
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
+#include <algorithm>
+#include <ctime>
+#include <map>
+#include <optional>
 #include <stop_token>
 
 #include "cli/commands.h"
@@ -11,6 +15,7 @@
 #include "journal/journal.h"
 #include "load/dead_letter_file.h"
 #include "load/dlq_retry.h"
+#include "load/exit_status.h"
 #include "load/load_options.h"
 #include "load/load_runner.h"
 
@@ -24,40 +29,53 @@ int LoadCommand(const std::vector<std::string>& args) {
   std::string mode = "insert", key, columns, delimiter = ",", chunk_bytes = "4MiB", progress = "auto";
   int64_t max_errors = -1;
   bool no_header = false;
-  app.add_option("files", o.sources, "CSV files (.gz read transparently)")->required();
+  const std::string target = "Target", input = "Input", mode_group = "Mode and chunking",
+                    bad = "Bad rows", state = "Resume and journal", output = "Output";
+  app.add_option("files", o.sources, "CSV files (.gz read transparently)")->required()->group(input);
   app.add_option("--to", o.to, "postgres://user@host:5432/db, a libpq conninfo, or sqlite:PATH")
-      ->required();
-  app.add_option("--table", o.table, "target table: [schema.]table")->required();
-  app.add_option("--key", key, "conflict columns, comma-separated (upsert)");
+      ->required()->group(target);
+  app.add_option("--table", o.table, "target table: [schema.]table")->required()->group(target);
+  app.add_option("--ledger-schema", o.ledger_schema,
+                 "schema of the ledger table forklift_load_chunks (default: the table's; "
+                 "PostgreSQL)")
+      ->group(target);
   app.add_option("--mode", mode, "insert (COPY, default) or upsert (needs --key)")
-      ->check(CLI::IsMember({"insert", "upsert"}));
+      ->check(CLI::IsMember({"insert", "upsert"}))->group(mode_group);
+  app.add_option("--key", key, "conflict columns, comma-separated (--mode upsert only)")
+      ->group(mode_group);
   app.add_option("--workers", o.workers,
                  "connections at once (default 4; 1 for SQLite; at most half of max_connections)")
-      ->check(CLI::Range(1, 1 << 30));
+      ->check(CLI::Range(1, 1 << 30))->group(mode_group);
   app.add_option("--chunk-rows", o.chunk_rows, "rows per chunk (default 5000)")
-      ->check(CLI::Range(1, 1 << 30));
-  app.add_option("--chunk-bytes", chunk_bytes, "bytes per chunk (default 4MiB)");
-  app.add_option("--columns", columns, "target columns in the files' order (default: the header)");
-  app.add_option("--delimiter", delimiter, "field delimiter (default ,; \\t for tab)");
-  app.add_option("--null", o.null_string, "unquoted value meaning NULL (default: empty)");
-  app.add_flag("--no-header", no_header, "the files have no header row (needs --columns)");
-  app.add_option("--dlq", o.dlq_path, "also write rejected rows to this CSV file");
+      ->check(CLI::Range(1, 1 << 30))->group(mode_group);
+  app.add_option("--chunk-bytes", chunk_bytes, "bytes per chunk (default 4MiB)")->group(mode_group);
+  app.add_option("--columns", columns,
+                 "target columns in the files' order (default: the header; with --no-header, "
+                 "the table's columns)")
+      ->group(input);
+  app.add_option("--delimiter", delimiter, "field delimiter (default ,; \\t for tab)")->group(input);
+  app.add_option("--null", o.null_string, "unquoted value meaning NULL (default: empty)")->group(input);
+  app.add_flag("--no-header", no_header, "the files have no header row")->group(input);
+  app.add_option("--dlq", o.dlq_path, "also write rejected rows to this CSV file")->group(bad);
   app.add_option("--max-errors", max_errors, "stop after more than N rejected rows")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::NonNegativeNumber)->group(bad);
   app.add_option("--load-id", o.load_id, "name the load (default: a hash of sources, target, "
-                                         "table, mode and chunking)");
-  app.add_flag("--json", o.json, "print the summary as one JSON object on stdout");
+                                         "table, mode and chunking)")
+      ->group(state);
   app.add_option("--journal", o.journal_path,
-                 "journal file (default $FORKLIFT_JOURNAL or .forklift/journal.db)");
+                 "journal file (default $FORKLIFT_JOURNAL or .forklift/journal.db)")
+      ->group(state);
+  app.add_flag("--json", o.json, "print the summary as one JSON object on stdout")->group(output);
   app.add_option("--progress", progress, "auto (bar on a TTY, lines otherwise), bar, lines, none")
-      ->check(CLI::IsMember({"auto", "bar", "lines", "none"}));
+      ->check(CLI::IsMember({"auto", "bar", "lines", "none"}))->group(output);
+  app.footer(load::kExitStatusHelp);
   if (int rc = ParseCli(app, args); rc >= 0) return rc;
 
-  // Bad input (options, files, values) exits 2 before anything is loaded; a target that
-  // cannot be reached or lacks the table exits 1.
+  // One table of exit statuses (load/exit_status.h, docs/load.md): an error here means
+  // nothing was loaded.
   auto fail = [](const Error& e) {
     fmt::print(stderr, "forklift load: {}\n", e.message);
-    return e.code == ErrorCode::kInvalidArgument || e.code == ErrorCode::kNotFound ? 2 : 1;
+    return load::ExitStatusOf(e);
   };
   o.upsert = mode == "upsert";
   o.header = !no_header;
@@ -99,28 +117,64 @@ int LoadCommand(const std::vector<std::string>& args) {
   }
   if (!o.json || summary->status != "succeeded") fmt::print(stderr, "{}", summary->ToText());
   if (int sig = signals.first_signal(); sig != 0) return 128 + sig;
-  return summary->status == "succeeded" ? 0 : 1;
+  return load::ExitStatusOf(*summary);
 }
 
+namespace {
+
+std::string LocalTime(double unix_seconds) {
+  auto t = static_cast<std::time_t>(unix_seconds);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  return buf;
+}
+
+// `s` with control bytes as spaces, for one line of a table.
+std::string OneLine(std::string s) {
+  for (char& ch : s) {
+    if (static_cast<unsigned char>(ch) < 32) ch = ' ';
+  }
+  return s;
+}
+
+}  // namespace
+
 int DlqCommand(const std::vector<std::string>& args) {
-  CLI::App app("Dead letters of loads: list, show, retry.", "forklift dlq");
+  CLI::App app("Dead letters of loads: list, show, retry, discard.", "forklift dlq");
   app.require_subcommand(1);
   std::string journal_path, load_id, to;
   bool json = false, all = false;
+  std::optional<int64_t> letter;
   auto* list = app.add_subcommand("list", "loads with pending dead letters, or one load's letters");
   list->add_option("load_id", load_id, "a load id (see forklift runs --kind load)");
   auto* show = app.add_subcommand("show", "a load's dead letters in full (CSV with the raw rows)");
   show->add_option("load_id", load_id, "the load id")->required();
   auto* retry = app.add_subcommand("retry", "load a load's pending dead letters again");
   retry->add_option("load_id", load_id, "the load id")->required();
-  retry->add_option("--to", to, "target (needed when the load's DSN had a password)");
-  for (CLI::App* sub : {list, show, retry}) {
+  retry->add_option("--to", to, "target (needed when the load's DSN had a password)")
+      ->group("Target");
+  auto* discard = app.add_subcommand("discard", "forget a load's pending dead letters");
+  discard->add_option("load_id", load_id, "the load id")->required();
+  discard->add_option("--letter", letter, "only this letter (its id in dlq list LOAD_ID)")
+      ->group("Which letters");
+  for (CLI::App* sub : {list, show, retry, discard}) {
     sub->add_option("--journal", journal_path,
-                    "journal file (default $FORKLIFT_JOURNAL or .forklift/journal.db)");
+                    "journal file (default $FORKLIFT_JOURNAL or .forklift/journal.db)")
+        ->group("Journal");
   }
-  list->add_flag("--all", all, "include letters already retried");
-  show->add_flag("--all", all, "include letters already retried");
-  list->add_flag("--json", json, "one JSON object per line");
+  list->add_flag("--all", all, "include letters already retried")->group("Which letters");
+  show->add_flag("--all", all, "include letters already retried")->group("Which letters");
+  list->add_flag("--json", json, "one JSON object per line")->group("Output");
+  app.footer(
+      "Subcommands:\n"
+      "  list [LOAD_ID]       per load: table, start, pending letters; or one load's letters\n"
+      "  show LOAD_ID         the letters as CSV: load_id,source,line,reason,raw\n"
+      "  retry LOAD_ID        load the pending letters again (exit 0 when all loaded)\n"
+      "  discard LOAD_ID      forget the pending letters, or one (--letter N)\n"
+      "Each takes --journal (found as the load found it: --journal, else $FORKLIFT_JOURNAL,\n"
+      "else .forklift/journal.db in the working directory). An unknown LOAD_ID exits 1.");
   if (int rc = ParseCli(app, args); rc >= 0) return rc;
 
   const std::string path = journal::ResolveJournalPath(journal_path);
@@ -144,6 +198,33 @@ int DlqCommand(const std::vector<std::string>& args) {
     fmt::print(stderr, "forklift dlq: --journal: {}\n", journal.error().message);
     return 2;
   }
+  // A load id that names no load is a mistake to report, not an empty list.
+  if (!load_id.empty()) {
+    auto run = (*journal)->GetRun(load_id);
+    if (!run) {
+      fmt::print(stderr, "forklift dlq: {}\n", run.error().message);
+      return 1;
+    }
+    if (!*run || (*run)->kind != "load") {
+      fmt::print(stderr, "forklift dlq: no load '{}' in {} (see forklift runs --kind load)\n",
+                 load_id, path);
+      return 1;
+    }
+  }
+  if (discard->parsed()) {
+    auto n = (*journal)->DiscardDeadLetters(load_id, letter);
+    if (!n) {
+      fmt::print(stderr, "forklift dlq discard: {}\n", n.error().message);
+      return 1;
+    }
+    if (letter && *n == 0) {
+      fmt::print(stderr, "forklift dlq discard: load '{}' has no pending letter {} (see "
+                         "forklift dlq list {})\n", load_id, *letter, load_id);
+      return 1;
+    }
+    fmt::print("{}: {} letter{} discarded\n", load_id, *n, *n == 1 ? "" : "s");
+    return 0;
+  }
   auto letters = (*journal)->ListDeadLetters(load_id, all);
   if (!letters) {
     fmt::print(stderr, "forklift dlq: {}\n", letters.error().message);
@@ -157,25 +238,44 @@ int DlqCommand(const std::vector<std::string>& args) {
     }
     return 0;
   }
-  if (load_id.empty()) {  // per load: how many are pending
-    std::map<std::string, size_t> counts;
-    for (const auto& d : *letters) ++counts[d.run_id];
-    if (!json) fmt::print("{:<24} {:>8}\n", "LOAD", "LETTERS");
-    for (const auto& [id, n] : counts) {
+  if (load_id.empty()) {  // per load: its table, when it started, how many are pending
+    struct Load {
+      std::string table;
+      double started_at = 0;
+      size_t letters = 0;
+    };
+    std::map<std::string, Load> loads;
+    for (const auto& d : *letters) ++loads[d.run_id].letters;
+    size_t id_width = 4, table_width = 5;
+    for (auto& [id, l] : loads) {
+      auto run = (*journal)->GetRun(id);
+      if (run && *run) {
+        l.table = (*run)->name;
+        l.started_at = (*run)->started_at;
+      }
+      id_width = std::max(id_width, OneLine(id).size());
+      table_width = std::max(table_width, OneLine(l.table).size());
+    }
+    if (!json) {
+      fmt::print("{:<{}} {:<{}} {:<19} {:>8}\n", "LOAD", id_width, "TABLE", table_width,
+                 "STARTED", "LETTERS");
+    }
+    for (const auto& [id, l] : loads) {
       if (json) {
         // A load id is any text (--load-id): the JSON library escapes it. Invalid UTF-8
         // becomes U+FFFD rather than an exception.
-        const nlohmann::json line{{"load_id", id}, {"letters", n}};
+        const nlohmann::json line{{"load_id", id}, {"table", l.table},
+                                  {"started_at", l.started_at}, {"letters", l.letters}};
         fmt::print("{}\n", line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
       } else {
-        fmt::print("{:<24} {:>8}\n", id, n);
+        fmt::print("{:<{}} {:<{}} {:<19} {:>8}\n", OneLine(id), id_width, OneLine(l.table),
+                   table_width, l.started_at > 0 ? LocalTime(l.started_at) : "?", l.letters);
       }
     }
     return 0;
   }
   for (const auto& d : *letters) {
-    std::string raw = d.payload.substr(0, 60);
-    for (char& ch : raw) if (static_cast<unsigned char>(ch) < 32) ch = ' ';
+    std::string raw = OneLine(d.payload.substr(0, 60));
     fmt::print("{:>6}  {}:{}  {}  | {}\n", d.id, d.source,
                d.position.starts_with("line ") ? d.position.substr(5) : d.position, d.reason, raw);
   }

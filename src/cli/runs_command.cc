@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
@@ -23,6 +24,18 @@ std::string LocalTime(double unix_seconds) {
 }
 
 
+// A load records no items (its unit is the row, kept in the target's ledger): its
+// succeeded and failed counts are the rows its summary reports, this invocation's and
+// those of the chunks earlier ones committed.
+void LoadCounts(journal::RunInfo& r) {
+  if (r.kind != "load" || r.summary_json.empty()) return;
+  const nlohmann::json j = nlohmann::json::parse(r.summary_json, nullptr, false);
+  if (!j.is_object()) return;
+  auto n = [&](const char* key) { return j.contains(key) && j[key].is_number() ? j[key].get<int64_t>() : 0; };
+  r.items_succeeded = n("rows_loaded") + n("rows_skipped");
+  r.items_failed = n("rows_rejected") + n("rows_rejected_earlier");
+}
+
 }  // namespace
 
 int RunsCommand(const std::vector<std::string>& args) {
@@ -31,10 +44,20 @@ int RunsCommand(const std::vector<std::string>& args) {
   std::string kind;
   int limit = 20;
   bool json = false;
-  app.add_option("--journal", journal_path, "journal file (default $FORKLIFT_JOURNAL or .forklift/journal.db)");
-  app.add_option("--kind", kind, "only runs of this kind: batch, map, flow, load");
-  app.add_option("--limit", limit, "at most this many runs (0: all)")->check(CLI::NonNegativeNumber);
-  app.add_flag("--json", json, "one JSON object per line");
+  app.add_option("--journal", journal_path,
+                 "journal file (default $FORKLIFT_JOURNAL or .forklift/journal.db: the rule "
+                 "every command that writes one follows)")
+      ->group("Journal");
+  app.add_option("--kind", kind, "only runs of this kind: batch, map, flow, load")
+      ->check(CLI::IsMember({"batch", "map", "flow", "load"}))
+      ->group("Which runs");
+  app.add_option("--limit", limit, "at most this many runs (0: all)")
+      ->check(CLI::NonNegativeNumber)
+      ->group("Which runs");
+  app.add_flag("--json", json, "one JSON object per line")->group("Output");
+  app.footer(
+      "SUCCEEDED and FAILED count items (batch), jobs (map), tasks (flow) or rows (load: "
+      "loaded, rejected).");
   if (int rc = ParseCli(app, args); rc >= 0) return rc;
   if (!std::filesystem::exists(journal_path)) {  // listing must not create a journal
     fmt::print("no runs: {} does not exist\n", journal_path);
@@ -50,6 +73,7 @@ int RunsCommand(const std::vector<std::string>& args) {
     fmt::print(stderr, "forklift runs: {}\n", runs.error().ToString());
     return 1;
   }
+  for (auto& r : *runs) LoadCounts(r);
   if (json) {
     for (const auto& r : *runs) {
       nlohmann::json j = {{"run_id", r.run_id},         {"kind", r.kind},
@@ -68,11 +92,16 @@ int RunsCommand(const std::vector<std::string>& args) {
     fmt::print("no runs in {}\n", journal_path);
     return 0;
   }
-  fmt::print("{:<32} {:<6} {:<10} {:<19} {:>9} {:>9} {:>5}\n", "RUN", "KIND", "STATUS",
+  // Columns as wide as their widest value: a long --load-id or --batch-id keeps the rest
+  // of its row under the headings.
+  size_t id_width = 3;
+  for (const auto& r : *runs) id_width = std::max(id_width, r.run_id.size());
+  fmt::print("{:<{}} {:<6} {:<10} {:<19} {:>9} {:>9} {:>5}\n", "RUN", id_width, "KIND", "STATUS",
              "STARTED", "SUCCEEDED", "FAILED", "RUNS");
   for (const auto& r : *runs) {
-    fmt::print("{:<32} {:<6} {:<10} {:<19} {:>9} {:>9} {:>5}\n", r.run_id, r.kind, r.status,
-               LocalTime(r.started_at), r.items_succeeded, r.items_failed, r.invocations);
+    fmt::print("{:<{}} {:<6} {:<10} {:<19} {:>9} {:>9} {:>5}\n", r.run_id, id_width, r.kind,
+               r.status, LocalTime(r.started_at), r.items_succeeded, r.items_failed,
+               r.invocations);
   }
   return 0;
 }

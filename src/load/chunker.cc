@@ -49,8 +49,27 @@ Result<std::unique_ptr<CsvReader>> OpenReader(const std::string& path, char deli
 
 }  // namespace
 
+std::string HeaderName(const sources::CsvField& field, bool fold_case, bool* trimmed) {
+  std::string_view v = field.value;
+  if (trimmed) *trimmed = false;
+  if (field.quoted) return std::string(v);
+  auto blank = [](char c) { return c == ' ' || c == '\t'; };
+  const size_t before = v.size();
+  while (!v.empty() && blank(v.front())) v.remove_prefix(1);
+  while (!v.empty() && blank(v.back())) v.remove_suffix(1);
+  if (trimmed) *trimmed = v.size() != before;
+  std::string name(v);
+  if (fold_case) {
+    for (char& c : name) {
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    }
+  }
+  return name;
+}
+
 Result<std::vector<std::string>> ReadHeader(const std::string& path, char delimiter,
-                                            size_t max_record_bytes) {
+                                            size_t max_record_bytes, bool fold_case,
+                                            std::vector<std::string>* trimmed) {
   FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<CsvReader> reader,
                             OpenReader(path, delimiter, max_record_bytes));
   CsvRecord rec;
@@ -66,7 +85,9 @@ Result<std::vector<std::string>> ReadHeader(const std::string& path, char delimi
   std::vector<std::string> names;
   std::set<std::string> seen;
   for (size_t i = 0; i < rec.fields.size(); ++i) {
-    std::string name(rec.fields[i].value);
+    bool was_trimmed = false;
+    std::string name = HeaderName(rec.fields[i], fold_case, &was_trimmed);
+    if (was_trimmed && trimmed) trimmed->emplace_back(rec.fields[i].value);
     if (name.empty()) {
       return InvalidArgumentError(
           fmt::format("{}:{}: header: column {} has no name", path, rec.first_line, i + 1));
@@ -139,7 +160,8 @@ Status Chunker::ReadFile(const std::string& path, const Emit& emit,
       if (!options_.header_names.empty()) {
         bool same = rec.error.empty() && rec.fields.size() == options_.header_names.size();
         for (size_t i = 0; same && i < rec.fields.size(); ++i) {
-          same = rec.fields[i].value == options_.header_names[i];
+          same = HeaderName(rec.fields[i], options_.fold_header_case, nullptr) ==
+                 options_.header_names[i];
         }
         if (!same) {
           return InvalidArgumentError(fmt::format(

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "forklift/result.h"
+#include "sources/csv_reader.h"
 #include "sinks/chunk.h"
 #include "sinks/sink.h"
 #include "sources/checksum.h"
@@ -40,7 +41,8 @@ struct ChunkerOptions {
   bool header = true;                  // skip (and check) the first record of each file
   size_t columns = 0;                  // fields every row must have
   std::vector<std::string> header_names;  // when header: what each file's header must say
-                                          // (empty: not checked)
+                                          // (empty: not checked), as HeaderName reads it
+  bool fold_header_case = false;          // HeaderName's fold_case (PostgreSQL targets)
   size_t max_record_bytes = 64 << 20;
   size_t max_reject_bytes = 1 << 20;   // raw bytes kept for a rejected row's dead letter
 };
@@ -51,11 +53,19 @@ struct ReadCounters {
   std::atomic<uint64_t> rows{0};          // records read, rejected ones included
 };
 
-// Reads the header of `path` (its first non-empty record) as column names.
+// A header field as a column name: an unquoted name loses its surrounding blanks (*trimmed
+// set when it had some) and, with fold_case, is folded to lower case (ASCII) as PostgreSQL
+// folds unquoted identifiers (`ID` is column id); a quoted name is kept as written
+// (`"ID"` is column "ID"). Pure.
+std::string HeaderName(const sources::CsvField& field, bool fold_case, bool* trimmed);
+
+// Reads the header of `path` (its first non-empty record) as column names (HeaderName).
+// When `trimmed` is given, the names as written that had blanks trimmed are appended to it.
 // Failure: the reader's errors; InvalidArgument "PATH:LINE: header: ..." for a malformed
 // header, an empty file, or an empty or duplicate name.
 Result<std::vector<std::string>> ReadHeader(const std::string& path, char delimiter,
-                                            size_t max_record_bytes);
+                                            size_t max_record_bytes, bool fold_case = false,
+                                            std::vector<std::string>* trimmed = nullptr);
 
 // The note appended to the reason of a reject whose raw text was cut to max_reject_bytes:
 // " (record of N bytes, first M kept: not retryable)". A cut record may still split into

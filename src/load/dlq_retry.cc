@@ -72,7 +72,8 @@ Result<DlqRetryResult> RetryDeadLetters(const std::string& journal_path,
                         .upsert = c.value("mode", std::string()) == "upsert",
                         .delimiter = delim.empty() ? ',' : delim[0],
                         .null_string = c.value("null", std::string()),
-                        .load_id = load_id + "/dlq"};
+                        .load_id = load_id + "/dlq",
+                        .ledger_schema = c.value("ledger_schema", std::string())};
   FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<sinks::Target> tgt, sinks::Target::Open(address, spec));
   FORKLIFT_RETURN_IF_ERROR(tgt->EnsureLedger());
   FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<sinks::Sink> sink, tgt->OpenSink());

@@ -75,8 +75,12 @@ Status ValidateLoadOptions(const LoadOptions& o) {
   if (o.upsert && o.key.empty()) {
     return InvalidArgumentError("--mode upsert needs --key COLUMN[,COLUMN...]");
   }
-  if (!o.header && o.columns.empty()) {
-    return InvalidArgumentError("--no-header needs --columns to name the input's columns");
+  if (!o.upsert && !o.key.empty()) {
+    // An insert would only COPY, narrow each duplicate out one row at a time, and
+    // dead-letter it: --key means nothing there, so it is a mistake to report.
+    return InvalidArgumentError(
+        "--key is for --mode upsert (insert or update by key); an insert does not use one "
+        "(rows that break a unique key are rejected): add --mode upsert or drop --key");
   }
   std::set<std::string> seen;
   for (const std::string& c : o.columns) {

@@ -53,11 +53,12 @@ TEST(LoadOptionsTest, ValidationNamesTheOption) {
       {[](LoadOptions& o) { o.upsert = true; }, "--mode upsert needs --key"},
       {[](LoadOptions& o) { o.chunk_rows = 0; }, "--chunk-rows 0"},
       {[](LoadOptions& o) { o.delimiter = '"'; }, "--delimiter"},
-      {[](LoadOptions& o) { o.header = false; }, "--no-header needs --columns"},
+      {[](LoadOptions& o) { o.key = {"a"}; }, "--key is for --mode upsert"},
       {[](LoadOptions& o) { o.columns = {"a", "a"}; }, "'a' appears twice"},
       {[](LoadOptions& o) {
          o.columns = {"a", "b"};
          o.key = {"c"};
+         o.upsert = true;
        },
        "--key c: not among --columns"},
       {[](LoadOptions& o) { o.max_errors = -1; }, "--max-errors -1"},

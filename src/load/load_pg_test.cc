@@ -248,7 +248,7 @@ TEST_F(LoadPgTest, CsvCopyLinesCountTheNewlinesInsideQuotedFields) {
         "ALTER TABLE t.n ADD CONSTRAINT n_pk PRIMARY KEY (note)");
     LoadOptions o = Options({f}, "t.n");
     o.upsert = upsert;
-    o.key = {"note"};
+    if (upsert) o.key = {"note"};  // --key is for upserts only
     o.load_id = upsert ? "lines-upsert" : "lines-insert";
     LoadSummary s = Run(o);
     EXPECT_EQ(s.rows_loaded, 3u);
@@ -278,7 +278,7 @@ TEST_F(LoadPgTest, ConstraintAndForeignKeyViolationsAreBisectedOut) {
     Sql("TRUNCATE t.p");
     LoadOptions o = Options({f}, "t.p");
     o.upsert = upsert;
-    o.key = {"symbol", "date"};
+    if (upsert) o.key = {"symbol", "date"};  // --key is for upserts only
     o.load_id = upsert ? "bisect-upsert" : "bisect-insert";
     LoadSummary s = Run(o);
     EXPECT_EQ(s.status, "succeeded") << s.error;

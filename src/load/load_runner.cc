@@ -24,6 +24,7 @@
 #include "load/dead_letter_file.h"
 #include "load/load_id.h"
 #include "load/load_progress.h"
+#include "sources/csv_reader.h"
 #include "sinks/pg_dsn.h"
 #include "sinks/sink.h"
 #include "sources/byte_source.h"
@@ -47,7 +48,8 @@ double PeakRssMb() {
   return static_cast<double>(ru.ru_maxrss) / 1024.0;  // KiB on Linux
 }
 
-// What every writer shares: the first fatal error and the stop flags.
+// What every writer shares: the first fatal error, the stop flags, and the rejected rows
+// of the chunks admitted to commit (--max-errors).
 class Shared {
  public:
   explicit Shared(std::optional<int64_t> max_errors) : max_errors_(max_errors) {}
@@ -63,24 +65,44 @@ class Shared {
     std::lock_guard lock(mu_);
     return error_;
   }
-  // Counts rejected rows; false once --max-errors is exceeded.
-  bool CountRejected(uint64_t n, WriteCounters& c) {
-    const uint64_t total = c.rows_rejected.fetch_add(n) + n;
-    if (max_errors_ && total > static_cast<uint64_t>(*max_errors_)) {
-      Fail(Error{ErrorCode::kAborted,
-                 fmt::format("stopped after {} rejected rows (--max-errors {}); committed "
-                             "chunks stay committed, rerun to resume",
-                             total, *max_errors_)});
-      return false;
-    }
+
+  // Called just before a chunk with `rejected` rows commits: false when it must not,
+  // because --max-errors was exceeded. The chunk that takes the total past the limit is
+  // admitted (and stops the load), every later one is refused, so the load stops within
+  // one chunk of the limit and the rejected rows it reports are those that committed:
+  // the message, the summary, the ledger, the journal's letters and --dlq agree.
+  bool AdmitCommit(uint64_t rejected) {
+    std::lock_guard lock(admit_mu_);
+    if (limit_hit_) return false;
+    Count(rejected);
     return true;
+  }
+  // Rejected rows of a chunk found committed without AdmitCommit (an attempt whose COMMIT
+  // reply was lost): they count, and may stop the load, but nothing is refused.
+  void CountCommitted(uint64_t rejected) {
+    std::lock_guard lock(admit_mu_);
+    Count(rejected);
   }
 
  private:
+  void Count(uint64_t rejected) {  // admit_mu_ held
+    admitted_rejected_ += rejected;
+    if (!limit_hit_ && max_errors_ && admitted_rejected_ > static_cast<uint64_t>(*max_errors_)) {
+      limit_hit_ = true;
+      Fail(Error{ErrorCode::kAborted,
+                 fmt::format("stopped after {} rejected rows (--max-errors {}); committed "
+                             "chunks stay committed, rerun to resume",
+                             admitted_rejected_, *max_errors_)});
+    }
+  }
+
   std::optional<int64_t> max_errors_;
   mutable std::mutex mu_;
   std::optional<Error> error_;
   std::atomic<bool> stop_{false};
+  std::mutex admit_mu_;
+  uint64_t admitted_rejected_ = 0;  // guarded by admit_mu_
+  bool limit_hit_ = false;          // guarded by admit_mu_
 };
 
 std::vector<journal::DeadLetter> DeadLetters(const std::string& load_id, const Chunk& chunk,
@@ -116,16 +138,67 @@ std::vector<journal::DeadLetter> DeadLetters(const std::string& load_id, const C
   return out;
 }
 
+// The writers' connections, opened as writers first get a chunk, so that a load of fewer
+// chunks than --workers opens no idle connection. The first is opened before reading
+// starts (a target that takes no connection fails the load before anything is read) and
+// goes to the first writer that asks. Thread-safe.
+class SinkPool {
+ public:
+  explicit SinkPool(sinks::Target* target) : target_(target) {}
+
+  Status OpenFirst() {
+    std::lock_guard lock(mu_);
+    FORKLIFT_ASSIGN_OR_RETURN(spare_, target_->OpenSink());
+    ++opened_;
+    return {};
+  }
+
+  // The spare connection, else a new one. Transient failures (too many connections, a
+  // restart) are retried like a chunk's.
+  Result<std::unique_ptr<sinks::Sink>> Take(std::mt19937_64& rng, const std::stop_token& force) {
+    {
+      std::lock_guard lock(mu_);
+      if (spare_) return std::move(spare_);
+    }
+    for (int attempt = 1;; ++attempt) {
+      Result<std::unique_ptr<sinks::Sink>> sink = [&] {
+        std::lock_guard lock(mu_);  // a Target is used from one thread at a time
+        return target_->OpenSink();
+      }();
+      if (sink) {
+        opened_.fetch_add(1);
+        return sink;
+      }
+      if (sink.error().code != ErrorCode::kUnavailable ||
+          attempt >= kTransientRetry.max_attempts || force.stop_requested()) {
+        return sink;
+      }
+      std::this_thread::sleep_for(BackoffDelay(kTransientRetry, attempt, rng));
+    }
+  }
+
+  int opened() const { return opened_.load(); }
+
+ private:
+  sinks::Target* target_;
+  std::mutex mu_;
+  std::unique_ptr<sinks::Sink> spare_;  // guarded by mu_
+  std::atomic<int> opened_{0};
+};
+
 // One connection's loop: takes chunks from its queue and commits each exactly once.
 class Writer {
  public:
-  Writer(std::unique_ptr<sinks::Sink> sink, std::unique_ptr<journal::Journal> journal,
-         std::string load_id, ChunkQueue* queue, Shared* shared, WriteCounters* counters,
-         uint64_t seed)
-      : sink_(std::move(sink)), journal_(std::move(journal)), load_id_(std::move(load_id)),
+  Writer(SinkPool* pool, std::unique_ptr<journal::Journal> journal, std::string load_id,
+         ChunkQueue* queue, Shared* shared, WriteCounters* counters, uint64_t seed)
+      : pool_(pool), journal_(std::move(journal)), load_id_(std::move(load_id)),
         queue_(queue), shared_(shared), counters_(counters), rng_(seed) {}
 
-  sinks::Sink& sink() { return *sink_; }
+  // Interrupts the statement in flight, if the writer has a connection. Thread-safe.
+  void Cancel() {
+    std::lock_guard lock(cancel_mu_);
+    if (sink_) sink_->Cancel();
+  }
 
   // Never throws: an exception (std::bad_alloc, a sink's) fails the load naming it, and
   // discards the queue, so that the reader never blocks on a queue nobody drains.
@@ -141,6 +214,16 @@ class Writer {
         }
         where = fmt::format("chunk {} ({} lines {}-{})", chunk->number, chunk->source,
                             chunk->first_line, chunk->last_line);
+        if (!sink_) {
+          auto sink = pool_->Take(rng_, force);
+          if (!sink) {
+            shared_->Fail(sink.error());
+            queue_->Discard();  // nobody else drains a partition's queue
+            continue;
+          }
+          std::lock_guard lock(cancel_mu_);
+          sink_ = std::move(*sink);
+        }
         Write(*chunk, force);
       }
     } catch (const std::exception& e) {
@@ -155,17 +238,23 @@ class Writer {
     // Even a chunk that rejects nothing records so: an earlier attempt that never
     // committed (lost, killed, refused at COMMIT) may have left letters that `dlq retry`
     // would otherwise load as well as this attempt does. Cheap when there are none.
+    bool admitted = false;
     auto before_commit = [&](std::span<const RejectedRow> rejected) -> Status {
+      if (!shared_->AdmitCommit(rejected.size() + chunk.parse_rejects.size())) {
+        return AbortedError("not committed: the load stopped at --max-errors");
+      }
+      admitted = true;
       auto letters = DeadLetters(load_id_, chunk, rejected);
       auto ids = journal_->PutChunkDeadLetters(load_id_, chunk.number, letters);
       if (!ids) return tl::unexpected(ids.error());
       return {};
     };
     for (int attempt = 1;; ++attempt) {
+      admitted = false;
       auto r = sink_->WriteChunk(chunk, before_commit);
       if (r) {
         Committed(static_cast<uint64_t>(r->rows_written),
-                  r->rejected.size() + chunk.parse_rejects.size());
+                  r->rejected.size() + chunk.parse_rejects.size(), admitted);
         return;
       }
       if (r.error().code != ErrorCode::kUnavailable || attempt >= kTransientRetry.max_attempts ||
@@ -195,7 +284,7 @@ class Writer {
       auto found = sink_->FindChunk(chunk.number);
       if (found && *found) {
         Committed(static_cast<uint64_t>((*found)->rows),
-                  static_cast<uint64_t>((*found)->rejected));
+                  static_cast<uint64_t>((*found)->rejected), /*admitted=*/false);
         return;
       }
     }
@@ -209,13 +298,16 @@ class Writer {
     queue_->Discard();
   }
 
-  void Committed(uint64_t rows, uint64_t rejected) {
+  void Committed(uint64_t rows, uint64_t rejected, bool admitted) {
     counters_->rows_loaded.fetch_add(rows, std::memory_order_relaxed);
     counters_->chunks_committed.fetch_add(1, std::memory_order_relaxed);
-    shared_->CountRejected(rejected, *counters_);
+    counters_->rows_rejected.fetch_add(rejected, std::memory_order_relaxed);
+    if (!admitted) shared_->CountCommitted(rejected);
   }
 
-  std::unique_ptr<sinks::Sink> sink_;
+  SinkPool* pool_;
+  std::mutex cancel_mu_;               // sink_ is set once, under it; Cancel reads it
+  std::unique_ptr<sinks::Sink> sink_;  // opened on the first chunk
   std::unique_ptr<journal::Journal> journal_;
   std::string load_id_;
   ChunkQueue* queue_;
@@ -237,6 +329,7 @@ nlohmann::json ConfigJson(const LoadOptions& o, const sinks::TargetAddress& addr
       {"delimiter", std::string(1, o.delimiter)},
       {"null", o.null_string},
       {"chunk_rows", o.chunk_rows},
+      {"ledger_schema", o.ledger_schema},
   };
 }
 
@@ -273,6 +366,7 @@ std::string LoadSummary::ToJson() const {
       {"status", status},         {"error", error},
       {"rows_read", rows_read},   {"rows_loaded", rows_loaded},
       {"rows_rejected", rows_rejected}, {"rows_skipped", rows_skipped},
+      {"rows_rejected_earlier", rows_rejected_earlier},
       {"chunks_committed", chunks_committed}, {"chunks_skipped", chunks_skipped},
       {"bytes", bytes},           {"retries", retries},
       {"elapsed_s", elapsed_s},   {"rows_per_s", rows_per_s},
@@ -282,18 +376,51 @@ std::string LoadSummary::ToJson() const {
   return j.dump();
 }
 
+namespace {
+
+// "1 row", "2 rows".
+std::string Counted(uint64_t n, std::string_view one, std::string_view many) {
+  return fmt::format("{} {}", n, n == 1 ? one : many);
+}
+
+// `s` as an SQL string literal.
+std::string SqlLiteral(std::string_view s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') out += '\'';
+    out += c;
+  }
+  return out + "'";
+}
+
+}  // namespace
+
 std::string LoadSummary::ToText() const {
   std::string s = fmt::format(
-      "load {} {}: {} rows read, {} loaded, {} rejected, {} already loaded (resumed)\n"
-      "  {} -> {} ({}), {} connection{}\n"
-      "  {:.1f} MB in {:.2f} s: {:.0f} rows/s, {:.1f} MB/s, {} chunks committed, {} skipped, "
-      "{} retries, peak RSS {:.1f} MB\n",
-      load_id, status, rows_read, rows_loaded, rows_rejected, rows_skipped, target, table, mode,
-      connections, connections == 1 ? "" : "s", static_cast<double>(bytes) / 1e6, elapsed_s,
-      rows_per_s, mb_per_s, chunks_committed, chunks_skipped, retries, peak_rss_mb);
+      "load {} {}: {} read, {} loaded, {} rejected{}\n"
+      "  {} -> {} ({}), {}\n"
+      "  {:.1f} MB in {:.2f} s: {:.0f} rows/s, {:.1f} MB/s, {} committed, {} skipped, "
+      "{}, peak RSS {:.1f} MB\n",
+      load_id, status, Counted(rows_read, "row", "rows"), rows_loaded, rows_rejected,
+      chunks_skipped == 0 ? std::string()
+                          : fmt::format(", {} already loaded (resumed)", rows_skipped),
+      target, table, mode, Counted(static_cast<uint64_t>(connections), "connection", "connections"),
+      static_cast<double>(bytes) / 1e6, elapsed_s, rows_per_s, mb_per_s,
+      Counted(chunks_committed, "chunk", "chunks"), chunks_skipped,
+      Counted(retries, "retry", "retries"), peak_rss_mb);
   if (rows_rejected > 0) {
     s += fmt::format("  rejected rows: forklift dlq show {}{}\n", load_id,
                      dlq_path.empty() ? "" : " (and " + dlq_path + ")");
+  }
+  if (status == "succeeded" && chunks_committed == 0 && chunks_skipped > 0) {
+    // A rerun after the table was emptied (TRUNCATE) lands here: the ledger still says
+    // every chunk is in. Say so, and how to load the files again.
+    s += fmt::format(
+        "  every chunk of load {} was already loaded (the ledger {} records all {}), so "
+        "nothing was written. To load the files again: give another --load-id, or forget "
+        "this load's chunks: DELETE FROM {} WHERE load_id = {};\n",
+        load_id, ledger, Counted(chunks_skipped, "chunk", "chunks"), ledger,
+        SqlLiteral(load_id));
   }
   if (!error.empty()) s += fmt::format("  error: {}\n", error);
   return s;
@@ -308,13 +435,40 @@ Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, 
   std::vector<std::string> sources;
   for (const std::string& src : options.sources) sources.push_back(SourceIdentity(src));
 
-  // The columns: --columns, else the first file's header.
+  // The columns: --columns, else the first file's header, else the table's columns.
+  // PostgreSQL folds unquoted names, and so do its headers' (SQLite's match as written).
+  const bool fold_header_case = address.kind == sinks::TargetAddress::Kind::kPostgres;
   std::vector<std::string> header;
   if (options.header) {
+    std::vector<std::string> trimmed;
+    const auto max_record = static_cast<size_t>(options.max_record_bytes);
     FORKLIFT_ASSIGN_OR_RETURN(header, ReadHeader(options.sources[0], options.delimiter,
-                                                 static_cast<size_t>(options.max_record_bytes)));
+                                                 max_record, fold_header_case, &trimmed));
+    // Every file's header before the first chunk commits: a later file's that differs
+    // would otherwise fail the load with the files before it committed.
+    for (size_t i = 1; i < options.sources.size(); ++i) {
+      FORKLIFT_ASSIGN_OR_RETURN(auto h, ReadHeader(options.sources[i], options.delimiter,
+                                                   max_record, fold_header_case, &trimmed));
+      if (h != header) {
+        return InvalidArgumentError(fmt::format(
+            "{}: header ({}) differs from the first file's ({}: {}); nothing loaded",
+            options.sources[i], fmt::join(h, ","), options.sources[0], fmt::join(header, ",")));
+      }
+    }
+    std::set<std::string> warned;
+    for (const std::string& t : trimmed) {
+      if (!warned.insert(t).second) continue;
+      sources::CsvField f{.value = t};
+      if (io.err) fmt::print(io.err, "forklift load: warning: header column '{}' has blanks around its "
+                         "name: read as '{}'\n",
+                 t, HeaderName(f, fold_header_case, nullptr));
+    }
   }
-  const std::vector<std::string> columns = options.columns.empty() ? header : options.columns;
+  std::vector<std::string> columns = options.columns.empty() ? header : options.columns;
+  if (columns.empty()) {  // --no-header and no --columns
+    FORKLIFT_ASSIGN_OR_RETURN(columns,
+                              sinks::ReadTableColumns(address, qualified.first, qualified.second));
+  }
   std::vector<size_t> key_fields;
   for (const std::string& k : options.key) {
     auto it = std::find(columns.begin(), columns.end(), k);
@@ -349,10 +503,12 @@ Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, 
                         .upsert = options.upsert,
                         .delimiter = options.delimiter,
                         .null_string = options.null_string,
-                        .load_id = load_id};
+                        .load_id = load_id,
+                        .ledger_schema = options.ledger_schema};
   FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<sinks::Target> target,
                             io.open_target ? io.open_target(address, spec)
                                            : sinks::Target::Open(address, spec));
+  FORKLIFT_RETURN_IF_ERROR(target->ClaimLoad());
   FORKLIFT_ASSIGN_OR_RETURN(int max_workers, target->MaxWorkers());
   if (!sqlite && workers > max_workers) {
     return InvalidArgumentError(fmt::format(
@@ -369,13 +525,11 @@ Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, 
   if (!journal) {
     return InvalidArgumentError("--journal: " + journal.error().message);
   }
-  FORKLIFT_RETURN_IF_ERROR((*journal)->BeginRun(load_id, "load", spec.table));
+  FORKLIFT_RETURN_IF_ERROR((*journal)->BeginRun(load_id, "load", sinks::ShownTable(spec)));
   const nlohmann::json config = ConfigJson(options, address, columns);
   FORKLIFT_RETURN_IF_ERROR(
       (*journal)->FinishRun(load_id, "running", nlohmann::json{{"config", config}}.dump()));
 
-  // One connection per writer, all opened before reading starts: a server that cannot take
-  // them fails the load now, not halfway.
   Shared shared(options.max_errors);
   WriteCounters wcounters;
   ReadCounters rcounters;
@@ -392,12 +546,12 @@ Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, 
                                 nlohmann::json{{"config", config}, {"error", e.ToString()}}.dump());
     return tl::unexpected(e);
   };
+  SinkPool pool(target.get());
+  if (Status st = pool.OpenFirst(); !st) return failed(st.error());
   for (int i = 0; i < workers; ++i) {
-    auto sink = target->OpenSink();
-    if (!sink) return failed(sink.error());
     auto wj = journal::Journal::Open(journal_path);
     if (!wj) return failed(wj.error());
-    writers.push_back(std::make_unique<Writer>(std::move(*sink), std::move(*wj), load_id,
+    writers.push_back(std::make_unique<Writer>(&pool, std::move(*wj), load_id,
                                                queues[options.upsert ? i : 0].get(), &shared,
                                                &wcounters, rd()));
   }
@@ -405,6 +559,7 @@ Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, 
                                        .queue_capacity = 64});
   if (!executor_or) return failed(executor_or.error());
   std::unique_ptr<Executor> executor = std::move(*executor_or);
+  uint64_t rejected_earlier = 0;  // in the chunks skipped (the reading thread's)
   LoadProgress progress(options.display, options.progress_interval, io.err, total_bytes,
                         &rcounters, &wcounters);
   progress.Start();
@@ -412,7 +567,7 @@ Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, 
   std::stop_callback on_force(stops.force, [&] {
     shared.Stop();
     for (auto& q : queues) q->Discard();
-    for (auto& w : writers) w->sink().Cancel();
+    for (auto& w : writers) w->Cancel();
   });
   {
     TaskGroup group(*executor);
@@ -435,6 +590,7 @@ Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, 
                          .header = options.header,
                          .columns = columns.size(),
                          .header_names = header,
+                         .fold_header_case = fold_header_case,
                          .max_record_bytes = static_cast<size_t>(options.max_record_bytes)};
     Chunker chunker(copts, &rcounters);
     auto stop = [&] { return shared.stopped() || stops.graceful.stop_requested(); };
@@ -455,6 +611,7 @@ Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, 
               e.checksum, chunk.first_line, chunk.last_line, chunk.checksum));
         }
         wcounters.rows_skipped.fetch_add(static_cast<uint64_t>(e.rows));
+        rejected_earlier += static_cast<uint64_t>(e.rejected);
         wcounters.chunks_skipped.fetch_add(1);
         return {};
       }
@@ -507,6 +664,7 @@ Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, 
   s.rows_loaded = wcounters.rows_loaded.load();
   s.rows_rejected = wcounters.rows_rejected.load();
   s.rows_skipped = wcounters.rows_skipped.load();
+  s.rows_rejected_earlier = rejected_earlier;
   s.chunks_committed = wcounters.chunks_committed.load();
   s.chunks_skipped = wcounters.chunks_skipped.load();
   s.bytes = rcounters.source_bytes.load();
@@ -514,16 +672,25 @@ Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, 
   s.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   s.rows_per_s = static_cast<double>(s.rows_loaded + s.rows_rejected) / std::max(s.elapsed_s, 1e-9);
   s.mb_per_s = static_cast<double>(s.bytes) / 1e6 / std::max(s.elapsed_s, 1e-9);
-  s.connections = workers;
+  s.connections = pool.opened();
   if (auto e = shared.error()) {
     s.status = e->code == ErrorCode::kCancelled ? "cancelled" : "failed";
     s.error = sinks::MaskSecret(e->ToString(), address.password);
   } else if (stops.graceful.stop_requested() || stops.force.stop_requested()) {
     s.status = "cancelled";
     s.error = "stopped by a signal; committed chunks stay committed, rerun to resume";
+  } else if (s.rows_read > 0 && s.rows_loaded == 0 && s.rows_skipped == 0) {
+    // Every row was rejected: nothing of the input is in the table.
+    s.status = "failed";
+    s.error = fmt::format("no row loaded: all {} rejected (forklift dlq show {})",
+                          s.rows_rejected, load_id);
   } else {
     s.status = "succeeded";
   }
+  const std::string& ledger_schema =
+      options.ledger_schema.empty() ? spec.schema : options.ledger_schema;
+  s.ledger = ledger_schema.empty() ? std::string("forklift_load_chunks")
+                                   : ledger_schema + ".forklift_load_chunks";
   if (!options.dlq_path.empty()) {
     s.dlq_path = options.dlq_path;
     auto letters = (*journal)->ListDeadLetters(load_id, /*include_retried=*/false);

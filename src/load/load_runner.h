@@ -50,6 +50,7 @@ struct LoadSummary {
   uint64_t rows_loaded = 0;    // written by this invocation
   uint64_t rows_rejected = 0;  // dead-lettered by this invocation
   uint64_t rows_skipped = 0;   // in chunks an earlier invocation committed
+  uint64_t rows_rejected_earlier = 0;  // rejected in those chunks
   uint64_t chunks_committed = 0;
   uint64_t chunks_skipped = 0;
   uint64_t bytes = 0;          // source bytes read (compressed size for .gz)
@@ -57,9 +58,10 @@ struct LoadSummary {
   double elapsed_s = 0;
   double rows_per_s = 0;       // (loaded + rejected) / elapsed
   double mb_per_s = 0;
-  int connections = 0;
+  int connections = 0;         // opened: at most --workers and (but at least 1) the chunks written
   double peak_rss_mb = 0;
   std::string dlq_path;
+  std::string ledger;          // the ledger table, as SQL names it (schema.forklift_load_chunks)
 
   std::string ToJson() const;  // one JSON object, one line
   std::string ToText() const;  // a few human lines

@@ -7,8 +7,9 @@
 namespace forklift::sinks {
 
 std::string PgLedgerTable(const TableSpec& spec) {
-  return spec.schema.empty() ? std::string("forklift_load_chunks")
-                             : QuoteIdent(spec.schema) + ".forklift_load_chunks";
+  const std::string& schema = spec.ledger_schema.empty() ? spec.schema : spec.ledger_schema;
+  return schema.empty() ? std::string("forklift_load_chunks")
+                        : QuoteIdent(schema) + ".forklift_load_chunks";
 }
 
 std::string PgLedgerDdl(const TableSpec& spec) {

@@ -14,8 +14,8 @@
 
 namespace forklift::sinks {
 
-// The ledger's quoted name for `spec`'s table: forklift_load_chunks in its schema (the
-// connection's default when spec.schema is empty).
+// The ledger's quoted name for `spec`'s table: forklift_load_chunks in spec.ledger_schema,
+// else in the table's schema (the connection's default when that is empty too).
 std::string PgLedgerTable(const TableSpec& spec);
 
 // CREATE TABLE IF NOT EXISTS for the ledger.

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "sinks/pg_dsn.h"
+#include "sinks/pg_sink.h"
 
 namespace forklift::sinks {
 namespace {
@@ -132,6 +133,27 @@ Result<PgTableInfo> ReadPgTable(PgConnection& conn, const TableSpec& spec,
                                         [&](const std::string& k) { return !column[k].not_null; });
   info.null_keys_distinct = nullable_key && !nulls_equal;
   return info;
+}
+
+Result<std::vector<std::string>> ReadPgTableColumns(const TargetAddress& address,
+                                                    const std::string& schema,
+                                                    const std::string& table) {
+  FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, ConnectPg(address));
+  const std::optional<std::string> p[] = {QuoteQualified(schema, table)};
+  // Generated columns cannot be written (COPY refuses them), so they are not the input's.
+  auto rows = conn->Query(
+      "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 "
+      "AND NOT attisdropped AND attgenerated = '' ORDER BY attnum",
+      p);
+  if (!rows) return tl::unexpected(OnTarget(address, rows.error()));
+  std::vector<std::string> out;
+  for (const auto& r : *rows) out.push_back(r[0].value_or(""));
+  if (out.empty()) {
+    return FailedPreconditionError(fmt::format(
+        "--table {}: no such table in {}", schema.empty() ? table : schema + "." + table,
+        address.display));
+  }
+  return out;
 }
 
 }  // namespace forklift::sinks

@@ -45,6 +45,11 @@ struct PgTableInfo {
 Result<PgTableInfo> ReadPgTable(PgConnection& conn, const TableSpec& spec,
                                 const TargetAddress& address);
 
+// ReadTableColumns for PostgreSQL: connects, reads the catalogue, disconnects.
+Result<std::vector<std::string>> ReadPgTableColumns(const TargetAddress& address,
+                                                    const std::string& schema,
+                                                    const std::string& table);
+
 }  // namespace forklift::sinks
 
 #endif  // FORKLIFT_SINKS_PG_TABLE_H_

@@ -28,11 +28,77 @@ class PgTarget final : public Target {
   }
 
   Status EnsureLedger() override {
+    const std::string ledger = PgLedgerTable(spec_);
+    // An existing ledger is used as it is: even CREATE TABLE IF NOT EXISTS needs CREATE on
+    // the schema, which a role that may only write (PostgreSQL 15's default `public`) lacks.
+    const std::optional<std::string> p[] = {ledger};
+    auto have = conn_->Query(
+        "SELECT n.nspname, has_table_privilege(c.oid, 'SELECT'), "
+        "has_table_privilege(c.oid, 'INSERT'), current_user FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)",
+        p);
+    if (!have) return tl::unexpected(Decorate(have.error()));
+    if (!have->empty()) {
+      const auto& r = (*have)[0];
+      std::vector<std::string> lacks;
+      if (r[1].value_or("") != "t") lacks.push_back("SELECT");
+      if (r[2].value_or("") != "t") lacks.push_back("INSERT");
+      if (lacks.empty()) return {};
+      const std::string shown = r[0].value_or("") + ".forklift_load_chunks";
+      return FailedPreconditionError(fmt::format(
+          "--to {}: permission denied: role {} lacks {} on the ledger table {}, which every "
+          "load writes (GRANT SELECT, INSERT ON {} TO {})",
+          address_.display, r[3].value_or(""), fmt::join(lacks, ", "), shown, shown,
+          r[3].value_or("")));
+    }
+    const std::string& named = spec_.ledger_schema.empty() ? spec_.schema : spec_.ledger_schema;
+    const std::optional<std::string> q[] = {named.empty() ? std::nullopt
+                                                          : std::optional<std::string>(named)};
+    auto where = conn_->Query(
+        "SELECT n.nspname, has_schema_privilege(n.oid, 'CREATE'), current_user "
+        "FROM pg_namespace n WHERE n.nspname = COALESCE($1, current_schema())",
+        q);
+    if (!where) return tl::unexpected(Decorate(where.error()));
+    if (where->empty()) {
+      if (!spec_.ledger_schema.empty()) {
+        return FailedPreconditionError(fmt::format("--ledger-schema {}: no such schema in {}",
+                                                   spec_.ledger_schema, address_.display));
+      }
+      return FailedPreconditionError(fmt::format(
+          "--to {}: no schema to create the ledger table forklift_load_chunks in (the "
+          "search_path names none that exists): name one with --ledger-schema",
+          address_.display));
+    }
+    const auto& w = (*where)[0];
+    const std::string schema = w[0].value_or(""), role = w[2].value_or("");
+    if (w[1].value_or("") != "t") {
+      return FailedPreconditionError(fmt::format(
+          "--to {}: permission denied: role {} lacks CREATE on schema {}, which creating the "
+          "ledger table {}.forklift_load_chunks needs. Have the schema's owner create it once "
+          "(its DDL is in docs/load.md) and GRANT SELECT, INSERT ON it TO {}, or put the "
+          "ledger in a schema {} may create tables in (--ledger-schema)",
+          address_.display, role, schema, schema, role, role));
+    }
     auto st = conn_->Exec(PgLedgerDdl(spec_));
-    // Two loads creating the ledger at once: the loser's IF NOT EXISTS can still collide.
-    if (!st && conn_->last_error().sqlstate != "23505" &&
-        conn_->last_error().sqlstate != "42P07") {
+    // Two loads creating the ledger at once: the loser's IF NOT EXISTS can still collide,
+    // on the table's name (42P07) or on its row type's (42710, or 23505 in pg_type).
+    const std::string& state = conn_->last_error().sqlstate;
+    if (!st && state != "23505" && state != "42P07" && state != "42710") {
       return tl::unexpected(Decorate(st.error()));
+    }
+    return {};
+  }
+
+  Status ClaimLoad() override {
+    // Keyed by the ledger and the load id; a session lock, so it ends with the connection.
+    const std::optional<std::string> p[] = {PgLedgerTable(spec_) + "\x1f" + spec_.load_id};
+    auto rows = conn_->Query("SELECT pg_try_advisory_lock(hashtext('forklift load'), hashtext($1))", p);
+    if (!rows) return tl::unexpected(Decorate(rows.error()));
+    if (rows->empty() || (*rows)[0][0].value_or("") != "t") {
+      return AbortedError(fmt::format(
+          "another load with load id {} is running against {} (table {}): wait for it to "
+          "end (rerunning then resumes it), or give this one another --load-id",
+          spec_.load_id, address_.display, ShownTable(spec_)));
     }
     return {};
   }

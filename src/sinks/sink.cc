@@ -2,10 +2,13 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <system_error>
 
 #include "sinks/pg_dsn.h"
+#include "sinks/pg_table.h"
 #include "sinks/pg_target.h"
 #include "sinks/sqlite_sink.h"
 
@@ -35,6 +38,20 @@ Result<TargetAddress> ParseTargetAddress(std::string_view to) {
     return a;
   }
   if (to.empty()) return InvalidArgumentError("--to: empty target (postgres://... or sqlite:PATH)");
+  // A URL of another scheme would reach libpq as a key=value string and fail obscurely
+  // ("missing \"=\" after ..."). Only the scheme is echoed: the rest may hold a password.
+  if (const size_t colon = to.find("://"); colon != std::string_view::npos && colon > 0) {
+    const std::string_view scheme = to.substr(0, colon);
+    const bool is_scheme = std::all_of(scheme.begin(), scheme.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '-' || c == '.';
+    });
+    if (is_scheme && scheme != "postgres" && scheme != "postgresql") {
+      return InvalidArgumentError(fmt::format(
+          "--to {}://...: the {} scheme is not supported (forklift loads into PostgreSQL: "
+          "postgres://, postgresql:// or a libpq key=value string; or SQLite: sqlite:PATH)",
+          scheme, scheme));
+    }
+  }
   FORKLIFT_ASSIGN_OR_RETURN(PgDsn dsn, ParsePgDsn(to));
   a.kind = TargetAddress::Kind::kPostgres;
   a.conninfo = dsn.conninfo;
@@ -57,8 +74,24 @@ Result<std::unique_ptr<Target>> Target::Open(const TargetAddress& address,
           "--key {}: not among the input's columns ({})", k, fmt::join(spec.columns, ", ")));
     }
   }
-  if (address.kind == TargetAddress::Kind::kSqlite) return OpenSqliteTarget(address, spec);
+  if (address.kind == TargetAddress::Kind::kSqlite) {
+    if (!spec.ledger_schema.empty()) {
+      return InvalidArgumentError(
+          "--ledger-schema: a PostgreSQL option (an SQLite target keeps its ledger in the "
+          "database file)");
+    }
+    return OpenSqliteTarget(address, spec);
+  }
   return OpenPgTarget(address, spec);
+}
+
+Result<std::vector<std::string>> ReadTableColumns(const TargetAddress& address,
+                                                  const std::string& schema,
+                                                  const std::string& table) {
+  if (address.kind == TargetAddress::Kind::kSqlite) {
+    return ReadSqliteTableColumns(address, schema, table);
+  }
+  return ReadPgTableColumns(address, schema, table);
 }
 
 }  // namespace forklift::sinks

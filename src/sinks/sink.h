@@ -34,6 +34,9 @@ struct TableSpec {
   char delimiter = ',';
   std::string null_string;           // an unquoted field equal to this is NULL; default ""
   std::string load_id;               // the ledger's load id
+  // Where the ledger (forklift_load_chunks) lives: "" = the table's schema (the
+  // connection's default when that is "" too). PostgreSQL only (--ledger-schema).
+  std::string ledger_schema;
 };
 
 // The table as messages name it: "schema.table", or "table" with no schema (unquoted).
@@ -49,12 +52,21 @@ struct TargetAddress {
   std::string identity;  // host/port/db/user or the absolute SQLite path (for the load id)
 };
 
-// InvalidArgument "--to: ..." (password masked) for an address neither kind accepts.
+// InvalidArgument "--to: ..." (password masked) for an address neither kind accepts; a URL
+// of another scheme (mysql://...) is named as not supported, by its scheme alone.
 Result<TargetAddress> ParseTargetAddress(std::string_view to);
 
 // `e` with its message prefixed "--to DISPLAY: " and the address's password masked out:
 // how every error from a statement against the target goes out.
 Error OnTarget(const TargetAddress& address, const Error& e);
+
+// The columns of `schema`.`table` in the table's order (PostgreSQL: attnum order, generated
+// columns left out), for input that has neither a header nor --columns. One short-lived
+// connection. Failure: as Target::Open's (cannot connect; FailedPrecondition "no such
+// table").
+Result<std::vector<std::string>> ReadTableColumns(const TargetAddress& address,
+                                                  const std::string& schema,
+                                                  const std::string& table);
 
 // Called with a chunk's rejected rows just before its transaction commits; an error aborts
 // the commit (the transaction rolls back and WriteChunk returns that error). The loader
@@ -129,8 +141,17 @@ class Target {
   // 1 for SQLite (one writer).
   virtual Result<int> MaxWorkers() = 0;
 
-  // Creates the ledger table (forklift_load_chunks) if absent.
+  // Creates the ledger table (forklift_load_chunks) if absent; an existing one is used as
+  // it is, with no DDL (a role with SELECT, INSERT on it needs no CREATE on its schema).
+  // Failure: FailedPrecondition naming what is missing (the ledger's schema), or starting
+  // "permission denied" naming the role, the privilege and the object it lacks.
   virtual Status EnsureLedger() = 0;
+
+  // Claims `spec.load_id` on this target for as long as the Target lives, so that two
+  // loads with one load id never run at once (their counts would be wrong). Aborted
+  // "another load with load id ID is running ..." when one holds it. PostgreSQL: a
+  // session advisory lock, released when the connection ends (a SIGKILL included).
+  virtual Status ClaimLoad() { return {}; }
 
   // The ledger entries of this load, in chunk order (EnsureLedger first).
   virtual Result<std::vector<LedgerEntry>> CommittedChunks() = 0;

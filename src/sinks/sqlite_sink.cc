@@ -1,12 +1,17 @@
 #include "sinks/sqlite_sink.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <mutex>
 #include <string>
 #include <utility>
@@ -379,6 +384,39 @@ class SqliteTarget final : public Target {
  public:
   SqliteTarget(TargetAddress address, TableSpec spec, SqliteConn conn)
       : address_(std::move(address)), spec_(std::move(spec)), conn_(std::move(conn)) {}
+  ~SqliteTarget() override {
+    // Closed while no connection of ours is in a transaction (the sinks are gone): closing
+    // a descriptor of the file drops the process's POSIX locks on it, SQLite's included.
+    if (lock_fd_ >= 0) ::close(lock_fd_);
+  }
+  SqliteTarget(const SqliteTarget&) = delete;
+  SqliteTarget& operator=(const SqliteTarget&) = delete;
+
+  // An flock(2) on the database file (independent of SQLite's own POSIX locks): one load
+  // into a file at a time, whatever its load id, since the file has one writer anyway.
+  Status ClaimLoad() override {
+    if (lock_fd_ >= 0) return {};
+    const int fd = ::open(address_.conninfo.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      return FailedPreconditionError(
+          fmt::format("{}: cannot open to lock it: {}", address_.display, std::strerror(errno)));
+    }
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      const int err = errno;
+      ::close(fd);
+      if (err == EWOULDBLOCK) {
+        return AbortedError(fmt::format(
+            "another load with load id {} (or another load into this file) is running "
+            "against {}: an SQLite file takes one load at a time; wait for it to end "
+            "(rerunning then resumes this one)",
+            spec_.load_id, address_.display));
+      }
+      return FailedPreconditionError(
+          fmt::format("{}: cannot lock: {}", address_.display, std::strerror(err)));
+    }
+    lock_fd_ = fd;
+    return {};
+  }
 
   Status Check() {
     FORKLIFT_ASSIGN_OR_RETURN(
@@ -442,6 +480,7 @@ class SqliteTarget final : public Target {
   TableSpec spec_;
   SqliteConn conn_;
   std::vector<Affinity> affinity_;  // of spec_.columns
+  int lock_fd_ = -1;                // ClaimLoad's flock, held until destruction
 };
 
 }  // namespace
@@ -452,6 +491,30 @@ Result<std::unique_ptr<Target>> OpenSqliteTarget(const TargetAddress& address,
   auto target = std::make_unique<SqliteTarget>(address, spec, std::move(conn));
   FORKLIFT_RETURN_IF_ERROR(target->Check());
   return std::unique_ptr<Target>(std::move(target));
+}
+
+Result<std::vector<std::string>> ReadSqliteTableColumns(const TargetAddress& address,
+                                                        const std::string& schema,
+                                                        const std::string& table) {
+  FORKLIFT_ASSIGN_OR_RETURN(SqliteConn conn, SqliteConn::Open(address));
+  FORKLIFT_ASSIGN_OR_RETURN(StmtPtr info,
+                            conn.Prepare(schema.empty()
+                                             ? "SELECT name FROM pragma_table_info(?1)"
+                                             : "SELECT name FROM pragma_table_info(?1, ?2)"));
+  sqlite3_bind_text(info.get(), 1, table.c_str(), -1, SQLITE_STATIC);
+  if (!schema.empty()) sqlite3_bind_text(info.get(), 2, schema.c_str(), -1, SQLITE_STATIC);
+  std::vector<std::string> out;
+  int rc;
+  while ((rc = sqlite3_step(info.get())) == SQLITE_ROW) {
+    out.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(info.get(), 0)));
+  }
+  if (rc != SQLITE_DONE) return tl::unexpected(conn.Fail("read the table's columns", rc));
+  if (out.empty()) {
+    return FailedPreconditionError(fmt::format(
+        "--table {}: no such table in {}", schema.empty() ? table : schema + "." + table,
+        address.display));
+  }
+  return out;
 }
 
 }  // namespace forklift::sinks

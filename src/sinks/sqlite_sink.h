@@ -10,6 +10,9 @@
 
 #include <memory>
 
+#include <string>
+#include <vector>
+
 #include "sinks/sink.h"
 
 namespace forklift::sinks {
@@ -19,6 +22,11 @@ namespace forklift::sinks {
 // is locked past the busy timeout.
 Result<std::unique_ptr<Target>> OpenSqliteTarget(const TargetAddress& address,
                                                  const TableSpec& spec);
+
+// ReadTableColumns for SQLite (pragma table_info: generated columns left out).
+Result<std::vector<std::string>> ReadSqliteTableColumns(const TargetAddress& address,
+                                                        const std::string& schema,
+                                                        const std::string& table);
 
 }  // namespace forklift::sinks
 
