@@ -337,6 +337,141 @@ class MapTest(unittest.TestCase):
                             f"killed job {job} ran again on --resume")
         self.assertEqual(len([f for f in os.listdir(self.dir) if f.startswith("done.")]), 4)
 
+    def test_resume_keys_jobs_by_content_and_occurrence(self):
+        # GNU parallel's test suite: an input that appears twice is two jobs. The halt
+        # stops the run before the second "a"; --resume must run it, not take it for the
+        # first one.
+        out = os.path.join(self.dir, "out")
+        args = ["-j1", "--joblog", os.path.join(self.dir, "jl"), "--halt", "soon,fail=1",
+                f"echo {{}} >> {out}; [ {{}} != fail ]", ":::", "a", "fail", "a"]
+        rc, _, _ = self.fk(*args)
+        self.assertEqual(rc, 1)
+        with open(out) as f:
+            self.assertEqual(f.read().split(), ["a", "fail"])
+        rc, _, err = self.fk("--resume", *args)
+        self.assertEqual(rc, 0, err)
+        with open(out) as f:
+            self.assertEqual(f.read().split(), ["a", "fail", "a"], "the second a ran once")
+        rc, _, err = self.fk("--resume", *args)
+        with open(out) as f:
+            self.assertEqual(len(f.read().split()), 3, "nothing left to run")
+
+    def test_delay_starts_jobs_in_order(self):
+        for _ in range(2):
+            rc, out, _ = self.same_as_gnu(["--delay", "0.15", "-j2", "echo", ":::", "0", "1", "2", "3"])
+            self.assertEqual(rc, 0)
+            self.assertEqual(out, b"0\n1\n2\n3\n")
+
+    def test_halt_now_with_one_job_slot_never_starts_another(self):
+        for _ in range(20):
+            rc, out, err = self.fk("-j1", "--halt", "now,fail=1", "echo {}; exit {}", ":::", "1", "0", "0", "0")
+            self.assertEqual(out, b"1\n")
+            self.assertEqual(rc, 1)
+        self.assertIn(b"--halt now,fail=1: job 1 failed (exit 1): echo 1; exit 1", err)
+        self.assertIn(b"killing the running jobs and starting no more", err)
+
+    def test_timeout_kill_says_so(self):
+        rc, _, err = self.fk("--timeout", "0.2", "sleep", ":::", "30")
+        self.assertEqual(rc, 1)
+        self.assertIn(b"job 1 was killed because it timed out: sleep 30", err)
+
+    def test_sighup_stops_gracefully(self):
+        # GNU parallel: SIGHUP starts no new jobs and waits for the running ones.
+        args = self._gated_jobs(6)
+        p = subprocess.Popen([FORKLIFT, "map", *args], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=self.env, cwd=self.dir)
+        wait_for(lambda: len(self._started()) == 2, what="two jobs running")
+        p.send_signal(signal.SIGHUP)
+        self.assertIn(b"HUP: starting no new jobs", p.stderr.readline())
+        open(os.path.join(self.dir, "go"), "w").close()
+        p.communicate(timeout=20)
+        self.assertEqual(p.returncode, 128 + signal.SIGHUP)
+        done = [f for f in os.listdir(self.dir) if f.startswith("done.")]
+        self.assertEqual(len(done), 2, "the running jobs finished, none started")
+
+    def test_unlimited_jobs_fit_the_descriptor_limit(self):
+        n = 60
+        rc, out, err = run(["sh", "-c", f'ulimit -n 64 && exec "$0" map -j0 echo ::: $(seq {n})', FORKLIFT],
+                           env=self.env, cwd=self.dir)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(sorted(out.split()), sorted(str(i).encode() for i in range(1, n + 1)))
+        self.assertIn(b"only enough file descriptors", err)
+
+    def test_results_with_a_256_byte_argument(self):
+        arg = "a" * 256
+        rc, _, err = self.fk("--results", "res", "echo", ":::", arg)
+        self.assertEqual(rc, 0, err)
+        with open(os.path.join(self.dir, "res", "1", "a" * 255, "stdout")) as f:
+            self.assertEqual(f.read(), arg + "\n")
+        if PARALLEL:
+            gnu("--results", "theirs", "echo", ":::", arg, cwd=self.dir)
+            self.assertEqual(os.listdir(os.path.join(self.dir, "theirs", "1")), ["a" * 255])
+
+    def test_resume_says_where_its_state_is_and_a_missing_joblog_starts_over(self):
+        out = os.path.join(self.dir, "out")
+        log = os.path.join(self.dir, "jl")
+        args = ["--joblog", log, f"echo {{}} >> {out}", ":::", "a", "b"]
+        self.fk(*args)
+        rc, _, err = self.fk("--resume", *args)
+        self.assertEqual(rc, 0)
+        self.assertIn(b"resuming run map-", err)
+        self.assertIn(self.env["FORKLIFT_JOURNAL"].encode(), err)
+        self.assertIn(b"delete the joblog", err)
+        with open(out) as f:
+            self.assertEqual(len(f.read().split()), 2, "nothing reran")
+        os.unlink(log)
+        rc, _, err = self.fk("--resume", *args)
+        self.assertEqual(rc, 0)
+        self.assertIn(b"starting a new run", err)
+        with open(out) as f:
+            self.assertEqual(sorted(f.read().split()), ["a", "a", "b", "b"], "all ran again")
+
+    def test_colsep_regex_on_a_long_line(self):
+        # issue 16: std::regex recursed per character and crashed (SIGSEGV) at 30 KB.
+        line = b"a" + b" " * 30000 + b"b\n"
+        rc, out, err = self.fk("--dry-run", "--colsep", r"\s+", "echo", "{2}", stdin=line)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(out, b"echo b\n")
+
+    def test_help_and_forklift_help_cmd(self):
+        rc, out, err = self.fk("--help")
+        self.assertEqual(rc, 0, err)
+        self.assertIn(b"usage: forklift map", out)
+        for group in (b"Input sources", b"Job control", b"Output", b"Logging and resume", b"Progress"):
+            self.assertIn(group, out)
+        rc2, out2, _ = self.fk("-h")
+        self.assertEqual((rc2, out2), (0, out))
+        for cmd in ("map", "run", "load", "runs", "dlq", "report"):
+            a = run([FORKLIFT, cmd, "--help"], env=self.env, cwd=self.dir)
+            b = run([FORKLIFT, "help", cmd], env=self.env, cwd=self.dir)
+            self.assertEqual(a, b, cmd)
+            self.assertEqual(a[0], 0, cmd)
+            self.assertNotIn(b"commands:\n  map", a[1], f"{cmd}: its own help, not the top level")
+
+    def test_gnu_options_we_lack_and_typos(self):
+        rc, out, err = self.fk("--pipe", "wc", ":::", "a")
+        self.assertEqual(rc, 255)
+        self.assertIn(b"not supported by forklift map (GNU parallel option)", err)
+        rc, out, err = self.fk("--jbos", "2", "echo", ":::", "a")
+        self.assertEqual(rc, 255)
+        self.assertIn(b"did you mean '--jobs'?", err)
+
+    def test_terminal_input_warns_and_ctrl_c_exits_at_once(self):
+        import pty
+        master, slave = pty.openpty()
+        p = subprocess.Popen([FORKLIFT, "map", "echo"], stdin=slave, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=self.env, cwd=self.dir)
+        os.close(slave)
+        try:
+            self.assertIn(b"reading arguments from the terminal", p.stderr.readline())
+            p.send_signal(signal.SIGINT)
+            p.wait(timeout=5)
+            self.assertEqual(p.returncode, 130)
+        finally:
+            if p.poll() is None:
+                p.kill()
+            os.close(master)
+
     def test_resume_survives_reordered_input(self):
         out = os.path.join(self.dir, "ran.txt")
         args = ["--joblog", os.path.join(self.dir, "jl"), f"echo {{}} >> {out}", ":::"]

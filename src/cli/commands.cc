@@ -44,6 +44,8 @@ int ParseCli(CLI::App& app, const std::vector<std::string>& args) {
 }
 
 int Dispatch(const std::vector<std::string>& args) {
+  // `forklift help CMD` is `forklift CMD --help`, so the two texts cannot differ.
+  if (args.size() >= 2 && args[0] == "help") return Dispatch({args[1], "--help"});
   if (args.empty() || args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
     std::fputs(kUsage, args.empty() ? stderr : stdout);
     return args.empty() ? 2 : 0;

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <signal.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <stop_token>
 
 #include "cli/commands.h"
@@ -15,10 +17,17 @@
 namespace forklift::cli {
 
 int MapCommand(const std::vector<std::string>& args) {
+  // Before any thread exists (the watchdog's included), so that only the signal thread
+  // takes SIGINT, SIGTERM and SIGHUP.
+  SignalThread::BlockSignals(/*hangup=*/true);
   auto options = map::ParseMapArgs(args);
   if (!options) {
     fmt::print(stderr, "{}\n", options.error().message);
     return 255;  // GNU parallel's "other error"
+  }
+  if (options->help) {
+    std::fputs(map::MapHelpText().c_str(), stdout);
+    return 0;
   }
   std::stop_source graceful, force;
   process::ProcessRegistry registry;
@@ -32,6 +41,14 @@ int MapCommand(const std::vector<std::string>& args) {
   }
   SignalThread signals(
       [&](int sig) {
+        if (registry.size() == 0) {
+          // Nothing is running (forklift waits for input, say from a terminal): there is
+          // nothing to wait for, and the reading thread may be blocked in read(2). What
+          // finished is recorded; leaving now is like a SIGKILL between jobs.
+          fmt::print(stderr, "forklift map: {}: no job running, exiting\n", sigabbrev_np(sig));
+          std::fflush(stderr);
+          std::_Exit(128 + sig);
+        }
         fmt::print(stderr,
                    "forklift map: {}: starting no new jobs, waiting for running ones "
                    "(send it again to kill them)\n",
@@ -41,7 +58,8 @@ int MapCommand(const std::vector<std::string>& args) {
       [&](int) {
         force.request_stop();
         registry.Shutdown(SIGTERM);
-      });
+      },
+      /*hangup=*/true);
   int status = map::RunMap(*options, {graceful.get_token(), force.get_token()}, registry,
                            map::MapIo{});
   if (int sig = signals.first_signal(); sig != 0) return 128 + sig;

@@ -11,11 +11,12 @@ namespace {
 // sigwait() also takes this one, sent by the destructor to end the thread.
 constexpr int kWakeSignal = SIGUSR2;
 
-sigset_t HandledSignals() {
+sigset_t HandledSignals(bool hangup) {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  if (hangup) sigaddset(&set, SIGHUP);
   sigaddset(&set, kWakeSignal);
   return set;
 }
@@ -29,17 +30,18 @@ struct SignalThread::State {
   std::thread thread;
 };
 
-void SignalThread::BlockSignals() {
-  sigset_t set = HandledSignals();
+void SignalThread::BlockSignals(bool hangup) {
+  sigset_t set = HandledSignals(hangup);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
-SignalThread::SignalThread(std::function<void(int)> on_first, std::function<void(int)> on_second)
+SignalThread::SignalThread(std::function<void(int)> on_first, std::function<void(int)> on_second,
+                           bool hangup)
     : state_(new State{std::move(on_first), std::move(on_second), {}, {}, {}}) {
-  BlockSignals();
+  BlockSignals(hangup);
   State* st = state_;
-  st->thread = std::thread([st] {
-    sigset_t set = HandledSignals();
+  st->thread = std::thread([st, hangup] {
+    sigset_t set = HandledSignals(hangup);
     int count = 0;
     for (;;) {
       int sig = 0;

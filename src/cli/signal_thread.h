@@ -1,6 +1,7 @@
 // DESIGN.md's signal semantics for the CLI: the first SIGINT/SIGTERM asks for a graceful
 // stop (start nothing new, let running work finish, record, exit non-zero); the second
-// forces one (kill running process groups, exit).
+// forces one (kill running process groups, exit). `forklift map` also takes SIGHUP that
+// way, as GNU parallel does (a closed terminal stops new jobs, running ones finish).
 //
 // The signals are blocked in every thread (Install() must run before any thread starts) and
 // taken synchronously by one thread with sigwait(), so the callbacks are ordinary code, not
@@ -14,12 +15,16 @@ namespace forklift::cli {
 
 class SignalThread {
  public:
-  // Blocks SIGINT and SIGTERM in the calling thread (and so in threads it creates later).
-  static void BlockSignals();
+  // Blocks SIGINT and SIGTERM (and SIGHUP when `hangup`) in the calling thread, and so in
+  // the threads it creates later.
+  static void BlockSignals(bool hangup = false);
 
-  // Starts the thread. on_first runs on the first signal, on_second on the second; later
-  // signals are ignored. Both run on the signal thread.
-  SignalThread(std::function<void(int)> on_first, std::function<void(int)> on_second);
+  // Blocks the signals (as BlockSignals) in the calling thread and starts the thread:
+  // on_first runs on the first signal, on_second on the second; later signals are
+  // ignored. Both run on the signal thread. With `hangup`, SIGHUP counts like SIGINT.
+  // Threads the caller started before this one still take the signals themselves.
+  SignalThread(std::function<void(int)> on_first, std::function<void(int)> on_second,
+               bool hangup = false);
   // Stops and joins the thread.
   ~SignalThread();
   SignalThread(const SignalThread&) = delete;

@@ -2,8 +2,10 @@
 
 #include <charconv>
 #include <cmath>
+#include <algorithm>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "map/command_template.h"
 
@@ -14,7 +16,7 @@ enum class Opt {
   kJobs, kKeepOrder, kNoKeepOrder, kLineBuffer, kUngroup, kGroup, kTag, kTagString,
   kJoblog, kResume, kResumeFailed, kRetryFailed, kRetries, kRetryDelay, kTimeout,
   kTermseq, kHalt, kBar, kEta, kProgress, kDryRun, kDelay, kResults, kColsep, kNull,
-  kQuote, kShellQuote, kArgFile, kJournal, kRunId, kWillCite,
+  kQuote, kShellQuote, kArgFile, kJournal, kRunId, kWillCite, kHelp,
 };
 
 struct OptionDef {
@@ -59,7 +61,119 @@ constexpr OptionDef kOptions[] = {
     // Accepted and ignored: scripts written for GNU parallel pass it to silence its
     // citation notice.
     {"will-cite|willcite|nn|nonotice|no-notice", 0, false, Opt::kWillCite},
+    {"help", 'h', false, Opt::kHelp},
 };
+
+// Every option name GNU parallel 20221122 accepts (its options_completion_hash), so
+// that one forklift lacks is refused as such rather than as a typo.
+constexpr std::string_view kGnuLongOptions =
+    "arg-file arg-file-sep arg-sep argfile argfilesep argsep bar basefile "
+    "basenameextensionreplace basenamereplace bf bg bibtex bin block block-size "
+    "block-timeout blocksize blocktimeout bner bnr bt bug cat cf citation cleanup "
+    "col-sep color color-fail color-failed colorfail colorfailed colour colour-fail "
+    "colour-failed colourfail colourfailed colsep compress compress-program "
+    "compressprogram controlmaster csv ctag ctag-string ctagstring ctrl-c ctrlc debug "
+    "decompress-program decompressprogram delay delimiter dirnamereplace dnr dr dry-run "
+    "dryrun embed env eof er eta exit extensionreplace fg fifo files filter filter-host "
+    "filter-hosts filterhosts gnu group group-by groupby halt halt-on-error haltonerror "
+    "hashbang header help hgrp hostgroup hostgroups hostgrp id interactive jl joblog "
+    "jobs keep-order keeporder latest-line latestline lb limit line-buffer line-buffered "
+    "linebuffer linebuffered link linkinputsource ll load max-args max-chars "
+    "max-line-length-allowed max-lines max-procs max-replace-args maxargs maxchars "
+    "maxlinelengthallowed maxlines maxprocs maxreplaceargs memfree memsuspend "
+    "min-version minversion nice nn no-ctrl-c no-ctrlc no-k no-keep-order no-notice "
+    "no-run-if-empty noctrlc nok nokeeporder nonall nonotice norunifempty noswap null "
+    "number-of-cores number-of-cpus number-of-sockets number-of-threads numberofcores "
+    "numberofcpus numberofsockets numberofthreads onall open-tty output-as-files "
+    "outputasfiles parens pipe pipe-part pipepart plain plus process-slot-var "
+    "processslotvar profile progress quote recend record-env recordenv recstart regex "
+    "regexp remove-rec-sep removerecsep replace res result results resume resume-failed "
+    "resumefailed retries retry-failed retryfailed return round round-robin roundrobin "
+    "rpl rrs rsync-opts rsyncopts semaphore semaphore-name semaphore-timeout "
+    "semaphorename semaphoretimeout seqreplace session shard shebang shell-completion "
+    "shell-quote shell_quote shellcompletion shellquote show-limits showlimits shuf "
+    "silent skip-first-line skipfirstline slf slotreplace spreadstdin sql sql-and-worker "
+    "sql-master sql-worker sqlandworker sqlmaster sqlworker ssh ssh-delay sshdelay "
+    "sshlogin sshloginfile st tag tag-string tagstring tee tempdir template term-seq "
+    "termseq tf timeout tmpdir tmpl tmux tmux-pane tmuxpane tollef total total-jobs "
+    "totaljobs transfer transfer-file transfer-files transferfile transferfiles trc trim "
+    "tty ungroup use-compress-program use-cores-instead-of-threads "
+    "use-cpus-instead-of-cores use-decompress-program use-sockets-instead-of-threads "
+    "usecompressprogram usecoresinsteadofthreads usecpusinsteadofcores "
+    "usedecompressprogram usesocketsinsteadofthreads verbose version wait wd will-cite "
+    "willcite work-dir workdir xapply xapplyinputsource xargs ";
+constexpr std::string_view kGnuShortOptions = "0BCDEHIJLMNPSTUVWXYadeghijklmnopqrstuvx";
+
+bool IsGnuLongOption(std::string_view name) {
+  std::string_view all = kGnuLongOptions;
+  while (!all.empty()) {
+    size_t sp = all.find(' ');
+    if (all.substr(0, sp) == name) return true;
+    if (sp == std::string_view::npos) break;
+    all.remove_prefix(sp + 1);
+  }
+  return false;
+}
+
+// Edit distance with adjacent transpositions (optimal string alignment), for "did you
+// mean": "--jbos" is one edit from "--jobs". Option names are short.
+size_t EditDistance(std::string_view a, std::string_view b) {
+  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    for (size_t j = 1; j <= b.size(); ++j) {
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1,
+                          d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
+// The error for a long option forklift does not know: a GNU parallel option it lacks,
+// a near miss of one it has, or neither.
+tl::unexpected<Error> UnknownLong(std::string_view name) {
+  std::string shown = "--" + std::string(name);
+  if (IsGnuLongOption(name)) {
+    return InvalidArgumentError("forklift map: '" + shown +
+                                "' is not supported by forklift map (GNU parallel option)");
+  }
+  // One edit for short names, two for longer ones; aliases under four letters ("jl",
+  // "nok") are too close to everything to be suggested.
+  std::string best;
+  size_t best_distance = name.size() <= 5 ? 2 : 3;
+  for (const OptionDef& def : kOptions) {
+    std::string_view names = def.long_names;
+    while (!names.empty()) {
+      size_t bar = names.find('|');
+      std::string_view candidate = names.substr(0, bar);
+      size_t d = EditDistance(name, candidate);
+      if (d < best_distance && candidate.size() >= 4) {
+        best_distance = d;
+        best = candidate;
+      }
+      if (bar == std::string_view::npos) break;
+      names.remove_prefix(bar + 1);
+    }
+  }
+  if (!best.empty()) {
+    return InvalidArgumentError("forklift map: unknown option '" + shown + "' (did you mean '--" +
+                                best + "'?)");
+  }
+  return InvalidArgumentError("forklift map: unknown option '" + shown + "' (see forklift map --help)");
+}
+
+tl::unexpected<Error> UnknownShort(char c) {
+  std::string shown = std::string("-") + c;
+  if (std::string_view(kGnuShortOptions).find(c) != std::string_view::npos) {
+    return InvalidArgumentError("forklift map: '" + shown +
+                                "' is not supported by forklift map (GNU parallel option)");
+  }
+  return InvalidArgumentError("forklift map: unknown option '" + shown + "' (see forklift map --help)");
+}
 
 const OptionDef* FindLong(std::string_view name) {
   for (const OptionDef& def : kOptions) {
@@ -186,6 +300,7 @@ Status Apply(const OptionDef& def, std::string_view shown, const std::string& va
       o->run_id = value;
       break;
     case Opt::kWillCite: break;
+    case Opt::kHelp: o->help = true; break;
   }
   return OkStatus();
 }
@@ -336,7 +451,7 @@ Result<MapOptions> ParseMapArgs(const std::vector<std::string>& args) {
       std::string name = arg.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
       std::string shown = "--" + name;
       const OptionDef* def = FindLong(name);
-      if (!def) return InvalidArgumentError("forklift map: unknown option '" + shown + "'");
+      if (!def) return UnknownLong(name);
       std::string value;
       if (def->takes_value) {
         if (eq != std::string::npos) {
@@ -350,13 +465,14 @@ Result<MapOptions> ParseMapArgs(const std::vector<std::string>& args) {
         return InvalidArgumentError("forklift map: option '" + shown + "' takes no value");
       }
       FORKLIFT_RETURN_IF_ERROR(Apply(*def, shown, value, &o));
+      if (o.help) return o;  // as GNU parallel: --help ends the parsing
       continue;
     }
     // A bundle of short options: "-kq", "-j2", "-kj 2".
     for (size_t k = 1; k < arg.size(); ++k) {
       std::string shown = std::string("-") + arg[k];
       const OptionDef* def = FindShort(arg[k]);
-      if (!def) return InvalidArgumentError("forklift map: unknown option '" + shown + "'");
+      if (!def) return UnknownShort(arg[k]);
       std::string value;
       if (def->takes_value) {
         if (k + 1 < arg.size()) {
@@ -370,6 +486,7 @@ Result<MapOptions> ParseMapArgs(const std::vector<std::string>& args) {
         break;
       }
       FORKLIFT_RETURN_IF_ERROR(Apply(*def, shown, value, &o));
+      if (o.help) return o;
     }
   }
 

@@ -92,6 +92,7 @@ struct MapOptions {
                                  // print ShellQuote applied this many times to its line
   std::optional<std::string> journal;  // --journal PATH; unset: FORKLIFT_JOURNAL or default
   std::optional<std::string> run_id;   // --run-id ID; unset: a new run
+  bool help = false;             // -h/--help: print MapHelpText() and run nothing
   std::vector<std::string> command;    // the command words; empty: the input is the command
   // The input sources in GNU parallel's order: every -a FILE first, then each ::: list
   // and each :::: file as written. Empty: stdin.
@@ -105,10 +106,16 @@ struct MapOptions {
 // Parses the arguments after `map`. Checks everything that can be checked without
 // running anything: option names and values, the --colsep regex, the command and
 // --tagstring templates, and --resume needing --joblog or --results. On failure returns
-// InvalidArgument with a one-line message naming the culprit, e.g.
-// "forklift map: unknown option '--foo'". Input files are opened later (InputSource).
+// InvalidArgument with a one-line message naming the culprit: "forklift map: '--pipe' is
+// not supported by forklift map (GNU parallel option)" for a GNU parallel option forklift
+// lacks, "forklift map: unknown option '--jbos' (did you mean '--jobs'?)" for a near miss.
+// -h/--help ends the parsing with help set. Input files are opened later (InputSource).
 // Thread-safe.
 Result<MapOptions> ParseMapArgs(const std::vector<std::string>& args);
+
+// The text `forklift map --help` prints: usage and every option, grouped as GNU parallel's
+// man page groups them. Thread-safe.
+std::string MapHelpText();
 
 // GNU parallel's unquote_printf, applied to --tagstring: \t \n \r and octal \N / \NNN.
 std::string UnquotePrintf(std::string_view text);

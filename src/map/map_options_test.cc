@@ -163,9 +163,11 @@ TEST(ParseMapArgsTest, RetriesZeroMeansForever) {
 
 TEST(ParseMapArgsTest, ErrorsAreOneLineAndNameTheCulprit) {
   EXPECT_EQ(ParseError({"--no-such-option", "echo"}),
-            "forklift map: unknown option '--no-such-option'");
-  EXPECT_EQ(ParseError({"--foo=bar", "echo"}), "forklift map: unknown option '--foo'");
-  EXPECT_EQ(ParseError({"-kx", "echo"}), "forklift map: unknown option '-x'");
+            "forklift map: unknown option '--no-such-option' (see forklift map --help)");
+  EXPECT_EQ(ParseError({"--foo=bar", "echo"}),
+            "forklift map: unknown option '--foo' (see forklift map --help)");
+  EXPECT_EQ(ParseError({"-kz", "echo"}),
+            "forklift map: unknown option '-z' (see forklift map --help)");
   EXPECT_EQ(ParseError({"--joblog"}), "forklift map: option '--joblog' needs a value");
   EXPECT_EQ(ParseError({"-j"}), "forklift map: option '-j' needs a value");
   EXPECT_EQ(ParseError({"--keep-order=1", "x"}),
@@ -184,6 +186,30 @@ TEST(ParseMapArgsTest, ErrorsAreOneLineAndNameTheCulprit) {
   EXPECT_EQ(ParseError({"--resume", "echo"}),
             "forklift map: --resume and --resume-failed require --joblog or --results");
   EXPECT_TRUE(ParseMapArgs({"--resume", "--results", "d", "echo"}));
+}
+
+// issue 10: GNU parallel's options forklift lacks are refused as such, typos get a
+// suggestion, and -h/--help end the parsing.
+TEST(ParseMapArgsTest, GnuOptionsWeLackAreNamedAndTyposGetASuggestion) {
+  EXPECT_EQ(ParseError({"--pipe", "wc"}),
+            "forklift map: '--pipe' is not supported by forklift map (GNU parallel option)");
+  EXPECT_EQ(ParseError({"--sshlogin=host", "wc"}),
+            "forklift map: '--sshlogin' is not supported by forklift map (GNU parallel option)");
+  EXPECT_EQ(ParseError({"-kX", "echo"}),
+            "forklift map: '-X' is not supported by forklift map (GNU parallel option)");
+  EXPECT_EQ(ParseError({"--jbos", "2", "echo"}),
+            "forklift map: unknown option '--jbos' (did you mean '--jobs'?)");
+  EXPECT_EQ(ParseError({"--resum", "echo"}),
+            "forklift map: unknown option '--resum' (did you mean '--resume'?)");
+  EXPECT_TRUE(Parse({"--help"}).help);
+  EXPECT_TRUE(Parse({"-kh", "--no-such-option"}).help);
+  EXPECT_FALSE(Parse({"echo", "-h"}).help) << "after the command, -h is the command's";
+  std::string help = MapHelpText();
+  EXPECT_THAT(help, HasSubstr("usage: forklift map"));
+  for (const char* option : {"--jobs", "--joblog", "--resume", "--halt", "--colsep", "--bar",
+                             "--results", "--timeout", "--delay", "--journal"}) {
+    EXPECT_THAT(help, HasSubstr(option));
+  }
 }
 
 TEST(JobsTest, ParseAndResolveLikeGnuParallel) {

@@ -6,7 +6,12 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
 
 #include <filesystem>
 #include <fstream>
@@ -53,8 +58,14 @@ struct JobResult {
 };
 
 // The jobs of a run as an input range for run_batch: input tuples (or --retry-failed's
-// stored commands), numbered, keyed, and filtered by the joblog when resuming from a
-// joblog alone.
+// stored commands), numbered, keyed, and filtered when resuming: by the journal (what it
+// recorded as finished) or, from a joblog alone, by the joblog's seqs. Filtering here
+// rather than in the engine keeps the jobs handed to run_batch numbered without gaps,
+// which --delay's in-order start gate relies on.
+//
+// A job's key is a hash of the template and its arguments plus, from an input's second
+// occurrence on, the occurrence number: an input that appears twice is two jobs, and
+// reordering the input keeps each job's key. Memory: one entry per distinct input.
 class JobRange {
  public:
   struct Iterator {
@@ -70,13 +81,18 @@ class JobRange {
     bool operator==(std::default_sentinel_t) const { return range->done_; }
   };
 
+  // Whether the journal recorded the job with this key as one a resume skips.
+  using SkipRecorded = std::function<Result<bool>(const std::string& key)>;
+
   JobRange(InputSource* input, std::vector<std::pair<uint64_t, std::string>> fixed,
-           const JoblogHistory* skip_by_seq, bool skip_failed_too, std::string template_text)
+           const JoblogHistory* skip_by_seq, bool skip_failed_too, std::string template_text,
+           SkipRecorded skip_recorded)
       : input_(input),
         fixed_(std::move(fixed)),
         skip_by_seq_(skip_by_seq),
         skip_failed_too_(skip_failed_too),
-        template_hash_(core::Fnv1a().Add(template_text)) {}
+        template_hash_(core::Fnv1a().Add(template_text)),
+        skip_recorded_(std::move(skip_recorded)) {}
 
   Iterator begin() {
     Advance();
@@ -86,10 +102,8 @@ class JobRange {
   const std::optional<Error>& error() const { return error_; }
   // All jobs of the run, skipped ones included, once the input is exhausted; 0 before
   // (a --halt N% policy needs it, and GNU parallel, too, knows it only after reading all).
-  uint64_t total() const {
-    if (!done_) return 0;
-    return input_ ? seq_ : fixed_.size();
-  }
+  // Thread-safe (the workers' halt checks read it).
+  uint64_t total() const { return total_.load(std::memory_order_acquire); }
 
  private:
   void Advance() {
@@ -99,36 +113,48 @@ class JobRange {
         auto next = input_->Next();
         if (!next) {
           error_ = next.error();
-          done_ = true;
-          return;
+          return Done();
         }
-        if (!*next) {
-          done_ = true;
-          return;
-        }
+        if (!*next) return Done();
         job.seq = ++seq_;
         job.args = std::move(**next);
         core::Fnv1a h = template_hash_;
         for (const auto& a : job.args) h.Add(a);
-        job.key = h.Hex();
+        job.key = Occurrence(h);
       } else {
-        if (fixed_pos_ == fixed_.size()) {
-          done_ = true;
-          return;
-        }
+        if (fixed_pos_ == fixed_.size()) return Done();
         auto& [seq, cmd] = fixed_[fixed_pos_++];
         job.seq = seq;
         job.fixed_command = std::move(cmd);
-        job.key = core::Fnv1a().Add(job.fixed_command).Hex();
+        job.key = Occurrence(core::Fnv1a().Add(job.fixed_command));
       }
       if (skip_by_seq_ && (skip_failed_too_ ? skip_by_seq_->Ran(job.seq)
                                             : skip_by_seq_->Succeeded(job.seq))) {
         continue;
       }
+      if (skip_recorded_) {
+        auto skip = skip_recorded_(job.key);
+        if (!skip) {
+          error_ = skip.error();
+          return Done();
+        }
+        if (*skip) continue;
+      }
       job.index = produced_++;
       current_ = std::move(job);
       return;
     }
+  }
+
+  void Done() {
+    done_ = true;
+    total_.store(input_ ? seq_ : fixed_.size(), std::memory_order_release);
+  }
+  // The key of the job whose content hashes to `h`: the hash, then "#N" from its Nth
+  // occurrence on (the first keeps the bare hash that journals before this rule hold).
+  std::string Occurrence(const core::Fnv1a& h) {
+    uint32_t n = ++occurrences_[h.value()];
+    return n == 1 ? h.Hex() : fmt::format("{}#{}", h.Hex(), n);
   }
 
   InputSource* input_;
@@ -137,6 +163,9 @@ class JobRange {
   const JoblogHistory* skip_by_seq_;
   bool skip_failed_too_;
   core::Fnv1a template_hash_;  // extended by each job's arguments
+  SkipRecorded skip_recorded_;
+  std::unordered_map<uint64_t, uint32_t> occurrences_;  // by content hash
+  std::atomic<uint64_t> total_{0};
   uint64_t seq_ = 0;
   uint64_t produced_ = 0;
   MapJob current_;
@@ -162,20 +191,41 @@ class RuntimeMedian {
   core::LatencyHistogram hist_;
 };
 
-// --delay: job starts at least `delay` apart.
+// --delay: job starts at least `delay` apart, and first attempts in job order: job i
+// reserves its start only after job i - 1 did, so two workers that take jobs 0 and 1 at
+// once cannot swap them (GNU parallel starts them in order). Retries take the next free
+// time. Thread-safe.
 class StartGate {
  public:
   explicit StartGate(Duration delay) : delay_(delay) {}
+  // The time job `index` (run_batch's, without gaps) may start, or nullopt once `stop`
+  // was requested while it waited for its predecessor.
+  std::optional<TimePoint> ReserveInOrder(uint64_t index, TimePoint now,
+                                          const std::stop_token& stop) {
+    std::unique_lock lock(mu_);
+    if (!turn_.wait(lock, stop, [&] { return next_index_ == index; })) return std::nullopt;
+    ++next_index_;
+    TimePoint t = Take(now);
+    lock.unlock();
+    turn_.notify_all();
+    return t;
+  }
   TimePoint Reserve(TimePoint now) {
     std::lock_guard lock(mu_);
+    return Take(now);
+  }
+
+ private:
+  TimePoint Take(TimePoint now) {
     TimePoint t = std::max(now, next_);
     next_ = t + delay_;
     return t;
   }
 
- private:
   Duration delay_;
   std::mutex mu_;
+  std::condition_variable_any turn_;
+  uint64_t next_index_ = 0;
   TimePoint next_{};
 };
 
@@ -183,6 +233,10 @@ class StartGate {
 // escaped as GNU parallel does ("\\" and "\_").
 Status WriteResults(const std::string& root, const std::vector<std::string>& args,
                     uint64_t seq, const Completion& c) {
+  std::error_code mk;
+  std::filesystem::create_directories(root, mk);
+  long name_max = ::pathconf(root.c_str(), _PC_NAME_MAX);
+  const size_t max_name = name_max > 0 ? static_cast<size_t>(name_max) : 255;
   std::string dir = root;
   for (size_t i = 0; i < args.size(); ++i) {
     std::string arg;
@@ -195,6 +249,10 @@ Status WriteResults(const std::string& root, const std::vector<std::string>& arg
         arg += ch;
       }
     }
+    // GNU parallel cuts each name to the longest the file system takes (255 bytes on
+    // ext4), so a long argument still gets its directory; two arguments that agree in
+    // their first 255 bytes share it, as in GNU parallel.
+    if (arg.size() > max_name) arg.resize(max_name);
     dir += fmt::format("/{}/{}", i + 1, arg);
   }
   std::error_code ec;
@@ -219,6 +277,32 @@ Status WriteResults(const std::string& root, const std::vector<std::string>& arg
   return write_file("stderr", [&](int fd) { return c.stderr_output.WriteTo(fd); });
 }
 
+// GNU parallel runs no more jobs at once than its file descriptors allow ("Only enough
+// file handles to run N jobs in parallel"): a job holds up to kFdsPerJob descriptors
+// (two output pipes, both ends while it spawns, a pidfd, an eventfd, two spill files),
+// and forklift keeps kFdsReserved for itself (journal, joblog, stdio). Returns `jobs`,
+// or fewer with a warning on stderr.
+int CapJobsByDescriptors(int jobs) {
+  constexpr int kFdsPerJob = 8;
+  constexpr int kFdsReserved = 16;
+  struct rlimit rl;
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return jobs;
+  int open_now = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    ++open_now;
+  }
+  const long long room = static_cast<long long>(rl.rlim_cur) - open_now - kFdsReserved;
+  const int fit = static_cast<int>(std::max<long long>(1, room / kFdsPerJob));
+  if (fit >= jobs) return jobs;
+  fmt::print(stderr,
+             "forklift map: only enough file descriptors to run {} jobs at once (ulimit -n "
+             "is {}); running {} instead of {}\n",
+             fit, static_cast<unsigned long long>(rl.rlim_cur), fit, jobs);
+  return fit;
+}
+
 class MapRun {
  public:
   MapRun(const MapOptions& o, const MapStops& stops, process::ProcessRegistry& registry,
@@ -232,6 +316,9 @@ class MapRun {
   int DryRun();
   Result<JobResult> RunJob(const MapJob& job, ItemContext& ctx);
   void OnOutcome(Outcome<JobResult>&& outcome);
+  // A job finished for good: applies --halt on the worker that ran it, before that worker
+  // takes its next job (so -j1 --halt now,fail=1 never starts another), and says so.
+  void CountForHalt(int exit_value, int signal, const std::string& command, uint64_t seq);
   void Fail(const Error& e) {
     std::string line = e.message + "\n";
     (void)!::write(io_.stderr_fd, line.data(), line.size());
@@ -256,7 +343,10 @@ class MapRun {
   OutputMode output_mode_ = OutputMode::kGroup;
   RuntimeMedian median_;
   std::optional<StartGate> gate_;
+  std::mutex halt_mu_;  // guards halt_: workers count their jobs
   HaltTracker halt_{HaltPolicy{}};
+  bool halt_said_ = false;
+  std::unique_ptr<journal::Journal> journal_;  // the feeding thread's, for resume skips
   std::stop_source halt_soon_;
   std::stop_source halt_now_;
   std::mutex failed_mu_;
@@ -277,6 +367,7 @@ Status MapRun::Prepare() {
   }
   FORKLIFT_ASSIGN_OR_RETURN(termseq_, process::TermSeq::Parse(o_.termseq));
   FORKLIFT_ASSIGN_OR_RETURN(job_slots_, ResolveJobs(o_.jobs, static_cast<int>(BatchOptions::DefaultWorkerCount())));
+  if (!o_.dry_run && !o_.shell_quote) job_slots_ = CapJobsByDescriptors(job_slots_);
   // --results captures each job's streams into files; nothing is printed.
   if (o_.results) tag_.reset();
   output_mode_ = o_.results          ? OutputMode::kGroup
@@ -287,10 +378,27 @@ Status MapRun::Prepare() {
   halt_ = HaltTracker(o_.halt);
 
   bool resuming = o_.resume || o_.resume_failed || o_.retry_failed;
+  // GNU users start over by deleting the joblog: a resume without one is a new run.
+  bool fresh_joblog = false;
+  if (resuming && o_.joblog && *o_.joblog != "-") {
+    struct stat st;
+    fresh_joblog = ::stat(o_.joblog->c_str(), &st) != 0 || st.st_size == 0;
+  }
   if (resuming && o_.joblog) {
     FORKLIFT_ASSIGN_OR_RETURN(history_, JoblogHistory::Read(*o_.joblog));
   }
   if (!o_.retry_failed) {
+    bool reads_stdin = o_.inputs.empty();
+    for (const InputSpec& spec : o_.inputs) {
+      reads_stdin = reads_stdin || (spec.kind == InputSpec::Kind::kFile && spec.path == "-");
+    }
+    if (reads_stdin && ::isatty(io_.stdin_fd)) {
+      // GNU parallel warns too: a forgotten ::: otherwise looks like a hang.
+      std::string warning =
+          "forklift map: reading arguments from the terminal; end them with Ctrl-D "
+          "(Ctrl-C quits)\n";
+      (void)!::write(io_.stderr_fd, warning.data(), warning.size());
+    }
     FORKLIFT_ASSIGN_OR_RETURN(input_,
                               InputSource::Open(o_.inputs, o_.input_options(), io_.stdin_fd));
   }
@@ -309,12 +417,25 @@ Status MapRun::Prepare() {
   if (!o_.dry_run && !o_.shell_quote) {
     auto j = journal::Journal::Open(journal_path_);
     if (!j) return InvalidArgumentError("forklift map: --journal: " + j.error().message);
-    if (resuming) {
-      FORKLIFT_ASSIGN_OR_RETURN(uint64_t recorded, (*j)->CountItems(run_id_, std::nullopt));
+    journal_ = std::move(*j);
+    if (resuming && !fresh_joblog) {
+      FORKLIFT_ASSIGN_OR_RETURN(uint64_t recorded, journal_->CountItems(run_id_, std::nullopt));
       journal_has_run_ = recorded > 0;
+      if (journal_has_run_) {
+        fmt::print(stderr,
+                   "forklift map: resuming run {}: {} jobs recorded in the journal {}{}\n",
+                   run_id_, recorded, journal_path_,
+                   o_.joblog && *o_.joblog != "-"
+                       ? fmt::format(" (to start over, delete the joblog '{}')", *o_.joblog)
+                       : std::string(" (to start over, run without --resume)"));
+      }
     } else {
+      if (fresh_joblog && !o_.retry_failed) {
+        fmt::print(stderr, "forklift map: --resume: no joblog '{}' (or it is empty): "
+                           "starting a new run\n", *o_.joblog);
+      }
       // A fresh run starts a fresh record, as a plain --joblog FILE starts a fresh log.
-      FORKLIFT_RETURN_IF_ERROR((*j)->ClearItems(run_id_));
+      FORKLIFT_RETURN_IF_ERROR(journal_->ClearItems(run_id_));
     }
   }
   return OkStatus();
@@ -350,8 +471,11 @@ Result<JobResult> MapRun::RunJob(const MapJob& job, ItemContext& ctx) {
   }
   if (spawn.argv.empty()) spawn.argv = {"/bin/sh", "-c", r.command};
   if (gate_) {
-    TimePoint at = gate_->Reserve(SystemClock().Now());
-    FORKLIFT_RETURN_IF_ERROR(ctx.SleepUntil(at));
+    std::optional<TimePoint> at =
+        ctx.attempt() == 1 ? gate_->ReserveInOrder(job.index, SystemClock().Now(), ctx.stop_token())
+                           : gate_->Reserve(SystemClock().Now());
+    if (!at) return CancelledError("stopped before its --delay turn");
+    FORKLIFT_RETURN_IF_ERROR(ctx.SleepUntil(*at));
   }
   std::string tag = tag_ ? tag_->Expand(job.args, job.seq, slot) : std::string();
   r.output.emplace(output_mode_, std::move(tag), &sink_, process::OutputBuffer::kDefaultMemoryLimit);
@@ -372,10 +496,17 @@ Result<JobResult> MapRun::RunJob(const MapJob& job, ItemContext& ctx) {
   }
   spawn.termseq = termseq_;
   spawn.registry = &registry_;
-  FORKLIFT_ASSIGN_OR_RETURN(r.completion, process::Run(spawn, stops_.force));
+  auto ran = process::Run(spawn, stops_.force);
+  if (!ran) {
+    // No process ran (spawn resources): a failure as far as --halt is concerned.
+    CountForHalt(255, 0, r.command, job.seq);
+    return tl::unexpected(ran.error());
+  }
+  r.completion = std::move(*ran);
   const Completion& c = r.completion;
   if (c.ok()) {
     median_.Add(c.runtime);
+    CountForHalt(0, 0, r.command, job.seq);
     return r;
   }
   Error e = c.timed_out ? Error{ErrorCode::kDeadlineExceeded, "timed out"}
@@ -385,11 +516,40 @@ Result<JobResult> MapRun::RunJob(const MapJob& job, ItemContext& ctx) {
   if (static_cast<uint64_t>(ctx.attempt()) < o_.MaxAttempts() && !c.cancelled) {
     return UnavailableError(e.message);  // the engine retries it, with backoff
   }
+  // A timed-out job logs -1 as its exit value, as GNU parallel does; one forklift killed
+  // did not finish and counts for nothing.
+  if (!c.cancelled) CountForHalt(c.timed_out ? -1 : (c.signal ? 0 : c.exit_code), c.signal, r.command, job.seq);
   {
     std::lock_guard lock(failed_mu_);
     failed_.insert_or_assign(job.index, std::move(r));
   }
   return tl::unexpected(e);
+}
+
+void MapRun::CountForHalt(int exit_value, int signal, const std::string& command, uint64_t seq) {
+  std::lock_guard lock(halt_mu_);
+  HaltDecision d = halt_.OnJobDone(exit_value, signal, jobs_ ? jobs_->total() : 0);
+  if (d == HaltDecision::kContinue) return;
+  if (!halt_said_) {
+    halt_said_ = true;
+    const HaltPolicy& h = o_.halt;
+    std::string policy = fmt::format(
+        "{},{}={}{}", h.when == HaltWhen::kNow ? "now" : "soon",
+        h.on == HaltOn::kFail ? "fail" : h.on == HaltOn::kSuccess ? "success" : "done", h.value,
+        h.percent ? "%" : "");
+    bool failed = exit_value != 0 || signal != 0;
+    fmt::print(stderr, "forklift map: --halt {}: job {} {}: {}\nforklift map: --halt: {}\n",
+               policy, seq,
+               !failed ? "succeeded"
+               : signal ? fmt::format("was killed by signal {}", signal)
+               : exit_value == -1 ? std::string("timed out")
+                                  : fmt::format("failed (exit {})", exit_value),
+               command,
+               d == HaltDecision::kNow ? "killing the running jobs and starting no more"
+                                       : "starting no more jobs, waiting for the running ones");
+  }
+  halt_soon_.request_stop();
+  if (d == HaltDecision::kNow) halt_now_.request_stop();
 }
 
 void MapRun::OnOutcome(Outcome<JobResult>&& outcome) {
@@ -415,8 +575,7 @@ void MapRun::OnOutcome(Outcome<JobResult>&& outcome) {
     return;
   }
   if (!taken) {
-    // Failed before a process ran (spawn resources): no output, no row.
-    halt_.OnJobDone(255, 0, jobs_ ? jobs_->total() : 0);
+    // Failed before a process ran (spawn resources): no output, no row (--halt counted it).
     fmt::print(stderr, "forklift map: job {}: {}\n", outcome.index + 1,
                outcome.value.error().ToString());
     return;
@@ -441,6 +600,10 @@ void MapRun::OnOutcome(Outcome<JobResult>&& outcome) {
   }
   // A timed-out job logs -1 as its exit value, as GNU parallel does.
   int exit_value = c.timed_out ? -1 : (c.signal ? 0 : c.exit_code);
+  if (c.timed_out) {
+    fmt::print(stderr, "forklift map: job {} was killed because it timed out: {}\n", r.seq,
+               r.command);
+  }
   if (joblog_) {
     JoblogEntry row;
     row.seq = r.seq;
@@ -452,9 +615,6 @@ void MapRun::OnOutcome(Outcome<JobResult>&& outcome) {
     row.command = r.command;
     if (auto s = joblog_->Append(row); !s && !output_error_) output_error_ = s.error();
   }
-  HaltDecision d = halt_.OnJobDone(exit_value, c.signal, jobs_->total());
-  if (d == HaltDecision::kSoon || d == HaltDecision::kNow) halt_soon_.request_stop();
-  if (d == HaltDecision::kNow) halt_now_.request_stop();
 }
 
 int MapRun::Run() {
@@ -476,8 +636,19 @@ int MapRun::Run() {
   std::vector<std::pair<uint64_t, std::string>> fixed;
   if (o_.retry_failed && history_) fixed = history_->FailedCommands();
   bool skip_by_joblog = history_ && !journal_has_run_;
+  // What the journal recorded decides a resume; finished jobs are skipped here (see
+  // JobRange), so the engine is asked to skip nothing itself.
+  JobRange::SkipRecorded skip_recorded;
+  if (journal_has_run_) {
+    bool skip_failed = o_.resume;
+    skip_recorded = [this, skip_failed](const std::string& key) -> Result<bool> {
+      FORKLIFT_ASSIGN_OR_RETURN(journal::ItemState state, journal_->GetItemState(run_id_, key));
+      return state == journal::ItemState::kSucceeded ||
+             (skip_failed && state == journal::ItemState::kFailed);
+    };
+  }
   JobRange jobs(input_.get(), std::move(fixed), skip_by_joblog ? &*history_ : nullptr,
-                o_.resume, template_text_);
+                o_.resume, template_text_, std::move(skip_recorded));
 
   jobs_ = &jobs;
   BatchOptions b;
@@ -490,14 +661,13 @@ int MapRun::Run() {
   b.retry.max_delay = b.retry.base_delay * 64;
   b.retry.retry_deadline_exceeded = true;
   b.ordered = o_.keep_order;
-  b.display = (o_.bar || o_.eta || o_.progress) ? ProgressDisplay::kBar : ProgressDisplay::kNone;
+  // A bar on a terminal, plain lines otherwise (never a \r or an escape in a file).
+  b.display = (o_.bar || o_.eta || o_.progress) ? ProgressDisplay::kAuto : ProgressDisplay::kNone;
   b.batch_id = run_id_;
   b.run_kind = "map";
   b.run_name = template_text_;
   b.journal_path = journal_path_;
-  b.resume = o_.resume ? BatchOptions::Resume::kFinished
-             : (o_.resume_failed || o_.retry_failed) ? BatchOptions::Resume::kSucceeded
-                                                      : BatchOptions::Resume::kNone;
+  b.resume = BatchOptions::Resume::kNone;  // JobRange skipped what the journal holds
   b.stop = any_stop.get_token();
   auto summary = run_batch(
       jobs, [this](const MapJob& job, ItemContext& ctx) { return RunJob(job, ctx); }, b,
