@@ -83,7 +83,7 @@ int RunCommand(const std::vector<std::string>& args) {
   if (!result) {
     fmt::print(stderr, "forklift run: {}\n", result.error().message);
     // Another invocation holds the flow's lock: EX_TEMPFAIL, "try again later".
-    return result.error().code == ErrorCode::kUnavailable ? 75 : 2;
+    return result.error().code == ErrorCode::kAborted ? 75 : 2;
   }
   if (int sig = signals.first_signal(); sig != 0) return 128 + sig;
   return result->succeeded ? 0 : 1;

@@ -47,8 +47,9 @@ std::string HolderText(const std::string& text) {
   localtime_r(&started, &tm);
   char when[64];
   std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
-  return fmt::format("run {}, pid {}, started {}", j.value("run_id", "?"), j.value("pid", 0),
-                     when);
+  std::string run = j.value("run_id", "");
+  return fmt::format("run {}, pid {}, started {}", run.empty() ? "(starting)" : run,
+                     j.value("pid", 0), when);
 }
 
 }  // namespace
@@ -87,12 +88,14 @@ Result<std::unique_ptr<FlowLock>> FlowLock::Acquire(const std::string& path,
     if (dying) limit = std::max<Duration>(limit, std::chrono::seconds(10));
     if (Steady::now() - start >= limit) {
       close(fd);
-      return UnavailableError(fmt::format("flow '{}' is already running: {} (lock {})",
-                                          flow_name, HolderText(holder), path));
+      return AbortedError(fmt::format("flow '{}' is already running: {} (lock {})",
+                                      flow_name, HolderText(holder), path));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  return std::unique_ptr<FlowLock>(new FlowLock(path, fd));
+  auto lock = std::unique_ptr<FlowLock>(new FlowLock(path, fd));
+  lock->Describe("");  // this pid at once; the run id once it is known
+  return lock;
 }
 
 void FlowLock::Describe(const std::string& run_id) {

@@ -31,7 +31,8 @@ class FlowLock {
   // Takes the lock at `path`, creating the file. With `wait` (> 0), waits up to that long
   // for a holder to let go; a holder whose process is gone (its watchdog is still ending
   // its tasks) is waited for up to 10 s even without `wait`.
-  // Success: the held lock. Failure: Unavailable "flow 'NAME' is already running: run R,
+  // Success: the held lock, describing this pid. Failure: Aborted "flow 'NAME' is already
+  // running: run R,
   // pid P, started T (lock PATH)" when another invocation holds it; InvalidArgument
   // naming the path when the file cannot be created or locked.
   static Result<std::unique_ptr<FlowLock>> Acquire(const std::string& path,

@@ -782,6 +782,12 @@ Result<ReportData> LoadRunReport(const std::string& journal_path, const std::str
     return NotFoundError("no flow run '" + run_id + "' in " + journal_path);
   }
   if (run->summary_json.empty()) {
+    if (run->status == ToString(RunStatus::kKilled)) {
+      return FailedPreconditionError(fmt::format(
+          "run '{}' was killed before it finished, so it has no report; resume it "
+          "(forklift run FLOW --resume {}) and the resume writes one",
+          run_id, ShellWord(run_id)));
+    }
     return FailedPreconditionError("run '" + run_id + "' has not finished; no report yet");
   }
   json s = json::parse(run->summary_json, nullptr, false);

@@ -33,7 +33,7 @@ struct FlowRunOptions {
   bool force = false;                // --force: ignore up-to-date outputs
   bool dry_run = false;              // --dry-run: print the plan by levels
   // --wait DUR: how long to wait for another invocation of the flow to end. Default
-  // none: refuse at once (Unavailable).
+  // none: refuse at once (Aborted).
   std::optional<Duration> wait_for_lock;
   std::stop_token graceful;          // first signal: start nothing new
   std::stop_token force_stop;        // second signal: kill running tasks
@@ -61,7 +61,7 @@ struct FlowRunResult {
 // left running and marks such runs killed, then runs the tasks, committing each task's
 // outcome to the journal (group commit) before its dependents start, so a SIGKILL at any
 // moment loses no finished task: `--resume RUN_ID` never reruns what was recorded done.
-// Errors (another invocation holds the lock: Unavailable; a journal or log directory
+// Errors (another invocation holds the lock: Aborted; a journal or log directory
 // that cannot be written, an unknown --only task or --resume run) are returned before any
 // task starts; task failures are in the result. A journal write that fails mid-run stops
 // starting tasks, waits for the running ones and returns the error.

@@ -205,7 +205,7 @@ TEST_F(FlowRunnerTest, ASecondInvocationOfARunningFlowIsRefused) {
   FlowRunOptions second = Options();
   auto refused = RunFlow(spec, second);
   ASSERT_FALSE(refused);
-  EXPECT_EQ(refused.error().code, ErrorCode::kUnavailable);
+  EXPECT_EQ(refused.error().code, ErrorCode::kAborted);
   EXPECT_THAT(refused.error().message, HasSubstr("flow 'flow' is already running: run flow-"));
   release = true;
   run.join();
