@@ -1430,6 +1430,22 @@ class RerunWordingTest(LoadTestBase):
         rc, out, err = self.load(path, "--to", PG.dsn(), "--table", target, "--progress", "none")
         self.assertIn("1 already loaded (resumed)", err)
 
+    def test_the_upsert_summary_splits_inserted_from_updated_rows(self):
+        target = self.table("prices")
+        path = write_lines(os.path.join(self.dir, "u.csv"), [HEADER, *price_lines(10)])
+        s, err = self.load_json(path, "--to", PG.dsn(), "--table", target, *UPSERT_ARGS)
+        self.assertEqual((s["rows_inserted"], s["rows_updated"]), (10, 0), err)
+        changed = write_lines(os.path.join(self.dir, "u2.csv"),
+                              [HEADER, *price_lines(4, close=lambda i: "99"),
+                               *price_lines(6, 4), *price_lines(3, 10)])
+        s, err = self.load_json(changed, "--to", PG.dsn(), "--table", target, *UPSERT_ARGS,
+                                "--progress", "none")
+        self.assertEqual((s["rows_loaded"], s["rows_inserted"], s["rows_updated"],
+                          s["rows_unchanged"]), (13, 3, 4, 6), err)
+        rc, out, err = self.load(changed, "--to", PG.dsn(), "--table", target, *UPSERT_ARGS,
+                                 "--load-id", "again")
+        self.assertIn("13 loaded (0 inserted, 0 updated, 13 unchanged)", err)
+
     def test_at_most_as_many_connections_as_chunks(self):
         target = self.table("prices", key=False)  # small.csv repeats keys
         s, err = self.load_json(FILES["small.csv"], "--to", PG.dsn(), "--table", target,

@@ -54,6 +54,9 @@ class Shared {
  public:
   explicit Shared(std::optional<int64_t> max_errors) : max_errors_(max_errors) {}
 
+  // Of the rows written: inserted, updated, and in chunks whose target did not tell.
+  std::atomic<uint64_t> rows_inserted{0}, rows_updated{0}, rows_unsplit{0};
+
   void Fail(Error e) {
     std::lock_guard lock(mu_);
     if (!error_) error_ = std::move(e);
@@ -255,6 +258,12 @@ class Writer {
       if (r) {
         Committed(static_cast<uint64_t>(r->rows_written),
                   r->rejected.size() + chunk.parse_rejects.size(), admitted);
+        if (r->rows_inserted && r->rows_updated) {
+          shared_->rows_inserted.fetch_add(static_cast<uint64_t>(*r->rows_inserted));
+          shared_->rows_updated.fetch_add(static_cast<uint64_t>(*r->rows_updated));
+        } else {
+          shared_->rows_unsplit.fetch_add(static_cast<uint64_t>(r->rows_written));
+        }
         return;
       }
       if (r.error().code != ErrorCode::kUnavailable || attempt >= kTransientRetry.max_attempts ||
@@ -285,6 +294,7 @@ class Writer {
       if (found && *found) {
         Committed(static_cast<uint64_t>((*found)->rows),
                   static_cast<uint64_t>((*found)->rejected), /*admitted=*/false);
+        shared_->rows_unsplit.fetch_add(static_cast<uint64_t>((*found)->rows));
         return;
       }
     }
@@ -367,6 +377,11 @@ std::string LoadSummary::ToJson() const {
       {"rows_read", rows_read},   {"rows_loaded", rows_loaded},
       {"rows_rejected", rows_rejected}, {"rows_skipped", rows_skipped},
       {"rows_rejected_earlier", rows_rejected_earlier},
+      {"rows_inserted", rows_inserted ? nlohmann::json(*rows_inserted) : nlohmann::json()},
+      {"rows_updated", rows_updated ? nlohmann::json(*rows_updated) : nlohmann::json()},
+      {"rows_unchanged", rows_inserted && rows_updated
+                             ? nlohmann::json(rows_loaded - *rows_inserted - *rows_updated)
+                             : nlohmann::json()},
       {"chunks_committed", chunks_committed}, {"chunks_skipped", chunks_skipped},
       {"bytes", bytes},           {"retries", retries},
       {"elapsed_s", elapsed_s},   {"rows_per_s", rows_per_s},
@@ -397,11 +412,16 @@ std::string SqlLiteral(std::string_view s) {
 
 std::string LoadSummary::ToText() const {
   std::string s = fmt::format(
-      "load {} {}: {} read, {} loaded, {} rejected{}\n"
+      "load {} {}: {} read, {} loaded{}, {} rejected{}\n"
       "  {} -> {} ({}), {}\n"
       "  {:.1f} MB in {:.2f} s: {:.0f} rows/s, {:.1f} MB/s, {} committed, {} skipped, "
       "{}, peak RSS {:.1f} MB\n",
-      load_id, status, Counted(rows_read, "row", "rows"), rows_loaded, rows_rejected,
+      load_id, status, Counted(rows_read, "row", "rows"), rows_loaded,
+      mode == "upsert" && rows_inserted && rows_updated
+          ? fmt::format(" ({} inserted, {} updated, {} unchanged)", *rows_inserted,
+                        *rows_updated, rows_loaded - *rows_inserted - *rows_updated)
+          : std::string(),
+      rows_rejected,
       chunks_skipped == 0 ? std::string()
                           : fmt::format(", {} already loaded (resumed)", rows_skipped),
       target, table, mode, Counted(static_cast<uint64_t>(connections), "connection", "connections"),
@@ -665,6 +685,13 @@ Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, 
   s.rows_rejected = wcounters.rows_rejected.load();
   s.rows_skipped = wcounters.rows_skipped.load();
   s.rows_rejected_earlier = rejected_earlier;
+  if (!options.upsert) {
+    s.rows_inserted = s.rows_loaded;
+    s.rows_updated = 0;
+  } else if (shared.rows_unsplit.load() == 0) {
+    s.rows_inserted = shared.rows_inserted.load();
+    s.rows_updated = shared.rows_updated.load();
+  }
   s.chunks_committed = wcounters.chunks_committed.load();
   s.chunks_skipped = wcounters.chunks_skipped.load();
   s.bytes = rcounters.source_bytes.load();

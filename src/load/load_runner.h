@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stop_token>
 #include <string>
 
@@ -51,6 +52,11 @@ struct LoadSummary {
   uint64_t rows_rejected = 0;  // dead-lettered by this invocation
   uint64_t rows_skipped = 0;   // in chunks an earlier invocation committed
   uint64_t rows_rejected_earlier = 0;  // rejected in those chunks
+  // Of rows_loaded: new rows, and existing rows changed (the rest changed nothing: the same
+  // values, or a later row of their key won); nullopt when the target did not tell for
+  // every chunk (SQLite upserts, a chunk whose COMMIT reply was lost).
+  std::optional<uint64_t> rows_inserted;
+  std::optional<uint64_t> rows_updated;
   uint64_t chunks_committed = 0;
   uint64_t chunks_skipped = 0;
   uint64_t bytes = 0;          // source bytes read (compressed size for .gz)

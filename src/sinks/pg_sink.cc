@@ -129,9 +129,13 @@ class PgSink final : public Sink {
         }
         distinct += fmt::format(", CASE WHEN {} THEN {} END", any_null, kOrd);
       }
+      // RETURNING gives the rows inserted or updated (not those the WHERE left alone); a
+      // row ON CONFLICT inserted has no xmax, one it updated has the updater's: the summary
+      // tells inserted from updated rows.
       apply_sql_ = fmt::format(
-          "INSERT INTO {} AS forklift_t ({}) SELECT DISTINCT ON ({}) {} FROM {} ORDER BY {}, {} DESC "
-          "ON CONFLICT ({}) {}",
+          "WITH forklift_applied AS (INSERT INTO {} AS forklift_t ({}) SELECT DISTINCT ON ({}) "
+          "{} FROM {} ORDER BY {}, {} DESC ON CONFLICT ({}) {} RETURNING forklift_t.xmax = 0 "
+          "AS inserted) SELECT count(*) FILTER (WHERE inserted), count(*) FROM forklift_applied",
           table_sql, ColumnList(spec_.columns), distinct, ColumnList(spec_.columns), kStage,
           distinct, kOrd, keys, action);
       // The fast path for a chunk whose keys are distinct values: try a plain INSERT under a
@@ -183,6 +187,7 @@ class PgSink final : public Sink {
     std::vector<uint32_t> all(chunk.rows.size());
     std::iota(all.begin(), all.end(), 0u);
     FORKLIFT_RETURN_IF_ERROR(Exec("BEGIN"));
+    inserted_ = updated_ = 0;
     Status st = all.empty() ? Status() : Apply(chunk, all, /*narrowing=*/false, /*fast=*/true);
     if (!st) {
       if (!IsRowLevel(conn_->last_error())) return Abort(st.error());
@@ -194,12 +199,15 @@ class PgSink final : public Sink {
       if (earlier) return AlreadyCommitted(chunk, *earlier, std::move(result));
       // Start over in a new transaction and narrow the bad rows out under savepoints.
       FORKLIFT_RETURN_IF_ERROR(Exec("BEGIN"));
+      inserted_ = updated_ = 0;
       st = Narrow(chunk, std::move(all), &result.rejected);
       if (!st) return Abort(st.error());
       std::sort(result.rejected.begin(), result.rejected.end(),
                 [](const RejectedRow& a, const RejectedRow& b) { return a.row < b.row; });
     }
     result.rows_written = static_cast<int64_t>(chunk.rows.size() - result.rejected.size());
+    result.rows_inserted = spec_.upsert ? inserted_ : result.rows_written;
+    result.rows_updated = updated_;
     st = before_commit(result.rejected);
     if (!st) return Abort(st.error());
     const std::optional<std::string> params[] = {
@@ -264,6 +272,7 @@ class PgSink final : public Sink {
           earlier.checksum, chunk.first_line, chunk.last_line, chunk.checksum));
     }
     result.rows_written = earlier.rows;
+    result.rows_inserted = result.rows_updated = std::nullopt;  // that attempt's, not known
     result.already_committed = true;
     return result;
   }
@@ -372,6 +381,7 @@ class PgSink final : public Sink {
         Status st = Exec(fast_sql_);
         if (st) {
           fast_backoff_ = 0;
+          inserted_ += static_cast<int64_t>(rows.size());  // distinct keys, all new
           return st;
         }
         if (conn_->last_error().sqlstate != "23505") return st;
@@ -383,7 +393,13 @@ class PgSink final : public Sink {
       } else if (fast && fast_skip_ > 0) {
         --fast_skip_;
       }
-      FORKLIFT_RETURN_IF_ERROR(Exec(apply_sql_));
+      auto applied = conn_->Query(apply_sql_);
+      if (!applied) return tl::unexpected(Decorate(applied.error()));
+      if (!applied->empty()) {
+        const int64_t ins = std::stoll((*applied)[0][0].value_or("0"));
+        inserted_ += ins;
+        updated_ += std::stoll((*applied)[0][1].value_or("0")) - ins;
+      }
       // The staging rows of a subset that went in must not be applied again with the next.
       if (narrowing) FORKLIFT_RETURN_IF_ERROR(Exec(std::string("DELETE FROM ") + kStage));
     }
@@ -444,6 +460,8 @@ class PgSink final : public Sink {
   std::vector<uint64_t> key_hashes_;
   std::string key_;
   std::string fast_sql_;
+  int64_t inserted_ = 0;  // this chunk's attempt so far: rows inserted, rows updated
+  int64_t updated_ = 0;
   int fast_backoff_ = 0;  // chunks to skip the fast path after its last 23505 (0, 1..64)
   int fast_skip_ = 0;     // of those, still to skip
   std::string copy_sql_, copy_bin_sql_, copy_text_sql_, apply_sql_, stage_sql_, ledger_insert_sql_,

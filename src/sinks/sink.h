@@ -85,6 +85,12 @@ using KeyCanonicalizer =
 
 struct ChunkWriteResult {
   int64_t rows_written = 0;
+  // Of rows_written, how many became new rows and how many changed an existing one (the
+  // rest changed nothing: same values, or a later row of the same key in the chunk won).
+  // Known for PostgreSQL upserts; nullopt where the target does not tell (SQLite upserts,
+  // a chunk an earlier attempt committed). An insert inserts every row it writes.
+  std::optional<int64_t> rows_inserted;
+  std::optional<int64_t> rows_updated;
   std::vector<RejectedRow> rejected;
   // An earlier attempt of this chunk had committed (its COMMIT's reply was lost and it
   // became visible only after this attempt began): this attempt rolled back, rows_written
