@@ -380,7 +380,10 @@ class FlowKillTest(unittest.TestCase):
         self.assertIn("invocation 2 (resume)", main)
         self.assertIn("[out] second", main)
         self.assertEqual(main.count("[out] first"), 1, main)
-        # forklift report finds the run from anywhere with --flow.
+        # forklift runs and forklift report find the run from anywhere with --flow.
+        rc, out, err = self.forklift("runs", "--flow", self.flow, "--json")
+        self.assertEqual(rc, 0, err)
+        self.assertIn(run_id, [json.loads(l)["run_id"] for l in out.splitlines()])
         rc, out, err = self.forklift("report", run_id, "--flow", self.flow, "-o",
                                      os.path.join(self.dir, "r.html"))
         self.assertEqual(rc, 0, err)

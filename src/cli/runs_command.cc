@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "flow/flow_runner.h"
 #include "journal/journal.h"
 
 namespace forklift::cli {
@@ -40,13 +41,17 @@ void LoadCounts(journal::RunInfo& r) {
 
 int RunsCommand(const std::vector<std::string>& args) {
   CLI::App app("List the runs recorded in the journal, newest first.", "forklift runs");
-  std::string journal_path = journal::ResolveJournalPath("");
+  std::string journal_path, flow_path;
   std::string kind;
   int limit = 20;
   bool json = false;
   app.add_option("--journal", journal_path,
                  "journal file (default $FORKLIFT_JOURNAL or .forklift/journal.db: the rule "
                  "every command that writes one follows)")
+      ->group("Journal");
+  app.add_option("--flow", flow_path,
+                 "the journal of this flow file (.forklift/journal.db beside it, as forklift "
+                 "run keeps it)")
       ->group("Journal");
   app.add_option("--kind", kind, "only runs of this kind: batch, map, flow, load")
       ->check(CLI::IsMember({"batch", "map", "flow", "load"}))
@@ -59,6 +64,8 @@ int RunsCommand(const std::vector<std::string>& args) {
       "SUCCEEDED and FAILED count items (batch), jobs (map), tasks (flow) or rows (load: "
       "loaded, rejected).");
   if (int rc = ParseCli(app, args); rc >= 0) return rc;
+  journal_path = flow_path.empty() ? journal::ResolveJournalPath(journal_path)
+                                   : flow::ResolveFlowJournalPath(journal_path, flow_path);
   if (!std::filesystem::exists(journal_path)) {  // listing must not create a journal
     fmt::print("no runs: {} does not exist\n", journal_path);
     return 0;
