@@ -1,4 +1,4 @@
-// The exit statuses of `forklift load` and `forklift dlq retry`: one table, documented in
+// The exit statuses of `forklift load`: one table, documented in
 // docs/load.md and printed by `forklift load --help` (kExitStatusHelp), so that a script can
 // tell "fix the command" from "the server is down" from "some rows were dead-lettered".
 //

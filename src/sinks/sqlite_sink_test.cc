@@ -155,5 +155,43 @@ TEST_F(SqliteSinkTest, CancelRacingReconnectIsSafe) {
   EXPECT_EQ(Sql("SELECT id, v FROM t"), "1|a");
 }
 
+// Two loads into one file at once: the second is refused (its counts would be wrong), and
+// the file is free again once the first target is gone.
+TEST_F(SqliteSinkTest, ClaimLoadTakesTheFileForOneLoadAtATime) {
+  Sql("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)");
+  auto address = ParseTargetAddress("sqlite:" + path_);
+  ASSERT_TRUE(address);
+  TableSpec spec{.table = "t", .columns = {"id", "v"}, .load_id = "L"};
+  auto first = Target::Open(*address, spec);
+  ASSERT_TRUE(first) << first.error().ToString();
+  ASSERT_TRUE((*first)->ClaimLoad());
+  EXPECT_TRUE((*first)->ClaimLoad()) << "claiming again is harmless";
+  auto second = Target::Open(*address, spec);
+  ASSERT_TRUE(second) << second.error().ToString();
+  auto refused = (*second)->ClaimLoad();
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::kAborted);
+  EXPECT_THAT(refused.error().message, HasSubstr("another load with load id L"));
+  first->reset();
+  EXPECT_TRUE((*second)->ClaimLoad());
+}
+
+// --ledger-schema is a PostgreSQL option; --no-header reads the table's columns.
+TEST_F(SqliteSinkTest, LedgerSchemaIsRefusedAndTableColumnsAreRead) {
+  Sql("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, w REAL)");
+  auto address = ParseTargetAddress("sqlite:" + path_);
+  ASSERT_TRUE(address);
+  TableSpec spec{.table = "t", .columns = {"id"}, .load_id = "L", .ledger_schema = "x"};
+  auto t = Target::Open(*address, spec);
+  ASSERT_FALSE(t);
+  EXPECT_THAT(t.error().message, HasSubstr("--ledger-schema"));
+  auto cols = ReadTableColumns(*address, "", "t");
+  ASSERT_TRUE(cols) << cols.error().ToString();
+  EXPECT_EQ(*cols, (std::vector<std::string>{"id", "v", "w"}));
+  auto none = ReadTableColumns(*address, "", "nope");
+  ASSERT_FALSE(none);
+  EXPECT_THAT(none.error().message, HasSubstr("no such table"));
+}
+
 }  // namespace
 }  // namespace forklift::sinks
