@@ -46,8 +46,8 @@ int RunsCommand(const std::vector<std::string>& args) {
   int limit = 20;
   bool json = false;
   app.add_option("--journal", journal_path,
-                 "journal file (default $FORKLIFT_JOURNAL or .forklift/journal.db: the rule "
-                 "every command that writes one follows)")
+                 "journal file (default $FORKLIFT_JOURNAL, else .forklift/journal.db in the "
+                 "working directory, as map, load and dlq find it)")
       ->group("Journal");
   app.add_option("--flow", flow_path,
                  "the journal of this flow file (.forklift/journal.db beside it, as forklift "
