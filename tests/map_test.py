@@ -472,6 +472,36 @@ class MapTest(unittest.TestCase):
                 p.kill()
             os.close(master)
 
+    def test_bar_is_plain_lines_off_a_terminal_and_a_bar_on_one(self):
+        rc, out, err = self.fk("--bar", "echo", ":::", "a", "b", "c")
+        self.assertEqual(rc, 0)
+        self.assertIn(b"map: 100% 3/3 jobs, 0 failed", err)
+        self.assertNotIn(b"\r", err)
+        self.assertNotIn(b"\x1b", err)
+        self.assertNotIn(b"map-", err, "no internal run id")
+        import pty
+        master, slave = pty.openpty()
+        p = subprocess.Popen([FORKLIFT, "map", "--eta", "sleep 0.3; echo", ":::", "a", "b", "c"],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave,
+                             env=self.env, cwd=self.dir)
+        os.close(slave)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+        p.wait(timeout=20)
+        os.close(master)
+        self.assertEqual(p.returncode, 0)
+        self.assertIn(b"\r\x1b[2Kmap [", seen)
+        self.assertIn(b"100% 3/3 jobs", seen)
+        self.assertIn(b"jobs/s", seen)
+        self.assertNotIn(b"map-", seen)
+
     def test_resume_survives_reordered_input(self):
         out = os.path.join(self.dir, "ran.txt")
         args = ["--joblog", os.path.join(self.dir, "jl"), f"echo {{}} >> {out}", ":::"]

@@ -1,25 +1,16 @@
 #include "core/progress_reporter.h"
 
-#include <unistd.h>
-
-#include <fmt/format.h>
-
 #include "core/format_duration.h"
 
 namespace forklift::core {
-namespace {
-constexpr auto kBarPeriod = std::chrono::milliseconds(100);
-constexpr int kBarWidth = 30;
-}  // namespace
 
 ProgressReporter::ProgressReporter(Options options, Clock& clock)
-    : options_(std::move(options)), clock_(clock), mode_(options_.display) {
-  if (mode_ == ProgressDisplay::kAuto) {
-    mode_ = (options_.out && isatty(fileno(options_.out))) ? ProgressDisplay::kBar
-                                                            : ProgressDisplay::kLines;
-  }
-  start_ = last_draw_ = clock_.Now();
+    : options_(std::move(options)),
+      clock_(clock),
+      printer_(options_.display, options_.interval, options_.out) {
+  start_ = clock_.Now();
   progress_.total = options_.total;
+  printer_.Update(Snapshot(), start_);  // starts the pacing
 }
 
 void ProgressReporter::Update() {
@@ -33,49 +24,33 @@ void ProgressReporter::Update() {
   }
 }
 
-std::string ProgressReporter::Render(bool bar) const {
-  std::string s = options_.label + ": ";
-  if (bar && progress_.total > 0) {
-    int filled = static_cast<int>(kBarWidth * progress_.completed / progress_.total);
-    s += "[" + std::string(filled, '#') + std::string(kBarWidth - filled, '.') + "] ";
-  }
-  s += FormatCount(static_cast<double>(progress_.completed));
-  if (progress_.total > 0) {
-    s += fmt::format("/{} ({:.0f}%)", FormatCount(static_cast<double>(progress_.total)),
-                     100.0 * static_cast<double>(progress_.completed) /
-                         static_cast<double>(progress_.total));
-  }
-  s += fmt::format(" done, {} failed, {}/s", progress_.failed, FormatCount(progress_.rate));
-  if (progress_.eta) s += ", ETA " + FormatDuration(*progress_.eta);
-  return s;
+ProgressSnapshot ProgressReporter::Snapshot() const {
+  return ProgressSnapshot{.label = options_.label,
+                          .unit = "items",
+                          .rate_unit = "items",
+                          .done = progress_.completed,
+                          .total = progress_.total,
+                          .failed = progress_.failed,
+                          .elapsed = clock_.Now() - start_};
 }
+
+std::string ProgressReporter::Render(bool bar) const { return RenderProgress(Snapshot(), bar); }
 
 void ProgressReporter::OnOutcome(bool failed) {
   ++progress_.completed;
   if (failed) ++progress_.failed;
   Update();
   if (options_.callback) options_.callback(progress_);
-  if (mode_ == ProgressDisplay::kNone || !options_.out) return;
-  TimePoint now = clock_.Now();
-  if (mode_ == ProgressDisplay::kBar && now - last_draw_ >= kBarPeriod) {
-    fmt::print(options_.out, "\r\x1b[2K{}", Render(true));
-    std::fflush(options_.out);
-    last_draw_ = now;
-  } else if (mode_ == ProgressDisplay::kLines && now - last_draw_ >= options_.interval) {
-    fmt::print(options_.out, "{}\n", Render(false));
-    std::fflush(options_.out);
-    last_draw_ = now;
-  }
+  printer_.Update(Snapshot(), clock_.Now());
 }
 
 void ProgressReporter::Finish() {
   if (finished_) return;
   finished_ = true;
   Update();
-  if (mode_ == ProgressDisplay::kBar && options_.out) {
-    fmt::print(options_.out, "\r\x1b[2K{}\n", Render(true));
-    std::fflush(options_.out);
-  }
+  // A batch too short for a periodic line adds none at its end: a library's default
+  // (kAuto) must not write to a non-terminal stderr for every batch.
+  printer_.Finish(Snapshot(), /*last_line=*/false);
 }
 
 }  // namespace forklift::core

@@ -1,5 +1,7 @@
-// Turns completions into Progress values and draws them: a redrawn bar on a TTY (at most
-// 10 times a second), plain lines every interval otherwise.
+// run_batch's progress: turns completions into Progress values for on_progress and draws
+// them through the shared renderer (progress_renderer.h): a redrawn bar on a TTY (at most
+// 10 times a second), plain lines every interval otherwise. It draws on outcomes, on the
+// batch's clock, so it needs no thread of its own.
 // Thread safety: none; the engine calls it from the batch's calling thread only.
 #ifndef FORKLIFT_CORE_PROGRESS_REPORTER_H_
 #define FORKLIFT_CORE_PROGRESS_REPORTER_H_
@@ -8,6 +10,7 @@
 #include <functional>
 #include <string>
 
+#include "core/progress_renderer.h"
 #include "forklift/clock.h"
 #include "forklift/progress.h"
 
@@ -36,12 +39,12 @@ class ProgressReporter {
 
  private:
   void Update();
+  ProgressSnapshot Snapshot() const;
 
   Options options_;
   Clock& clock_;
-  ProgressDisplay mode_;
+  ProgressPrinter printer_;
   TimePoint start_;
-  TimePoint last_draw_;
   Progress progress_;
   bool finished_ = false;
 };

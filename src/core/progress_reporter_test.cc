@@ -44,7 +44,7 @@ TEST(ProgressReporterTest, UnknownTotalHasNoEta) {
   clock.Advance(1s);
   r.OnOutcome(false);
   EXPECT_FALSE(r.progress().eta);
-  EXPECT_EQ(r.Render(false), "forklift: 1 done, 0 failed, 1/s");
+  EXPECT_EQ(r.Render(false), "forklift: 1 items, 0 failed, 1.0 items/s");
 }
 
 TEST(ProgressReporterTest, PlainLinesComeOncePerInterval) {
@@ -62,7 +62,7 @@ TEST(ProgressReporterTest, PlainLinesComeOncePerInterval) {
   std::fclose(out);
   size_t lines = std::count(text.begin(), text.end(), '\n');
   EXPECT_EQ(lines, 4u) << text;  // at 5s, 10s, 15s, 20s
-  EXPECT_NE(text.find("forklift: 20/100 (20%) done, 0 failed, 1/s, ETA 1m20s"), std::string::npos)
+  EXPECT_NE(text.find("forklift: 20% 20/100 items, 0 failed, 1.0 items/s, ETA 1m20s"), std::string::npos)
       << text;
   EXPECT_EQ(text.find('\r'), std::string::npos) << "no control characters off a TTY";
 }
@@ -78,11 +78,11 @@ TEST(ProgressReporterTest, BarRedrawsInPlaceAndEndsWithNewline) {
   r.Finish();
   std::string text = ReadAll(out);
   std::fclose(out);
-  EXPECT_NE(text.find("\r\x1b[2Kforklift: [###############...............] 2/4"),
+  EXPECT_NE(text.find("\r\x1b[2Kforklift [============>           ]  50% 2/4 items"),
             std::string::npos)
       << text;
   EXPECT_EQ(text.back(), '\n');
-  EXPECT_NE(text.find("[##############################] 4/4 (100%)"), std::string::npos);
+  EXPECT_NE(text.find("[========================] 100% 4/4 items"), std::string::npos) << text;
 }
 
 }  // namespace

@@ -1,18 +1,16 @@
-// The load's progress display: a bar with rows/s, MB/s and an ETA from source bytes on a
-// TTY (redrawn 10 times a second), plain lines every interval otherwise.
+// The load's progress display, drawn by the shared renderer (core/progress_renderer.h): a
+// bar with rows/s, bytes/s and an ETA from source bytes on a TTY (redrawn 10 times a
+// second), plain lines every interval otherwise.
 // Thread safety: the counters are atomics other threads move; Start/Stop from one thread.
 #ifndef FORKLIFT_LOAD_LOAD_PROGRESS_H_
 #define FORKLIFT_LOAD_LOAD_PROGRESS_H_
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
-#include <mutex>
-#include <string>
-#include <thread>
 
+#include "core/progress_renderer.h"
 #include "forklift/progress.h"
 #include "load/chunker.h"
 
@@ -27,17 +25,10 @@ struct WriteCounters {
   std::atomic<uint64_t> retries{0};
 };
 
-// One progress state, as text (no control characters); a pure function for tests.
-struct ProgressSnapshot {
-  uint64_t source_bytes = 0;
-  uint64_t total_bytes = 0;  // 0: unknown (stdin)
-  uint64_t rows_read = 0;
-  uint64_t rows_loaded = 0;
-  uint64_t rows_rejected = 0;
-  uint64_t rows_skipped = 0;  // committed by an earlier run
-  double elapsed_s = 0;
-};
-std::string RenderProgress(const ProgressSnapshot& s, bool bar);
+// The renderer's snapshot of a load's counters (total_bytes 0: unknown, as for stdin).
+// Pure, for tests.
+core::ProgressSnapshot LoadSnapshot(uint64_t total_bytes, const ReadCounters& read,
+                                    const WriteCounters& write);
 
 class LoadProgress {
  public:
@@ -49,20 +40,7 @@ class LoadProgress {
   void Stop();
 
  private:
-  ProgressSnapshot Snapshot() const;
-  void Loop();
-
-  ProgressDisplay mode_;
-  std::chrono::milliseconds interval_;
-  FILE* out_;
-  uint64_t total_bytes_;
-  const ReadCounters* read_;
-  const WriteCounters* write_;
-  std::chrono::steady_clock::time_point start_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stopping_ = false;
-  std::thread thread_;
+  core::ProgressTicker ticker_;
 };
 
 }  // namespace forklift::load

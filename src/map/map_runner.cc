@@ -22,6 +22,7 @@
 #include <unordered_map>
 
 #include "core/fnv1a.h"
+#include "core/progress_renderer.h"
 #include "core/latency_histogram.h"
 #include "forklift/batch.h"
 #include "forklift/executor.h"
@@ -104,6 +105,8 @@ class JobRange {
   // (a --halt N% policy needs it, and GNU parallel, too, knows it only after reading all).
   // Thread-safe (the workers' halt checks read it).
   uint64_t total() const { return total_.load(std::memory_order_acquire); }
+  // Jobs skipped so far because a resume found them done. Thread-safe.
+  uint64_t skipped() const { return skipped_.load(std::memory_order_relaxed); }
 
  private:
   void Advance() {
@@ -130,6 +133,7 @@ class JobRange {
       }
       if (skip_by_seq_ && (skip_failed_too_ ? skip_by_seq_->Ran(job.seq)
                                             : skip_by_seq_->Succeeded(job.seq))) {
+        skipped_.fetch_add(1, std::memory_order_relaxed);
         continue;
       }
       if (skip_recorded_) {
@@ -138,7 +142,10 @@ class JobRange {
           error_ = skip.error();
           return Done();
         }
-        if (*skip) continue;
+        if (*skip) {
+          skipped_.fetch_add(1, std::memory_order_relaxed);
+          continue;
+        }
       }
       job.index = produced_++;
       current_ = std::move(job);
@@ -166,6 +173,7 @@ class JobRange {
   SkipRecorded skip_recorded_;
   std::unordered_map<uint64_t, uint32_t> occurrences_;  // by content hash
   std::atomic<uint64_t> total_{0};
+  std::atomic<uint64_t> skipped_{0};
   uint64_t seq_ = 0;
   uint64_t produced_ = 0;
   MapJob current_;
@@ -352,6 +360,9 @@ class MapRun {
   std::mutex failed_mu_;
   std::unordered_map<uint64_t, JobResult> failed_;  // final failures, by job index
   uint64_t started_ = 0;
+  // For the progress display (its thread reads them): jobs that ended, and how many failed.
+  std::atomic<uint64_t> ended_{0};
+  std::atomic<uint64_t> ended_failed_{0};
   const JobRange* jobs_ = nullptr;  // the run's jobs, while run_batch runs
   std::optional<Error> output_error_;
 };
@@ -600,6 +611,8 @@ void MapRun::OnOutcome(Outcome<JobResult>&& outcome) {
   }
   // A timed-out job logs -1 as its exit value, as GNU parallel does.
   int exit_value = c.timed_out ? -1 : (c.signal ? 0 : c.exit_code);
+  if (exit_value != 0 || c.signal != 0) ended_failed_.fetch_add(1, std::memory_order_relaxed);
+  ended_.fetch_add(1, std::memory_order_relaxed);
   if (c.timed_out) {
     fmt::print(stderr, "forklift map: job {} was killed because it timed out: {}\n", r.seq,
                r.command);
@@ -661,17 +674,33 @@ int MapRun::Run() {
   b.retry.max_delay = b.retry.base_delay * 64;
   b.retry.retry_deadline_exceeded = true;
   b.ordered = o_.keep_order;
-  // A bar on a terminal, plain lines otherwise (never a \r or an escape in a file).
-  b.display = (o_.bar || o_.eta || o_.progress) ? ProgressDisplay::kAuto : ProgressDisplay::kNone;
+  b.display = ProgressDisplay::kNone;  // the ticker below draws map's own progress
   b.batch_id = run_id_;
   b.run_kind = "map";
   b.run_name = template_text_;
   b.journal_path = journal_path_;
   b.resume = BatchOptions::Resume::kNone;  // JobRange skipped what the journal holds
   b.stop = any_stop.get_token();
+  // --bar/--eta/--progress: a bar on a terminal, plain lines otherwise (never a \r or an
+  // escape code in a file). Jobs a resume skipped count as done.
+  std::optional<core::ProgressTicker> progress;
+  if (o_.bar || o_.eta || o_.progress) {
+    progress.emplace(core::ProgressTicker::Options{.display = ProgressDisplay::kAuto}, [this, &jobs] {
+      uint64_t skipped = jobs.skipped();
+      uint64_t total = jobs.total();
+      return core::ProgressSnapshot{.label = "map",
+                                    .unit = "jobs",
+                                    .rate_unit = "jobs",
+                                    .done = ended_.load(std::memory_order_relaxed) + skipped,
+                                    .total = total,
+                                    .failed = ended_failed_.load(std::memory_order_relaxed)};
+    });
+    progress->Start();
+  }
   auto summary = run_batch(
       jobs, [this](const MapJob& job, ItemContext& ctx) { return RunJob(job, ctx); }, b,
       [this](Outcome<JobResult>&& o) { OnOutcome(std::move(o)); });
+  if (progress) progress->Stop();
   if (!summary) {
     Fail(summary.error());
     return 255;
