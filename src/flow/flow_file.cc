@@ -22,10 +22,14 @@
 namespace forklift::flow {
 namespace {
 
-const std::vector<std::string> kTopKeys = {"name", "log_dir", "pools", "tasks"};
+const std::vector<std::string> kTopKeys = {
+    "name",       "log_dir",    "pools",        "tasks",      "on_success",
+    "on_failure", "on_finish",  "on_alert",     "alert_after", "hook_timeout"};
 const std::vector<std::string> kTaskKeys = {
     "cmd",  "after", "critical", "timeout", "retries", "retry_delay", "alert_after",
-    "pool", "env",   "cwd",      "days",    "outputs", "inputs"};
+    "pool", "env",   "cwd",      "days",    "outputs", "inputs",      "run_if",
+    "group", "on_failure"};
+const std::vector<std::string> kRunIfValues = {"on_success", "all_done", "always"};
 // Index = struct tm's tm_wday, so TaskSpec::days_mask tests against localtime() directly.
 const std::vector<std::string> kDayNames = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
 
@@ -225,6 +229,27 @@ void Parser::ParseTask(const toml::key& task_key, const toml::node& node,
       }
     } else if (k == "retry_delay") {
       ParseDurationValue(key, value, where, /*must_be_positive=*/false, task.retry_delay);
+    } else if (k == "run_if") {
+      std::string v = value.is_string() ? value.as_string()->get() : "";
+      if (!value.is_string()) {
+        TypeMismatch(key, value, where, "\"all_done\" or \"always\"");
+      } else if (v == "all_done") {
+        task.run_if = RunIf::kAllDone;
+      } else if (v == "always") {
+        task.run_if = RunIf::kAlways;
+      } else if (v != "on_success") {
+        Fail(line, where,
+             fmt::format("unknown value '{}'{} (one of: on_success, all_done, always)", v,
+                         Hint(v, kRunIfValues)));
+      }
+    } else if (k == "group" || k == "on_failure") {
+      if (!value.is_string()) {
+        TypeMismatch(key, value, where, "a string");
+      } else if (value.as_string()->get().empty()) {
+        Fail(line, where, "must not be empty");
+      } else {
+        (k == "group" ? task.group : task.on_failure) = value.as_string()->get();
+      }
     } else if (k == "retries") {
       const auto* n = value.as_integer();
       if (!n) {
@@ -336,6 +361,28 @@ Result<FlowSpec> Parser::Parse(const toml::table& root) {
              "and lock file)");
       } else {
         (k == "name" ? spec.name : spec.log_dir) = value.as_string()->get();
+      }
+    } else if (k == "on_success" || k == "on_failure" || k == "on_finish" ||
+               k == "on_alert") {
+      if (!value.is_string()) {
+        TypeMismatch(key, value, k, "a string");
+      } else if (value.as_string()->get().empty()) {
+        Fail(line, k, "must not be empty");
+      } else {
+        std::string& hook = k == "on_success"   ? spec.on_success
+                            : k == "on_failure" ? spec.on_failure
+                            : k == "on_finish"  ? spec.on_finish
+                                                : spec.on_alert;
+        hook = value.as_string()->get();
+      }
+    } else if (k == "alert_after" || k == "hook_timeout") {
+      Duration d{};
+      if (ParseDurationValue(key, value, k, /*must_be_positive=*/true, d)) {
+        if (k == "alert_after") {
+          spec.alert_after = d;
+        } else {
+          spec.hook_timeout = d;
+        }
       }
     } else if (k == "pools") {
       ParsePools(value, spec);

@@ -6,10 +6,13 @@
 //   log_dir = "logs"              # default .forklift/logs
 //   [pools]
 //   db = 4                        # at most 4 running tasks with pool = "db"
+//   on_failure = "notify.sh"      # hooks: on_success, on_failure, on_finish, on_alert
+//   alert_after = "90m"           # on_alert fires once when the run passes it
 //   [tasks.scrape]
 //   cmd = "python3 scrape.py"     # the only required key
 //   after = ["discovery"]         # plus critical, timeout, retries, retry_delay,
-//                                 # alert_after, pool, env, cwd, days, outputs, inputs
+//                                 # alert_after, pool, env, cwd, days, outputs, inputs,
+//                                 # run_if, group, on_failure
 //
 // Durations are strings with a unit ("15m", "1h30m", "200ms"); a bare number is refused
 // (is `timeout = 1` a second or a minute?). The flow's `name` (default: the file's stem,
@@ -32,6 +35,13 @@
 
 namespace forklift::flow {
 
+// When a task may start, given how the tasks it runs `after` ended.
+enum class RunIf {
+  kDefault,  // they succeeded or failed non-critically; blocked by a critical failure
+  kAllDone,  // they ended, whatever their state (cleanup, notify): never blocked
+  kAlways,   // as kAllDone, and also when the run is interrupted (a first signal)
+};
+
 // One [tasks.NAME] table. Defaults are those a task gets when the key is absent.
 struct TaskSpec {
   std::string name;                        // the NAME of [tasks.NAME]
@@ -50,6 +60,9 @@ struct TaskSpec {
   uint8_t days_mask = 0;
   std::vector<std::string> outputs;        // globs; with inputs, for incremental runs
   std::vector<std::string> inputs;         // globs
+  RunIf run_if = RunIf::kDefault;          // run_if = "all_done" | "always"
+  std::string group;                       // its phase in the breakdown; "" = none
+  std::string on_failure;                  // a hook run when the task fails; "" = none
   int line = 0;                            // 1-based line of the task's table
 
   // True when the task is scheduled on weekday `tm_wday` (0 = Sunday .. 6 = Saturday).
@@ -63,6 +76,12 @@ struct FlowSpec {
   std::string name;                        // default: the file's stem ("nightly")
   std::string log_dir = ".forklift/logs";
   std::map<std::string, int> pools;        // pool name -> limit >= 1
+  // Hooks: shell commands run in the flow's directory with FORKLIFT_RUN_ID,
+  // FORKLIFT_STATUS (and FORKLIFT_TASK for task hooks) set and the run's summary as JSON
+  // on stdin, each within hook_timeout. "" = none.
+  std::string on_success, on_failure, on_finish, on_alert;
+  Duration hook_timeout = std::chrono::minutes(5);
+  std::optional<Duration> alert_after;     // the run's own alert; default: none
   std::vector<TaskSpec> tasks;             // in file order
   // Things that are allowed but probably not meant ("PATH:LINE: KEY: why"), for the CLI
   // to print before running. Default: none.

@@ -182,20 +182,23 @@ void Scheduler::MakeReady(TaskId id) {
 
 std::optional<TaskId> Scheduler::StartNext() {
   if (running_ >= jobs_) return std::nullopt;
-  // The heads of the pools with a free slot compete; the earliest in file order wins.
-  std::optional<size_t> best;
-  for (size_t q = 0; q < ready_.size(); ++q) {
-    if (ready_[q].empty()) continue;
-    if (q != 0 && pool_running_[q] >= pool_limit_[q]) continue;
-    if (!best || ready_[q].top() < ready_[*best].top()) best = q;
+  for (;;) {
+    // The heads of the pools with a free slot compete; the earliest in file order wins.
+    std::optional<size_t> best;
+    for (size_t q = 0; q < ready_.size(); ++q) {
+      if (ready_[q].empty()) continue;
+      if (q != 0 && pool_running_[q] >= pool_limit_[q]) continue;
+      if (!best || ready_[q].top() < ready_[*best].top()) best = q;
+    }
+    if (!best) return std::nullopt;
+    TaskId id = ready_[*best].top();
+    ready_[*best].pop();
+    if (states_[id] != State::kReady) continue;  // marked not_run by Stop: drop it
+    states_[id] = State::kRunning;
+    ++running_;
+    ++pool_running_[*best];
+    return id;
   }
-  if (!best) return std::nullopt;
-  TaskId id = ready_[*best].top();
-  ready_[*best].pop();
-  states_[id] = State::kRunning;
-  ++running_;
-  ++pool_running_[*best];
-  return id;
 }
 
 void Scheduler::Vacate(TaskId id) {
@@ -215,28 +218,46 @@ std::vector<TaskId> Scheduler::Finish(TaskId id, bool failed_critical) {
   }
   states_[id] = State::kFinished;
   ++settled_;
-  if (!failed_critical) {
-    for (TaskId s : plan_.Successors(id)) {
-      // An upstream_failed successor still counts down, but never becomes ready.
-      if (--waiting_on_[s] == 0 && states_[s] == State::kWaiting) MakeReady(s);
+  // A successor either counts `id` as done (it may become ready), or, after a critical
+  // failure, is blocked, and so is what needs it in turn. Each task is marked once, so the
+  // marking costs O(tasks + edges) over the whole run.
+  std::vector<TaskId> stack;
+  auto ended = [&](TaskId s, bool failed) {
+    if (failed && plan_.task(s).run_if == RunIf::kDefault) {
+      stack.push_back(s);
+    } else if (--waiting_on_[s] == 0 && states_[s] == State::kWaiting) {
+      MakeReady(s);
     }
-    return blocked;
-  }
-  // Everything downstream can only be waiting (it needs `id`); each is marked once, so
-  // the marking costs O(tasks + edges) over the whole run.
-  std::vector<TaskId> stack(plan_.Successors(id).begin(), plan_.Successors(id).end());
+  };
+  for (TaskId s : plan_.Successors(id)) ended(s, failed_critical);
   while (!stack.empty()) {
     TaskId t = stack.back();
     stack.pop_back();
-    if (states_[t] == State::kUpstreamFailed) continue;
+    if (states_[t] == State::kUpstreamFailed || states_[t] == State::kNotRun) continue;
     states_[t] = State::kUpstreamFailed;
     ++settled_;
     blocked.push_back(t);
-    for (TaskId s : plan_.Successors(t)) {
-      if (states_[s] != State::kUpstreamFailed) stack.push_back(s);
-    }
+    for (TaskId s : plan_.Successors(t)) ended(s, /*failed=*/true);
   }
   return blocked;
+}
+
+std::vector<TaskId> Scheduler::Stop() {
+  std::vector<TaskId> marked;
+  // In topological order, so a task's predecessors are settled before it is looked at.
+  for (const auto& level : plan_.Levels()) {
+    for (TaskId t : level) {
+      if (states_[t] != State::kWaiting && states_[t] != State::kReady) continue;
+      if (plan_.task(t).run_if == RunIf::kAlways) continue;
+      states_[t] = State::kNotRun;  // a ready one stays in its heap: StartNext skips it
+      ++settled_;
+      marked.push_back(t);
+      for (TaskId s : plan_.Successors(t)) {
+        if (--waiting_on_[s] == 0 && states_[s] == State::kWaiting) MakeReady(s);
+      }
+    }
+  }
+  return marked;
 }
 
 namespace {

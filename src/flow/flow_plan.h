@@ -91,7 +91,10 @@ class Plan {
 class Scheduler {
  public:
   // kEnded: it no longer holds a slot (Vacate), but its successors wait for Finish.
-  enum class State : uint8_t { kWaiting, kReady, kRunning, kEnded, kFinished, kUpstreamFailed };
+  // kNotRun: never started because the run stopped (Stop).
+  enum class State : uint8_t {
+    kWaiting, kReady, kRunning, kEnded, kFinished, kUpstreamFailed, kNotRun
+  };
 
   // `jobs` below 1 counts as 1.
   Scheduler(const Plan& plan, int jobs);
@@ -108,11 +111,19 @@ class Scheduler {
 
   // Records that running (or vacated) task `id` ended. With `failed_critical` (it failed and is
   // critical) every task downstream of it is marked upstream_failed and will never
-  // start; those are returned in the order they were marked. Otherwise (succeeded,
+  // start — except tasks with run_if all_done or always, which count a failed or blocked
+  // task as ended like any other and start once all theirs have; the marked are returned
+  // in the order they were marked. Otherwise (succeeded,
   // skipped, not scheduled today, or a non-critical failure) its successors count it as
   // done and an empty vector is returned. Calling it for a task not running is a bug
   // (asserted in debug builds, ignored otherwise). running() counts slot holders only.
   std::vector<TaskId> Finish(TaskId id, bool failed_critical);
+
+  // The run is stopping (a first signal): every task that has not started is marked
+  // not_run and counts as ended for its successors, save those with run_if always, which
+  // still start once the tasks they run after have ended. Returns the tasks it marked.
+  // Running and vacated tasks are left to Finish.
+  std::vector<TaskId> Stop();
 
   // True when every task has finished or is upstream_failed.
   bool done() const { return settled_ == states_.size(); }

@@ -157,6 +157,57 @@ TEST(SchedulerTest, JobsAndPoolsBoundWhatRuns) {
   EXPECT_EQ(s.state(*plan.Find("p2")), Scheduler::State::kRunning);
 }
 
+TEST(SchedulerTest, VacateFreesTheSlotButSuccessorsWaitForFinish) {
+  Plan plan = MustBuild(MakeSpec({{"a", {}}, {"b", {"a"}}, {"x", {}}}));
+  Scheduler s(plan, 1);
+  EXPECT_THAT(StartAll(plan, s), ElementsAre("a"));
+  s.Vacate(*plan.Find("a"));
+  EXPECT_EQ(s.running(), 0);
+  EXPECT_THAT(StartAll(plan, s), ElementsAre("x")) << "b waits for a's Finish";
+  s.Finish(*plan.Find("a"), false);
+  s.Finish(*plan.Find("x"), false);
+  EXPECT_THAT(StartAll(plan, s), ElementsAre("b"));
+}
+
+TEST(SchedulerTest, AllDoneTasksRunAfterACriticalFailureAndWhatTheyFollowIsBlocked) {
+  // a fails; b needs a (blocked); cleanup follows b and a with run_if = all_done; after
+  // cleanup, z (default) runs too, since cleanup itself ran.
+  FlowSpec spec = MakeSpec({{"a", {}}, {"b", {"a"}}, {"cleanup", {"a", "b"}}, {"z", {"cleanup"}}});
+  spec.tasks[2].run_if = RunIf::kAllDone;
+  Plan plan = MustBuild(std::move(spec));
+  Scheduler s(plan, 2);
+  EXPECT_THAT(StartAll(plan, s), ElementsAre("a"));
+  std::vector<std::string> blocked;
+  for (TaskId t : s.Finish(*plan.Find("a"), /*failed_critical=*/true)) {
+    blocked.push_back(plan.task(t).name);
+  }
+  EXPECT_THAT(blocked, ElementsAre("b"));
+  EXPECT_THAT(StartAll(plan, s), ElementsAre("cleanup"));
+  s.Finish(*plan.Find("cleanup"), false);
+  EXPECT_THAT(StartAll(plan, s), ElementsAre("z"));
+  s.Finish(*plan.Find("z"), false);
+  EXPECT_TRUE(s.done());
+}
+
+TEST(SchedulerTest, StopMarksWhatHasNotStartedButAlwaysTasksStillRun) {
+  FlowSpec spec =
+      MakeSpec({{"a", {}}, {"b", {"a"}}, {"c", {}}, {"notify", {"b"}}, {"after_notify", {"notify"}}});
+  spec.tasks[3].run_if = RunIf::kAlways;
+  Plan plan = MustBuild(std::move(spec));
+  Scheduler s(plan, 1);
+  EXPECT_THAT(StartAll(plan, s), ElementsAre("a"));
+  std::vector<std::string> marked;
+  for (TaskId t : s.Stop()) marked.push_back(plan.task(t).name);
+  // b and c never start; notify waits for a (running), then runs; after_notify does not.
+  EXPECT_THAT(marked, ElementsAre("c", "b", "after_notify"));
+  EXPECT_THAT(StartAll(plan, s), IsEmpty());
+  s.Finish(*plan.Find("a"), false);
+  EXPECT_THAT(StartAll(plan, s), ElementsAre("notify"));
+  s.Finish(*plan.Find("notify"), false);
+  EXPECT_THAT(StartAll(plan, s), IsEmpty());
+  EXPECT_TRUE(s.done());
+}
+
 TEST(SchedulerTest, FailedCriticalTaskBlocksEverythingDownstream) {
   // a -> b -> c, a -> d, e independent, f after e and c.
   Plan plan = MustBuild(MakeSpec(

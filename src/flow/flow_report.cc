@@ -328,6 +328,74 @@ Result<std::string> ReadLogTail(const std::string& path, size_t max_lines, size_
   return TailLines(text, max_lines);
 }
 
+namespace {
+
+void RenderPhases(const ReportData& data, std::string& out) {
+  std::vector<PhaseRow> phases = PhaseRows(data);
+  if (std::none_of(phases.begin(), phases.end(), [](const PhaseRow& p) { return p.is_group; })) {
+    return;
+  }
+  out += "<h2>Phases</h2>\n<table class=\"phases\"><thead><tr><th>phase</th><th>tasks</th>"
+         "<th>wall time</th><th>critical path</th><th>failed</th></tr></thead><tbody>\n";
+  for (const PhaseRow& p : phases) {
+    out += fmt::format(
+        "<tr><td>{}{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>"
+        "<td class=\"num\">{:.0f}%</td><td class=\"num\">{}</td></tr>\n",
+        HtmlEscape(p.name), p.is_group ? "" : " <em>(task)</em>", p.tasks, Seconds(p.wall_s),
+        p.critical_share * 100, p.failed);
+  }
+  out += "</tbody></table>\n";
+}
+
+void RenderHooks(const ReportData& data, std::string& out) {
+  if (data.hooks.empty()) return;
+  out += "<h2>Hooks</h2>\n<ul class=\"hooks\">\n";
+  for (const HookReport& h : data.hooks) {
+    out += fmt::format("<li class=\"{}\">{}{}: {} ({})</li>\n", h.ok ? "st-succeeded" : "st-failed",
+                       HtmlEscape(h.hook), h.task.empty() ? "" : " of " + HtmlEscape(h.task),
+                       HtmlEscape(h.outcome), Seconds(h.duration_s));
+  }
+  out += "</ul>\n";
+}
+
+}  // namespace
+
+std::vector<PhaseRow> PhaseRows(const ReportData& data) {
+  std::vector<PhaseRow> rows;
+  std::map<std::string, size_t> index;  // group -> row
+  std::map<size_t, std::pair<double, double>> span;  // row -> first start, last end
+  double critical_total = 0;
+  for (const TaskReport& t : data.tasks) {
+    if (t.on_critical_path) critical_total += TaskSpan(t);
+  }
+  for (const TaskReport& t : data.tasks) {
+    size_t row;
+    if (t.group.empty()) {
+      row = rows.size();
+      rows.push_back({t.name, false});
+    } else if (auto it = index.find(t.group); it != index.end()) {
+      row = it->second;
+    } else {
+      row = rows.size();
+      index.emplace(t.group, row);
+      rows.push_back({t.group, true});
+    }
+    PhaseRow& p = rows[row];
+    ++p.tasks;
+    if (t.state == "failed" || t.state == "cancelled") ++p.failed;
+    if (!t.attempts.empty()) {
+      auto [it, fresh] = span.emplace(row, std::make_pair(TaskStart(t), TaskEnd(t)));
+      if (!fresh) {
+        it->second.first = std::min(it->second.first, TaskStart(t));
+        it->second.second = std::max(it->second.second, TaskEnd(t));
+      }
+    }
+    if (t.on_critical_path && critical_total > 0) p.critical_share += TaskSpan(t) / critical_total;
+  }
+  for (const auto& [row, se] : span) rows[row].wall_s = se.second - se.first;
+  return rows;
+}
+
 std::string RenderReportHtml(const ReportData& data) {
   std::string out;
   std::string flow = HtmlEscape(data.flow_name);
@@ -366,7 +434,9 @@ std::string RenderReportHtml(const ReportData& data) {
     out += fmt::format("<p>critical path: {} ({})</p>\n", names, Seconds(sum));
   }
   RenderTable(data, out);
+  RenderPhases(data, out);
   RenderFailures(data, out);
+  RenderHooks(data, out);
   out += fmt::format("<script>{}</script>\n</body></html>\n", kScript);
   return out;
 }
@@ -429,6 +499,22 @@ std::string RenderBreakdownText(const ReportData& data) {
       sum += TaskSpan(*t);
     }
     out += fmt::format("critical path: {} ({})\n", names, Seconds(sum));
+  }
+  std::vector<PhaseRow> phases = PhaseRows(data);
+  if (std::any_of(phases.begin(), phases.end(), [](const PhaseRow& p) { return p.is_group; })) {
+    out += "phases:\n";
+    size_t width = 0;
+    for (const PhaseRow& p : phases) width = std::max(width, p.name.size());
+    for (const PhaseRow& p : phases) {
+      out += fmt::format("  {:<{}}  {:>3} task{}  {:>9}  {:>3.0f}% of the critical path{}\n",
+                         p.name, width, p.tasks, p.tasks == 1 ? " " : "s", Seconds(p.wall_s),
+                         p.critical_share * 100,
+                         p.failed ? fmt::format(", {} failed", p.failed) : "");
+    }
+  }
+  for (const HookReport& h : data.hooks) {
+    out += fmt::format("hook {}{}: {}{}\n", h.hook, h.task.empty() ? "" : " of " + h.task,
+                       h.outcome, h.ok ? "" : " (FAILED; the run's status stands)");
   }
   return out;
 }

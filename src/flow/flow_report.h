@@ -33,6 +33,16 @@ struct TaskReport {
   bool on_critical_path = false;
   std::vector<AttemptReport> attempts;  // in order; empty if it never started
   std::string log_tail;                 // the end of its log; shown for failed tasks
+  std::string group;                    // its phase; "" = none (a line of its own)
+};
+
+// One run of a hook (on_success, on_failure, on_finish, on_alert, or a task's on_failure).
+struct HookReport {
+  std::string hook;  // "on_failure", ...
+  std::string task;  // the task a task hook or a task alert was about; "" for the run
+  std::string outcome;  // DescribeAttempt's words: "exit 0", "timed out after 5m", ...
+  bool ok = false;
+  double duration_s = 0;
 };
 
 struct ReportData {
@@ -42,6 +52,7 @@ struct ReportData {
   int64_t started_unix_s = 0;
   double wall_s = 0;              // 0: taken as the end of the last attempt
   std::vector<TaskReport> tasks;  // in file order
+  std::vector<HookReport> hooks;  // in the order they ended
 };
 
 // How many log lines a report shows per failed task.
@@ -54,9 +65,22 @@ std::string RenderReportHtml(const ReportData& data);
 
 // The end-of-run breakdown for a terminal: one row per task (task, state, attempts,
 // start, duration, slow) and, when some tasks are on the critical path, a line
-// "critical path: a -> b -> c (12.3s)" with the sum of those tasks' durations. Never
-// fails. Thread-safe.
+// "critical path: a -> b -> c (12.3s)" with the sum of those tasks' durations; when some
+// tasks have a `group`, a phase table (PhaseRows); then the hooks that ran. Never fails.
+// Thread-safe.
 std::string RenderBreakdownText(const ReportData& data);
+
+// One row of the phase breakdown: a group of tasks (or an ungrouped task on its own).
+struct PhaseRow {
+  std::string name;           // the group, or the task's name
+  bool is_group = false;
+  size_t tasks = 0;
+  size_t failed = 0;          // failed or cancelled
+  double wall_s = 0;          // first start to last end of its tasks that ran
+  double critical_share = 0;  // its tasks' share of the critical path's time, 0..1
+};
+// The phases in the order their first task appears in the file. Thread-safe.
+std::vector<PhaseRow> PhaseRows(const ReportData& data);
 
 // The last `max_lines` lines of `text` (all of it if it has fewer). Thread-safe.
 std::string TailLines(std::string_view text, size_t max_lines);

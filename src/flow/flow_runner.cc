@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <set>
+#include <thread>
 
 #include "core/delay_queue.h"
 #include "core/format_duration.h"
@@ -94,11 +95,17 @@ json ToJson(const ReportData& r, const std::vector<std::string>& hashes) {
     }
     tasks.push_back({{"name", t.name}, {"state", t.state}, {"critical", t.critical},
                      {"slow", t.slow}, {"on_critical_path", t.on_critical_path},
-                     {"attempts", attempts}, {"log_tail", t.log_tail},
+                     {"attempts", attempts}, {"log_tail", t.log_tail}, {"group", t.group},
                      {"cmd_hash", i < hashes.size() ? hashes[i] : ""}});
   }
+  json hooks = json::array();
+  for (const HookReport& h : r.hooks) {
+    hooks.push_back({{"hook", h.hook}, {"task", h.task}, {"outcome", h.outcome}, {"ok", h.ok},
+                     {"duration_s", h.duration_s}});
+  }
   return {{"flow_name", r.flow_name}, {"run_id", r.run_id}, {"status", r.status},
-          {"started_unix_s", r.started_unix_s}, {"wall_s", r.wall_s}, {"tasks", tasks}};
+          {"started_unix_s", r.started_unix_s}, {"wall_s", r.wall_s}, {"tasks", tasks},
+          {"hooks", hooks}};
 }
 
 ReportData FromJson(const json& j) {
@@ -116,12 +123,17 @@ ReportData FromJson(const json& j) {
     tr.slow = t.value("slow", false);
     tr.on_critical_path = t.value("on_critical_path", false);
     tr.log_tail = t.value("log_tail", "");
+    tr.group = t.value("group", "");
     for (const json& a : t.value("attempts", json::array())) {
       tr.attempts.push_back({a.value("start_offset_s", 0.0), a.value("duration_s", 0.0),
                              a.value("exit_code", 0), a.value("signal", 0),
                              a.value("state", "")});
     }
     r.tasks.push_back(std::move(tr));
+  }
+  for (const json& h : j.value("hooks", json::array())) {
+    r.hooks.push_back({h.value("hook", ""), h.value("task", ""), h.value("outcome", ""),
+                       h.value("ok", false), h.value("duration_s", 0.0)});
   }
   return r;
 }
@@ -254,6 +266,11 @@ class FlowRun {
   void Conclude(TaskId id, TaskState state);
   void Commit(std::unique_lock<std::mutex>& lock);
   void StartReady();
+  void RunHook(std::string hook, const std::string& cmd, std::string task,
+               std::string_view status, std::string stdin_json);
+  void HookLater(std::string hook, const std::string& cmd, std::string task,
+                 std::string_view status, std::string stdin_json);
+  void AlertLater(std::optional<TaskId> id, Duration after);
   bool Stopping() const { return options_.graceful.stop_requested() || !journal_status_; }
   bool Idle() const { return scheduler_->running() == 0 && to_commit_.empty(); }
   void Say(std::string_view verb, const std::string& task, std::string_view detail = "");
@@ -290,6 +307,12 @@ class FlowRun {
   std::condition_variable cv_;
   std::vector<TaskId> to_commit_;  // concluded tasks whose records are not yet durable
   Status journal_status_ = OkStatus();  // the first failed commit, if any
+  bool stopped_ = false;   // Scheduler::Stop has run
+  bool finished_ = false;  // the loop is over: alerts still pending fire no more
+  bool run_alerted_ = false;
+  std::vector<bool> alerted_;            // per task: its alert_after fired
+  std::vector<HookReport> hooks_;        // hooks that ended, in order
+  std::vector<std::thread> hook_threads_;  // task hooks and alerts, joined at the end
   int wday_ = 0;  // weekday the run started (0 = Sunday), for `days`
 };
 
@@ -541,6 +564,9 @@ void FlowRun::HandleEnd(AttemptEnd end) {
     if (!end.stderr_tail.empty()) line += "\n    | " + end.stderr_tail;
     Say("FAILED", t.name, line);
     Conclude(id, TaskState::kFailed);
+    if (!t.on_failure.empty()) {
+      HookLater("on_failure", t.on_failure, t.name, "failed", RecordOf(id).detail);
+    }
   }
   StartReady();
 }
@@ -625,6 +651,7 @@ ReportData FlowRun::BuildReport(const std::string& status) {
     tr.critical = t.critical;
     tr.attempts = st.reports;
     tr.on_critical_path = critical.count(id) > 0;
+    tr.group = t.group;
     if (t.alert_after && st.started) {
       tr.slow = (st.last_end_s - st.first_start_s) >
                 std::chrono::duration<double>(*t.alert_after).count();
@@ -634,6 +661,7 @@ ReportData FlowRun::BuildReport(const std::string& status) {
     }
     r.tasks.push_back(std::move(tr));
   }
+  r.hooks = hooks_;
   return r;
 }
 
@@ -659,7 +687,12 @@ void FlowRun::MergeLogs() {
 
 // Starts every task that may start now. Called with mu_ held.
 void FlowRun::StartReady() {
-  while (!Stopping()) {
+  if (Stopping() && !stopped_) {
+    // Nothing new starts, save run_if = "always" tasks once what they follow has ended.
+    stopped_ = true;
+    for (TaskId id : scheduler_->Stop()) tasks_[id].state = TaskState::kNotRun;
+  }
+  for (;;) {
     auto next = scheduler_->StartNext();
     if (!next) break;
     TaskId id = *next;
@@ -677,9 +710,91 @@ void FlowRun::StartReady() {
     st.log_offset = ec ? 0 : size;
     start_order_.push_back(id);
     Say("start", plan().task(id).name);
+    if (const auto& after = plan().task(id).alert_after) AlertLater(id, *after);
     Launch(id);
   }
   if (Idle()) cv_.notify_all();
+}
+
+// Runs a hook to its end (within the flow's hook_timeout) on the calling thread, with
+// mu_ NOT held: its output goes to LOG_DIR/RUN/hooks.log, its outcome to hooks_ and a line.
+// A hook is not stopped by the second signal (it is what runs after one); its timeout
+// bounds it.
+void FlowRun::RunHook(std::string hook, const std::string& cmd, std::string task,
+                      std::string_view status, std::string stdin_json) {
+  TaskLog log(log_dir_ / "hooks.log");
+  log.Note(fmt::format("{}{}: {}", hook, task.empty() ? "" : " of " + task, cmd));
+  process::SpawnOptions spawn;
+  spawn.argv = {"/bin/sh", "-c", cmd};
+  spawn.cwd = base_dir_.string();
+  spawn.env = {{"FORKLIFT_RUN_ID", run_id_},
+               {"FORKLIFT_FLOW", spec_.name},
+               {"FORKLIFT_HOOK", hook},
+               {"FORKLIFT_STATUS", std::string(status)}};
+  if (!task.empty()) spawn.env.emplace_back("FORKLIFT_TASK", task);
+  spawn.stdin_mode = process::InputMode::kData;
+  spawn.stdin_data = std::move(stdin_json);
+  spawn.stdout_mode = spawn.stderr_mode = process::OutputMode::kCallback;
+  spawn.on_output = [&log](process::Stream s, std::string_view b) { log.Chunk(s, b); };
+  spawn.registry = &registry_;
+  spawn.timeout = spec_.hook_timeout;
+  double start = Offset();
+  auto done = options_.run_task ? options_.run_task(spawn, {}) : process::Run(spawn, {});
+  double end = Offset();
+  log.EndOutput();
+  HookReport report{hook, task, "", false, end - start};
+  if (!done) {
+    report.outcome = "could not start: " + done.error().message;
+  } else {
+    AttemptReport a{start, end - start, done->exit_code, done->signal,
+                    done->timed_out ? "timed_out" : ""};
+    report.outcome = DescribeAttempt(a);
+    report.ok = done->ok();
+  }
+  log.Note(report.outcome);
+  log.Close(/*keep=*/true);
+  std::lock_guard lock(mu_);
+  Say(report.ok ? "hook" : "HOOK FAILED",
+      hook + (task.empty() ? "" : " of " + task),
+      report.ok ? report.outcome : report.outcome + " (logged in hooks.log; the run's status stands)");
+  hooks_.push_back(std::move(report));
+}
+
+// RunHook on a thread of its own, so a task hook or an alert never holds a task's worker
+// or the run's loop. Called with mu_ held.
+void FlowRun::HookLater(std::string hook, const std::string& cmd, std::string task,
+                        std::string_view status, std::string stdin_json) {
+  hook_threads_.emplace_back([this, hook = std::move(hook), cmd, task = std::move(task),
+                              status = std::string(status),
+                              stdin_json = std::move(stdin_json)]() mutable {
+    RunHook(std::move(hook), cmd, std::move(task), status, std::move(stdin_json));
+  });
+}
+
+// alert_after, while the run goes on: once `after` has passed since the task (or, for
+// nullopt, the run) started, and it is still running, say so and fire on_alert, once.
+// Called with mu_ held.
+void FlowRun::AlertLater(std::optional<TaskId> id, Duration after) {
+  TimePoint due = clock_.Now() + after;
+  delays_->Add(due, [this, id, due, after] {
+    std::lock_guard lock(mu_);
+    // A stop or the end of the run makes pending callbacks run early: not an alert.
+    if (finished_ || clock_.Now() < due) return;
+    if (id ? (alerted_[*id] || tasks_[*id].state != TaskState::kRunning) : run_alerted_) return;
+    if (id) {
+      alerted_[*id] = true;
+    } else {
+      run_alerted_ = true;
+    }
+    std::string who = id ? plan().task(*id).name : "the run";
+    Say("ALERT", who, "still running after " + core::FormatDuration(after) + " (alert_after)");
+    if (spec_.on_alert.empty()) return;
+    json about = {{"run_id", run_id_}, {"flow", spec_.name},
+                  {"task", id ? json(who) : json(nullptr)},
+                  {"alert_after_s", std::chrono::duration<double>(after).count()}};
+    HookLater("on_alert", spec_.on_alert, id ? who : "", ToString(RunStatus::kRunning),
+              about.dump());
+  });
 }
 
 Result<FlowRunResult> FlowRun::Run() {
@@ -693,6 +808,7 @@ Result<FlowRunResult> FlowRun::Run() {
   t0_ = clock_.Now();
   started_unix_ = UnixNow();
   tasks_.assign(plan().size(), TaskRun{});
+  alerted_.assign(plan().size(), false);
   scheduler_.emplace(plan(), options_.jobs);
   auto executor = Executor::Create({.workers = static_cast<size_t>(options_.jobs)});
   if (!executor) return tl::unexpected(executor.error());
@@ -713,17 +829,26 @@ Result<FlowRunResult> FlowRun::Run() {
     // hand-off; this thread commits concluded tasks and releases their dependents.
     std::unique_lock lock(mu_);
     StartReady();
+    if (spec_.alert_after) AlertLater(std::nullopt, *spec_.alert_after);
     for (;;) {
-      cv_.wait(lock, [&] { return !to_commit_.empty() || Idle(); });
+      cv_.wait(lock, [&] {
+        return !to_commit_.empty() || Idle() || (Stopping() && !stopped_);
+      });
+      if (Stopping() && !stopped_) {
+        StartReady();  // marks what will not start; `always` tasks may start
+        continue;
+      }
       if (!to_commit_.empty()) {
         Commit(lock);
         continue;
       }
       break;
     }
+    finished_ = true;
   }
   executor_->Shutdown();
   delays_.reset();
+  for (std::thread& t : hook_threads_) t.join();  // task hooks and alerts still running
 
   bool interrupted = options_.graceful.stop_requested();
   bool failed = false;
@@ -745,7 +870,29 @@ Result<FlowRunResult> FlowRun::Run() {
 
   std::vector<std::string> hashes;
   for (TaskId id = 0; id < plan().size(); ++id) hashes.push_back(CommandHash(plan().task(id)));
-  Status finish = journal_->FinishRun(run_id_, ToString(status), ToJson(result.report, hashes).dump());
+  std::string summary = ToJson(result.report, hashes).dump();
+  Status finish = journal_->FinishRun(run_id_, ToString(status), summary);
+  // The run's hooks, once it is recorded finished (a hook may run `forklift report`). They
+  // never change its status; their outcomes join the recorded summary.
+  std::string_view status_text = ToString(status);
+  bool hooked = false;
+  if (status == RunStatus::kSucceeded && !spec_.on_success.empty()) {
+    RunHook("on_success", spec_.on_success, "", status_text, summary);
+    hooked = true;
+  }
+  if (status != RunStatus::kSucceeded && !spec_.on_failure.empty()) {
+    RunHook("on_failure", spec_.on_failure, "", status_text, summary);
+    hooked = true;
+  }
+  if (!spec_.on_finish.empty()) {
+    RunHook("on_finish", spec_.on_finish, "", status_text, summary);
+    hooked = true;
+  }
+  if (hooked) {
+    result.report.hooks = hooks_;
+    Status again = journal_->FinishRun(run_id_, status_text, ToJson(result.report, hashes).dump());
+    if (finish) finish = again;
+  }
   fmt::print(options_.out, "\n{}", RenderBreakdownText(result.report));
   fmt::print(options_.out, "run {}: {} (logs: {}; report: forklift report {} --journal {} -o report.html)\n",
              run_id_, ToString(status), (log_dir_ / "main.log").string(), ShellWord(run_id_),

@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -211,6 +213,120 @@ TEST_F(FlowRunnerTest, ASecondInvocationOfARunningFlowIsRefused) {
   run.join();
   ASSERT_TRUE(first) << first.error().ToString();
   EXPECT_TRUE(first->succeeded);
+}
+
+// The environment variable `name` of a spawn, or "".
+std::string EnvOf(const process::SpawnOptions& s, std::string_view name) {
+  for (const auto& [k, v] : s.env) {
+    if (k == name) return v;
+  }
+  return "";
+}
+
+struct HookCall {
+  std::string hook, task, status, cmd;
+  bool stdin_has_run_id = false;
+};
+
+TEST_F(FlowRunnerTest, HooksSeeTheRunAndNeverChangeItsStatus) {
+  FlowSpec spec = Spec(
+      "on_success = 'yay'\non_failure = 'notify'\non_finish = 'finish'\n"
+      "[tasks.a]\ncmd = 'a'\non_failure = 'page'\n[tasks.b]\ncmd = 'b'\nafter = ['a']\n");
+  std::mutex mu;
+  std::vector<HookCall> calls;
+  FlowRunOptions o = Options();
+  o.run_task = [&](const process::SpawnOptions& s, const std::stop_token&) {
+    std::string hook = EnvOf(s, "FORKLIFT_HOOK");
+    if (hook.empty()) return Result<process::Completion>(Exited(1));  // task a fails
+    std::lock_guard lock(mu);
+    calls.push_back({hook, EnvOf(s, "FORKLIFT_TASK"), EnvOf(s, "FORKLIFT_STATUS"), s.argv.back(),
+                     s.stdin_data.find("\"run_id\"") != std::string::npos ||
+                         s.stdin_data.find("\"attempts\"") != std::string::npos});
+    EXPECT_EQ(s.timeout, std::chrono::minutes(5)) << "hooks have a default timeout";
+    return Result<process::Completion>(Exited(hook == "on_finish" ? 7 : 0));
+  };
+  auto result = RunFlow(spec, o);
+  ASSERT_TRUE(result) << result.error().ToString();
+  EXPECT_FALSE(result->succeeded);
+  EXPECT_EQ(result->report.status, "failed") << "a failing hook changes nothing";
+  ASSERT_EQ(calls.size(), 3u);
+  EXPECT_EQ(calls[0].hook, "on_failure");  // the task's, with its name
+  EXPECT_EQ(calls[0].task, "a");
+  EXPECT_EQ(calls[0].cmd, "page");
+  EXPECT_EQ(calls[1].hook, "on_failure");  // the run's
+  EXPECT_EQ(calls[1].task, "");
+  EXPECT_EQ(calls[1].status, "failed");
+  EXPECT_EQ(calls[2].hook, "on_finish");
+  for (const HookCall& c : calls) EXPECT_TRUE(c.stdin_has_run_id) << c.hook;
+  ASSERT_EQ(result->report.hooks.size(), 3u);
+  EXPECT_FALSE(result->report.hooks[2].ok);
+  EXPECT_EQ(result->report.hooks[2].outcome, "exit 7");
+  std::string out = Output();
+  EXPECT_THAT(out, HasSubstr("HOOK FAILED on_finish  exit 7"));
+  EXPECT_THAT(out, HasSubstr("hook on_finish: exit 7 (FAILED; the run's status stands)"));
+}
+
+TEST_F(FlowRunnerTest, AlertsFireOnceWhileTheRunIsStillGoing) {
+  FlowSpec spec = Spec("alert_after = '90m'\non_alert = 'alert'\n"
+                       "[tasks.slow]\ncmd = 'x'\nalert_after = '90m'\n");
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::string> alerts;  // FORKLIFT_TASK of each on_alert call
+  FlowRunOptions o = Options();
+  o.run_task = [&](const process::SpawnOptions& s, const std::stop_token&) {
+    std::unique_lock lock(mu);
+    if (EnvOf(s, "FORKLIFT_HOOK") == "on_alert") {
+      alerts.push_back(EnvOf(s, "FORKLIFT_TASK"));
+      cv.notify_all();
+    } else {
+      // The task runs until both alerts have fired: they come while it is running.
+      cv.wait(lock, [&] { return alerts.size() >= 2; });
+    }
+    return Result<process::Completion>(Exited(0));
+  };
+  Result<FlowRunResult> result = InternalError("not run");
+  std::thread run([&] { result = RunFlow(spec, o); });
+  clock_.WaitForSleepers(1);  // the DelayQueue holds the two alerts
+  clock_.Advance(std::chrono::minutes(89));
+  {
+    std::lock_guard lock(mu);
+    EXPECT_TRUE(alerts.empty()) << "not before alert_after";
+  }
+  clock_.Advance(std::chrono::minutes(2));
+  run.join();
+  ASSERT_TRUE(result) << result.error().ToString();
+  EXPECT_TRUE(result->succeeded);
+  std::sort(alerts.begin(), alerts.end());
+  EXPECT_THAT(alerts, ::testing::ElementsAre("", "slow")) << "the run's and the task's, once each";
+  EXPECT_THAT(Output(), HasSubstr("ALERT    slow  still running after 1h30m"));
+}
+
+TEST_F(FlowRunnerTest, AllDoneTasksRunAfterACriticalFailureAndPhasesAreShown) {
+  FlowSpec spec = Spec(
+      "[tasks.scrape_a]\ncmd = 'ok'\ngroup = 'scrapers'\n"
+      "[tasks.scrape_b]\ncmd = 'ok'\ngroup = 'scrapers'\n"
+      "[tasks.main]\ncmd = 'fail'\nafter = ['scrape_a', 'scrape_b']\n"
+      "[tasks.report]\ncmd = 'ok'\nafter = ['main']\n"
+      "[tasks.cleanup]\ncmd = 'ok'\nafter = ['report']\nrun_if = 'all_done'\n");
+  FlowRunOptions o = Options();
+  o.run_task = [&](const process::SpawnOptions& s, const std::stop_token&) {
+    clock_.Advance(std::chrono::seconds(1));
+    return Result<process::Completion>(Exited(s.argv.back() == "fail" ? 1 : 0));
+  };
+  auto result = RunFlow(spec, o);
+  ASSERT_TRUE(result) << result.error().ToString();
+  EXPECT_FALSE(result->succeeded);
+  std::map<std::string, std::string> state;
+  for (const TaskReport& t : result->report.tasks) state[t.name] = t.state;
+  EXPECT_EQ(state["main"], "failed");
+  EXPECT_EQ(state["report"], "upstream_failed");
+  EXPECT_EQ(state["cleanup"], "succeeded");
+  std::vector<PhaseRow> phases = PhaseRows(result->report);
+  ASSERT_GE(phases.size(), 1u);
+  EXPECT_EQ(phases[0].name, "scrapers");
+  EXPECT_TRUE(phases[0].is_group);
+  EXPECT_EQ(phases[0].tasks, 2u);
+  EXPECT_THAT(Output(), HasSubstr("phases:\n  scrapers"));
 }
 
 }  // namespace
