@@ -1312,6 +1312,21 @@ class LedgerPrivilegeTest(LoadTestBase):
         self.assertIn("docs/load.md", err)
         self.assertEqual(count(target), 0)
 
+    def test_an_existing_ledger_the_role_may_not_write_names_the_grant(self):
+        target = self.table("prices", key=False)
+        role = self.role()
+        self.grant_table(role, target)
+        PG.sql(f"create table {self.schema}.other ({PG_COLUMNS})")
+        s, err = self.load_json(FILES["small.csv"], "--to", PG.dsn(), "--table",
+                                f"{self.schema}.other")  # the owner makes the ledger
+        PG.sql(f"grant select on {self.schema}.forklift_load_chunks to {role}")
+        rc, out, err = self.load(FILES["small.csv"], "--to", self.role_dsn(role), "--table", target)
+        self.assertEqual(rc, EXIT_REFUSED, err)
+        self.assertIn(f"role {role} lacks INSERT on the ledger table "
+                      f"{self.schema}.forklift_load_chunks", err)
+        self.assertIn(f"GRANT SELECT, INSERT ON {self.schema}.forklift_load_chunks TO {role}", err)
+        self.assertEqual(count(target), 0)
+
     def test_ledger_schema_puts_the_ledger_elsewhere_and_resumes_from_it(self):
         target = self.table("prices", key=False)  # small.csv repeats keys
         other = self.schema + "_ledger"
