@@ -4,8 +4,11 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 WERROR := $(if $(CI),ON,OFF)
 CMAKE_FLAGS ?=
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+CHAOS_SECONDS ?= 120
 
-.PHONY: all build configure deps deps-test deps-bench test demo bench clean
+.PHONY: all build configure deps deps-test deps-bench test demo bench fuzz chaos clean
 
 all: build
 
@@ -35,6 +38,15 @@ demo: deps
 bench: deps-bench
 	$(MAKE) build CMAKE_FLAGS="$(CMAKE_FLAGS) -DFORKLIFT_BENCH=ON"
 	bench/run_all.sh $(BUILD)
+
+# libFuzzer over every parser of untrusted input, FUZZ_SECONDS each (scripts/fuzz.sh).
+fuzz: deps-test
+	scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+# Random SIGKILLs and resumes, a full journal disk, corrupted journals (CHAOS_SEED replays).
+chaos: deps-test
+	$(MAKE) build
+	FORKLIFT=$(BUILD)/forklift python3 tests/chaos_test.py --seconds $(CHAOS_SECONDS) $(if $(CHAOS_SEED),--seed $(CHAOS_SEED))
 
 clean:
 	rm -rf $(BUILD)

@@ -25,6 +25,6 @@ function(forklift_module name)
     target_link_libraries(forklift_${name}_test PRIVATE forklift_${name} ${M_TEST_DEPS}
                           GTest::gmock_main)
     gtest_discover_tests(forklift_${name}_test DISCOVERY_TIMEOUT 30
-                         PROPERTIES TIMEOUT 60)
+                         PROPERTIES TIMEOUT 60 LABELS ${name})
   endif()
 endfunction()

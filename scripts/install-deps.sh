@@ -3,7 +3,9 @@
 # usage: scripts/install-deps.sh [build|test|bench|all]   (default: test)
 #   build  compiler, CMake and the libraries forklift links
 #   test   build + what the tests run against: PostgreSQL, sqlite3, GNU parallel (map is
-#          compared with it), Chromium (the flow report is rendered in it), pgrep
+#          compared with it), Chromium (the flow report is rendered in it), pgrep; and CI's
+#          checks: clang with its sanitizer and libFuzzer runtimes (libclang-rt-14-dev),
+#          clang-tidy (run-clang-tidy), cppcheck
 #   bench  test + the anchors' and comparison tools (pandas, oneTBB, GNU parallel, hyperfine)
 # Idempotent: a second run installs nothing. Uses sudo when not root.
 set -euo pipefail
@@ -12,7 +14,8 @@ level=${1:-test}
 build=(g++ cmake ninja-build make pkg-config
        libexpected-dev libfmt-dev libcli11-dev libtomlplusplus-dev nlohmann-json3-dev
        libsqlite3-dev sqlite3 libpq-dev zlib1g-dev libxxhash-dev libpcre2-dev libgtest-dev libgmock-dev libbenchmark-dev)
-test=(postgresql sqlite3 python3 parallel chromium procps)
+test=(postgresql sqlite3 python3 parallel chromium procps
+      clang libclang-rt-14-dev clang-tidy cppcheck)
 bench=(python3-pandas python3-psycopg2 libtbb-dev hyperfine time ninja-build)
 
 case "$level" in

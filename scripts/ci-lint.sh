@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# CI's static analysis (issue 16): clang-tidy with the checked-in .clang-tidy (warnings
+# are errors) and cppcheck, over src/. Uses the compile_commands.json of BUILD_DIR (the
+# main build, `make build`), so nothing is compiled again.
+# usage: scripts/ci-lint.sh [BUILD_DIR] [tidy|cppcheck]...   (default: build, both)
+# clang-tidy runs over the library sources only (src/**/*.cc without the *_test.cc files),
+# in parallel (run-clang-tidy -j): the tests and fuzz targets are checked by the compilers
+# with -Werror and by the sanitizer runs, and tidying them too doubled the step's time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build}
+shift || true
+steps=("${@:-tidy cppcheck}")
+steps=(${steps[@]})
+jobs=${JOBS:-$(nproc)}
+root=$(pwd)
+
+for step in "${steps[@]}"; do
+  case "$step" in
+    tidy)
+      [ -f "$build/compile_commands.json" ] || { echo "ci-lint.sh: no $build/compile_commands.json (run make build)" >&2; exit 2; }
+      # run-clang-tidy prints every file's command line; keep the findings only.
+      out=$(mktemp)
+      if ! run-clang-tidy -p "$build" -j "$jobs" -quiet "^${root}/src/.*(?<!_test)\.cc\$" >"$out" 2>&1; then
+        grep -E 'error:|warning:' -A3 "$out" | head -200 >&2
+        echo "ci-lint.sh: clang-tidy found problems (full output: $out)" >&2
+        exit 1
+      fi
+      rm -f "$out"
+      echo "ci-lint.sh: clang-tidy clean"
+      ;;
+    cppcheck)
+      # Suppressions, each with its reason, are in .cppcheck-suppressions.
+      cppcheck --quiet --error-exitcode=1 -j "$jobs" --std=c++20 --language=c++ \
+        --enable=warning,performance,portability --inline-suppr \
+        --suppressions-list=.cppcheck-suppressions -I include -I src \
+        -D__linux__ -D__GNUC__ $(find src -name '*.cc' ! -name '*_test.cc' | sort)
+      echo "ci-lint.sh: cppcheck clean"
+      ;;
+    *) echo "ci-lint.sh: unknown step '$step' (tidy or cppcheck)" >&2; exit 2 ;;
+  esac
+done
