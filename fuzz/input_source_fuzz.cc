@@ -8,7 +8,8 @@
 //    literal fast path and PCRE2 agree;
 //  - any regex --colsep either is refused at Open, fails a record with Internal (PCRE2's
 //    match limit), or yields columns that are all trimmed;
-//  - a second source (::: x y) gives the cross product, the first source varying slowest;
+//  - a second source (::: x y) gives the cross product, the first source varying slowest
+//    (an empty stdin then counts as one empty argument);
 //  - count() is the number of tuples returned, and the end is sticky.
 // Input: byte 0 = flags (bit 0 -0, bit 1 --colsep, bit 2 as a regex, bit 3 a second
 // source), then the --colsep text up to '\x02' when bit 1 is set, then stdin's bytes.
@@ -94,6 +95,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
       records.push_back(std::move(r));
     }
+  } else if (second) {
+    records.emplace_back();  // an empty source is one empty argument beside another
   }
 
   bool replaced = false;
