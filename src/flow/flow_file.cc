@@ -24,11 +24,12 @@ namespace {
 
 const std::vector<std::string> kTopKeys = {
     "name",       "log_dir",    "pools",        "tasks",      "on_success",
-    "on_failure", "on_finish",  "on_alert",     "alert_after", "hook_timeout"};
+    "on_failure", "on_finish",  "on_alert",     "alert_after", "hook_timeout",
+    "databases"};
 const std::vector<std::string> kTaskKeys = {
     "cmd",  "after", "critical", "timeout", "retries", "retry_delay", "alert_after",
     "pool", "env",   "cwd",      "days",    "outputs", "inputs",      "run_if",
-    "group", "on_failure"};
+    "group", "on_failure", "sql", "sql_file", "db"};
 const std::vector<std::string> kRunIfValues = {"on_success", "all_done", "always"};
 // Index = struct tm's tm_wday, so TaskSpec::days_mask tests against localtime() directly.
 const std::vector<std::string> kDayNames = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
@@ -54,6 +55,21 @@ int LineOf(const toml::source_region& region) { return static_cast<int>(region.b
 std::string Hint(std::string_view word, std::span<const std::string> candidates) {
   auto close = ClosestName(word, candidates);
   return close ? fmt::format(" (did you mean '{}'?)", *close) : std::string();
+}
+
+bool IsDatabaseUrl(std::string_view v) {
+  return v.starts_with("postgres://") || v.starts_with("postgresql://") ||
+         v.starts_with("sqlite:");
+}
+
+// A `db` value as it may be shown: a URL's password is never echoed.
+std::string MaskedDb(std::string_view v) {
+  size_t scheme = v.find("://");
+  size_t at = v.find('@');
+  if (scheme == std::string_view::npos || at == std::string_view::npos || at < scheme) {
+    return v.size() > 60 ? std::string(v.substr(0, 57)) + "..." : std::string(v);
+  }
+  return std::string(v.substr(0, scheme + 3)) + "***@" + std::string(v.substr(at + 1));
 }
 
 bool IsFlowNameChar(char c) {
@@ -85,6 +101,7 @@ class Parser {
   }
 
   void ParsePools(const toml::node& node, FlowSpec& spec);
+  void ParseDatabases(const toml::node& node, FlowSpec& spec);
   void ParseTask(const toml::key& key, const toml::node& node,
                  const std::vector<std::string>& task_names,
                  const std::unordered_set<std::string_view>& known, FlowSpec& spec);
@@ -172,6 +189,55 @@ void Parser::ParsePools(const toml::node& node, FlowSpec& spec) {
   }
 }
 
+void Parser::ParseDatabases(const toml::node& node, FlowSpec& spec) {
+  const auto* table = node.as_table();
+  if (!table) {
+    Fail(LineOf(node.source()), "databases",
+         fmt::format("expected a table of NAME = \"URL\", got {}", Article(node)));
+    return;
+  }
+  for (auto&& [key, value] : *table) {
+    std::string name(key.str());
+    std::string where = "databases." + name;
+    int line = LineOf(key.source());
+    if (!value.is_string()) {
+      TypeMismatch(key, value, where, "a string (postgres://... or sqlite:PATH)");
+      continue;
+    }
+    // ${VAR} from the environment, so passwords stay out of the file.
+    const std::string& raw = value.as_string()->get();
+    std::string dsn;
+    bool ok = true;
+    for (size_t i = 0; i < raw.size();) {
+      if (raw.compare(i, 2, "${") == 0) {
+        size_t end = raw.find('}', i + 2);
+        if (end == std::string::npos) {
+          Fail(line, where, "an unclosed '${'");
+          ok = false;
+          break;
+        }
+        std::string var = raw.substr(i + 2, end - i - 2);
+        const char* v = std::getenv(var.c_str());
+        if (!v) {
+          Fail(line, where, fmt::format("${{{}}} is not set in the environment", var));
+          ok = false;
+          break;
+        }
+        dsn += v;
+        i = end + 1;
+      } else {
+        dsn += raw[i++];
+      }
+    }
+    if (!ok) continue;
+    if (!IsDatabaseUrl(dsn)) {
+      Fail(line, where, "expected a postgres://, postgresql:// or sqlite: URL");
+      continue;
+    }
+    spec.databases[name] = std::move(dsn);
+  }
+}
+
 void Parser::ParseTask(const toml::key& task_key, const toml::node& node,
                        const std::vector<std::string>& task_names,
                        const std::unordered_set<std::string_view>& known, FlowSpec& spec) {
@@ -241,6 +307,24 @@ void Parser::ParseTask(const toml::key& task_key, const toml::node& node,
         Fail(line, where,
              fmt::format("unknown value '{}'{} (one of: on_success, all_done, always)", v,
                          Hint(v, kRunIfValues)));
+      }
+    } else if (k == "sql" || k == "sql_file" || k == "db") {
+      if (!value.is_string()) {
+        TypeMismatch(key, value, where, "a string");
+      } else if (value.as_string()->get().empty()) {
+        Fail(line, where, "must not be empty");
+      } else {
+        std::string v = value.as_string()->get();
+        if (k == "db" && !spec.databases.contains(v) && !IsDatabaseUrl(v)) {
+          std::vector<std::string> names;
+          for (const auto& [n, dsn] : spec.databases) names.push_back(n);
+          Fail(line, where,
+               fmt::format("'{}' is neither a [databases] name{} nor a postgres://, "
+                           "postgresql:// or sqlite: URL",
+                           MaskedDb(v), Hint(v, names)));
+        } else {
+          (k == "sql" ? task.sql : k == "sql_file" ? task.sql_file : task.db) = std::move(v);
+        }
       }
     } else if (k == "group" || k == "on_failure") {
       if (!value.is_string()) {
@@ -324,8 +408,15 @@ void Parser::ParseTask(const toml::key& task_key, const toml::node& node,
       Fail(line, task_where, fmt::format("unknown key '{}'{}", k, Hint(k, kTaskKeys)));
     }
   }
-  if (!table->contains("cmd")) {
-    Fail(task.line, task_where, "missing required key 'cmd'");
+  int kinds = table->contains("cmd") + table->contains("sql") + table->contains("sql_file");
+  if (kinds == 0) {
+    Fail(task.line, task_where, "missing required key 'cmd' (or 'sql' / 'sql_file' with 'db')");
+  } else if (kinds > 1) {
+    Fail(task.line, task_where, "give one of 'cmd', 'sql' and 'sql_file'");
+  } else if (table->contains("cmd") && table->contains("db")) {
+    Fail(task.line, task_where, "'db' is for SQL tasks ('sql' or 'sql_file'), not 'cmd'");
+  } else if (!table->contains("cmd") && !table->contains("db")) {
+    Fail(task.line, task_where, "a SQL task needs 'db' (a [databases] name or a URL)");
   }
   if (!task.outputs.empty() && task.inputs.empty()) {
     spec.warnings.push_back(fmt::format(
@@ -386,6 +477,8 @@ Result<FlowSpec> Parser::Parse(const toml::table& root) {
       }
     } else if (k == "pools") {
       ParsePools(value, spec);
+    } else if (k == "databases") {
+      ParseDatabases(value, spec);
     } else if (k != "tasks") {
       Fail(line, "", fmt::format("unknown top-level key '{}'{}", k, Hint(k, kTopKeys)));
     }

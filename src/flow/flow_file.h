@@ -45,7 +45,14 @@ enum class RunIf {
 // One [tasks.NAME] table. Defaults are those a task gets when the key is absent.
 struct TaskSpec {
   std::string name;                        // the NAME of [tasks.NAME]
-  std::string cmd;                         // required; run by /bin/sh -c
+  std::string cmd;                         // run by /bin/sh -c; or sql / sql_file
+  // A SQL task: statements run natively on `db` instead of a command (one of cmd, sql and
+  // sql_file is required). sql_file is relative to the flow file's directory.
+  std::string sql;
+  std::string sql_file;
+  // The database of a SQL task: a [databases] name, postgres://..., postgresql://... or
+  // sqlite:PATH; resolved to the DSN by FlowSpec::DatabaseDsn.
+  std::string db;
   std::vector<std::string> after;          // default: none; no duplicates
   bool critical = true;                    // a failure fails the run, blocks dependents
   std::optional<Duration> timeout;         // default: none
@@ -76,6 +83,9 @@ struct FlowSpec {
   std::string name;                        // default: the file's stem ("nightly")
   std::string log_dir = ".forklift/logs";
   std::map<std::string, int> pools;        // pool name -> limit >= 1
+  // [databases] NAME = "postgres://..." or "sqlite:PATH", with ${VAR} taken from the
+  // environment when the file is read. Holds passwords: never print a value unmasked.
+  std::map<std::string, std::string> databases;
   // Hooks: shell commands run in the flow's directory with FORKLIFT_RUN_ID,
   // FORKLIFT_STATUS (and FORKLIFT_TASK for task hooks) set and the run's summary as JSON
   // on stdin, each within hook_timeout. "" = none.
@@ -83,6 +93,11 @@ struct FlowSpec {
   Duration hook_timeout = std::chrono::minutes(5);
   std::optional<Duration> alert_after;     // the run's own alert; default: none
   std::vector<TaskSpec> tasks;             // in file order
+  // The DSN of a task's `db`: its [databases] entry, else the value itself.
+  const std::string& DatabaseDsn(const std::string& db) const {
+    auto it = databases.find(db);
+    return it == databases.end() ? db : it->second;
+  }
   // Things that are allowed but probably not meant ("PATH:LINE: KEY: why"), for the CLI
   // to print before running. Default: none.
   std::vector<std::string> warnings;

@@ -1,5 +1,7 @@
 #include "flow/flow_file.h"
 
+#include "flow/flow_plan.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -12,6 +14,7 @@ namespace {
 using namespace std::chrono_literals;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 // Test data sits beside this file; __FILE__ is absolute under CMake.
@@ -178,6 +181,40 @@ TEST(ParseFlowErrorTest, BraceExpansionIsBounded) {
   EXPECT_THAT(err, HasSubstr("expands to more than 4096 patterns"));
 }
 
+TEST(ParseFlowTest, SqlTasksAndDatabases) {
+  setenv("FORKLIFT_TEST_PGPASS", "s3cr3t", 1);
+  auto r = ParseFlow(
+      "[databases]\nmain = 'postgres://etl:${FORKLIFT_TEST_PGPASS}@db/market'\n"
+      "[tasks.vacuum]\nsql = 'VACUUM ANALYZE prices'\ndb = 'main'\n"
+      "[tasks.cleanup]\nsql_file = 'cleanup.sql'\ndb = 'sqlite:local.db'\n",
+      "flow.toml");
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ(r->databases.at("main"), "postgres://etl:s3cr3t@db/market");
+  EXPECT_EQ(r->DatabaseDsn(r->tasks[0].db), "postgres://etl:s3cr3t@db/market");
+  EXPECT_EQ(r->tasks[1].sql_file, "cleanup.sql");
+  EXPECT_EQ(r->DatabaseDsn(r->tasks[1].db), "sqlite:local.db");
+  EXPECT_NE(CommandHash(r->tasks[0]), CommandHash(r->tasks[1]));
+}
+
+TEST(ParseFlowErrorTest, SqlTaskMistakes) {
+  EXPECT_THAT(ErrorOf("[tasks.a]\ncmd = 'x'\nsql = 'SELECT 1'\ndb = 'sqlite:x'\n"),
+              HasSubstr("tasks.a: give one of 'cmd', 'sql' and 'sql_file'"));
+  EXPECT_THAT(ErrorOf("[tasks.a]\nsql = 'SELECT 1'\n"),
+              HasSubstr("tasks.a: a SQL task needs 'db'"));
+  EXPECT_THAT(ErrorOf("[tasks.a]\ncmd = 'x'\ndb = 'sqlite:x'\n"),
+              HasSubstr("'db' is for SQL tasks"));
+  EXPECT_THAT(ErrorOf("[databases]\nmain = 'sqlite:x'\n[tasks.a]\nsql = 'SELECT 1'\ndb = 'mian'\n"),
+              HasSubstr("tasks.a.db: 'mian' is neither a [databases] name (did you mean 'main'?)"));
+  // A password in a URL the flow refuses is never echoed.
+  std::string err = ErrorOf("[tasks.a]\nsql = 'SELECT 1'\ndb = 'mysql://u:hunter2@h/d'\n");
+  EXPECT_THAT(err, HasSubstr("mysql://***@h/d"));
+  EXPECT_THAT(err, Not(HasSubstr("hunter2")));
+  unsetenv("FORKLIFT_TEST_UNSET");
+  EXPECT_THAT(ErrorOf("[databases]\nmain = 'postgres://u:${FORKLIFT_TEST_UNSET}@h/d'\n"
+                      "[tasks.a]\ncmd = 'x'\n"),
+              HasSubstr("flow.toml:2: databases.main: ${FORKLIFT_TEST_UNSET} is not set"));
+}
+
 TEST(ParseFlowErrorTest, UnknownTaskKeySuggestsTheClosest) {
   EXPECT_EQ(ErrorOf("[tasks.scrape_cboe]\ncmd = 'x'\ncritcal = false\n"),
             "flow.toml:3: tasks.scrape_cboe: unknown key 'critcal' (did you mean 'critical'?)");
@@ -276,7 +313,7 @@ TEST(ParseFlowErrorTest, UnknownDays) {
 
 TEST(ParseFlowErrorTest, MissingCommandBadNameNoTasks) {
   EXPECT_EQ(ErrorOf("[tasks.a]\nretries = 1\n"),
-            "flow.toml:1: tasks.a: missing required key 'cmd'");
+            "flow.toml:1: tasks.a: missing required key 'cmd' (or 'sql' / 'sql_file' with 'db')");
   EXPECT_EQ(ErrorOf("[tasks.a]\ncmd = ''\n"), "flow.toml:2: tasks.a.cmd: must not be empty");
   EXPECT_EQ(ErrorOf("[tasks.\"a/../b\"]\ncmd = 'x'\n"),
             "flow.toml:1: tasks.a/../b: a task name may contain only letters, digits, '_' and '-'");

@@ -308,6 +308,11 @@ std::string CommandHash(const TaskSpec& task) {
     h.Add(name);
     h.Add(value);
   }
+  if (task.cmd.empty()) {  // a SQL task (a command task's hash is as it always was)
+    h.Add(task.sql);
+    h.Add(task.sql_file);
+    h.Add(task.db);
+  }
   return h.Hex();
 }
 

@@ -149,7 +149,8 @@ class Scheduler {
   std::vector<MinHeap> ready_;
 };
 
-// A stable fingerprint (16 hex digits, FNV-1a 64) of what a task runs: cmd, cwd and env.
+// A stable fingerprint (16 hex digits, FNV-1a 64) of what a task runs: cmd (or sql,
+// sql_file and db), cwd and env.
 // Recorded after a successful run; a change makes the task out of date. Thread-safe.
 std::string CommandHash(const TaskSpec& task);
 

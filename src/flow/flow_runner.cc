@@ -24,12 +24,14 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "core/delay_queue.h"
 #include "core/format_duration.h"
 #include "flow/flow_lock.h"
 #include "flow/flow_plan.h"
+#include "flow/sql_task.h"
 #include "flow/task_state.h"
 #include "forklift/executor.h"
 #include "forklift/retry.h"
@@ -38,6 +40,7 @@
 #include "process/process_registry.h"
 #include "process/subprocess.h"
 #include "process/survivors.h"
+#include "sinks/pg_dsn.h"
 
 namespace forklift::flow {
 namespace {
@@ -75,6 +78,15 @@ std::string ShellWord(std::string_view text) {
     }
   }
   return out + "'";
+}
+
+std::string Join(const std::vector<std::string>& parts, std::string_view sep) {
+  std::string out;
+  for (const std::string& p : parts) {
+    if (!out.empty()) out += sep;
+    out += p;
+  }
+  return out;
 }
 
 // "2026-11-23T09:10:01.123"
@@ -235,6 +247,7 @@ struct TaskRun {
   bool started = false;
   std::string held_log;  // log lines of silent successful attempts (no file; main.log only)
   uintmax_t log_offset = 0;  // its log file's size when this invocation first started it
+  std::vector<std::string> sql_tags;  // a SQL task's command tags, per statement
 };
 
 struct AttemptEnd {
@@ -262,6 +275,7 @@ class FlowRun {
   std::optional<TaskState> SkipReason(TaskId id);
   void Launch(TaskId id);
   void Attempt(TaskId id);
+  void AttemptSql(TaskId id, int attempt, TaskLog& log);
   void HandleEnd(AttemptEnd end);
   void Conclude(TaskId id, TaskState state);
   void Commit(std::unique_lock<std::mutex>& lock);
@@ -468,6 +482,10 @@ void FlowRun::Attempt(TaskId id) {
     attempt = ++tasks_[id].attempts;
   }
   TaskLog log(log_dir_ / (t.name + ".log"));
+  if (t.cmd.empty()) {  // a SQL task
+    AttemptSql(id, attempt, log);
+    return;
+  }
   log.Note(fmt::format("attempt {} of {}: {}", attempt, t.retries + 1, t.cmd));
   process::SpawnOptions spawn;
   spawn.argv = {"/bin/sh", "-c", t.cmd};
@@ -499,6 +517,66 @@ void FlowRun::Attempt(TaskId id) {
   std::lock_guard lock(mu_);
   tasks_[id].held_log += held;
   HandleEnd({id, std::move(done), start, end, std::move(stderr_tail)});
+}
+
+// A SQL task's attempt (sql_task.h): no process; its outcome reads as a command's would
+// (exit 0 or 1, timed out, cancelled), its command tags are its output, its error its
+// stderr.
+void FlowRun::AttemptSql(TaskId id, int attempt, TaskLog& log) {
+  const TaskSpec& t = plan().task(id);
+  std::string shown_db = t.db;
+  if (!spec_.databases.contains(t.db) && !t.db.starts_with("sqlite:")) {
+    auto dsn = sinks::ParsePgDsn(t.db);
+    shown_db = dsn ? dsn->Masked() : "(an unreadable DSN)";
+  }
+  log.Note(fmt::format("attempt {} of {}: {} on {}", attempt, t.retries + 1,
+                       t.sql_file.empty() ? "sql" : "sql_file " + t.sql_file, shown_db));
+  SqlTaskOptions o;
+  o.dsn = spec_.DatabaseDsn(t.db);
+  if (o.dsn.starts_with("sqlite:") && !fs::path(o.dsn.substr(7)).is_absolute()) {
+    o.dsn = "sqlite:" + (base_dir_ / o.dsn.substr(7)).string();  // beside the flow file
+  }
+  o.timeout = t.timeout;
+  o.stop = options_.force_stop;
+  o.log = [&log](std::string_view line) {
+    log.Chunk(process::Stream::kStdout, std::string(line) + "\n");
+  };
+  double start = Offset();
+  SqlTaskResult r;
+  if (t.sql_file.empty()) {
+    o.text = t.sql;
+    o.source = "tasks." + t.name + ".sql";
+    r = RunSqlTask(o);
+  } else {
+    fs::path file = fs::path(t.sql_file).is_absolute() ? fs::path(t.sql_file) : base_dir_ / t.sql_file;
+    std::ifstream in(file, std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    if (!in) {
+      r.error = fmt::format("tasks.{}.sql_file: cannot read '{}'", t.name, file.string());
+    } else {
+      o.text = text.str();
+      o.source = t.sql_file;
+      r = RunSqlTask(o);
+    }
+  }
+  double end = Offset();
+  if (!r.ok) log.Chunk(process::Stream::kStderr, r.error + "\n");
+  log.EndOutput();
+  process::Completion c;
+  c.pid = c.pgid = 0;
+  c.exit_code = r.ok ? 0 : 1;
+  c.timed_out = r.timed_out;
+  c.cancelled = r.cancelled;
+  AttemptReport a{start, end - start, c.exit_code, 0,
+                  c.timed_out ? "timed_out" : c.cancelled ? "cancelled" : ""};
+  log.Note(DescribeAttempt(a) + (r.tags.empty() ? "" : " (" + Join(r.tags, ", ") + ")"));
+  std::string stderr_tail = log.StderrTail(kFailedLineTail);
+  std::string held = log.Close(/*keep=*/!r.ok);
+  std::lock_guard lock(mu_);
+  tasks_[id].held_log += held;
+  tasks_[id].sql_tags = r.tags;
+  HandleEnd({id, Result<process::Completion>(std::move(c)), start, end, std::move(stderr_tail)});
 }
 
 // The task's outcome is decided: free its slot for other ready tasks, and queue its record
@@ -591,9 +669,10 @@ journal::ItemRecord FlowRun::RecordOf(TaskId id) const {
                         {"duration_s", a.duration_s}, {"exit_code", a.exit_code},
                         {"signal", a.signal}, {"state", a.state}});
   }
-  rec.detail = json{{"state", ToString(st.state)}, {"invocation", invocation_},
-                    {"cmd_hash", CommandHash(t)}, {"attempts", attempts}}
-                   .dump();
+  json detail = {{"state", ToString(st.state)}, {"invocation", invocation_},
+                 {"cmd_hash", CommandHash(t)}, {"attempts", attempts}};
+  if (!st.sql_tags.empty()) detail["sql"] = st.sql_tags;
+  rec.detail = detail.dump();
   return rec;
 }
 

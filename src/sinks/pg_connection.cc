@@ -223,6 +223,12 @@ void PgConnection::Drain() {
 }
 
 Status PgConnection::Exec(std::string_view sql) {
+  auto tag = ExecCommand(sql);
+  if (!tag) return tl::unexpected(tag.error());
+  return OkStatus();
+}
+
+Result<std::string> PgConnection::ExecCommand(std::string_view sql) {
   if (HasNul(sql)) return FailLocal(ErrorCode::kInvalidArgument, "SQL contains a NUL byte");
   if (in_copy_) {
     return FailLocal(ErrorCode::kFailedPrecondition, "a COPY is in progress");
@@ -232,11 +238,11 @@ Status PgConnection::Exec(std::string_view sql) {
     case PGRES_COMMAND_OK:
     case PGRES_TUPLES_OK:
     case PGRES_EMPTY_QUERY:
-      return OkStatus();
+      return std::string(PQcmdStatus(res.get()));
     case PGRES_COPY_OUT:
       res.reset();
       Drain();  // Exec discards results, COPY TO STDOUT's included
-      return OkStatus();
+      return std::string("COPY");
     case PGRES_COPY_IN:
       res.reset();
       Drain();  // ends the COPY with an error, so nothing is half-loaded

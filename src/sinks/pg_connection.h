@@ -82,6 +82,9 @@ class PgConnection {
   // COPY. A COPY FROM STDIN is ended unloaded and fails with FailedPrecondition (use
   // CopyIn); a COPY TO STDOUT's output is discarded like any result.
   Status Exec(std::string_view sql);
+  // Exec that returns the last statement's command tag ("UPDATE 42", "VACUUM", "SELECT 3"),
+  // which says how many rows it affected. Fails as Exec.
+  Result<std::string> ExecCommand(std::string_view sql);
 
   // Runs one statement with text parameters $1..$n (nullopt binds NULL) via PQexecParams.
   // On success, its rows as text (none for a statement that returns no rows).
