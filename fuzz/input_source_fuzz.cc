@@ -9,7 +9,7 @@
 //  - any regex --colsep either is refused at Open, fails a record with Internal (PCRE2's
 //    match limit), or yields columns that are all trimmed;
 //  - a second source (::: x y) gives the cross product, the first source varying slowest
-//    (an empty stdin then counts as one empty argument);
+//    (an empty stdin then counts as one empty argument), --colsep splitting it too;
 //  - count() is the number of tuples returned, and the end is sticky.
 // Input: byte 0 = flags (bit 0 -0, bit 1 --colsep, bit 2 as a regex, bit 3 a second
 // source), then the --colsep text up to '\x02' when bit 1 is set, then stdin's bytes.
@@ -105,35 +105,39 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!tuples) return 0;
   FUZZ_CHECK(tuples->size() == records.size() * (second ? 2 : 1));
   FUZZ_CHECK(replaced == (!options.null_separated && bytes.find('\0') != std::string_view::npos));
+  auto literal_split = [&](const std::string& record) {
+    const std::string& lit = *options.colsep;
+    std::vector<std::string> want;
+    if (record.empty()) {
+      want.emplace_back();
+      return want;
+    }
+    size_t start = 0;
+    while (true) {
+      size_t hit = record.find(lit, start);
+      if (hit == std::string::npos) break;
+      want.push_back(Trim(std::string_view(record).substr(start, hit - start)));
+      start = hit + lit.size();
+    }
+    want.push_back(Trim(std::string_view(record).substr(start)));
+    return want;
+  };
   for (size_t i = 0; i < tuples->size(); ++i) {
-    std::vector<std::string> t = (*tuples)[i];
-    if (second) {
-      FUZZ_CHECK(!t.empty() && t.back() == (i % 2 ? "y" : "x"));
-      t.pop_back();
-    }
+    const std::vector<std::string>& t = (*tuples)[i];
     const std::string& record = records[second ? i / 2 : i];
-    if (!options.colsep) {
-      FUZZ_CHECK(t.size() == 1 && t[0] == record);
-      continue;
+    for (const auto& col : t) {
+      if (options.colsep) FUZZ_CHECK(col == Trim(col));
     }
-    for (const auto& col : t) FUZZ_CHECK(col == Trim(col));
-    if (IsPlain(*options.colsep)) {
-      const std::string& lit = *options.colsep;
-      std::vector<std::string> want;
-      if (record.empty()) {
-        want.emplace_back();
-      } else {
-        size_t start = 0;
-        while (true) {
-          size_t hit = record.find(lit, start);
-          if (hit == std::string::npos) break;
-          want.push_back(Trim(std::string_view(record).substr(start, hit - start)));
-          start = hit + lit.size();
-        }
-        want.push_back(Trim(std::string_view(record).substr(start)));
-      }
-      FUZZ_CHECK(t == want);
+    if (options.colsep && !IsPlain(*options.colsep)) continue;
+    // --colsep splits every source, the ::: list too (as GNU parallel does).
+    std::vector<std::string> want = options.colsep ? literal_split(record)
+                                                   : std::vector<std::string>{record};
+    if (second) {
+      std::string other = i % 2 ? "y" : "x";
+      auto tail = options.colsep ? literal_split(other) : std::vector<std::string>{other};
+      want.insert(want.end(), tail.begin(), tail.end());
     }
+    FUZZ_CHECK(t == want);
   }
 
   if (options.colsep && IsPlain(*options.colsep) && (flags & 4)) {
