@@ -357,10 +357,16 @@ class MapTest(unittest.TestCase):
             self.assertEqual(len(f.read().split()), 3, "nothing left to run")
 
     def test_delay_starts_jobs_in_order(self):
-        for _ in range(2):
-            rc, out, _ = self.same_as_gnu(["--delay", "0.15", "-j2", "echo", ":::", "0", "1", "2", "3"])
+        rc, out, _ = self.same_as_gnu(["--delay", "0.15", "-j2", "echo", ":::", "0", "1", "2", "3"])
+        self.assertEqual(rc, 0)
+        self.assertEqual(out, b"0\n1\n2\n3\n")
+        # The race needs workers taking jobs at once: eight slots make it show (before the
+        # fix, about one run in three started two jobs swapped).
+        inputs = [str(i) for i in range(16)]
+        for _ in range(8):
+            rc, out, _ = self.fk("--delay", "0.05", "-j8", "echo", ":::", *inputs)
             self.assertEqual(rc, 0)
-            self.assertEqual(out, b"0\n1\n2\n3\n")
+            self.assertEqual(out.decode().split(), inputs)
 
     def test_halt_now_with_one_job_slot_never_starts_another(self):
         for _ in range(20):
@@ -426,6 +432,16 @@ class MapTest(unittest.TestCase):
         with open(out) as f:
             self.assertEqual(sorted(f.read().split()), ["a", "a", "b", "b"], "all ran again")
 
+    def test_resume_with_a_long_malformed_joblog_line_is_an_error_not_a_crash(self):
+        # issue 16: the joblog's loose pattern ran on std::regex and crashed (SIGSEGV).
+        log = os.path.join(self.dir, "jl")
+        with open(log, "w") as f:
+            f.write("Seq\n" + "x1 " + "a" * 30000 + "\n")
+        rc, _, err = self.fk("--joblog", log, "--resume", "echo", ":::", "a")
+        self.assertEqual(rc, 255)
+        self.assertIn(b"format of --joblog", err)
+        self.assertLess(len(err), 1000, "the error quotes the line's start only")
+
     def test_colsep_regex_on_a_long_line(self):
         # issue 16: std::regex recursed per character and crashed (SIGSEGV) at 30 KB.
         line = b"a" + b" " * 30000 + b"b\n"
@@ -463,6 +479,9 @@ class MapTest(unittest.TestCase):
                              stderr=subprocess.PIPE, env=self.env, cwd=self.dir)
         os.close(slave)
         try:
+            import select
+            ready, _, _ = select.select([p.stderr], [], [], 10)
+            self.assertTrue(ready, "no warning within 10 s")
             self.assertIn(b"reading arguments from the terminal", p.stderr.readline())
             p.send_signal(signal.SIGINT)
             p.wait(timeout=5)
