@@ -153,10 +153,18 @@ TEST(RunBatchCheckpointTest, ItemsStoppedBeforeOrWhileRunningRunOnResume) {
   std::vector<std::string> items;
   for (int i = 0; i < 10; ++i) items.push_back("item" + std::to_string(i));
   std::stop_source stop;
+  std::atomic<int> pulled{0};  // items the engine took from the range
+  auto counted = items | std::views::transform([&](const std::string& s) {
+                   pulled++;
+                   return s;
+                 });
   auto first_fn = [&](const std::string& s, ItemContext& ctx) -> Result<int> {
     if (s == "item0") return AbortedError("failed on its own");
     if (s == "item1") {
-      stop.request_stop();  // items 2..9 are in the window, none has started
+      // Once all ten are pulled, all ten are submitted: items 2..9 are in the window, and
+      // with one worker none of them has started.
+      while (pulled.load() < 10) std::this_thread::yield();
+      stop.request_stop();
       if (ctx.Cancelled()) return CancelledError("saw the stop");
     }
     return 1;
@@ -166,7 +174,7 @@ TEST(RunBatchCheckpointTest, ItemsStoppedBeforeOrWhileRunningRunOnResume) {
   o.window = 10;
   o.resume = BatchOptions::Resume::kFinished;
   o.stop = stop.get_token();
-  auto first = run_batch(items, first_fn, o);
+  auto first = run_batch(counted, first_fn, o);
   ASSERT_TRUE(first) << first.error().ToString();
   EXPECT_TRUE(first->summary.cancelled);
   EXPECT_EQ(first->summary.failed, 1u) << first->summary.ToString();
