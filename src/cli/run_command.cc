@@ -35,6 +35,10 @@ int RunCommand(const std::vector<std::string>& args) {
   app.add_option("--only", only, "run this task and what it needs")->group(kWhat);
   app.add_flag("--force", force, "run tasks even when their outputs are up to date")->group(kWhat);
   app.add_flag("--dry-run", dry_run, "print the plan by levels, run nothing")->group(kWhat);
+  bool progress = false;
+  app.add_flag("--progress", progress,
+               "a progress line on stderr every 10s (done/total tasks, failed, rate, ETA)")
+      ->group("Output");
   app.add_option("--resume", resume,
                  "rerun only what failed, was cancelled, blocked or never ran in RUN_ID "
                  "('last': the flow's latest run that did not succeed)")->group(kState);
@@ -77,6 +81,7 @@ int RunCommand(const std::vector<std::string>& args) {
   if (!only.empty()) options.only = only;
   options.force = force;
   options.dry_run = dry_run;
+  options.progress = progress;
   options.graceful = graceful.get_token();
   options.force_stop = force_stop.get_token();
   auto result = flow::RunFlow(*spec, options);

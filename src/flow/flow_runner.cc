@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -28,6 +29,7 @@
 #include <thread>
 
 #include "core/delay_queue.h"
+#include "core/progress_renderer.h"
 #include "core/format_duration.h"
 #include "flow/flow_lock.h"
 #include "flow/flow_plan.h"
@@ -327,6 +329,7 @@ class FlowRun {
   std::vector<bool> alerted_;            // per task: its alert_after fired
   std::vector<HookReport> hooks_;        // hooks that ended, in order
   std::vector<std::thread> hook_threads_;  // task hooks and alerts, joined at the end
+  std::atomic<uint64_t> settled_count_{0}, failed_count_{0};  // for --progress
   int wday_ = 0;  // weekday the run started (0 = Sunday), for `days`
 };
 
@@ -697,10 +700,14 @@ void FlowRun::Commit(std::unique_lock<std::mutex>& lock) {
   }
   for (TaskId id : batch) {
     const TaskRun& st = tasks_[id];
+    settled_count_.fetch_add(1, std::memory_order_relaxed);
+    if (!IsDone(st.state)) failed_count_.fetch_add(1, std::memory_order_relaxed);
     bool failed_critical = (st.state == TaskState::kFailed || st.state == TaskState::kCancelled) &&
                            plan().task(id).critical;
     for (TaskId down : scheduler_->Finish(id, failed_critical)) {
       tasks_[down].state = TaskState::kUpstreamFailed;
+      settled_count_.fetch_add(1, std::memory_order_relaxed);  // blocked: settled, not done
+      failed_count_.fetch_add(1, std::memory_order_relaxed);
       Say("blocked", plan().task(down).name, "upstream of it failed: " + plan().task(id).name);
     }
   }
@@ -897,6 +904,19 @@ Result<FlowRunResult> FlowRun::Run() {
              spec_.name, plan().size(), options_.jobs, run_id_, options_.journal_path,
              log_dir_.string());
   std::fflush(options_.out);
+  std::optional<core::ProgressTicker> ticker;
+  if (options_.progress) {
+    ticker.emplace(core::ProgressTicker::Options{.display = ProgressDisplay::kLines,
+                                                 .interval = options_.progress_interval,
+                                                 .out = stderr},
+                   [this] {
+                     return core::ProgressSnapshot{
+                         .label = "run", .unit = "tasks", .rate_unit = "tasks",
+                         .done = settled_count_.load(), .total = plan().size(),
+                         .failed = failed_count_.load()};
+                   });
+    ticker->Start();
+  }
   {
     // A first signal: retries waiting out a backoff give up now, and the loop wakes.
     std::stop_callback on_stop(options_.graceful, [this] {
@@ -925,6 +945,7 @@ Result<FlowRunResult> FlowRun::Run() {
     }
     finished_ = true;
   }
+  if (ticker) ticker->Stop();
   executor_->Shutdown();
   delays_.reset();
   for (std::thread& t : hook_threads_) t.join();  // task hooks and alerts still running

@@ -43,6 +43,11 @@ struct FlowRunOptions {
   TaskRunner run_task;               // default (empty): process::Run
   // Fork the orphan watchdog (ends the tasks if forklift is SIGKILLed). Default true.
   bool watchdog = true;
+  // --progress: a progress line (done/total tasks, failed, rate, ETA) on stderr every
+  // progress_interval, drawn by core::ProgressTicker like map's and load's. Default off:
+  // the event lines already say what happens.
+  bool progress = false;
+  Duration progress_interval = std::chrono::seconds(10);
 };
 
 // Where a flow's journal is: `flag` (--journal) when not empty, else $FORKLIFT_JOURNAL,
