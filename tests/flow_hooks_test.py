@@ -182,6 +182,17 @@ after = ["cboe", "nasdaq"]
         self.assertIn("<h2>Phases</h2>", page)
         self.assertIn("<td>scrapers</td>", page)
 
+    def test_progress_lines_come_from_the_one_renderer(self):
+        path = self.write_flow('[tasks.a]\ncmd = "true"\n[tasks.b]\ncmd = "exit 1"\ncritical = false\n'
+                               '[tasks.c]\ncmd = "true"\nafter = ["a"]\n')
+        p = subprocess.run([FORKLIFT, "run", path, "--progress"], capture_output=True,
+                           env=self.env, cwd=self.dir, timeout=60)
+        self.assertEqual(p.returncode, 0)
+        err = p.stderr.decode()
+        self.assertRegex(err, r"run: 100% 3/3 tasks, 1 failed, [0-9.]+ tasks/s")
+        self.assertNotIn("\r", err)
+        self.assertNotIn("\x1b", err)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
