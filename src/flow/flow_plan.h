@@ -87,7 +87,8 @@ class Plan {
 // running, and its pool (if any) has a free slot; among those, the first in file order
 // starts first. Costs: Finish is O(successors + log ready) amortized, plus each task
 // marked upstream_failed once; StartNext is O(pools + log ready). Not thread-safe: drive
-// it from one thread. `plan` must outlive the scheduler.
+// it under one lock (the flow runner's workers and its own thread share it under the run's
+// mutex). `plan` must outlive the scheduler.
 class Scheduler {
  public:
   // kEnded: it no longer holds a slot (Vacate), but its successors wait for Finish.
