@@ -17,6 +17,13 @@ import sys
 root = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), ".."))
 
 
+# DESIGN.md's layers, bottom up. A module links only modules of lower layers, and the one
+# link inside a layer that docs/architecture.md names: sinks/ uses sources/.
+LAYERS = {"core": 0, "process": 1, "journal": 1, "sources": 1, "sinks": 1, "batch": 2,
+          "map": 3, "flow": 3, "load": 3, "cli": 4}
+SAME_LAYER_LINKS = {("sinks", "sources")}
+
+
 def declared_modules():
     """{module: set of modules it links directly}, from CMakeLists.txt."""
     text = open(os.path.join(root, "CMakeLists.txt")).read()
@@ -53,6 +60,18 @@ def main():
     deps = declared_modules()
     allowed = closure(deps)
     modules = set(deps)
+    bad_links = []
+    for module, ds in sorted(deps.items()):
+        for d in sorted(ds):
+            if module not in LAYERS or d not in LAYERS:
+                bad_links.append(f"CMakeLists.txt: module {module if module not in LAYERS else d}/ "
+                                 "has no layer in tests/check_layering.py: add it to LAYERS")
+            elif LAYERS[d] > LAYERS[module] or (LAYERS[d] == LAYERS[module] and
+                                                  (module, d) not in SAME_LAYER_LINKS):
+                bad_links.append(f"CMakeLists.txt: {module}/ links {d}/, which is beside or above it")
+    if bad_links:
+        print("\n".join(bad_links))
+        return 1
     include = re.compile(r'^\s*#\s*include\s+"([a-z_]+)/[^"]+"')
     bad = []
     checked = 0
@@ -117,6 +136,12 @@ def self_test():
         assert dirty.returncode == 1, dirty.stdout
         assert 'src/core/a.cc:3: includes "process/..."' in dirty.stdout, dirty.stdout
         assert 'src/map/c.cc:3: includes "flow/..."' in dirty.stdout, dirty.stdout
+        # Declaring the sideways link in CMakeLists.txt does not make it right.
+        with open(os.path.join(d, "CMakeLists.txt"), "a") as f:
+            f.write("forklift_module(load DEPS forklift_flow)\n")
+        linked = run()
+        assert linked.returncode == 1, linked.stdout
+        assert "load/ links flow/, which is beside or above it" in linked.stdout, linked.stdout
     print("check_layering: self-test passed")
     return 0
 
