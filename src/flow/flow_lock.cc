@@ -88,8 +88,11 @@ Result<std::unique_ptr<FlowLock>> FlowLock::Acquire(const std::string& path,
     if (dying) limit = std::max<Duration>(limit, std::chrono::seconds(10));
     if (Steady::now() - start >= limit) {
       close(fd);
-      return AbortedError(fmt::format("flow '{}' is already running: {} (lock {})",
-                                      flow_name, HolderText(holder), path));
+      return AbortedError(fmt::format(
+          "flow '{}' is already running: {} (lock {}){}", flow_name, HolderText(holder), path,
+          dying ? "; that process is gone, and its watchdog, still ending its tasks, holds "
+                  "the lock"
+                : ""));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
