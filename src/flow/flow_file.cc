@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <climits>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -29,7 +30,8 @@ const std::vector<std::string> kTopKeys = {
 const std::vector<std::string> kTaskKeys = {
     "cmd",  "after", "critical", "timeout", "retries", "retry_delay", "alert_after",
     "pool", "env",   "cwd",      "days",    "outputs", "inputs",      "run_if",
-    "group", "on_failure", "sql", "sql_file", "db"};
+    "group", "on_failure", "sql", "sql_file", "db", "foreach", "foreach_cmd", "jobs",
+    "max_failed"};
 const std::vector<std::string> kRunIfValues = {"on_success", "all_done", "always"};
 // Index = struct tm's tm_wday, so TaskSpec::days_mask tests against localtime() directly.
 const std::vector<std::string> kDayNames = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
@@ -326,6 +328,42 @@ void Parser::ParseTask(const toml::key& task_key, const toml::node& node,
           (k == "sql" ? task.sql : k == "sql_file" ? task.sql_file : task.db) = std::move(v);
         }
       }
+    } else if (k == "foreach" || k == "foreach_cmd") {
+      if (!value.is_string()) {
+        TypeMismatch(key, value, where, "a string");
+      } else if (value.as_string()->get().empty()) {
+        Fail(line, where, "must not be empty");
+      } else {
+        (k == "foreach" ? task.foreach : task.foreach_cmd) = value.as_string()->get();
+      }
+    } else if (k == "jobs") {
+      const auto* n = value.as_integer();
+      if (!n) {
+        TypeMismatch(key, value, where, "an integer >= 1");
+      } else if (n->get() < 1 || n->get() > 1 << 20) {
+        Fail(line, where, fmt::format("must be an integer from 1 to {}, got {}", 1 << 20, n->get()));
+      } else {
+        task.jobs = static_cast<int>(n->get());
+      }
+    } else if (k == "max_failed") {
+      if (const auto* n = value.as_integer()) {
+        if (n->get() < 0) {
+          Fail(line, where, fmt::format("must be >= 0, got {}", n->get()));
+        } else {
+          task.max_failed = n->get();
+        }
+      } else if (const auto* str = value.as_string()) {
+        const std::string& v = str->get();
+        char* end = nullptr;
+        double pct = v.size() > 1 && v.back() == '%' ? std::strtod(v.c_str(), &end) : -1;
+        if (!end || end != v.c_str() + v.size() - 1 || !(pct >= 0 && pct <= 100)) {
+          Fail(line, where, fmt::format("'{}' is not a count or a percentage like \"5%\"", v));
+        } else {
+          task.max_failed_percent = pct;
+        }
+      } else {
+        TypeMismatch(key, value, where, "a count (3) or a percentage (\"5%\")");
+      }
     } else if (k == "group" || k == "on_failure") {
       if (!value.is_string()) {
         TypeMismatch(key, value, where, "a string");
@@ -417,6 +455,13 @@ void Parser::ParseTask(const toml::key& task_key, const toml::node& node,
     Fail(task.line, task_where, "'db' is for SQL tasks ('sql' or 'sql_file'), not 'cmd'");
   } else if (!table->contains("cmd") && !table->contains("db")) {
     Fail(task.line, task_where, "a SQL task needs 'db' (a [databases] name or a URL)");
+  }
+  if (!task.foreach.empty() && !task.foreach_cmd.empty()) {
+    Fail(task.line, task_where, "give one of 'foreach' and 'foreach_cmd'");
+  } else if (task.is_fanout() && task.cmd.empty()) {
+    Fail(task.line, task_where, "'foreach' and 'foreach_cmd' need 'cmd', the command per item");
+  } else if (!task.is_fanout() && (table->contains("jobs") || table->contains("max_failed"))) {
+    Fail(task.line, task_where, "'jobs' and 'max_failed' are for fan-out tasks ('foreach')");
   }
   if (!task.outputs.empty() && task.inputs.empty()) {
     spec.warnings.push_back(fmt::format(

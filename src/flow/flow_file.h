@@ -53,6 +53,17 @@ struct TaskSpec {
   // The database of a SQL task: a [databases] name, postgres://..., postgresql://... or
   // sqlite:PATH; resolved to the DSN by FlowSpec::DatabaseDsn.
   std::string db;
+  // A fan-out task: `cmd` is a `forklift map` command template run once per item — the
+  // lines of the file `foreach` (relative to the task's directory) or of `foreach_cmd`'s
+  // stdout — `jobs` at a time (0: --jobs), with `timeout` and `retries` per item and one
+  // journal row per item, so a resume reruns only the items that failed or never ran.
+  // The task fails when more items failed for good than `max_failed` allows.
+  std::string foreach;
+  std::string foreach_cmd;
+  int jobs = 0;
+  int64_t max_failed = 0;            // items allowed to fail; default 0
+  std::optional<double> max_failed_percent;  // "5%": instead of max_failed
+  bool is_fanout() const { return !foreach.empty() || !foreach_cmd.empty(); }
   std::vector<std::string> after;          // default: none; no duplicates
   bool critical = true;                    // a failure fails the run, blocks dependents
   std::optional<Duration> timeout;         // default: none

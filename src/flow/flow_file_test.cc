@@ -215,6 +215,27 @@ TEST(ParseFlowErrorTest, SqlTaskMistakes) {
               HasSubstr("flow.toml:2: databases.main: ${FORKLIFT_TEST_UNSET} is not set"));
 }
 
+TEST(ParseFlowTest, FanOutTasks) {
+  auto r = ParseFlow("[tasks.scrape]\ncmd = 'python3 scrape.py {}'\nforeach = 'symbols.txt'\n"
+                     "jobs = 8\nmax_failed = '5%'\n[tasks.gen]\ncmd = 'echo {}'\n"
+                     "foreach_cmd = 'seq 3'\nmax_failed = 2\n",
+                     "flow.toml");
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_TRUE(r->tasks[0].is_fanout());
+  EXPECT_EQ(r->tasks[0].jobs, 8);
+  EXPECT_EQ(r->tasks[0].max_failed_percent, std::optional<double>(5.0));
+  EXPECT_EQ(r->tasks[1].foreach_cmd, "seq 3");
+  EXPECT_EQ(r->tasks[1].max_failed, 2);
+  EXPECT_THAT(ErrorOf("[tasks.a]\ncmd = 'x'\nforeach = 'a'\nforeach_cmd = 'b'\n"),
+              HasSubstr("give one of 'foreach' and 'foreach_cmd'"));
+  EXPECT_THAT(ErrorOf("[tasks.a]\ncmd = 'x'\njobs = 2\n"),
+              HasSubstr("'jobs' and 'max_failed' are for fan-out tasks"));
+  EXPECT_THAT(ErrorOf("[tasks.a]\ncmd = 'x'\nforeach = 'a'\nmax_failed = '5'\n"),
+              HasSubstr("'5' is not a count or a percentage like \"5%\""));
+  EXPECT_THAT(ErrorOf("[tasks.a]\ncmd = 'x'\nforeach = 'a'\nmax_failed = -1\n"),
+              HasSubstr("must be >= 0"));
+}
+
 TEST(ParseFlowErrorTest, UnknownTaskKeySuggestsTheClosest) {
   EXPECT_EQ(ErrorOf("[tasks.scrape_cboe]\ncmd = 'x'\ncritcal = false\n"),
             "flow.toml:3: tasks.scrape_cboe: unknown key 'critcal' (did you mean 'critical'?)");

@@ -347,6 +347,24 @@ void RenderPhases(const ReportData& data, std::string& out) {
   out += "</tbody></table>\n";
 }
 
+void RenderFanouts(const ReportData& data, std::string& out) {
+  bool any = false;
+  for (const TaskReport& t : data.tasks) {
+    if (!t.items_succeeded) continue;
+    if (!any) out += "<h2>Fan-out tasks</h2>\n<ul class=\"fanout\">\n";
+    any = true;
+    uint64_t ok = *t.items_succeeded, failed = t.items_failed.value_or(0);
+    std::string slowest;
+    for (const auto& [cmd, secs] : t.slowest_items) {
+      slowest += fmt::format("{}<code>{}</code> ({})", slowest.empty() ? "; slowest: " : ", ",
+                             HtmlEscape(cmd), Seconds(secs));
+    }
+    out += fmt::format("<li>{}: {}/{} items succeeded, {} failed{}</li>\n", HtmlEscape(t.name),
+                       ok, ok + failed, failed, slowest);
+  }
+  if (any) out += "</ul>\n";
+}
+
 void RenderHooks(const ReportData& data, std::string& out) {
   if (data.hooks.empty()) return;
   out += "<h2>Hooks</h2>\n<ul class=\"hooks\">\n";
@@ -435,6 +453,7 @@ std::string RenderReportHtml(const ReportData& data) {
   }
   RenderTable(data, out);
   RenderPhases(data, out);
+  RenderFanouts(data, out);
   RenderFailures(data, out);
   RenderHooks(data, out);
   out += fmt::format("<script>{}</script>\n</body></html>\n", kScript);
@@ -511,6 +530,19 @@ std::string RenderBreakdownText(const ReportData& data) {
                          p.critical_share * 100,
                          p.failed ? fmt::format(", {} failed", p.failed) : "");
     }
+  }
+  for (const TaskReport& t : data.tasks) {
+    if (!t.items_succeeded) continue;
+    uint64_t ok = *t.items_succeeded, failed = t.items_failed.value_or(0);
+    out += fmt::format("foreach {}: {}/{} items succeeded, {} failed", t.name, ok, ok + failed,
+                       failed);
+    const char* sep = "; slowest: ";
+    for (const auto& [cmd, secs] : t.slowest_items) {
+      out += fmt::format("{}{} ({})", sep, cmd.size() > 60 ? cmd.substr(0, 57) + "..." : cmd,
+                         Seconds(secs));
+      sep = ", ";
+    }
+    out += "\n";
   }
   for (const HookReport& h : data.hooks) {
     out += fmt::format("hook {}{}: {}{}\n", h.hook, h.task.empty() ? "" : " of " + h.task,

@@ -8,8 +8,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "forklift/result.h"
@@ -34,6 +36,9 @@ struct TaskReport {
   std::vector<AttemptReport> attempts;  // in order; empty if it never started
   std::string log_tail;                 // the end of its log; shown for failed tasks
   std::string group;                    // its phase; "" = none (a line of its own)
+  // A fan-out task's items (foreach); nullopt for other tasks.
+  std::optional<uint64_t> items_succeeded, items_failed;
+  std::vector<std::pair<std::string, double>> slowest_items;  // command, seconds
 };
 
 // One run of a hook (on_success, on_failure, on_finish, on_alert, or a task's on_failure).

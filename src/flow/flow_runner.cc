@@ -107,10 +107,17 @@ json ToJson(const ReportData& r, const std::vector<std::string>& hashes) {
       attempts.push_back({{"start_offset_s", a.start_offset_s}, {"duration_s", a.duration_s},
                           {"exit_code", a.exit_code}, {"signal", a.signal}, {"state", a.state}});
     }
-    tasks.push_back({{"name", t.name}, {"state", t.state}, {"critical", t.critical},
-                     {"slow", t.slow}, {"on_critical_path", t.on_critical_path},
-                     {"attempts", attempts}, {"log_tail", t.log_tail}, {"group", t.group},
-                     {"cmd_hash", i < hashes.size() ? hashes[i] : ""}});
+    json task = {{"name", t.name}, {"state", t.state}, {"critical", t.critical},
+                 {"slow", t.slow}, {"on_critical_path", t.on_critical_path},
+                 {"attempts", attempts}, {"log_tail", t.log_tail}, {"group", t.group},
+                 {"cmd_hash", i < hashes.size() ? hashes[i] : ""}};
+    if (t.items_succeeded) {
+      json slowest = json::array();
+      for (const auto& [cmd, secs] : t.slowest_items) slowest.push_back({cmd, secs});
+      task["items"] = {{"succeeded", *t.items_succeeded}, {"failed", t.items_failed.value_or(0)},
+                       {"slowest", slowest}};
+    }
+    tasks.push_back(std::move(task));
   }
   json hooks = json::array();
   for (const HookReport& h : r.hooks) {
@@ -138,6 +145,16 @@ ReportData FromJson(const json& j) {
     tr.on_critical_path = t.value("on_critical_path", false);
     tr.log_tail = t.value("log_tail", "");
     tr.group = t.value("group", "");
+    if (t.contains("items") && t["items"].is_object()) {
+      const json& items = t["items"];
+      tr.items_succeeded = items.value("succeeded", uint64_t{0});
+      tr.items_failed = items.value("failed", uint64_t{0});
+      for (const json& s : items.value("slowest", json::array())) {
+        if (s.is_array() && s.size() == 2 && s[0].is_string() && s[1].is_number()) {
+          tr.slowest_items.emplace_back(s[0].get<std::string>(), s[1].get<double>());
+        }
+      }
+    }
     for (const json& a : t.value("attempts", json::array())) {
       tr.attempts.push_back({a.value("start_offset_s", 0.0), a.value("duration_s", 0.0),
                              a.value("exit_code", 0), a.value("signal", 0),
@@ -239,6 +256,37 @@ class TaskLog {
   std::deque<std::string> err_tail_;  // the last stderr lines
 };
 
+// A fan-out task's items, as its map left them.
+struct FanoutCounts {
+  uint64_t succeeded = 0, failed = 0;
+  std::vector<std::pair<std::string, double>> slowest;  // command, seconds
+};
+
+// The `n` slowest jobs of a GNU parallel joblog (its last row per job), slowest first.
+std::vector<std::pair<std::string, double>> SlowestJobs(const fs::path& joblog, size_t n) {
+  std::ifstream in(joblog);
+  std::map<std::string, std::pair<std::string, double>> by_seq;
+  std::string line;
+  std::getline(in, line);  // the header
+  while (std::getline(in, line)) {
+    std::vector<std::string> f;
+    size_t start = 0;
+    for (int i = 0; i < 8; ++i) {
+      size_t tab = line.find('\t', start);
+      if (tab == std::string::npos) break;
+      f.push_back(line.substr(start, tab - start));
+      start = tab + 1;
+    }
+    if (f.size() < 8) continue;
+    by_seq[f[0]] = {line.substr(start), std::strtod(f[3].c_str(), nullptr)};
+  }
+  std::vector<std::pair<std::string, double>> all;
+  for (auto& [seq, job] : by_seq) all.push_back(std::move(job));
+  std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  if (all.size() > n) all.resize(n);
+  return all;
+}
+
 // What one task did in this invocation.
 struct TaskRun {
   TaskState state = TaskState::kPending;
@@ -250,6 +298,7 @@ struct TaskRun {
   std::string held_log;  // log lines of silent successful attempts (no file; main.log only)
   uintmax_t log_offset = 0;  // its log file's size when this invocation first started it
   std::vector<std::string> sql_tags;  // a SQL task's command tags, per statement
+  std::optional<FanoutCounts> fanout;  // a fan-out task's items
 };
 
 struct AttemptEnd {
@@ -278,6 +327,8 @@ class FlowRun {
   void Launch(TaskId id);
   void Attempt(TaskId id);
   void AttemptSql(TaskId id, int attempt, TaskLog& log);
+  std::vector<std::string> FanoutArgv(const TaskSpec& t);
+  void JudgeFanout(TaskId id, process::Completion& c, TaskLog& log);
   void HandleEnd(AttemptEnd end);
   void Conclude(TaskId id, TaskState state);
   void Commit(std::unique_lock<std::mutex>& lock);
@@ -489,9 +540,15 @@ void FlowRun::Attempt(TaskId id) {
     AttemptSql(id, attempt, log);
     return;
   }
-  log.Note(fmt::format("attempt {} of {}: {}", attempt, t.retries + 1, t.cmd));
   process::SpawnOptions spawn;
-  spawn.argv = {"/bin/sh", "-c", t.cmd};
+  if (t.is_fanout()) {
+    spawn.argv = FanoutArgv(t);
+    log.Note(fmt::format("items of {}: {}", t.foreach.empty() ? "`" + t.foreach_cmd + "`"
+                                                             : t.foreach, t.cmd));
+  } else {
+    log.Note(fmt::format("attempt {} of {}: {}", attempt, t.retries + 1, t.cmd));
+    spawn.argv = {"/bin/sh", "-c", t.cmd};
+  }
   spawn.cwd = (t.cwd.empty() ? base_dir_ : base_dir_ / t.cwd).string();
   // Tasks can tell which run and attempt they are (for markers, idempotency keys, logs);
   // FORKLIFT_RUN_ID is also how a later invocation finds what a killed one left running.
@@ -502,11 +559,12 @@ void FlowRun::Attempt(TaskId id) {
   spawn.stdout_mode = spawn.stderr_mode = process::OutputMode::kCallback;
   spawn.on_output = [&log](process::Stream s, std::string_view b) { log.Chunk(s, b); };
   spawn.registry = &registry_;
-  if (t.timeout) spawn.timeout = *t.timeout;
+  if (t.timeout && !t.is_fanout()) spawn.timeout = *t.timeout;  // a fan-out's is per item
   double start = Offset();
   auto done = options_.run_task ? options_.run_task(spawn, options_.force_stop)
                                 : process::Run(spawn, options_.force_stop);
   double end = Offset();
+  if (t.is_fanout() && done) JudgeFanout(id, *done, log);
   log.EndOutput();
   std::string stderr_tail = log.StderrTail(kFailedLineTail);
   if (!done) {
@@ -525,6 +583,70 @@ void FlowRun::Attempt(TaskId id) {
 // A SQL task's attempt (sql_task.h): no process; its outcome reads as a command's would
 // (exit 0 or 1, timed out, cancelled), its command tags are its output, its error its
 // stderr.
+// A fan-out task runs as `forklift map` (its templates, -j, per-item timeout and retries,
+// one journal row per item under run id RUN.TASK, the joblog beside the task's log). A
+// resume passes --resume-failed, so only the items that failed or never ran run again.
+std::vector<std::string> FlowRun::FanoutArgv(const TaskSpec& t) {
+  std::string exe = options_.forklift_exe;
+  if (exe.empty()) {
+    std::error_code ec;
+    exe = fs::read_symlink("/proc/self/exe", ec).string();
+  }
+  int jobs = t.jobs > 0 ? std::min(t.jobs, options_.jobs) : options_.jobs;
+  std::vector<std::string> map = {exe, "map", "-j", std::to_string(jobs), "--journal",
+                                  options_.journal_path, "--run-id", run_id_ + "." + t.name,
+                                  "--joblog", (log_dir_ / (t.name + ".joblog")).string()};
+  if (t.timeout) {
+    map.push_back("--timeout");
+    map.push_back(fmt::format("{}ms", std::chrono::duration_cast<std::chrono::milliseconds>(*t.timeout).count()));
+  }
+  if (t.retries > 0) {
+    map.push_back("--retries");  // GNU parallel's count: attempts in all
+    map.push_back(std::to_string(t.retries + 1));
+  }
+  if (invocation_ > 1) map.push_back("--resume-failed");
+  map.push_back(t.cmd);
+  if (!t.foreach.empty()) {
+    map.push_back("::::");
+    map.push_back(t.foreach);
+    return map;
+  }
+  std::string line = t.foreach_cmd + " | exec";
+  for (const std::string& a : map) line += " " + ShellWord(a);
+  return {"/bin/sh", "-c", line};
+}
+
+// After the map: the items' outcomes from the journal and the joblog; the task succeeds
+// when map ran and no more items failed than max_failed allows.
+void FlowRun::JudgeFanout(TaskId id, process::Completion& c, TaskLog& log) {
+  const TaskSpec& t = plan().task(id);
+  auto j = journal::Journal::Open(options_.journal_path);  // this thread's own connection
+  uint64_t ok = 0, failed = 0;
+  if (j) {
+    std::string run = run_id_ + "." + t.name;
+    ok = (*j)->CountItems(run, true).value_or(0);
+    failed = (*j)->CountItems(run, false).value_or(0);
+  }
+  FanoutCounts counts{ok, failed, SlowestJobs(log_dir_ / (t.name + ".joblog"), 3)};
+  uint64_t allowed = t.max_failed_percent
+                         ? static_cast<uint64_t>((ok + failed) * *t.max_failed_percent / 100)
+                         : static_cast<uint64_t>(t.max_failed);
+  bool map_ran = c.signal == 0 && !c.timed_out && !c.cancelled && c.exit_code >= 0 &&
+                 c.exit_code <= 101;
+  log.Note(fmt::format("items: {} succeeded, {} failed (max_failed {}){}", ok, failed, allowed,
+                       map_ran ? "" : "; forklift map did not finish"));
+  if (map_ran) {
+    c.exit_code = failed <= allowed ? 0 : 1;
+    if (c.exit_code != 0) {
+      log.Chunk(process::Stream::kStderr,
+                fmt::format("{} of {} items failed for good (max_failed allows {})\n", failed,
+                            ok + failed, allowed));
+    }
+  }
+  std::lock_guard lock(mu_);
+  tasks_[id].fanout = std::move(counts);
+}
+
 void FlowRun::AttemptSql(TaskId id, int attempt, TaskLog& log) {
   const TaskSpec& t = plan().task(id);
   std::string shown_db = t.db;
@@ -611,7 +733,8 @@ void FlowRun::HandleEnd(AttemptEnd end) {
     rep.state = ok ? "succeeded" : c.timed_out ? "timed_out" : cancelled ? "cancelled" : "failed";
     detail = DescribeAttempt(rep);
   }
-  bool retry = !ok && !cancelled && st.attempts <= t.retries && !Stopping();
+  // A fan-out task's retries are its items' (map --retries), not the whole map's.
+  bool retry = !ok && !cancelled && !t.is_fanout() && st.attempts <= t.retries && !Stopping();
   if (retry) rep.state = "retried";
   st.reports.push_back(rep);
   std::string took = core::FormatDuration(
@@ -675,6 +798,9 @@ journal::ItemRecord FlowRun::RecordOf(TaskId id) const {
   json detail = {{"state", ToString(st.state)}, {"invocation", invocation_},
                  {"cmd_hash", CommandHash(t)}, {"attempts", attempts}};
   if (!st.sql_tags.empty()) detail["sql"] = st.sql_tags;
+  if (st.fanout) {
+    detail["items"] = {{"succeeded", st.fanout->succeeded}, {"failed", st.fanout->failed}};
+  }
   rec.detail = detail.dump();
   return rec;
 }
@@ -738,6 +864,11 @@ ReportData FlowRun::BuildReport(const std::string& status) {
     tr.attempts = st.reports;
     tr.on_critical_path = critical.count(id) > 0;
     tr.group = t.group;
+    if (st.fanout) {
+      tr.items_succeeded = st.fanout->succeeded;
+      tr.items_failed = st.fanout->failed;
+      tr.slowest_items = st.fanout->slowest;
+    }
     if (t.alert_after && st.started) {
       tr.slow = (st.last_end_s - st.first_start_s) >
                 std::chrono::duration<double>(*t.alert_after).count();

@@ -47,6 +47,9 @@ struct FlowRunOptions {
   // progress_interval, drawn by core::ProgressTicker like map's and load's. Default off:
   // the event lines already say what happens.
   bool progress = false;
+  // The forklift program that fan-out tasks run as `forklift map`. Default "": this
+  // program (/proc/self/exe).
+  std::string forklift_exe;
   Duration progress_interval = std::chrono::seconds(10);
 };
 
