@@ -63,7 +63,7 @@ class FlowTest(unittest.TestCase):
         sunday = datetime.date.today().weekday() == 6
         self.assertEqual(tasks["discovery"]["state"], "succeeded" if sunday else "not_scheduled")
         for name in ("scrape_cboe", "scrape_nasdaq", "scrape_nyse", "scrape_news", "main_update",
-                     "vacuum", "reports", "export"):
+                     "vacuum", "reports", "export", "scrape_symbols", "init_db", "cleanup"):
             self.assertEqual(tasks[name]["state"], "succeeded", name)
         self.assertEqual(tasks["scrape_fred"]["state"], "succeeded")
         self.assertEqual([a["state"] for a in tasks["scrape_fred"]["attempts"]], ["retried", "succeeded"])
@@ -84,7 +84,16 @@ class FlowTest(unittest.TestCase):
         with open(os.path.join(logs, "main.log")) as f:
             main = f.read()
         order = re.findall(r"^===== (\w+) =====$", main, re.M)
-        self.assertEqual(order.index("main_update"), 5 if not sunday else 6)
+        scrapers = [n for n in order if n.startswith("scrape_")]
+        self.assertEqual(len(scrapers), 6)
+        self.assertTrue(all(order.index(n) < order.index("main_update") for n in scrapers))
+        # The fan-out's items, the SQL phase's statements and the hooks are on record.
+        self.assertIn("scrape_symbols", out)
+        self.assertIn("foreach scrape_symbols: 6/6 items succeeded, 0 failed", out)
+        self.assertIn("phases:", out)
+        self.assertIn("tasks.vacuum.sql:3: VACUUM", main)
+        with open(os.path.join(logs, "hooks.log")) as f:
+            self.assertIn("nightly: succeeded", f.read())
         self.assertIn("critical path:", out)
         self.assertRegex(out, r"notify\s+failed \(non-critical\)")
         # The report: one self-contained file, rendered by a real browser.
