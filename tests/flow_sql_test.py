@@ -108,6 +108,7 @@ db = "market"
         self.assertIn("tasks.touch.sql:1: UPDATE 2", log)
         self.assertIn("tasks.vacuum_t1.sql:1: VACUUM", log)
         self.assertEqual(PG.sql("SELECT sum(v) FROM t1"), "9")  # 2+3+4: committed once
+        self.assertIn("sql touch: UPDATE 3, UPDATE 2", out, "rows affected in the breakdown")
         # The password is nowhere: output, logs, journal, report.
         p = subprocess.run([FORKLIFT, "runs", "--kind", "flow", "--json"], capture_output=True,
                            env=self.env, cwd=self.dir)
@@ -115,6 +116,8 @@ db = "market"
         subprocess.run([FORKLIFT, "report", run_id, "-o", os.path.join(self.dir, "r.html")],
                        env=self.env, cwd=self.dir, check=True, capture_output=True)
         self.assertNotIn(PASSWORD, out + err + p.stdout.decode())
+        with open(os.path.join(self.dir, "r.html")) as f:
+            self.assertIn("<li>touch: UPDATE 3, UPDATE 2</li>", f.read(), "and in the report")
         for name, data in self.all_state_bytes():
             if name in ("flow.toml", "cleanup.sql"):
                 continue

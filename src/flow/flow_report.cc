@@ -347,6 +347,19 @@ void RenderPhases(const ReportData& data, std::string& out) {
   out += "</tbody></table>\n";
 }
 
+void RenderSqlTags(const ReportData& data, std::string& out) {
+  bool any = false;
+  for (const TaskReport& t : data.tasks) {
+    if (t.sql_tags.empty()) continue;
+    if (!any) out += "<h2>SQL tasks</h2>\n<ul class=\"sql\">\n";
+    any = true;
+    std::string tags;
+    for (const std::string& tag : t.sql_tags) tags += (tags.empty() ? "" : ", ") + HtmlEscape(tag);
+    out += fmt::format("<li>{}: {}</li>\n", HtmlEscape(t.name), tags);
+  }
+  if (any) out += "</ul>\n";
+}
+
 void RenderFanouts(const ReportData& data, std::string& out) {
   bool any = false;
   for (const TaskReport& t : data.tasks) {
@@ -453,6 +466,7 @@ std::string RenderReportHtml(const ReportData& data) {
   }
   RenderTable(data, out);
   RenderPhases(data, out);
+  RenderSqlTags(data, out);
   RenderFanouts(data, out);
   RenderFailures(data, out);
   RenderHooks(data, out);
@@ -530,6 +544,12 @@ std::string RenderBreakdownText(const ReportData& data) {
                          p.critical_share * 100,
                          p.failed ? fmt::format(", {} failed", p.failed) : "");
     }
+  }
+  for (const TaskReport& t : data.tasks) {
+    if (t.sql_tags.empty()) continue;
+    std::string tags;
+    for (const std::string& tag : t.sql_tags) tags += (tags.empty() ? "" : ", ") + tag;
+    out += fmt::format("sql {}: {}\n", t.name, tags);
   }
   for (const TaskReport& t : data.tasks) {
     if (!t.items_succeeded) continue;

@@ -39,6 +39,8 @@ struct TaskReport {
   // A fan-out task's items (foreach); nullopt for other tasks.
   std::optional<uint64_t> items_succeeded, items_failed;
   std::vector<std::pair<std::string, double>> slowest_items;  // command, seconds
+  // A SQL task's command tags per statement ("UPDATE 42", "VACUUM"); empty otherwise.
+  std::vector<std::string> sql_tags;
 };
 
 // One run of a hook (on_success, on_failure, on_finish, on_alert, or a task's on_failure).

@@ -111,6 +111,7 @@ json ToJson(const ReportData& r, const std::vector<std::string>& hashes) {
                  {"slow", t.slow}, {"on_critical_path", t.on_critical_path},
                  {"attempts", attempts}, {"log_tail", t.log_tail}, {"group", t.group},
                  {"cmd_hash", i < hashes.size() ? hashes[i] : ""}};
+    if (!t.sql_tags.empty()) task["sql"] = t.sql_tags;
     if (t.items_succeeded) {
       json slowest = json::array();
       for (const auto& [cmd, secs] : t.slowest_items) slowest.push_back({cmd, secs});
@@ -145,6 +146,9 @@ ReportData FromJson(const json& j) {
     tr.on_critical_path = t.value("on_critical_path", false);
     tr.log_tail = t.value("log_tail", "");
     tr.group = t.value("group", "");
+    for (const json& tag : t.value("sql", json::array())) {
+      if (tag.is_string()) tr.sql_tags.push_back(tag.get<std::string>());
+    }
     if (t.contains("items") && t["items"].is_object()) {
       const json& items = t["items"];
       tr.items_succeeded = items.value("succeeded", uint64_t{0});
@@ -864,6 +868,7 @@ ReportData FlowRun::BuildReport(const std::string& status) {
     tr.attempts = st.reports;
     tr.on_critical_path = critical.count(id) > 0;
     tr.group = t.group;
+    tr.sql_tags = st.sql_tags;
     if (st.fanout) {
       tr.items_succeeded = st.fanout->succeeded;
       tr.items_failed = st.fanout->failed;
