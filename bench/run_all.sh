@@ -85,6 +85,16 @@ else
   rows+=("run 3,000-task DAG, --jobs 2|FAILED|||<= 1.0x|see $log")
 fi
 
+echo "== e3. a flow's fan-out task vs forklift map of the same 3,000 items"
+if out=$("$here/flow_foreach_bench.sh" "$build" | tee -a "$log" /dev/stderr); then
+  r=$(grep '^RESULT flow_foreach' <<< "$out")
+  vs=$(field vs_map <<< "$r")
+  rows+=("run fan-out, 3,000 x /bin/true, -j2|$(field flow_s <<< "$r") s|$(field map_s <<< "$r") s (forklift map)|${vs}x map's time|<= 1.2x|$(verdict "$vs" 1.2 '<=')")
+else
+  status=1
+  rows+=("run fan-out, 3,000 x /bin/true, -j2|FAILED|||<= 1.2x|see $log")
+fi
+
 echo "== e2. a flow's SQL phase: 6 VACUUM ANALYZE tasks vs the slowest statement alone"
 if out=$("$here/flow_sql_bench.sh" "$build" | tee -a "$log" /dev/stderr); then
   r=$(grep '^RESULT flow_sql' <<< "$out")
