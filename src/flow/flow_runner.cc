@@ -592,13 +592,14 @@ void FlowRun::Attempt(TaskId id) {
 // resume passes --resume-failed, so only the items that failed or never ran run again.
 std::vector<std::string> FlowRun::FanoutArgv(const TaskSpec& t) {
   std::string exe = options_.forklift_exe;
-  if (exe.empty()) {
-    std::error_code ec;
-    exe = fs::read_symlink("/proc/self/exe", ec).string();
-  }
+  std::error_code ec;
+  if (exe.empty()) exe = fs::read_symlink("/proc/self/exe", ec).string();
+  if (exe.empty()) exe = "forklift";  // no /proc: from PATH
   int jobs = t.jobs > 0 ? std::min(t.jobs, options_.jobs) : options_.jobs;
+  // map runs in the task's directory: its journal path must not be relative.
+  std::string journal = fs::absolute(options_.journal_path, ec).string();
   std::vector<std::string> map = {exe, "map", "-j", std::to_string(jobs), "--journal",
-                                  options_.journal_path, "--run-id", run_id_ + "." + t.name,
+                                  journal, "--run-id", run_id_ + "." + t.name,
                                   "--joblog", (log_dir_ / (t.name + ".joblog")).string()};
   if (t.timeout) {
     map.push_back("--timeout");
