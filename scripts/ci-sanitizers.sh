@@ -38,9 +38,12 @@ case "$kind" in
   *) echo "ci-sanitizers.sh: unknown kind '$kind' (asan or tsan)" >&2; exit 2 ;;
 esac
 
+# -O1 -g1 (line tables for the reports) compiles in half the time of -O2 -g, and is what
+# the sanitizers' documentation suggests; NDEBUG as in the tested release build.
 if [ ! -f "$build/build.ninja" ]; then
   CXX=${SANITIZER_CXX:-g++} cmake -S . -B "$build" -G Ninja -DFORKLIFT_BENCH=OFF \
-    -DFORKLIFT_WERROR="${FORKLIFT_WERROR:-OFF}" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${flags[@]}" >/dev/null
+    -DFORKLIFT_WERROR="${FORKLIFT_WERROR:-OFF}" -DCMAKE_BUILD_TYPE=None \
+    -DCMAKE_CXX_FLAGS="-O1 -g1 -DNDEBUG" "${flags[@]}" >/dev/null
 fi
 cmake --build "$build" -j "$jobs" --target "${targets[@]}"
 ctest --test-dir "$build" --output-on-failure -j "$jobs" --timeout 300 "${select[@]}"
