@@ -998,7 +998,8 @@ void FlowRun::HookLater(std::string hook, const std::string& cmd, std::string ta
 // nullopt, the run) started, and it is still running, say so and fire on_alert, once.
 // Called with mu_ held.
 void FlowRun::AlertLater(std::optional<TaskId> id, Duration after) {
-  TimePoint due = clock_.Now() + after;
+  // From the task's start (now) or the run's, whenever this is called.
+  TimePoint due = (id ? clock_.Now() : t0_) + after;
   delays_->Add(due, [this, id, due, after] {
     std::lock_guard lock(mu_);
     // A stop or the end of the run makes pending callbacks run early: not an alert.
