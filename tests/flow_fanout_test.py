@@ -9,9 +9,13 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from proc_util import is_live, processes_of_run  # noqa: E402
 
 FORKLIFT = os.path.abspath(os.environ.get("FORKLIFT", os.path.join(os.path.dirname(__file__), "..", "build", "forklift")))
 
@@ -36,23 +40,6 @@ def wait_until(pred, what, timeout=20):
         time.sleep(0.01)
 
 
-def processes_of_run(run_id):
-    """Live pids whose environment carries FORKLIFT_RUN_ID=run_id (map's jobs inherit it)."""
-    mark = f"FORKLIFT_RUN_ID={run_id}".encode()
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/environ", "rb") as f:
-                env = f.read().split(b"\0")
-            with open(f"/proc/{name}/stat") as f:
-                state = f.read().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if mark in env and state not in ("Z", "X"):
-            found.append(int(name))
-    return found
 
 
 class FlowFanoutTest(unittest.TestCase):

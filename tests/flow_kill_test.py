@@ -14,10 +14,14 @@ import queue
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from proc_util import is_live, processes_of_run  # noqa: E402
 
 FORKLIFT = os.path.abspath(os.environ.get("FORKLIFT", os.path.join(os.path.dirname(__file__), "..", "build", "forklift")))
 
@@ -39,31 +43,8 @@ def read(path):
         return ""
 
 
-def is_live(pid):
-    """Alive and not a zombie (this sandbox's PID 1 does not reap orphans)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-        return state not in ("Z", "X")
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
 
 
-def processes_of_run(run_id):
-    """Live pids whose environment carries FORKLIFT_RUN_ID=run_id."""
-    mark = f"FORKLIFT_RUN_ID={run_id}".encode()
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/environ", "rb") as f:
-                env = f.read().split(b"\0")
-        except OSError:
-            continue
-        if mark in env and is_live(int(name)):
-            found.append(int(name))
-    return found
 
 
 def children(pid):
