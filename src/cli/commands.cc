@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <ctime>
 
 namespace forklift::cli {
 namespace {
@@ -24,6 +25,15 @@ constexpr const char* kUsage =
     "The C++ API (run_batch) is documented in docs/batch.md.\n";
 
 }  // namespace
+
+std::string LocalTime(double unix_seconds) {
+  auto t = static_cast<std::time_t>(unix_seconds);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  return buf;
+}
 
 int ParseCli(CLI::App& app, const std::vector<std::string>& args) {
   // One line naming the command and the option, as forklift's own errors do.

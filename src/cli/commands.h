@@ -15,6 +15,9 @@ namespace forklift::cli {
 // else the exit status to return (after --help, or a usage error CLI11 has printed).
 int ParseCli(CLI::App& app, const std::vector<std::string>& args);
 
+// "2026-12-01 23:10:05": unix seconds in local time, as `runs` and `dlq list` show them.
+std::string LocalTime(double unix_seconds);
+
 // Runs `forklift ARGS...` and returns the process exit status.
 int Dispatch(const std::vector<std::string>& args);
 

@@ -122,15 +122,6 @@ int LoadCommand(const std::vector<std::string>& args) {
 
 namespace {
 
-std::string LocalTime(double unix_seconds) {
-  auto t = static_cast<std::time_t>(unix_seconds);
-  std::tm tm{};
-  localtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
-  return buf;
-}
-
 // `s` with control bytes as spaces, for one line of a table.
 std::string OneLine(std::string s) {
   for (char& ch : s) {

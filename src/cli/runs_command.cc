@@ -15,15 +15,6 @@
 namespace forklift::cli {
 namespace {
 
-std::string LocalTime(double unix_seconds) {
-  auto t = static_cast<std::time_t>(unix_seconds);
-  std::tm tm{};
-  localtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
-  return buf;
-}
-
 
 // A load records no items (its unit is the row, kept in the target's ledger): its
 // succeeded and failed counts are the rows its summary reports, this invocation's and
