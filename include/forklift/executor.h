@@ -12,10 +12,8 @@
 #include <atomic>
 #include <cstddef>
 #include <functional>
-#include <future>
 #include <memory>
 #include <stop_token>
-#include <type_traits>
 #include <utility>
 
 #include "forklift/result.h"
@@ -23,7 +21,8 @@
 namespace forklift {
 
 struct ExecutorOptions {
-  // Number of worker threads; must be >= 1. Default: std::thread::hardware_concurrency().
+  // Number of worker threads; must be >= 1 (0, the default, is refused: the caller decides,
+  // e.g. from std::thread::hardware_concurrency()).
   size_t workers = 0;
   // Tasks that may wait in the queue; a power of two >= 2. Default: 1024.
   size_t queue_capacity = 1024;
@@ -44,19 +43,6 @@ class Executor {
 
   // Enqueues `task`, blocking while the queue is full. Cancelled once Shutdown() began.
   Status Submit(Task task);
-  // Enqueues `task` if there is room now. On false, `task` is left untouched.
-  bool TrySubmit(Task& task);
-
-  // Runs f() on a worker and returns a future of its value (its exception, if it throws).
-  template <class F>
-  Result<std::future<std::invoke_result_t<F>>> Async(F f) {
-    using R = std::invoke_result_t<F>;
-    auto task = std::make_shared<std::packaged_task<R()>>(std::move(f));
-    std::future<R> future = task->get_future();
-    FORKLIFT_RETURN_IF_ERROR(Submit([task] { (*task)(); }));
-    return future;
-  }
-
   // Stops accepting tasks, runs every task already queued, joins the workers.
   // Idempotent. Must not be called from a task of this executor.
   void Shutdown();

@@ -3,9 +3,10 @@
 // forces one (kill running process groups, exit). `forklift map` also takes SIGHUP that
 // way, as GNU parallel does (a closed terminal stops new jobs, running ones finish).
 //
-// The signals are blocked in every thread (Install() must run before any thread starts) and
-// taken synchronously by one thread with sigwait(), so the callbacks are ordinary code, not
-// signal handlers. Thread safety: Install() once, from main, before other threads exist.
+// The signals are blocked in every thread (BlockSignals(), or constructing the SignalThread,
+// must happen in main before any other thread starts: threads inherit the mask) and taken
+// synchronously by one thread with sigwait(), so the callbacks are ordinary code, not signal
+// handlers. Thread safety: one SignalThread per process, constructed and destroyed in main.
 #ifndef FORKLIFT_CLI_SIGNAL_THREAD_H_
 #define FORKLIFT_CLI_SIGNAL_THREAD_H_
 

@@ -1,5 +1,6 @@
 #include "forklift/executor.h"
 
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -67,14 +68,6 @@ class Executor::Impl {
         return CancelledError("executor shut down while the submission waited for room");
       }
     }
-  }
-
-  bool TrySubmit(Task& task) {
-    SubmitterScope scope(this);
-    if (closed_.load(std::memory_order_seq_cst)) return false;
-    if (!queue_.TryPush(task)) return false;
-    WakeWorker();
-    return true;
   }
 
   void Shutdown() {
@@ -211,8 +204,6 @@ Executor::Executor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Executor::~Executor() { Shutdown(); }
 
 Status Executor::Submit(Task task) { return impl_->Submit(task); }
-
-bool Executor::TrySubmit(Task& task) { return impl_->TrySubmit(task); }
 
 void Executor::Shutdown() { impl_->Shutdown(); }
 
