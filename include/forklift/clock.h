@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <mutex>
 #include <stop_token>
 
@@ -41,12 +42,18 @@ class FakeClock final : public Clock {
   int sleepers() const;
   // Blocks until at least n threads are sleeping.
   void WaitForSleepers(int n) const;
+  // Blocks until SleepUntil has been entered at least n times in all, since construction.
+  // Unlike WaitForSleepers, a sleeper that Advance() woke but that has not left yet does
+  // not count twice: a test stepping through successive backoffs waits for call k, then
+  // advances.
+  void WaitForSleepCalls(int64_t n) const;
 
  private:
   mutable std::mutex mu_;
   mutable std::condition_variable_any cv_;
   TimePoint now_;
   int sleepers_ = 0;
+  int64_t sleep_calls_ = 0;
 };
 
 }  // namespace forklift

@@ -33,6 +33,7 @@ TimePoint FakeClock::Now() const {
 bool FakeClock::SleepUntil(TimePoint t, const std::stop_token& stop) {
   std::unique_lock lock(mu_);
   ++sleepers_;
+  ++sleep_calls_;
   cv_.notify_all();
   bool reached = cv_.wait(lock, stop, [&] { return now_ >= t; });
   --sleepers_;
@@ -53,6 +54,11 @@ int FakeClock::sleepers() const {
 void FakeClock::WaitForSleepers(int n) const {
   std::unique_lock lock(mu_);
   cv_.wait(lock, [&] { return sleepers_ >= n; });
+}
+
+void FakeClock::WaitForSleepCalls(int64_t n) const {
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] { return sleep_calls_ >= n; });
 }
 
 }  // namespace forklift

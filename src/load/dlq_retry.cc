@@ -34,13 +34,16 @@ Result<std::set<int64_t>> CommittedLoadChunks(const sinks::TargetAddress& addres
   return out;
 }
 
-}  // namespace
+// Where load `load_id` went and how, from the configuration it recorded in the journal
+// (`to` overrides the target: a password is never stored). The spec is for the retries'
+// own ledger entries, under LOAD_ID/dlq.
+struct RecordedTarget {
+  sinks::TargetAddress address;
+  sinks::TableSpec spec;
+};
 
-Result<DlqRetryResult> RetryDeadLetters(const std::string& journal_path,
-                                        const std::string& load_id, const std::string& to) {
-  auto journal_or = journal::Journal::Open(journal_path);
-  if (!journal_or) return InvalidArgumentError("--journal: " + journal_or.error().message);
-  journal::Journal& journal = **journal_or;
+Result<RecordedTarget> ReadRecordedTarget(journal::Journal& journal, const std::string& journal_path,
+                                          const std::string& load_id, const std::string& to) {
   FORKLIFT_ASSIGN_OR_RETURN(auto run, journal.GetRun(load_id));
   if (!run || run->kind != "load") {
     return NotFoundError(fmt::format("no load '{}' in {} (see forklift runs --kind load)",
@@ -61,27 +64,89 @@ Result<DlqRetryResult> RetryDeadLetters(const std::string& journal_path,
     }
     target = c.value("to", std::string());
   }
-  FORKLIFT_ASSIGN_OR_RETURN(sinks::TargetAddress address, sinks::ParseTargetAddress(target));
+  RecordedTarget out;
+  FORKLIFT_ASSIGN_OR_RETURN(out.address, sinks::ParseTargetAddress(target));
   FORKLIFT_ASSIGN_OR_RETURN(auto qualified,
                             sinks::ParseQualifiedName(c.value("table", std::string())));
   const std::string delim = c.value("delimiter", std::string(","));
-  sinks::TableSpec spec{.schema = qualified.first,
-                        .table = qualified.second,
-                        .columns = c.value("columns", std::vector<std::string>()),
-                        .key = c.value("key", std::vector<std::string>()),
-                        .upsert = c.value("mode", std::string()) == "upsert",
-                        .delimiter = delim.empty() ? ',' : delim[0],
-                        .null_string = c.value("null", std::string()),
-                        .load_id = load_id + "/dlq",
-                        .ledger_schema = c.value("ledger_schema", std::string())};
-  FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<sinks::Target> tgt, sinks::Target::Open(address, spec));
+  out.spec = sinks::TableSpec{.schema = qualified.first,
+                              .table = qualified.second,
+                              .columns = c.value("columns", std::vector<std::string>()),
+                              .key = c.value("key", std::vector<std::string>()),
+                              .upsert = c.value("mode", std::string()) == "upsert",
+                              .delimiter = delim.empty() ? ',' : delim[0],
+                              .null_string = c.value("null", std::string()),
+                              .load_id = load_id + "/dlq",
+                              .ledger_schema = c.value("ledger_schema", std::string())};
+  return out;
+}
+
+// One letter as a chunk of one row, numbered by the letter's id and its attempts so far
+// (the id of a letter ever retried is never reused: the journal deletes only letters of
+// chunks the load has not committed, which are never retried): a retry that committed but
+// died before marking its letter finds its ledger row on the next run; a letter refused
+// again has one attempt more, so its next retry is a new chunk.
+sinks::Chunk LetterChunk(const journal::DeadLetter& d) {
+  sinks::Chunk chunk;
+  chunk.number = d.id * kAttemptSlots + std::min<int64_t>(d.attempts, kAttemptSlots - 1);
+  chunk.source = "dlq";
+  chunk.first_line = chunk.last_line = static_cast<uint64_t>(d.id);
+  chunk.rows.push_back({.offset = 0, .size = static_cast<uint32_t>(d.payload.size()),
+                        .line = static_cast<uint64_t>(d.id)});
+  chunk.data = d.payload + "\n";
+  sources::Checksum sum;
+  sum.Add(std::to_string(d.attempts));
+  sum.Add(d.payload);
+  chunk.checksum = sum.Hex();
+  return chunk;
+}
+
+// Loads one parsed letter in its own transaction: true when its row is in the table
+// (marked retried), false when the table refused it again (the letter stays pending,
+// with the new reason and one attempt more).
+Result<bool> RetryLetter(const journal::DeadLetter& d, sinks::Sink& sink, journal::Journal& journal) {
+  const sinks::Chunk chunk = LetterChunk(d);
+  const int64_t id = d.id;
+  FORKLIFT_ASSIGN_OR_RETURN(std::optional<sinks::LedgerEntry> done, sink.FindChunk(chunk.number));
+  bool loaded = false;
+  if (done) {  // an earlier retry committed this attempt and stopped before marking it
+    loaded = done->rows > 0;
+  } else {
+    auto before_commit = [&](std::span<const sinks::RejectedRow> rejected) -> Status {
+      if (rejected.empty()) return {};
+      journal::DeadLetter again = d;
+      again.reason = rejected[0].sqlstate.empty()
+                         ? rejected[0].reason
+                         : fmt::format("{}: {}", rejected[0].sqlstate, rejected[0].reason);
+      again.attempts += 1;
+      auto put = journal.PutDeadLetters(std::span(&again, 1));
+      if (!put) return tl::unexpected(put.error());
+      return {};
+    };
+    FORKLIFT_ASSIGN_OR_RETURN(sinks::ChunkWriteResult w, sink.WriteChunk(chunk, before_commit));
+    loaded = w.rejected.empty();
+  }
+  if (loaded) FORKLIFT_RETURN_IF_ERROR(journal.MarkDeadLettersRetried(std::span(&id, 1)));
+  return loaded;
+}
+
+}  // namespace
+
+Result<DlqRetryResult> RetryDeadLetters(const std::string& journal_path,
+                                        const std::string& load_id, const std::string& to) {
+  auto journal_or = journal::Journal::Open(journal_path);
+  if (!journal_or) return InvalidArgumentError("--journal: " + journal_or.error().message);
+  journal::Journal& journal = **journal_or;
+  FORKLIFT_ASSIGN_OR_RETURN(RecordedTarget rt, ReadRecordedTarget(journal, journal_path, load_id, to));
+  const sinks::TableSpec& spec = rt.spec;
+  FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<sinks::Target> tgt, sinks::Target::Open(rt.address, spec));
   FORKLIFT_RETURN_IF_ERROR(tgt->EnsureLedger());
   FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<sinks::Sink> sink, tgt->OpenSink());
   // The ledger before the letters: a committed chunk's letters are final, while those
   // listed first might be a dead attempt's that the chunk's committing attempt replaced
   // in between (a load resumed while this runs).
   FORKLIFT_ASSIGN_OR_RETURN(std::set<int64_t> committed,
-                            CommittedLoadChunks(address, spec, load_id));
+                            CommittedLoadChunks(rt.address, spec, load_id));
   FORKLIFT_ASSIGN_OR_RETURN(std::vector<journal::DeadLetter> pending,
                             journal.ListDeadLetters(load_id, /*include_retried=*/false));
 
@@ -89,12 +154,7 @@ Result<DlqRetryResult> RetryDeadLetters(const std::string& journal_path,
   result.pending = pending.size();
   std::vector<sources::CsvField> fields;
   std::string scratch;
-  // One letter per chunk, numbered by the letter's id and its attempts so far (the id of a
-  // letter ever retried is never reused: the journal deletes only letters of chunks the
-  // load has not committed, which are never retried): a retry that committed but died
-  // before marking its letter finds its ledger row on the next run; a letter refused again
-  // has one attempt more, so its next retry is a new chunk. Dead letters are few; a
-  // transaction each is cheap enough.
+  // Dead letters are few; a transaction each is cheap enough.
   for (const journal::DeadLetter& d : pending) {
     // A letter of a chunk the load has not committed may be stale (that attempt may never
     // commit, and the next may not reject the row) or the load may yet load its row: only
@@ -114,47 +174,8 @@ Result<DlqRetryResult> RetryDeadLetters(const std::string& journal_path,
       ++result.unparsable;
       continue;
     }
-    sinks::Chunk chunk;
-    chunk.number = d.id * kAttemptSlots + std::min<int64_t>(d.attempts, kAttemptSlots - 1);
-    chunk.source = "dlq";
-    chunk.first_line = chunk.last_line = static_cast<uint64_t>(d.id);
-    chunk.rows.push_back({.offset = 0, .size = static_cast<uint32_t>(d.payload.size()),
-                          .line = static_cast<uint64_t>(d.id)});
-    chunk.data = d.payload + "\n";
-    sources::Checksum sum;
-    sum.Add(std::to_string(d.attempts));
-    sum.Add(d.payload);
-    chunk.checksum = sum.Hex();
-    const int64_t id = d.id;
-    FORKLIFT_ASSIGN_OR_RETURN(std::optional<sinks::LedgerEntry> done, sink->FindChunk(chunk.number));
-    if (done) {  // an earlier retry committed this attempt and stopped before marking it
-      if (done->rows > 0) {
-        FORKLIFT_RETURN_IF_ERROR(journal.MarkDeadLettersRetried(std::span(&id, 1)));
-        ++result.loaded;
-      } else {
-        ++result.rejected;
-      }
-      continue;
-    }
-    // Refused again: the letter stays pending, with the new reason and one attempt more.
-    auto before_commit = [&](std::span<const sinks::RejectedRow> rejected) -> Status {
-      if (rejected.empty()) return {};
-      journal::DeadLetter again = d;
-      again.reason = rejected[0].sqlstate.empty()
-                         ? rejected[0].reason
-                         : fmt::format("{}: {}", rejected[0].sqlstate, rejected[0].reason);
-      again.attempts += 1;
-      auto put = journal.PutDeadLetters(std::span(&again, 1));
-      if (!put) return tl::unexpected(put.error());
-      return {};
-    };
-    FORKLIFT_ASSIGN_OR_RETURN(sinks::ChunkWriteResult w, sink->WriteChunk(chunk, before_commit));
-    if (w.rejected.empty()) {
-      FORKLIFT_RETURN_IF_ERROR(journal.MarkDeadLettersRetried(std::span(&id, 1)));
-      ++result.loaded;
-    } else {
-      ++result.rejected;
-    }
+    FORKLIFT_ASSIGN_OR_RETURN(bool loaded, RetryLetter(d, *sink, journal));
+    ++(loaded ? result.loaded : result.rejected);
   }
   return result;
 }

@@ -13,9 +13,9 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <set>
-#include <thread>
 #include <vector>
 
+#include "forklift/clock.h"
 #include "forklift/executor.h"
 #include "forklift/retry.h"
 #include "journal/journal.h"
@@ -147,7 +147,7 @@ std::vector<journal::DeadLetter> DeadLetters(const std::string& load_id, const C
 // goes to the first writer that asks. Thread-safe.
 class SinkPool {
  public:
-  explicit SinkPool(sinks::Target* target) : target_(target) {}
+  SinkPool(sinks::Target* target, Clock* clock) : target_(target), clock_(clock) {}
 
   Status OpenFirst() {
     std::lock_guard lock(mu_);
@@ -176,7 +176,9 @@ class SinkPool {
           attempt >= kTransientRetry.max_attempts || force.stop_requested()) {
         return sink;
       }
-      std::this_thread::sleep_for(BackoffDelay(kTransientRetry, attempt, rng));
+      if (!clock_->SleepUntil(clock_->Now() + BackoffDelay(kTransientRetry, attempt, rng), force)) {
+        return sink;  // a forced stop ends the wait
+      }
     }
   }
 
@@ -184,6 +186,7 @@ class SinkPool {
 
  private:
   sinks::Target* target_;
+  Clock* clock_;
   std::mutex mu_;
   std::unique_ptr<sinks::Sink> spare_;  // guarded by mu_
   std::atomic<int> opened_{0};
@@ -193,9 +196,9 @@ class SinkPool {
 class Writer {
  public:
   Writer(SinkPool* pool, std::unique_ptr<journal::Journal> journal, std::string load_id,
-         ChunkQueue* queue, Shared* shared, WriteCounters* counters, uint64_t seed)
+         ChunkQueue* queue, Shared* shared, WriteCounters* counters, Clock* clock, uint64_t seed)
       : pool_(pool), journal_(std::move(journal)), load_id_(std::move(load_id)),
-        queue_(queue), shared_(shared), counters_(counters), rng_(seed) {}
+        queue_(queue), shared_(shared), counters_(counters), clock_(clock), rng_(seed) {}
 
   // Interrupts the statement in flight, if the writer has a connection. Thread-safe.
   void Cancel() {
@@ -278,7 +281,7 @@ class Writer {
       // Wait, reconnect, and ask the ledger whether the lost attempt committed after all
       // (a connection can drop between COMMIT and its reply).
       for (;; ++attempt) {
-        std::this_thread::sleep_for(BackoffDelay(kTransientRetry, attempt, rng_));
+        clock_->SleepUntil(clock_->Now() + BackoffDelay(kTransientRetry, attempt, rng_), force);
         if (force.stop_requested()) {
           shared_->Fail(Error{ErrorCode::kCancelled, "cancelled while reconnecting"});
           return;
@@ -323,6 +326,7 @@ class Writer {
   ChunkQueue* queue_;
   Shared* shared_;
   WriteCounters* counters_;
+  Clock* clock_;  // the backoff's, between reconnects
   std::mt19937_64 rng_;
 };
 
@@ -446,141 +450,332 @@ std::string LoadSummary::ToText() const {
   return s;
 }
 
-Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, LoadIo io) {
-  const auto start = std::chrono::steady_clock::now();
+namespace {
+
+// What a load decided before it touches the target: the sources as recorded, the columns,
+// the key, the writers and the load id.
+struct LoadPlan {
+  sinks::TargetAddress address;
+  std::vector<std::string> sources;  // SourceIdentity of each --source, in order
+  std::vector<std::string> header;   // the first file's header (empty with --no-header)
+  std::vector<std::string> columns;
+  std::vector<size_t> key_fields;    // positions of --key among columns
+  bool fold_header_case = false;     // PostgreSQL folds unquoted names, SQLite does not
+  bool sqlite = false;
+  int workers = 1;
+  int partitions = 1;                // upserts route each key to one writer's queue
+  uint64_t total_bytes = 0;          // of every source, for the progress bar
+  sinks::TableSpec spec;
+};
+
+// The first file's header, after checking every file has the same one (before the first
+// chunk commits: a later file's that differs would otherwise fail the load half-done).
+// Warns on `err` of names with blanks around them.
+Result<std::vector<std::string>> ReadSameHeader(const LoadOptions& options, bool fold_case,
+                                                FILE* err) {
+  std::vector<std::string> trimmed;
+  const auto max_record = static_cast<size_t>(options.max_record_bytes);
+  FORKLIFT_ASSIGN_OR_RETURN(auto header, ReadHeader(options.sources[0], options.delimiter,
+                                                    max_record, fold_case, &trimmed));
+  for (size_t i = 1; i < options.sources.size(); ++i) {
+    FORKLIFT_ASSIGN_OR_RETURN(auto h, ReadHeader(options.sources[i], options.delimiter,
+                                                 max_record, fold_case, &trimmed));
+    if (h != header) {
+      return InvalidArgumentError(fmt::format(
+          "{}: header ({}) differs from the first file's ({}: {}); nothing loaded",
+          options.sources[i], fmt::join(h, ","), options.sources[0], fmt::join(header, ",")));
+    }
+  }
+  std::set<std::string> warned;
+  for (const std::string& t : trimmed) {
+    if (!warned.insert(t).second || !err) continue;
+    sources::CsvField f{.value = t};
+    fmt::print(err, "forklift load: warning: header column '{}' has blanks around its name: "
+                    "read as '{}'\n", t, HeaderName(f, fold_case, nullptr));
+  }
+  return header;
+}
+
+Result<LoadPlan> PlanLoad(const LoadOptions& options, FILE* err) {
   FORKLIFT_RETURN_IF_ERROR(ValidateLoadOptions(options));
-  FORKLIFT_ASSIGN_OR_RETURN(sinks::TargetAddress address, sinks::ParseTargetAddress(options.to));
+  LoadPlan plan;
+  FORKLIFT_ASSIGN_OR_RETURN(plan.address, sinks::ParseTargetAddress(options.to));
   FORKLIFT_ASSIGN_OR_RETURN(auto qualified, sinks::ParseQualifiedName(options.table));
-  // What the ledger and the dead letters record: one spelling per source.
-  std::vector<std::string> sources;
-  for (const std::string& src : options.sources) sources.push_back(SourceIdentity(src));
+  for (const std::string& src : options.sources) plan.sources.push_back(SourceIdentity(src));
 
   // The columns: --columns, else the first file's header, else the table's columns.
-  // PostgreSQL folds unquoted names, and so do its headers' (SQLite's match as written).
-  const bool fold_header_case = address.kind == sinks::TargetAddress::Kind::kPostgres;
-  std::vector<std::string> header;
+  plan.fold_header_case = plan.address.kind == sinks::TargetAddress::Kind::kPostgres;
   if (options.header) {
-    std::vector<std::string> trimmed;
-    const auto max_record = static_cast<size_t>(options.max_record_bytes);
-    FORKLIFT_ASSIGN_OR_RETURN(header, ReadHeader(options.sources[0], options.delimiter,
-                                                 max_record, fold_header_case, &trimmed));
-    // Every file's header before the first chunk commits: a later file's that differs
-    // would otherwise fail the load with the files before it committed.
-    for (size_t i = 1; i < options.sources.size(); ++i) {
-      FORKLIFT_ASSIGN_OR_RETURN(auto h, ReadHeader(options.sources[i], options.delimiter,
-                                                   max_record, fold_header_case, &trimmed));
-      if (h != header) {
-        return InvalidArgumentError(fmt::format(
-            "{}: header ({}) differs from the first file's ({}: {}); nothing loaded",
-            options.sources[i], fmt::join(h, ","), options.sources[0], fmt::join(header, ",")));
-      }
-    }
-    std::set<std::string> warned;
-    for (const std::string& t : trimmed) {
-      if (!warned.insert(t).second) continue;
-      sources::CsvField f{.value = t};
-      if (io.err) fmt::print(io.err, "forklift load: warning: header column '{}' has blanks around its "
-                         "name: read as '{}'\n",
-                 t, HeaderName(f, fold_header_case, nullptr));
-    }
+    FORKLIFT_ASSIGN_OR_RETURN(plan.header, ReadSameHeader(options, plan.fold_header_case, err));
   }
-  std::vector<std::string> columns = options.columns.empty() ? header : options.columns;
-  if (columns.empty()) {  // --no-header and no --columns
-    FORKLIFT_ASSIGN_OR_RETURN(columns,
-                              sinks::ReadTableColumns(address, qualified.first, qualified.second));
+  plan.columns = options.columns.empty() ? plan.header : options.columns;
+  if (plan.columns.empty()) {  // --no-header and no --columns
+    FORKLIFT_ASSIGN_OR_RETURN(plan.columns, sinks::ReadTableColumns(plan.address, qualified.first,
+                                                                    qualified.second));
   }
-  std::vector<size_t> key_fields;
   for (const std::string& k : options.key) {
-    auto it = std::find(columns.begin(), columns.end(), k);
-    if (it == columns.end()) {
+    auto it = std::find(plan.columns.begin(), plan.columns.end(), k);
+    if (it == plan.columns.end()) {
       return InvalidArgumentError(fmt::format("--key {}: not among the input's columns ({})", k,
-                                              fmt::join(columns, ",")));
+                                              fmt::join(plan.columns, ",")));
     }
-    key_fields.push_back(static_cast<size_t>(it - columns.begin()));
+    plan.key_fields.push_back(static_cast<size_t>(it - plan.columns.begin()));
   }
-  uint64_t total_bytes = 0;
   for (const std::string& src : options.sources) {
     FORKLIFT_ASSIGN_OR_RETURN(auto bs, sources::ByteSource::Open(src));
-    total_bytes += bs->file_size();
+    plan.total_bytes += bs->file_size();
   }
 
-  const bool sqlite = address.kind == sinks::TargetAddress::Kind::kSqlite;
-  const int workers = options.workers > 0 ? options.workers : (sqlite ? 1 : 4);
-  if (sqlite && workers > 1) {
+  plan.sqlite = plan.address.kind == sinks::TargetAddress::Kind::kSqlite;
+  plan.workers = options.workers > 0 ? options.workers : (plan.sqlite ? 1 : 4);
+  if (plan.sqlite && plan.workers > 1) {
     return InvalidArgumentError(fmt::format(
-        "--workers {}: an SQLite target takes one writer at a time (use --workers 1)", workers));
+        "--workers {}: an SQLite target takes one writer at a time (use --workers 1)",
+        plan.workers));
   }
-  const int partitions = options.upsert ? workers : 1;
+  plan.partitions = options.upsert ? plan.workers : 1;
   std::string load_id = options.load_id;
   if (load_id.empty()) {
-    FORKLIFT_ASSIGN_OR_RETURN(load_id, ComputeLoadId(options, address.identity, columns, partitions));
+    FORKLIFT_ASSIGN_OR_RETURN(load_id, ComputeLoadId(options, plan.address.identity,
+                                                     plan.columns, plan.partitions));
   }
+  plan.spec = sinks::TableSpec{.schema = qualified.first,
+                               .table = qualified.second,
+                               .columns = plan.columns,
+                               .key = options.key,
+                               .upsert = options.upsert,
+                               .delimiter = options.delimiter,
+                               .null_string = options.null_string,
+                               .load_id = std::move(load_id),
+                               .ledger_schema = options.ledger_schema};
+  return plan;
+}
 
-  sinks::TableSpec spec{.schema = qualified.first,
-                        .table = qualified.second,
-                        .columns = columns,
-                        .key = options.key,
-                        .upsert = options.upsert,
-                        .delimiter = options.delimiter,
-                        .null_string = options.null_string,
-                        .load_id = load_id,
-                        .ledger_schema = options.ledger_schema};
+// Opens and claims the target, checks --workers against the server, makes sure the ledger
+// exists.
+Result<std::unique_ptr<sinks::Target>> OpenTarget(const LoadPlan& plan, const LoadIo& io) {
   FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<sinks::Target> target,
-                            io.open_target ? io.open_target(address, spec)
-                                           : sinks::Target::Open(address, spec));
+                            io.open_target ? io.open_target(plan.address, plan.spec)
+                                           : sinks::Target::Open(plan.address, plan.spec));
   FORKLIFT_RETURN_IF_ERROR(target->ClaimLoad());
   FORKLIFT_ASSIGN_OR_RETURN(int max_workers, target->MaxWorkers());
-  if (!sqlite && workers > max_workers) {
+  if (!plan.sqlite && plan.workers > max_workers) {
     return InvalidArgumentError(fmt::format(
         "--workers {} is more than half of the server's max_connections ({}): at most {}",
-        workers, max_workers * 2, max_workers));
+        plan.workers, max_workers * 2, max_workers));
   }
   FORKLIFT_RETURN_IF_ERROR(target->EnsureLedger());
-  FORKLIFT_ASSIGN_OR_RETURN(std::vector<LedgerEntry> committed_list, target->CommittedChunks());
-  std::map<int64_t, LedgerEntry> committed;
-  for (auto& e : committed_list) committed.emplace(e.chunk, std::move(e));
+  return target;
+}
+
+// The ledger's chunks, matched against the chunks read: a chunk the ledger holds is
+// skipped if it is the same chunk (source, lines, checksum), else the load refuses to
+// resume. Used on the reading thread only.
+class LedgerMatch {
+ public:
+  LedgerMatch(std::string load_id, std::vector<LedgerEntry> entries) : load_id_(std::move(load_id)) {
+    for (auto& e : entries) committed_.emplace(e.chunk, std::move(e));
+  }
+
+  // The entry of a committed `chunk` (to skip it), nullptr for a chunk to write, or
+  // FailedPrecondition when the ledger's chunk of that number is not this one.
+  Result<const LedgerEntry*> Find(const Chunk& chunk) {
+    auto it = committed_.find(chunk.number);
+    if (it == committed_.end()) return nullptr;
+    const LedgerEntry& e = it->second;
+    seen_.insert(chunk.number);
+    if (e.checksum != chunk.checksum || !SameSource(e.source, chunk.source) ||
+        e.first_line != static_cast<int64_t>(chunk.first_line) ||
+        e.last_line != static_cast<int64_t>(chunk.last_line)) {
+      return FailedPreconditionError(fmt::format(
+          "{}: source changed since load {} committed chunk {} (lines {}-{} of {}, "
+          "checksum {}; now lines {}-{}, checksum {}): not resuming",
+          chunk.source, load_id_, chunk.number, e.first_line, e.last_line, e.source,
+          e.checksum, chunk.first_line, chunk.last_line, chunk.checksum));
+    }
+    return &e;
+  }
+
+  // After every source was read: each chunk the ledger holds must have been among them,
+  // or a source cut at a chunk boundary would "resume" to success with rows it no longer has.
+  Status AllFound() const {
+    for (const auto& [number, e] : committed_) {
+      if (seen_.count(number)) continue;
+      return FailedPreconditionError(
+          fmt::format("{}: source changed since load {} committed chunk {} (lines {}-{}, "
+                      "{} rows): the sources now end before it; not resuming",
+                      e.source, load_id_, number, e.first_line, e.last_line, e.rows));
+    }
+    return {};
+  }
+
+ private:
+  std::string load_id_;
+  std::map<int64_t, LedgerEntry> committed_;
+  std::set<int64_t> seen_;
+};
+
+// The reading side, on the calling thread: every source through the chunker into the
+// writers' queues, skipping committed chunks. Ends early on a stop; a failure (or an
+// exception) goes to `shared`, naming the file.
+void ReadSources(const LoadOptions& options, const LoadPlan& plan, sinks::Target& target,
+                 LedgerMatch& ledger, std::vector<std::unique_ptr<ChunkQueue>>& queues,
+                 const LoadIo& io, const LoadStops& stops, Shared& shared,
+                 ReadCounters& rcounters, WriteCounters& wcounters, uint64_t& rejected_earlier) {
+  ChunkerOptions copts{.partitions = plan.partitions,
+                       .key_fields = plan.key_fields,
+                       .canonical_key = target.CanonicalKey(),
+                       .chunk_rows = options.chunk_rows,
+                       .chunk_bytes = options.chunk_bytes,
+                       .delimiter = options.delimiter,
+                       .header = options.header,
+                       .columns = plan.columns.size(),
+                       .header_names = plan.header,
+                       .fold_header_case = plan.fold_header_case,
+                       .max_record_bytes = static_cast<size_t>(options.max_record_bytes)};
+  Chunker chunker(copts, &rcounters);
+  auto stop = [&] { return shared.stopped() || stops.graceful.stop_requested(); };
+  auto emit = [&](Chunk&& chunk) -> Status {
+    if (io.chunk_read) io.chunk_read(chunk);
+    FORKLIFT_ASSIGN_OR_RETURN(const LedgerEntry* e, ledger.Find(chunk));
+    if (e) {
+      wcounters.rows_skipped.fetch_add(static_cast<uint64_t>(e->rows));
+      rejected_earlier += static_cast<uint64_t>(e->rejected);
+      wcounters.chunks_skipped.fetch_add(1);
+      return {};
+    }
+    const size_t q = options.upsert ? static_cast<size_t>(chunk.partition) : 0;
+    queues[q]->Push(std::move(chunk));
+    return {};
+  };
+  std::string reading = plan.sources[0];
+  try {
+    for (const std::string& src : plan.sources) {
+      if (stop()) break;
+      reading = src;
+      if (Status st = chunker.ReadFile(src, emit, stop); !st) {
+        shared.Fail(st.error());
+        return;
+      }
+    }
+    if (!stop()) {
+      if (Status st = ledger.AllFound(); !st) shared.Fail(st.error());
+    }
+  } catch (const std::exception& e) {
+    shared.Fail(Error{ErrorCode::kInternal,
+                      fmt::format("reading {}: stopped by an exception: {}", reading, e.what())});
+  } catch (...) {
+    shared.Fail(Error{ErrorCode::kInternal,
+                      fmt::format("reading {}: stopped by an exception that is not a "
+                                  "std::exception", reading)});
+  }
+}
+
+// How the load ended, from its counters (the --dlq file and peak RSS are the caller's).
+LoadSummary Summarize(const LoadOptions& options, const LoadPlan& plan, const LoadStops& stops,
+                      const Shared& shared, const ReadCounters& rcounters,
+                      const WriteCounters& wcounters, uint64_t rejected_earlier,
+                      int connections, double elapsed_s) {
+  LoadSummary s;
+  s.load_id = plan.spec.load_id;
+  s.target = plan.address.display;
+  s.table = options.table;
+  s.mode = options.upsert ? "upsert" : "insert";
+  s.rows_read = rcounters.rows.load();
+  s.rows_loaded = wcounters.rows_loaded.load();
+  s.rows_rejected = wcounters.rows_rejected.load();
+  s.rows_skipped = wcounters.rows_skipped.load();
+  s.rows_rejected_earlier = rejected_earlier;
+  if (!options.upsert) {
+    s.rows_inserted = s.rows_loaded;
+    s.rows_updated = 0;
+  } else if (shared.rows_unsplit.load() == 0) {
+    s.rows_inserted = shared.rows_inserted.load();
+    s.rows_updated = shared.rows_updated.load();
+  }
+  s.chunks_committed = wcounters.chunks_committed.load();
+  s.chunks_skipped = wcounters.chunks_skipped.load();
+  s.bytes = rcounters.source_bytes.load();
+  s.retries = wcounters.retries.load();
+  s.elapsed_s = elapsed_s;
+  s.rows_per_s = static_cast<double>(s.rows_loaded + s.rows_rejected) / std::max(s.elapsed_s, 1e-9);
+  s.mb_per_s = static_cast<double>(s.bytes) / 1e6 / std::max(s.elapsed_s, 1e-9);
+  s.connections = connections;
+  if (auto e = shared.error()) {
+    s.status = e->code == ErrorCode::kCancelled ? "cancelled" : "failed";
+    s.error = sinks::MaskSecret(e->ToString(), plan.address.password);
+  } else if (stops.graceful.stop_requested() || stops.force.stop_requested()) {
+    s.status = "cancelled";
+    s.error = "stopped by a signal; committed chunks stay committed, rerun to resume";
+  } else if (s.rows_read > 0 && s.rows_loaded == 0 && s.rows_skipped == 0) {
+    // Every row was rejected: nothing of the input is in the table.
+    s.status = "failed";
+    s.error = fmt::format("no row loaded: all {} rejected (forklift dlq show {})",
+                          s.rows_rejected, s.load_id);
+  } else {
+    s.status = "succeeded";
+  }
+  const std::string& ledger_schema =
+      options.ledger_schema.empty() ? plan.spec.schema : options.ledger_schema;
+  s.ledger = ledger_schema.empty() ? std::string("forklift_load_chunks")
+                                   : ledger_schema + ".forklift_load_chunks";
+  return s;
+}
+
+}  // namespace
+
+Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, LoadIo io) {
+  Clock& clock = io.clock ? *io.clock : SystemClock();
+  const TimePoint start = clock.Now();
+  FORKLIFT_ASSIGN_OR_RETURN(LoadPlan plan, PlanLoad(options, io.err));
+  const std::string& load_id = plan.spec.load_id;
+  FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<sinks::Target> target, OpenTarget(plan, io));
+  FORKLIFT_ASSIGN_OR_RETURN(std::vector<LedgerEntry> committed, target->CommittedChunks());
+  LedgerMatch ledger(load_id, std::move(committed));
 
   const std::string journal_path = journal::ResolveJournalPath(options.journal_path);
   auto journal = journal::Journal::Open(journal_path);
   if (!journal) {
     return InvalidArgumentError("--journal: " + journal.error().message);
   }
-  FORKLIFT_RETURN_IF_ERROR((*journal)->BeginRun(load_id, "load", sinks::ShownTable(spec)));
-  const nlohmann::json config = ConfigJson(options, address, columns);
+  FORKLIFT_RETURN_IF_ERROR((*journal)->BeginRun(load_id, "load", sinks::ShownTable(plan.spec)));
+  const nlohmann::json config = ConfigJson(options, plan.address, plan.columns);
   FORKLIFT_RETURN_IF_ERROR(
       (*journal)->FinishRun(load_id, "running", nlohmann::json{{"config", config}}.dump()));
-
-  Shared shared(options.max_errors);
-  WriteCounters wcounters;
-  ReadCounters rcounters;
-  std::vector<std::unique_ptr<ChunkQueue>> queues;
-  const int nqueues = options.upsert ? workers : 1;
-  for (int i = 0; i < nqueues; ++i) {
-    queues.push_back(std::make_unique<ChunkQueue>(options.upsert ? 2 : 2 * static_cast<size_t>(workers)));
-  }
-  std::vector<std::unique_ptr<Writer>> writers;
-  std::random_device rd;
   // A failure from here on ends a run the journal has begun: record it as failed.
   auto failed = [&](const Error& e) {
     (void)(*journal)->FinishRun(load_id, "failed",
                                 nlohmann::json{{"config", config}, {"error", e.ToString()}}.dump());
     return tl::unexpected(e);
   };
-  SinkPool pool(target.get());
+
+  // One queue per writer for upserts (a key's rows go to one connection), else one shared.
+  Shared shared(options.max_errors);
+  WriteCounters wcounters;
+  ReadCounters rcounters;
+  std::vector<std::unique_ptr<ChunkQueue>> queues;
+  const int nqueues = options.upsert ? plan.workers : 1;
+  for (int i = 0; i < nqueues; ++i) {
+    queues.push_back(std::make_unique<ChunkQueue>(
+        options.upsert ? 2 : 2 * static_cast<size_t>(plan.workers)));
+  }
+  SinkPool pool(target.get(), &clock);
   if (Status st = pool.OpenFirst(); !st) return failed(st.error());
-  for (int i = 0; i < workers; ++i) {
+  std::vector<std::unique_ptr<Writer>> writers;
+  std::random_device rd;
+  for (int i = 0; i < plan.workers; ++i) {
     auto wj = journal::Journal::Open(journal_path);
     if (!wj) return failed(wj.error());
     writers.push_back(std::make_unique<Writer>(&pool, std::move(*wj), load_id,
                                                queues[options.upsert ? i : 0].get(), &shared,
-                                               &wcounters, rd()));
+                                               &wcounters, &clock, rd()));
   }
-  auto executor_or = Executor::Create({.workers = static_cast<size_t>(workers),
+  auto executor_or = Executor::Create({.workers = static_cast<size_t>(plan.workers),
                                        .queue_capacity = 64});
   if (!executor_or) return failed(executor_or.error());
   std::unique_ptr<Executor> executor = std::move(*executor_or);
   uint64_t rejected_earlier = 0;  // in the chunks skipped (the reading thread's)
-  LoadProgress progress(options.display, options.progress_interval, io.err, total_bytes,
+  LoadProgress progress(options.display, options.progress_interval, io.err, plan.total_bytes,
                         &rcounters, &wcounters);
   progress.Start();
   // A forced stop interrupts the statements in flight.
@@ -600,124 +795,15 @@ Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, 
         for (auto& q : queues) q->Discard();
       }
     }
-
-    ChunkerOptions copts{.partitions = partitions,
-                         .key_fields = key_fields,
-                         .canonical_key = target->CanonicalKey(),
-                         .chunk_rows = options.chunk_rows,
-                         .chunk_bytes = options.chunk_bytes,
-                         .delimiter = options.delimiter,
-                         .header = options.header,
-                         .columns = columns.size(),
-                         .header_names = header,
-                         .fold_header_case = fold_header_case,
-                         .max_record_bytes = static_cast<size_t>(options.max_record_bytes)};
-    Chunker chunker(copts, &rcounters);
-    auto stop = [&] { return shared.stopped() || stops.graceful.stop_requested(); };
-    std::set<int64_t> seen;  // ledger entries matched to a chunk of the sources
-    auto emit = [&](Chunk&& chunk) -> Status {
-      if (io.chunk_read) io.chunk_read(chunk);
-      auto it = committed.find(chunk.number);
-      if (it != committed.end()) {
-        const LedgerEntry& e = it->second;
-        seen.insert(chunk.number);
-        if (e.checksum != chunk.checksum || !SameSource(e.source, chunk.source) ||
-            e.first_line != static_cast<int64_t>(chunk.first_line) ||
-            e.last_line != static_cast<int64_t>(chunk.last_line)) {
-          return FailedPreconditionError(fmt::format(
-              "{}: source changed since load {} committed chunk {} (lines {}-{} of {}, "
-              "checksum {}; now lines {}-{}, checksum {}): not resuming",
-              chunk.source, load_id, chunk.number, e.first_line, e.last_line, e.source,
-              e.checksum, chunk.first_line, chunk.last_line, chunk.checksum));
-        }
-        wcounters.rows_skipped.fetch_add(static_cast<uint64_t>(e.rows));
-        rejected_earlier += static_cast<uint64_t>(e.rejected);
-        wcounters.chunks_skipped.fetch_add(1);
-        return {};
-      }
-      const size_t q = options.upsert ? static_cast<size_t>(chunk.partition) : 0;
-      queues[q]->Push(std::move(chunk));
-      return {};
-    };
-    std::string reading = sources[0];
-    try {
-      for (const std::string& src : sources) {
-        if (stop()) break;
-        reading = src;
-        Status st = chunker.ReadFile(src, emit, stop);
-        if (!st) {
-          shared.Fail(st.error());
-          break;
-        }
-      }
-      // Every chunk the ledger holds must still be in the sources: one cut at a chunk
-      // boundary would otherwise "resume" to success with rows the source no longer has.
-      if (!stop()) {
-        for (const auto& [number, e] : committed) {
-          if (seen.count(number)) continue;
-          shared.Fail(Error{
-              ErrorCode::kFailedPrecondition,
-              fmt::format("{}: source changed since load {} committed chunk {} (lines {}-{}, "
-                          "{} rows): the sources now end before it; not resuming",
-                          e.source, load_id, number, e.first_line, e.last_line, e.rows)});
-          break;
-        }
-      }
-    } catch (const std::exception& e) {
-      shared.Fail(Error{ErrorCode::kInternal,
-                        fmt::format("reading {}: stopped by an exception: {}", reading, e.what())});
-    } catch (...) {
-      shared.Fail(Error{ErrorCode::kInternal,
-                        fmt::format("reading {}: stopped by an exception that is not a "
-                                    "std::exception", reading)});
-    }
+    ReadSources(options, plan, *target, ledger, queues, io, stops, shared, rcounters,
+                wcounters, rejected_earlier);
   }
   executor->Shutdown();
   progress.Stop();
 
-  LoadSummary s;
-  s.load_id = load_id;
-  s.target = address.display;
-  s.table = options.table;
-  s.mode = options.upsert ? "upsert" : "insert";
-  s.rows_read = rcounters.rows.load();
-  s.rows_loaded = wcounters.rows_loaded.load();
-  s.rows_rejected = wcounters.rows_rejected.load();
-  s.rows_skipped = wcounters.rows_skipped.load();
-  s.rows_rejected_earlier = rejected_earlier;
-  if (!options.upsert) {
-    s.rows_inserted = s.rows_loaded;
-    s.rows_updated = 0;
-  } else if (shared.rows_unsplit.load() == 0) {
-    s.rows_inserted = shared.rows_inserted.load();
-    s.rows_updated = shared.rows_updated.load();
-  }
-  s.chunks_committed = wcounters.chunks_committed.load();
-  s.chunks_skipped = wcounters.chunks_skipped.load();
-  s.bytes = rcounters.source_bytes.load();
-  s.retries = wcounters.retries.load();
-  s.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  s.rows_per_s = static_cast<double>(s.rows_loaded + s.rows_rejected) / std::max(s.elapsed_s, 1e-9);
-  s.mb_per_s = static_cast<double>(s.bytes) / 1e6 / std::max(s.elapsed_s, 1e-9);
-  s.connections = pool.opened();
-  if (auto e = shared.error()) {
-    s.status = e->code == ErrorCode::kCancelled ? "cancelled" : "failed";
-    s.error = sinks::MaskSecret(e->ToString(), address.password);
-  } else if (stops.graceful.stop_requested() || stops.force.stop_requested()) {
-    s.status = "cancelled";
-    s.error = "stopped by a signal; committed chunks stay committed, rerun to resume";
-  } else if (s.rows_read > 0 && s.rows_loaded == 0 && s.rows_skipped == 0) {
-    // Every row was rejected: nothing of the input is in the table.
-    s.status = "failed";
-    s.error = fmt::format("no row loaded: all {} rejected (forklift dlq show {})",
-                          s.rows_rejected, load_id);
-  } else {
-    s.status = "succeeded";
-  }
-  const std::string& ledger_schema =
-      options.ledger_schema.empty() ? spec.schema : options.ledger_schema;
-  s.ledger = ledger_schema.empty() ? std::string("forklift_load_chunks")
-                                   : ledger_schema + ".forklift_load_chunks";
+  const double elapsed_s = std::chrono::duration<double>(clock.Now() - start).count();
+  LoadSummary s = Summarize(options, plan, stops, shared, rcounters, wcounters,
+                            rejected_earlier, pool.opened(), elapsed_s);
   if (!options.dlq_path.empty()) {
     s.dlq_path = options.dlq_path;
     auto letters = (*journal)->ListDeadLetters(load_id, /*include_retried=*/false);

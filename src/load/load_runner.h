@@ -13,6 +13,7 @@
 #include <stop_token>
 #include <string>
 
+#include "forklift/clock.h"
 #include "forklift/result.h"
 #include "load/load_options.h"
 #include "sinks/sink.h"
@@ -38,6 +39,9 @@ struct LoadIo {
                                                        const sinks::TableSpec&)>
       open_target;
   std::function<void(const sinks::Chunk&)> chunk_read;
+  // The time source of the transient-failure backoff and the summary's elapsed time;
+  // nullptr means SystemClock(). A forced stop ends a backoff wait at once.
+  Clock* clock = nullptr;
 };
 
 struct LoadSummary {

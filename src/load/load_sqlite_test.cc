@@ -3,13 +3,17 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <atomic>
 #include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
 #include <stdexcept>
+#include <stop_token>
 #include <string>
+#include <thread>
 
+#include "forklift/clock.h"
 #include "journal/journal.h"
 #include "load/chunker.h"
 #include "load/dlq_retry.h"
@@ -52,24 +56,37 @@ class Db {
   sqlite3* db_ = nullptr;
 };
 
-// A real sink that throws from WriteChunk at chunk `throw_at`: how a writer's
-// std::bad_alloc or std::stoll exception reaches the loader.
-class ThrowingSink : public sinks::Sink {
+// A real sink, every call forwarded; the fault-injecting sinks below override WriteChunk.
+class ForwardingSink : public sinks::Sink {
  public:
-  ThrowingSink(std::unique_ptr<sinks::Sink> real, int64_t throw_at)
-      : real_(std::move(real)), throw_at_(throw_at) {}
+  explicit ForwardingSink(std::unique_ptr<sinks::Sink> real) : real_(std::move(real)) {}
   Result<sinks::ChunkWriteResult> WriteChunk(const sinks::Chunk& chunk,
                                              const sinks::BeforeCommit& before_commit) override {
-    if (chunk.number == throw_at_) throw std::runtime_error("injected fault");
     return real_->WriteChunk(chunk, before_commit);
   }
   Status Reconnect() override { return real_->Reconnect(); }
   Result<std::optional<sinks::LedgerEntry>> FindChunk(int64_t chunk) override {
     return real_->FindChunk(chunk);
   }
+  void Cancel() override { real_->Cancel(); }
+
+ protected:
+  std::unique_ptr<sinks::Sink> real_;
+};
+
+// A real sink that throws from WriteChunk at chunk `throw_at`: how a writer's
+// std::bad_alloc or std::stoll exception reaches the loader.
+class ThrowingSink : public ForwardingSink {
+ public:
+  ThrowingSink(std::unique_ptr<sinks::Sink> real, int64_t throw_at)
+      : ForwardingSink(std::move(real)), throw_at_(throw_at) {}
+  Result<sinks::ChunkWriteResult> WriteChunk(const sinks::Chunk& chunk,
+                                             const sinks::BeforeCommit& before_commit) override {
+    if (chunk.number == throw_at_) throw std::runtime_error("injected fault");
+    return real_->WriteChunk(chunk, before_commit);
+  }
 
  private:
-  std::unique_ptr<sinks::Sink> real_;
   int64_t throw_at_;
 };
 
@@ -122,10 +139,10 @@ struct Faults {
   std::function<void(const sinks::Chunk&)> after_rollback;
 };
 
-class FaultySink : public sinks::Sink {
+class FaultySink : public ForwardingSink {
  public:
   FaultySink(std::unique_ptr<sinks::Sink> real, std::shared_ptr<Faults> faults)
-      : real_(std::move(real)), faults_(std::move(faults)) {}
+      : ForwardingSink(std::move(real)), faults_(std::move(faults)) {}
   Result<sinks::ChunkWriteResult> WriteChunk(const sinks::Chunk& chunk,
                                              const sinks::BeforeCommit& before_commit) override {
     auto r = real_->WriteChunk(chunk, [&](std::span<const sinks::RejectedRow> rejected) {
@@ -135,13 +152,8 @@ class FaultySink : public sinks::Sink {
     if (!r && faults_->after_rollback) faults_->after_rollback(chunk);
     return r;
   }
-  Status Reconnect() override { return real_->Reconnect(); }
-  Result<std::optional<sinks::LedgerEntry>> FindChunk(int64_t chunk) override {
-    return real_->FindChunk(chunk);
-  }
 
  private:
-  std::unique_ptr<sinks::Sink> real_;
   std::shared_ptr<Faults> faults_;
 };
 
@@ -149,6 +161,30 @@ LoadIo WithFaults(std::shared_ptr<Faults> faults) {
   return WrappingSinks([faults](std::unique_ptr<sinks::Sink> sink) -> std::unique_ptr<sinks::Sink> {
     return std::make_unique<FaultySink>(std::move(sink), faults);
   });
+}
+
+// A real sink whose first `failures` chunk attempts (counted over every sink of the load)
+// fail as a dropped connection would: Unavailable, nothing written.
+class TransientSink : public ForwardingSink {
+ public:
+  TransientSink(std::unique_ptr<sinks::Sink> real, std::shared_ptr<std::atomic<int>> failures)
+      : ForwardingSink(std::move(real)), failures_(std::move(failures)) {}
+  Result<sinks::ChunkWriteResult> WriteChunk(const sinks::Chunk& chunk,
+                                             const sinks::BeforeCommit& before_commit) override {
+    if (failures_->fetch_sub(1) > 0) return UnavailableError("server closed the connection");
+    return real_->WriteChunk(chunk, before_commit);
+  }
+
+ private:
+  std::shared_ptr<std::atomic<int>> failures_;
+};
+
+LoadIo FailingTransiently(std::shared_ptr<std::atomic<int>> failures, Clock* clock) {
+  LoadIo io = WrappingSinks([failures](std::unique_ptr<sinks::Sink> sink) -> std::unique_ptr<sinks::Sink> {
+    return std::make_unique<TransientSink>(std::move(sink), failures);
+  });
+  io.clock = clock;
+  return io;
 }
 
 std::string Rows(int n) {
@@ -582,6 +618,43 @@ TEST(TruncatedRejectTest, RecognisesThisAndEarlierVersionsNotes) {
                                 100));
   EXPECT_FALSE(IsTruncatedReject("expected 3 fields, found 4", 100));
   EXPECT_FALSE(IsTruncatedReject("23514: check failed", 100));
+}
+
+TEST_F(LoadSqliteTest, TransientFailuresBackOffOnTheLoadsClockAndThenCommit) {
+  std::string f = dir_.Write("p.csv", Rows(5));
+  FakeClock clock;
+  auto failures = std::make_shared<std::atomic<int>>(2);
+  Result<LoadSummary> s = InvalidArgumentError("not run");
+  std::thread load([&] { s = RunLoad(Options({f}), {}, FailingTransiently(failures, &clock)); });
+  // Each failure waits out its backoff on the fake clock: nothing sleeps for real.
+  for (int i = 1; i <= 2; ++i) {
+    clock.WaitForSleepCalls(i);
+    clock.Advance(std::chrono::seconds(5));  // more than kTransientRetry's max_delay
+  }
+  load.join();
+  ASSERT_TRUE(s) << s.error().ToString();
+  EXPECT_EQ(s->status, "succeeded") << s->error;
+  EXPECT_EQ(s->retries, 2u);
+  EXPECT_EQ(s->rows_loaded, 5u);
+  EXPECT_EQ(Db(db_path_).Query("SELECT count(*) FROM prices"), "5\n");
+}
+
+TEST_F(LoadSqliteTest, AForcedStopEndsATransientBackoffAtOnceAndKeepsNothingHalfDone) {
+  std::string f = dir_.Write("p.csv", Rows(5));
+  FakeClock clock;  // never advanced: only the stop can end the wait
+  auto failures = std::make_shared<std::atomic<int>>(1000);
+  std::stop_source force;
+  Result<LoadSummary> s = InvalidArgumentError("not run");
+  std::thread load([&] {
+    s = RunLoad(Options({f}), {.force = force.get_token()}, FailingTransiently(failures, &clock));
+  });
+  clock.WaitForSleepers(1);
+  force.request_stop();
+  load.join();
+  ASSERT_TRUE(s) << s.error().ToString();
+  EXPECT_EQ(s->status, "cancelled");
+  EXPECT_EQ(s->rows_loaded, 0u);
+  EXPECT_EQ(Db(db_path_).Query("SELECT count(*) FROM forklift_load_chunks"), "0\n");
 }
 
 }  // namespace
