@@ -107,6 +107,32 @@ class Parser {
   void ParseTask(const toml::key& key, const toml::node& node,
                  const std::vector<std::string>& task_names,
                  const std::unordered_set<std::string_view>& known, FlowSpec& spec);
+  // One key of a task's table.
+  struct TaskKey {
+    const toml::key& key;
+    const toml::node& value;
+    std::string name;   // the key
+    std::string where;  // "tasks.NAME.KEY", for messages
+  };
+  // Parses one key into `task` (recording problems); false for a key tasks do not have.
+  bool ParseTaskKey(const TaskKey& k, const std::vector<std::string>& task_names,
+                    const std::unordered_set<std::string_view>& known, const FlowSpec& spec,
+                    TaskSpec& task);
+  void ParseAfter(const TaskKey& k, const std::vector<std::string>& task_names,
+                  const std::unordered_set<std::string_view>& known, TaskSpec& task);
+  void ParseRunIf(const TaskKey& k, TaskSpec& task);
+  void ParseDb(const TaskKey& k, const FlowSpec& spec, TaskSpec& task);
+  void ParseTaskCount(const TaskKey& k, TaskSpec& task);
+  void ParseMaxFailed(const TaskKey& k, TaskSpec& task);
+  void ParsePool(const TaskKey& k, const FlowSpec& spec, TaskSpec& task);
+  void ParseEnv(const TaskKey& k, TaskSpec& task);
+  void ParseDays(const TaskKey& k, TaskSpec& task);
+  void ParseGlobs(const TaskKey& k, std::vector<std::string>& out);
+  void CheckTaskShape(const toml::table& table, const std::string& task_where,
+                      const TaskSpec& task);
+  // Fills `out` from a non-empty string; false (after Fail) otherwise.
+  bool ParseNonEmptyString(const toml::key& key, const toml::node& node,
+                           const std::string& where, std::string& out);
   // Fills `out` from a duration written as "15m" or a number of seconds; false on error.
   bool ParseDurationValue(const toml::key& key, const toml::node& node, const std::string& where,
                           bool must_be_positive, Duration& out);
@@ -240,6 +266,20 @@ void Parser::ParseDatabases(const toml::node& node, FlowSpec& spec) {
   }
 }
 
+bool Parser::ParseNonEmptyString(const toml::key& key, const toml::node& node,
+                                 const std::string& where, std::string& out) {
+  if (!node.is_string()) {
+    TypeMismatch(key, node, where, "a string");
+    return false;
+  }
+  if (node.as_string()->get().empty()) {
+    Fail(LineOf(key.source()), where, "must not be empty");
+    return false;
+  }
+  out = node.as_string()->get();
+  return true;
+}
+
 void Parser::ParseTask(const toml::key& task_key, const toml::node& node,
                        const std::vector<std::string>& task_names,
                        const std::unordered_set<std::string_view>& known, FlowSpec& spec) {
@@ -259,210 +299,14 @@ void Parser::ParseTask(const toml::key& task_key, const toml::node& node,
     return;
   }
   for (auto&& [key, value] : *table) {
-    std::string k(key.str());
-    std::string where = task_where + "." + k;
-    int line = LineOf(key.source());
-    if (k == "cmd") {
-      if (!value.is_string()) {
-        TypeMismatch(key, value, where, "a string");
-      } else if (value.as_string()->get().empty()) {
-        Fail(line, where, "must not be empty");
-      } else {
-        task.cmd = value.as_string()->get();
-      }
-    } else if (k == "after") {
-      std::vector<std::pair<std::string, int>> after;
-      if (!ParseStringArray(key, value, where, after)) continue;
-      // Sets, not scans: generated flows have tasks after thousands of others.
-      std::unordered_set<std::string_view> seen;
-      for (const auto& [dep, dep_line] : after) {
-        if (!known.contains(dep)) {
-          Fail(dep_line, where, fmt::format("unknown task '{}'{}", dep, Hint(dep, task_names)));
-        } else if (!seen.insert(dep).second) {
-          Fail(dep_line, where, fmt::format("'{}' is listed twice", dep));
-        } else {
-          task.after.push_back(dep);
-        }
-      }
-    } else if (k == "critical") {
-      if (!value.is_boolean()) {
-        TypeMismatch(key, value, where, "true or false");
-      } else {
-        task.critical = value.as_boolean()->get();
-      }
-    } else if (k == "timeout" || k == "alert_after") {
-      Duration d{};
-      if (ParseDurationValue(key, value, where, /*must_be_positive=*/true, d)) {
-        (k == "timeout" ? task.timeout : task.alert_after) = d;
-      }
-    } else if (k == "retry_delay") {
-      ParseDurationValue(key, value, where, /*must_be_positive=*/false, task.retry_delay);
-    } else if (k == "run_if") {
-      std::string v = value.is_string() ? value.as_string()->get() : "";
-      if (!value.is_string()) {
-        TypeMismatch(key, value, where, "\"all_done\" or \"always\"");
-      } else if (v == "all_done") {
-        task.run_if = RunIf::kAllDone;
-      } else if (v == "always") {
-        task.run_if = RunIf::kAlways;
-      } else if (v != "on_success") {
-        Fail(line, where,
-             fmt::format("unknown value '{}'{} (one of: on_success, all_done, always)", v,
-                         Hint(v, kRunIfValues)));
-      }
-    } else if (k == "sql" || k == "sql_file" || k == "db") {
-      if (!value.is_string()) {
-        TypeMismatch(key, value, where, "a string");
-      } else if (value.as_string()->get().empty()) {
-        Fail(line, where, "must not be empty");
-      } else {
-        std::string v = value.as_string()->get();
-        if (k == "db" && !spec.databases.contains(v) && !IsDatabaseUrl(v)) {
-          std::vector<std::string> names;
-          for (const auto& [n, dsn] : spec.databases) names.push_back(n);
-          Fail(line, where,
-               fmt::format("'{}' is neither a [databases] name{} nor a postgres://, "
-                           "postgresql:// or sqlite: URL",
-                           MaskedDb(v), Hint(v, names)));
-        } else {
-          (k == "sql" ? task.sql : k == "sql_file" ? task.sql_file : task.db) = std::move(v);
-        }
-      }
-    } else if (k == "foreach" || k == "foreach_cmd") {
-      if (!value.is_string()) {
-        TypeMismatch(key, value, where, "a string");
-      } else if (value.as_string()->get().empty()) {
-        Fail(line, where, "must not be empty");
-      } else {
-        (k == "foreach" ? task.foreach : task.foreach_cmd) = value.as_string()->get();
-      }
-    } else if (k == "jobs") {
-      const auto* n = value.as_integer();
-      if (!n) {
-        TypeMismatch(key, value, where, "an integer >= 1");
-      } else if (n->get() < 1 || n->get() > 1 << 20) {
-        Fail(line, where, fmt::format("must be an integer from 1 to {}, got {}", 1 << 20, n->get()));
-      } else {
-        task.jobs = static_cast<int>(n->get());
-      }
-    } else if (k == "max_failed") {
-      if (const auto* n = value.as_integer()) {
-        if (n->get() < 0) {
-          Fail(line, where, fmt::format("must be >= 0, got {}", n->get()));
-        } else {
-          task.max_failed = n->get();
-        }
-      } else if (const auto* str = value.as_string()) {
-        const std::string& v = str->get();
-        char* end = nullptr;
-        double pct = v.size() > 1 && v.back() == '%' ? std::strtod(v.c_str(), &end) : -1;
-        if (!end || end != v.c_str() + v.size() - 1 || !(pct >= 0 && pct <= 100)) {
-          Fail(line, where, fmt::format("'{}' is not a count or a percentage like \"5%\"", v));
-        } else {
-          task.max_failed_percent = pct;
-        }
-      } else {
-        TypeMismatch(key, value, where, "a count (3) or a percentage (\"5%\")");
-      }
-    } else if (k == "group" || k == "on_failure") {
-      if (!value.is_string()) {
-        TypeMismatch(key, value, where, "a string");
-      } else if (value.as_string()->get().empty()) {
-        Fail(line, where, "must not be empty");
-      } else {
-        (k == "group" ? task.group : task.on_failure) = value.as_string()->get();
-      }
-    } else if (k == "retries") {
-      const auto* n = value.as_integer();
-      if (!n) {
-        TypeMismatch(key, value, where, "an integer >= 0");
-      } else if (n->get() < 0 || n->get() > INT_MAX) {
-        Fail(line, where, fmt::format("must be an integer >= 0, got {}", n->get()));
-      } else {
-        task.retries = static_cast<int>(n->get());
-      }
-    } else if (k == "pool") {
-      if (!value.is_string()) {
-        TypeMismatch(key, value, where, "a string");
-        continue;
-      }
-      std::string pool = value.as_string()->get();
-      if (!spec.pools.contains(pool)) {
-        std::vector<std::string> declared;
-        for (const auto& [pool_name, limit] : spec.pools) declared.push_back(pool_name);
-        Fail(line, where,
-             fmt::format("pool '{}' is not declared in [pools]{}", pool, Hint(pool, declared)));
-      } else {
-        task.pool = std::move(pool);
-      }
-    } else if (k == "env") {
-      const auto* env = value.as_table();
-      if (!env) {
-        TypeMismatch(key, value, where, "a table of strings");
-        continue;
-      }
-      for (auto&& [env_key, env_value] : *env) {
-        std::string var(env_key.str());
-        std::string env_where = where + "." + var;
-        if (var.empty() || var.find('=') != std::string::npos) {
-          Fail(LineOf(env_key.source()), env_where, "not a valid variable name");
-        } else if (!env_value.is_string()) {
-          TypeMismatch(env_key, env_value, env_where, "a string");
-        } else {
-          task.env[var] = env_value.as_string()->get();
-        }
-      }
-    } else if (k == "cwd") {
-      if (!value.is_string()) {
-        TypeMismatch(key, value, where, "a string");
-      } else {
-        task.cwd = value.as_string()->get();
-      }
-    } else if (k == "days") {
-      std::vector<std::pair<std::string, int>> days;
-      if (!ParseStringArray(key, value, where, days)) continue;
-      for (const auto& [day, day_line] : days) {
-        auto it = std::find(kDayNames.begin(), kDayNames.end(), day);
-        if (it == kDayNames.end()) {
-          Fail(day_line, where,
-               fmt::format("unknown day '{}' (use mon, tue, wed, thu, fri, sat, sun){}", day,
-                           Hint(day, kDayNames)));
-        } else {
-          task.days_mask |= static_cast<uint8_t>(1u << (it - kDayNames.begin()));
-        }
-      }
-    } else if (k == "outputs" || k == "inputs") {
-      std::vector<std::pair<std::string, int>> globs;
-      if (!ParseStringArray(key, value, where, globs)) continue;
-      auto& out = k == "outputs" ? task.outputs : task.inputs;
-      for (auto& [glob, glob_line] : globs) {
-        if (auto expanded = ExpandBraces(glob); !expanded) {
-          Fail(glob_line, where, expanded.error().message);
-          continue;
-        }
-        out.push_back(std::move(glob));
-      }
-    } else {
-      Fail(line, task_where, fmt::format("unknown key '{}'{}", k, Hint(k, kTaskKeys)));
+    TaskKey k{.key = key, .value = value, .name = std::string(key.str()), .where = {}};
+    k.where = task_where + "." + k.name;
+    if (!ParseTaskKey(k, task_names, known, spec, task)) {
+      Fail(LineOf(key.source()), task_where,
+           fmt::format("unknown key '{}'{}", k.name, Hint(k.name, kTaskKeys)));
     }
   }
-  int kinds = table->contains("cmd") + table->contains("sql") + table->contains("sql_file");
-  if (kinds == 0) {
-    Fail(task.line, task_where, "missing required key 'cmd' (or 'sql' / 'sql_file' with 'db')");
-  } else if (kinds > 1) {
-    Fail(task.line, task_where, "give one of 'cmd', 'sql' and 'sql_file'");
-  } else if (table->contains("cmd") && table->contains("db")) {
-    Fail(task.line, task_where, "'db' is for SQL tasks ('sql' or 'sql_file'), not 'cmd'");
-  } else if (!table->contains("cmd") && !table->contains("db")) {
-    Fail(task.line, task_where, "a SQL task needs 'db' (a [databases] name or a URL)");
-  }
-  if (!task.foreach.empty() && !task.foreach_cmd.empty()) {
-    Fail(task.line, task_where, "give one of 'foreach' and 'foreach_cmd'");
-  } else if (task.is_fanout() && task.cmd.empty()) {
-    Fail(task.line, task_where, "'foreach' and 'foreach_cmd' need 'cmd', the command per item");
-  } else if (!task.is_fanout() && (table->contains("jobs") || table->contains("max_failed"))) {
-    Fail(task.line, task_where, "'jobs' and 'max_failed' are for fan-out tasks ('foreach')");
-  }
+  CheckTaskShape(*table, task_where, task);
   if (!task.outputs.empty() && task.inputs.empty()) {
     spec.warnings.push_back(fmt::format(
         "{}:{}: {}: 'outputs' without 'inputs': once its outputs exist the task stays "
@@ -470,6 +314,236 @@ void Parser::ParseTask(const toml::key& task_key, const toml::node& node,
         path_, task.line, task_where));
   }
   spec.tasks.push_back(std::move(task));
+}
+
+bool Parser::ParseTaskKey(const TaskKey& k, const std::vector<std::string>& task_names,
+                          const std::unordered_set<std::string_view>& known, const FlowSpec& spec,
+                          TaskSpec& task) {
+  const std::string& n = k.name;
+  if (n == "cmd") {
+    ParseNonEmptyString(k.key, k.value, k.where, task.cmd);
+  } else if (n == "after") {
+    ParseAfter(k, task_names, known, task);
+  } else if (n == "critical") {
+    if (!k.value.is_boolean()) {
+      TypeMismatch(k.key, k.value, k.where, "true or false");
+    } else {
+      task.critical = k.value.as_boolean()->get();
+    }
+  } else if (n == "timeout" || n == "alert_after") {
+    Duration d{};
+    if (ParseDurationValue(k.key, k.value, k.where, /*must_be_positive=*/true, d)) {
+      (n == "timeout" ? task.timeout : task.alert_after) = d;
+    }
+  } else if (n == "retry_delay") {
+    ParseDurationValue(k.key, k.value, k.where, /*must_be_positive=*/false, task.retry_delay);
+  } else if (n == "run_if") {
+    ParseRunIf(k, task);
+  } else if (n == "sql" || n == "sql_file") {
+    ParseNonEmptyString(k.key, k.value, k.where, n == "sql" ? task.sql : task.sql_file);
+  } else if (n == "db") {
+    ParseDb(k, spec, task);
+  } else if (n == "foreach" || n == "foreach_cmd") {
+    ParseNonEmptyString(k.key, k.value, k.where, n == "foreach" ? task.foreach : task.foreach_cmd);
+  } else if (n == "group" || n == "on_failure") {
+    ParseNonEmptyString(k.key, k.value, k.where, n == "group" ? task.group : task.on_failure);
+  } else if (n == "jobs" || n == "retries") {
+    ParseTaskCount(k, task);
+  } else if (n == "max_failed") {
+    ParseMaxFailed(k, task);
+  } else if (n == "pool") {
+    ParsePool(k, spec, task);
+  } else if (n == "env") {
+    ParseEnv(k, task);
+  } else if (n == "cwd") {
+    if (!k.value.is_string()) {
+      TypeMismatch(k.key, k.value, k.where, "a string");
+    } else {
+      task.cwd = k.value.as_string()->get();
+    }
+  } else if (n == "days") {
+    ParseDays(k, task);
+  } else if (n == "outputs" || n == "inputs") {
+    ParseGlobs(k, n == "outputs" ? task.outputs : task.inputs);
+  } else {
+    return false;
+  }
+  return true;
+}
+
+void Parser::ParseAfter(const TaskKey& k, const std::vector<std::string>& task_names,
+                        const std::unordered_set<std::string_view>& known, TaskSpec& task) {
+  std::vector<std::pair<std::string, int>> after;
+  if (!ParseStringArray(k.key, k.value, k.where, after)) return;
+  // Sets, not scans: generated flows have tasks after thousands of others.
+  std::unordered_set<std::string_view> seen;
+  for (const auto& [dep, dep_line] : after) {
+    if (!known.contains(dep)) {
+      Fail(dep_line, k.where, fmt::format("unknown task '{}'{}", dep, Hint(dep, task_names)));
+    } else if (!seen.insert(dep).second) {
+      Fail(dep_line, k.where, fmt::format("'{}' is listed twice", dep));
+    } else {
+      task.after.push_back(dep);
+    }
+  }
+}
+
+void Parser::ParseRunIf(const TaskKey& k, TaskSpec& task) {
+  if (!k.value.is_string()) {
+    TypeMismatch(k.key, k.value, k.where, "\"all_done\" or \"always\"");
+    return;
+  }
+  const std::string& v = k.value.as_string()->get();
+  if (v == "all_done") {
+    task.run_if = RunIf::kAllDone;
+  } else if (v == "always") {
+    task.run_if = RunIf::kAlways;
+  } else if (v != "on_success") {
+    Fail(LineOf(k.key.source()), k.where,
+         fmt::format("unknown value '{}'{} (one of: on_success, all_done, always)", v,
+                     Hint(v, kRunIfValues)));
+  }
+}
+
+void Parser::ParseDb(const TaskKey& k, const FlowSpec& spec, TaskSpec& task) {
+  std::string v;
+  if (!ParseNonEmptyString(k.key, k.value, k.where, v)) return;
+  if (!spec.databases.contains(v) && !IsDatabaseUrl(v)) {
+    std::vector<std::string> names;
+    for (const auto& [name, dsn] : spec.databases) names.push_back(name);
+    Fail(LineOf(k.key.source()), k.where,
+         fmt::format("'{}' is neither a [databases] name{} nor a postgres://, postgresql:// "
+                     "or sqlite: URL",
+                     MaskedDb(v), Hint(v, names)));
+    return;
+  }
+  task.db = std::move(v);
+}
+
+// `jobs` (1 to 2^20, a fan-out's parallelism) and `retries` (>= 0).
+void Parser::ParseTaskCount(const TaskKey& k, TaskSpec& task) {
+  const bool jobs = k.name == "jobs";
+  const auto* n = k.value.as_integer();
+  if (!n) {
+    TypeMismatch(k.key, k.value, k.where, jobs ? "an integer >= 1" : "an integer >= 0");
+    return;
+  }
+  const int line = LineOf(k.key.source());
+  if (jobs && (n->get() < 1 || n->get() > 1 << 20)) {
+    Fail(line, k.where, fmt::format("must be an integer from 1 to {}, got {}", 1 << 20, n->get()));
+  } else if (!jobs && (n->get() < 0 || n->get() > INT_MAX)) {
+    Fail(line, k.where, fmt::format("must be an integer >= 0, got {}", n->get()));
+  } else {
+    (jobs ? task.jobs : task.retries) = static_cast<int>(n->get());
+  }
+}
+
+void Parser::ParseMaxFailed(const TaskKey& k, TaskSpec& task) {
+  const int line = LineOf(k.key.source());
+  if (const auto* n = k.value.as_integer()) {
+    if (n->get() < 0) {
+      Fail(line, k.where, fmt::format("must be >= 0, got {}", n->get()));
+    } else {
+      task.max_failed = n->get();
+    }
+  } else if (const auto* str = k.value.as_string()) {
+    const std::string& v = str->get();
+    char* end = nullptr;
+    double pct = v.size() > 1 && v.back() == '%' ? std::strtod(v.c_str(), &end) : -1;
+    if (!end || end != v.c_str() + v.size() - 1 || !(pct >= 0 && pct <= 100)) {
+      Fail(line, k.where, fmt::format("'{}' is not a count or a percentage like \"5%\"", v));
+    } else {
+      task.max_failed_percent = pct;
+    }
+  } else {
+    TypeMismatch(k.key, k.value, k.where, "a count (3) or a percentage (\"5%\")");
+  }
+}
+
+void Parser::ParsePool(const TaskKey& k, const FlowSpec& spec, TaskSpec& task) {
+  if (!k.value.is_string()) {
+    TypeMismatch(k.key, k.value, k.where, "a string");
+    return;
+  }
+  std::string pool = k.value.as_string()->get();
+  if (!spec.pools.contains(pool)) {
+    std::vector<std::string> declared;
+    for (const auto& [pool_name, limit] : spec.pools) declared.push_back(pool_name);
+    Fail(LineOf(k.key.source()), k.where,
+         fmt::format("pool '{}' is not declared in [pools]{}", pool, Hint(pool, declared)));
+    return;
+  }
+  task.pool = std::move(pool);
+}
+
+void Parser::ParseEnv(const TaskKey& k, TaskSpec& task) {
+  const auto* env = k.value.as_table();
+  if (!env) {
+    TypeMismatch(k.key, k.value, k.where, "a table of strings");
+    return;
+  }
+  for (auto&& [env_key, env_value] : *env) {
+    std::string var(env_key.str());
+    std::string env_where = k.where + "." + var;
+    if (var.empty() || var.find('=') != std::string::npos) {
+      Fail(LineOf(env_key.source()), env_where, "not a valid variable name");
+    } else if (!env_value.is_string()) {
+      TypeMismatch(env_key, env_value, env_where, "a string");
+    } else {
+      task.env[var] = env_value.as_string()->get();
+    }
+  }
+}
+
+void Parser::ParseDays(const TaskKey& k, TaskSpec& task) {
+  std::vector<std::pair<std::string, int>> days;
+  if (!ParseStringArray(k.key, k.value, k.where, days)) return;
+  for (const auto& [day, day_line] : days) {
+    auto it = std::find(kDayNames.begin(), kDayNames.end(), day);
+    if (it == kDayNames.end()) {
+      Fail(day_line, k.where,
+           fmt::format("unknown day '{}' (use mon, tue, wed, thu, fri, sat, sun){}", day,
+                       Hint(day, kDayNames)));
+    } else {
+      task.days_mask |= static_cast<uint8_t>(1u << (it - kDayNames.begin()));
+    }
+  }
+}
+
+void Parser::ParseGlobs(const TaskKey& k, std::vector<std::string>& out) {
+  std::vector<std::pair<std::string, int>> globs;
+  if (!ParseStringArray(k.key, k.value, k.where, globs)) return;
+  for (auto& [glob, glob_line] : globs) {
+    // Expanded here only to refuse a pattern too big to expand (brace_expansion.h).
+    if (auto expanded = ExpandBraces(glob); !expanded) {
+      Fail(glob_line, k.where, expanded.error().message);
+      continue;
+    }
+    out.push_back(std::move(glob));
+  }
+}
+
+// What a task is: exactly one of cmd, sql and sql_file; db for SQL only; foreach with a
+// per-item cmd.
+void Parser::CheckTaskShape(const toml::table& table, const std::string& task_where,
+                            const TaskSpec& task) {
+  int kinds = table.contains("cmd") + table.contains("sql") + table.contains("sql_file");
+  if (kinds == 0) {
+    Fail(task.line, task_where, "missing required key 'cmd' (or 'sql' / 'sql_file' with 'db')");
+  } else if (kinds > 1) {
+    Fail(task.line, task_where, "give one of 'cmd', 'sql' and 'sql_file'");
+  } else if (table.contains("cmd") && table.contains("db")) {
+    Fail(task.line, task_where, "'db' is for SQL tasks ('sql' or 'sql_file'), not 'cmd'");
+  } else if (!table.contains("cmd") && !table.contains("db")) {
+    Fail(task.line, task_where, "a SQL task needs 'db' (a [databases] name or a URL)");
+  }
+  if (!task.foreach.empty() && !task.foreach_cmd.empty()) {
+    Fail(task.line, task_where, "give one of 'foreach' and 'foreach_cmd'");
+  } else if (task.is_fanout() && task.cmd.empty()) {
+    Fail(task.line, task_where, "'foreach' and 'foreach_cmd' need 'cmd', the command per item");
+  } else if (!task.is_fanout() && (table.contains("jobs") || table.contains("max_failed"))) {
+    Fail(task.line, task_where, "'jobs' and 'max_failed' are for fan-out tasks ('foreach')");
+  }
 }
 
 Result<FlowSpec> Parser::Parse(const toml::table& root) {
