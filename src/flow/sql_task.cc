@@ -318,8 +318,14 @@ SqlTaskResult RunSqlTask(const SqlTaskOptions& options) {
   bool own = std::any_of(stmts.begin(), stmts.end(),
                          [](const SqlStatement& s) { return NeedsOwnTransaction(s.text); });
   bool one_transaction = !own && stmts.size() > 1;
-  if (options.dsn.starts_with("sqlite:")) return RunOnSqlite(options, stmts, one_transaction);
-  return RunOnPostgres(options, stmts, one_transaction);
+  SqlTaskResult r = options.dsn.starts_with("sqlite:")
+                        ? RunOnSqlite(options, stmts, one_transaction)
+                        : RunOnPostgres(options, stmts, one_transaction);
+  // A failed transaction kept nothing: its tags ("INSERT 0 100") must not read as done.
+  if (!r.ok && one_transaction) {
+    for (std::string& tag : r.tags) tag += " (rolled back)";
+  }
+  return r;
 }
 
 }  // namespace forklift::flow

@@ -50,7 +50,9 @@ struct SqlTaskResult {
   bool ok = false;
   bool timed_out = false;
   bool cancelled = false;
-  std::vector<std::string> tags;  // per statement that ran: "UPDATE 42", "VACUUM"
+  // Per statement that ran: "UPDATE 42", "VACUUM"; "UPDATE 42 (rolled back)" when the
+  // task's one transaction failed after it.
+  std::vector<std::string> tags;
   // When !ok: "cleanup.sql:12: SQLSTATE 42P01: relation \"x\" does not exist", or a
   // connection failure with the DSN masked.
   std::string error;

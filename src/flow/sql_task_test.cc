@@ -116,6 +116,7 @@ TEST_F(SqliteTaskTest, AFailedStatementNamesItsLineAndRollsTheTransactionBack) {
   EXPECT_FALSE(r.ok);
   EXPECT_THAT(r.error, HasSubstr("cleanup.sql:3: no such table: nope"));
   EXPECT_EQ(Count(), 3) << "the DELETE before it rolled back with it";
+  EXPECT_THAT(r.tags, ElementsAre("DELETE 3 (rolled back)")) << "a tag must not read as done";
 }
 
 TEST_F(SqliteTaskTest, TheTimeoutInterruptsTheStatement) {
