@@ -15,6 +15,13 @@ of the time lasts:
   load   `forklift load` into SQLite SIGKILLed after a random number of committed chunks,
          rerun until it exits 0: the table equals the file, each row once (an
          uninterrupted load), and the ledger holds every chunk once.
+  pgload `forklift load` into a real PostgreSQL whose server is restarted
+         (`pg_ctl restart -m immediate`: a crash and recovery) after a random number of
+         committed chunks: the load retries on new connections and completes, or fails
+         clearly and a rerun completes; the table equals the file, each row once.
+  pgsql  a flow's SQL task (one transaction: an INSERT, then a pg_sleep) whose server is
+         restarted while the statement runs: the attempt fails and rolls back, a retry
+         or `--resume last` completes it; the table holds the rows once.
   full   the journal on a small tmpfs filled up (skipped, saying so, where mounting is
          not allowed): forklift fails with a message naming the journal, or succeeds;
          never a crash; with space again a resume completes.
@@ -37,6 +44,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 FORKLIFT = os.path.abspath(os.environ.get(
     "FORKLIFT", os.path.join(os.path.dirname(__file__), "..", "build", "forklift")))
@@ -89,6 +98,23 @@ class Chaos:
         self.seconds = seconds
         self.dir = workdir
         self.stats = {}
+        self._pg = None
+        self._pg_round = 0
+
+    def pg(self):
+        """A real server, started on first use (pg_fixture), or None where none can start."""
+        if self._pg is None:
+            try:
+                from pg_fixture import PgServer
+                self._pg = PgServer()
+            except Exception as e:  # no server binaries, or initdb refused
+                self.note("pg", f"skipped: no PostgreSQL server could start: {e}")
+                self._pg = False
+        return self._pg or None
+
+    def close(self):
+        if self._pg:
+            self._pg.close()
 
     def note(self, scenario, msg):
         print(f"chaos: {scenario}: {msg}", flush=True)
@@ -255,6 +281,128 @@ class Chaos:
         shutil.rmtree(d)
         return rnd
 
+    # --- PostgreSQL restarts -----------------------------------------------------------
+    def pg_query(self, query):
+        """psql's output, or None while the server is down (restarting)."""
+        try:
+            return self._pg.sql(query)
+        except Exception:
+            return None
+
+    def pg_ledger(self, schema):
+        out = self.pg_query(f"select count(*), coalesce(sum(rows), 0) from {schema}.forklift_load_chunks")
+        return tuple(int(x) for x in out.split("\t")) if out else (0, 0)
+
+    def run_restarting(self, args, ready, what, cwd=None):
+        """Runs forklift and restarts the server (immediate: no checkpoint, in-flight
+        transactions lost) once ready() holds while it runs. Returns (exit status, its
+        stdout and stderr together, whether the restart happened)."""
+        p = subprocess.Popen([FORKLIFT] + args, cwd=cwd, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, errors="replace")
+        try:
+            restarted = wait_until(ready, proc=p, what=what) and p.poll() is None
+            if restarted:
+                self._pg.restart("immediate")
+            out, _ = p.communicate(timeout=120)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        check(not crashed(p.returncode), f"{what}: forklift crashed (rc {p.returncode}): {out[-500:]}")
+        return p.returncode, out, restarted
+
+    def pg_load_once(self, n):
+        pg = self.pg()
+        if pg is None:
+            return None
+        self._pg_round += 1
+        schema = f"chaos{self._pg_round}"
+        # Inserts go to a table without a key, so that a chunk written twice would show as
+        # duplicate rows (not as rows a unique index rejects to the dead letters).
+        upsert = self.rng.random() < 0.5
+        pg.sql(f"create schema {schema}; create table {schema}.t (name text"
+               f"{' primary key' if upsert else ''}, num integer, val text)")
+        d = tempfile.mkdtemp(dir=self.dir, prefix="pgload-")
+        csv_path = os.path.join(d, "in.csv")
+        rows = [(f"k{i}", i, f"v{self.rng.randrange(10**6)}") for i in range(n)]
+        with open(csv_path, "w") as f:
+            f.write("name,num,val\n")
+            f.writelines(f"{a},{b},{c}\n" for a, b, c in rows)
+        workers = self.rng.choice([1, 2, 4])
+        chunk = self.rng.choice([100, 250])  # many small transactions: a restart lands mid-load
+        chunks = -(-n // chunk)
+        args = ["load", csv_path, "--to", pg.dsn(), "--table", f"{schema}.t", "--chunk-rows",
+                str(chunk), "--workers", str(workers),
+                "--journal", os.path.join(d, "journal.db"), "--progress", "none"]
+        if upsert:
+            args += ["--mode", "upsert", "--key", "name"]
+        k = self.rng.randrange(0, chunks // 2)
+        first, err, restarted = self.run_restarting(args, lambda: self.pg_ledger(schema)[0] >= k,
+                                                    f"pgload: {k} chunks committed")
+        rc = first
+        # A restart is retried for about a minute, so the load should end well; if it did
+        # not, it must say why and a rerun must complete.
+        for rnd in range(3):
+            if rc == 0:
+                break
+            check(err.strip(), f"pgload: exit {rc} with no message")
+            rc, _, err = run(args)
+        check(rc == 0, f"pgload: never completed: {err[-500:]}")
+        got = sorted(tuple(r.split("\t")) for r in pg.sql(f"select name, num, val from {schema}.t").splitlines())
+        want = sorted((a, str(b), c) for a, b, c in rows)
+        check(got == want, f"pgload: table differs from the file ({len(got)} rows for {n})")
+        # An upsert routes each key to one of the writers' partitions, each cut into chunks
+        # on its own: up to one partial chunk more per extra writer.
+        most = chunks + (workers - 1 if upsert else 0)
+        led = self.pg_ledger(schema)
+        check(led[1] == n and chunks <= led[0] <= most,
+              f"pgload: ledger {led} for {n} rows in {chunks}..{most} chunks")
+        pg.sql(f"drop schema {schema} cascade")
+        shutil.rmtree(d)
+        return f"restart {'after ' + str(k) + ' chunks' if restarted else 'came after the end'}, first exit {first}"
+
+    def pg_sql_once(self):
+        pg = self.pg()
+        if pg is None:
+            return None
+        self._pg_round += 1
+        table = f"chaos_sql{self._pg_round}"
+        pg.sql(f"create table {table} (n integer primary key)")
+        d = tempfile.mkdtemp(dir=self.dir, prefix="pgsql-")
+        n = self.rng.choice([100, 1000])
+        retries = self.rng.choice([0, 4])
+        flow = os.path.join(d, "flow.toml")
+        with open(flow, "w") as f:
+            f.write(f"""name = "chaos_sql"
+[databases]
+db = "{pg.dsn()}"
+[tasks.fill]
+db = "db"
+sql = "insert into {table} select g from generate_series(1, {n}) g; select pg_sleep(0.4)"
+retries = {retries}
+retry_delay = "500ms"
+[tasks.report]
+cmd = "echo filled"
+after = ["fill"]
+""")
+        sleeping = (f"select count(*) from pg_stat_activity where state = 'active' "
+                    f"and query like '%pg_sleep(0.4)%' and pid <> pg_backend_pid()")
+        # The run's report (task states, the failure) is on stdout.
+        first, out, restarted = self.run_restarting(
+            ["run", flow], lambda: (self.pg_query(sleeping) or "0") != "0",
+            "pgsql: the task's statement running", cwd=d)
+        check(first in (0, 1), f"pgsql: exit {first}: {out[-500:]}")
+        if first != 0:
+            check("FAILED   fill" in out, f"pgsql: a failed run that does not name the task: {out[-500:]}")
+            rc, out, err = run(["run", flow, "--resume", "last"], cwd=d)
+            check(rc == 0, f"pgsql: --resume last exit {rc}: {(out + err)[-500:]}")
+        got = pg.sql(f"select count(*), count(distinct n) from {table}")
+        check(got == f"{n}\t{n}", f"pgsql: {got} rows after the restart for {n}")
+        pg.sql(f"drop table {table}")
+        shutil.rmtree(d)
+        return (f"restart {'mid-statement' if restarted else 'came after the end'}, "
+                f"retries {retries}, first exit {first}")
+
     # --- corrupt journal ---------------------------------------------------------------
     def make_journal(self, d):
         journal = os.path.join(d, "good.db")
@@ -359,6 +507,11 @@ class Chaos:
                     detail = f"{self.run_once()} rounds"
                 elif name == "load":
                     detail = f"{self.load_once(self.rng.choice([2000, 5000]))} rounds"
+                elif name in ("pgload", "pgsql"):
+                    detail = (self.pg_load_once(self.rng.choice([20000, 40000])) if name == "pgload"
+                              else self.pg_sql_once())
+                    if detail is None:
+                        break
                 elif name == "corrupt":
                     if corrupt_dir is None:
                         corrupt_dir = tempfile.mkdtemp(dir=self.dir, prefix="corrupt-")
@@ -380,7 +533,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--seconds", type=float, default=float(os.environ.get("CHAOS_SECONDS", 60)))
-    ap.add_argument("--only", action="append", choices=["map", "run", "load", "full", "corrupt"])
+    ap.add_argument("--only", action="append",
+                    choices=["map", "run", "load", "pgload", "pgsql", "full", "corrupt"])
     ns = ap.parse_args()
     seed = ns.seed if ns.seed is not None else random.SystemRandom().randrange(2**32)
     print(f"chaos: seed {seed} (replay: {sys.argv[0]} --seed {seed} --seconds {ns.seconds:g})",
@@ -388,10 +542,12 @@ def main():
     workdir = tempfile.mkdtemp(prefix="forklift-chaos-")
     chaos = Chaos(seed, ns.seconds, workdir)
     try:
-        took = chaos.go(ns.only or ["map", "run", "load", "corrupt", "full"])
+        took = chaos.go(ns.only or ["map", "run", "load", "pgload", "pgsql", "corrupt", "full"])
     except (Failure, subprocess.TimeoutExpired) as e:
         print(f"chaos: FAILED (seed {seed}): {e}\nchaos: state kept in {workdir}", flush=True)
         return 1
+    finally:
+        chaos.close()
     print(f"chaos: passed in {took:.1f}s: " +
           ", ".join(f"{k} x{v}" for k, v in chaos.stats.items()) + f" (seed {seed})")
     shutil.rmtree(workdir, ignore_errors=True)
