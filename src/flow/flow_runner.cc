@@ -332,6 +332,13 @@ class FlowRun {
   void Attempt(TaskId id);
   void AttemptSql(TaskId id, int attempt, TaskLog& log);
   std::vector<std::string> FanoutArgv(const TaskSpec& t);
+  // The forklift program that fan-outs run, and that tasks and hooks see as $FORKLIFT.
+  std::string ForkliftExe() const;
+  // What every task and hook sees besides its own variables: $FORKLIFT (this program, as
+  // make's $(MAKE): a task runs `"$FORKLIFT" load ...` without a PATH lookup) and
+  // $FORKLIFT_JOURNAL (the flow's, absolute: what such a command records lands beside
+  // the run's own records).
+  std::vector<std::pair<std::string, std::string>> SharedEnv() const;
   void JudgeFanout(TaskId id, process::Completion& c, TaskLog& log);
   void HandleEnd(AttemptEnd end);
   void Conclude(TaskId id, TaskState state);
@@ -559,6 +566,7 @@ void FlowRun::Attempt(TaskId id) {
   spawn.env = {{"FORKLIFT_RUN_ID", run_id_},
                {"FORKLIFT_TASK", t.name},
                {"FORKLIFT_ATTEMPT", std::to_string(attempt)}};
+  for (auto& kv : SharedEnv()) spawn.env.push_back(std::move(kv));
   for (const auto& [k, v] : t.env) spawn.env.emplace_back(k, v);
   spawn.stdout_mode = spawn.stderr_mode = process::OutputMode::kCallback;
   spawn.on_output = [&log](process::Stream s, std::string_view b) { log.Chunk(s, b); };
@@ -590,11 +598,23 @@ void FlowRun::Attempt(TaskId id) {
 // A fan-out task runs as `forklift map` (its templates, -j, per-item timeout and retries,
 // one journal row per item under run id RUN.TASK, the joblog beside the task's log). A
 // resume passes --resume-failed, so only the items that failed or never ran run again.
-std::vector<std::string> FlowRun::FanoutArgv(const TaskSpec& t) {
+std::string FlowRun::ForkliftExe() const {
   std::string exe = options_.forklift_exe;
   std::error_code ec;
   if (exe.empty()) exe = fs::read_symlink("/proc/self/exe", ec).string();
   if (exe.empty()) exe = "forklift";  // no /proc: from PATH
+  return exe;
+}
+
+std::vector<std::pair<std::string, std::string>> FlowRun::SharedEnv() const {
+  std::error_code ec;
+  return {{"FORKLIFT", ForkliftExe()},
+          {"FORKLIFT_JOURNAL", fs::absolute(options_.journal_path, ec).string()}};
+}
+
+std::vector<std::string> FlowRun::FanoutArgv(const TaskSpec& t) {
+  const std::string exe = ForkliftExe();
+  std::error_code ec;
   int jobs = t.jobs > 0 ? std::min(t.jobs, options_.jobs) : options_.jobs;
   // map runs in the task's directory: its journal path must not be relative.
   std::string journal = fs::absolute(options_.journal_path, ec).string();
@@ -955,6 +975,7 @@ void FlowRun::RunHook(std::string hook, const std::string& cmd, std::string task
                {"FORKLIFT_HOOK", hook},
                {"FORKLIFT_STATUS", std::string(status)}};
   if (!task.empty()) spawn.env.emplace_back("FORKLIFT_TASK", task);
+  for (auto& kv : SharedEnv()) spawn.env.push_back(std::move(kv));
   spawn.stdin_mode = process::InputMode::kData;
   spawn.stdin_data = std::move(stdin_json);
   spawn.stdout_mode = spawn.stderr_mode = process::OutputMode::kCallback;

@@ -104,6 +104,22 @@ TEST_F(FlowRunnerTest, RetriesWaitTheirBackoffOnTheRunsClock) {
   EXPECT_THAT(Output(), HasSubstr("retry    flaky  exit 1 after"));
 }
 
+TEST_F(FlowRunnerTest, TasksSeeTheForkliftProgramAndTheFlowsJournal) {
+  FlowSpec spec = Spec("[tasks.a]\ncmd = 'a'\n");
+  FlowRunOptions o = Options();
+  o.forklift_exe = "/opt/forklift/bin/forklift";
+  std::map<std::string, std::string> env;
+  o.run_task = [&](const process::SpawnOptions& s, const std::stop_token&) {
+    for (const auto& [k, v] : s.env) env[k] = v;
+    return Result<process::Completion>(Exited(0));
+  };
+  auto result = RunFlow(spec, o);
+  ASSERT_TRUE(result) << result.error().ToString();
+  EXPECT_EQ(env["FORKLIFT"], "/opt/forklift/bin/forklift");
+  EXPECT_EQ(env["FORKLIFT_JOURNAL"], o.journal_path);  // already absolute here
+  EXPECT_EQ(env["FORKLIFT_TASK"], "a");
+}
+
 TEST_F(FlowRunnerTest, ATaskIsCommittedBeforeItsDependentsStart) {
   FlowSpec spec = Spec("[tasks.a]\ncmd = 'a'\n[tasks.b]\ncmd = 'b'\nafter = ['a']\n");
   FlowRunOptions o = Options();
