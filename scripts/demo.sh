@@ -1,55 +1,54 @@
 #!/usr/bin/env bash
-# The demo `make demo` runs, on the embedded default (SQLite, no server):
-#  1. the seeds' scan (SMA20/SMA50 crossovers with RSI14 < 60 over 2,500 symbols x 504 days
-#     of candles) on forklift::run_batch with 2 workers;
-#  2. the seeds' heaviest job, the nightly upsert: those 1.26 million candles, as CSV, upserted
-#     into an SQLite table with `forklift load --mode upsert` (exactly-once chunks, a ledger,
-#     dead letters), then the same command again, which resumes and skips every chunk.
+# The demo `make demo` runs: forklift's main job, the seeds' nightly pipeline
+# (examples/nightly/flow.toml), on the embedded default (SQLite, no server):
+#   scrapers fan out in parallel (the news one fails, non-critically) -> a re-shape ->
+#   `forklift load` upserts 1.26 million candles and the macro series exactly once ->
+#   the scan on forklift::run_batch -> a SQL maintenance phase -> a summary and the HTML
+#   report, written by the flow's on_finish hook.
+# Run it again: the scrapers fetch the same rows and every load finds its chunks in the
+# ledger, so nothing is loaded twice.
 # usage: scripts/demo.sh BUILD_DIR
-# The candles are generated once, deterministically, into BUILD_DIR/demo/scan.db; nothing
-# is written outside BUILD_DIR.
+# Everything is written under BUILD_DIR/demo/nightly. NIGHTLY_SYMBOLS (per exchange,
+# default 625) and NIGHTLY_DAYS (default 504) size the market.
 set -euo pipefail
 
 if [ $# -ne 1 ]; then
   echo "usage: scripts/demo.sh BUILD_DIR" >&2
   exit 2
 fi
-build=$1
-scan=$build/forklift-scan
-if [ ! -x "$scan" ]; then
-  echo "demo.sh: $scan not found; build first (make build BUILD=$build)" >&2
-  exit 1
-fi
-
-db=$build/demo/scan.db
-if [ ! -f "$db" ]; then
-  mkdir -p "$build/demo"
-  echo "demo: generating 2,500 symbols x 504 days of candles into $db"
-  # Written aside and renamed, so an interrupted run never leaves a half-filled db behind.
-  "$scan" --generate "$db.tmp" --symbols 2500 --days 504 --seed 7
-  mv "$db.tmp" "$db"
-fi
-echo "demo: forklift-scan --db $db --workers 2  (SMA20 crossing above SMA50 with RSI14 < 60, per symbol)"
-"$scan" --db "$db" --workers 2
-
+build=$(cd "$1" && pwd)
+src=$(cd "$(dirname "$0")/.." && pwd)/examples/nightly
 forklift=$build/forklift
-csv=$build/demo/prices.csv
-market=$build/demo/market.db
-if [ ! -f "$csv" ]; then
-  sqlite3 -csv -header "$db" \
-    "SELECT symbol, date, open, high, low, close, volume FROM candles ORDER BY symbol, date" >"$csv.tmp"
-  mv "$csv.tmp" "$csv"
+for p in "$forklift" "$build/forklift-scan"; do
+  if [ ! -x "$p" ]; then
+    echo "demo.sh: $p not found; build first (make build BUILD=$1)" >&2
+    exit 1
+  fi
+done
+export FORKLIFT_SCAN=$build/forklift-scan
+
+# The flow, its scripts and SQL are copied in; what the runs wrote (raw files, market.db,
+# the journal, logs, reports) stays between demos.
+demo=$build/demo/nightly
+mkdir -p "$demo"
+cp -R "$src/flow.toml" "$src/exchanges.txt" "$src/scripts" "$src/sql" "$demo/"
+shopt -s nullglob
+earlier=("$demo"/logs/nightly-*)
+runs=${#earlier[@]}
+
+echo "demo: forklift run $demo/flow.toml --jobs 4"
+if [ "$runs" -gt 0 ]; then
+  echo "demo: (run $((runs + 1)): the loads should find every chunk already loaded)"
 fi
-rm -f "$market" "$market-wal" "$market-shm" "$build/demo/journal.db"*
-sqlite3 "$market" "CREATE TABLE prices(symbol TEXT NOT NULL, date TEXT NOT NULL, open REAL,
-  high REAL, low REAL, close REAL, volume INTEGER, PRIMARY KEY(symbol, date))"
-load=("$forklift" load "$csv" --to "sqlite:$market" --table prices --mode upsert
-      --key symbol,date --journal "$build/demo/journal.db")
+set +e
+"$forklift" run "$demo/flow.toml" --jobs 4
+rc=$?
+set -e
 echo
-echo "demo: ${load[*]}"
-"${load[@]}"
+cat "$demo/reports/summary.txt" 2>/dev/null || echo "demo: no summary was written"
 echo
-echo "demo: the same command again: every chunk is in the ledger, nothing is loaded twice"
-"${load[@]}"
-echo
-echo "demo: sqlite3 $market 'SELECT count(*) FROM prices' -> $(sqlite3 "$market" 'SELECT count(*) FROM prices')"
+echo "demo: the report:   $demo/reports/report.html"
+echo "demo: task logs:    $demo/logs/  (one directory per run)"
+echo "demo: the database: sqlite3 $demo/market.db 'SELECT count(*) FROM candles'"
+echo "demo: run it again (make demo) to see the resume: nothing is loaded twice"
+exit $rc

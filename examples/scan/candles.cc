@@ -3,11 +3,14 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <random>
+#include <vector>
 
 namespace forklift::scan {
 
@@ -16,6 +19,56 @@ std::string SymbolName(int i) {
   std::snprintf(buf, sizeof buf, "SYM%05d", i);
   return buf;
 }
+
+namespace {
+
+// "2020-01-01" onwards, one per day; formatted once, every symbol shares them.
+std::vector<std::string> CandleDates(int days) {
+  std::vector<std::string> dates;
+  using namespace std::chrono;
+  sys_days d0 = year{2020} / January / 1;
+  for (int d = 0; d < days; ++d) {
+    year_month_day ymd{d0 + std::chrono::days{d}};
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%04d-%02u-%02u", static_cast<int>(ymd.year()),
+                  static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()));
+    dates.emplace_back(buf);
+  }
+  return dates;
+}
+
+struct Candle {
+  double open, high, low, close;
+  int64_t volume;
+};
+
+// The walk's random source. Kept across symbols where one stream serves them all (the
+// normal distribution caches every other draw, so a fresh one would change the stream).
+struct CandleDraws {
+  explicit CandleDraws(uint64_t seed) : rng(seed) {}
+  std::mt19937_64 rng;
+  std::uniform_real_distribution<double> unit{0.0, 1.0};
+  std::normal_distribution<double> step{0.0, 0.02};
+  std::uniform_int_distribution<int64_t> volume{1000, 1000000};
+};
+
+// One symbol's random walk of `days` candles; emit(day, candle) for each. Returns false
+// as soon as emit does.
+template <class Emit>
+bool WalkCandles(CandleDraws& r, int days, Emit&& emit) {
+  auto& rng = r.rng;
+  double p = 50 + r.unit(rng) * 100;
+  for (int d = 0; d < days; ++d) {
+    double o = p, c = p * (1 + r.step(rng));
+    p = c;
+    if (!emit(d, Candle{o, std::max(o, c) * 1.01, std::min(o, c) * 0.99, c, r.volume(rng)})) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
 
 Status GenerateCandles(const std::string& path, int symbols, int days, uint64_t seed) {
   std::error_code ec;
@@ -44,41 +97,54 @@ Status GenerateCandles(const std::string& path, int symbols, int days, uint64_t 
   }
   std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> owner(stmt, sqlite3_finalize);
 
-  // Dates are formatted once; every symbol shares them.
-  std::vector<std::string> dates;
-  using namespace std::chrono;
-  sys_days d0 = year{2020} / January / 1;
-  for (int d = 0; d < days; ++d) {
-    year_month_day ymd{d0 + std::chrono::days{d}};
-    char buf[16];
-    std::snprintf(buf, sizeof buf, "%04d-%02u-%02u", static_cast<int>(ymd.year()),
-                  static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()));
-    dates.emplace_back(buf);
-  }
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<double> unit(0.0, 1.0);
-  std::normal_distribution<double> step(0.0, 0.02);
-  std::uniform_int_distribution<int64_t> volume(1000, 1000000);
+  const std::vector<std::string> dates = CandleDates(days);
+  CandleDraws draws(seed);  // one stream over every symbol
   for (int s = 0; s < symbols; ++s) {
     std::string sym = SymbolName(s);
-    double p = 50 + unit(rng) * 100;
-    for (int d = 0; d < days; ++d) {
-      double o = p, c = p * (1 + step(rng));
-      double h = std::max(o, c) * 1.01, l = std::min(o, c) * 0.99;
-      p = c;
+    bool ok = WalkCandles(draws, days, [&](int d, const Candle& c) {
       sqlite3_bind_text(stmt, 1, sym.data(), static_cast<int>(sym.size()), SQLITE_STATIC);
       sqlite3_bind_text(stmt, 2, dates[d].data(), static_cast<int>(dates[d].size()),
                         SQLITE_STATIC);
-      sqlite3_bind_double(stmt, 3, o);
-      sqlite3_bind_double(stmt, 4, h);
-      sqlite3_bind_double(stmt, 5, l);
-      sqlite3_bind_double(stmt, 6, c);
-      sqlite3_bind_int64(stmt, 7, volume(rng));
-      if (sqlite3_step(stmt) != SQLITE_DONE) return InternalError(sqlite3_errmsg(raw));
+      sqlite3_bind_double(stmt, 3, c.open);
+      sqlite3_bind_double(stmt, 4, c.high);
+      sqlite3_bind_double(stmt, 5, c.low);
+      sqlite3_bind_double(stmt, 6, c.close);
+      sqlite3_bind_int64(stmt, 7, c.volume);
+      bool done = sqlite3_step(stmt) == SQLITE_DONE;
       sqlite3_reset(stmt);
-    }
+      return done;
+    });
+    if (!ok) return InternalError(sqlite3_errmsg(raw));
   }
   return exec("COMMIT");
+}
+
+Status WriteCandlesCsv(const std::string& path, int first, int symbols, int days,
+                       uint64_t seed) {
+  const std::string tmp = path + ".tmp";
+  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(tmp.c_str(), "w"), std::fclose);
+  if (!f) return InvalidArgumentError("cannot create '" + tmp + "': " + std::strerror(errno));
+  std::fputs("symbol,date,open,high,low,close,volume\n", f.get());
+  const std::vector<std::string> dates = CandleDates(days);
+  for (int s = first; s < first + symbols; ++s) {
+    // Seeded per symbol: a symbol's candles do not depend on which slice wrote them.
+    CandleDraws draws(seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(s));
+    const std::string sym = SymbolName(s);
+    WalkCandles(draws, days, [&](int d, const Candle& c) {
+      return std::fprintf(f.get(), "%s,%s,%.4f,%.4f,%.4f,%.4f,%lld\n", sym.c_str(),
+                          dates[d].c_str(), c.open, c.high, c.low, c.close,
+                          static_cast<long long>(c.volume)) > 0;
+    });
+  }
+  if (std::ferror(f.get()) || std::fclose(f.release()) != 0) {
+    return InvalidArgumentError("cannot write '" + tmp + "': " + std::strerror(errno));
+  }
+  // Renamed into place: a scraper killed half-way never leaves half a file under `path`.
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return InvalidArgumentError("cannot rename '" + tmp + "' to '" + path +
+                                "': " + std::strerror(errno));
+  }
+  return OkStatus();
 }
 
 Result<std::unique_ptr<CandleReader>> CandleReader::Open(const std::string& path) {

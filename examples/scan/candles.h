@@ -23,6 +23,13 @@ std::string SymbolName(int i);
 // (not bit for bit: another RNG). InvalidArgument naming the path if it cannot be written.
 Status GenerateCandles(const std::string& path, int symbols, int days, uint64_t seed);
 
+// Writes the candles of symbols `first`..`first + symbols - 1` as CSV with a header
+// (symbol,date,open,high,low,close,volume) to `path`, through `path`.tmp renamed into
+// place. Each symbol's walk is seeded by (seed, symbol) alone, so slices written by
+// different processes (the nightly demo's scrapers) add up to one consistent market.
+// InvalidArgument naming the file when it cannot be written.
+Status WriteCandlesCsv(const std::string& path, int first, int symbols, int days, uint64_t seed);
+
 struct Series {
   std::vector<std::string> dates;
   std::vector<double> close;

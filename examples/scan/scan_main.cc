@@ -4,6 +4,7 @@
 //
 //   forklift-scan --db SCAN.db --workers N [--symbols N] [--print-matches]
 //   forklift-scan --generate SCAN.db [--symbols N] [--days D] [--seed S]
+//   forklift-scan --csv PRICES.csv [--first K] [--symbols N] [--days D] [--seed S]
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -41,13 +42,16 @@ Result<std::vector<std::string>> ScanSymbol(const std::string& db, const std::st
 int main(int argc, char** argv) {
   CLI::App app("Scan candles for SMA20/SMA50 crossovers with RSI14 < 60, on run_batch.",
                "forklift-scan");
-  std::string db, generate;
+  std::string db, generate, csv;
   size_t workers = forklift::BatchOptions::DefaultWorkerCount();
-  int symbols = 2500, days = 504;
+  int symbols = 2500, days = 504, first = 0;
   uint64_t seed = 7;
   bool print_matches = false;
   app.add_option("--db", db, "SQLite database with a candles table");
   app.add_option("--generate", generate, "write a generated candles database to this path");
+  app.add_option("--csv", csv, "write generated candles as CSV to this path (a scraper's output)");
+  app.add_option("--first", first, "with --csv: the first symbol's number (default 0)")
+      ->check(CLI::Range(0, 1000000));
   app.add_option("--workers", workers, "worker threads (default: one per core)");
   app.add_option("--symbols", symbols, "symbols SYM00000.. to scan or generate (default 2500)")
       ->check(CLI::Range(1, 1000000));
@@ -65,6 +69,14 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  if (!csv.empty()) {
+    auto s = forklift::scan::WriteCandlesCsv(csv, first, symbols, days, seed);
+    if (!s) {
+      std::fprintf(stderr, "forklift-scan: --csv: %s\n", s.error().message.c_str());
+      return 1;
+    }
+    return 0;
+  }
   if (!generate.empty()) {
     auto s = forklift::scan::GenerateCandles(generate, symbols, days, seed);
     if (!s) {
