@@ -105,6 +105,16 @@ else
   rows+=("run SQL phase, 6 x VACUUM ANALYZE|FAILED|||<= 1.1x|see $log")
 fi
 
+echo "== f2. forklift load of JSON Lines vs jq | psql \\copy"
+if out=$(FORKLIFT="$build/forklift" "$here/jsonl_bench.sh" "${LOAD_REPS:-3}" | tee -a "$log" /dev/stderr); then
+  r=$(grep '^RESULT jsonl' <<< "$out")
+  ratio=$(field ratio <<< "$r")
+  rows+=("load JSON Lines, 1M rows into PostgreSQL|$(field forklift_s <<< "$r") s|$(field anchor_s <<< "$r") s (jq | psql \\copy)|${ratio}x faster; $(field jsonl_over_csv <<< "$r")x the CSV load|>= 1.0x|$(verdict "$ratio" 1.0 '>=')")
+else
+  status=1
+  rows+=("load JSON Lines, 1M rows into PostgreSQL|FAILED|||>= 1.0x|see $log")
+fi
+
 echo "== f. forklift load vs psql \\copy, seed_upsert.py, COPY + INSERT..ON CONFLICT, sqlite3 .import"
 if out=$(FORKLIFT="$build/forklift" "$here/load_bench.sh" "${LOAD_REPS:-3}" | tee -a "$log" /dev/stderr); then
   mapfile -t -O "${#rows[@]}" rows < <(sed -n 's/^ROW //p' <<< "$out")

@@ -21,7 +21,7 @@ case "$kind" in
     flags=(-DFORKLIFT_SANITIZE=address,undefined)
     targets=("${modules[@]/%/_test}")
     targets=("${targets[@]/#/forklift_}")
-    targets+=(forklift_long_inputs_test fuzz_csv_reader fuzz_csv_split fuzz_shell_quote
+    targets+=(forklift_long_inputs_test fuzz_csv_reader fuzz_csv_split fuzz_jsonl_reader fuzz_shell_quote
               fuzz_command_template fuzz_input_source fuzz_joblog fuzz_duration fuzz_flow fuzz_dsn)
     # Unit tests only (the *_e2e tests need the CLI, examples/ its programs: not built here).
     select=(-E '(_e2e|_NOT_BUILT)$')

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 build=${1:-build-fuzz}
 seconds=${2:-60}
 shift $(( $# > 2 ? 2 : $# ))
-all=(csv_reader csv_split shell_quote command_template input_source joblog duration flow dsn)
+all=(csv_reader csv_split jsonl_reader shell_quote command_template input_source joblog duration flow dsn)
 targets=("${@:-${all[@]}}")
 [ ${#targets[@]} -eq 0 ] && targets=("${all[@]}")
 
@@ -19,7 +19,7 @@ targets=("${@:-${all[@]}}")
 # Inputs past libFuzzer's default 4 KB cap matter (issue 16: crashes at 30 KB).
 max_len() {
   case "$1" in
-    csv_reader|csv_split|input_source|joblog) echo 1048576 ;;
+    csv_reader|csv_split|jsonl_reader|input_source|joblog) echo 1048576 ;;
     flow) echo 65536 ;;
     *) echo 4096 ;;
   esac

@@ -13,10 +13,10 @@ set -euo pipefail
 level=${1:-test}
 build=(g++ cmake ninja-build make pkg-config ccache
        libexpected-dev libfmt-dev libcli11-dev libtomlplusplus-dev nlohmann-json3-dev
-       libsqlite3-dev sqlite3 libpq-dev zlib1g-dev libxxhash-dev libpcre2-dev libgtest-dev libgmock-dev libbenchmark-dev)
+       libsqlite3-dev sqlite3 libpq-dev zlib1g-dev libxxhash-dev libpcre2-dev libsimdjson-dev libgtest-dev libgmock-dev libbenchmark-dev)
 test=(postgresql sqlite3 python3 parallel chromium procps
       clang libclang-rt-14-dev clang-tidy cppcheck)
-bench=(python3-pandas python3-psycopg2 libtbb-dev hyperfine time ninja-build)
+bench=(python3-pandas python3-psycopg2 libtbb-dev hyperfine time ninja-build jq)
 
 case "$level" in
   build) want=("${build[@]}") ;;

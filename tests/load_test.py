@@ -1469,6 +1469,106 @@ class RerunWordingTest(LoadTestBase):
         self.assertEqual((s["rows_loaded"], s["connections"]), (5000, 3), err)
 
 
+class JsonLinesTest(LoadTestBase):
+    """JSON Lines sources (.jsonl, .ndjson, gzipped): fields by name, numbers and JSON
+    text exact, bad lines dead-lettered with their line, SIGKILL and resume exactly once."""
+
+    def write_jsonl(self, name, objects, extra_lines=()):
+        path = os.path.join(self.dir, name)
+        text = "".join(json.dumps(o) + "\n" for o in objects) + "".join(l + "\n" for l in extra_lines)
+        data = text.encode()
+        if name.endswith(".gz"):
+            data = gzip.compress(data)
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+
+    def test_fields_map_to_columns_by_name_with_exact_numbers_and_json_text(self):
+        PG.sql(f"create table {self.schema}.events (id bigint primary key, amount numeric, "
+               f"label text, payload jsonb, tags text, ok boolean, missing text)")
+        # The first line by hand: its number has more digits than a double holds.
+        second = {"id": 2, "amount": 0.1, "label": "", "payload": None, "ok": False}
+        path = os.path.join(self.dir, "e.jsonl")
+        with open(path, "w") as f:
+            f.write('{"label": "a,\\"b\\"", "id": 1, "amount": 12345678901234567890.123456789, '
+                    '"payload": {"k": [1, 2]}, "tags": ["x", "y"], "ok": true, "spare": 0}\n')
+            f.write(json.dumps(second) + "\n")
+        s, err = self.load_json(path, "--to", PG.dsn(), "--table", f"{self.schema}.events")
+        self.assertEqual((s["status"], s["rows_loaded"], s["rows_rejected"]), ("succeeded", 2, 0), err)
+        self.assertIn("field 'spare' in 1 line: not a column", err)
+        rows = PG.sql(f"select id, amount, label, payload, tags, ok, missing is null, label is null "
+                      f"from {self.schema}.events order by id").splitlines()
+        self.assertEqual(rows[0].split("\t"), ["1", "12345678901234567890.123456789", 'a,"b"',
+                                               '{"k": [1, 2]}', '["x", "y"]', "t", "t", "f"])
+        self.assertEqual(rows[1].split("\t"), ["2", "0.1", "", "", "", "f", "t", "f"])
+
+    def test_bad_lines_go_to_the_dead_letters_with_their_line_and_the_rest_loads(self):
+        target = self.table("prices")
+        good = [{"symbol": f"S{i}", "date": "2024-01-02", "close": i} for i in range(10)]
+        path = self.write_jsonl("p.ndjson.gz", good, ['{"symbol": "X", "date": ', "[1, 2]",
+                                                      '{"symbol": "Y", "date": "2024-01-02", '
+                                                      '"close": "n/a"}'])
+        s, err = self.load_json(path, "--to", PG.dsn(), "--table", target, expect_rc=3)
+        self.assertEqual((s["rows_loaded"], s["rows_rejected"]), (10, 3), err)
+        rc, out, err = self.forklift("dlq", "list", s["load_id"], "--journal", self.journal)
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(out, r"p\.ndjson\.gz:11  invalid JSON: .*\| \{\"symbol\": \"X\"")
+        self.assertRegex(out, r"p\.ndjson\.gz:12  expected a JSON object, got an array  \| \[1, 2\]")
+        # Refused by the table (float8): the letter holds the CSV record made of the line.
+        self.assertRegex(out, r'p\.ndjson\.gz:13  22P02: .*\| "Y","2024-01-02",,,,"n/a",')
+
+    def test_mixing_csv_and_json_lines_is_refused_before_anything_loads(self):
+        target = self.table("prices")
+        path = self.write_jsonl("p.jsonl", [{"symbol": "A", "date": "2024-01-02", "close": 1}])
+        rc, out, err = self.load(FILES["small.csv"], path, "--to", PG.dsn(), "--table", target)
+        self.assertEqual(rc, EXIT_USAGE, err)
+        self.assertIn("CSV or JSON Lines, not both", err)
+        self.assertEqual(count(target), 0)
+
+    def test_sigkill_and_resume_load_every_line_once(self):
+        target = self.table("prices", key=False)
+        n = 60000
+        objs = [{"symbol": f"S{i % 500}", "date": f"2024-{1 + i // 15000:02d}-{1 + (i // 500) % 28:02d}",
+                 "close": i % 1000} for i in range(n)]
+        path = self.write_jsonl("big.jsonl", objs)
+        args = [path, "--to", PG.dsn(), "--table", target, "--chunk-rows", "500"]
+        p = self.start_load(*args)
+        deadline = time.monotonic() + 30
+        while p.poll() is None and self.ledger_chunks() < 5:
+            self.assertLess(time.monotonic(), deadline, "no chunk committed in 30 s")
+            time.sleep(0.01)
+        if p.poll() is None:
+            p.kill()
+        p.wait(timeout=30)
+        self.outputs(p)
+        wait_for(lambda: int(scalar("select count(*) from pg_stat_activity "
+                                    "where application_name = 'forklift'")) == 0)
+        self.assertEqual(count(target), self.ledger_rows(), "rows and ledger commit together")
+        s, err = self.load_json(*args)
+        self.assertEqual(s["status"], "succeeded", err)
+        self.assertEqual(s["rows_loaded"] + s["rows_skipped"], n)
+        self.assertEqual(count(target), n)
+        self.assertEqual(int(scalar(f"select count(*) from (select distinct symbol, date, close "
+                                    f"from {target}) d")), int(scalar(
+            f"select count(*) from (select symbol, date, close, count(*) from {target} "
+            f"group by 1, 2, 3) g")))
+
+    def test_sqlite_target(self):
+        db = os.path.join(self.dir, "t.db")
+        c = sqlite3.connect(db)
+        c.execute("create table t (id integer primary key, name text, meta text)")
+        c.commit()
+        c.close()
+        path = self.write_jsonl("t.jsonl", [{"id": 1, "name": "a", "meta": {"x": 1}},
+                                            {"id": 2, "name": None}])
+        s, err = self.load_json(path, "--to", f"sqlite:{db}", "--table", "t")
+        self.assertEqual(s["rows_loaded"], 2, err)
+        c = sqlite3.connect(db)
+        self.assertEqual(c.execute("select id, name, meta from t order by id").fetchall(),
+                         [(1, "a", '{"x": 1}'), (2, None, None)])
+        c.close()
+
+
 class DlqRunsCliTest(LoadTestBase):
     def bad_load(self, load_id=None):
         target = (self.table("prices", key=False) if load_id is None

@@ -8,6 +8,7 @@
 
 #include "sources/byte_source.h"
 #include "sources/csv_reader.h"
+#include "sources/jsonl_reader.h"
 #include "sources/utf8.h"
 
 namespace forklift::load {
@@ -28,11 +29,11 @@ struct Chunker::Builder {
 
   int64_t bytes() const { return static_cast<int64_t>(chunk.data.size()) + reject_bytes; }
 
-  void Note(const CsvRecord& r) {
+  void Note(const CsvRecord& r, std::string_view text, std::string_view terminator) {
     if (count == 0 || r.first_line < chunk.first_line) chunk.first_line = r.first_line;
     if (r.last_line > chunk.last_line) chunk.last_line = r.last_line;
-    checksum.Add(r.raw);
-    checksum.Add(r.terminator);
+    checksum.Add(text);
+    checksum.Add(terminator);
     ++count;
   }
 };
@@ -142,12 +143,17 @@ Status Chunker::Flush(Builder& b, const Emit& emit) {
 Status Chunker::ReadFile(const std::string& path, const Emit& emit,
                          const std::function<bool()>& stop) {
   path_ = path;
+  if (sources::IsJsonLinesPath(path)) return ReadJsonLines(path, emit, stop);
+  return ReadCsv(path, emit, stop);
+}
+
+Status Chunker::ReadCsv(const std::string& path, const Emit& emit,
+                        const std::function<bool()>& stop) {
   FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<CsvReader> reader,
                             OpenReader(path, options_.delimiter, options_.max_record_bytes));
   CsvRecord rec;
   bool first = true;
   uint64_t last_bytes = 0;
-  std::string keybuf;
   for (;;) {
     if (stop && stop()) return {};
     FORKLIFT_ASSIGN_OR_RETURN(bool got, reader->Next(&rec));
@@ -172,63 +178,93 @@ Status Chunker::ReadFile(const std::string& path, const Emit& emit,
       continue;
     }
     first = false;
-    counters_->rows.fetch_add(1, std::memory_order_relaxed);
+    FORKLIFT_RETURN_IF_ERROR(Add(rec, rec.raw, rec.terminator, emit));
+  }
+  for (auto& b : builders_) FORKLIFT_RETURN_IF_ERROR(Flush(*b, emit));
+  return {};
+}
 
-    std::string reason = rec.error;
-    if (reason.empty() && rec.fields.size() != options_.columns) {
-      reason = fmt::format("expected {} fields, found {}", options_.columns, rec.fields.size());
-    }
-    if (reason.empty() && !sources::IsValidUtf8(rec.raw)) {
-      reason = sources::Utf8ErrorReason(rec.raw);
-    }
-    if (!reason.empty()) {
-      Builder& b = *builders_[0];
-      b.Note(rec);
-      ParseReject rj{.line = rec.first_line, .raw = std::string(rec.raw), .reason = std::move(reason)};
-      if (rj.raw.size() > options_.max_reject_bytes) {
-        rj.raw.resize(options_.max_reject_bytes);
-        rj.reason += TruncatedRejectNote(rec.raw.size(), options_.max_reject_bytes);
-      }
-      b.reject_bytes += static_cast<int64_t>(rj.raw.size());
-      b.chunk.parse_rejects.push_back(std::move(rj));
-      if (b.count >= options_.chunk_rows || b.bytes() >= options_.chunk_bytes) {
-        FORKLIFT_RETURN_IF_ERROR(Flush(b, emit));
-      }
-      continue;
-    }
+Status Chunker::ReadJsonLines(const std::string& path, const Emit& emit,
+                              const std::function<bool()>& stop) {
+  FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> src, ByteSource::Open(path));
+  sources::JsonLinesReader reader(std::move(src),
+                                  {.columns = options_.column_names,
+                                   .delimiter = options_.delimiter,
+                                   .null_string = options_.null_string,
+                                   .max_record_bytes = options_.max_record_bytes});
+  CsvRecord rec;
+  uint64_t last_bytes = 0;
+  for (;;) {
+    if (stop && stop()) break;
+    FORKLIFT_ASSIGN_OR_RETURN(bool got, reader.Next(&rec));
+    const uint64_t bytes = reader.source().source_bytes_read();
+    counters_->source_bytes.fetch_add(bytes - last_bytes, std::memory_order_relaxed);
+    last_bytes = bytes;
+    if (!got) break;
+    FORKLIFT_RETURN_IF_ERROR(Add(rec, reader.line(), reader.terminator(), emit));
+  }
+  for (const auto& [name, n] : reader.unknown_fields()) unknown_fields_[name] += n;
+  if (stop && stop()) return {};
+  for (auto& b : builders_) FORKLIFT_RETURN_IF_ERROR(Flush(*b, emit));
+  return {};
+}
 
-    size_t part = 0;
-    if (options_.partitions > 1 && !options_.key_fields.empty()) {
-      keybuf.clear();
-      for (size_t i = 0; i < options_.key_fields.size(); ++i) {
-        const std::string_view v = rec.fields[options_.key_fields[i]].value;
-        if (options_.canonical_key) {
-          options_.canonical_key(i, v, &keybuf);
-        } else {
-          keybuf.append(v);
-        }
-        keybuf.push_back('\0');
-      }
-      part = XXH3_64bits(keybuf.data(), keybuf.size()) % static_cast<uint64_t>(options_.partitions);
+Status Chunker::Add(const CsvRecord& rec, std::string_view text, std::string_view terminator,
+                    const Emit& emit) {
+  counters_->rows.fetch_add(1, std::memory_order_relaxed);
+  std::string reason = rec.error;
+  if (reason.empty() && rec.fields.size() != options_.columns) {
+    reason = fmt::format("expected {} fields, found {}", options_.columns, rec.fields.size());
+  }
+  if (reason.empty() && !sources::IsValidUtf8(rec.raw)) {
+    reason = sources::Utf8ErrorReason(rec.raw);
+  }
+  if (!reason.empty()) {
+    Builder& b = *builders_[0];
+    b.Note(rec, text, terminator);
+    ParseReject rj{.line = rec.first_line, .raw = std::string(text), .reason = std::move(reason)};
+    if (rj.raw.size() > options_.max_reject_bytes) {
+      rj.raw.resize(options_.max_reject_bytes);
+      rj.reason += TruncatedRejectNote(text.size(), options_.max_reject_bytes);
     }
-    Builder& b = *builders_[part];
-    b.Note(rec);
-    Chunk& c = b.chunk;
-    ChunkRow row{.offset = static_cast<uint32_t>(c.data.size()), .size = 0, .line = rec.first_line};
-    // A line holding only \. ends COPY's data even in CSV mode; quoted it is plain data.
-    if (rec.raw == "\\.") {
-      c.data.append("\"\\.\"");
-    } else {
-      c.data.append(rec.raw);
-    }
-    row.size = static_cast<uint32_t>(c.data.size() - row.offset);
-    c.data.push_back('\n');
-    c.rows.push_back(row);
+    b.reject_bytes += static_cast<int64_t>(rj.raw.size());
+    b.chunk.parse_rejects.push_back(std::move(rj));
     if (b.count >= options_.chunk_rows || b.bytes() >= options_.chunk_bytes) {
       FORKLIFT_RETURN_IF_ERROR(Flush(b, emit));
     }
+    return {};
   }
-  for (auto& b : builders_) FORKLIFT_RETURN_IF_ERROR(Flush(*b, emit));
+
+  size_t part = 0;
+  if (options_.partitions > 1 && !options_.key_fields.empty()) {
+    keybuf_.clear();
+    for (size_t i = 0; i < options_.key_fields.size(); ++i) {
+      const std::string_view v = rec.fields[options_.key_fields[i]].value;
+      if (options_.canonical_key) {
+        options_.canonical_key(i, v, &keybuf_);
+      } else {
+        keybuf_.append(v);
+      }
+      keybuf_.push_back('\0');
+    }
+    part = XXH3_64bits(keybuf_.data(), keybuf_.size()) % static_cast<uint64_t>(options_.partitions);
+  }
+  Builder& b = *builders_[part];
+  b.Note(rec, text, terminator);
+  Chunk& c = b.chunk;
+  ChunkRow row{.offset = static_cast<uint32_t>(c.data.size()), .size = 0, .line = rec.first_line};
+  // A line holding only \. ends COPY's data even in CSV mode; quoted it is plain data.
+  if (rec.raw == "\\.") {
+    c.data.append("\"\\.\"");
+  } else {
+    c.data.append(rec.raw);
+  }
+  row.size = static_cast<uint32_t>(c.data.size() - row.offset);
+  c.data.push_back('\n');
+  c.rows.push_back(row);
+  if (b.count >= options_.chunk_rows || b.bytes() >= options_.chunk_bytes) {
+    FORKLIFT_RETURN_IF_ERROR(Flush(b, emit));
+  }
   return {};
 }
 

@@ -1,4 +1,4 @@
-// Turns CSV sources into chunks, deterministically: the same input and options always give
+// Turns CSV and JSON Lines sources into chunks, deterministically: the same input and options always give
 // the same chunks with the same numbers, lines and checksums, which is what lets a rerun
 // recognise (and verify) the chunks its ledger already holds.
 //
@@ -6,8 +6,10 @@
 // goes through one connection and its rows apply in input order; without a key there is
 // one partition. The hash is over the key values' canonical form when the options give one
 // (every spelling of a value routes alike), else over their text as spelled. A chunk closes at chunk_rows rows or chunk_bytes bytes, and at the end of
-// each file. Rows the reader refuses (broken quoting, wrong field count, invalid UTF-8)
-// travel in partition 0's chunk as ParseReject, so their dead letters commit with it.
+// each file. Rows the reader refuses (broken quoting, wrong field count, invalid UTF-8, a
+// line that is no JSON object) travel in partition 0's chunk as ParseReject, so their dead
+// letters commit with it. A JSON line's chunk holds the CSV record made of it
+// (sources/jsonl_reader.h); its checksum and its dead letter are over the line as read.
 //
 // Memory: partitions x chunk_bytes (plus the longest record), whatever the input's size.
 // Thread safety: none; one reader thread.
@@ -17,6 +19,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -45,6 +48,10 @@ struct ChunkerOptions {
   bool fold_header_case = false;          // HeaderName's fold_case (PostgreSQL targets)
   size_t max_record_bytes = 64 << 20;
   size_t max_reject_bytes = 1 << 20;   // raw bytes kept for a rejected row's dead letter
+  // JSON Lines sources (sources::IsJsonLinesPath): the columns their fields map to, by
+  // name (`columns` of them), and what null and a missing field become.
+  std::vector<std::string> column_names;
+  std::string null_string;
 };
 
 // Counters the reader moves forward; other threads read them for progress.
@@ -95,8 +102,19 @@ class Chunker {
 
   int64_t chunks_emitted() const { return next_chunk_; }
 
+  // Fields of the JSON Lines read so far that no column takes, with how often each came
+  // (sources::JsonLinesReader::unknown_fields, over every file).
+  const std::map<std::string, uint64_t>& unknown_fields() const { return unknown_fields_; }
+
  private:
   struct Builder;
+  Status ReadCsv(const std::string& path, const Emit& emit, const std::function<bool()>& stop);
+  Status ReadJsonLines(const std::string& path, const Emit& emit,
+                       const std::function<bool()>& stop);
+  // One record: `text` and `terminator` are the source's bytes of it (the checksum, a
+  // reject's payload), rec.raw what the chunk stores (the same for CSV).
+  Status Add(const sources::CsvRecord& rec, std::string_view text, std::string_view terminator,
+             const Emit& emit);
   Status Flush(Builder& b, const Emit& emit);
   Builder& Route(const std::vector<std::string_view>& key_values);
 
@@ -105,6 +123,8 @@ class Chunker {
   std::vector<std::unique_ptr<Builder>> builders_;
   int64_t next_chunk_ = 0;
   std::string path_;
+  std::string keybuf_;
+  std::map<std::string, uint64_t> unknown_fields_;
 };
 
 }  // namespace forklift::load

@@ -25,6 +25,7 @@
 #include "load/load_id.h"
 #include "load/load_progress.h"
 #include "sources/csv_reader.h"
+#include "sources/jsonl_reader.h"
 #include "sinks/pg_dsn.h"
 #include "sinks/sink.h"
 #include "sources/byte_source.h"
@@ -460,6 +461,7 @@ struct LoadPlan {
   std::vector<std::string> header;   // the first file's header (empty with --no-header)
   std::vector<std::string> columns;
   std::vector<size_t> key_fields;    // positions of --key among columns
+  bool json_lines = false;           // the sources are JSON Lines (they have no header)
   bool fold_header_case = false;     // PostgreSQL folds unquoted names, SQLite does not
   bool sqlite = false;
   int workers = 1;
@@ -503,9 +505,19 @@ Result<LoadPlan> PlanLoad(const LoadOptions& options, FILE* err) {
   FORKLIFT_ASSIGN_OR_RETURN(auto qualified, sinks::ParseQualifiedName(options.table));
   for (const std::string& src : options.sources) plan.sources.push_back(SourceIdentity(src));
 
-  // The columns: --columns, else the first file's header, else the table's columns.
+  // JSON Lines or CSV, every source alike: one load is one shape of input.
+  plan.json_lines = sources::IsJsonLinesPath(options.sources[0]);
+  for (const std::string& src : options.sources) {
+    if (sources::IsJsonLinesPath(src) != plan.json_lines) {
+      return InvalidArgumentError(fmt::format(
+          "{}: one load reads CSV or JSON Lines, not both ({} is {}); load them apart", src,
+          options.sources[0], plan.json_lines ? "JSON Lines" : "CSV"));
+    }
+  }
+  // The columns: --columns, else the first file's header, else the table's columns (JSON
+  // Lines name their fields in every line: the table's columns, or --columns, say which).
   plan.fold_header_case = plan.address.kind == sinks::TargetAddress::Kind::kPostgres;
-  if (options.header) {
+  if (options.header && !plan.json_lines) {
     FORKLIFT_ASSIGN_OR_RETURN(plan.header, ReadSameHeader(options, plan.fold_header_case, err));
   }
   plan.columns = options.columns.empty() ? plan.header : options.columns;
@@ -628,11 +640,13 @@ void ReadSources(const LoadOptions& options, const LoadPlan& plan, sinks::Target
                        .chunk_rows = options.chunk_rows,
                        .chunk_bytes = options.chunk_bytes,
                        .delimiter = options.delimiter,
-                       .header = options.header,
+                       .header = options.header && !plan.json_lines,
                        .columns = plan.columns.size(),
                        .header_names = plan.header,
                        .fold_header_case = plan.fold_header_case,
-                       .max_record_bytes = static_cast<size_t>(options.max_record_bytes)};
+                       .max_record_bytes = static_cast<size_t>(options.max_record_bytes),
+                       .column_names = plan.columns,
+                       .null_string = options.null_string};
   Chunker chunker(copts, &rcounters);
   auto stop = [&] { return shared.stopped() || stops.graceful.stop_requested(); };
   auto emit = [&](Chunk&& chunk) -> Status {
@@ -660,6 +674,12 @@ void ReadSources(const LoadOptions& options, const LoadPlan& plan, sinks::Target
     }
     if (!stop()) {
       if (Status st = ledger.AllFound(); !st) shared.Fail(st.error());
+    }
+    for (const auto& [name, n] : chunker.unknown_fields()) {
+      if (!io.err) break;
+      fmt::print(io.err, "forklift load: warning: {} in {} {}: not a column of {}, not loaded\n",
+                 name == "..." ? std::string("more fields") : "field '" + name + "'", n,
+                 n == 1 ? "line" : "lines", options.table);
     }
   } catch (const std::exception& e) {
     shared.Fail(Error{ErrorCode::kInternal,
