@@ -8,6 +8,7 @@
 # per core if larger) is printed beside it. Runs alternate; medians of RUNS (default 3).
 # usage: bench/flow_sql_bench.sh BUILD_DIR      env: RUNS=3 ROWS=200000
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/pg_serve.sh"
 build=$(cd "${1:?usage: bench/flow_sql_bench.sh BUILD_DIR}" && pwd)
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 runs=${RUNS:-3}
@@ -17,31 +18,14 @@ command -v psql > /dev/null || { echo "flow_sql_bench.sh: psql missing" >&2; exi
 
 work=$(mktemp -d /tmp/forklift-flow-sql-bench.XXXXXX)
 chmod 755 "$work"
-pg_pid=
 cleanup() {
-  exec 3>&- 2> /dev/null || true  # the server's stdin: closing it stops the server
-  if [ -n "$pg_pid" ]; then
-    kill -TERM "$pg_pid" 2> /dev/null || true
-    wait "$pg_pid" 2> /dev/null || true
-  fi
+  pg_stop
   rm -rf "$work"
 }
 trap cleanup EXIT
 cp "$build/forklift" "$work/forklift"  # others may rebuild build/forklift meanwhile
 
-mkfifo "$work/pg.in"
-$py "$root/tests/pg_fixture.py" serve < "$work/pg.in" > "$work/pg.out" 2> "$work/pg.err" &
-pg_pid=$!
-exec 3> "$work/pg.in"
-dsn=
-for ((i = 0; i < 600; i++)); do
-  dsn=$(head -n 1 "$work/pg.out")
-  [ -n "$dsn" ] && break
-  kill -0 "$pg_pid" 2> /dev/null || { tail "$work/pg.err" >&2; exit 1; }
-  sleep 0.1
-done
-[ -n "$dsn" ] || { echo "flow_sql: no server" >&2; exit 1; }
-pg() { psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$dsn" "$@"; }
+pg_serve "$work" || exit 1
 
 # Tables of different sizes, so one statement is the slowest: 1/6 .. 6/6 of ROWS.
 for k in 1 2 3 4 5 6; do

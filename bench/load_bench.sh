@@ -24,6 +24,8 @@
 # usage: bench/load_bench.sh [REPS]
 #   env: FORKLIFT=build/forklift  DATA=<dir of FORKLIFT>/bench-data  SKIP_10M=1 (skip the 10M)
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/pg_serve.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 reps=${1:-3}
 [[ $reps =~ ^[1-9][0-9]*$ ]] || { echo "usage: bench/load_bench.sh [REPS]" >&2; exit 2; }
@@ -54,13 +56,8 @@ fail() {  # fail MESSAGE [FILE whose tail explains it]
 }
 work=$(mktemp -d /tmp/forklift-load-bench.XXXXXX)
 chmod 755 "$work"
-pg_pid=
 cleanup() {
-  exec 3>&- 2> /dev/null || true  # the server's stdin: closing it stops the server
-  if [ -n "$pg_pid" ]; then
-    kill -TERM "$pg_pid" 2> /dev/null || true
-    wait "$pg_pid" 2> /dev/null || true
-  fi
+  pg_stop
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -71,22 +68,7 @@ forklift_src=$forklift
 forklift=$work/forklift
 "$forklift" load --help > /dev/null 2>&1 || fail "$forklift_src has no working \`load\` command"
 
-median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{v[NR] = $1} END {printf "%.3f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 verdict() { awk -v v="$1" -v t="$2" 'BEGIN {print (v + 0 >= t + 0) ? "met" : "MISSED"}'; }
-
-# timed NAME CMD...: runs CMD (output to $work/NAME.out, .err) and sets T to its wall time in
-# seconds; a non-zero exit stops the benchmark. Runs in this shell, so `fail` exits.
-T=
-timed() {
-  local name=$1 t0 t1 rc=0
-  shift
-  t0=$(date +%s.%N)
-  "$@" > "$work/$name.out" 2> "$work/$name.err" < /dev/null || rc=$?
-  t1=$(date +%s.%N)
-  [ $rc -eq 0 ] || fail "$name: exit status $rc: $*" "$work/$name.err"
-  T=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')
-}
 
 # --- data (made once, kept in $data) ---------------------------------------------------
 gen() {  # gen FILE SYMBOLS DAYS [SEED]
@@ -124,20 +106,8 @@ if [ ! -s "${parts[3]}" ] || [ "${parts[3]}" -ot "$csv1m" ]; then
 fi
 
 # --- the PostgreSQL server ---------------------------------------------------------------
-mkfifo "$work/pg.in"
-$py "$root/tests/pg_fixture.py" serve < "$work/pg.in" > "$work/pg.out" 2> "$work/pg.err" &
-pg_pid=$!
-exec 3> "$work/pg.in"
-dsn=
-for ((i = 0; i < 600; i++)); do
-  dsn=$(head -n 1 "$work/pg.out")
-  [ -n "$dsn" ] && break
-  kill -0 "$pg_pid" 2> /dev/null || fail "tests/pg_fixture.py serve exited" "$work/pg.err"
-  sleep 0.1
-done
-[ -n "$dsn" ] || fail "tests/pg_fixture.py serve printed no DSN in 60 s" "$work/pg.err"
+pg_serve "$work" || fail "no PostgreSQL server"
 echo "load: PostgreSQL $(psql -X -A -t -d "$dsn" -c 'show server_version') at $dsn; $(nproc) cores"
-pg() { psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$dsn" "$@"; }
 pg_checksum() { pg -c "select count(*) || ' ' || coalesce(sum(volume), 0) || ' ' || coalesce(sum(round(close * 10000)::bigint), 0) from $1"; }
 cols="symbol text, date date, open float8, high float8, low float8, close float8, volume bigint"
 pg -c "create table prices ($cols, primary key (symbol, date))" -c "create table prices_rss ($cols)"
