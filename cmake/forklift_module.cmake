@@ -69,8 +69,11 @@ function(forklift_add_installed_library)
   # 0.x: every minor version may change the ABI, so the SONAME carries major.minor.
   set_target_properties(forklift_shared PROPERTIES
     VERSION ${PROJECT_VERSION}
-    SOVERSION ${PROJECT_VERSION_MAJOR}.${PROJECT_VERSION_MINOR}
-    # Every symbol resolved at link time (a missing dependency is a link error here, not
-    # at a user's run time), and no NEEDED entry for a library it does not use.
-    LINK_OPTIONS "-Wl,--no-undefined;-Wl,--as-needed")
+    SOVERSION ${PROJECT_VERSION_MAJOR}.${PROJECT_VERSION_MINOR})
+  # Every symbol resolved at link time (a missing dependency is a link error here, not at a
+  # user's run time), and no NEEDED entry for a library it does not use. Not with
+  # sanitizers or libFuzzer's coverage: their runtimes come with the executable.
+  if(NOT FORKLIFT_SANITIZE AND NOT FORKLIFT_FUZZ)
+    target_link_options(forklift_shared PRIVATE -Wl,--no-undefined -Wl,--as-needed)
+  endif()
 endfunction()
