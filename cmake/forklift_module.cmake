@@ -63,7 +63,18 @@ function(forklift_add_installed_library)
     target_include_directories(forklift_${kind} PUBLIC
       "$<BUILD_INTERFACE:${FORKLIFT_INCLUDE_DIRS}>"
       "$<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>")
-    target_link_libraries(forklift_${kind} PUBLIC ${L_PUBLIC_DEPS} PRIVATE ${L_PRIVATE_DEPS})
+    if(kind STREQUAL "shared")
+      # Hidden behind the SONAME, linked by file: the exported target then names none of
+      # them (as targets, CMake would list fmt::fmt for -rpath-link, a target a user's
+      # project lacks). The objects got their include directories from their modules.
+      set(private "")
+      foreach(d ${L_PRIVATE_DEPS})
+        list(APPEND private "$<TARGET_LINKER_FILE:${d}>")
+      endforeach()
+    else()
+      set(private ${L_PRIVATE_DEPS})  # exported as $<LINK_ONLY:...>: the package finds them
+    endif()
+    target_link_libraries(forklift_${kind} PUBLIC ${L_PUBLIC_DEPS} PRIVATE ${private})
     target_compile_features(forklift_${kind} PUBLIC cxx_std_20)
   endforeach()
   # 0.x: every minor version may change the ABI, so the SONAME carries major.minor.

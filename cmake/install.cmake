@@ -70,10 +70,15 @@ if(FORKLIFT_CLI)
     file(INSTALL DESTINATION \"\${CMAKE_INSTALL_PREFIX}/\${zsh_dir}\" TYPE FILE
          FILES \"${PROJECT_SOURCE_DIR}/completions/_forklift\")
   " COMPONENT cli)
-  install(FILES README.md CHANGELOG.md docs/install.md docs/batch.md docs/map.md docs/flow.md
-                docs/load.md
+  install(FILES README.md docs/map.md docs/flow.md docs/load.md
           DESTINATION ${CMAKE_INSTALL_DOCDIR} COMPONENT cli)
+  set(FORKLIFT_DOC_COMPONENT cli)
+else()
+  set(FORKLIFT_DOC_COMPONENT dev)
 endif()
+# What a user of the library reads too: with the CLI's docs, or with the headers.
+install(FILES CHANGELOG.md docs/install.md docs/batch.md
+        DESTINATION ${CMAKE_INSTALL_DOCDIR} COMPONENT ${FORKLIFT_DOC_COMPONENT})
 
 # `make deb` (cpack -G DEB): one package per component, dependencies from dpkg-shlibdeps
 # (the Debian packages of the libraries the binaries link: libpq5, libsqlite3-0, ...).
