@@ -346,6 +346,26 @@ class InstallTest(unittest.TestCase):
             self.assertTrue(z.strip())
         z = run([zsh, "-c", f"eval \"$(sed '$d' {zfile})\"; _forklift_commands {prog}"]).stdout
         self.assertIn("run:run a flow file", z)
+        # _forklift itself, with zsh's completion functions stubbed to print what they get.
+        self.assertEqual(self.zsh_complete(zsh, zfile, "forklift run flow.toml --only "),
+                         {"extract", "report"})
+        self.assertEqual(self.zsh_complete(zsh, zfile, "forklift run flow.toml --resume "),
+                         {"last", run_id})
+        self.assertEqual(self.zsh_complete(zsh, zfile, "forklift load --mode "), {"insert", "upsert"})
+        self.assertEqual(self.zsh_complete(zsh, zfile, "forklift run fl"), {"FILES:-g *.toml"})
+        self.assertLessEqual({"--only", "--resume", "-j"},
+                             {w.split(":")[0] for w in self.zsh_complete(zsh, zfile, "forklift run x.toml -")})
+        self.assertLessEqual({"map", "run", "load"},
+                             {w.split(":")[0] for w in self.zsh_complete(zsh, zfile, "forklift ")})
+
+    def zsh_complete(self, zsh, zfile, line):
+        words = line.split(" ")
+        words[0] = os.path.join(self.prefix, "bin", "forklift")
+        code = ("_describe() { print -rl -- ${(P)${@[-1]}} }; _files() { print -r -- FILES:$* }; "
+                "_message() { print -r -- MESSAGE }; "
+                f"eval \"$(sed '$d' {zfile})\"; words=(\"$@\"); CURRENT=$#; PREFIX=${{@[-1]}}; _forklift")
+        p = run([zsh, "-c", code, "zsh", *words], cwd=self.work)
+        return set(p.stdout.splitlines())
 
 
 class HeadersTest(unittest.TestCase):
