@@ -460,13 +460,16 @@ class DebTest(unittest.TestCase):
                               "/usr/share/bash-completion/completions/forklift",
                               "/usr/share/zsh/vendor-completions/_forklift"}, cli)
         lib = self.contents("libforklift0.2")
-        self.assertLessEqual({f"/usr/lib/libforklift.so.{VERSION}", f"/usr/lib/{SONAME}"}, lib)
+        # /usr/lib, or the multiarch directory for a build configured with prefix /usr.
+        libdir = os.path.dirname(next(f for f in lib if f.endswith(f"libforklift.so.{VERSION}")))
+        self.assertRegex(libdir, r"^/usr/lib(/[a-z0-9_]+-linux-gnu[a-z]*)?$")
+        self.assertLessEqual({f"{libdir}/libforklift.so.{VERSION}", f"{libdir}/{SONAME}"}, lib)
         self.assertFalse([f for f in lib if f.endswith((".h", ".a"))], lib)
         dev = self.contents("libforklift-dev")
-        self.assertLessEqual({"/usr/lib/libforklift.so", "/usr/lib/libforklift.a",
-                              "/usr/lib/pkgconfig/forklift.pc", "/usr/include/forklift/batch.h",
+        self.assertLessEqual({f"{libdir}/libforklift.so", f"{libdir}/libforklift.a",
+                              f"{libdir}/pkgconfig/forklift.pc", "/usr/include/forklift/batch.h",
                               "/usr/include/forklift/version.h",
-                              "/usr/lib/cmake/forklift/forkliftConfig.cmake"}, dev)
+                              f"{libdir}/cmake/forklift/forkliftConfig.cmake"}, dev)
 
     def test_install_into_scratch_root(self):
         """dpkg installs the three packages into an empty root whose package database is a
@@ -506,7 +509,8 @@ class DebTest(unittest.TestCase):
         run(["cmake", "-S", os.path.join(ROOT, "examples", "consumer"), "-B", build,
              f"-DCMAKE_PREFIX_PATH={root}/usr"])
         cache = read(os.path.join(build, "CMakeCache.txt"))
-        self.assertIn(f"forklift_DIR:PATH={root}/usr/lib/cmake/forklift", cache)
+        config = find_one(os.path.join(root, "usr"), "forkliftConfig.cmake")
+        self.assertIn(f"forklift_DIR:PATH={os.path.dirname(config)}\n", cache)
 
 
 if __name__ == "__main__":
