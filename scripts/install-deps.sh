@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages forklift needs, and only those that are missing.
-# usage: scripts/install-deps.sh [build|test|bench|all]   (default: test)
+# usage: scripts/install-deps.sh [build|deb|test|bench|all]   (default: test)
 #   build  compiler, CMake and the libraries forklift links
-#   test   build + what the tests run against: PostgreSQL, sqlite3, GNU parallel (map is
+#   deb    build + what `make deb` needs (dpkg-shlibdeps finds the packages' dependencies)
+#   test   build + deb + what the tests run against: PostgreSQL, sqlite3, GNU parallel (map is
 #          compared with it), Chromium (the flow report is rendered in it), pgrep; and CI's
 #          checks: clang with its sanitizer and libFuzzer runtimes (libclang-rt-14-dev),
-#          clang-tidy (run-clang-tidy), cppcheck
+#          clang-tidy (run-clang-tidy), cppcheck; zsh and groff for the completion and man
+#          page tests (tests/install_test.py)
 #   bench  test + the anchors' and comparison tools (pandas, oneTBB, GNU parallel, hyperfine)
 # Idempotent: a second run installs nothing. Uses sudo when not root.
 set -euo pipefail
@@ -14,15 +16,17 @@ level=${1:-test}
 build=(g++ cmake ninja-build make pkg-config ccache
        libexpected-dev libfmt-dev libcli11-dev libtomlplusplus-dev nlohmann-json3-dev
        libsqlite3-dev sqlite3 libpq-dev zlib1g-dev libxxhash-dev libpcre2-dev libsimdjson-dev libgtest-dev libgmock-dev libbenchmark-dev)
+deb=(dpkg-dev file)
 test=(postgresql sqlite3 python3 parallel chromium procps
-      clang libclang-rt-14-dev clang-tidy cppcheck)
+      clang libclang-rt-14-dev clang-tidy cppcheck zsh groff-base)
 bench=(python3-pandas python3-psycopg2 libtbb-dev hyperfine time ninja-build jq)
 
 case "$level" in
   build) want=("${build[@]}") ;;
-  test)  want=("${build[@]}" "${test[@]}") ;;
-  bench|all) want=("${build[@]}" "${test[@]}" "${bench[@]}") ;;
-  *) echo "install-deps.sh: unknown level '$level' (expected build, test, bench or all)" >&2; exit 2 ;;
+  deb)   want=("${build[@]}" "${deb[@]}") ;;
+  test)  want=("${build[@]}" "${deb[@]}" "${test[@]}") ;;
+  bench|all) want=("${build[@]}" "${deb[@]}" "${test[@]}" "${bench[@]}") ;;
+  *) echo "install-deps.sh: unknown level '$level' (expected build, deb, test, bench or all)" >&2; exit 2 ;;
 esac
 
 missing=()

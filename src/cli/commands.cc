@@ -7,11 +7,17 @@
 #include <cstdio>
 #include <ctime>
 
+#include "forklift/version.h"
+
 namespace forklift::cli {
 namespace {
 
 constexpr const char* kUsage =
     "usage: forklift COMMAND [ARGS...]\n"
+    "\n"
+    "Runs batch work in parallel, bounded, isolated, resumable and observable: a command\n"
+    "per input item, a DAG of tasks, a CSV load into a database. Every run is recorded in\n"
+    "a journal, so an interrupted run resumes where it stopped.\n"
     "\n"
     "commands:\n"
     "  map        run a command per input item (GNU parallel's syntax)\n"
@@ -20,9 +26,11 @@ constexpr const char* kUsage =
     "  load       load CSV files into PostgreSQL or SQLite, in parallel, exactly once\n"
     "  dlq        list, show or retry the rows a load rejected\n"
     "  runs       list past runs recorded in the journal\n"
-    "  version    print the version\n"
+    "  version    print the version and the git revision it was built from\n"
     "\n"
-    "The C++ API (run_batch) is documented in docs/batch.md.\n";
+    "Run 'forklift COMMAND --help' (or 'forklift help COMMAND') for a command's options;\n"
+    "man pages: forklift(1), forklift-COMMAND(1), forklift-flow(5). The C++ API (run_batch)\n"
+    "is the library libforklift: docs/batch.md, docs/install.md.\n";
 
 }  // namespace
 
@@ -63,7 +71,19 @@ int Dispatch(const std::vector<std::string>& args) {
   const std::string& cmd = args[0];
   std::vector<std::string> rest(args.begin() + 1, args.end());
   if (cmd == "version" || cmd == "--version") {
-    std::puts("forklift 0.1.0");
+    if (rest.size() == 1 && (rest[0] == "-h" || rest[0] == "--help")) {
+      std::fputs("usage: forklift version\n"
+                 "\n"
+                 "Prints forklift's version and the git revision it was built from\n"
+                 "(\"-dirty\": with uncommitted changes; \"unknown\": not built from a checkout).\n",
+                 stdout);
+      return 0;
+    }
+    if (!rest.empty()) {
+      fmt::print(stderr, "forklift version: takes no arguments (see forklift version --help)\n");
+      return 2;
+    }
+    fmt::print("forklift {} (git {})\n", FORKLIFT_VERSION_STRING, GitRevision());
     return 0;
   }
   if (cmd == "map") return MapCommand(rest);
@@ -72,6 +92,7 @@ int Dispatch(const std::vector<std::string>& args) {
   if (cmd == "runs") return RunsCommand(rest);
   if (cmd == "load") return LoadCommand(rest);
   if (cmd == "dlq") return DlqCommand(rest);
+  if (cmd == "__complete") return CompleteCommand(rest);
   fmt::print(stderr, "forklift: unknown command '{}' (try 'forklift --help')\n", cmd);
   return 2;
 }

@@ -18,6 +18,10 @@ int ParseCli(CLI::App& app, const std::vector<std::string>& args);
 // "2026-12-01 23:10:05": unix seconds in local time, as `runs` and `dlq list` show them.
 std::string LocalTime(double unix_seconds);
 
+// The git revision forklift was built from ("0123456789ab", "...-dirty" or "unknown");
+// defined in a source the build generates (cmake/git_revision.cmake).
+const char* GitRevision();
+
 // Runs `forklift ARGS...` and returns the process exit status.
 int Dispatch(const std::vector<std::string>& args);
 
@@ -33,6 +37,9 @@ int ReportCommand(const std::vector<std::string>& args);
 int LoadCommand(const std::vector<std::string>& args);
 // `forklift dlq list|show|retry [LOAD_ID]`
 int DlqCommand(const std::vector<std::string>& args);
+
+// `forklift __complete tasks FLOW`: words for the shell completions (completions/).
+int CompleteCommand(const std::vector<std::string>& args);
 
 // `forklift runs [--journal PATH] [--kind KIND] [--limit N] [--json]`
 int RunsCommand(const std::vector<std::string>& args);

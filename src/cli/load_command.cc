@@ -159,7 +159,7 @@ int DlqCommand(const std::vector<std::string>& args) {
   show->add_flag("--all", all, "include letters already retried")->group("Which letters");
   list->add_flag("--json", json, "one JSON object per line")->group("Output");
   app.footer(
-      "Subcommands:\n"
+      "Arguments:\n"
       "  list [LOAD_ID]       per load: table, start, pending letters; or one load's letters\n"
       "  show LOAD_ID         the letters as CSV: load_id,source,line,reason,raw\n"
       "  retry LOAD_ID        load the pending letters again (exit 0 when all loaded)\n"

@@ -55,8 +55,9 @@ Logging and resume
   --run-id ID              [forklift] name the run in the journal (forklift runs)
 
 Progress
-  --bar, --eta, --progress a bar with percent, rate and ETA on stderr when it is a terminal;
-                           plain lines otherwise
+  --bar, --eta, --progress
+                           a bar with percent, rate and ETA on stderr when it is a
+                           terminal; plain lines otherwise
 
 Other
   --will-cite              accepted and ignored
