@@ -18,6 +18,7 @@ import unittest
 
 FORKLIFT = os.environ.get("FORKLIFT", os.path.join(os.path.dirname(__file__), "..", "build", "forklift"))
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+FORKLIFT_SCAN = os.environ.get("FORKLIFT_SCAN", os.path.join(os.path.dirname(FORKLIFT), "forklift-scan"))
 CHROMIUM = shutil.which("chromium")
 SCREENSHOT_DIR = os.environ.get("FORKLIFT_SCREENSHOTS", tempfile.gettempdir())
 
@@ -52,50 +53,53 @@ class FlowTest(unittest.TestCase):
     # --- the nightly example --------------------------------------------------------------
 
     def test_nightly_example_states_logs_exit_and_report(self):
+        # examples/nightly (what make demo runs; tests/demo_test.py runs it through demo.sh),
+        # on a small market.
         example = os.path.join(self.dir, "nightly")
         shutil.copytree(os.path.join(ROOT, "examples", "nightly"), example,
                         ignore=shutil.ignore_patterns("logs"))
+        self.env.update(FORKLIFT_SCAN=FORKLIFT_SCAN, NIGHTLY_SYMBOLS="20", NIGHTLY_DAYS="80")
         rc, out, err = self.forklift("run", os.path.join(example, "flow.toml"), "--jobs", "4")
         self.assertEqual(rc, 0, out + err)
         run = self.last_run()
         self.assertEqual(run["status"], "succeeded")
         tasks = self.states(run)
-        sunday = datetime.date.today().weekday() == 6
-        self.assertEqual(tasks["discovery"]["state"], "succeeded" if sunday else "not_scheduled")
-        for name in ("scrape_cboe", "scrape_nasdaq", "scrape_nyse", "scrape_news", "main_update",
-                     "vacuum", "reports", "export", "scrape_symbols", "init_db", "cleanup"):
+        for name in ("init_db", "schema", "scrape_prices", "scrape_fred", "reshape_fred",
+                     "load_prices", "load_macro", "scan", "daily_stats", "index", "analyze",
+                     "vacuum"):
             self.assertEqual(tasks[name]["state"], "succeeded", name)
-        self.assertEqual(tasks["scrape_fred"]["state"], "succeeded")
-        self.assertEqual([a["state"] for a in tasks["scrape_fred"]["attempts"]], ["retried", "succeeded"])
-        self.assertEqual(tasks["notify"]["state"], "failed", "non-critical failure, run still succeeds")
-        self.assertIn("connection refused", tasks["notify"]["log_tail"])
-        # Order: every scraper ended before main_update started; post tasks after it ended.
+        self.assertEqual(tasks["scrape_news"]["state"], "failed", "non-critical failure, run still succeeds")
+        self.assertEqual([a["state"] for a in tasks["scrape_news"]["attempts"]], ["retried", "failed"])
+        self.assertIn("answered 503", tasks["scrape_news"]["log_tail"])
+        # Order: each load after its scrapers; the maintenance phase after the prices load;
+        # VACUUM after the scan (it reads the database).
         start = lambda n: tasks[n]["attempts"][0]["start_offset_s"]
         end = lambda n: tasks[n]["attempts"][-1]["start_offset_s"] + tasks[n]["attempts"][-1]["duration_s"]
-        for s in ("scrape_cboe", "scrape_nasdaq", "scrape_nyse", "scrape_fred", "scrape_news"):
-            self.assertLessEqual(end(s), start("main_update") + 1e-3)
-        for p in ("vacuum", "reports", "export", "notify"):
-            self.assertGreaterEqual(start(p) + 1e-3, end("main_update"))
+        self.assertLessEqual(end("scrape_prices"), start("load_prices") + 1e-3)
+        self.assertLessEqual(end("reshape_fred"), start("load_macro") + 1e-3)
+        for t in ("scan", "daily_stats", "index"):
+            self.assertGreaterEqual(start(t) + 1e-3, end("load_prices"), t)
+        self.assertGreaterEqual(start("vacuum") + 1e-3, end("scan"))
         # Per-task logs, timestamped, and the merged main log in start order.
         logs = os.path.join(example, "logs", run["run_id"])
-        with open(os.path.join(logs, "scrape_cboe.log")) as f:
+        with open(os.path.join(logs, "scrape_fred.log")) as f:
             text = f.read()
-        self.assertRegex(text, r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3} \[out\] scrape_cboe: starting \(TZ=UTC\)")
+        self.assertRegex(text, r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3} \[out\] fred: 80 days")
         with open(os.path.join(logs, "main.log")) as f:
             main = f.read()
         order = re.findall(r"^===== (\w+) =====$", main, re.M)
-        scrapers = [n for n in order if n.startswith("scrape_")]
-        self.assertEqual(len(scrapers), 6)
-        self.assertTrue(all(order.index(n) < order.index("main_update") for n in scrapers))
+        self.assertLess(order.index("scrape_prices"), order.index("load_prices"))
         # The fan-out's items, the SQL phase's statements and the hooks are on record.
-        self.assertIn("scrape_symbols", out)
-        self.assertIn("foreach scrape_symbols: 6/6 items succeeded, 0 failed", out)
+        self.assertIn("foreach scrape_prices: 4/4 items succeeded, 0 failed", out)
         self.assertIn("phases:", out)
-        self.assertIn("tasks.vacuum.sql:3: VACUUM", main)
+        self.assertIn("tasks.vacuum.sql:1: VACUUM", main)
+        self.assertIn("sql/daily_stats.sql:4: CREATE", main)
         with open(os.path.join(logs, "hooks.log")) as f:
-            self.assertIn("nightly: succeeded", f.read())
+            self.assertIn("on_finish: sh scripts/summary.sh", f.read())
+        with open(os.path.join(example, "reports", "summary.txt")) as f:
+            self.assertIn(f"nightly run {run['run_id']}: succeeded", f.read())
         self.assertIn("critical path:", out)
-        self.assertRegex(out, r"notify\s+failed \(non-critical\)")
+        self.assertRegex(out, r"scrape_news\s+failed \(non-critical\)")
         # The report: one self-contained file, rendered by a real browser.
         report = os.path.join(self.dir, "report.html")
         rc, _, err = self.forklift("report", run["run_id"], "-o", report)
@@ -103,7 +107,8 @@ class FlowTest(unittest.TestCase):
         with open(report) as f:
             html = f.read()
         self.assertNotRegex(html, r"(src|href)=\"https?://")
-        self.assertIn("&lt;mail.internal&gt; &amp; sending", html, "log text is escaped")
+        self.assertIn("&lt;news.internal&gt; answered 503 Service Unavailable &amp; closed", html,
+                      "log text is escaped")
         if CHROMIUM:
             self.assert_renders(report, "nightly-report.png")
 
