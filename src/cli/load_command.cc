@@ -22,7 +22,7 @@
 namespace forklift::cli {
 
 int LoadCommand(const std::vector<std::string>& args) {
-  CLI::App app("Load CSV files into a PostgreSQL or SQLite table in parallel chunks, "
+  CLI::App app("Load CSV or JSON Lines files into a PostgreSQL or SQLite table in parallel chunks, "
                "exactly once, with bad rows dead-lettered.",
                "forklift load");
   load::LoadOptions o;
@@ -31,7 +31,7 @@ int LoadCommand(const std::vector<std::string>& args) {
   bool no_header = false;
   const std::string target = "Target", input = "Input", mode_group = "Mode and chunking",
                     bad = "Bad rows", state = "Resume and journal", output = "Output";
-  app.add_option("files", o.sources, "CSV files (.gz read transparently)")->required();
+  app.add_option("files", o.sources, "CSV or JSON Lines (.jsonl, .ndjson) files; .gz read transparently")->required();
   app.add_option("--to", o.to, "postgres://user@host:5432/db, a libpq conninfo, or sqlite:PATH")
       ->required()->group(target);
   app.add_option("--table", o.table, "target table: [schema.]table")->required()->group(target);
