@@ -403,16 +403,6 @@ std::string Counted(uint64_t n, std::string_view one, std::string_view many) {
   return fmt::format("{} {}", n, n == 1 ? one : many);
 }
 
-// `s` as an SQL string literal.
-std::string SqlLiteral(std::string_view s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') out += '\'';
-    out += c;
-  }
-  return out + "'";
-}
-
 }  // namespace
 
 std::string LoadSummary::ToText() const {
@@ -445,7 +435,7 @@ std::string LoadSummary::ToText() const {
         "nothing was written. To load the files again: give another --load-id, or forget "
         "this load's chunks: DELETE FROM {} WHERE load_id = {};\n",
         load_id, ledger, Counted(chunks_skipped, "chunk", "chunks"), ledger,
-        SqlLiteral(load_id));
+        sinks::QuoteLiteral(load_id));
   }
   if (!error.empty()) s += fmt::format("  error: {}\n", error);
   return s;

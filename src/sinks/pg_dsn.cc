@@ -224,14 +224,23 @@ Result<PgDsn> ParsePgDsn(std::string_view dsn) {
   return out;
 }
 
-std::string QuoteIdent(std::string_view name) {
-  std::string out = "\"";
-  for (char c : name) {
-    if (c == '"') out += '"';
+namespace {
+
+// `s` between two `q`s, each `q` in it doubled.
+std::string QuoteWith(char q, std::string_view s) {
+  std::string out(1, q);
+  for (char c : s) {
+    if (c == q) out += q;
     out += c;
   }
-  return out + "\"";
+  return out + q;
 }
+
+}  // namespace
+
+std::string QuoteIdent(std::string_view name) { return QuoteWith('"', name); }
+
+std::string QuoteLiteral(std::string_view s) { return QuoteWith('\'', s); }
 
 std::string QuoteQualified(std::string_view schema, std::string_view table) {
   if (schema.empty()) return QuoteIdent(table);

@@ -44,6 +44,10 @@ std::string MaskSecret(std::string_view text, std::string_view password);
 // `x"; drop table y; --` is one literal name and case is kept. A NUL byte cannot be part
 // of an identifier: ParseQualifiedName rejects it, and PgConnection refuses SQL holding one.
 std::string QuoteIdent(std::string_view name);
+// `s` as an SQL string literal: 'it''s'. Every forklift session has
+// standard_conforming_strings on (and SQLite's strings are standard), so only the quote is
+// doubled. Pure.
+std::string QuoteLiteral(std::string_view s);
 
 // Splits a table name as written on a command line: `table`, `schema.table`, or either part
 // double-quoted (`"My Schema"."t.x"`, with "" for a quote inside). Unquoted parts are folded

@@ -26,17 +26,6 @@ constexpr const char* kOrd = "forklift_ord";
 // chunk of bad rows costs O(log n) round trips each, not O(n) resends.
 constexpr int kMaxLineRetries = 16;
 
-// A literal for COPY's options (DELIMITER, NULL). standard_conforming_strings is on for
-// every session, so only the quote needs doubling.
-std::string QuoteLiteral(std::string_view s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') out += '\'';
-    out += c;
-  }
-  return out + "'";
-}
-
 std::string ColumnList(const std::vector<std::string>& cols, std::string_view prefix = "") {
   std::string out;
   for (const std::string& c : cols) {
