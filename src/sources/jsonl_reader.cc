@@ -76,11 +76,10 @@ Result<bool> JsonLinesReader::NextLine() {
   };
   for (;;) {
     if (block_pos_ < block_.size()) {
-      const char* start = block_.data() + block_pos_;
-      const size_t left = block_.size() - block_pos_;
-      const char* nl = static_cast<const char*>(std::memchr(start, '\n', left));
-      if (nl) {
-        std::string_view part(start, static_cast<size_t>(nl - start));
+      const std::string_view rest = std::string_view(block_).substr(block_pos_);
+      const size_t nl = rest.find('\n');  // memchr underneath
+      if (nl != std::string_view::npos) {
+        std::string_view part = rest.substr(0, nl);
         block_pos_ += part.size() + 1;
         if (long_line_.empty() && !line_too_long_ && part.size() <= max) {
           line_ = part;
@@ -95,7 +94,7 @@ Result<bool> JsonLinesReader::NextLine() {
         }
         return true;
       }
-      carry(std::string_view(start, left));
+      carry(rest);
       block_pos_ = block_.size();
     }
     if (eof_) {
