@@ -666,7 +666,10 @@ Status MapRun::OnOutcome(Outcome<JobResult>&& outcome) {
   if (o_.results) {
     FORKLIFT_RETURN_IF_ERROR(WriteResults(*o_.results, r.args, r.seq, c));
   } else if (r.output) {
-    FORKLIFT_RETURN_IF_ERROR(r.output->Finish(&c));
+    if (auto s = r.output->Finish(&c); !s) {
+      return InternalError(fmt::format("forklift map: writing the output of job {}: {}", r.seq,
+                                       s.error().message));
+    }
   }
   if (exit_value != 0 || c.signal != 0) ended_failed_.fetch_add(1, std::memory_order_relaxed);
   ended_.fetch_add(1, std::memory_order_relaxed);
