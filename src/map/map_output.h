@@ -14,7 +14,10 @@
 
 namespace forklift::map {
 
-enum class OutputMode { kGroup, kLineBuffer, kUngroup };
+// GNU parallel's --group (the default), --line-buffer and --ungroup. Not to be confused
+// with process::OutputMode, which says how the subprocess layer treats one stream
+// (JobOutput::SubprocessMode() maps one to the other).
+enum class OutputGrouping { kGroup, kLineBuffer, kUngroup };
 
 // Where finished output goes. Thread-safe: line-buffered jobs write from worker threads,
 // and each write of whole lines holds the mutex, so lines never interleave.
@@ -37,7 +40,7 @@ class OutputSink {
 // thread running it.
 class JobOutput {
  public:
-  JobOutput(OutputMode mode, std::string tag, OutputSink* sink, size_t memory_limit)
+  JobOutput(OutputGrouping mode, std::string tag, OutputSink* sink, size_t memory_limit)
       : mode_(mode),
         tag_(std::move(tag)),
         sink_(sink),
@@ -55,7 +58,7 @@ class JobOutput {
  private:
   int Index(process::Stream s) const { return s == process::Stream::kStdout ? 0 : 1; }
 
-  OutputMode mode_;
+  OutputGrouping mode_;
   std::string tag_;  // "" for no tag; else written with a tab before each line
   OutputSink* sink_;  // not owned
   process::OutputBuffer buffers_[2];

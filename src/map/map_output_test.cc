@@ -52,7 +52,7 @@ class Capture {
 TEST(JobOutputTest, GroupedWithoutTagLetsTheSubprocessCapture) {
   Capture c;
   OutputSink sink = c.Sink();
-  JobOutput out(OutputMode::kGroup, "", &sink, 1024);
+  JobOutput out(OutputGrouping::kGroup, "", &sink, 1024);
   EXPECT_EQ(out.SubprocessMode(), process::OutputMode::kCapture);
   process::Completion done;
   ASSERT_TRUE(done.stdout_output.Append("a\nb"));
@@ -65,7 +65,7 @@ TEST(JobOutputTest, GroupedWithoutTagLetsTheSubprocessCapture) {
 TEST(JobOutputTest, GroupedWithTagPrefixesEveryLineAcrossChunks) {
   Capture c;
   OutputSink sink = c.Sink();
-  JobOutput out(OutputMode::kGroup, "job1", &sink, 1024);
+  JobOutput out(OutputGrouping::kGroup, "job1", &sink, 1024);
   EXPECT_EQ(out.SubprocessMode(), process::OutputMode::kCallback);
   ASSERT_TRUE(out.OnChunk(process::Stream::kStdout, "first li"));
   ASSERT_TRUE(out.OnChunk(process::Stream::kStdout, "ne\nsecond\nlast"));
@@ -78,7 +78,7 @@ TEST(JobOutputTest, GroupedWithTagPrefixesEveryLineAcrossChunks) {
 TEST(JobOutputTest, LineBufferedWritesWholeLinesAsTheyComplete) {
   Capture c;
   OutputSink sink = c.Sink();
-  JobOutput out(OutputMode::kLineBuffer, "", &sink, 1024);
+  JobOutput out(OutputGrouping::kLineBuffer, "", &sink, 1024);
   ASSERT_TRUE(out.OnChunk(process::Stream::kStdout, "one\ntw"));
   EXPECT_EQ(c.OutSoFar(), "one\n") << "a whole line goes out at once";
   ASSERT_TRUE(out.OnChunk(process::Stream::kStdout, "o\nthree"));
@@ -91,7 +91,7 @@ TEST(JobOutputTest, LineBufferedWritesWholeLinesAsTheyComplete) {
 TEST(JobOutputTest, UngroupedIsInherited) {
   Capture c;
   OutputSink sink = c.Sink();
-  JobOutput out(OutputMode::kUngroup, "", &sink, 1024);
+  JobOutput out(OutputGrouping::kUngroup, "", &sink, 1024);
   EXPECT_EQ(out.SubprocessMode(), process::OutputMode::kInherit);
   ASSERT_TRUE(out.Finish(nullptr));
   EXPECT_EQ(c.Out(), "");

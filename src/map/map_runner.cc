@@ -377,7 +377,7 @@ class MapRun {
   std::string journal_path_;
   bool journal_has_run_ = false;
   std::string template_text_;
-  OutputMode output_mode_ = OutputMode::kGroup;
+  OutputGrouping grouping_ = OutputGrouping::kGroup;
   RuntimeMedian median_;
   std::optional<StartGate> gate_;
   std::mutex halt_mu_;  // guards halt_: workers count their jobs
@@ -407,10 +407,10 @@ Status MapRun::Prepare() {
   if (!o_.dry_run && !o_.shell_quote) job_slots_ = CapJobsByDescriptors(job_slots_);
   // --results captures each job's streams into files; nothing is printed.
   if (o_.results) tag_.reset();
-  output_mode_ = o_.results          ? OutputMode::kGroup
-                 : o_.ungroup        ? OutputMode::kUngroup
-                 : o_.line_buffer ? OutputMode::kLineBuffer
-                                  : OutputMode::kGroup;
+  grouping_ = o_.results       ? OutputGrouping::kGroup
+              : o_.ungroup     ? OutputGrouping::kUngroup
+              : o_.line_buffer ? OutputGrouping::kLineBuffer
+                               : OutputGrouping::kGroup;
   if (o_.delay > Duration::zero()) gate_.emplace(o_.delay);
   halt_ = HaltTracker(o_.halt);
 
@@ -515,7 +515,7 @@ ItemResult<JobResult> MapRun::RunJob(const MapJob& job, ItemContext& ctx) {
     if (auto s = ctx.SleepUntil(*at); !s) return std::move(s).error();
   }
   std::string tag = tag_ ? tag_->Expand(job.args, job.seq, slot) : std::string();
-  r.output.emplace(output_mode_, std::move(tag), &sink_, process::OutputBuffer::kDefaultMemoryLimit);
+  r.output.emplace(grouping_, std::move(tag), &sink_, process::OutputBuffer::kDefaultMemoryLimit);
   spawn.stdout_mode = spawn.stderr_mode = r.output->SubprocessMode();
   // A chunk that cannot be written stops the job (its termseq, as a forced stop does);
   // the error ends the run once the job is over. Only jobs whose output passes through
