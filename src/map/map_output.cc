@@ -22,12 +22,12 @@ Status WriteAllTo(int fd, std::string_view bytes) {
 
 }  // namespace
 
-Status OutputSink::Write(process::Stream stream, std::string_view bytes) {
+Status OutputWriter::Write(process::Stream stream, std::string_view bytes) {
   std::lock_guard lock(mu_);
   return WriteAllTo(fds_[stream == process::Stream::kStdout ? 0 : 1], bytes);
 }
 
-Status OutputSink::Write(process::Stream stream, const process::OutputBuffer& buffer) {
+Status OutputWriter::Write(process::Stream stream, const process::OutputBuffer& buffer) {
   std::lock_guard lock(mu_);
   return buffer.WriteTo(fds_[stream == process::Stream::kStdout ? 0 : 1]);
 }
@@ -63,7 +63,7 @@ Status JobOutput::OnChunk(process::Stream stream, std::string_view bytes) {
     return OkStatus();
   }
   pending.append(out.substr(0, last_nl + 1));
-  Status s = sink_->Write(stream, pending);
+  Status s = writer_->Write(stream, pending);
   pending.assign(out.substr(last_nl + 1));
   return s;
 }
@@ -75,9 +75,9 @@ Status JobOutput::Finish(const process::Completion* captured) {
       const process::OutputBuffer& b =
           (captured && tag_.empty()) ? (i == 0 ? captured->stdout_output : captured->stderr_output)
                                      : buffers_[i];
-      if (!b.empty()) FORKLIFT_RETURN_IF_ERROR(sink_->Write(streams[i], b));
+      if (!b.empty()) FORKLIFT_RETURN_IF_ERROR(writer_->Write(streams[i], b));
     } else if (mode_ == OutputGrouping::kLineBuffer && !pending_[i].empty()) {
-      FORKLIFT_RETURN_IF_ERROR(sink_->Write(streams[i], pending_[i]));
+      FORKLIFT_RETURN_IF_ERROR(writer_->Write(streams[i], pending_[i]));
       pending_[i].clear();
     }
   }

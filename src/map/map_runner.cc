@@ -334,7 +334,7 @@ class MapRun {
         registry_(registry),
         io_(io),
         clock_(io.clock ? *io.clock : SystemClock()),
-        sink_(io.stdout_fd, io.stderr_fd) {
+        writer_(io.stdout_fd, io.stderr_fd) {
     if (!io_.run_command) io_.run_command = [](const process::SpawnOptions& spawn, const std::stop_token& stop) {
       return process::Run(spawn, stop);
     };
@@ -365,7 +365,7 @@ class MapRun {
   process::ProcessRegistry& registry_;
   MapIo io_;
   Clock& clock_;
-  OutputSink sink_;
+  OutputWriter writer_;
   std::optional<CommandTemplate> command_;
   std::optional<CommandTemplate> tag_;
   std::unique_ptr<InputSource> input_;
@@ -490,7 +490,7 @@ int MapRun::DryRun() {
     std::string line = command_->Expand(**next, ++seq, 1);
     for (int i = 0; i < o_.shell_quote; ++i) line = ShellQuote(line);
     line += '\n';
-    if (!sink_.Write(process::Stream::kStdout, line)) return 255;
+    if (!writer_.Write(process::Stream::kStdout, line)) return 255;
   }
 }
 
@@ -515,7 +515,7 @@ ItemResult<JobResult> MapRun::RunJob(const MapJob& job, ItemContext& ctx) {
     if (auto s = ctx.SleepUntil(*at); !s) return std::move(s).error();
   }
   std::string tag = tag_ ? tag_->Expand(job.args, job.seq, slot) : std::string();
-  r.output.emplace(grouping_, std::move(tag), &sink_, process::OutputBuffer::kDefaultMemoryLimit);
+  r.output.emplace(grouping_, std::move(tag), &writer_, process::OutputBuffer::kDefaultMemoryLimit);
   spawn.stdout_mode = spawn.stderr_mode = r.output->SubprocessMode();
   // A chunk that cannot be written stops the job (its termseq, as a forced stop does);
   // the error ends the run once the job is over. Only jobs whose output passes through
