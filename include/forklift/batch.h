@@ -408,14 +408,14 @@ Result<Summary> run_batch(Items&& items, Fn fn, const BatchOptions& options,
   auto it = std::ranges::begin(items);
   auto end = std::ranges::end(items);
   uint64_t next_index = 0;
-  detail::JobSource source = [&]() -> std::unique_ptr<detail::BatchJob> {
+  detail::JobFeed feed = [&]() -> std::unique_ptr<detail::BatchJob> {
     if (it == end) return nullptr;
     auto job = std::make_unique<Job>(next_index++, Item(*it), &fn);
     ++it;
     return job;
   };
-  detail::JobSink sink = [&](std::unique_ptr<detail::BatchJob> job,
-                                 detail::JobOutcome info) -> Status {
+  detail::OutcomeHandler handler = [&](std::unique_ptr<detail::BatchJob> job,
+                                       detail::JobOutcome info) -> Status {
     auto& typed = static_cast<Job&>(*job);
     if constexpr (std::is_void_v<Returned>) {
       on_outcome(typed.TakeOutcome(info));
@@ -427,7 +427,7 @@ Result<Summary> run_batch(Items&& items, Fn fn, const BatchOptions& options,
   detail::EngineHooks hooks;
   hooks.child_fn = detail::MakeChildFn<Item, V>(&fn);
   hooks.has_keys = kHasItemKey<Item>;
-  return detail::RunBatchEngine(options, detail::SizeHint(items), source, sink, hooks);
+  return detail::RunBatchEngine(options, detail::SizeHint(items), feed, handler, hooks);
 }
 
 // Collecting form: every outcome, in completion order, plus the summary.

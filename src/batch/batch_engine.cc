@@ -1,6 +1,6 @@
 // The engine under run_batch(): feeds jobs through a bounded window, runs attempts on the
 // executor (in-process or through the worker-process pool), parks retries in a delay
-// queue, and hands outcomes to the sink on the calling thread after recording them.
+// queue, and hands outcomes to the outcome handler on the calling thread after recording them.
 #include "forklift/detail/batch_engine.h"
 
 #include <condition_variable>
@@ -31,18 +31,18 @@ size_t NextPowerOfTwo(size_t n) {
 
 class Engine {
  public:
-  Engine(const BatchOptions& options, uint64_t total, JobSource& source, JobSink& sink,
+  Engine(const BatchOptions& options, uint64_t total, JobFeed& feed, OutcomeHandler& on_outcome,
          const EngineHooks& hooks)
       : options_(options),
         total_(total),
-        source_(source),
-        sink_(sink),
+        feed_(feed),
+        on_outcome_(on_outcome),
         hooks_(hooks),
         clock_(options.clock ? *options.clock : SystemClock()),
         window_(batch::EffectiveWindow(options)) {}
 
-  // Normally everything is already drained by Run(); after an exception from the sink or
-  // the source, this stops the workers before the state they use goes away.
+  // Normally everything is already drained by Run(); after an exception from the outcome
+  // handler or the feed, this stops the workers before the state they use goes away.
   ~Engine() {
     stop_.request_stop();
     delays_.reset();
@@ -64,7 +64,7 @@ class Engine {
   void Collect(std::vector<BatchJob*>& done);
   Status Record(const std::vector<BatchJob*>& done);
   void Deliver(BatchJob* job);
-  void Hand(BatchJob* job);
+  void DeliverOrPark(BatchJob* job);
   void FlushOrdered();
   Result<bool> AlreadyDone(const std::string& key);
   // The outcome callback or on_progress returned an error: the batch stops, and Run()
@@ -76,8 +76,8 @@ class Engine {
 
   const BatchOptions& options_;
   const uint64_t total_;
-  JobSource& source_;
-  JobSink& sink_;
+  JobFeed& feed_;
+  OutcomeHandler& on_outcome_;
   const EngineHooks& hooks_;
   Clock& clock_;
   const size_t window_;
@@ -99,9 +99,9 @@ class Engine {
   // options.ordered: finished (or skipped: nullptr) jobs waiting for their predecessors.
   std::map<uint64_t, BatchJob*> reorder_;
   uint64_t next_to_deliver_ = 0;
-  bool source_done_ = false;
+  bool feed_done_ = false;
   std::optional<Error> journal_error_;
-  std::optional<Error> callback_error_;  // from the sink or on_progress; stops the batch
+  std::optional<Error> callback_error_;  // from the outcome handler or on_progress; stops the batch
   std::atomic<uint64_t> retries_{0};
   Summary summary_;
   core::LatencyHistogram latency_;
@@ -243,10 +243,10 @@ void Engine::Finish(BatchJob* job) {
 }
 
 void Engine::Feed() {
-  while (!source_done_ && in_flight_ < window_ && !stop_.stop_requested()) {
-    std::unique_ptr<BatchJob> job = source_();
+  while (!feed_done_ && in_flight_ < window_ && !stop_.stop_requested()) {
+    std::unique_ptr<BatchJob> job = feed_();
     if (!job) {
-      source_done_ = true;
+      feed_done_ = true;
       break;
     }
     if (journal_) {
@@ -327,7 +327,7 @@ void Engine::CallbackFailed(Error e) {
 }
 
 // An outcome is ready: delivered now, or parked until its predecessors are (ordered).
-void Engine::Hand(BatchJob* job) {
+void Engine::DeliverOrPark(BatchJob* job) {
   if (!options_.ordered) {
     --in_flight_;
     Deliver(job);
@@ -351,11 +351,11 @@ void Engine::FlushOrdered() {
 void Engine::Deliver(BatchJob* raw) {
   std::unique_ptr<BatchJob> job(raw);
   const auto& st = job->engine;
-  // After the sink or on_progress failed, nothing more reaches them.
+  // After the outcome handler or on_progress failed, nothing more reaches them.
   if (callback_error_) return;
   if (st.attempts == 0) {  // the stop came before it started
     ++summary_.not_run;
-    if (auto s = sink_(std::move(job), JobOutcome{0, Duration::zero()}); !s) {
+    if (auto s = on_outcome_(std::move(job), JobOutcome{0, Duration::zero()}); !s) {
       CallbackFailed(std::move(s).error());
     }
     return;
@@ -373,7 +373,7 @@ void Engine::Deliver(BatchJob* raw) {
   }
   bool failed = !st.status.has_value();
   int attempts = st.attempts;
-  if (auto s = sink_(std::move(job), JobOutcome{attempts, elapsed}); !s) {
+  if (auto s = on_outcome_(std::move(job), JobOutcome{attempts, elapsed}); !s) {
     CallbackFailed(std::move(s).error());
     return;
   }
@@ -405,7 +405,7 @@ Result<Summary> Engine::Run() {
     if (stop_.stop_requested()) delays_->RunAllNow();
     Collect(collected_);
     // Group commit: everything that finished while we were busy lands in one transaction,
-    // and the sink sees an outcome only once it is durable. Once the sink failed, what
+    // and the handler sees an outcome only once it is durable. Once the handler failed, what
     // finishes is neither recorded nor delivered, so a rerun runs it.
     if (journal_ && !journal_error_ && !callback_error_) {
       if (auto s = Record(collected_); !s) {
@@ -414,8 +414,8 @@ Result<Summary> Engine::Run() {
       }
     }
     for (BatchJob*& job : collected_) {
-      BatchJob* handed = std::exchange(job, nullptr);  // owned by Hand from here on
-      Hand(handed);
+      BatchJob* handed = std::exchange(job, nullptr);  // owned by DeliverOrPark from here on
+      DeliverOrPark(handed);
     }
     collected_.clear();
     FlushOrdered();
@@ -450,9 +450,9 @@ Result<Summary> Engine::Run() {
 
 }  // namespace
 
-Result<Summary> RunBatchEngine(const BatchOptions& options, uint64_t total, JobSource& source,
-                               JobSink& sink, const EngineHooks& hooks) {
-  Engine engine(options, total, source, sink, hooks);
+Result<Summary> RunBatchEngine(const BatchOptions& options, uint64_t total, JobFeed& feed,
+                               OutcomeHandler& on_outcome, const EngineHooks& hooks) {
+  Engine engine(options, total, feed, on_outcome, hooks);
   return engine.Run();
 }
 

@@ -54,10 +54,10 @@ struct JobOutcome {
 };
 
 // Returns the next job, or nullptr at the end of the input. Called on the calling thread.
-using JobSource = std::function<std::unique_ptr<BatchJob>()>;
+using JobFeed = std::function<std::unique_ptr<BatchJob>()>;
 // Receives each finished job (its value already set). Called on the calling thread. An
 // error stops the batch (RunBatchEngine returns it); it is not called again after one.
-using JobSink = std::function<Status(std::unique_ptr<BatchJob>, JobOutcome)>;
+using OutcomeHandler = std::function<Status(std::unique_ptr<BatchJob>, JobOutcome)>;
 // Process isolation, in the worker process: item bytes -> encoded ItemResult<V>.
 using ChildFn = std::function<std::string(std::string_view item, ItemContext& ctx)>;
 
@@ -67,9 +67,9 @@ struct EngineHooks {
 };
 
 // Runs the batch (see run_batch in batch.h for the contract). Not thread-safe with
-// itself on the same source and sink; separate calls may run at once.
-Result<Summary> RunBatchEngine(const BatchOptions& options, uint64_t total, JobSource& source,
-                               JobSink& sink, const EngineHooks& hooks);
+// itself on the same feed and handler; separate calls may run at once.
+Result<Summary> RunBatchEngine(const BatchOptions& options, uint64_t total, JobFeed& feed,
+                               OutcomeHandler& on_outcome, const EngineHooks& hooks);
 
 }  // namespace detail
 }  // namespace forklift
