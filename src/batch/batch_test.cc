@@ -401,8 +401,8 @@ TEST(RunBatchTest, AFailedOutcomeCarriesTheValueItsLastAttemptReturned) {
       [](const int& x, ItemContext& ctx) -> ItemResult<std::string> {
         if (x == 0) return std::string("fine");
         if (x == 1) {
-          return ItemResult<std::string>::Failed(AbortedError("exit 3"),
-                                                 "output of attempt " + std::to_string(ctx.attempt()));
+          std::string out = "output of attempt " + std::to_string(ctx.attempt());
+          return ItemResult<std::string>::Failed(AbortedError("exit 3"), std::move(out));
         }
         return NotFoundError("no value to show");
       },

@@ -162,7 +162,9 @@ TEST(JoblogHistoryTest, MemoryIsBoundedByTheLogNotByItsLargestSeq) {
   {
     size_t before = HeapInUse();
     std::vector<uint8_t> probe(size_t{8} << 20, 1);
-    if (HeapInUse() < before + (size_t{8} << 20)) GTEST_SKIP() << "mallinfo2 does not see this heap";
+    if (HeapInUse() < before + (size_t{8} << 20)) {
+      GTEST_SKIP() << "mallinfo2 does not see this heap";
+    }
   }
   const std::string log =
       "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n"
@@ -186,7 +188,9 @@ TEST(JoblogHistoryTest, MemoryIsBoundedByTheLogNotByItsLargestSeq) {
 TEST(JoblogHistoryTest, SeqsMovingIntoTheDensePartKeepTheirFlags) {
   std::string log;
   log += "6000\t:\t1.0\t0.1\t0\t0\t0\t0\tlate\n";
-  for (int seq = 1; seq <= 6001; ++seq) log += std::to_string(seq) + "\t:\t1.0\t0.1\t0\t0\t1\t0\tx\n";
+  for (int seq = 1; seq <= 6001; ++seq) {
+    log += std::to_string(seq) + "\t:\t1.0\t0.1\t0\t0\t1\t0\tx\n";
+  }
   auto h = JoblogHistory::Parse(log, "jl");
   ASSERT_TRUE(h) << h.error().ToString();
   EXPECT_TRUE(h->Succeeded(6000));  // its later failure does not undo the success

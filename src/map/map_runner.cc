@@ -335,9 +335,11 @@ class MapRun {
         io_(io),
         clock_(io.clock ? *io.clock : SystemClock()),
         writer_(io.stdout_fd, io.stderr_fd) {
-    if (!io_.run_command) io_.run_command = [](const process::SpawnOptions& spawn, const std::stop_token& stop) {
-      return process::Run(spawn, stop);
-    };
+    if (!io_.run_command) {
+      io_.run_command = [](const process::SpawnOptions& spawn, const std::stop_token& stop) {
+        return process::Run(spawn, stop);
+      };
+    }
   }
 
   int Run();
