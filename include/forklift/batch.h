@@ -184,7 +184,7 @@ struct Outcome {
   // Failed), e.g. a command's exit status and output. nullopt for a success (the value is
   // in `value`) and for failures without one: errors the engine decided (a timeout, a
   // crash, a cancellation) carry none.
-  std::optional<V> failed_value;
+  std::optional<V> failed_value = std::nullopt;
   bool ok() const { return value.has_value(); }
 };
 
@@ -330,7 +330,7 @@ class TypedJob final : public BatchJob {
   // The outcome of the last attempt, moved out.
   Outcome<V> TakeOutcome(JobOutcome info) {
     Outcome<V> o{.index = index, .value = tl::unexpected(Error{}), .attempts = info.attempts,
-                 .elapsed = info.elapsed};
+                 .elapsed = info.elapsed, .failed_value = std::nullopt};
     if (value_.ok()) {
       o.value = std::move(*value_.value);
     } else {

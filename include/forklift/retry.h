@@ -28,7 +28,7 @@ struct RetryOptions {
   // stay bounded by max_attempts, and a stopping batch retries nothing whatever it says.
   // Called on worker threads, several at once: it must be thread-safe. Default: empty
   // (the rule above).
-  std::function<bool(const Error& error, int attempt)> retry_if;
+  std::function<bool(const Error& error, int attempt)> retry_if = nullptr;
 };
 
 // InvalidArgument naming the field (prefixed by `what`, e.g. "BatchOptions.retry") when
