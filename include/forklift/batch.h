@@ -96,14 +96,20 @@ struct ItemResult {
 
 // options.on_progress: a callable over (const Progress&) that returns void or Status. An
 // error stops the batch as a cancellation does and becomes run_batch's result.
+// Thread safety: as the callable's; the engine calls it from one thread at a time.
 class ProgressCallback {
  public:
   ProgressCallback() = default;
+  ProgressCallback(std::nullptr_t) {}  // NOLINT(google-explicit-constructor): "none"
   template <class F>
-    requires std::invocable<F&, const Progress&> &&
-             (std::is_void_v<std::invoke_result_t<F&, const Progress&>> ||
-              std::is_convertible_v<std::invoke_result_t<F&, const Progress&>, Status>)
+    requires(!std::is_same_v<F, ProgressCallback>) && std::invocable<F&, const Progress&> &&
+            (std::is_void_v<std::invoke_result_t<F&, const Progress&>> ||
+             std::is_convertible_v<std::invoke_result_t<F&, const Progress&>, Status>)
   ProgressCallback(F f) {  // NOLINT(google-explicit-constructor): assigned from lambdas
+    // An empty std::function (or null function pointer) stays "none".
+    if constexpr (std::is_constructible_v<bool, const F&>) {
+      if (!static_cast<bool>(f)) return;
+    }
     if constexpr (std::is_void_v<std::invoke_result_t<F&, const Progress&>>) {
       fn_ = [f = std::move(f)](const Progress& p) mutable -> Status {
         f(p);

@@ -487,6 +487,24 @@ TEST(RunBatchTest, AnErrorFromOnProgressStopsTheBatchAndIsReturned) {
   EXPECT_LE(ran.load(), 3 + 4);
 }
 
+TEST(RunBatchTest, OnProgressIsCopiedWithItsOptionsAndEmptyStaysNone) {
+  BatchOptions with = Quiet(1);
+  int calls = 0;
+  with.on_progress = [&](const Progress&) { ++calls; };
+  BatchOptions copy = with;  // a non-const lvalue: copied, not wrapped
+  BatchOptions none = Quiet(1);
+  BatchOptions none_copy = none;
+  EXPECT_FALSE(none_copy.on_progress);
+  none_copy.on_progress = std::function<void(const Progress&)>();
+  EXPECT_FALSE(none_copy.on_progress) << "an empty std::function is no callback";
+  none_copy.on_progress = nullptr;
+  EXPECT_FALSE(none_copy.on_progress);
+  std::vector<int> items = {1, 2};
+  ASSERT_TRUE(run_batch(items, [](const int& x) { return x; }, none_copy));
+  ASSERT_TRUE(run_batch(items, [](const int& x) { return x; }, copy));
+  EXPECT_EQ(calls, 2);
+}
+
 TEST(RunBatchTest, BadOptionsAreRejectedByName) {
   std::vector<int> items = {1};
   auto fn = [](const int& x) { return x; };
