@@ -228,34 +228,40 @@ class MapTest(unittest.TestCase):
         rc, _, _ = self.fk("--timeout", "0.5", cmd, ":::", "1")
         self.assertLess(time.time() - t0, 10)
         self.assertEqual(rc, 1)
-        time.sleep(0.2)
-        self.assertEqual(our_sleepers(tag), [], "no orphan survives the timeout")
+        # Zombies (not yet reaped by an init that does not reap) keep no cmdline.
+        wait_for(lambda: our_sleepers(tag) == [], timeout=5, what="no orphan after the timeout")
 
     def test_first_sigint_lets_running_jobs_finish(self):
+        # The jobs mark that they started and wait for 'go': the signal comes while exactly
+        # two run, however slow the machine (no sleep decides it).
         log = os.path.join(self.dir, "jl")
-        p = subprocess.Popen([FORKLIFT, "map", "-j2", "--joblog", log, "sleep 0.5; echo done {}",
+        cmd = "touch started.{}; while [ ! -e go ]; do sleep 0.01; done; echo done {}"
+        p = subprocess.Popen([FORKLIFT, "map", "-j2", "--joblog", log, cmd,
                               ":::", *map(str, range(10))], stdout=subprocess.PIPE,
-                             env=self.env, cwd=self.dir)
-        time.sleep(0.25)
+                             stderr=subprocess.PIPE, env=self.env, cwd=self.dir)
+        wait_for(lambda: len(self._started()) == 2, what="two jobs running")
         p.send_signal(signal.SIGINT)
+        self.assertIn(b"starting no new jobs", p.stderr.readline())
+        open(os.path.join(self.dir, "go"), "w").close()
         out, _ = p.communicate(timeout=20)
         self.assertNotEqual(p.returncode, 0)
-        self.assertEqual(sorted(out.split(b"\n")[:-1]), [b"done 0", b"done 1"])
+        running = sorted(b"done " + f.split(".")[1].encode() for f in self._started())
+        self.assertEqual(sorted(out.split(b"\n")[:-1]), running)
         with open(log) as f:
             self.assertEqual(len(f.read().splitlines()), 3, "both running jobs are logged")
 
     def test_second_sigint_kills_running_jobs(self):
         tag = "forklift-test-int-%d" % os.getpid()
-        p = subprocess.Popen([FORKLIFT, "map", "-j2", f"bash -c 'exec -a {tag} sleep 100'",
-                              ":::", "1", "2"], env=self.env, cwd=self.dir)
-        time.sleep(0.5)
+        p = subprocess.Popen([FORKLIFT, "map", "-j2",
+                              f"touch started.{{}}; bash -c 'exec -a {tag} sleep 100'",
+                              ":::", "1", "2"], stderr=subprocess.PIPE, env=self.env, cwd=self.dir)
+        wait_for(lambda: len(self._started()) == 2, what="two jobs running")
         p.send_signal(signal.SIGINT)
-        time.sleep(0.2)
+        self.assertIn(b"starting no new jobs", p.stderr.readline())
         p.send_signal(signal.SIGINT)
-        p.wait(timeout=20)
+        p.communicate(timeout=20)
         self.assertNotEqual(p.returncode, 0)
-        time.sleep(0.2)
-        self.assertEqual(our_sleepers(tag), [])
+        wait_for(lambda: our_sleepers(tag) == [], timeout=5, what="the killed jobs gone")
 
     def test_resume_after_sigkill_reruns_no_recorded_job(self):
         out = os.path.join(self.dir, "ran.txt")
@@ -375,6 +381,21 @@ class MapTest(unittest.TestCase):
             self.assertEqual(rc, 1)
         self.assertIn(b"--halt now,fail=1: job 1 failed (exit 1): echo 1; exit 1", err)
         self.assertIn(b"killing the running jobs and starting no more", err)
+
+    def test_output_that_cannot_be_written_stops_the_run_with_255(self):
+        # stdout on /dev/full: the first job's output fails (ENOSPC); the run stops there
+        # instead of running every job into the void, and says why.
+        log = os.path.join(self.dir, "jl")
+        for mode in ([], ["--line-buffer"]):
+            with open("/dev/full", "wb") as full:
+                p = subprocess.run([FORKLIFT, "map", "-j1", *mode, "--joblog", log, "echo",
+                                    ":::", *map(str, range(100))], stdout=full,
+                                   stderr=subprocess.PIPE, env=self.env, cwd=self.dir, timeout=60)
+            self.assertEqual(p.returncode, 255, mode)
+            self.assertIn(b"forklift map: writing", p.stderr, mode)
+            self.assertIn(b"No space left on device", p.stderr, mode)
+            with open(log) as f:
+                self.assertLess(len(f.read().splitlines()), 10, mode)
 
     def test_timeout_kill_says_so(self):
         rc, _, err = self.fk("--timeout", "0.2", "sleep", ":::", "30")

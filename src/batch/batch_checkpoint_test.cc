@@ -15,6 +15,7 @@
 #include <ranges>
 #include <algorithm>
 #include <iterator>
+#include <latch>
 #include <vector>
 
 #include "forklift/batch.h"
@@ -217,6 +218,73 @@ TEST(RunBatchCheckpointTest, ItemsStoppedBeforeOrWhileRunningRunOnResume) {
   for (int i = 1; i < 10; ++i) expected.insert("item" + std::to_string(i));
   EXPECT_EQ(ran, expected) << "the failed item is skipped, the rest run";
   EXPECT_EQ(second->summary.skipped, 1u);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(RunBatchCheckpointTest, AFailureWithAValueIsRecordedAsAFailure) {
+  std::string dir = TempDir();
+  std::vector<std::string> items = {"ok", "bad"};
+  std::atomic<int> calls{0};
+  auto fn = [&](const std::string& s) -> ItemResult<std::string> {
+    calls++;
+    if (s == "bad") return ItemResult<std::string>::Failed(AbortedError("exit 2"), "its output");
+    return s;
+  };
+  auto first = run_batch(items, fn, Checkpointed(dir));
+  ASSERT_TRUE(first) << first.error().ToString();
+  EXPECT_EQ(first->summary.failed, 1u);
+  auto j = journal::Journal::Open(dir + "/journal.db");
+  ASSERT_TRUE(j) << j.error().ToString();
+  EXPECT_EQ((*j)->GetItemState("nightly-2026-11-23", "bad"), journal::ItemState::kFailed);
+  EXPECT_EQ((*j)->GetItemState("nightly-2026-11-23", "ok"), journal::ItemState::kSucceeded);
+  j->reset();
+
+  calls = 0;
+  auto rerun = run_batch(items, fn, Checkpointed(dir));  // Resume::kSucceeded
+  ASSERT_TRUE(rerun);
+  EXPECT_EQ(calls.load(), 1) << "a failure runs again, value or not";
+  ASSERT_EQ(rerun->outcomes.size(), 1u);
+  EXPECT_EQ(rerun->outcomes[0].failed_value, std::optional<std::string>("its output"));
+
+  calls = 0;
+  BatchOptions finished = Checkpointed(dir);
+  finished.resume = BatchOptions::Resume::kFinished;
+  auto third = run_batch(items, fn, finished);
+  ASSERT_TRUE(third);
+  EXPECT_EQ(calls.load(), 0);
+  std::filesystem::remove_all(dir);
+}
+
+// After the outcome callback fails, what finishes is not recorded: nothing reached the
+// callback, so a rerun must run it.
+TEST(RunBatchCheckpointTest, WhatFinishesAfterTheCallbackFailedIsNotRecorded) {
+  std::string dir = TempDir();
+  std::vector<std::string> items = {"a", "b"};
+  std::latch b_started(1);
+  std::latch sink_failed(1);
+  auto r = run_batch(
+      items,
+      [&](const std::string& s) -> Result<int> {
+        if (s == "a") {
+          b_started.wait();
+        } else {
+          b_started.count_down();
+          sink_failed.wait();
+        }
+        return 1;
+      },
+      Checkpointed(dir), [&](Outcome<int>&&) -> Status {
+        sink_failed.count_down();
+        return InternalError("cannot write the report");
+      });
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message, "cannot write the report");
+  auto j = journal::Journal::Open(dir + "/journal.db");
+  ASSERT_TRUE(j) << j.error().ToString();
+  EXPECT_EQ((*j)->GetItemState("nightly-2026-11-23", "a"), journal::ItemState::kSucceeded)
+      << "recorded before the callback saw it";
+  EXPECT_EQ((*j)->GetItemState("nightly-2026-11-23", "b"), journal::ItemState::kUnknown);
+  j->reset();
   std::filesystem::remove_all(dir);
 }
 

@@ -1,6 +1,6 @@
 // The engine under run_batch(): feeds jobs through a bounded window, runs attempts on the
 // executor (in-process or through the worker-process pool), parks retries in a delay
-// queue, and hands outcomes to the sink on the calling thread after recording them.
+// queue, and hands outcomes to the outcome handler on the calling thread after recording them.
 #include "forklift/detail/batch_engine.h"
 
 #include <condition_variable>
@@ -31,18 +31,18 @@ size_t NextPowerOfTwo(size_t n) {
 
 class Engine {
  public:
-  Engine(const BatchOptions& options, uint64_t total, JobSource& source, JobSink& sink,
+  Engine(const BatchOptions& options, uint64_t total, JobFeed& feed, OutcomeHandler& on_outcome,
          const EngineHooks& hooks)
       : options_(options),
         total_(total),
-        source_(source),
-        sink_(sink),
+        feed_(feed),
+        on_outcome_(on_outcome),
         hooks_(hooks),
         clock_(options.clock ? *options.clock : SystemClock()),
         window_(batch::EffectiveWindow(options)) {}
 
-  // Normally everything is already drained by Run(); after an exception from the sink or
-  // the source, this stops the workers before the state they use goes away.
+  // Normally everything is already drained by Run(); after an exception from the outcome
+  // handler or the feed, this stops the workers before the state they use goes away.
   ~Engine() {
     stop_.request_stop();
     delays_.reset();
@@ -64,14 +64,20 @@ class Engine {
   void Collect(std::vector<BatchJob*>& done);
   Status Record(const std::vector<BatchJob*>& done);
   void Deliver(BatchJob* job);
-  void Hand(BatchJob* job);
+  void DeliverOrPark(BatchJob* job);
   void FlushOrdered();
   Result<bool> AlreadyDone(const std::string& key);
+  // The outcome callback or on_progress returned an error: the batch stops, and Run()
+  // returns the first such error.
+  void CallbackFailed(Error e);
+  std::string TimeoutText() const {
+    return options_.timeout ? core::FormatDuration(*options_.timeout) : std::string("no");
+  }
 
   const BatchOptions& options_;
   const uint64_t total_;
-  JobSource& source_;
-  JobSink& sink_;
+  JobFeed& feed_;
+  OutcomeHandler& on_outcome_;
   const EngineHooks& hooks_;
   Clock& clock_;
   const size_t window_;
@@ -93,8 +99,9 @@ class Engine {
   // options.ordered: finished (or skipped: nullptr) jobs waiting for their predecessors.
   std::map<uint64_t, BatchJob*> reorder_;
   uint64_t next_to_deliver_ = 0;
-  bool source_done_ = false;
+  bool feed_done_ = false;
   std::optional<Error> journal_error_;
+  std::optional<Error> callback_error_;  // from the outcome handler or on_progress; stops the batch
   std::atomic<uint64_t> retries_{0};
   Summary summary_;
   core::LatencyHistogram latency_;
@@ -158,8 +165,7 @@ Status Engine::AttemptInProcess(BatchJob* job, TimePoint deadline) {
   // Cooperative timeouts: an item that returned after its deadline timed out, whatever it
   // returned, so thread and process isolation report the same outcome.
   if (clock_.Now() > deadline && (s || s.error().code != ErrorCode::kDeadlineExceeded)) {
-    s = DeadlineExceededError("item ran past its " + core::FormatDuration(options_.timeout) +
-                              " timeout");
+    s = DeadlineExceededError("item ran past its " + TimeoutText() + " timeout");
     job->SetError(s.error());
   }
   return s;
@@ -183,8 +189,7 @@ Status Engine::AttemptInWorker(BatchJob* job, TimePoint deadline) {
   if (!response) {
     Error e = response.error();
     if (e.code == ErrorCode::kDeadlineExceeded) {
-      e.message = "item ran past its " + core::FormatDuration(options_.timeout) +
-                  " timeout; its worker process was killed";
+      e.message = "item ran past its " + TimeoutText() + " timeout; its worker process was killed";
     }
     job->SetError(e);
     return tl::unexpected(e);
@@ -207,10 +212,12 @@ void Engine::Attempt(BatchJob* job) {
   TimePoint start = clock_.Now();
   if (st.attempts == 1) st.first_start = start;
   // Process isolation enforces deadlines with real time, whatever clock the batch uses.
-  TimePoint deadline = (pool_ ? SystemClock().Now() : start) + options_.timeout;
+  // No timeout: no deadline at all (not a far one), so nothing can ever time out.
+  TimePoint deadline = options_.timeout ? (pool_ ? SystemClock().Now() : start) + *options_.timeout
+                                        : TimePoint::max();
   st.status = pool_ ? AttemptInWorker(job, deadline) : AttemptInProcess(job, deadline);
-  if (!st.status && st.attempts < options_.retry.max_attempts &&
-      IsRetryable(st.status.error().code, options_.retry) && !stop_.stop_requested()) {
+  if (!st.status && !stop_.stop_requested() &&
+      ShouldRetry(st.status.error(), st.attempts, options_.retry)) {
     int worker = Executor::CurrentWorkerIndex();
     Duration delay = BackoffDelay(options_.retry, st.attempts,
                                   rngs_[worker >= 0 ? static_cast<size_t>(worker) : 0]);
@@ -236,10 +243,10 @@ void Engine::Finish(BatchJob* job) {
 }
 
 void Engine::Feed() {
-  while (!source_done_ && in_flight_ < window_ && !stop_.stop_requested()) {
-    std::unique_ptr<BatchJob> job = source_();
+  while (!feed_done_ && in_flight_ < window_ && !stop_.stop_requested()) {
+    std::unique_ptr<BatchJob> job = feed_();
     if (!job) {
-      source_done_ = true;
+      feed_done_ = true;
       break;
     }
     if (journal_) {
@@ -314,8 +321,13 @@ Status Engine::Record(const std::vector<BatchJob*>& done) {
   return journal_->RecordItems(options_.batch_id, records);
 }
 
+void Engine::CallbackFailed(Error e) {
+  if (!callback_error_) callback_error_ = std::move(e);
+  stop_.request_stop();
+}
+
 // An outcome is ready: delivered now, or parked until its predecessors are (ordered).
-void Engine::Hand(BatchJob* job) {
+void Engine::DeliverOrPark(BatchJob* job) {
   if (!options_.ordered) {
     --in_flight_;
     Deliver(job);
@@ -339,9 +351,13 @@ void Engine::FlushOrdered() {
 void Engine::Deliver(BatchJob* raw) {
   std::unique_ptr<BatchJob> job(raw);
   const auto& st = job->engine;
+  // After the outcome handler or on_progress failed, nothing more reaches them.
+  if (callback_error_) return;
   if (st.attempts == 0) {  // the stop came before it started
     ++summary_.not_run;
-    sink_(std::move(job), JobOutcome{0, Duration::zero()});
+    if (auto s = on_outcome_(std::move(job), JobOutcome{0, Duration::zero()}); !s) {
+      CallbackFailed(std::move(s).error());
+    }
     return;
   }
   Duration elapsed = clock_.Now() - st.first_start;
@@ -357,7 +373,10 @@ void Engine::Deliver(BatchJob* raw) {
   }
   bool failed = !st.status.has_value();
   int attempts = st.attempts;
-  sink_(std::move(job), JobOutcome{attempts, elapsed});
+  if (auto s = on_outcome_(std::move(job), JobOutcome{attempts, elapsed}); !s) {
+    CallbackFailed(std::move(s).error());
+    return;
+  }
   progress_->OnOutcome(failed);
 }
 
@@ -368,7 +387,14 @@ Result<Summary> Engine::Run() {
        .interval = options_.progress_interval,
        .total = total_,
        .label = options_.batch_id.empty() ? "forklift" : "forklift " + options_.batch_id,
-       .callback = options_.on_progress},
+       .callback = options_.on_progress
+                       ? std::function<void(const Progress&)>([this](const Progress& p) {
+                           if (callback_error_) return;
+                           if (auto s = options_.on_progress(p); !s) {
+                             CallbackFailed(std::move(s).error());
+                           }
+                         })
+                       : nullptr},
       clock_);
   progress_ = &progress;
   TimePoint start = clock_.Now();
@@ -379,16 +405,17 @@ Result<Summary> Engine::Run() {
     if (stop_.stop_requested()) delays_->RunAllNow();
     Collect(collected_);
     // Group commit: everything that finished while we were busy lands in one transaction,
-    // and the sink sees an outcome only once it is durable.
-    if (journal_ && !journal_error_) {
+    // and the handler sees an outcome only once it is durable. Once the handler failed, what
+    // finishes is neither recorded nor delivered, so a rerun runs it.
+    if (journal_ && !journal_error_ && !callback_error_) {
       if (auto s = Record(collected_); !s) {
         journal_error_ = s.error();
         stop_.request_stop();
       }
     }
     for (BatchJob*& job : collected_) {
-      BatchJob* handed = std::exchange(job, nullptr);  // owned by Hand from here on
-      Hand(handed);
+      BatchJob* handed = std::exchange(job, nullptr);  // owned by DeliverOrPark from here on
+      DeliverOrPark(handed);
     }
     collected_.clear();
     FlushOrdered();
@@ -398,7 +425,7 @@ Result<Summary> Engine::Run() {
   progress.Finish();
 
   summary_.retried = retries_.load();
-  summary_.cancelled = stop_.stop_requested() && !journal_error_;
+  summary_.cancelled = stop_.stop_requested() && !journal_error_ && !callback_error_;
   summary_.wall = clock_.Now() - start;
   double secs = std::chrono::duration<double>(summary_.wall).count();
   summary_.items_per_second = secs > 0 ? static_cast<double>(summary_.processed) / secs : 0;
@@ -406,25 +433,26 @@ Result<Summary> Engine::Run() {
   summary_.latency_p95 = latency_.Percentile(0.95);
   summary_.latency_max = latency_.Max();
   if (journal_) {
-    const char* status = summary_.cancelled ? "cancelled"
-                         : summary_.failed || journal_error_ ? "failed"
-                                                             : "succeeded";
+    const char* status = summary_.cancelled                                   ? "cancelled"
+                         : summary_.failed || journal_error_ || callback_error_ ? "failed"
+                                                                                : "succeeded";
     auto s = journal_->FinishRun(options_.batch_id, status, summary_.ToJson());
-    if (!journal_error_ && !s) journal_error_ = s.error();
+    if (!journal_error_ && !callback_error_ && !s) journal_error_ = s.error();
   }
   if (journal_error_) {
     return MakeError(journal_error_->code,
                      "journal write failed; outcomes after the last commit will rerun: " +
                          journal_error_->message);
   }
+  if (callback_error_) return tl::unexpected(*callback_error_);
   return summary_;
 }
 
 }  // namespace
 
-Result<Summary> RunBatchEngine(const BatchOptions& options, uint64_t total, JobSource& source,
-                               JobSink& sink, const EngineHooks& hooks) {
-  Engine engine(options, total, source, sink, hooks);
+Result<Summary> RunBatchEngine(const BatchOptions& options, uint64_t total, JobFeed& feed,
+                               OutcomeHandler& on_outcome, const EngineHooks& hooks) {
+  Engine engine(options, total, feed, on_outcome, hooks);
   return engine.Run();
 }
 

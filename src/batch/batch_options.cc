@@ -22,8 +22,8 @@ Status ValidateBatchOptions(const BatchOptions& o, const detail::EngineHooks& ho
                                 std::to_string(o.workers) + "), got " +
                                 std::to_string(o.window));
   }
-  if (o.timeout <= Duration::zero()) {
-    return InvalidArgumentError("BatchOptions.timeout must be > 0");
+  if (o.timeout && *o.timeout <= Duration::zero()) {
+    return InvalidArgumentError("BatchOptions.timeout must be > 0 (or std::nullopt: none)");
   }
   FORKLIFT_RETURN_IF_ERROR(ValidateRetryOptions(o.retry, "BatchOptions.retry"));
   if (o.progress_interval <= Duration::zero()) {

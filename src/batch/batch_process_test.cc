@@ -111,5 +111,47 @@ TEST(RunBatchProcessTest, ErrorsReturnedInTheWorkerKeepTheirCode) {
   }
 }
 
+TEST(RunBatchProcessTest, AFailedItemsValueCrossesTheProcessBoundary) {
+  std::vector<int> items = {1, 2, 3};
+  auto r = run_batch(
+      items,
+      [](const int& x) -> ItemResult<std::string> {
+        if (x == 1) return ItemResult<std::string>::Failed(AbortedError("exit 1"), "partial");
+        if (x == 2) return NotFoundError("nothing");
+        return std::string("whole");
+      },
+      ProcessOptions(1));
+  ASSERT_TRUE(r) << r.error().ToString();
+  ASSERT_EQ(r->outcomes.size(), 3u);
+  for (const auto& o : r->outcomes) {
+    if (o.index == 0) {
+      EXPECT_EQ(o.value.error(), (Error{ErrorCode::kAborted, "exit 1"}));
+      EXPECT_EQ(o.failed_value, std::optional<std::string>("partial"));
+    } else if (o.index == 1) {
+      EXPECT_EQ(o.value.error(), (Error{ErrorCode::kNotFound, "nothing"}));
+      EXPECT_FALSE(o.failed_value);
+    } else {
+      ASSERT_TRUE(o.ok());
+      EXPECT_EQ(*o.value, "whole");
+    }
+  }
+}
+
+TEST(RunBatchProcessTest, NoTimeoutLetsAWorkerItemRunAsLongAsItNeeds) {
+  BatchOptions o = ProcessOptions(1);
+  o.timeout = std::nullopt;
+  std::vector<int> items = {1};
+  auto r = run_batch(
+      items,
+      [](const int& x, ItemContext& ctx) -> Result<int> {
+        if (ctx.deadline() != TimePoint::max()) return InternalError("a deadline was set");
+        return x;
+      },
+      o);
+  ASSERT_TRUE(r) << r.error().ToString();
+  ASSERT_EQ(r->outcomes.size(), 1u);
+  EXPECT_TRUE(r->outcomes[0].ok()) << r->outcomes[0].value.error().ToString();
+}
+
 }  // namespace
 }  // namespace forklift

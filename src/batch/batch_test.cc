@@ -327,6 +327,184 @@ TEST(RunBatchTest, AnExceptionFromTheSinkPropagatesAfterTheWorkersStop) {
   EXPECT_EQ(seen, 5);
 }
 
+TEST(RunBatchTest, NoTimeoutMeansNoDeadline) {
+  FakeClock clock;
+  BatchOptions o = Quiet(1);
+  o.clock = &clock;
+  o.timeout = std::nullopt;
+  std::vector<int> items = {1};
+  auto r = run_batch(
+      items,
+      [&](const int& x, ItemContext& ctx) -> Result<int> {
+        if (ctx.deadline() != TimePoint::max()) return InternalError("a deadline was set");
+        clock.Advance(std::chrono::hours(24 * 365 * 100));  // a century later
+        FORKLIFT_RETURN_IF_ERROR(ctx.Check());
+        return x;
+      },
+      o);
+  ASSERT_TRUE(r) << r.error().ToString();
+  ASSERT_EQ(r->outcomes.size(), 1u);
+  EXPECT_TRUE(r->outcomes[0].ok()) << r->outcomes[0].value.error().ToString();
+  EXPECT_EQ(r->summary.timed_out, 0u);
+}
+
+TEST(RunBatchTest, TheDefaultTimeoutIsStillSixtySeconds) {
+  EXPECT_EQ(BatchOptions().timeout, std::optional<Duration>(std::chrono::seconds(60)));
+}
+
+TEST(RunBatchTest, RetryIfDecidesWhatIsRetriedWithTheAttemptNumber) {
+  FakeClock clock;
+  BatchOptions o = Quiet(1);
+  o.clock = &clock;
+  o.retry.max_attempts = 5;
+  o.retry.base_delay = o.retry.max_delay = Duration::zero();
+  std::mutex mu;
+  std::vector<std::pair<ErrorCode, int>> asked;
+  // Retries "exit" failures (Aborted), which the default rule never retries, up to
+  // attempt 2, and never Unavailable, which it always does.
+  o.retry.retry_if = [&](const Error& e, int attempt) {
+    std::lock_guard lock(mu);
+    asked.emplace_back(e.code, attempt);
+    return e.code == ErrorCode::kAborted && attempt < 3;
+  };
+  std::vector<int> items = {0, 1};
+  auto r = run_batch(
+      items,
+      [](const int& x) -> Result<int> {
+        if (x == 0) return AbortedError("exit 1");
+        return UnavailableError("down");
+      },
+      o);
+  ASSERT_TRUE(r) << r.error().ToString();
+  for (const auto& out : r->outcomes) {
+    EXPECT_EQ(out.attempts, out.index == 0 ? 3 : 1) << out.index;
+  }
+  EXPECT_EQ(r->summary.retried, 2u);
+  std::lock_guard lock(mu);
+  std::multiset<std::pair<ErrorCode, int>> got(asked.begin(), asked.end());
+  std::multiset<std::pair<ErrorCode, int>> want = {{ErrorCode::kAborted, 1},
+                                                    {ErrorCode::kAborted, 2},
+                                                    {ErrorCode::kAborted, 3},
+                                                    {ErrorCode::kUnavailable, 1}};
+  EXPECT_EQ(got, want);
+}
+
+TEST(RunBatchTest, AFailedOutcomeCarriesTheValueItsLastAttemptReturned) {
+  FakeClock clock;
+  BatchOptions o = Quiet(1);
+  o.clock = &clock;
+  o.retry = {.max_attempts = 2, .base_delay = Duration::zero(), .max_delay = Duration::zero()};
+  o.retry.retry_if = [](const Error& e, int) { return e.code == ErrorCode::kAborted; };
+  std::vector<int> items = {0, 1, 2};
+  auto r = run_batch(
+      items,
+      [](const int& x, ItemContext& ctx) -> ItemResult<std::string> {
+        if (x == 0) return std::string("fine");
+        if (x == 1) {
+          std::string out = "output of attempt " + std::to_string(ctx.attempt());
+          return ItemResult<std::string>::Failed(AbortedError("exit 3"), std::move(out));
+        }
+        return NotFoundError("no value to show");
+      },
+      o);
+  ASSERT_TRUE(r) << r.error().ToString();
+  ASSERT_EQ(r->outcomes.size(), 3u);
+  for (const auto& out : r->outcomes) {
+    if (out.index == 0) {
+      ASSERT_TRUE(out.ok());
+      EXPECT_EQ(*out.value, "fine");
+      EXPECT_FALSE(out.failed_value);
+    } else if (out.index == 1) {
+      ASSERT_FALSE(out.ok());
+      EXPECT_EQ(out.value.error(), (Error{ErrorCode::kAborted, "exit 3"}));
+      EXPECT_EQ(out.attempts, 2);
+      EXPECT_EQ(out.failed_value, std::optional<std::string>("output of attempt 2"));
+    } else {
+      EXPECT_EQ(out.value.error().code, ErrorCode::kNotFound);
+      EXPECT_FALSE(out.failed_value);
+    }
+  }
+  EXPECT_EQ(r->summary.failed, 2u);
+  EXPECT_EQ(r->summary.succeeded, 1u);
+}
+
+TEST(RunBatchTest, AnEngineDecidedFailureCarriesNoValue) {
+  FakeClock clock;
+  BatchOptions o = Quiet(1);
+  o.clock = &clock;
+  o.timeout = 10s;
+  std::vector<int> items = {7};
+  auto r = run_batch(
+      items,
+      [&](const int&) -> ItemResult<std::string> {
+        clock.Advance(11s);  // returns after its deadline, with a value
+        return ItemResult<std::string>::Failed(AbortedError("exit 1"), "late");
+      },
+      o);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->outcomes.size(), 1u);
+  EXPECT_EQ(r->outcomes[0].value.error().code, ErrorCode::kDeadlineExceeded);
+  EXPECT_FALSE(r->outcomes[0].failed_value);
+}
+
+TEST(RunBatchTest, AnErrorFromTheOutcomeCallbackStopsTheBatchAndIsReturned) {
+  BatchOptions o = Quiet(2);
+  o.window = 4;
+  std::vector<int> items(1000, 1);
+  std::atomic<int> ran{0};
+  int seen = 0;
+  auto r = run_batch(
+      items,
+      [&](const int& x) {
+        ran++;
+        return x;
+      },
+      o, [&](Outcome<int>&&) -> Status {
+        if (++seen == 5) return FailedPreconditionError("stdout is closed");
+        return OkStatus();
+      });
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), (Error{ErrorCode::kFailedPrecondition, "stdout is closed"}));
+  EXPECT_EQ(seen, 5) << "not called again after its error";
+  EXPECT_LE(ran.load(), 5 + 4) << "at most the window runs after the error";
+}
+
+TEST(RunBatchTest, AnErrorFromOnProgressStopsTheBatchAndIsReturned) {
+  BatchOptions o = Quiet(2);
+  o.window = 4;
+  int calls = 0;
+  o.on_progress = [&](const Progress& p) -> Status {
+    ++calls;
+    if (p.completed == 3) return DataLossError("progress file is gone");
+    return OkStatus();
+  };
+  std::vector<int> items(1000, 1);
+  std::atomic<int> ran{0};
+  auto r = run_batch(items, [&](const int& x) { ran++; return x; }, o);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), (Error{ErrorCode::kDataLoss, "progress file is gone"}));
+  EXPECT_EQ(calls, 3);
+  EXPECT_LE(ran.load(), 3 + 4);
+}
+
+TEST(RunBatchTest, OnProgressIsCopiedWithItsOptionsAndEmptyStaysNone) {
+  BatchOptions with = Quiet(1);
+  int calls = 0;
+  with.on_progress = [&](const Progress&) { ++calls; };
+  BatchOptions copy = with;  // a non-const lvalue: copied, not wrapped
+  BatchOptions none = Quiet(1);
+  BatchOptions none_copy = none;
+  EXPECT_FALSE(none_copy.on_progress);
+  none_copy.on_progress = std::function<void(const Progress&)>();
+  EXPECT_FALSE(none_copy.on_progress) << "an empty std::function is no callback";
+  none_copy.on_progress = nullptr;
+  EXPECT_FALSE(none_copy.on_progress);
+  std::vector<int> items = {1, 2};
+  ASSERT_TRUE(run_batch(items, [](const int& x) { return x; }, none_copy));
+  ASSERT_TRUE(run_batch(items, [](const int& x) { return x; }, copy));
+  EXPECT_EQ(calls, 2);
+}
+
 TEST(RunBatchTest, BadOptionsAreRejectedByName) {
   std::vector<int> items = {1};
   auto fn = [](const int& x) { return x; };
@@ -343,6 +521,9 @@ TEST(RunBatchTest, BadOptionsAreRejectedByName) {
   expect_bad(o, "BatchOptions.workers");
   o = Quiet();
   o.timeout = -1s;
+  expect_bad(o, "BatchOptions.timeout");
+  o = Quiet();
+  o.timeout = Duration::zero();
   expect_bad(o, "BatchOptions.timeout");
   o = Quiet(4);
   o.window = 2;

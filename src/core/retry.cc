@@ -24,6 +24,12 @@ bool IsRetryable(ErrorCode code, const RetryOptions& options) {
          (code == ErrorCode::kDeadlineExceeded && options.retry_deadline_exceeded);
 }
 
+bool ShouldRetry(const Error& error, int attempt, const RetryOptions& options) {
+  if (attempt >= options.max_attempts) return false;
+  if (options.retry_if) return options.retry_if(error, attempt);
+  return IsRetryable(error.code, options);
+}
+
 Duration BackoffCap(const RetryOptions& options, int retry) {
   Duration cap = options.base_delay;
   if (cap == Duration::zero()) return cap;

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <utility>
+#include <vector>
+
 namespace forklift {
 namespace {
 
@@ -62,6 +65,32 @@ TEST(RetryTest, ValidationNamesTheField) {
   o = RetryOptions{};
   o.max_delay = milliseconds(1);
   EXPECT_NE(ValidateRetryOptions(o, "r").error().message.find("max_delay"), std::string::npos);
+}
+
+TEST(RetryTest, ShouldRetryFollowsTheDefaultRuleWithinMaxAttempts) {
+  RetryOptions o{.max_attempts = 3};
+  EXPECT_TRUE(ShouldRetry(Error{ErrorCode::kUnavailable, "down"}, 1, o));
+  EXPECT_TRUE(ShouldRetry(Error{ErrorCode::kUnavailable, "down"}, 2, o));
+  EXPECT_FALSE(ShouldRetry(Error{ErrorCode::kUnavailable, "down"}, 3, o)) << "out of attempts";
+  EXPECT_FALSE(ShouldRetry(Error{ErrorCode::kDeadlineExceeded, "late"}, 1, o));
+  EXPECT_FALSE(ShouldRetry(Error{ErrorCode::kAborted, "exit 1"}, 1, o));
+  o.retry_deadline_exceeded = true;
+  EXPECT_TRUE(ShouldRetry(Error{ErrorCode::kDeadlineExceeded, "late"}, 1, o));
+}
+
+TEST(RetryTest, RetryIfReplacesTheDefaultRuleButNotTheAttemptCap) {
+  std::vector<std::pair<ErrorCode, int>> asked;
+  RetryOptions o{.max_attempts = 3};
+  o.retry_if = [&](const Error& e, int attempt) {
+    asked.emplace_back(e.code, attempt);
+    return e.code == ErrorCode::kAborted;
+  };
+  EXPECT_TRUE(ShouldRetry(Error{ErrorCode::kAborted, "exit 1"}, 1, o));
+  EXPECT_FALSE(ShouldRetry(Error{ErrorCode::kUnavailable, "down"}, 2, o));
+  EXPECT_FALSE(ShouldRetry(Error{ErrorCode::kAborted, "exit 1"}, 3, o));  // not even asked
+  ASSERT_EQ(asked.size(), 2u);
+  EXPECT_EQ(asked[0], std::make_pair(ErrorCode::kAborted, 1));
+  EXPECT_EQ(asked[1], std::make_pair(ErrorCode::kUnavailable, 2));
 }
 
 }  // namespace

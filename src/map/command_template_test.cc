@@ -81,6 +81,20 @@ TEST(CommandTemplateTest, UnknownBracesStayLiteral) {
   EXPECT_EQ(Cmd({"echo", "{foo}"}).Expand({"a"}, 1, 1), "echo {foo} a");
 }
 
+// Parsing is linear in the template: a word of 1 MiB of '{' (each one a candidate whose
+// search for its '}' used to scan the rest of the word) parses, stays literal, and a
+// replacement string after it is still found. No timing here: bench or fuzz for that.
+TEST(CommandTemplateTest, AMegabyteOfOpenBracesParses) {
+  const std::string braces(size_t{1} << 20, '{');
+  auto literal = CommandTemplate::ForCommand({"echo", braces}, false);
+  ASSERT_TRUE(literal) << literal.error().ToString();
+  EXPECT_EQ(literal->Expand({"a"}, 1, 1), "echo " + braces + " a");
+  // The last '{' and the '}' make a {}: the others stay literal, and no input is appended.
+  auto with_close = CommandTemplate::ForCommand({"echo", braces + "}"}, false);
+  ASSERT_TRUE(with_close) << with_close.error().ToString();
+  EXPECT_EQ(with_close->Expand({"a"}, 1, 1), "echo " + braces.substr(1) + "a");
+}
+
 TEST(CommandTemplateTest, ReplacementInTheFirstWordMeansTheInputIsTheCommand) {
   auto t = Cmd({"{}"});
   EXPECT_FALSE(t.quotes_values());

@@ -210,22 +210,49 @@ Status JoblogHistory::AddLine(std::string_view line, bool first_line,
     }
   }
   if (seq > kMaxSeq) return bad(" (seq too large)");
-  if (flags_.size() <= seq) flags_.resize(seq + 1, 0);
-  flags_[seq] |= kRan;
+  uint8_t& flags = FlagsFor(seq);
+  flags |= kRan;
   ++rows_;
   if (!full) return OkStatus();
   if (fields[6] == "0" && fields[7] == "0") {
-    flags_[seq] |= kSucceeded;
+    flags |= kSucceeded;
     failed_commands_.erase(seq);
     return OkStatus();
   }
-  if (flags_[seq] & kSucceeded) return OkStatus();
+  if (flags & kSucceeded) return OkStatus();
   std::string command(rest);
   for (char& c : command) {
     if (c == '\0') c = '\n';
   }
   failed_commands_[seq] = std::move(command);
   return OkStatus();
+}
+
+uint8_t JoblogHistory::Flags(uint64_t seq) const {
+  if (seq < flags_.size()) return flags_[seq];
+  auto it = sparse_flags_.find(seq);
+  return it == sparse_flags_.end() ? 0 : it->second;
+}
+
+uint8_t& JoblogHistory::FlagsFor(uint64_t seq) {
+  if (seq < flags_.size()) return flags_[seq];
+  // Grow the dense part only as far as a log of this many rows could fill (4 bytes per
+  // row read, plus some room): a corrupt or sparse seq goes to the hash map instead.
+  constexpr uint64_t kDenseSlack = 4096;
+  if (seq < 4 * (rows_ + 1) + kDenseSlack) {
+    const size_t old_size = flags_.size();
+    flags_.resize(seq + 1, 0);
+    // Seqs seen while they were beyond the dense part move in, so each lives in one place
+    // (one lookup per new dense slot: linear in all).
+    for (size_t k = old_size; k < flags_.size() && !sparse_flags_.empty(); ++k) {
+      if (auto it = sparse_flags_.find(k); it != sparse_flags_.end()) {
+        flags_[k] = it->second;
+        sparse_flags_.erase(it);
+      }
+    }
+    return flags_[seq];
+  }
+  return sparse_flags_[seq];
 }
 
 Result<JoblogHistory> JoblogHistory::Parse(std::string_view contents, std::string_view path) {

@@ -23,6 +23,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <unordered_map>
 #include <vector>
 
 #include "forklift/clock.h"
@@ -82,8 +83,9 @@ class JoblogWriter {
 
 // What an earlier run recorded, for --resume (skip every seq with a row),
 // --resume-failed (skip the seqs that succeeded) and --retry-failed (rerun the stored
-// commands of the seqs that did not succeed, ignoring the input). Memory: two bits per
-// seq up to the largest one, plus the commands of failed rows.
+// commands of the seqs that did not succeed, ignoring the input). Memory: linear in the
+// rows read (a byte per seq up to a few times the row count, a hash entry per row
+// beyond), plus the commands of failed rows; never a function of the largest seq alone.
 class JoblogHistory {
  public:
   // The largest seq a joblog may name; more is taken as a corrupt log.
@@ -98,12 +100,10 @@ class JoblogHistory {
   static Result<JoblogHistory> Parse(std::string_view contents, std::string_view path);
 
   // Whether some row has this seq (--resume skips it).
-  bool Ran(uint64_t seq) const { return seq < flags_.size() && (flags_[seq] & kRan); }
+  bool Ran(uint64_t seq) const { return (Flags(seq) & kRan) != 0; }
   // Whether some row with this seq has Exitval 0 and Signal 0, both written exactly "0"
   // (GNU parallel's test; --resume-failed and --retry-failed skip it).
-  bool Succeeded(uint64_t seq) const {
-    return seq < flags_.size() && (flags_[seq] & kSucceeded);
-  }
+  bool Succeeded(uint64_t seq) const { return (Flags(seq) & kSucceeded) != 0; }
   // --retry-failed's jobs: for each seq with rows but no success, the command of its last
   // full row (newlines restored), in seq order.
   std::vector<std::pair<uint64_t, std::string>> FailedCommands() const;
@@ -115,8 +115,14 @@ class JoblogHistory {
   static constexpr uint8_t kSucceeded = 2;
 
   Status AddLine(std::string_view line, bool first_line, std::string_view path);
+  uint8_t Flags(uint64_t seq) const;
+  uint8_t& FlagsFor(uint64_t seq);
 
-  std::vector<uint8_t> flags_;                      // by seq
+  // Flags by seq: dense for the seqs a log of this many rows plausibly holds (1..N, a few
+  // gaps), sparse beyond, so memory follows the rows read, never the largest seq (a
+  // 174-byte log naming seq 10^8 costs a few bytes, not 100 MB).
+  std::vector<uint8_t> flags_;
+  std::unordered_map<uint64_t, uint8_t> sparse_flags_;
   std::map<uint64_t, std::string> failed_commands_;  // by seq: last failed full row
   uint64_t rows_ = 0;
 };

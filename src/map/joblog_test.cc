@@ -1,6 +1,7 @@
 #include "map/joblog.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -146,6 +147,56 @@ TEST(JoblogHistoryTest, SeqsThatRanAndSucceeded) {
   // --retry-failed reruns the stored commands of failed full rows, newlines restored.
   EXPECT_THAT(h->FailedCommands(),
               ElementsAre(Pair(3u, "sleep 9"), Pair(5u, "printf 'x\ny'")));
+}
+
+// Bytes in use: small chunks plus mmap()ed blocks (large vectors live there).
+size_t HeapInUse() {
+  struct mallinfo2 m = mallinfo2();
+  return m.uordblks + m.hblkhd;
+}
+
+// Memory follows the rows read, not the largest seq: a 3-row log that names seq 10^8
+// used to cost a 100 MB flag vector. Measured on the heap itself (glibc's mallinfo2), so
+// the test skips where an allocator that it does not see (a sanitizer's) is in place.
+TEST(JoblogHistoryTest, MemoryIsBoundedByTheLogNotByItsLargestSeq) {
+  {
+    size_t before = HeapInUse();
+    std::vector<uint8_t> probe(size_t{8} << 20, 1);
+    if (HeapInUse() < before + (size_t{8} << 20)) {
+      GTEST_SKIP() << "mallinfo2 does not see this heap";
+    }
+  }
+  const std::string log =
+      "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n"
+      "100000000\t:\t1.000\t0.001\t0\t0\t0\t0\techo a\n"
+      "2\t:\t1.000\t0.001\t0\t0\t1\t0\techo b\n"
+      "99999999\t:\t1.000\t0.001\t0\t0\t1\t0\techo c\n";
+  size_t before = HeapInUse();
+  auto h = JoblogHistory::Parse(log, "jl");
+  ASSERT_TRUE(h) << h.error().ToString();
+  EXPECT_LT(HeapInUse(), before + (size_t{1} << 20));
+  EXPECT_TRUE(h->Succeeded(100000000));
+  EXPECT_TRUE(h->Ran(2));
+  EXPECT_FALSE(h->Succeeded(2));
+  EXPECT_TRUE(h->Ran(99999999));
+  EXPECT_FALSE(h->Ran(99999998));
+  EXPECT_FALSE(h->Ran(3));
+  EXPECT_THAT(h->FailedCommands(), ElementsAre(Pair(2u, "echo b"), Pair(99999999u, "echo c")));
+}
+
+// A seq first seen beyond the dense part and then reached by it keeps its flags.
+TEST(JoblogHistoryTest, SeqsMovingIntoTheDensePartKeepTheirFlags) {
+  std::string log;
+  log += "6000\t:\t1.0\t0.1\t0\t0\t0\t0\tlate\n";
+  for (int seq = 1; seq <= 6001; ++seq) {
+    log += std::to_string(seq) + "\t:\t1.0\t0.1\t0\t0\t1\t0\tx\n";
+  }
+  auto h = JoblogHistory::Parse(log, "jl");
+  ASSERT_TRUE(h) << h.error().ToString();
+  EXPECT_TRUE(h->Succeeded(6000));  // its later failure does not undo the success
+  EXPECT_TRUE(h->Ran(6001));
+  EXPECT_FALSE(h->Succeeded(5999));
+  EXPECT_EQ(h->FailedCommands().size(), 6000u);
 }
 
 TEST(JoblogHistoryTest, SuccessNeedsBothColumnsWrittenExactlyZero) {

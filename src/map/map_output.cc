@@ -22,19 +22,19 @@ Status WriteAllTo(int fd, std::string_view bytes) {
 
 }  // namespace
 
-Status OutputSink::Write(process::Stream stream, std::string_view bytes) {
+Status OutputWriter::Write(process::Stream stream, std::string_view bytes) {
   std::lock_guard lock(mu_);
   return WriteAllTo(fds_[stream == process::Stream::kStdout ? 0 : 1], bytes);
 }
 
-Status OutputSink::Write(process::Stream stream, const process::OutputBuffer& buffer) {
+Status OutputWriter::Write(process::Stream stream, const process::OutputBuffer& buffer) {
   std::lock_guard lock(mu_);
   return buffer.WriteTo(fds_[stream == process::Stream::kStdout ? 0 : 1]);
 }
 
 process::OutputMode JobOutput::SubprocessMode() const {
-  if (mode_ == OutputMode::kUngroup) return process::OutputMode::kInherit;
-  if (mode_ == OutputMode::kGroup && tag_.empty()) return process::OutputMode::kCapture;
+  if (mode_ == OutputGrouping::kUngroup) return process::OutputMode::kInherit;
+  if (mode_ == OutputGrouping::kGroup && tag_.empty()) return process::OutputMode::kCapture;
   return process::OutputMode::kCallback;
 }
 
@@ -54,7 +54,7 @@ Status JobOutput::OnChunk(process::Stream stream, std::string_view bytes) {
     }
     out = tagged;
   }
-  if (mode_ == OutputMode::kGroup) return buffers_[i].Append(out);
+  if (mode_ == OutputGrouping::kGroup) return buffers_[i].Append(out);
   // Line-buffered: write everything up to the last newline now, keep the rest.
   std::string& pending = pending_[i];
   size_t last_nl = out.rfind('\n');
@@ -63,7 +63,7 @@ Status JobOutput::OnChunk(process::Stream stream, std::string_view bytes) {
     return OkStatus();
   }
   pending.append(out.substr(0, last_nl + 1));
-  Status s = sink_->Write(stream, pending);
+  Status s = writer_->Write(stream, pending);
   pending.assign(out.substr(last_nl + 1));
   return s;
 }
@@ -71,13 +71,13 @@ Status JobOutput::OnChunk(process::Stream stream, std::string_view bytes) {
 Status JobOutput::Finish(const process::Completion* captured) {
   const process::Stream streams[2] = {process::Stream::kStdout, process::Stream::kStderr};
   for (int i = 0; i < 2; ++i) {
-    if (mode_ == OutputMode::kGroup) {
+    if (mode_ == OutputGrouping::kGroup) {
       const process::OutputBuffer& b =
           (captured && tag_.empty()) ? (i == 0 ? captured->stdout_output : captured->stderr_output)
                                      : buffers_[i];
-      if (!b.empty()) FORKLIFT_RETURN_IF_ERROR(sink_->Write(streams[i], b));
-    } else if (mode_ == OutputMode::kLineBuffer && !pending_[i].empty()) {
-      FORKLIFT_RETURN_IF_ERROR(sink_->Write(streams[i], pending_[i]));
+      if (!b.empty()) FORKLIFT_RETURN_IF_ERROR(writer_->Write(streams[i], b));
+    } else if (mode_ == OutputGrouping::kLineBuffer && !pending_[i].empty()) {
+      FORKLIFT_RETURN_IF_ERROR(writer_->Write(streams[i], pending_[i]));
       pending_[i].clear();
     }
   }

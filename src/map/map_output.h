@@ -14,13 +14,16 @@
 
 namespace forklift::map {
 
-enum class OutputMode { kGroup, kLineBuffer, kUngroup };
+// GNU parallel's --group (the default), --line-buffer and --ungroup. Not to be confused
+// with process::OutputMode, which says how the subprocess layer treats one stream
+// (JobOutput::SubprocessMode() maps one to the other).
+enum class OutputGrouping { kGroup, kLineBuffer, kUngroup };
 
 // Where finished output goes. Thread-safe: line-buffered jobs write from worker threads,
 // and each write of whole lines holds the mutex, so lines never interleave.
-class OutputSink {
+class OutputWriter {
  public:
-  OutputSink(int stdout_fd, int stderr_fd) : fds_{stdout_fd, stderr_fd} {}
+  OutputWriter(int stdout_fd, int stderr_fd) : fds_{stdout_fd, stderr_fd} {}
   // Writes `bytes` (whole lines, or a job's last partial line) to the stream's fd.
   Status Write(process::Stream stream, std::string_view bytes);
   // Writes a captured buffer to the stream's fd.
@@ -37,10 +40,10 @@ class OutputSink {
 // thread running it.
 class JobOutput {
  public:
-  JobOutput(OutputMode mode, std::string tag, OutputSink* sink, size_t memory_limit)
+  JobOutput(OutputGrouping mode, std::string tag, OutputWriter* writer, size_t memory_limit)
       : mode_(mode),
         tag_(std::move(tag)),
-        sink_(sink),
+        writer_(writer),
         buffers_{process::OutputBuffer(memory_limit), process::OutputBuffer(memory_limit)} {}
 
   // How the subprocess layer should treat each stream for this job.
@@ -55,9 +58,9 @@ class JobOutput {
  private:
   int Index(process::Stream s) const { return s == process::Stream::kStdout ? 0 : 1; }
 
-  OutputMode mode_;
+  OutputGrouping mode_;
   std::string tag_;  // "" for no tag; else written with a tab before each line
-  OutputSink* sink_;  // not owned
+  OutputWriter* writer_;  // not owned
   process::OutputBuffer buffers_[2];
   std::string pending_[2];  // line-buffered: the partial line not yet written
   bool at_line_start_[2] = {true, true};

@@ -21,7 +21,7 @@ class Capture {
       if (fd >= 0) close(fd);
     }
   }
-  OutputSink Sink() { return OutputSink(out_[1], err_[1]); }
+  OutputWriter Writer() { return OutputWriter(out_[1], err_[1]); }
   std::string Out() { return Drain(out_); }
   // What stdout holds right now, without waiting for the writer to finish.
   std::string OutSoFar() {
@@ -51,8 +51,8 @@ class Capture {
 
 TEST(JobOutputTest, GroupedWithoutTagLetsTheSubprocessCapture) {
   Capture c;
-  OutputSink sink = c.Sink();
-  JobOutput out(OutputMode::kGroup, "", &sink, 1024);
+  OutputWriter writer = c.Writer();
+  JobOutput out(OutputGrouping::kGroup, "", &writer, 1024);
   EXPECT_EQ(out.SubprocessMode(), process::OutputMode::kCapture);
   process::Completion done;
   ASSERT_TRUE(done.stdout_output.Append("a\nb"));
@@ -64,8 +64,8 @@ TEST(JobOutputTest, GroupedWithoutTagLetsTheSubprocessCapture) {
 
 TEST(JobOutputTest, GroupedWithTagPrefixesEveryLineAcrossChunks) {
   Capture c;
-  OutputSink sink = c.Sink();
-  JobOutput out(OutputMode::kGroup, "job1", &sink, 1024);
+  OutputWriter writer = c.Writer();
+  JobOutput out(OutputGrouping::kGroup, "job1", &writer, 1024);
   EXPECT_EQ(out.SubprocessMode(), process::OutputMode::kCallback);
   ASSERT_TRUE(out.OnChunk(process::Stream::kStdout, "first li"));
   ASSERT_TRUE(out.OnChunk(process::Stream::kStdout, "ne\nsecond\nlast"));
@@ -77,8 +77,8 @@ TEST(JobOutputTest, GroupedWithTagPrefixesEveryLineAcrossChunks) {
 
 TEST(JobOutputTest, LineBufferedWritesWholeLinesAsTheyComplete) {
   Capture c;
-  OutputSink sink = c.Sink();
-  JobOutput out(OutputMode::kLineBuffer, "", &sink, 1024);
+  OutputWriter writer = c.Writer();
+  JobOutput out(OutputGrouping::kLineBuffer, "", &writer, 1024);
   ASSERT_TRUE(out.OnChunk(process::Stream::kStdout, "one\ntw"));
   EXPECT_EQ(c.OutSoFar(), "one\n") << "a whole line goes out at once";
   ASSERT_TRUE(out.OnChunk(process::Stream::kStdout, "o\nthree"));
@@ -90,8 +90,8 @@ TEST(JobOutputTest, LineBufferedWritesWholeLinesAsTheyComplete) {
 
 TEST(JobOutputTest, UngroupedIsInherited) {
   Capture c;
-  OutputSink sink = c.Sink();
-  JobOutput out(OutputMode::kUngroup, "", &sink, 1024);
+  OutputWriter writer = c.Writer();
+  JobOutput out(OutputGrouping::kUngroup, "", &writer, 1024);
   EXPECT_EQ(out.SubprocessMode(), process::OutputMode::kInherit);
   ASSERT_TRUE(out.Finish(nullptr));
   EXPECT_EQ(c.Out(), "");

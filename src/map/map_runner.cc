@@ -11,14 +11,13 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <climits>
 #include <condition_variable>
-
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <mutex>
 #include <optional>
-#include <climits>
 #include <unordered_map>
 
 #include "core/fnv1a.h"
@@ -50,13 +49,28 @@ struct MapJob {
   const std::string& CheckpointKey() const { return key; }
 };
 
+// What a job's last attempt left, in its outcome whether it succeeded or failed.
 struct JobResult {
   uint64_t seq = 0;
   std::vector<std::string> args;  // for --results
   std::string command;
-  Completion completion;
+  // The process's end; nullopt when none ran (out of processes or descriptors).
+  std::optional<Completion> completion;
   std::optional<JobOutput> output;
+  // Writing its output failed while it ran (it was stopped then); ends the run.
+  std::optional<Error> output_error;
+  // Whether the worker already applied --halt to it (a final attempt); a stop that came
+  // between the attempt and the engine's retry decision leaves it to the outcome.
+  bool counted_for_halt = false;
 };
+
+// What map retries (--retries): a job that failed on its own (an exit status, a signal,
+// a timeout) and a spawn that found no resources; not one forklift stopped, nor one
+// whose output could not be written.
+bool IsRetryableJobError(const Error& e) {
+  return e.code == ErrorCode::kAborted || e.code == ErrorCode::kDeadlineExceeded ||
+         e.code == ErrorCode::kUnavailable;
+}
 
 // The jobs of a run as an input range for run_batch: input tuples (or --retry-failed's
 // stored commands), numbered, keyed, and filtered when resuming: by the journal (what it
@@ -315,15 +329,31 @@ class MapRun {
  public:
   MapRun(const MapOptions& o, const MapStops& stops, process::ProcessRegistry& registry,
          const MapIo& io)
-      : o_(o), stops_(stops), registry_(registry), io_(io), sink_(io.stdout_fd, io.stderr_fd) {}
+      : o_(o),
+        stops_(stops),
+        registry_(registry),
+        io_(io),
+        clock_(io.clock ? *io.clock : SystemClock()),
+        writer_(io.stdout_fd, io.stderr_fd) {
+    if (!io_.run_command) {
+      io_.run_command = [](const process::SpawnOptions& spawn, const std::stop_token& stop) {
+        return process::Run(spawn, stop);
+      };
+    }
+  }
 
   int Run();
 
  private:
   Status Prepare();
   int DryRun();
-  Result<JobResult> RunJob(const MapJob& job, ItemContext& ctx);
-  void OnOutcome(Outcome<JobResult>&& outcome);
+  ItemResult<JobResult> RunJob(const MapJob& job, ItemContext& ctx);
+  // Output, the joblog row and messages for a job that ended for good; an error (output
+  // or joblog not writable) stops the run.
+  Status OnOutcome(Outcome<JobResult>&& outcome);
+  int MaxAttempts() const {
+    return static_cast<int>(std::min<uint64_t>(o_.MaxAttempts(), INT32_MAX));
+  }
   // A job finished for good: applies --halt on the worker that ran it, before that worker
   // takes its next job (so -j1 --halt now,fail=1 never starts another), and says so.
   void CountForHalt(int exit_value, int signal, const std::string& command, uint64_t seq);
@@ -336,7 +366,8 @@ class MapRun {
   MapStops stops_;
   process::ProcessRegistry& registry_;
   MapIo io_;
-  OutputSink sink_;
+  Clock& clock_;
+  OutputWriter writer_;
   std::optional<CommandTemplate> command_;
   std::optional<CommandTemplate> tag_;
   std::unique_ptr<InputSource> input_;
@@ -348,7 +379,7 @@ class MapRun {
   std::string journal_path_;
   bool journal_has_run_ = false;
   std::string template_text_;
-  OutputMode output_mode_ = OutputMode::kGroup;
+  OutputGrouping grouping_ = OutputGrouping::kGroup;
   RuntimeMedian median_;
   std::optional<StartGate> gate_;
   std::mutex halt_mu_;  // guards halt_: workers count their jobs
@@ -357,14 +388,11 @@ class MapRun {
   std::unique_ptr<journal::Journal> journal_;  // the feeding thread's, for resume skips
   std::stop_source halt_soon_;
   std::stop_source halt_now_;
-  std::mutex failed_mu_;
-  std::unordered_map<uint64_t, JobResult> failed_;  // final failures, by job index
   uint64_t started_ = 0;
   // For the progress display (its thread reads them): jobs that ended, and how many failed.
   std::atomic<uint64_t> ended_{0};
   std::atomic<uint64_t> ended_failed_{0};
   const JobRange* jobs_ = nullptr;  // the run's jobs, while run_batch runs
-  std::optional<Error> output_error_;
 };
 
 Status MapRun::Prepare() {
@@ -381,10 +409,10 @@ Status MapRun::Prepare() {
   if (!o_.dry_run && !o_.shell_quote) job_slots_ = CapJobsByDescriptors(job_slots_);
   // --results captures each job's streams into files; nothing is printed.
   if (o_.results) tag_.reset();
-  output_mode_ = o_.results          ? OutputMode::kGroup
-                 : o_.ungroup        ? OutputMode::kUngroup
-                 : o_.line_buffer ? OutputMode::kLineBuffer
-                                  : OutputMode::kGroup;
+  grouping_ = o_.results       ? OutputGrouping::kGroup
+              : o_.ungroup     ? OutputGrouping::kUngroup
+              : o_.line_buffer ? OutputGrouping::kLineBuffer
+                               : OutputGrouping::kGroup;
   if (o_.delay > Duration::zero()) gate_.emplace(o_.delay);
   halt_ = HaltTracker(o_.halt);
 
@@ -464,11 +492,11 @@ int MapRun::DryRun() {
     std::string line = command_->Expand(**next, ++seq, 1);
     for (int i = 0; i < o_.shell_quote; ++i) line = ShellQuote(line);
     line += '\n';
-    if (!sink_.Write(process::Stream::kStdout, line)) return 255;
+    if (!writer_.Write(process::Stream::kStdout, line)) return 255;
   }
 }
 
-Result<JobResult> MapRun::RunJob(const MapJob& job, ItemContext& ctx) {
+ItemResult<JobResult> MapRun::RunJob(const MapJob& job, ItemContext& ctx) {
   size_t slot = static_cast<size_t>(Executor::CurrentWorkerIndex()) + 1;
   JobResult r;
   r.seq = job.seq;
@@ -483,18 +511,33 @@ Result<JobResult> MapRun::RunJob(const MapJob& job, ItemContext& ctx) {
   if (spawn.argv.empty()) spawn.argv = {"/bin/sh", "-c", r.command};
   if (gate_) {
     std::optional<TimePoint> at =
-        ctx.attempt() == 1 ? gate_->ReserveInOrder(job.index, SystemClock().Now(), ctx.stop_token())
-                           : gate_->Reserve(SystemClock().Now());
+        ctx.attempt() == 1 ? gate_->ReserveInOrder(job.index, clock_.Now(), ctx.stop_token())
+                           : gate_->Reserve(clock_.Now());
     if (!at) return CancelledError("stopped before its --delay turn");
-    FORKLIFT_RETURN_IF_ERROR(ctx.SleepUntil(*at));
+    if (auto s = ctx.SleepUntil(*at); !s) return std::move(s).error();
   }
   std::string tag = tag_ ? tag_->Expand(job.args, job.seq, slot) : std::string();
-  r.output.emplace(output_mode_, std::move(tag), &sink_, process::OutputBuffer::kDefaultMemoryLimit);
+  r.output.emplace(grouping_, std::move(tag), &writer_, process::OutputBuffer::kDefaultMemoryLimit);
   spawn.stdout_mode = spawn.stderr_mode = r.output->SubprocessMode();
-  JobOutput* out = &*r.output;
-  spawn.on_output = [out](process::Stream s, std::string_view bytes) {
-    if (auto st = out->OnChunk(s, bytes); !st) throw std::runtime_error(st.error().message);
-  };
+  // A chunk that cannot be written stops the job (its termseq, as a forced stop does);
+  // the error ends the run once the job is over. Only jobs whose output passes through
+  // us pay for a stop source of their own.
+  std::stop_token stop = stops_.force;
+  std::optional<std::stop_source> output_failed;
+  auto forward_force = [&output_failed] { output_failed->request_stop(); };
+  std::optional<std::stop_callback<decltype(forward_force)>> force_link;
+  if (spawn.stdout_mode == process::OutputMode::kCallback) {
+    output_failed.emplace();
+    force_link.emplace(stops_.force, forward_force);
+    stop = output_failed->get_token();
+    spawn.on_output = [&r, &output_failed](process::Stream s, std::string_view bytes) {
+      if (r.output_error) return;  // being stopped: the rest is dropped
+      if (auto st = r.output->OnChunk(s, bytes); !st) {
+        r.output_error = std::move(st).error();
+        output_failed->request_stop();
+      }
+    };
+  }
   if (o_.timeout && !o_.timeout->is_percent()) {
     spawn.timeout = o_.timeout->fixed;
   } else if (o_.timeout) {
@@ -507,34 +550,48 @@ Result<JobResult> MapRun::RunJob(const MapJob& job, ItemContext& ctx) {
   }
   spawn.termseq = termseq_;
   spawn.registry = &registry_;
-  auto ran = process::Run(spawn, stops_.force);
+  auto ran = io_.run_command(spawn, stop);
+  force_link.reset();
+  // The engine retries what this says is retryable while attempts are left and the run
+  // is not stopping; what it will not retry is final, and --halt counts it now.
+  auto is_final = [&](const Error& e) {
+    return !(ctx.attempt() < MaxAttempts() && IsRetryableJobError(e) && !ctx.Cancelled());
+  };
   if (!ran) {
     // No process ran (spawn resources): a failure as far as --halt is concerned.
-    CountForHalt(255, 0, r.command, job.seq);
-    return tl::unexpected(ran.error());
+    Error e = std::move(ran).error();
+    if (is_final(e)) {
+      CountForHalt(255, 0, r.command, job.seq);
+      r.counted_for_halt = true;
+    }
+    return ItemResult<JobResult>::Failed(std::move(e), std::move(r));
   }
   r.completion = std::move(*ran);
-  const Completion& c = r.completion;
+  const Completion& c = *r.completion;
+  if (r.output_error) {
+    r.counted_for_halt = true;  // it ends the run: no halt decision to make
+    Error e = *r.output_error;
+    return ItemResult<JobResult>::Failed(std::move(e), std::move(r));
+  }
   if (c.ok()) {
     median_.Add(c.runtime);
     CountForHalt(0, 0, r.command, job.seq);
+    r.counted_for_halt = true;
     return r;
   }
   Error e = c.timed_out ? Error{ErrorCode::kDeadlineExceeded, "timed out"}
             : c.cancelled ? Error{ErrorCode::kCancelled, "killed"}
             : c.signal   ? Error{ErrorCode::kAborted, fmt::format("killed by signal {}", c.signal)}
                          : Error{ErrorCode::kAborted, fmt::format("exit {}", c.exit_code)};
-  if (static_cast<uint64_t>(ctx.attempt()) < o_.MaxAttempts() && !c.cancelled) {
-    return UnavailableError(e.message);  // the engine retries it, with backoff
+  // One forklift killed did not finish and counts for nothing.
+  if (c.cancelled) {
+    r.counted_for_halt = true;
+  } else if (is_final(e)) {
+    // A timed-out job logs -1 as its exit value, as GNU parallel does.
+    CountForHalt(c.timed_out ? -1 : (c.signal ? 0 : c.exit_code), c.signal, r.command, job.seq);
+    r.counted_for_halt = true;
   }
-  // A timed-out job logs -1 as its exit value, as GNU parallel does; one forklift killed
-  // did not finish and counts for nothing.
-  if (!c.cancelled) CountForHalt(c.timed_out ? -1 : (c.signal ? 0 : c.exit_code), c.signal, r.command, job.seq);
-  {
-    std::lock_guard lock(failed_mu_);
-    failed_.insert_or_assign(job.index, std::move(r));
-  }
-  return tl::unexpected(e);
+  return ItemResult<JobResult>::Failed(std::move(e), std::move(r));
 }
 
 void MapRun::CountForHalt(int exit_value, int signal, const std::string& command, uint64_t seq) {
@@ -563,36 +620,38 @@ void MapRun::CountForHalt(int exit_value, int signal, const std::string& command
   if (d == HaltDecision::kNow) halt_now_.request_stop();
 }
 
-void MapRun::OnOutcome(Outcome<JobResult>&& outcome) {
+Status MapRun::OnOutcome(Outcome<JobResult>&& outcome) {
   // A job the stop reached before it started never ran: no output, no joblog row, no
   // journal entry (the engine records none), so --resume runs it, as in GNU parallel.
-  if (outcome.attempts == 0) return;
+  if (outcome.attempts == 0) return OkStatus();
   ++started_;
-  std::optional<JobResult> taken;
-  if (outcome.ok()) {
-    taken = std::move(*outcome.value);
-  } else {
-    std::lock_guard lock(failed_mu_);
-    if (auto it = failed_.find(outcome.index); it != failed_.end()) {
-      taken = std::move(it->second);
-      failed_.erase(it);
-    }
-  }
-  if (!taken && outcome.value.error().code == ErrorCode::kCancelled) {
-    // Stopped before its next attempt (a retry backoff, a --delay): it did not finish,
-    // so no row; the journal says cancelled and --resume runs it.
-    fmt::print(stderr, "forklift map: job {}: stopped before it finished (not logged; "
-                       "--resume runs it again)\n", outcome.index + 1);
-    return;
-  }
+  std::optional<JobResult> taken =
+      outcome.ok() ? std::move(*outcome.value) : std::move(outcome.failed_value);
   if (!taken) {
-    // Failed before a process ran (spawn resources): no output, no row (--halt counted it).
-    fmt::print(stderr, "forklift map: job {}: {}\n", outcome.index + 1,
-               outcome.value.error().ToString());
-    return;
+    if (outcome.value.error().code == ErrorCode::kCancelled) {
+      // Stopped before its next attempt (a retry backoff, a --delay): it did not finish,
+      // so no row; the journal says cancelled and --resume runs it.
+      fmt::print(stderr, "forklift map: job {}: stopped before it finished (not logged; "
+                         "--resume runs it again)\n", outcome.index + 1);
+    } else {
+      fmt::print(stderr, "forklift map: job {}: {}\n", outcome.index + 1,
+                 outcome.value.error().ToString());
+    }
+    return OkStatus();
   }
   JobResult& r = *taken;
-  const Completion& c = r.completion;
+  if (!r.completion) {
+    // Failed before a process ran (spawn resources): no output, no row.
+    if (!r.counted_for_halt) CountForHalt(255, 0, r.command, r.seq);
+    fmt::print(stderr, "forklift map: job {}: {}\n", r.seq, outcome.value.error().ToString());
+    return OkStatus();
+  }
+  const Completion& c = *r.completion;
+  if (r.output_error) {
+    fmt::print(stderr, "forklift map: job {} stopped: its output could not be written: {}\n",
+               r.seq, r.command);
+    return tl::unexpected(*r.output_error);
+  }
   if (c.cancelled) {
     // Killed by forklift (a second signal, --halt now) before it finished: what it wrote
     // is kept, but it gets no joblog row (GNU parallel logs none either) and no halt
@@ -600,17 +659,20 @@ void MapRun::OnOutcome(Outcome<JobResult>&& outcome) {
     if (r.output) (void)r.output->Finish(&c);
     fmt::print(stderr, "forklift map: job {} killed before it finished (not logged; "
                        "--resume runs it again): {}\n", r.seq, r.command);
-    return;
-  }
-  if (o_.results) {
-    if (auto s = WriteResults(*o_.results, r.args, r.seq, c); !s && !output_error_) {
-      output_error_ = s.error();
-    }
-  } else if (r.output) {
-    if (auto s = r.output->Finish(&c); !s && !output_error_) output_error_ = s.error();
+    return OkStatus();
   }
   // A timed-out job logs -1 as its exit value, as GNU parallel does.
   int exit_value = c.timed_out ? -1 : (c.signal ? 0 : c.exit_code);
+  // Final, but the worker could not know: a stop came before the engine's retry decision.
+  if (!r.counted_for_halt) CountForHalt(exit_value, c.signal, r.command, r.seq);
+  if (o_.results) {
+    FORKLIFT_RETURN_IF_ERROR(WriteResults(*o_.results, r.args, r.seq, c));
+  } else if (r.output) {
+    if (auto s = r.output->Finish(&c); !s) {
+      return InternalError(fmt::format("forklift map: writing the output of job {}: {}", r.seq,
+                                       s.error().message));
+    }
+  }
   if (exit_value != 0 || c.signal != 0) ended_failed_.fetch_add(1, std::memory_order_relaxed);
   ended_.fetch_add(1, std::memory_order_relaxed);
   if (c.timed_out) {
@@ -626,8 +688,9 @@ void MapRun::OnOutcome(Outcome<JobResult>&& outcome) {
     row.exit_value = exit_value;
     row.signal = c.signal;
     row.command = r.command;
-    if (auto s = joblog_->Append(row); !s && !output_error_) output_error_ = s.error();
+    FORKLIFT_RETURN_IF_ERROR(joblog_->Append(row));
   }
+  return OkStatus();
 }
 
 int MapRun::Run() {
@@ -668,11 +731,12 @@ int MapRun::Run() {
   b.workers = static_cast<size_t>(job_slots_);
   b.window = 2 * b.workers;
   // Timeouts are the subprocess layer's (termseq on the process group), not the engine's.
-  b.timeout = std::chrono::hours(24 * 365 * 50);
-  b.retry.max_attempts = static_cast<int>(std::min<uint64_t>(o_.MaxAttempts(), INT32_MAX));
+  b.timeout = std::nullopt;
+  b.retry.max_attempts = MaxAttempts();
   b.retry.base_delay = o_.retry_delay;
   b.retry.max_delay = b.retry.base_delay * 64;
-  b.retry.retry_deadline_exceeded = true;
+  b.retry.retry_if = [](const Error& e, int) { return IsRetryableJobError(e); };
+  b.clock = &clock_;
   b.ordered = o_.keep_order;
   b.display = ProgressDisplay::kNone;  // the ticker below draws map's own progress
   b.batch_id = run_id_;
@@ -699,7 +763,7 @@ int MapRun::Run() {
   }
   auto summary = run_batch(
       jobs, [this](const MapJob& job, ItemContext& ctx) { return RunJob(job, ctx); }, b,
-      [this](Outcome<JobResult>&& o) { OnOutcome(std::move(o)); });
+      [this](Outcome<JobResult>&& o) { return OnOutcome(std::move(o)); });
   if (progress) progress->Stop();
   if (!summary) {
     Fail(summary.error());
@@ -707,10 +771,6 @@ int MapRun::Run() {
   }
   if (jobs.error()) {
     Fail(*jobs.error());
-    return 255;
-  }
-  if (output_error_) {
-    Fail(*output_error_);
     return 255;
   }
   return halt_.ExitStatus(started_);

@@ -3,17 +3,35 @@
 #ifndef FORKLIFT_MAP_MAP_RUNNER_H_
 #define FORKLIFT_MAP_MAP_RUNNER_H_
 
+#include <functional>
 #include <stop_token>
 
+#include "forklift/clock.h"
+#include "forklift/result.h"
 #include "map/map_options.h"
 #include "process/process_registry.h"
+#include "process/subprocess.h"
 
 namespace forklift::map {
 
+// Runs one attempt of a job: process::Run by default; tests pass a fake (ninja's
+// CommandRunner: "allows tests to abstract out running commands"). Its contract is
+// process::Run's: a Completion for every process that ran (failed, killed, timed out per
+// SpawnOptions::timeout, or stopped by the token), an error when none could run. Called
+// on executor threads, several at once.
+using CommandRunner = std::function<Result<process::Completion>(const process::SpawnOptions&,
+                                                                const std::stop_token&)>;
+
+// What the run talks to: its descriptors, its time and its processes.
 struct MapIo {
   int stdin_fd = 0;
   int stdout_fd = 1;
   int stderr_fd = 2;
+  // Retry backoff, --delay and the engine's timings; nullptr: SystemClock(). --timeout
+  // is the command runner's (process::Run applies it with real time).
+  Clock* clock = nullptr;
+  // Default (empty): process::Run.
+  CommandRunner run_command;
 };
 
 // What a caller (the CLI's signal thread) uses to stop a run: `graceful` starts no new

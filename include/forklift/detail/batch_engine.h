@@ -27,9 +27,11 @@ class BatchJob {
   virtual Status Run(ItemContext& ctx) = 0;
   // Process isolation: the item's bytes for the worker process.
   virtual Result<std::string> EncodeItem() const = 0;
-  // Process isolation: adopts the encoded Result<V> from the worker; returns its status.
+  // Process isolation: adopts the encoded ItemResult<V> from the worker; returns its
+  // status.
   virtual Status AcceptEncodedResult(std::string_view bytes) = 0;
-  // Records an error decided by the engine (timeout, crash, cancellation).
+  // Records an error decided by the engine (timeout, crash, cancellation); drops any
+  // value the attempt returned, so such failures carry none in either isolation mode.
   virtual void SetError(Error e) = 0;
   // The checkpoint key of the item.
   virtual Result<std::string> Key() const = 0;
@@ -52,10 +54,11 @@ struct JobOutcome {
 };
 
 // Returns the next job, or nullptr at the end of the input. Called on the calling thread.
-using JobSource = std::function<std::unique_ptr<BatchJob>()>;
-// Receives each finished job (its value already set). Called on the calling thread.
-using JobSink = std::function<void(std::unique_ptr<BatchJob>, JobOutcome)>;
-// Process isolation, in the worker process: item bytes -> encoded Result<V>.
+using JobFeed = std::function<std::unique_ptr<BatchJob>()>;
+// Receives each finished job (its value already set). Called on the calling thread. An
+// error stops the batch (RunBatchEngine returns it); it is not called again after one.
+using OutcomeHandler = std::function<Status(std::unique_ptr<BatchJob>, JobOutcome)>;
+// Process isolation, in the worker process: item bytes -> encoded ItemResult<V>.
 using ChildFn = std::function<std::string(std::string_view item, ItemContext& ctx)>;
 
 struct EngineHooks {
@@ -63,8 +66,10 @@ struct EngineHooks {
   bool has_keys = false;  // whether BatchJob::Key() can succeed
 };
 
-Result<Summary> RunBatchEngine(const BatchOptions& options, uint64_t total, JobSource& source,
-                               JobSink& sink, const EngineHooks& hooks);
+// Runs the batch (see run_batch in batch.h for the contract). Not thread-safe with
+// itself on the same feed and handler; separate calls may run at once.
+Result<Summary> RunBatchEngine(const BatchOptions& options, uint64_t total, JobFeed& feed,
+                               OutcomeHandler& on_outcome, const EngineHooks& hooks);
 
 }  // namespace detail
 }  // namespace forklift
