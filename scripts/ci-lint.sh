@@ -13,21 +13,31 @@ shift || true
 steps=("${@:-tidy cppcheck}")
 steps=(${steps[@]})
 jobs=${JOBS:-$(nproc)}
-root=$(pwd)
+root=$(pwd -P)
 
 for step in "${steps[@]}"; do
   case "$step" in
     tidy)
       [ -f "$build/compile_commands.json" ] || { echo "ci-lint.sh: no $build/compile_commands.json (run make build)" >&2; exit 2; }
+      # Files already found clean, with the same preprocessed text and checks, are skipped
+      # (scripts/tidy_cache.py: delete ~/.cache/forklift/clang-tidy, or point
+      # FORKLIFT_TIDY_CACHE elsewhere, to check every file again).
+      mapfile -t todo < <(python3 scripts/tidy_cache.py todo "$build" "^${root}/src/.*(?<!_test)\.cc\$")
+      if [ ${#todo[@]} -eq 0 ]; then
+        echo "ci-lint.sh: clang-tidy clean (every file as when last found clean)"
+        continue
+      fi
+      regex="^($(printf '%s\n' "${todo[@]}" | sed 's/[][\.*^$+?(){}|]/\\&/g' | paste -sd '|'))\$"
       # run-clang-tidy prints every file's command line; keep the findings only.
       out=$(mktemp)
-      if ! run-clang-tidy -p "$build" -j "$jobs" -quiet "^${root}/src/.*(?<!_test)\.cc\$" >"$out" 2>&1; then
+      if ! run-clang-tidy -p "$build" -j "$jobs" -quiet "$regex" >"$out" 2>&1; then
         grep -E 'error:|warning:' -A3 "$out" | head -200 >&2
         echo "ci-lint.sh: clang-tidy found problems (full output: $out)" >&2
         exit 1
       fi
       rm -f "$out"
-      echo "ci-lint.sh: clang-tidy clean"
+      python3 scripts/tidy_cache.py done "$build" "${todo[@]}"
+      echo "ci-lint.sh: clang-tidy clean (${#todo[@]} files checked)"
       ;;
     cppcheck)
       # Suppressions, each with its reason, are in .cppcheck-suppressions.
