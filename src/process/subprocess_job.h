@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/fd.h"
 #include "forklift/clock.h"
 #include "forklift/result.h"
 #include "process/subprocess.h"
@@ -28,12 +29,14 @@ using SteadyClock = std::chrono::steady_clock;
 inline constexpr Duration kMinSlice = std::chrono::milliseconds(1);
 inline constexpr Duration kMaxSlice = std::chrono::milliseconds(50);
 
-// "subprocess: what: strerror"; Unavailable for a lack of processes, memory or
-// descriptors (worth a retry), else Internal.
-tl::unexpected<Error> SysError(const char* what, int err);
-std::string ErrnoText(int err);
-// Closes fd when open and sets it to -1.
-void CloseFd(int& fd);
+using core::CloseFd;
+using core::ErrnoText;
+
+// core::ErrnoError("subprocess: what", err): Unavailable for a lack of processes, memory
+// or descriptors (worth a retry), else Internal.
+inline tl::unexpected<Error> SysError(const char* what, int err) {
+  return tl::unexpected(core::ErrnoError(std::string("subprocess: ") + what, err));
+}
 
 enum class EndReason { kNone, kTimeout, kStop };
 

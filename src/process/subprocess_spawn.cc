@@ -7,7 +7,6 @@
 #include <spawn.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -25,32 +24,12 @@ namespace {
 std::atomic<bool> g_force_pidfd_fallback{false};
 std::atomic<bool> g_pidfd_unsupported{false};  // learned from ENOSYS, once per process
 
-// A pipe with both ends close-on-exec and above the standard descriptors: with fd 0-2
-// closed in this program a pipe end could land there and be clobbered by the child's
-// dup2 of another one.
-Status MakePipe(int fds[2]) {
-  if (pipe2(fds, O_CLOEXEC) != 0) return SysError("pipe2", errno);
-  for (int i = 0; i < 2; ++i) {
-    if (fds[i] > 2) continue;
-    int moved = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
-    int err = errno;
-    close(fds[i]);
-    fds[i] = moved;
-    if (moved < 0) {
-      CloseFd(fds[0]);
-      CloseFd(fds[1]);
-      return SysError("fcntl(F_DUPFD_CLOEXEC)", err);
-    }
-  }
-  return OkStatus();
-}
-
 int OpenPidfd(pid_t pid) {
   if (g_force_pidfd_fallback.load(std::memory_order_relaxed) ||
       g_pidfd_unsupported.load(std::memory_order_relaxed)) {
     return -1;
   }
-  int fd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  int fd = core::PidfdOpen(pid);
   if (fd < 0 && errno == ENOSYS) g_pidfd_unsupported.store(true, std::memory_order_relaxed);
   return fd;  // any other failure (EMFILE): this job polls waitpid instead
 }
@@ -76,21 +55,6 @@ std::optional<std::string> SearchPath(const std::string& file, std::string_view 
 }
 
 }  // namespace
-
-std::string ErrnoText(int err) { return strerror(err); }
-
-tl::unexpected<Error> SysError(const char* what, int err) {
-  std::string message = std::string("subprocess: ") + what + ": " + ErrnoText(err);
-  if (err == EAGAIN || err == ENOMEM || err == EMFILE || err == ENFILE) {
-    return UnavailableError(std::move(message));
-  }
-  return InternalError(std::move(message));
-}
-
-void CloseFd(int& fd) {
-  if (fd >= 0) close(fd);
-  fd = -1;
-}
 
 Status Job::ReportSpawnFailure(int err) {
   done_.exit_code = err == ENOENT ? 127 : 126;
@@ -148,7 +112,7 @@ Result<bool> Job::Spawn() {
     posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
   } else if (o.stdin_mode == InputMode::kData) {
     int fds[2];
-    FORKLIFT_RETURN_IF_ERROR(MakePipe(fds));
+    FORKLIFT_RETURN_IF_ERROR(core::MakePipe(fds, "subprocess"));
     child_fds[0] = fds[0];
     stdin_fd_ = fds[1];
     // Non-blocking on our end only (a separate open file description from the child's):
@@ -159,7 +123,7 @@ Result<bool> Job::Spawn() {
   for (int i = 0; i < 2; ++i) {
     if (out_[i].mode == OutputMode::kInherit) continue;
     int fds[2];
-    FORKLIFT_RETURN_IF_ERROR(MakePipe(fds));
+    FORKLIFT_RETURN_IF_ERROR(core::MakePipe(fds, "subprocess"));
     out_[i].fd = fds[0];
     child_fds[1 + i] = fds[1];
     posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO + i);

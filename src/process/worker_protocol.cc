@@ -1,7 +1,6 @@
 #include "process/worker_protocol.h"
 
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -72,19 +71,6 @@ ssize_t RecvWithFds(int sock, void* data, size_t size, int* fds, size_t max_fds,
     }
   }
   return n;
-}
-
-int PidfdOpen(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)); }
-
-int PidfdSendSignal(int pidfd, int sig) {
-  return static_cast<int>(syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0));
-}
-
-void CloseFd(int& fd) {
-  if (fd >= 0) {
-    close(fd);
-    fd = -1;
-  }
 }
 
 }  // namespace forklift::process::worker_internal

@@ -25,10 +25,14 @@
 #include <exception>
 #include <string>
 
+#include "core/fd.h"
 #include "process/worker_protocol.h"
 
 namespace forklift::process::worker_internal {
 namespace {
+
+using core::CloseFd;
+using core::PidfdOpen;
 
 // How long a shutting-down zygote waits for its killed children to be reapable. SIGKILLed
 // processes die in microseconds; the bound is for a child stuck in the kernel.
@@ -288,7 +292,7 @@ class Zygote {
     if (pidfd < 0 || flags < 0 || fcntl(sv[0], F_SETFL, flags | O_NONBLOCK) != 0) {
       reply->spawn_errno = errno;
       close(sv[0]);
-      if (pidfd >= 0) close(pidfd);
+      CloseFd(pidfd);
       kill(pid, SIGKILL);
       child->state = ZygoteChild::kAbandoned;
       return false;

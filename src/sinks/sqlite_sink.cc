@@ -10,12 +10,12 @@
 #include <cctype>
 #include <cerrno>
 #include <charconv>
-#include <cstring>
 #include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "core/fd.h"
 #include "sinks/pg_dsn.h"
 #include "sources/csv_reader.h"
 #include "sqlite/sqlite.h"
@@ -353,26 +353,20 @@ class SqliteTarget final : public Target {
  public:
   SqliteTarget(TargetAddress address, TableSpec spec, sqlite::Db db)
       : address_(std::move(address)), spec_(std::move(spec)), db_(std::move(db)) {}
-  ~SqliteTarget() override {
-    // Closed while no connection of ours is in a transaction (the sinks are gone): closing
-    // a descriptor of the file drops the process's POSIX locks on it, SQLite's included.
-    if (lock_fd_ >= 0) ::close(lock_fd_);
-  }
   SqliteTarget(const SqliteTarget&) = delete;
   SqliteTarget& operator=(const SqliteTarget&) = delete;
 
   // An flock(2) on the database file (independent of SQLite's own POSIX locks): one load
   // into a file at a time, whatever its load id, since the file has one writer anyway.
   Status ClaimLoad() override {
-    if (lock_fd_ >= 0) return {};
-    const int fd = ::open(address_.conninfo.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      return FailedPreconditionError(
-          fmt::format("{}: cannot open to lock it: {}", address_.display, std::strerror(errno)));
+    if (lock_fd_.valid()) return {};
+    core::UniqueFd fd(::open(address_.conninfo.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) {
+      return FailedPreconditionError(fmt::format("{}: cannot open to lock it: {}",
+                                                 address_.display, core::ErrnoText(errno)));
     }
-    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
       const int err = errno;
-      ::close(fd);
       if (err == EWOULDBLOCK) {
         return AbortedError(fmt::format(
             "another load with load id {} (or another load into this file) is running "
@@ -381,9 +375,9 @@ class SqliteTarget final : public Target {
             spec_.load_id, address_.display));
       }
       return FailedPreconditionError(
-          fmt::format("{}: cannot lock: {}", address_.display, std::strerror(err)));
+          fmt::format("{}: cannot lock: {}", address_.display, core::ErrnoText(err)));
     }
-    lock_fd_ = fd;
+    lock_fd_ = std::move(fd);
     return {};
   }
 
@@ -433,7 +427,10 @@ class SqliteTarget final : public Target {
   TableSpec spec_;
   sqlite::Db db_;
   std::vector<Affinity> affinity_;  // of spec_.columns
-  int lock_fd_ = -1;                // ClaimLoad's flock, held until destruction
+  // ClaimLoad's flock, held until destruction. Declared last, so closed first, while no
+  // connection of ours is in a transaction (the sinks are gone): closing a descriptor of
+  // the file drops the process's POSIX locks on it, SQLite's included.
+  core::UniqueFd lock_fd_;
 };
 
 }  // namespace
