@@ -1,5 +1,7 @@
 #include "journal/journal.h"
 
+#include "core/enum_names.h"
+
 #include <fmt/format.h>
 
 #include <chrono>
@@ -170,9 +172,21 @@ constexpr const char* kSql[kSlotCount] = {
 #undef FORKLIFT_RUN_COLUMNS
 #undef FORKLIFT_DEAD_LETTER_COLUMNS
 
-constexpr std::string_view kSucceeded = "succeeded";
-constexpr std::string_view kFailed = "failed";
-constexpr std::string_view kCancelled = "cancelled";
+// The SQL above spells these states too ('succeeded', 'cancelled', 'failed', 'running'),
+// as literals the statements compare with; they must match these tables.
+constexpr core::EnumNames<ItemState, 3> kItemStates{{
+    {ItemState::kSucceeded, "succeeded"},
+    {ItemState::kFailed, "failed"},
+    {ItemState::kCancelled, "cancelled"},
+}};
+
+constexpr core::EnumNames<RunStatus, 5> kRunStatuses{{
+    {RunStatus::kRunning, "running"},
+    {RunStatus::kSucceeded, "succeeded"},
+    {RunStatus::kFailed, "failed"},
+    {RunStatus::kCancelled, "cancelled"},
+    {RunStatus::kKilled, "killed"},
+}};
 
 // Error codes are stored by name (ErrorCodeName's static strings), NULL for none.
 void BindCode(StatementUse& s, int i, std::optional<ErrorCode> code) {
@@ -226,6 +240,15 @@ DeadLetter ReadDeadLetter(const StatementUse& s) {
 }
 
 }  // namespace
+
+std::string_view ToString(ItemState state) { return core::NameOf(kItemStates, state); }
+std::optional<ItemState> ParseItemState(std::string_view text) {
+  return core::ValueOf(kItemStates, text);
+}
+std::string_view ToString(RunStatus status) { return core::NameOf(kRunStatuses, status); }
+std::optional<RunStatus> ParseRunStatus(std::string_view text) {
+  return core::ValueOf(kRunStatuses, text);
+}
 
 std::string ResolveJournalPath(std::string_view flag) {
   if (!flag.empty()) return std::string(flag);
@@ -369,8 +392,7 @@ Status Journal::BeginRun(std::string_view run_id, std::string_view kind, std::st
 
 Status Journal::FinishRun(std::string_view run_id, std::string_view status,
                           std::string_view summary_json) {
-  if (status != kSucceeded && status != kFailed && status != "cancelled" &&
-      status != "killed" && status != "running") {
+  if (!ParseRunStatus(status)) {
     return InvalidArgumentError("journal '" + path_ + "': finish run: unknown status '" +
                                 std::string(status) + "'");
   }
@@ -432,7 +454,9 @@ Status Journal::RecordItems(std::string_view run_id, std::span<const ItemRecord>
     StatementUse s(*raw);
     s.BindText(1, run_id);
     s.BindBlob(2, r.key);
-    s.BindText(3, r.ok ? kSucceeded : r.cancelled ? kCancelled : kFailed);
+    s.BindText(3, ToString(r.ok          ? ItemState::kSucceeded
+                           : r.cancelled ? ItemState::kCancelled
+                                         : ItemState::kFailed));
     s.BindInt64(4, r.attempts);
     BindCode(s, 5, r.ok ? std::nullopt : r.code);
     if (r.ok) {
@@ -480,10 +504,8 @@ Result<std::vector<ItemRow>> Journal::ListItems(std::string_view run_id) {
   while ((rc = s.Step()) == SQLITE_ROW) {
     ItemRow row;
     row.key = s.ColumnString(0);
-    std::string status = s.ColumnString(1);
-    row.state = status == kSucceeded   ? ItemState::kSucceeded
-                : status == "cancelled" ? ItemState::kCancelled
-                                        : ItemState::kFailed;
+    // Any other text (none is written) reads as failed: not done, so a resume reruns it.
+    row.state = ParseItemState(s.ColumnString(1)).value_or(ItemState::kFailed);
     row.attempts = static_cast<int>(s.ColumnInt64(2));
     row.code = ColumnCode(s, 3);
     row.message = s.ColumnString(4);
@@ -499,7 +521,7 @@ Result<uint64_t> Journal::CountItems(std::string_view run_id, std::optional<bool
   FORKLIFT_ASSIGN_OR_RETURN(const sqlite::Statement* raw, Cached(ok ? kCountByStatusSlot : kCountAllSlot));
   StatementUse s(*raw);
   s.BindText(1, run_id);
-  if (ok) s.BindText(2, *ok ? kSucceeded : kFailed);
+  if (ok) s.BindText(2, ToString(*ok ? ItemState::kSucceeded : ItemState::kFailed));
   if (s.Step() != SQLITE_ROW) return tl::unexpected(SqlError("count items"));
   return static_cast<uint64_t>(s.ColumnInt64(0));
 }

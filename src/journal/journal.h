@@ -38,7 +38,7 @@ struct RunInfo {
   std::string name;
   double started_at = 0;              // unix seconds, start of the first invocation
   std::optional<double> finished_at;  // unix seconds; nullopt while running
-  std::string status;                 // running, succeeded, failed, cancelled, killed
+  std::string status;                 // a RunStatus, as ToString spells it
   int64_t invocations = 0;            // how many times the run was (re)started
   std::string summary_json;           // "" until finished
   int64_t items_succeeded = 0;
@@ -65,6 +65,29 @@ struct ItemRecord {
 // before a SIGKILL), succeeded, failed on its own, or cancelled while running (it did not
 // finish; resumes run it again).
 enum class ItemState { kUnknown, kSucceeded, kFailed, kCancelled };
+
+// "succeeded", "failed", "cancelled" (items.status); "unknown" for kUnknown, which is
+// never stored. Thread-safe.
+std::string_view ToString(ItemState state);
+// The inverse of ToString for the stored states; nullopt for any other text ("unknown"
+// included). Thread-safe.
+std::optional<ItemState> ParseItemState(std::string_view text);
+
+// How a run of any front door stands (runs.status): every report of a run (`forklift
+// runs`, a flow's report, its hooks) says what the journal says.
+enum class RunStatus {
+  kRunning,
+  kSucceeded,  // it finished and nothing it needed failed
+  kFailed,     // something it needed failed, was blocked, or never ran
+  kCancelled,  // interrupted by a signal: what was running was waited for (or killed)
+  kKilled,     // the process died (SIGKILL, a crash); found so by a later invocation
+};
+
+// "running", "succeeded", "failed", "cancelled", "killed" (as the journal stores them).
+// Thread-safe.
+std::string_view ToString(RunStatus status);
+// The inverse of ToString; nullopt for any other text. Thread-safe.
+std::optional<RunStatus> ParseRunStatus(std::string_view text);
 
 // One recorded item of a run, as ListItems returns it.
 struct ItemRow {
@@ -132,9 +155,10 @@ class Journal {
   // Item outcomes of earlier invocations are kept (that is what resume reads).
   Status BeginRun(std::string_view run_id, std::string_view kind, std::string_view name);
 
-  // Marks a run finished now with `status` (succeeded, failed, cancelled, or killed: a
-  // later invocation found it running with no process left; running is accepted too) and its summary, a JSON object ("" stores none).
-  // Fails with InvalidArgument for another status, NotFound when there is no such run.
+  // Marks a run finished now with `status` (a RunStatus's spelling: succeeded, failed,
+  // cancelled, or killed: a later invocation found it running with no process left;
+  // running is accepted too) and its summary, a JSON object ("" stores none). Fails with
+  // InvalidArgument for another status, NotFound when there is no such run.
   Status FinishRun(std::string_view run_id, std::string_view status,
                    std::string_view summary_json);
 

@@ -718,5 +718,40 @@ TEST_F(JournalTest, DiscardDeadLettersDeletesOneRunsPendingLetters) {
   EXPECT_EQ(*j->DiscardDeadLetters("nope", std::nullopt), 0);
 }
 
+// One spelling per state, read both ways; what FinishRun accepts is what ParseRunStatus
+// reads, and ListItems reads back what RecordItems wrote.
+TEST_F(JournalTest, StatesHaveOneSpellingEach) {
+  for (RunStatus st : {RunStatus::kRunning, RunStatus::kSucceeded, RunStatus::kFailed,
+                       RunStatus::kCancelled, RunStatus::kKilled}) {
+    EXPECT_EQ(ParseRunStatus(ToString(st)), st) << ToString(st);
+  }
+  EXPECT_EQ(ToString(RunStatus::kCancelled), "cancelled");
+  EXPECT_FALSE(ParseRunStatus("interrupted"));
+  for (ItemState st : {ItemState::kSucceeded, ItemState::kFailed, ItemState::kCancelled}) {
+    EXPECT_EQ(ParseItemState(ToString(st)), st) << ToString(st);
+  }
+  EXPECT_EQ(ToString(ItemState::kUnknown), "unknown");
+  EXPECT_FALSE(ParseItemState("unknown")) << "never stored";
+
+  auto j = OpenOk();
+  ASSERT_TRUE(j->BeginRun("r", "batch", "r"));
+  EXPECT_EQ(j->FinishRun("r", "interrupted", "").error().code, ErrorCode::kInvalidArgument);
+  ASSERT_TRUE(j->FinishRun("r", ToString(RunStatus::kKilled), ""));
+  EXPECT_EQ(ParseRunStatus((*j->GetRun("r"))->status), RunStatus::kKilled);
+  ItemRecord cancelled = Failed("c", "stopped");
+  cancelled.cancelled = true;
+  ASSERT_TRUE(j->RecordItems("r", std::vector<ItemRecord>{Ok("a"), Failed("b", "x"), cancelled}));
+  auto rows = j->ListItems("r");
+  ASSERT_TRUE(rows);
+  ASSERT_EQ(rows->size(), 3u);
+  EXPECT_EQ((*rows)[0].state, ItemState::kSucceeded);
+  EXPECT_EQ((*rows)[1].state, ItemState::kFailed);
+  EXPECT_EQ((*rows)[2].state, ItemState::kCancelled);
+  RawDb raw(j->path());
+  EXPECT_EQ(raw.Query("SELECT group_concat(status, ',') FROM (SELECT status FROM items "
+                      "ORDER BY key)"),
+            "succeeded,failed,cancelled");
+}
+
 }  // namespace
 }  // namespace forklift::journal
