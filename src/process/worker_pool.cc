@@ -355,21 +355,8 @@ WorkerPool::Outcome WorkerPool::Send(Slot& slot, std::string_view request,
   const size_t total = sizeof header + request.size();
   size_t done = 0;
   while (done < total) {
-    // One sendmsg for header and payload: a small request costs one system call.
-    iovec iov[2];
-    int count = 0;
-    if (done < sizeof header) {
-      iov[count++] = {reinterpret_cast<char*>(&header) + done, sizeof header - done};
-      iov[count++] = {const_cast<char*>(request.data()), request.size()};
-    } else {
-      iov[count++] = {const_cast<char*>(request.data()) + (done - sizeof header),
-                      total - done};
-    }
-    msghdr msg{};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = static_cast<size_t>(count);
-    // MSG_NOSIGNAL: a dead worker is an EPIPE to handle, not a SIGPIPE to the process.
-    const ssize_t n = sendmsg(slot.sock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    const ssize_t n = worker_internal::SendFrameRest(slot.sock, &header, sizeof header, request,
+                                                     done, MSG_DONTWAIT);
     if (n > 0) {
       done += static_cast<size_t>(n);
       continue;

@@ -14,6 +14,24 @@ namespace {
 constexpr size_t kMaxFds = 2;
 }  // namespace
 
+ssize_t SendFrameRest(int sock, const void* header, size_t header_size, std::string_view payload,
+                      size_t done, int flags) {
+  iovec iov[2];
+  size_t count = 0;
+  char* payload_bytes = const_cast<char*>(payload.data());
+  if (done < header_size) {
+    iov[count++] = {const_cast<char*>(static_cast<const char*>(header)) + done,
+                    header_size - done};
+    iov[count++] = {payload_bytes, payload.size()};
+  } else {
+    iov[count++] = {payload_bytes + (done - header_size), header_size + payload.size() - done};
+  }
+  msghdr msg{};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = count;
+  return sendmsg(sock, &msg, flags | MSG_NOSIGNAL);
+}
+
 ssize_t SendWithFds(int sock, const void* data, size_t size, const int* fds, size_t nfds) {
   if (nfds > kMaxFds) {
     errno = EINVAL;

@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 
 namespace forklift::process::worker_internal {
 
@@ -77,6 +78,14 @@ inline constexpr int kWorkerExitOrphaned = 121;   // its zygote died before it s
 inline constexpr int kWorkerExitProtocol = 122;   // a malformed request
 inline constexpr int kWorkerExitIoError = 123;    // its socket failed
 inline constexpr int kZygoteExitSetupFailed = 124;
+
+// Sends what is left of a frame (a header of `header_size` bytes, then `payload`) after
+// its first `done` bytes went: the header's rest and the payload in one sendmsg, so a
+// small frame costs one system call. `flags` are sendmsg's (MSG_NOSIGNAL is added: a dead
+// peer is an EPIPE to handle, not a SIGPIPE). Returns what sendmsg returns (EINTR is the
+// caller's to retry). Async-signal-safe.
+ssize_t SendFrameRest(int sock, const void* header, size_t header_size, std::string_view payload,
+                      size_t done, int flags);
 
 // Sends `size` bytes as one message with `nfds` descriptors attached (SCM_RIGHTS),
 // MSG_NOSIGNAL. Returns what sendmsg returns. Async-signal-safe.

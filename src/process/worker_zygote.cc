@@ -117,20 +117,7 @@ bool WriteFrame(int fd, const ResponseHeader& header, const std::string& payload
   const size_t total = sizeof header + payload.size();
   size_t done = 0;
   while (done < total) {
-    iovec iov[2];
-    int count = 0;
-    if (done < sizeof header) {
-      iov[count++] = {const_cast<char*>(reinterpret_cast<const char*>(&header)) + done,
-                      sizeof header - done};
-      iov[count++] = {const_cast<char*>(payload.data()), payload.size()};
-    } else {
-      iov[count++] = {const_cast<char*>(payload.data()) + (done - sizeof header),
-                      total - done};
-    }
-    msghdr msg{};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = static_cast<size_t>(count);
-    ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+    ssize_t n = SendFrameRest(fd, &header, sizeof header, payload, done, 0);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return false;
     done += static_cast<size_t>(n);
