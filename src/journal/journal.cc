@@ -207,35 +207,20 @@ double UnixNow() {
       .count();
 }
 
+// A row of FORKLIFT_RUN_COLUMNS.
 RunInfo ReadRun(const StatementUse& s) {
   RunInfo r;
-  r.run_id = s.ColumnString(0);
-  r.kind = s.ColumnString(1);
-  r.name = s.ColumnString(2);
-  r.started_at = s.ColumnDouble(3);
-  r.finished_at = s.ColumnOptDouble(4);
-  r.status = s.ColumnString(5);
-  r.invocations = s.ColumnInt64(6);
-  r.summary_json = s.ColumnString(7);
-  r.items_succeeded = s.ColumnInt64(8);
-  r.items_failed = s.ColumnInt64(9);
+  s.Read(0, r.run_id, r.kind, r.name, r.started_at, r.finished_at, r.status, r.invocations,
+         r.summary_json, r.items_succeeded, r.items_failed);
   return r;
 }
 
+// A row of FORKLIFT_DEAD_LETTER_COLUMNS.
 DeadLetter ReadDeadLetter(const StatementUse& s) {
   DeadLetter d;
-  d.id = s.ColumnInt64(0);
-  d.run_id = s.ColumnString(1);
-  d.key = s.ColumnString(2);
-  d.source = s.ColumnString(3);
-  d.position = s.ColumnString(4);
-  d.payload = s.ColumnString(5);
-  d.reason = s.ColumnString(6);
+  s.Read(0, d.id, d.run_id, d.key, d.source, d.position, d.payload, d.reason);
   d.code = ColumnCode(s, 7);
-  d.attempts = static_cast<int>(s.ColumnInt64(8));
-  d.created_at = s.ColumnDouble(9);
-  d.retried_at = s.ColumnOptDouble(10);
-  d.chunk = s.ColumnOptInt64(11);
+  s.Read(8, d.attempts, d.created_at, d.retried_at, d.chunk);
   return d;
 }
 
@@ -382,10 +367,7 @@ Result<std::unique_ptr<Journal>> Journal::Open(const std::string& path,
 Status Journal::BeginRun(std::string_view run_id, std::string_view kind, std::string_view name) {
   FORKLIFT_ASSIGN_OR_RETURN(const sqlite::Statement* raw, Cached(kBeginRunSlot));
   StatementUse s(*raw);
-  s.BindText(1, run_id);
-  s.BindText(2, kind);
-  s.BindText(3, name);
-  s.BindDouble(4, UnixNow());
+  s.Bind(1, run_id, kind, name, UnixNow());
   if (s.Step() != SQLITE_DONE) return tl::unexpected(SqlError("begin run"));
   return OkStatus();
 }
@@ -398,10 +380,9 @@ Status Journal::FinishRun(std::string_view run_id, std::string_view status,
   }
   FORKLIFT_ASSIGN_OR_RETURN(const sqlite::Statement* raw, Cached(kFinishRunSlot));
   StatementUse s(*raw);
-  s.BindText(1, run_id);
-  s.BindText(2, status);
+  s.Bind(1, run_id, status);
   s.BindTextOrNull(3, summary_json);
-  s.BindDouble(4, UnixNow());
+  s.Bind(4, UnixNow());
   if (s.Step() != SQLITE_DONE) return tl::unexpected(SqlError("finish run"));
   if (db_.Changes() == 0) {
     return NotFoundError("journal '" + path_ + "': finish run: no run '" +

@@ -188,13 +188,7 @@ Result<std::optional<LedgerEntry>> ReadLedger(StatementUse& s, const sqlite::Db&
   if (rc == SQLITE_DONE) return std::optional<LedgerEntry>();
   if (rc != SQLITE_ROW) return tl::unexpected(db.LastError("read the ledger"));
   LedgerEntry e;
-  e.chunk = s.ColumnInt64(0);
-  e.source = s.ColumnString(1);
-  e.first_line = s.ColumnInt64(2);
-  e.last_line = s.ColumnInt64(3);
-  e.rows = s.ColumnInt64(4);
-  e.rejected = s.ColumnInt64(5);
-  e.checksum = s.ColumnString(6);
+  s.Read(0, e.chunk, e.source, e.first_line, e.last_line, e.rows, e.rejected, e.checksum);
   return std::optional<LedgerEntry>(std::move(e));
 }
 
@@ -324,15 +318,11 @@ class SqliteSink final : public Sink {
   Status InsertLedger(const Chunk& chunk, const ChunkWriteResult& result) {
     const std::string table = ShownTable(spec_);
     StatementUse s(ledger_insert_);
-    s.BindText(1, spec_.load_id);
-    s.BindInt64(2, chunk.number);
-    s.BindText(3, chunk.source);
-    s.BindInt64(4, static_cast<int64_t>(chunk.first_line));
-    s.BindInt64(5, static_cast<int64_t>(chunk.last_line));
-    s.BindInt64(6, result.rows_written);
-    s.BindInt64(7, static_cast<int64_t>(result.rejected.size() + chunk.parse_rejects.size()));
-    s.BindText(8, chunk.checksum);
-    s.BindText(9, table);
+    s.Bind(1, spec_.load_id, static_cast<int64_t>(chunk.number), chunk.source,
+           static_cast<int64_t>(chunk.first_line), static_cast<int64_t>(chunk.last_line),
+           static_cast<int64_t>(result.rows_written),
+           static_cast<int64_t>(result.rejected.size() + chunk.parse_rejects.size()),
+           chunk.checksum, table);
     if (s.Step() != SQLITE_DONE) {
       return tl::unexpected(db_.LastError(fmt::format("record chunk {}", chunk.number)));
     }

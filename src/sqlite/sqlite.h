@@ -177,6 +177,14 @@ class StatementUse {
     }
   }
 
+  // Binds parameters first, first + 1, ... to `values...` by type: text for strings,
+  // integers, doubles. e.g. s.Bind(1, run_id, attempts, started_at).
+  template <class... T>
+  void Bind(int first, const T&... values) {
+    int i = first;
+    (Put(i++, values), ...);
+  }
+
   // SQLITE_ROW, SQLITE_DONE, or an error code (also a failed bind's).
   int Step() { return bind_rc_ != SQLITE_OK ? bind_rc_ : sqlite3_step(stmt_); }
 
@@ -198,7 +206,28 @@ class StatementUse {
     return ColumnInt64(col);
   }
 
+  // Reads columns first, first + 1, ... into `out...`, each as its type says (std::string,
+  // int64_t, int, double, std::optional<int64_t>, std::optional<double>): a row into a
+  // struct in one line, e.g. s.Read(0, row.key, row.attempts, row.elapsed).
+  template <class... T>
+  void Read(int first, T&... out) const {
+    int col = first;
+    (Get(col++, out), ...);
+  }
+
  private:
+  void Put(int i, std::string_view v) { BindText(i, v); }
+  void Put(int i, int64_t v) { BindInt64(i, v); }
+  void Put(int i, int v) { BindInt64(i, v); }
+  void Put(int i, double v) { BindDouble(i, v); }
+
+  void Get(int col, std::string& out) const { out = ColumnString(col); }
+  void Get(int col, int64_t& out) const { out = ColumnInt64(col); }
+  void Get(int col, int& out) const { out = static_cast<int>(ColumnInt64(col)); }
+  void Get(int col, double& out) const { out = ColumnDouble(col); }
+  void Get(int col, std::optional<int64_t>& out) const { out = ColumnOptInt64(col); }
+  void Get(int col, std::optional<double>& out) const { out = ColumnOptDouble(col); }
+
   // A null pointer would bind SQL NULL; an empty key or name is a value, not NULL.
   static const char* NonNull(std::string_view v) { return v.data() ? v.data() : ""; }
   void Check(int rc) {
