@@ -13,8 +13,8 @@
 #include "flow/flow_file.h"
 #include "fuzz/sh_words.h"
 #include "map/command_template.h"
-#include "map/duration_parse.h"
 #include "map/joblog.h"
+#include "map/map_options.h"
 #include "map/shell_quote.h"
 #include "sinks/pg_dsn.h"
 #include "sources/csv_reader.h"
@@ -166,15 +166,16 @@ TEST(LongInputs, DsnWithAMegabytePasswordIsMasked) {
 
 TEST(LongInputs, DurationOfAMegabyteIsRefusedNamingIt) {
   std::string digits(kMB, '9');
-  auto d = core::ParseDuration(digits + "s");
+  auto d = core::ParseDuration(digits + "s", core::BareNumber::kRefused);
   ASSERT_FALSE(d.has_value());
   EXPECT_EQ(d.error().code, ErrorCode::kInvalidArgument);
-  EXPECT_FALSE(map::ParseDuration(digits).has_value());
+  EXPECT_FALSE(core::ParseDuration(digits, core::BareNumber::kSeconds).has_value());
   EXPECT_FALSE(map::ParseTimeout(digits + "%").has_value() &&
                map::ParseTimeout(digits + "%")->percent <= 0);
   std::string many;
   while (many.size() < kMB) many += "1h";
-  EXPECT_FALSE(core::ParseDuration(many).has_value() && core::ParseDuration(many)->count() < 0);
+  auto long_sum = core::ParseDuration(many, core::BareNumber::kRefused);
+  EXPECT_FALSE(long_sum.has_value() && long_sum->count() < 0);
 }
 
 }  // namespace

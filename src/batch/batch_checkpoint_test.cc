@@ -116,9 +116,9 @@ TEST(RunBatchCheckpointTest, ResumeAfterSigkillLosesNoRecordedCompletion) {
   ASSERT_TRUE(j) << j.error().ToString();
   std::set<int> recorded;
   for (int x = 0; x < n; ++x) {
-    auto done = (*j)->IsSucceeded("nightly-2026-11-23", std::to_string(x));
+    auto done = (*j)->GetItemState("nightly-2026-11-23", std::to_string(x));
     ASSERT_TRUE(done);
-    if (*done) recorded.insert(x);
+    if (*done == journal::ItemState::kSucceeded) recorded.insert(x);
   }
   j->reset();
   ASSERT_GT(recorded.size(), 0u);

@@ -115,7 +115,9 @@ int LoadCommand(const std::vector<std::string>& args) {
     fmt::print(stdout, "{}\n", summary->ToJson());
     std::fflush(stdout);
   }
-  if (!o.json || summary->status != "succeeded") fmt::print(stderr, "{}", summary->ToText());
+  if (!o.json || journal::ParseRunStatus(summary->status) != journal::RunStatus::kSucceeded) {
+    fmt::print(stderr, "{}", summary->ToText());
+  }
   if (int sig = signals.first_signal(); sig != 0) return 128 + sig;
   return load::ExitStatusOf(*summary);
 }

@@ -52,7 +52,8 @@ int RunCommand(const std::vector<std::string>& args) {
 
   std::optional<Duration> wait_for;
   if (!wait.empty()) {
-    auto d = core::ParseDuration(wait);
+    // As map's options: a bare number is seconds ("--wait 30").
+    auto d = core::ParseDuration(wait, core::BareNumber::kSeconds);
     if (!d) {
       fmt::print(stderr, "forklift run: --wait: {}\n", d.error().message);
       return 2;

@@ -133,7 +133,7 @@ class Parser {
   // Fills `out` from a non-empty string; false (after Fail) otherwise.
   bool ParseNonEmptyString(const toml::key& key, const toml::node& node,
                            const std::string& where, std::string& out);
-  // Fills `out` from a duration written as "15m" or a number of seconds; false on error.
+  // Fills `out` from a duration string with a unit ("15m"); false on error.
   bool ParseDurationValue(const toml::key& key, const toml::node& node, const std::string& where,
                           bool must_be_positive, Duration& out);
   // Fills `out` from an array of non-empty strings; false (after Fail) on error.
@@ -149,7 +149,8 @@ bool Parser::ParseDurationValue(const toml::key& key, const toml::node& node,
   int line = LineOf(key.source());
   Result<Duration> parsed = InvalidArgumentError("");
   if (const auto* s = node.as_string()) {
-    parsed = core::ParseDuration(s->get());
+    // A bare number in a string ("30") is refused like a TOML number: seconds or minutes?
+    parsed = core::ParseDuration(s->get(), core::BareNumber::kRefused);
   } else if (node.is_integer() || node.is_floating_point()) {
     std::string number = node.is_integer() ? fmt::format("{}", node.as_integer()->get())
                                            : fmt::format("{}", node.as_floating_point()->get());

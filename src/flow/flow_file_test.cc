@@ -133,6 +133,14 @@ TEST(ParseFlowTest, DurationsNeedAUnit) {
             "(or \"1m\", \"1h\", \"1ms\")");
   EXPECT_THAT(ErrorOf("[tasks.a]\ncmd = 'x'\nretry_delay = 0.5\n"),
               HasSubstr("tasks.a.retry_delay: a duration needs a unit: write \"0.5s\""));
+  // So is one in a string (the same grammar as map's, but without its bare seconds).
+  EXPECT_THAT(ErrorOf("[tasks.a]\ncmd = 'x'\ntimeout = '30'\n"),
+              HasSubstr("tasks.a.timeout: bad duration '30': a duration needs a unit: write "
+                        "\"30s\" for seconds"));
+  // Units are case-insensitive, as map's (GNU parallel's) are.
+  auto upper = ParseFlow("[tasks.a]\ncmd = 'x'\ntimeout = '1H30M'\n", "flow.toml");
+  ASSERT_TRUE(upper) << upper.error().ToString();
+  EXPECT_EQ(upper->tasks[0].timeout, std::optional<Duration>(90min));
 }
 
 TEST(ParseFlowTest, FlowNamesAreSafeForPathsAndCommands) {

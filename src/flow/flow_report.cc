@@ -41,6 +41,9 @@ std::string CssState(std::string_view state) {
   return std::string(state);
 }
 
+// Whether the task's state is `state`, read through the one spelling (task_state.h).
+bool Is(const TaskReport& t, TaskState state) { return ParseTaskState(t.state) == state; }
+
 double TaskStart(const TaskReport& t) {
   return t.attempts.empty() ? 0 : t.attempts.front().start_offset_s;
 }
@@ -138,7 +141,7 @@ constexpr std::string_view kStyle = R"(
 body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222}
 h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:24px 0 8px}
 .meta span{margin-right:18px}.status{font-weight:bold}
-.st-succeeded{color:#237a2f}.st-failed,.st-interrupted,.st-cancelled{color:#b3261e}
+.st-succeeded{color:#237a2f}.st-failed,.st-cancelled,.st-killed{color:#b3261e}
 svg text{font:12px system-ui,sans-serif;fill:#222}
 svg .axis line{stroke:#ccc}svg .axis text{fill:#666}
 .stripe{fill:#f6f6f6}
@@ -258,7 +261,7 @@ void RenderTable(const ReportData& data, std::string& out) {
 void RenderFailures(const ReportData& data, std::string& out) {
   bool any = false;
   for (const TaskReport& t : data.tasks) {
-    if (t.state != "failed") continue;
+    if (!Is(t, TaskState::kFailed)) continue;
     if (!any) out += "<h2>Failures</h2>\n";
     any = true;
     std::string how = "never started";
@@ -413,7 +416,7 @@ std::vector<PhaseRow> PhaseRows(const ReportData& data) {
     }
     PhaseRow& p = rows[row];
     ++p.tasks;
-    if (t.state == "failed" || t.state == "cancelled") ++p.failed;
+    if (Is(t, TaskState::kFailed) || Is(t, TaskState::kCancelled)) ++p.failed;
     if (!t.attempts.empty()) {
       auto [it, fresh] = span.emplace(row, std::make_pair(TaskStart(t), TaskEnd(t)));
       if (!fresh) {
@@ -446,8 +449,11 @@ std::string RenderReportHtml(const ReportData& data) {
       Seconds(WallSeconds(data)), data.tasks.size(), data.tasks.size() == 1 ? "" : "s");
 
   out += "<h2>Timeline</h2>\n<p class=\"legend\">";
-  for (std::string_view s : {"succeeded", "failed", "retried", "timed_out", "skipped",
-                             "upstream_failed", "not_scheduled"}) {
+  // Attempt states (retried, timed_out) beside the task states a bar can take.
+  for (std::string_view s :
+       {ToString(TaskState::kSucceeded), ToString(TaskState::kFailed), std::string_view("retried"),
+        std::string_view("timed_out"), ToString(TaskState::kSkipped),
+        ToString(TaskState::kUpstreamFailed), ToString(TaskState::kNotScheduled)}) {
     out += fmt::format("<span><i class=\"swatch sw-{}\"></i>{}</span>", s, s);
   }
   out += "<span><i class=\"swatch sw-cp\"></i>critical path</span></p>\n";
@@ -483,7 +489,7 @@ std::string RenderBreakdownText(const ReportData& data) {
   for (const TaskReport& t : data.tasks) {
     bool ran = !t.attempts.empty();
     std::string state = t.state;
-    if (!t.critical && t.state == "failed") state += " (non-critical)";
+    if (!t.critical && Is(t, TaskState::kFailed)) state += " (non-critical)";
     rows.push_back(
         {{t.name, state, std::to_string(t.attempts.size()), ran ? Seconds(TaskStart(t)) : "-",
           ran ? Seconds(TaskSpan(t)) : "-", t.slow ? "SLOW" : ""}});

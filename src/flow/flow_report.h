@@ -28,7 +28,8 @@ struct AttemptReport {
 
 struct TaskReport {
   std::string name;
-  // succeeded, failed, skipped (up to date), upstream_failed, not_scheduled, cancelled
+  // A TaskState as ToString spells it (task_state.h): succeeded, failed, skipped,
+  // upstream_failed, not_scheduled, cancelled, ...; kept as text, the report's stored form.
   std::string state;
   bool critical = true;  // the task's `critical` setting
   bool slow = false;     // ran past its alert_after
@@ -55,7 +56,9 @@ struct HookReport {
 struct ReportData {
   std::string flow_name;
   std::string run_id;
-  std::string status;  // succeeded, failed, interrupted, ...
+  // The run's status as the journal spells it (journal::RunStatus): succeeded, failed,
+  // cancelled (a signal stopped it), killed, running.
+  std::string status;
   int64_t started_unix_s = 0;
   double wall_s = 0;              // 0: taken as the end of the last attempt
   std::vector<TaskReport> tasks;  // in file order

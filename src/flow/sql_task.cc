@@ -1,7 +1,6 @@
 #include "flow/sql_task.h"
 
 #include <fmt/format.h>
-#include <sqlite3.h>
 
 #include <algorithm>
 #include <atomic>
@@ -13,6 +12,7 @@
 #include "core/format_duration.h"
 #include "sinks/pg_connection.h"
 #include "sinks/pg_dsn.h"
+#include "sqlite/sqlite.h"
 
 namespace forklift::flow {
 namespace {
@@ -142,37 +142,34 @@ SqlTaskResult RunOnSqlite(const SqlTaskOptions& o, const std::vector<SqlStatemen
                           bool one_transaction) {
   SqlTaskResult r;
   std::string path = o.dsn.substr(std::string_view("sqlite:").size());
-  sqlite3* db = nullptr;
-  // No CREATE: a maintenance task on a database that is not there is a mistake to report.
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-                      nullptr) != SQLITE_OK) {
-    r.error = fmt::format("cannot open sqlite:{}: {}", path, db ? sqlite3_errmsg(db) : "out of memory");
-    sqlite3_close(db);
+  // No CREATE (the default): a maintenance task on a database that is not there is a
+  // mistake to report.
+  auto opened = sqlite::Db::Open(path, {.busy_timeout_ms = 5000, .label = "sqlite:" + path});
+  if (!opened) {
+    r.error = fmt::format("cannot open sqlite:{}: {}", path, opened.error().message);
     return r;
   }
-  sqlite3_busy_timeout(db, 5000);
+  sqlite::Db& db = *opened;
+  // SQLite's message alone ("" on success): the caller puts the file and line before it.
   auto exec = [&](const std::string& sql, std::string* tag) -> std::string {
-    sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v2(db, sql.c_str(), static_cast<int>(sql.size()), &stmt, nullptr) !=
-        SQLITE_OK) {
-      return sqlite3_errmsg(db);
-    }
+    auto stmt = db.Prepare(sql);
+    if (!stmt) return db.Message();
+    sqlite::StatementUse use(*stmt);
     int rc;
     int64_t rows = 0;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) ++rows;
-    std::string err = rc == SQLITE_DONE ? "" : sqlite3_errmsg(db);
+    while ((rc = use.Step()) == SQLITE_ROW) ++rows;
+    std::string err = rc == SQLITE_DONE ? "" : db.Message();
     if (tag && err.empty()) {
       std::vector<std::string> w = Words(sql, 1);
       std::string verb = w.empty() ? "" : w[0];
       if (verb == "INSERT" || verb == "UPDATE" || verb == "DELETE" || verb == "REPLACE") {
-        *tag = fmt::format("{} {}", verb, sqlite3_changes64(db));
+        *tag = fmt::format("{} {}", verb, db.Changes());
       } else if (verb == "SELECT" || verb == "WITH" || verb == "PRAGMA") {
         *tag = fmt::format("{} {}", verb, rows);
       } else {
         *tag = verb;
       }
     }
-    sqlite3_finalize(stmt);
     return err;
   };
   WithCanceller(
@@ -204,8 +201,7 @@ SqlTaskResult RunOnSqlite(const SqlTaskOptions& o, const std::vector<SqlStatemen
         }
         r.ok = true;
       },
-      [&] { sqlite3_interrupt(db); });
-  sqlite3_close(db);
+      [&] { db.Interrupt(); });
   return r;
 }
 

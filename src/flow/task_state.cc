@@ -2,17 +2,16 @@
 
 #include <fmt/format.h>
 
-#include <array>
 #include <chrono>
-#include <utility>
 
+#include "core/enum_names.h"
 #include "core/format_duration.h"
 #include "process/termseq.h"
 
 namespace forklift::flow {
 namespace {
 
-constexpr std::array<std::pair<TaskState, std::string_view>, 10> kTaskStates{{
+constexpr core::EnumNames<TaskState, 10> kTaskStates{{
     {TaskState::kPending, "pending"},
     {TaskState::kRunning, "running"},
     {TaskState::kSucceeded, "succeeded"},
@@ -25,46 +24,16 @@ constexpr std::array<std::pair<TaskState, std::string_view>, 10> kTaskStates{{
     {TaskState::kSkipped, "skipped"},
 }};
 
-constexpr std::array<std::pair<RunStatus, std::string_view>, 5> kRunStatuses{{
-    {RunStatus::kRunning, "running"},
-    {RunStatus::kSucceeded, "succeeded"},
-    {RunStatus::kFailed, "failed"},
-    {RunStatus::kCancelled, "cancelled"},
-    {RunStatus::kKilled, "killed"},
-}};
-
-template <class E, size_t N>
-std::string_view Name(const std::array<std::pair<E, std::string_view>, N>& table, E value) {
-  for (const auto& [v, name] : table) {
-    if (v == value) return name;
-  }
-  return "unknown";
-}
-
-template <class E, size_t N>
-std::optional<E> Parse(const std::array<std::pair<E, std::string_view>, N>& table,
-                       std::string_view text) {
-  for (const auto& [v, name] : table) {
-    if (name == text) return v;
-  }
-  return std::nullopt;
-}
-
 }  // namespace
 
-std::string_view ToString(TaskState state) { return Name(kTaskStates, state); }
+std::string_view ToString(TaskState state) { return core::NameOf(kTaskStates, state); }
 std::optional<TaskState> ParseTaskState(std::string_view text) {
-  return Parse(kTaskStates, text);
+  return core::ValueOf(kTaskStates, text);
 }
 
 bool IsDone(TaskState state) {
   return state == TaskState::kSucceeded || state == TaskState::kUpToDate ||
          state == TaskState::kNotScheduled || state == TaskState::kSkipped;
-}
-
-std::string_view ToString(RunStatus status) { return Name(kRunStatuses, status); }
-std::optional<RunStatus> ParseRunStatus(std::string_view text) {
-  return Parse(kRunStatuses, text);
 }
 
 std::string DescribeAttempt(const AttemptReport& a) {

@@ -1,5 +1,6 @@
 // The states of a flow's tasks and runs, each with one spelling: what the journal stores,
-// the terminal prints and the report shows. Resume decisions read IsDone() and nothing
+// the terminal prints and the report shows. A run's status is the journal's RunStatus
+// (journal/journal.h), which every front door's runs share. Resume decisions read IsDone() and nothing
 // else, so "never ran", "cancelled while running", "failed" and "succeeded" cannot be
 // confused in one place and not another.
 #ifndef FORKLIFT_FLOW_TASK_STATE_H_
@@ -10,6 +11,7 @@
 #include <string_view>
 
 #include "flow/flow_report.h"
+#include "journal/journal.h"
 
 namespace forklift::flow {
 
@@ -35,17 +37,10 @@ std::optional<TaskState> ParseTaskState(std::string_view text);
 // not_scheduled or skipped. Everything else (failed, cancelled, never started) runs again.
 bool IsDone(TaskState state);
 
-enum class RunStatus {
-  kRunning,
-  kSucceeded,  // no critical task failed or was blocked
-  kFailed,     // a critical task failed, was blocked, or never ran
-  kCancelled,  // interrupted by a signal: what was running was waited for (or killed)
-  kKilled,     // the process died (SIGKILL, a crash); found so by a later invocation
-};
-
-// "running", "succeeded", "failed", "cancelled", "killed" (as the journal stores them).
-std::string_view ToString(RunStatus status);
-std::optional<RunStatus> ParseRunStatus(std::string_view text);
+// A flow run succeeded when no critical task failed or was blocked; it failed when one
+// did, or never ran.
+using journal::ParseRunStatus;
+using journal::RunStatus;
 
 // How an attempt ended, in the words the terminal, the log and the report all use:
 // "exit 3", "timed out after 2.01s", "killed by signal 9 (KILL)", "cancelled",

@@ -1,19 +1,21 @@
 #include "journal/journal.h"
 
-#include <sqlite3.h>
+#include "core/enum_names.h"
+
+#include <fmt/format.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <set>
-#include <thread>
 #include <system_error>
 #include <utility>
 
-#include "journal/sqlite.h"
 
 namespace forklift::journal {
 namespace {
+
+using sqlite::StatementUse;
 
 // user_version of the schema below. Open refuses a newer file (its tables may mean
 // something this build does not know) and brings an older one up to date.
@@ -170,48 +172,68 @@ constexpr const char* kSql[kSlotCount] = {
 #undef FORKLIFT_RUN_COLUMNS
 #undef FORKLIFT_DEAD_LETTER_COLUMNS
 
-constexpr std::string_view kSucceeded = "succeeded";
-constexpr std::string_view kFailed = "failed";
-constexpr std::string_view kCancelled = "cancelled";
+// The SQL above spells these states too ('succeeded', 'cancelled', 'failed', 'running'),
+// as literals the statements compare with; they must match these tables.
+constexpr core::EnumNames<ItemState, 3> kItemStates{{
+    {ItemState::kSucceeded, "succeeded"},
+    {ItemState::kFailed, "failed"},
+    {ItemState::kCancelled, "cancelled"},
+}};
+
+constexpr core::EnumNames<RunStatus, 5> kRunStatuses{{
+    {RunStatus::kRunning, "running"},
+    {RunStatus::kSucceeded, "succeeded"},
+    {RunStatus::kFailed, "failed"},
+    {RunStatus::kCancelled, "cancelled"},
+    {RunStatus::kKilled, "killed"},
+}};
+
+// Error codes are stored by name (ErrorCodeName's static strings), NULL for none.
+void BindCode(StatementUse& s, int i, std::optional<ErrorCode> code) {
+  if (code) {
+    s.BindText(i, ErrorCodeName(*code));
+  } else {
+    s.BindNull(i);
+  }
+}
+
+std::optional<ErrorCode> ColumnCode(const StatementUse& s, int col) {
+  if (s.ColumnIsNull(col)) return std::nullopt;
+  return ErrorCodeFromName(s.ColumnString(col));
+}
 
 double UnixNow() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
-RunInfo ReadRun(const Stmt& s) {
+// A row of FORKLIFT_RUN_COLUMNS.
+RunInfo ReadRun(const StatementUse& s) {
   RunInfo r;
-  r.run_id = s.ColumnString(0);
-  r.kind = s.ColumnString(1);
-  r.name = s.ColumnString(2);
-  r.started_at = s.ColumnDouble(3);
-  r.finished_at = s.ColumnOptDouble(4);
-  r.status = s.ColumnString(5);
-  r.invocations = s.ColumnInt64(6);
-  r.summary_json = s.ColumnString(7);
-  r.items_succeeded = s.ColumnInt64(8);
-  r.items_failed = s.ColumnInt64(9);
+  s.Read(0, r.run_id, r.kind, r.name, r.started_at, r.finished_at, r.status, r.invocations,
+         r.summary_json, r.items_succeeded, r.items_failed);
   return r;
 }
 
-DeadLetter ReadDeadLetter(const Stmt& s) {
+// A row of FORKLIFT_DEAD_LETTER_COLUMNS.
+DeadLetter ReadDeadLetter(const StatementUse& s) {
   DeadLetter d;
-  d.id = s.ColumnInt64(0);
-  d.run_id = s.ColumnString(1);
-  d.key = s.ColumnString(2);
-  d.source = s.ColumnString(3);
-  d.position = s.ColumnString(4);
-  d.payload = s.ColumnString(5);
-  d.reason = s.ColumnString(6);
-  d.code = s.ColumnCode(7);
-  d.attempts = static_cast<int>(s.ColumnInt64(8));
-  d.created_at = s.ColumnDouble(9);
-  d.retried_at = s.ColumnOptDouble(10);
-  if (!s.ColumnIsNull(11)) d.chunk = s.ColumnInt64(11);
+  s.Read(0, d.id, d.run_id, d.key, d.source, d.position, d.payload, d.reason);
+  d.code = ColumnCode(s, 7);
+  s.Read(8, d.attempts, d.created_at, d.retried_at, d.chunk);
   return d;
 }
 
 }  // namespace
+
+std::string_view ToString(ItemState state) { return core::NameOf(kItemStates, state); }
+std::optional<ItemState> ParseItemState(std::string_view text) {
+  return core::ValueOf(kItemStates, text);
+}
+std::string_view ToString(RunStatus status) { return core::NameOf(kRunStatuses, status); }
+std::optional<RunStatus> ParseRunStatus(std::string_view text) {
+  return core::ValueOf(kRunStatuses, text);
+}
 
 std::string ResolveJournalPath(std::string_view flag) {
   if (!flag.empty()) return std::string(flag);
@@ -219,87 +241,108 @@ std::string ResolveJournalPath(std::string_view flag) {
   return ".forklift/journal.db";
 }
 
-// BEGIN IMMEDIATE ... COMMIT, rolled back unless committed. IMMEDIATE takes the write lock
-// up front, so a busy file makes Begin wait (busy_timeout) instead of failing midway.
-class Journal::Transaction {
- public:
-  Transaction(Journal* journal, std::string_view operation)
-      : journal_(journal), operation_(operation) {}
-  ~Transaction() { Rollback(); }
-  Transaction(const Transaction&) = delete;
-  Transaction& operator=(const Transaction&) = delete;
+Journal::Journal(std::string path, sqlite::Db db)
+    : path_(std::move(path)), db_(std::move(db)), stmts_(kSlotCount) {}
 
-  Status Begin() {
-    if (sqlite3_exec(journal_->db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) !=
-        SQLITE_OK) {
-      return tl::unexpected(journal_->SqlError(std::string(operation_) + ": begin"));
-    }
-    open_ = true;
-    return OkStatus();
-  }
+// The statements go first (they are finalized before the connection closes).
+Journal::~Journal() { stmts_.clear(); }
 
-  // The error of a failed statement inside the transaction, captured before the rollback
-  // overwrites the connection's error state.
-  Error Fail(std::string_view what) {
-    Error e = journal_->SqlError(std::string(operation_).append(what));
-    Rollback();
-    return e;
-  }
+Error Journal::SqlError(std::string_view operation) const { return db_.LastError(operation); }
 
-  Status Commit() {
-    if (sqlite3_exec(journal_->db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
-      return tl::unexpected(Fail(": commit"));
-    }
-    open_ = false;
-    return OkStatus();
-  }
-
- private:
-  void Rollback() {
-    // A failed COMMIT may have ended the transaction already; get_autocommit says.
-    if (open_ && !sqlite3_get_autocommit(journal_->db_)) {
-      sqlite3_exec(journal_->db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    }
-    open_ = false;
-  }
-
-  Journal* journal_;
-  std::string_view operation_;
-  bool open_ = false;
-};
-
-Journal::Journal(std::string path, sqlite3* db)
-    : path_(std::move(path)), db_(db), stmts_(kSlotCount, nullptr) {}
-
-Journal::~Journal() {
-  for (sqlite3_stmt* s : stmts_) sqlite3_finalize(s);
-  sqlite3_close_v2(db_);
-}
-
-Error Journal::SqlError(std::string_view operation) const {
-  std::string msg = "journal '" + path_ + "': " + std::string(operation) + ": " +
-                    sqlite3_errmsg(db_);
-  switch (sqlite3_errcode(db_) & 0xff) {
-    case SQLITE_BUSY:    // another writer held the file past busy_timeout
-    case SQLITE_LOCKED:  // a conflict inside this process; also passes
-      return Error{ErrorCode::kUnavailable, std::move(msg)};
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-      return Error{ErrorCode::kDataLoss, std::move(msg)};
-    default:
-      return Error{ErrorCode::kInternal, std::move(msg)};
-  }
-}
-
-Result<sqlite3_stmt*> Journal::Cached(int slot) {
+Result<const sqlite::Statement*> Journal::Cached(int slot) {
   if (!stmts_[slot]) {
-    if (sqlite3_prepare_v3(db_, kSql[slot], -1, SQLITE_PREPARE_PERSISTENT, &stmts_[slot],
-                           nullptr) != SQLITE_OK) {
-      return tl::unexpected(SqlError("prepare"));
-    }
+    FORKLIFT_ASSIGN_OR_RETURN(stmts_[slot], db_.Prepare(kSql[slot], /*persistent=*/true));
   }
-  return stmts_[slot];
+  return &stmts_[slot];
 }
+
+namespace {
+
+// Open's steps. Each fails with the reason alone (SQLite's message, or what is wrong), which
+// Open puts after "journal: cannot open '<path>' for writing: ".
+Status Reason(std::string why) { return InternalError(std::move(why)); }
+Status Reason(const sqlite::Db& db) { return Reason(db.Message()); }
+
+// SQLite creates the file but not its directory.
+Status CreateParentDirectories(const std::string& path) {
+  std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  if (parent.empty()) return OkStatus();
+  std::error_code ec;
+  std::filesystem::create_directories(parent, ec);
+  if (ec) return Reason("cannot create directory '" + parent.string() + "': " + ec.message());
+  return OkStatus();
+}
+
+Result<sqlite::Db> OpenWritable(const std::string& path, const JournalOptions& options) {
+  auto db = sqlite::Db::Open(
+      path, {.flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+             .busy_timeout_ms = options.busy_timeout_ms,
+             .label = "journal '" + path + "'"});
+  if (!db) return tl::unexpected(db.error());
+  if (db->ReadOnly()) {
+    return tl::unexpected(Reason("the file is read-only").error());
+  }
+  return db;
+}
+
+// WAL, and commits that survive the death of the process without an fsync each.
+Status UseWal(sqlite::Db& db) {
+  auto mode = db.EnableWal();
+  if (!mode) return Reason(db);
+  if (*mode != "wal") return Reason("cannot use WAL mode (journal_mode is '" + *mode + "')");
+  // NORMAL in WAL mode: a commit does not fsync, yet survives the death of the process.
+  if (!db.Exec("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON")) return Reason(db);
+  return OkStatus();
+}
+
+// An upgrade in place from a file older than `column` (see kSchemaVersion). A file kSchema
+// has just created already has the column (and says version 0), so the column is looked
+// for rather than assumed from the version.
+Status AddColumnIfMissing(sqlite::Db& db, int version, std::string_view table,
+                          std::string_view column, std::string_view type) {
+  auto has = db.QueryInt64(fmt::format(
+      "SELECT count(*) FROM pragma_table_info('{}') WHERE name = '{}'", table, column));
+  if (!has) return Reason(db);
+  if (has->value_or(0) > 0) return OkStatus();
+  if (!db.Exec(fmt::format("ALTER TABLE {} ADD COLUMN {} {}", table, column, type))) {
+    return Reason("upgrading its schema from version " + std::to_string(version) + ": " +
+                  db.Message());
+  }
+  return OkStatus();
+}
+
+// The schema is checked and created inside a write transaction, which proves the file, its
+// directory (for -wal and -shm) and the lock all writable now, not at the first
+// checkpoint, and serializes two processes creating the same journal.
+Status CreateOrUpgradeSchema(sqlite::Db& db) {
+  sqlite::Transaction txn(db, "open");
+  if (!txn.Begin()) return Reason(db);
+  auto read = db.QueryInt64("PRAGMA user_version");
+  if (!read) return Reason(db);
+  const int version = static_cast<int>(read->value_or(-1));
+  if (version > kSchemaVersion) {
+    return Reason("its schema version " + std::to_string(version) +
+                  " is newer than this forklift's " + std::to_string(kSchemaVersion));
+  }
+  if (!db.Exec(kSchema)) return Reason(db);
+  if (version < 2) {
+    FORKLIFT_RETURN_IF_ERROR(AddColumnIfMissing(db, version, "dead_letters", "chunk", "INTEGER"));
+  }
+  if (version < 3) {
+    FORKLIFT_RETURN_IF_ERROR(AddColumnIfMissing(db, version, "items", "detail", "TEXT"));
+  }
+  if (!db.Exec(kSchemaIndexes)) return Reason(db);
+  if (version < kSchemaVersion &&
+      !db.Exec("PRAGMA user_version=" + std::to_string(kSchemaVersion))) {
+    return Reason(db);
+  }
+  // Not txn.Commit(): its error names the path and the operation, and Open names them
+  // already. The message is read here, before txn rolls back.
+  if (!db.Exec("COMMIT")) return Reason(db);
+  return OkStatus();
+}
+
+}  // namespace
 
 Result<std::unique_ptr<Journal>> Journal::Open(const std::string& path) {
   return Open(path, JournalOptions{});
@@ -307,159 +350,41 @@ Result<std::unique_ptr<Journal>> Journal::Open(const std::string& path) {
 
 Result<std::unique_ptr<Journal>> Journal::Open(const std::string& path,
                                                const JournalOptions& options) {
-  auto fail = [&](const std::string& why) {
-    return InvalidArgumentError("journal: cannot open '" + path + "' for writing: " + why);
+  auto fail = [&](const Error& why) {
+    return InvalidArgumentError("journal: cannot open '" + path + "' for writing: " +
+                                why.message);
   };
   // SQLite would open "" as a private temporary database and lose everything on close.
-  if (path.empty()) return fail("the path is empty");
-  std::filesystem::path parent = std::filesystem::path(path).parent_path();
-  if (!parent.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(parent, ec);
-    if (ec) return fail("cannot create directory '" + parent.string() + "': " + ec.message());
-  }
-  sqlite3* db = nullptr;
-  // NOMUTEX: a Journal is used by one thread at a time, so SQLite's own locking is waste.
-  int rc = sqlite3_open_v2(path.c_str(), &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
-  if (rc != SQLITE_OK) {
-    std::string why = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
-    sqlite3_close_v2(db);
-    return fail(why);
-  }
-  std::unique_ptr<Journal> j(new Journal(path, db));  // closes db on every return below
-  sqlite3_extended_result_codes(db, 1);
-  sqlite3_busy_timeout(db, options.busy_timeout_ms);
-  // SQLite silently falls back to read-only when the file is not writable.
-  if (sqlite3_db_readonly(db, "main") == 1) return fail("the file is read-only");
-
-  // journal_mode answers with the mode in force, which stays the old one (not an error)
-  // where WAL is impossible, e.g. for ":memory:".
-  // Switching a new file to WAL takes an exclusive lock and may answer SQLITE_BUSY at once,
-  // without the busy handler, while another process does the same: retry for as long as
-  // the busy timeout allows.
-  std::string mode;
-  for (int waited_ms = 0;; waited_ms += 5) {
-    rc = sqlite3_exec(
-        db, "PRAGMA journal_mode=WAL",
-        [](void* out, int n, char** values, char**) {
-          if (n > 0 && values[0]) *static_cast<std::string*>(out) = values[0];
-          return 0;
-        },
-        &mode, nullptr);
-    const int primary = rc & 0xff;
-    if ((primary != SQLITE_BUSY && primary != SQLITE_LOCKED) ||
-        waited_ms >= options.busy_timeout_ms) {
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  if (rc != SQLITE_OK) return fail(sqlite3_errmsg(db));
-  if (mode != "wal") return fail("cannot use WAL mode (journal_mode is '" + mode + "')");
-  // NORMAL in WAL mode: a commit does not fsync, yet survives the death of the process.
-  if (sqlite3_exec(db, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON", nullptr, nullptr,
-                   nullptr) != SQLITE_OK) {
-    return fail(sqlite3_errmsg(db));
-  }
-
-  // The schema is checked and created inside a write transaction, which proves the file,
-  // its directory (for -wal and -shm) and the lock all writable now, not at the first
-  // checkpoint, and serializes two processes creating the same journal.
-  Transaction txn(j.get(), "open");
-  if (!txn.Begin()) return fail(sqlite3_errmsg(db));
-  int version = -1;
-  rc = sqlite3_exec(
-      db, "PRAGMA user_version",
-      [](void* out, int n, char** values, char**) {
-        if (n > 0 && values[0]) *static_cast<int*>(out) = std::atoi(values[0]);
-        return 0;
-      },
-      &version, nullptr);
-  if (rc != SQLITE_OK) return fail(sqlite3_errmsg(db));
-  if (version > kSchemaVersion) {
-    return fail("its schema version " + std::to_string(version) +
-                " is newer than this forklift's " + std::to_string(kSchemaVersion));
-  }
-  if (sqlite3_exec(db, kSchema, nullptr, nullptr, nullptr) != SQLITE_OK) {
-    return fail(sqlite3_errmsg(db));
-  }
-  // Upgrades in place. A file kSchema has just created already has the column (and says
-  // version 0), so the column is looked for rather than assumed from the version.
-  if (version < 2) {
-    int has_chunk = 0;
-    rc = sqlite3_exec(
-        db, "SELECT count(*) FROM pragma_table_info('dead_letters') WHERE name = 'chunk'",
-        [](void* out, int n, char** values, char**) {
-          if (n > 0 && values[0]) *static_cast<int*>(out) = std::atoi(values[0]);
-          return 0;
-        },
-        &has_chunk, nullptr);
-    if (rc != SQLITE_OK) return fail(sqlite3_errmsg(db));
-    if (!has_chunk && sqlite3_exec(db, "ALTER TABLE dead_letters ADD COLUMN chunk INTEGER",
-                                   nullptr, nullptr, nullptr) != SQLITE_OK) {
-      return fail("upgrading its schema from version " + std::to_string(version) + ": " +
-                  sqlite3_errmsg(db));
-    }
-  }
-  if (version < 3) {
-    int has_detail = 0;
-    rc = sqlite3_exec(
-        db, "SELECT count(*) FROM pragma_table_info('items') WHERE name = 'detail'",
-        [](void* out, int n, char** values, char**) {
-          if (n > 0 && values[0]) *static_cast<int*>(out) = std::atoi(values[0]);
-          return 0;
-        },
-        &has_detail, nullptr);
-    if (rc != SQLITE_OK) return fail(sqlite3_errmsg(db));
-    if (!has_detail && sqlite3_exec(db, "ALTER TABLE items ADD COLUMN detail TEXT", nullptr,
-                                    nullptr, nullptr) != SQLITE_OK) {
-      return fail("upgrading its schema from version " + std::to_string(version) + ": " +
-                  sqlite3_errmsg(db));
-    }
-  }
-  if (sqlite3_exec(db, kSchemaIndexes, nullptr, nullptr, nullptr) != SQLITE_OK) {
-    return fail(sqlite3_errmsg(db));
-  }
-  if (version < kSchemaVersion) {
-    std::string set = "PRAGMA user_version=" + std::to_string(kSchemaVersion);
-    if (sqlite3_exec(db, set.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) {
-      return fail(sqlite3_errmsg(db));
-    }
-  }
-  // Not txn.Commit(): its error names the path again, and fail() names it already.
-  if (sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
-    return fail(sqlite3_errmsg(db));  // txn rolls back
-  }
-  return j;
+  if (path.empty()) return fail(Error{ErrorCode::kInvalidArgument, "the path is empty"});
+  if (auto made = CreateParentDirectories(path); !made) return fail(made.error());
+  auto db = OpenWritable(path, options);
+  if (!db) return fail(db.error());
+  if (auto wal = UseWal(*db); !wal) return fail(wal.error());
+  if (auto schema = CreateOrUpgradeSchema(*db); !schema) return fail(schema.error());
+  return std::unique_ptr<Journal>(new Journal(path, std::move(*db)));
 }
 
 Status Journal::BeginRun(std::string_view run_id, std::string_view kind, std::string_view name) {
-  FORKLIFT_ASSIGN_OR_RETURN(sqlite3_stmt * raw, Cached(kBeginRunSlot));
-  Stmt s(raw);
-  s.BindText(1, run_id);
-  s.BindText(2, kind);
-  s.BindText(3, name);
-  s.BindDouble(4, UnixNow());
+  FORKLIFT_ASSIGN_OR_RETURN(const sqlite::Statement* raw, Cached(kBeginRunSlot));
+  StatementUse s(*raw);
+  s.Bind(1, run_id, kind, name, UnixNow());
   if (s.Step() != SQLITE_DONE) return tl::unexpected(SqlError("begin run"));
   return OkStatus();
 }
 
 Status Journal::FinishRun(std::string_view run_id, std::string_view status,
                           std::string_view summary_json) {
-  if (status != kSucceeded && status != kFailed && status != "cancelled" &&
-      status != "killed" && status != "running") {
+  if (!ParseRunStatus(status)) {
     return InvalidArgumentError("journal '" + path_ + "': finish run: unknown status '" +
                                 std::string(status) + "'");
   }
-  FORKLIFT_ASSIGN_OR_RETURN(sqlite3_stmt * raw, Cached(kFinishRunSlot));
-  Stmt s(raw);
-  s.BindText(1, run_id);
-  s.BindText(2, status);
+  FORKLIFT_ASSIGN_OR_RETURN(const sqlite::Statement* raw, Cached(kFinishRunSlot));
+  StatementUse s(*raw);
+  s.Bind(1, run_id, status);
   s.BindTextOrNull(3, summary_json);
-  s.BindDouble(4, UnixNow());
+  s.Bind(4, UnixNow());
   if (s.Step() != SQLITE_DONE) return tl::unexpected(SqlError("finish run"));
-  if (sqlite3_changes(db_) == 0) {
+  if (db_.Changes() == 0) {
     return NotFoundError("journal '" + path_ + "': finish run: no run '" +
                          std::string(run_id) + "'");
   }
@@ -468,8 +393,8 @@ Status Journal::FinishRun(std::string_view run_id, std::string_view status,
 
 Result<std::optional<RunInfo>> Journal::LatestFinishedRun(std::string_view kind,
                                                           std::string_view name) {
-  FORKLIFT_ASSIGN_OR_RETURN(sqlite3_stmt * raw, Cached(kLatestFinishedSlot));
-  Stmt s(raw);
+  FORKLIFT_ASSIGN_OR_RETURN(const sqlite::Statement* raw, Cached(kLatestFinishedSlot));
+  StatementUse s(*raw);
   s.BindText(1, kind);
   s.BindText(2, name);
   int rc = s.Step();
@@ -479,8 +404,8 @@ Result<std::optional<RunInfo>> Journal::LatestFinishedRun(std::string_view kind,
 }
 
 Result<std::optional<RunInfo>> Journal::GetRun(std::string_view run_id) {
-  FORKLIFT_ASSIGN_OR_RETURN(sqlite3_stmt * raw, Cached(kGetRunSlot));
-  Stmt s(raw);
+  FORKLIFT_ASSIGN_OR_RETURN(const sqlite::Statement* raw, Cached(kGetRunSlot));
+  StatementUse s(*raw);
   s.BindText(1, run_id);
   int rc = s.Step();
   if (rc == SQLITE_DONE) return std::optional<RunInfo>();
@@ -489,8 +414,8 @@ Result<std::optional<RunInfo>> Journal::GetRun(std::string_view run_id) {
 }
 
 Result<std::vector<RunInfo>> Journal::ListRuns(std::string_view kind, int limit) {
-  FORKLIFT_ASSIGN_OR_RETURN(sqlite3_stmt * raw, Cached(kListRunsSlot));
-  Stmt s(raw);
+  FORKLIFT_ASSIGN_OR_RETURN(const sqlite::Statement* raw, Cached(kListRunsSlot));
+  StatementUse s(*raw);
   s.BindText(1, kind);
   s.BindInt64(2, limit > 0 ? limit : -1);  // a negative LIMIT is none
   std::vector<RunInfo> runs;
@@ -502,17 +427,19 @@ Result<std::vector<RunInfo>> Journal::ListRuns(std::string_view kind, int limit)
 
 Status Journal::RecordItems(std::string_view run_id, std::span<const ItemRecord> records) {
   if (records.empty()) return OkStatus();
-  FORKLIFT_ASSIGN_OR_RETURN(sqlite3_stmt * raw, Cached(kRecordItemSlot));
-  Transaction txn(this, "record items");
+  FORKLIFT_ASSIGN_OR_RETURN(const sqlite::Statement* raw, Cached(kRecordItemSlot));
+  sqlite::Transaction txn(db_, "record items");
   FORKLIFT_RETURN_IF_ERROR(txn.Begin());
   const double now = UnixNow();
   for (const ItemRecord& r : records) {
-    Stmt s(raw);
+    StatementUse s(*raw);
     s.BindText(1, run_id);
     s.BindBlob(2, r.key);
-    s.BindText(3, r.ok ? kSucceeded : r.cancelled ? kCancelled : kFailed);
+    s.BindText(3, ToString(r.ok          ? ItemState::kSucceeded
+                           : r.cancelled ? ItemState::kCancelled
+                                         : ItemState::kFailed));
     s.BindInt64(4, r.attempts);
-    s.BindCode(5, r.ok ? std::nullopt : r.code);
+    BindCode(s, 5, r.ok ? std::nullopt : r.code);
     if (r.ok) {
       s.BindNull(6);
     } else {
@@ -527,16 +454,16 @@ Status Journal::RecordItems(std::string_view run_id, std::span<const ItemRecord>
 }
 
 Status Journal::ClearItems(std::string_view run_id) {
-  FORKLIFT_ASSIGN_OR_RETURN(sqlite3_stmt * raw, Cached(kClearItemsSlot));
-  Stmt s(raw);
+  FORKLIFT_ASSIGN_OR_RETURN(const sqlite::Statement* raw, Cached(kClearItemsSlot));
+  StatementUse s(*raw);
   s.BindText(1, run_id);
   if (s.Step() != SQLITE_DONE) return tl::unexpected(SqlError("clear items"));
   return OkStatus();
 }
 
 Result<ItemState> Journal::GetItemState(std::string_view run_id, std::string_view key) {
-  FORKLIFT_ASSIGN_OR_RETURN(sqlite3_stmt * raw, Cached(kItemStateSlot));
-  Stmt s(raw);
+  FORKLIFT_ASSIGN_OR_RETURN(const sqlite::Statement* raw, Cached(kItemStateSlot));
+  StatementUse s(*raw);
   s.BindText(1, run_id);
   s.BindBlob(2, key);
   int rc = s.Step();
@@ -549,26 +476,19 @@ Result<ItemState> Journal::GetItemState(std::string_view run_id, std::string_vie
   }
 }
 
-Result<bool> Journal::IsSucceeded(std::string_view run_id, std::string_view key) {
-  FORKLIFT_ASSIGN_OR_RETURN(ItemState state, GetItemState(run_id, key));
-  return state == ItemState::kSucceeded;
-}
-
 Result<std::vector<ItemRow>> Journal::ListItems(std::string_view run_id) {
-  FORKLIFT_ASSIGN_OR_RETURN(sqlite3_stmt * raw, Cached(kListItemsSlot));
-  Stmt s(raw);
+  FORKLIFT_ASSIGN_OR_RETURN(const sqlite::Statement* raw, Cached(kListItemsSlot));
+  StatementUse s(*raw);
   s.BindText(1, run_id);
   std::vector<ItemRow> rows;
   int rc;
   while ((rc = s.Step()) == SQLITE_ROW) {
     ItemRow row;
     row.key = s.ColumnString(0);
-    std::string status = s.ColumnString(1);
-    row.state = status == kSucceeded   ? ItemState::kSucceeded
-                : status == "cancelled" ? ItemState::kCancelled
-                                        : ItemState::kFailed;
+    // Any other text (none is written) reads as failed: not done, so a resume reruns it.
+    row.state = ParseItemState(s.ColumnString(1)).value_or(ItemState::kFailed);
     row.attempts = static_cast<int>(s.ColumnInt64(2));
-    row.code = s.ColumnCode(3);
+    row.code = ColumnCode(s, 3);
     row.message = s.ColumnString(4);
     row.elapsed_us = s.ColumnInt64(5);
     row.detail = s.ColumnString(6);
@@ -579,22 +499,17 @@ Result<std::vector<ItemRow>> Journal::ListItems(std::string_view run_id) {
 }
 
 Result<uint64_t> Journal::CountItems(std::string_view run_id, std::optional<bool> ok) {
-  FORKLIFT_ASSIGN_OR_RETURN(sqlite3_stmt * raw, Cached(ok ? kCountByStatusSlot : kCountAllSlot));
-  Stmt s(raw);
+  FORKLIFT_ASSIGN_OR_RETURN(const sqlite::Statement* raw, Cached(ok ? kCountByStatusSlot : kCountAllSlot));
+  StatementUse s(*raw);
   s.BindText(1, run_id);
-  if (ok) s.BindText(2, *ok ? kSucceeded : kFailed);
+  if (ok) s.BindText(2, ToString(*ok ? ItemState::kSucceeded : ItemState::kFailed));
   if (s.Step() != SQLITE_ROW) return tl::unexpected(SqlError("count items"));
   return static_cast<uint64_t>(s.ColumnInt64(0));
 }
 
-Result<std::vector<int64_t>> Journal::AddDeadLetters(std::span<const DeadLetter> letters) {
-  if (letters.empty()) return std::vector<int64_t>();
-  return InsertDeadLetters(letters, /*replace_pending=*/false, std::nullopt);
-}
-
 Result<std::vector<int64_t>> Journal::PutDeadLetters(std::span<const DeadLetter> letters) {
   if (letters.empty()) return std::vector<int64_t>();
-  return InsertDeadLetters(letters, /*replace_pending=*/true, std::nullopt);
+  return InsertDeadLetters(letters, std::nullopt);
 }
 
 Result<std::vector<int64_t>> Journal::PutChunkDeadLetters(std::string_view run_id, int64_t chunk,
@@ -608,34 +523,31 @@ Result<std::vector<int64_t>> Journal::PutChunkDeadLetters(std::string_view run_i
   if (letters.empty()) {
     // Most chunks reject nothing and have nothing pending: a read answers without taking
     // the write lock that the writers of a load would otherwise queue on, chunk after chunk.
-    FORKLIFT_ASSIGN_OR_RETURN(sqlite3_stmt * raw, Cached(kChunkHasPendingSlot));
-    Stmt s(raw);
+    FORKLIFT_ASSIGN_OR_RETURN(const sqlite::Statement* raw, Cached(kChunkHasPendingSlot));
+    StatementUse s(*raw);
     s.BindText(1, run_id);
     s.BindInt64(2, chunk);
     const int rc = s.Step();
     if (rc == SQLITE_DONE) return std::vector<int64_t>();
     if (rc != SQLITE_ROW) return tl::unexpected(SqlError("put chunk dead letters"));
   }
-  return InsertDeadLetters(letters, /*replace_pending=*/true,
-                           ChunkToReplace{.run_id = run_id, .chunk = chunk});
+  return InsertDeadLetters(letters, ChunkToReplace{.run_id = run_id, .chunk = chunk});
 }
 
 Result<std::vector<int64_t>> Journal::InsertDeadLetters(std::span<const DeadLetter> letters,
-                                                        bool replace_pending,
                                                         std::optional<ChunkToReplace> chunk) {
   std::vector<int64_t> ids;
   ids.reserve(letters.size());
-  FORKLIFT_ASSIGN_OR_RETURN(sqlite3_stmt * upd, Cached(kUpdatePendingByKeySlot));
-  FORKLIFT_ASSIGN_OR_RETURN(sqlite3_stmt * add, Cached(kAddDeadLetterSlot));
-  Transaction txn(this, chunk ? "put chunk dead letters"
-                        : replace_pending ? "put dead letters" : "add dead letters");
+  FORKLIFT_ASSIGN_OR_RETURN(const sqlite::Statement* upd, Cached(kUpdatePendingByKeySlot));
+  FORKLIFT_ASSIGN_OR_RETURN(const sqlite::Statement* add, Cached(kAddDeadLetterSlot));
+  sqlite::Transaction txn(db_, chunk ? "put chunk dead letters" : "put dead letters");
   FORKLIFT_RETURN_IF_ERROR(txn.Begin());
   // The chunk's pending letters before this attempt: those it does not record again are
   // stale (an attempt that never committed, or that rejected more rows) and go.
   std::vector<int64_t> before;
   if (chunk) {
-    FORKLIFT_ASSIGN_OR_RETURN(sqlite3_stmt * list, Cached(kListChunkPendingSlot));
-    Stmt s(list);
+    FORKLIFT_ASSIGN_OR_RETURN(const sqlite::Statement* list, Cached(kListChunkPendingSlot));
+    StatementUse s(*list);
     s.BindText(1, chunk->run_id);
     s.BindInt64(2, chunk->chunk);
     int rc;
@@ -643,48 +555,43 @@ Result<std::vector<int64_t>> Journal::InsertDeadLetters(std::span<const DeadLett
     if (rc != SQLITE_DONE) return tl::unexpected(txn.Fail(""));
   }
   const double now = UnixNow();
-  auto bind = [&](Stmt& s, const DeadLetter& d) {
+  auto bind = [&](StatementUse& s, const DeadLetter& d) {
     s.BindText(1, d.run_id);
     s.BindBlob(2, d.key);
     s.BindTextOrNull(3, d.source);
     s.BindTextOrNull(4, d.position);
     s.BindBlobOrNull(5, d.payload);
     s.BindText(6, d.reason);
-    s.BindCode(7, d.code);
+    BindCode(s, 7, d.code);
     s.BindInt64(8, d.attempts);
     s.BindDouble(9, now);
-    const std::optional<int64_t> c = chunk ? std::optional<int64_t>(chunk->chunk) : d.chunk;
-    if (c) {
-      s.BindInt64(10, *c);
-    } else {
-      s.BindNull(10);
-    }
+    s.BindOptInt64(10, chunk ? std::optional<int64_t>(chunk->chunk) : d.chunk);
   };
   for (const DeadLetter& d : letters) {
-    if (replace_pending) {
+    {
       // Updated in place, not deleted and added again: the letter keeps its id, which
       // `dlq retry` numbers its ledger chunks by.
-      Stmt s(upd);
+      StatementUse s(*upd);
       bind(s, d);
       const int rc = s.Step();
       if (rc == SQLITE_ROW) {
-        ids.push_back(sqlite3_column_int64(upd, 0));
+        ids.push_back(s.ColumnInt64(0));
         if (s.Step() != SQLITE_DONE) return tl::unexpected(txn.Fail(""));
         continue;
       }
       if (rc != SQLITE_DONE) return tl::unexpected(txn.Fail(""));
     }
-    Stmt s(add);
+    StatementUse s(*add);
     bind(s, d);
     if (s.Step() != SQLITE_DONE) return tl::unexpected(txn.Fail(""));
-    ids.push_back(sqlite3_last_insert_rowid(db_));
+    ids.push_back(db_.LastInsertRowid());
   }
   if (!before.empty()) {
-    FORKLIFT_ASSIGN_OR_RETURN(sqlite3_stmt * del, Cached(kDeleteDeadLetterSlot));
+    FORKLIFT_ASSIGN_OR_RETURN(const sqlite::Statement* del, Cached(kDeleteDeadLetterSlot));
     const std::set<int64_t> kept(ids.begin(), ids.end());
     for (int64_t id : before) {
       if (kept.count(id)) continue;
-      Stmt s(del);
+      StatementUse s(*del);
       s.BindInt64(1, id);
       if (s.Step() != SQLITE_DONE) return tl::unexpected(txn.Fail(""));
     }
@@ -695,9 +602,8 @@ Result<std::vector<int64_t>> Journal::InsertDeadLetters(std::span<const DeadLett
 
 Result<std::vector<DeadLetter>> Journal::ListDeadLetters(std::string_view run_id,
                                                          bool include_retried) {
-  FORKLIFT_ASSIGN_OR_RETURN(
-      sqlite3_stmt * raw, Cached(run_id.empty() ? kListDeadLettersSlot : kListRunDeadLettersSlot));
-  Stmt s(raw);
+  FORKLIFT_ASSIGN_OR_RETURN(const sqlite::Statement* raw, Cached(run_id.empty() ? kListDeadLettersSlot : kListRunDeadLettersSlot));
+  StatementUse s(*raw);
   s.BindInt64(1, include_retried ? 1 : 0);
   if (!run_id.empty()) s.BindText(2, run_id);
   std::vector<DeadLetter> out;
@@ -709,12 +615,12 @@ Result<std::vector<DeadLetter>> Journal::ListDeadLetters(std::string_view run_id
 
 Status Journal::MarkDeadLettersRetried(std::span<const int64_t> ids) {
   if (ids.empty()) return OkStatus();
-  FORKLIFT_ASSIGN_OR_RETURN(sqlite3_stmt * raw, Cached(kMarkRetriedSlot));
-  Transaction txn(this, "mark dead letters retried");
+  FORKLIFT_ASSIGN_OR_RETURN(const sqlite::Statement* raw, Cached(kMarkRetriedSlot));
+  sqlite::Transaction txn(db_, "mark dead letters retried");
   FORKLIFT_RETURN_IF_ERROR(txn.Begin());
   const double now = UnixNow();
   for (int64_t id : ids) {
-    Stmt s(raw);
+    StatementUse s(*raw);
     s.BindInt64(1, id);
     s.BindDouble(2, now);
     if (s.Step() != SQLITE_DONE) return tl::unexpected(txn.Fail(""));
@@ -725,23 +631,15 @@ Status Journal::MarkDeadLettersRetried(std::span<const int64_t> ids) {
 Result<int64_t> Journal::DiscardDeadLetters(std::string_view run_id,
                                             std::optional<int64_t> id) {
   // Prepared per call, not cached: discarding is rare and interactive.
-  sqlite3_stmt* raw = nullptr;
-  if (sqlite3_prepare_v2(db_,
-                         "DELETE FROM dead_letters WHERE run_id = ?1 AND retried_at IS NULL "
-                         "AND (?2 IS NULL OR id = ?2)",
-                         -1, &raw, nullptr) != SQLITE_OK) {
-    return tl::unexpected(SqlError("discard dead letters"));
-  }
-  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> owner(raw, sqlite3_finalize);
-  Stmt s(raw);
+  FORKLIFT_ASSIGN_OR_RETURN(
+      sqlite::Statement stmt,
+      db_.Prepare("DELETE FROM dead_letters WHERE run_id = ?1 AND retried_at IS NULL "
+                  "AND (?2 IS NULL OR id = ?2)"));
+  StatementUse s(stmt);
   s.BindText(1, run_id);
-  if (id) {
-    s.BindInt64(2, *id);
-  } else {
-    s.BindNull(2);
-  }
+  s.BindOptInt64(2, id);
   if (s.Step() != SQLITE_DONE) return tl::unexpected(SqlError("discard dead letters"));
-  return static_cast<int64_t>(sqlite3_changes(db_));
+  return db_.Changes();
 }
 
 }  // namespace forklift::journal

@@ -28,9 +28,7 @@
 #include <vector>
 
 #include "forklift/result.h"
-
-struct sqlite3;
-struct sqlite3_stmt;
+#include "sqlite/sqlite.h"
 
 namespace forklift::journal {
 
@@ -40,7 +38,7 @@ struct RunInfo {
   std::string name;
   double started_at = 0;              // unix seconds, start of the first invocation
   std::optional<double> finished_at;  // unix seconds; nullopt while running
-  std::string status;                 // running, succeeded, failed, cancelled, killed
+  std::string status;                 // a RunStatus, as ToString spells it
   int64_t invocations = 0;            // how many times the run was (re)started
   std::string summary_json;           // "" until finished
   int64_t items_succeeded = 0;
@@ -68,6 +66,29 @@ struct ItemRecord {
 // finish; resumes run it again).
 enum class ItemState { kUnknown, kSucceeded, kFailed, kCancelled };
 
+// "succeeded", "failed", "cancelled" (items.status); "unknown" for kUnknown, which is
+// never stored. Thread-safe.
+std::string_view ToString(ItemState state);
+// The inverse of ToString for the stored states; nullopt for any other text ("unknown"
+// included). Thread-safe.
+std::optional<ItemState> ParseItemState(std::string_view text);
+
+// How a run of any front door stands (runs.status): every report of a run (`forklift
+// runs`, a flow's report, its hooks) says what the journal says.
+enum class RunStatus {
+  kRunning,
+  kSucceeded,  // it finished and nothing it needed failed
+  kFailed,     // something it needed failed, was blocked, or never ran
+  kCancelled,  // interrupted by a signal: what was running was waited for (or killed)
+  kKilled,     // the process died (SIGKILL, a crash); found so by a later invocation
+};
+
+// "running", "succeeded", "failed", "cancelled", "killed" (as the journal stores them).
+// Thread-safe.
+std::string_view ToString(RunStatus status);
+// The inverse of ToString; nullopt for any other text. Thread-safe.
+std::optional<RunStatus> ParseRunStatus(std::string_view text);
+
 // One recorded item of a run, as ListItems returns it.
 struct ItemRow {
   std::string key;
@@ -82,7 +103,7 @@ struct ItemRow {
 // Something that failed for good (a bad row, an item out of retries), kept to be listed
 // and retried. Empty source/position/payload are stored as NULL.
 struct DeadLetter {
-  int64_t id = 0;  // assigned by AddDeadLetters; ignored on input
+  int64_t id = 0;  // assigned by PutDeadLetters; ignored on input
   std::string run_id;
   std::string key;       // arbitrary bytes
   std::string source;    // e.g. a file name
@@ -95,7 +116,7 @@ struct DeadLetter {
   // can tell letters of committed work from those of an attempt that never committed.
   // nullopt for letters of other kinds, and for those written before journal schema 2.
   std::optional<int64_t> chunk;
-  double created_at = 0;            // set by AddDeadLetters; ignored on input
+  double created_at = 0;            // set by PutDeadLetters; ignored on input
   std::optional<double> retried_at;  // set by MarkDeadLettersRetried; ignored on input
 };
 
@@ -134,9 +155,10 @@ class Journal {
   // Item outcomes of earlier invocations are kept (that is what resume reads).
   Status BeginRun(std::string_view run_id, std::string_view kind, std::string_view name);
 
-  // Marks a run finished now with `status` (succeeded, failed, cancelled, or killed: a
-  // later invocation found it running with no process left; running is accepted too) and its summary, a JSON object ("" stores none).
-  // Fails with InvalidArgument for another status, NotFound when there is no such run.
+  // Marks a run finished now with `status` (a RunStatus's spelling: succeeded, failed,
+  // cancelled, or killed: a later invocation found it running with no process left;
+  // running is accepted too) and its summary, a JSON object ("" stores none). Fails with
+  // InvalidArgument for another status, NotFound when there is no such run.
   Status FinishRun(std::string_view run_id, std::string_view status,
                    std::string_view summary_json);
 
@@ -161,8 +183,6 @@ class Journal {
 
   // What the journal knows of one item. Hot path: one indexed lookup, a few microseconds.
   Result<ItemState> GetItemState(std::string_view run_id, std::string_view key);
-  // Whether the item's recorded outcome is success (false when none is recorded).
-  Result<bool> IsSucceeded(std::string_view run_id, std::string_view key);
 
   // Every recorded item of a run, in key order. For front doors with few items per run
   // (a flow's tasks); a batch's millions are read with GetItemState instead.
@@ -172,14 +192,11 @@ class Journal {
   // failed (not the cancelled), nullopt all.
   Result<uint64_t> CountItems(std::string_view run_id, std::optional<bool> ok);
 
-  // Adds dead letters in one transaction (all or none) and returns their ids, in order.
-  Result<std::vector<int64_t>> AddDeadLetters(std::span<const DeadLetter> letters);
-
-  // Like AddDeadLetters, but idempotent by (run_id, key): a pending (not yet retried) letter
-  // with the same key is updated in place (it keeps its id; ids are never reused), so a
-  // front door that redoes a unit of work after a crash (a load chunk whose commit was
-  // lost) records its dead letters once. Each letter's `chunk` is stored as given. Returns
-  // the ids, in order.
+  // Adds dead letters in one transaction (all or none), idempotent by (run_id, key): a
+  // pending (not yet retried) letter with the same key is updated in place (it keeps its
+  // id; ids are never reused), so a front door that redoes a unit of work after a crash (a
+  // load chunk whose commit was lost) records its dead letters once. Each letter's `chunk`
+  // is stored as given. Returns the ids, in order.
   Result<std::vector<int64_t>> PutDeadLetters(std::span<const DeadLetter> letters);
 
   // The dead letters of one attempt of unit `chunk` of run `run_id` (a load's chunk), in
@@ -211,25 +228,22 @@ class Journal {
   Result<int64_t> DiscardDeadLetters(std::string_view run_id, std::optional<int64_t> id);
 
  private:
-  class Transaction;
   struct ChunkToReplace {
     std::string_view run_id;
     int64_t chunk = 0;
   };
-  Journal(std::string path, sqlite3* db);
+  Journal(std::string path, sqlite::Db db);
   // The cached statement for `slot`, prepared on first use.
-  Result<sqlite3_stmt*> Cached(int slot);
-  // AddDeadLetters, or PutDeadLetters when replace_pending, or PutChunkDeadLetters when
-  // `chunk` is given (with replace_pending).
+  Result<const sqlite::Statement*> Cached(int slot);
+  // PutDeadLetters, or PutChunkDeadLetters when `chunk` is given.
   Result<std::vector<int64_t>> InsertDeadLetters(std::span<const DeadLetter> letters,
-                                                 bool replace_pending,
                                                  std::optional<ChunkToReplace> chunk);
   // An error for the connection's last failure, classified by SQLite's result code.
   Error SqlError(std::string_view operation) const;
 
   std::string path_;
-  sqlite3* db_;
-  std::vector<sqlite3_stmt*> stmts_;  // cached prepared statements, by slot
+  sqlite::Db db_;
+  std::vector<sqlite::Statement> stmts_;  // cached prepared statements, by slot
 };
 
 }  // namespace forklift::journal

@@ -249,17 +249,17 @@ TEST_F(JournalTest, ItemsRecordAndSucceededIsNeverDowngraded) {
   EXPECT_EQ(*j->GetItemState("r", "y"), ItemState::kFailed);
   EXPECT_EQ(*j->GetItemState("r", "z"), ItemState::kUnknown);
   EXPECT_EQ(*j->GetItemState("other", "x"), ItemState::kUnknown) << "items are per run";
-  EXPECT_TRUE(*j->IsSucceeded("r", "x"));
-  EXPECT_FALSE(*j->IsSucceeded("r", "y"));
-  EXPECT_FALSE(*j->IsSucceeded("r", "z"));
+  EXPECT_EQ(*j->GetItemState("r", "x"), ItemState::kSucceeded);
+  EXPECT_NE(*j->GetItemState("r", "y"), ItemState::kSucceeded);
+  EXPECT_NE(*j->GetItemState("r", "z"), ItemState::kSucceeded);
 
   // A later failure of x (a duplicate key, a rerun) keeps x succeeded; y recovers.
   ASSERT_TRUE(j->RecordItems("r", std::vector<ItemRecord>{Failed("x", "late"), Ok("y")}));
-  EXPECT_TRUE(*j->IsSucceeded("r", "x"));
-  EXPECT_TRUE(*j->IsSucceeded("r", "y"));
+  EXPECT_EQ(*j->GetItemState("r", "x"), ItemState::kSucceeded);
+  EXPECT_EQ(*j->GetItemState("r", "y"), ItemState::kSucceeded);
   // Within one batch too.
   ASSERT_TRUE(j->RecordItems("r", std::vector<ItemRecord>{Ok("w"), Failed("w", "dup")}));
-  EXPECT_TRUE(*j->IsSucceeded("r", "w"));
+  EXPECT_EQ(*j->GetItemState("r", "w"), ItemState::kSucceeded);
   RawDb raw(j->path());
   EXPECT_EQ(raw.Query("SELECT error_message IS NULL FROM items WHERE key = CAST('x' AS BLOB)"),
             "1");
@@ -280,7 +280,7 @@ TEST_F(JournalTest, ItemsRecordAndSucceededIsNeverDowngraded) {
   EXPECT_TRUE(j->RecordItems("r", {})) << "an empty batch is fine";
   ASSERT_TRUE(j->ClearItems("r"));
   EXPECT_EQ(*j->CountItems("r", std::nullopt), 0u);
-  EXPECT_FALSE(*j->IsSucceeded("r", "x"));
+  EXPECT_NE(*j->GetItemState("r", "x"), ItemState::kSucceeded);
 }
 
 TEST_F(JournalTest, KeysAreArbitraryBytes) {
@@ -294,12 +294,12 @@ TEST_F(JournalTest, KeysAreArbitraryBytes) {
   recs[1].ok = false;
   ASSERT_TRUE(j->RecordItems("r", recs));
   EXPECT_EQ(*j->CountItems("r", std::nullopt), keys.size()) << "no two keys collapsed";
-  EXPECT_TRUE(*j->IsSucceeded("r", keys[0]));
-  EXPECT_FALSE(*j->IsSucceeded("r", keys[1])) << "differs only after the NUL";
+  EXPECT_EQ(*j->GetItemState("r", keys[0]), ItemState::kSucceeded);
+  EXPECT_NE(*j->GetItemState("r", keys[1]), ItemState::kSucceeded) << "differs only after the NUL";
   EXPECT_EQ(*j->GetItemState("r", keys[1]), ItemState::kFailed);
-  EXPECT_TRUE(*j->IsSucceeded("r", keys[3]));
-  EXPECT_TRUE(*j->IsSucceeded("r", keys[4]));
-  EXPECT_TRUE(*j->IsSucceeded("r", std::string_view()));
+  EXPECT_EQ(*j->GetItemState("r", keys[3]), ItemState::kSucceeded);
+  EXPECT_EQ(*j->GetItemState("r", keys[4]), ItemState::kSucceeded);
+  EXPECT_EQ(*j->GetItemState("r", std::string_view()), ItemState::kSucceeded);
   EXPECT_EQ(*j->GetItemState("r", std::string("a\0d", 3)), ItemState::kUnknown);
 }
 
@@ -314,7 +314,7 @@ TEST_F(JournalTest, DeadLettersAddListAndRetry) {
        .attempts = 4},
       {.run_id = "load2", .key = "k3", .reason = "no source"},
   };
-  auto ids = j->AddDeadLetters(letters);
+  auto ids = j->PutDeadLetters(letters);
   ASSERT_TRUE(ids);
   ASSERT_EQ(ids->size(), 3u);
   EXPECT_LT((*ids)[0], (*ids)[1]);
@@ -353,7 +353,7 @@ TEST_F(JournalTest, DeadLettersAddListAndRetry) {
   ASSERT_EQ(all->size(), 2u);
   ASSERT_TRUE((*all)[0].retried_at);
   EXPECT_GE(*(*all)[0].retried_at, (*all)[0].created_at);
-  EXPECT_TRUE(j->AddDeadLetters({})->empty());
+  EXPECT_TRUE(j->PutDeadLetters({})->empty());
   EXPECT_TRUE(j->MarkDeadLettersRetried({}));
 }
 
@@ -362,10 +362,10 @@ TEST_F(JournalTest, TwoJournalsOnOneFileSeeEachOthersCommits) {
   auto b = OpenOk();
   ASSERT_TRUE(a->BeginRun("r", "batch", "r"));
   ASSERT_TRUE(a->RecordItems("r", std::vector<ItemRecord>{Ok("k")}));
-  EXPECT_TRUE(*b->IsSucceeded("r", "k"));
+  EXPECT_EQ(*b->GetItemState("r", "k"), ItemState::kSucceeded);
   ASSERT_TRUE(b->RecordItems("r", std::vector<ItemRecord>{Ok("l")}));
   ASSERT_TRUE(b->FinishRun("r", "succeeded", "{}"));
-  EXPECT_TRUE(*a->IsSucceeded("r", "l"));
+  EXPECT_EQ(*a->GetItemState("r", "l"), ItemState::kSucceeded);
   auto run = a->GetRun("r");
   ASSERT_TRUE(run && *run);
   EXPECT_EQ((*run)->status, "succeeded");
@@ -391,8 +391,8 @@ TEST_F(JournalTest, ConcurrentWritersWaitForEachOther) {
         }
         results[t] = (*j)->RecordItems("r", recs);
         if (!results[t]) return;
-        auto seen = (*j)->IsSucceeded("r", recs.back().key);  // reads between writes
-        if (!seen || !*seen) {
+        auto seen = (*j)->GetItemState("r", recs.back().key);  // reads between writes
+        if (!seen || *seen != ItemState::kSucceeded) {
           results[t] = InternalError("lost its own write");
           return;
         }
@@ -419,13 +419,13 @@ TEST_F(JournalTest, ABusyFileIsUnavailableAndTheFailedBatchLeavesNothing) {
     ASSERT_FALSE(b);
     EXPECT_EQ(b.error().code, ErrorCode::kUnavailable);
     EXPECT_THAT(b.error().message, HasSubstr("begin run"));
-    EXPECT_TRUE(*j->IsSucceeded("r", "before")) << "readers are not blocked in WAL mode";
+    EXPECT_EQ(*j->GetItemState("r", "before"), ItemState::kSucceeded) << "readers are not blocked in WAL mode";
     holder.Query("ROLLBACK");
   }
   EXPECT_EQ(*j->CountItems("r", std::nullopt), 1u);
   // No transaction was left open: the journal writes again, and others see it.
   ASSERT_TRUE(j->RecordItems("r", std::vector<ItemRecord>{Ok("a")}));
-  EXPECT_TRUE(*OpenOk()->IsSucceeded("r", "a"));
+  EXPECT_EQ(*OpenOk()->GetItemState("r", "a"), ItemState::kSucceeded);
 }
 
 TEST_F(JournalTest, ACorruptFileIsDataLoss) {
@@ -449,7 +449,7 @@ TEST_F(JournalTest, ACorruptFileIsDataLoss) {
   // Open reads only page 1, so it succeeds; the damage shows at the first lookup.
   auto j = Journal::Open(path);
   ASSERT_TRUE(j) << j.error().ToString();
-  auto s = (*j)->IsSucceeded("r", "item-7");
+  auto s = (*j)->GetItemState("r", "item-7");
   ASSERT_FALSE(s);
   EXPECT_EQ(s.error().code, ErrorCode::kDataLoss) << s.error().ToString();
   EXPECT_THAT(s.error().message, HasSubstr("look up item"));
@@ -508,7 +508,7 @@ TEST_F(JournalTest, CommittedRecordsSurviveSigkill) {
   EXPECT_GE(*n, static_cast<uint64_t>(committed));
   EXPECT_EQ(*n % kBatch, 0u) << "a batch is all or nothing";
   for (int k = 0; k < committed; ++k) {
-    ASSERT_TRUE(*j->IsSucceeded("r", std::to_string(k))) << k;
+    ASSERT_EQ(*j->GetItemState("r", std::to_string(k)), ItemState::kSucceeded) << k;
   }
 }
 
@@ -700,7 +700,7 @@ TEST_F(JournalTest, DiscardDeadLettersDeletesOneRunsPendingLetters) {
   };
   std::vector<DeadLetter> letters = {letter("L", "a"), letter("L", "b"), letter("L", "c"),
                                      letter("M", "d")};
-  auto ids = j->AddDeadLetters(letters);
+  auto ids = j->PutDeadLetters(letters);
   ASSERT_TRUE(ids);
   std::vector<int64_t> retried = {(*ids)[2]};
   ASSERT_TRUE(j->MarkDeadLettersRetried(retried));
@@ -716,6 +716,41 @@ TEST_F(JournalTest, DiscardDeadLettersDeletesOneRunsPendingLetters) {
   EXPECT_EQ(j->ListDeadLetters("L", true)->size(), 1u) << "the retried letter stays";
   EXPECT_EQ(j->ListDeadLetters("M", false)->size(), 1u);
   EXPECT_EQ(*j->DiscardDeadLetters("nope", std::nullopt), 0);
+}
+
+// One spelling per state, read both ways; what FinishRun accepts is what ParseRunStatus
+// reads, and ListItems reads back what RecordItems wrote.
+TEST_F(JournalTest, StatesHaveOneSpellingEach) {
+  for (RunStatus st : {RunStatus::kRunning, RunStatus::kSucceeded, RunStatus::kFailed,
+                       RunStatus::kCancelled, RunStatus::kKilled}) {
+    EXPECT_EQ(ParseRunStatus(ToString(st)), st) << ToString(st);
+  }
+  EXPECT_EQ(ToString(RunStatus::kCancelled), "cancelled");
+  EXPECT_FALSE(ParseRunStatus("interrupted"));
+  for (ItemState st : {ItemState::kSucceeded, ItemState::kFailed, ItemState::kCancelled}) {
+    EXPECT_EQ(ParseItemState(ToString(st)), st) << ToString(st);
+  }
+  EXPECT_EQ(ToString(ItemState::kUnknown), "unknown");
+  EXPECT_FALSE(ParseItemState("unknown")) << "never stored";
+
+  auto j = OpenOk();
+  ASSERT_TRUE(j->BeginRun("r", "batch", "r"));
+  EXPECT_EQ(j->FinishRun("r", "interrupted", "").error().code, ErrorCode::kInvalidArgument);
+  ASSERT_TRUE(j->FinishRun("r", ToString(RunStatus::kKilled), ""));
+  EXPECT_EQ(ParseRunStatus((*j->GetRun("r"))->status), RunStatus::kKilled);
+  ItemRecord cancelled = Failed("c", "stopped");
+  cancelled.cancelled = true;
+  ASSERT_TRUE(j->RecordItems("r", std::vector<ItemRecord>{Ok("a"), Failed("b", "x"), cancelled}));
+  auto rows = j->ListItems("r");
+  ASSERT_TRUE(rows);
+  ASSERT_EQ(rows->size(), 3u);
+  EXPECT_EQ((*rows)[0].state, ItemState::kSucceeded);
+  EXPECT_EQ((*rows)[1].state, ItemState::kFailed);
+  EXPECT_EQ((*rows)[2].state, ItemState::kCancelled);
+  RawDb raw(j->path());
+  EXPECT_EQ(raw.Query("SELECT group_concat(status, ',') FROM (SELECT status FROM items "
+                      "ORDER BY key)"),
+            "succeeded,failed,cancelled");
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 
 #include <string_view>
 
+#include "journal/journal.h"
+
 namespace forklift::load {
 
 const char kExitStatusHelp[] =
@@ -45,7 +47,7 @@ int ExitStatusOf(const Error& e) {
 }
 
 int ExitStatusOf(const LoadSummary& s) {
-  if (s.status != "succeeded") return kExitFailed;
+  if (journal::ParseRunStatus(s.status) != journal::RunStatus::kSucceeded) return kExitFailed;
   return s.rows_rejected > 0 ? kExitRejected : kExitLoaded;
 }
 

@@ -49,7 +49,7 @@ struct LoadSummary {
   std::string target;  // display form: never the password
   std::string table;
   std::string mode;    // insert | upsert
-  std::string status;  // succeeded | failed | cancelled
+  std::string status;  // a journal::RunStatus spelling: succeeded | failed | cancelled
   std::string error;   // why, when not succeeded
   uint64_t rows_read = 0;      // data records read (rejected ones included)
   uint64_t rows_loaded = 0;    // written by this invocation

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/duration_parse.h"
 #include "map/command_template.h"
 
 namespace forklift::map {
@@ -250,7 +251,8 @@ Status Apply(const OptionDef& def, std::string_view shown, const std::string& va
       break;
     }
     case Opt::kRetryDelay: {
-      auto d = ParseDuration(value);
+      // GNU parallel's durations: a bare number is seconds ("--retry-delay 0.5").
+      auto d = core::ParseDuration(value, core::BareNumber::kSeconds);
       if (!d) return Wrap(shown, d.error());
       o->retry_delay = *d;
       break;
@@ -276,7 +278,7 @@ Status Apply(const OptionDef& def, std::string_view shown, const std::string& va
     case Opt::kProgress: o->progress = true; break;
     case Opt::kDryRun: o->dry_run = true; break;
     case Opt::kDelay: {
-      auto d = ParseDuration(value);
+      auto d = core::ParseDuration(value, core::BareNumber::kSeconds);
       if (!d) return Wrap(shown, d.error());
       o->delay = *d;
       break;
@@ -330,6 +332,23 @@ void AppendOctal(std::string_view digits, std::string* out) {
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
 }  // namespace
+
+Result<TimeoutSpec> ParseTimeout(std::string_view text) {
+  if (!text.empty() && text.back() == '%') {
+    std::string_view number = text.substr(0, text.size() - 1);
+    double percent = 0;
+    auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), percent);
+    if (number.empty() || ec != std::errc() || end != number.data() + number.size() ||
+        !std::isfinite(percent) || percent <= 0) {
+      return InvalidArgumentError("bad timeout '" + std::string(text) +
+                                  "': a percentage must be a number > 0 followed by %");
+    }
+    return TimeoutSpec{.percent = percent};
+  }
+  auto fixed = core::ParseDuration(text, core::BareNumber::kSeconds);
+  if (!fixed) return InvalidArgumentError("bad timeout '" + std::string(text) + "'");
+  return TimeoutSpec{.fixed = *fixed};
+}
 
 Result<JobsSpec> ParseJobs(std::string_view text) {
   auto bad = [&] {

@@ -24,11 +24,25 @@
 
 #include "forklift/clock.h"
 #include "forklift/result.h"
-#include "map/duration_parse.h"
 #include "map/halt_policy.h"
 #include "map/input_source.h"
 
 namespace forklift::map {
+
+// --timeout: either a fixed duration or a percentage of the median runtime of the jobs
+// that succeeded so far (GNU parallel's "--timeout 200%").
+struct TimeoutSpec {
+  Duration fixed{0};     // used when percent == 0
+  double percent = 0;    // > 0: timeout = median successful runtime * percent / 100
+
+  bool is_percent() const { return percent > 0; }
+  friend bool operator==(const TimeoutSpec&, const TimeoutSpec&) = default;
+};
+
+// "30", "1h", "150%", "12.5%": a duration as core::ParseDuration reads it (a bare number
+// is seconds, as in GNU parallel), or a number > 0 followed by '%'. On failure returns
+// InvalidArgument naming the text. Thread-safe.
+Result<TimeoutSpec> ParseTimeout(std::string_view text);
 
 // -j/--jobs: how many jobs run at once, as GNU parallel reads it.
 struct JobsSpec {

@@ -243,5 +243,35 @@ TEST(UnquotePrintfTest, AsGnuParallelsTagstring) {
   EXPECT_EQ(UnquotePrintf("\\x"), "\\x");
 }
 
+// GNU parallel's durations: bare seconds and upper-case units, through core::ParseDuration.
+TEST(ParseMapArgsTest, DurationsTakeBareSecondsAndUpperCaseUnits) {
+  MapOptions o = Parse({"--delay", "0.5", "--retry-delay", "1H30M", "--timeout", "2M", "x"});
+  EXPECT_EQ(o.delay, 500ms);
+  EXPECT_EQ(o.retry_delay, 90min);
+  ASSERT_TRUE(o.timeout);
+  EXPECT_EQ(*o.timeout, TimeoutSpec{.fixed = 2min});
+  EXPECT_THAT(ParseError({"--delay", "1H30", "x"}), HasSubstr("'1H30'"));
+}
+
+TEST(ParseTimeoutTest, FixedAndPercent) {
+  EXPECT_EQ(ParseTimeout("0.5").value(), TimeoutSpec{.fixed = 500ms});
+  EXPECT_EQ(ParseTimeout("1m").value(), TimeoutSpec{.fixed = 1min});
+  EXPECT_EQ(ParseTimeout("1H").value(), TimeoutSpec{.fixed = 1h});
+  auto pct = ParseTimeout("150%").value();
+  EXPECT_TRUE(pct.is_percent());
+  EXPECT_DOUBLE_EQ(pct.percent, 150);
+  EXPECT_DOUBLE_EQ(ParseTimeout("12.5%").value().percent, 12.5);
+  EXPECT_FALSE(ParseTimeout("1m").value().is_percent());
+}
+
+TEST(ParseTimeoutTest, RejectsBadPercentages) {
+  for (const char* bad : {"%", "0%", "-5%", "x%", "5%%", "1h%", ""}) {
+    auto r = ParseTimeout(bad);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_NE(r.error().message.find(std::string("'") + bad + "'"), std::string::npos)
+        << r.error().message;
+  }
+}
+
 }  // namespace
 }  // namespace forklift::map

@@ -15,6 +15,8 @@
 #include <cstring>
 #include <string>
 
+#include "core/fd.h"
+
 namespace forklift::process {
 namespace {
 
@@ -138,7 +140,7 @@ Result<std::unique_ptr<OrphanWatchdog>> OrphanWatchdog::Start(const WatchdogOpti
   // EPIPE instead of raising SIGPIPE in this program; SEQPACKET keeps messages whole.
   int fds[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0) {
-    return InternalError(std::string("watchdog: socketpair: ") + std::strerror(errno));
+    return InternalError(core::ErrnoMessage("watchdog: socketpair", errno));
   }
   std::vector<TermSeq::Step> steps = options.termseq.steps;
   std::unique_ptr<pid_t[]> groups(new pid_t[std::max<size_t>(options.capacity, 1)]);
@@ -153,7 +155,7 @@ Result<std::unique_ptr<OrphanWatchdog>> OrphanWatchdog::Start(const WatchdogOpti
     int err = errno;
     close(fds[0]);
     close(fds[1]);
-    return InternalError(std::string("watchdog: fork: ") + std::strerror(err));
+    return InternalError(core::ErrnoMessage("watchdog: fork", err));
   }
   if (pid == 0) WatchdogMain(plan);
   close(fds[0]);

@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,7 +14,7 @@ namespace {
 
 constexpr size_t kChunk = 64 * 1024;
 
-std::string ErrnoText(int err) { return strerror(err); }
+using core::ErrnoText;
 
 // Writes all of data, retrying short writes and EINTR, waiting on a non-blocking fd.
 Status WriteAll(int fd, const char* data, size_t n) {
@@ -43,11 +42,11 @@ Status WriteAll(int fd, const char* data, size_t n) {
 // An unlinked read-write file in `dir`: O_TMPFILE where the file system has it, else
 // mkstemp and an unlink right away (a window of microseconds in which a SIGKILL would
 // leave the file behind, against none with O_TMPFILE).
-Result<int> OpenAnonymousFile(const std::string& dir) {
+Result<core::UniqueFd> OpenAnonymousFile(const std::string& dir) {
   int fd = open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
   // EOPNOTSUPP/EISDIR/EINVAL mean no O_TMPFILE on this file system or kernel; any other
   // error (ENOENT, EACCES) fails mkostemp too, which then names it.
-  if (fd >= 0) return fd;
+  if (fd >= 0) return core::UniqueFd(fd);
   std::string path = dir + "/forklift-output-XXXXXX";
   fd = mkostemp(path.data(), O_CLOEXEC);
   if (fd < 0) {
@@ -55,7 +54,7 @@ Result<int> OpenAnonymousFile(const std::string& dir) {
                          "': " + ErrnoText(errno));
   }
   unlink(path.c_str());
-  return fd;
+  return core::UniqueFd(fd);
 }
 
 }  // namespace
@@ -63,34 +62,31 @@ Result<int> OpenAnonymousFile(const std::string& dir) {
 OutputBuffer::OutputBuffer(size_t memory_limit, std::string spill_dir)
     : memory_limit_(memory_limit), spill_dir_(std::move(spill_dir)) {}
 
-OutputBuffer::~OutputBuffer() {
-  if (fd_ >= 0) close(fd_);
-}
+OutputBuffer::~OutputBuffer() = default;
 
 OutputBuffer::OutputBuffer(OutputBuffer&& other) noexcept
     : memory_limit_(other.memory_limit_),
       spill_dir_(std::move(other.spill_dir_)),
       ram_(std::move(other.ram_)),
       size_(std::exchange(other.size_, 0)),
-      fd_(std::exchange(other.fd_, -1)) {}
+      fd_(std::move(other.fd_)) {}
 
 OutputBuffer& OutputBuffer::operator=(OutputBuffer&& other) noexcept {
   if (this != &other) {
-    if (fd_ >= 0) close(fd_);
     memory_limit_ = other.memory_limit_;
     spill_dir_ = std::move(other.spill_dir_);
     ram_ = std::move(other.ram_);
     size_ = std::exchange(other.size_, 0);
-    fd_ = std::exchange(other.fd_, -1);
+    fd_ = std::move(other.fd_);
   }
   return *this;
 }
 
 Status OutputBuffer::Append(std::string_view bytes) {
   if (bytes.empty()) return OkStatus();
-  if (fd_ >= 0) {
+  if (fd_.valid()) {
     // The file offset is always at the end: reads use pread.
-    FORKLIFT_RETURN_IF_ERROR(WriteAll(fd_, bytes.data(), bytes.size()));
+    FORKLIFT_RETURN_IF_ERROR(WriteAll(fd_.get(), bytes.data(), bytes.size()));
     size_ += bytes.size();
     return OkStatus();
   }
@@ -112,14 +108,11 @@ Status OutputBuffer::Spill(std::string_view more) {
     const char* tmpdir = getenv("TMPDIR");
     dir = tmpdir != nullptr && tmpdir[0] != '\0' ? tmpdir : "/tmp";
   }
-  FORKLIFT_ASSIGN_OR_RETURN(int fd, OpenAnonymousFile(dir));
-  Status written = WriteAll(fd, ram_.data(), ram_.size());
-  if (written) written = WriteAll(fd, more.data(), more.size());
-  if (!written) {
-    close(fd);
-    return written;
-  }
-  fd_ = fd;
+  FORKLIFT_ASSIGN_OR_RETURN(core::UniqueFd fd, OpenAnonymousFile(dir));
+  Status written = WriteAll(fd.get(), ram_.data(), ram_.size());
+  if (written) written = WriteAll(fd.get(), more.data(), more.size());
+  if (!written) return written;
+  fd_ = std::move(fd);
   size_ += more.size();
   std::vector<char>().swap(ram_);  // give the RAM back now, not at destruction
   return OkStatus();
@@ -127,7 +120,7 @@ Status OutputBuffer::Spill(std::string_view more) {
 
 Status OutputBuffer::ReadAt(uint64_t offset, char* out, size_t n) const {
   while (n > 0) {
-    ssize_t r = pread(fd_, out, n, static_cast<off_t>(offset));
+    ssize_t r = pread(fd_.get(), out, n, static_cast<off_t>(offset));
     if (r > 0) {
       out += r;
       n -= static_cast<size_t>(r);
@@ -142,7 +135,7 @@ Status OutputBuffer::ReadAt(uint64_t offset, char* out, size_t n) const {
 }
 
 Status OutputBuffer::WriteTo(int fd) const {
-  if (fd_ < 0) return WriteAll(fd, ram_.data(), ram_.size());
+  if (!fd_.valid()) return WriteAll(fd, ram_.data(), ram_.size());
   char chunk[kChunk];
   for (uint64_t offset = 0; offset < size_;) {
     size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, size_ - offset));
@@ -154,15 +147,14 @@ Status OutputBuffer::WriteTo(int fd) const {
 }
 
 Result<std::string> OutputBuffer::ReadAll() const {
-  if (fd_ < 0) return std::string(ram_.data(), ram_.size());
+  if (!fd_.valid()) return std::string(ram_.data(), ram_.size());
   std::string out(static_cast<size_t>(size_), '\0');
   FORKLIFT_RETURN_IF_ERROR(ReadAt(0, out.data(), out.size()));
   return out;
 }
 
 void OutputBuffer::Clear() {
-  if (fd_ >= 0) close(fd_);
-  fd_ = -1;
+  fd_.reset();
   std::vector<char>().swap(ram_);
   size_ = 0;
 }

@@ -20,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/fd.h"
 #include "forklift/result.h"
 
 namespace forklift::process {
@@ -49,7 +50,7 @@ class OutputBuffer {
   uint64_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
   // True once the contents live in the temporary file.
-  bool spilled() const { return fd_ >= 0; }
+  bool spilled() const { return fd_.valid(); }
   size_t memory_limit() const { return memory_limit_; }
   // RAM the buffer holds now (allocated capacity, not just used bytes); never above
   // memory_limit(), 0 once spilled.
@@ -78,7 +79,7 @@ class OutputBuffer {
   // the capacity under memory_limit_ (std::string may round up to twice the old one).
   std::vector<char> ram_;
   uint64_t size_ = 0;
-  int fd_ = -1;  // the temporary file once spilled
+  core::UniqueFd fd_;  // the temporary file once spilled
 };
 
 }  // namespace forklift::process

@@ -4,7 +4,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -32,27 +31,6 @@ constexpr Duration kMaxIdleGroupSlice = milliseconds(250);
 constexpr Duration kFinalKillWait = milliseconds(1000);
 // Reads at most this many chunks from pipes held by processes outside an emptied group.
 constexpr int kMaxDrainReads = 64;
-
-// An eventfd that a std::stop_callback writes to wake the ppoll, one per cancellable
-// Run (two syscalls). A per-thread one would save them but hold a descriptor in every
-// thread that ever ran a job, which fork-without-exec users (the worker pool's zygote)
-// would carry along.
-class StopEvent {
- public:
-  StopEvent() = default;
-  ~StopEvent() { CloseFd(fd_); }
-  StopEvent(const StopEvent&) = delete;
-  StopEvent& operator=(const StopEvent&) = delete;
-  Status Open() {
-    fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (fd_ < 0) return SysError("eventfd", errno);
-    return OkStatus();
-  }
-  int fd() const { return fd_; }
-
- private:
-  int fd_ = -1;
-};
 
 // Blocks SIGPIPE in this thread while a job's stdin is fed, so that writing to a pipe
 // whose reader exited yields EPIPE instead of killing the program; consumes the SIGPIPE
@@ -224,11 +202,7 @@ void Job::AdvanceTermination(TimePoint now) {
 }
 
 Status Job::Wait(const std::stop_token& stop, int stop_fd) {
-  auto notify_stop = [stop_fd] {
-    uint64_t one = 1;
-    ssize_t ignored = write(stop_fd, &one, sizeof one);
-    (void)ignored;  // the counter cannot overflow from one write per stop
-  };
+  auto notify_stop = [stop_fd] { core::SignalEventFd(stop_fd); };
   std::optional<std::stop_callback<decltype(notify_stop)>> on_stop;
   if (stop_fd >= 0) on_stop.emplace(stop, notify_stop);
   std::optional<SigpipeBlock> sigpipe_block;
@@ -340,15 +314,21 @@ Result<Completion> Run(const SpawnOptions& options, const std::stop_token& stop)
     return CancelledError("subprocess: stop requested before '" + options.argv[0] + "' started");
   }
 
-  // Before the spawn, so that failing to get it leaves nothing to clean up.
-  subprocess_internal::StopEvent stop_event;
-  if (stop.stop_possible()) FORKLIFT_RETURN_IF_ERROR(stop_event.Open());
+  // An eventfd that a std::stop_callback writes to wake the ppoll, one per cancellable
+  // Run (two syscalls). A per-thread one would save them but hold a descriptor in every
+  // thread that ever ran a job, which fork-without-exec users (the worker pool's zygote)
+  // would carry along. Made before the spawn, so that failing to get it leaves nothing to
+  // clean up.
+  core::UniqueFd stop_event;
+  if (stop.stop_possible()) {
+    FORKLIFT_ASSIGN_OR_RETURN(stop_event, core::MakeEventFd("subprocess"));
+  }
 
   Completion done;
   {
     subprocess_internal::Job job(options, done);
     FORKLIFT_ASSIGN_OR_RETURN(bool running, job.Spawn());
-    if (running) FORKLIFT_RETURN_IF_ERROR(job.Wait(stop, stop_event.fd()));
+    if (running) FORKLIFT_RETURN_IF_ERROR(job.Wait(stop, stop_event.get()));
     done.runtime = SteadyClock::now() - job.spawned_at();
   }
   return done;

@@ -5,15 +5,18 @@
 #ifndef FORKLIFT_PROCESS_SUBPROCESS_JOB_H_
 #define FORKLIFT_PROCESS_SUBPROCESS_JOB_H_
 
+#include <spawn.h>
 #include <sys/types.h>
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <stop_token>
 #include <string>
 #include <string_view>
 
+#include "core/fd.h"
 #include "forklift/clock.h"
 #include "forklift/result.h"
 #include "process/subprocess.h"
@@ -28,12 +31,14 @@ using SteadyClock = std::chrono::steady_clock;
 inline constexpr Duration kMinSlice = std::chrono::milliseconds(1);
 inline constexpr Duration kMaxSlice = std::chrono::milliseconds(50);
 
-// "subprocess: what: strerror"; Unavailable for a lack of processes, memory or
-// descriptors (worth a retry), else Internal.
-tl::unexpected<Error> SysError(const char* what, int err);
-std::string ErrnoText(int err);
-// Closes fd when open and sets it to -1.
-void CloseFd(int& fd);
+using core::CloseFd;
+using core::ErrnoText;
+
+// core::ErrnoError("subprocess: what", err): Unavailable for a lack of processes, memory
+// or descriptors (worth a retry), else Internal.
+inline tl::unexpected<Error> SysError(const char* what, int err) {
+  return tl::unexpected(core::ErrnoError(std::string("subprocess: ") + what, err));
+}
 
 enum class EndReason { kNone, kTimeout, kStop };
 
@@ -67,6 +72,25 @@ class Job {
     uint64_t* bytes;
   };
 
+  // Spawn's steps (subprocess_spawn.cc).
+  // Which program to start: argv[0] as given (searched in our PATH when it has no '/'),
+  // or found in the PATH that `env` sets; nullopt when that PATH has no such program.
+  struct Program {
+    std::string path;
+    bool search_path = false;  // posix_spawnp rather than posix_spawn
+  };
+  // The Completion's outputs and start, the output streams, spawned_at_.
+  void ResetCompletion();
+  std::optional<Program> ResolveProgram() const;
+  // The child's stdin (/dev/null, a pipe we feed, or ours), its stdout/stderr pipes
+  // (unless inherited) and its working directory, as file actions; the child's pipe ends
+  // go to `child_fds` (0-2), ours to stdin_fd_ and out_. Failure: SysError.
+  Status SetUpStdio(posix_spawn_file_actions_t* actions, int child_fds[3]);
+  // posix_spawn failed with `err`: a lack of resources (Unavailable), a working directory
+  // gone since Run checked it (NotFound), else the 127/126 Completion (false).
+  Result<bool> JudgeSpawnError(int err);
+  // The child runs: registers its group, opens its pidfd, arms the timeout.
+  void Started(pid_t pid);
   // The 127/126 Completion and its "cannot run" message for a failed exec.
   Status ReportSpawnFailure(int err);
   // Hands bytes read from a stream to its buffer or callback.

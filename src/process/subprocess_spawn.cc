@@ -7,7 +7,6 @@
 #include <spawn.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -25,32 +24,12 @@ namespace {
 std::atomic<bool> g_force_pidfd_fallback{false};
 std::atomic<bool> g_pidfd_unsupported{false};  // learned from ENOSYS, once per process
 
-// A pipe with both ends close-on-exec and above the standard descriptors: with fd 0-2
-// closed in this program a pipe end could land there and be clobbered by the child's
-// dup2 of another one.
-Status MakePipe(int fds[2]) {
-  if (pipe2(fds, O_CLOEXEC) != 0) return SysError("pipe2", errno);
-  for (int i = 0; i < 2; ++i) {
-    if (fds[i] > 2) continue;
-    int moved = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
-    int err = errno;
-    close(fds[i]);
-    fds[i] = moved;
-    if (moved < 0) {
-      CloseFd(fds[0]);
-      CloseFd(fds[1]);
-      return SysError("fcntl(F_DUPFD_CLOEXEC)", err);
-    }
-  }
-  return OkStatus();
-}
-
 int OpenPidfd(pid_t pid) {
   if (g_force_pidfd_fallback.load(std::memory_order_relaxed) ||
       g_pidfd_unsupported.load(std::memory_order_relaxed)) {
     return -1;
   }
-  int fd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  int fd = core::PidfdOpen(pid);
   if (fd < 0 && errno == ENOSYS) g_pidfd_unsupported.store(true, std::memory_order_relaxed);
   return fd;  // any other failure (EMFILE): this job polls waitpid instead
 }
@@ -77,21 +56,6 @@ std::optional<std::string> SearchPath(const std::string& file, std::string_view 
 
 }  // namespace
 
-std::string ErrnoText(int err) { return strerror(err); }
-
-tl::unexpected<Error> SysError(const char* what, int err) {
-  std::string message = std::string("subprocess: ") + what + ": " + ErrnoText(err);
-  if (err == EAGAIN || err == ENOMEM || err == EMFILE || err == ENFILE) {
-    return UnavailableError(std::move(message));
-  }
-  return InternalError(std::move(message));
-}
-
-void CloseFd(int& fd) {
-  if (fd >= 0) close(fd);
-  fd = -1;
-}
-
 Status Job::ReportSpawnFailure(int err) {
   done_.exit_code = err == ENOENT ? 127 : 126;
   done_.spawn_errno = err;
@@ -105,7 +69,104 @@ Status Job::ReportSpawnFailure(int err) {
   return Deliver(out_[1], message);
 }
 
-Result<bool> Job::Spawn() {
+namespace {
+
+// posix_spawn's file actions and attributes, destroyed on every path.
+class SpawnActions {
+ public:
+  SpawnActions() { posix_spawn_file_actions_init(&actions_); }
+  ~SpawnActions() { posix_spawn_file_actions_destroy(&actions_); }
+  SpawnActions(const SpawnActions&) = delete;
+  SpawnActions& operator=(const SpawnActions&) = delete;
+  posix_spawn_file_actions_t* get() { return &actions_; }
+
+ private:
+  posix_spawn_file_actions_t actions_;
+};
+
+class SpawnAttributes {
+ public:
+  // The child's signal state as exec from a fresh shell would leave it, in a process
+  // group of its own (POSIX_SPAWN_SETPGROUP with 0: the child leads a new group).
+  SpawnAttributes() {
+    posix_spawnattr_init(&attr_);
+    sigset_t empty_mask;
+    sigemptyset(&empty_mask);
+    posix_spawnattr_setsigmask(&attr_, &empty_mask);
+    // Ignored signals survive exec: a child of a program that ignores SIGPIPE would not die
+    // writing to a closed pipe (`yes | head` would run forever). Reset them all.
+    sigset_t default_set;
+    sigfillset(&default_set);
+    sigdelset(&default_set, SIGKILL);
+    sigdelset(&default_set, SIGSTOP);
+    posix_spawnattr_setsigdefault(&attr_, &default_set);
+    posix_spawnattr_setpgroup(&attr_, 0);
+    posix_spawnattr_setflags(&attr_, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+                                         POSIX_SPAWN_SETSIGDEF);
+  }
+  ~SpawnAttributes() { posix_spawnattr_destroy(&attr_); }
+  SpawnAttributes(const SpawnAttributes&) = delete;
+  SpawnAttributes& operator=(const SpawnAttributes&) = delete;
+  const posix_spawnattr_t* get() const { return &attr_; }
+
+ private:
+  posix_spawnattr_t attr_;
+};
+
+// The child ends of its pipes, closed on every path once the child has its copies.
+struct ChildFds {
+  int fds[3] = {-1, -1, -1};
+  ChildFds() = default;
+  ~ChildFds() {
+    for (int& fd : fds) CloseFd(fd);
+  }
+  ChildFds(const ChildFds&) = delete;
+  ChildFds& operator=(const ChildFds&) = delete;
+};
+
+// argv as posix_spawn takes it, pointing into `args`.
+std::vector<char*> ArgvOf(const std::vector<std::string>& args) {
+  std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
+  for (const std::string& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
+  argv.push_back(nullptr);
+  return argv;
+}
+
+// This program's environment with `env` set over it (the last of a name given twice wins,
+// as with `env A=1 A=2`). envp() is environ itself when `env` is empty.
+class Environment {
+ public:
+  explicit Environment(const std::vector<std::pair<std::string, std::string>>& env) {
+    if (env.empty()) return;
+    auto overridden = [&](std::string_view entry) {
+      std::string_view name = entry.substr(0, entry.find('='));
+      return std::any_of(env.begin(), env.end(), [&](const auto& kv) { return kv.first == name; });
+    };
+    for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+      if (!overridden(*e)) array_.push_back(*e);
+    }
+    storage_.reserve(env.size());
+    for (size_t i = 0; i < env.size(); ++i) {
+      const std::string& name = env[i].first;
+      bool later = std::any_of(env.begin() + static_cast<ptrdiff_t>(i) + 1, env.end(),
+                               [&](const auto& kv) { return kv.first == name; });
+      if (later) continue;
+      storage_.push_back(name + "=" + env[i].second);
+    }
+    for (std::string& entry : storage_) array_.push_back(entry.data());
+    array_.push_back(nullptr);
+  }
+  char** envp() { return array_.empty() ? environ : array_.data(); }
+
+ private:
+  std::vector<std::string> storage_;
+  std::vector<char*> array_;
+};
+
+}  // namespace
+
+void Job::ResetCompletion() {
   const SpawnOptions& o = options_;
   out_[0] = {-1, Stream::kStdout, o.stdout_mode, &done_.stdout_output, &done_.stdout_bytes};
   out_[1] = {-1, Stream::kStderr, o.stderr_mode, &done_.stderr_output, &done_.stderr_bytes};
@@ -113,129 +174,67 @@ Result<bool> Job::Spawn() {
   done_.stderr_output = OutputBuffer(o.output_memory_limit, o.spill_dir);
   done_.start = std::chrono::system_clock::now();
   spawned_at_ = SteadyClock::now();
+}
 
-  // Which program: posix_spawnp searches this program's PATH, so a PATH set in `env`
-  // needs our own search.
-  const std::string* program = &o.argv[0];
-  std::string resolved;
-  bool search_path = o.argv[0].find('/') == std::string::npos;
+std::optional<Job::Program> Job::ResolveProgram() const {
+  const SpawnOptions& o = options_;
+  // posix_spawnp searches this program's PATH, so a PATH set in `env` needs our own search.
+  const bool bare_name = o.argv[0].find('/') == std::string::npos;
   auto path_env = std::find_if(o.env.rbegin(), o.env.rend(),
                                [](const auto& kv) { return kv.first == "PATH"; });
-  if (search_path && path_env != o.env.rend()) {
-    std::optional<std::string> found = SearchPath(o.argv[0], path_env->second, o.cwd);
-    if (!found) return ReportSpawnFailure(ENOENT).map([] { return false; });
-    resolved = std::move(*found);
-    program = &resolved;
-    search_path = false;
+  if (!bare_name || path_env == o.env.rend()) {
+    return Program{.path = o.argv[0], .search_path = bare_name};
   }
+  std::optional<std::string> found = SearchPath(o.argv[0], path_env->second, o.cwd);
+  if (!found) return std::nullopt;
+  return Program{.path = std::move(*found), .search_path = false};
+}
 
-  // Descriptors for the child. The child ends are closed on every path by `child_fds`.
-  int child_fds[3] = {-1, -1, -1};
-  struct Closer {
-    int* fds;
-    ~Closer() {
-      for (int i = 0; i < 3; ++i) CloseFd(fds[i]);
-    }
-  } closer{child_fds};
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  struct ActionsGuard {
-    posix_spawn_file_actions_t* a;
-    ~ActionsGuard() { posix_spawn_file_actions_destroy(a); }
-  } actions_guard{&actions};
-
+Status Job::SetUpStdio(posix_spawn_file_actions_t* actions, int child_fds[3]) {
+  const SpawnOptions& o = options_;
   if (o.stdin_mode == InputMode::kNull) {
-    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
   } else if (o.stdin_mode == InputMode::kData) {
     int fds[2];
-    FORKLIFT_RETURN_IF_ERROR(MakePipe(fds));
+    FORKLIFT_RETURN_IF_ERROR(core::MakePipe(fds, "subprocess"));
     child_fds[0] = fds[0];
     stdin_fd_ = fds[1];
     // Non-blocking on our end only (a separate open file description from the child's):
     // a child that does not read must not block us from reading its output.
     if (fcntl(stdin_fd_, F_SETFL, O_NONBLOCK) != 0) return SysError("fcntl(O_NONBLOCK)", errno);
-    posix_spawn_file_actions_adddup2(&actions, child_fds[0], STDIN_FILENO);
+    posix_spawn_file_actions_adddup2(actions, child_fds[0], STDIN_FILENO);
   }
   for (int i = 0; i < 2; ++i) {
     if (out_[i].mode == OutputMode::kInherit) continue;
     int fds[2];
-    FORKLIFT_RETURN_IF_ERROR(MakePipe(fds));
+    FORKLIFT_RETURN_IF_ERROR(core::MakePipe(fds, "subprocess"));
     out_[i].fd = fds[0];
     child_fds[1 + i] = fds[1];
-    posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO + i);
+    posix_spawn_file_actions_adddup2(actions, fds[1], STDOUT_FILENO + i);
   }
-  if (!o.cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, o.cwd.c_str());
+  if (!o.cwd.empty()) posix_spawn_file_actions_addchdir_np(actions, o.cwd.c_str());
+  return OkStatus();
+}
 
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  struct AttrGuard {
-    posix_spawnattr_t* a;
-    ~AttrGuard() { posix_spawnattr_destroy(a); }
-  } attr_guard{&attr};
-  sigset_t empty_mask;
-  sigemptyset(&empty_mask);
-  posix_spawnattr_setsigmask(&attr, &empty_mask);
-  // Ignored signals survive exec: a child of a program that ignores SIGPIPE would not die
-  // writing to a closed pipe (`yes | head` would run forever). Reset them all.
-  sigset_t default_set;
-  sigfillset(&default_set);
-  sigdelset(&default_set, SIGKILL);
-  sigdelset(&default_set, SIGSTOP);
-  posix_spawnattr_setsigdefault(&attr, &default_set);
-  posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                      POSIX_SPAWN_SETSIGDEF);
-
-  std::vector<char*> argv;
-  argv.reserve(o.argv.size() + 1);
-  for (const std::string& arg : o.argv) argv.push_back(const_cast<char*>(arg.c_str()));
-  argv.push_back(nullptr);
-
-  char** envp = environ;
-  std::vector<std::string> env_storage;
-  std::vector<char*> env_array;
-  if (!o.env.empty()) {
-    auto overridden = [&](std::string_view entry) {
-      std::string_view name = entry.substr(0, entry.find('='));
-      return std::any_of(o.env.begin(), o.env.end(),
-                         [&](const auto& kv) { return kv.first == name; });
-    };
-    for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
-      if (!overridden(*e)) env_array.push_back(*e);
-    }
-    env_storage.reserve(o.env.size());
-    for (size_t i = 0; i < o.env.size(); ++i) {
-      const std::string& name = o.env[i].first;
-      // A name given twice: the last one wins, as with `env A=1 A=2`.
-      bool later = std::any_of(o.env.begin() + static_cast<ptrdiff_t>(i) + 1, o.env.end(),
-                               [&](const auto& kv) { return kv.first == name; });
-      if (later) continue;
-      env_storage.push_back(name + "=" + o.env[i].second);
-    }
-    for (std::string& entry : env_storage) env_array.push_back(entry.data());
-    env_array.push_back(nullptr);
-    envp = env_array.data();
+Result<bool> Job::JudgeSpawnError(int err) {
+  if (err == EAGAIN || err == ENOMEM || err == EMFILE || err == ENFILE) {
+    return SysError("posix_spawn", err);
   }
-
-  pid_t pid = -1;
-  int err = search_path
-                ? posix_spawnp(&pid, program->c_str(), &actions, &attr, argv.data(), envp)
-                : posix_spawn(&pid, program->c_str(), &actions, &attr, argv.data(), envp);
-  if (err != 0) {
-    if (err == EAGAIN || err == ENOMEM || err == EMFILE || err == ENFILE) {
-      return SysError("posix_spawn", err);
-    }
-    // chdir failures come back from posix_spawn like exec failures; the cwd was there a
-    // moment ago, so say so if it has gone since.
-    struct stat st;
-    if (!o.cwd.empty() && (stat(o.cwd.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))) {
-      return NotFoundError("subprocess: working directory '" + o.cwd + "' vanished");
-    }
-    return ReportSpawnFailure(err).map([] { return false; });
+  // chdir failures come back from posix_spawn like exec failures; the cwd was there a
+  // moment ago, so say so if it has gone since.
+  const std::string& cwd = options_.cwd;
+  struct stat st;
+  if (!cwd.empty() && (stat(cwd.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))) {
+    return NotFoundError("subprocess: working directory '" + cwd + "' vanished");
   }
+  return ReportSpawnFailure(err).map([] { return false; });
+}
+
+void Job::Started(pid_t pid) {
+  const SpawnOptions& o = options_;
   pid_ = pid;
   done_.pid = pid;
-  done_.pgid = pid;  // POSIX_SPAWN_SETPGROUP with 0: the child leads a new group
+  done_.pgid = pid;  // the child leads a new group (SpawnAttributes)
   if (o.registry != nullptr) {
     o.registry->Add(pid);
     registered_ = true;
@@ -247,6 +246,29 @@ Result<bool> Job::Spawn() {
   if (o.timeout.count() > 0 && o.timeout < TimePoint::max() - spawned_at_) {
     term_next_ = spawned_at_ + o.timeout;
   }
+}
+
+Result<bool> Job::Spawn() {
+  ResetCompletion();
+  std::optional<Program> program = ResolveProgram();
+  if (!program) return ReportSpawnFailure(ENOENT).map([] { return false; });
+
+  ChildFds child;  // closed on every path, once the child has its copies
+  SpawnActions actions;
+  FORKLIFT_RETURN_IF_ERROR(SetUpStdio(actions.get(), child.fds));
+  SpawnAttributes attr;
+  std::vector<char*> argv = ArgvOf(options_.argv);
+  Environment env(options_.env);
+
+  pid_t pid = -1;
+  const int err =
+      program->search_path
+          ? posix_spawnp(&pid, program->path.c_str(), actions.get(), attr.get(), argv.data(),
+                         env.envp())
+          : posix_spawn(&pid, program->path.c_str(), actions.get(), attr.get(), argv.data(),
+                        env.envp());
+  if (err != 0) return JudgeSpawnError(err);
+  Started(pid);
   return true;
 }
 

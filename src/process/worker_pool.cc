@@ -4,7 +4,6 @@
 
 #include <poll.h>
 #include <signal.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -20,12 +19,14 @@
 #include <system_error>
 #include <utility>
 
+#include "core/fd.h"
 #include "process/worker_protocol.h"
 #include "process/worker_zygote.h"
 
 namespace forklift::process {
 
-using worker_internal::CloseFd;
+using core::CloseFd;
+using core::ErrnoMessage;
 using worker_internal::ControlReply;
 using worker_internal::ControlRequest;
 using worker_internal::RequestHeader;
@@ -54,10 +55,6 @@ constexpr std::chrono::milliseconds kShutdownGrace{500};
 constexpr std::chrono::milliseconds kZygoteExitWait{2000};
 // Far above any useful pool; keeps the table sizes below from overflowing.
 constexpr size_t kMaxWorkers = 65536;
-
-std::string ErrnoMessage(std::string_view what, int err) {
-  return std::string(what) + ": " + std::error_code(err, std::generic_category()).message();
-}
 
 // "killed by signal 11 (SIGSEGV)" or "exited with status 3".
 std::string DescribeWaitStatus(int status) {
@@ -108,12 +105,7 @@ bool WaitForExit(int pidfd, std::chrono::milliseconds timeout) {
 // stop; write(2) on an eventfd is all it does.
 struct StopNotifier {
   int fd;
-  void operator()() const noexcept {
-    const uint64_t one = 1;
-    if (write(fd, &one, sizeof one) < 0) {
-      // EAGAIN only: the counter is already non-zero, which is all that matters.
-    }
-  }
+  void operator()() const noexcept { core::SignalEventFd(fd); }
 };
 
 }  // namespace
@@ -138,8 +130,8 @@ Result<std::unique_ptr<WorkerPool>> WorkerPool::Start(const WorkerPoolOptions& o
   std::unique_ptr<WorkerPool> pool(new WorkerPool(options, std::move(handler)));
   FORKLIFT_RETURN_IF_ERROR(pool->StartZygote());
   for (Slot& slot : pool->slots_) {
-    slot.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (slot.stop_fd < 0) return InternalError(ErrnoMessage("eventfd", errno));
+    FORKLIFT_ASSIGN_OR_RETURN(core::UniqueFd stop_fd, core::MakeEventFd("worker pool"));
+    slot.stop_fd = stop_fd.release();  // closed with the slot
     FORKLIFT_RETURN_IF_ERROR(pool->ReplaceWorker(slot, nullptr));
   }
   return pool;
@@ -176,7 +168,7 @@ Status WorkerPool::StartZygote() {
   close(sv[1]);
   control_fd_ = sv[0];
   zygote_pid_ = pid;
-  zygote_pidfd_ = worker_internal::PidfdOpen(pid);  // race-free: our unreaped child
+  zygote_pidfd_ = core::PidfdOpen(pid);  // race-free: our unreaped child
   if (zygote_pidfd_ < 0) {
     return InternalError(ErrnoMessage("pidfd_open (needs Linux >= 5.3)", errno));
   }
@@ -193,7 +185,7 @@ WorkerPool::~WorkerPool() {
   WaitForExits(exits, kShutdownGrace);
   for (Slot& slot : slots_) {
     // Harmless on one that exited; the zygote kills the process groups.
-    if (slot.pidfd >= 0) worker_internal::PidfdSendSignal(slot.pidfd, SIGKILL);
+    if (slot.pidfd >= 0) core::PidfdSendSignal(slot.pidfd, SIGKILL);
     CloseFd(slot.pidfd);
     CloseFd(slot.stop_fd);
     slot.pid = 0;
@@ -205,7 +197,7 @@ WorkerPool::~WorkerPool() {
     if (zygote_pidfd_ < 0) {
       kill(zygote_pid_, SIGKILL);  // still our unreaped child, so the pid is still it
     } else if (!WaitForExit(zygote_pidfd_, kZygoteExitWait)) {
-      worker_internal::PidfdSendSignal(zygote_pidfd_, SIGKILL);
+      core::PidfdSendSignal(zygote_pidfd_, SIGKILL);
     }
     int status = 0;
     while (waitpid(zygote_pid_, &status, 0) < 0 && errno == EINTR) {
@@ -225,7 +217,7 @@ Status WorkerPool::ReplaceWorker(Slot& slot, int* old_status) {
   if (slot.pid > 0) {
     // Through the pidfd, so the signal can never reach a recycled pid. The process group
     // is left to the zygote, which kills it while the dead leader still pins its id.
-    worker_internal::PidfdSendSignal(slot.pidfd, SIGKILL);
+    core::PidfdSendSignal(slot.pidfd, SIGKILL);
     WaitForExit(slot.pidfd, kExitWait);
     request.release_serial = slot.serial;
   }
@@ -309,12 +301,7 @@ Result<std::string> WorkerPool::Call(size_t slot_index, std::string_view request
   }
   // The callback is gone, so it ran (and wrote) or never will: reset the eventfd for the
   // slot's next call.
-  if (stop.stop_requested()) {
-    uint64_t count;
-    if (read(slot.stop_fd, &count, sizeof count) < 0) {
-      // EAGAIN: the callback was deregistered before it ran.
-    }
-  }
+  if (stop.stop_requested()) core::ClearEventFd(slot.stop_fd);
   if (!idle_death_replaced) return tl::unexpected(std::move(idle_death_replaced).error());
 
   if (outcome == Outcome::kOk) {
@@ -368,21 +355,8 @@ WorkerPool::Outcome WorkerPool::Send(Slot& slot, std::string_view request,
   const size_t total = sizeof header + request.size();
   size_t done = 0;
   while (done < total) {
-    // One sendmsg for header and payload: a small request costs one system call.
-    iovec iov[2];
-    int count = 0;
-    if (done < sizeof header) {
-      iov[count++] = {reinterpret_cast<char*>(&header) + done, sizeof header - done};
-      iov[count++] = {const_cast<char*>(request.data()), request.size()};
-    } else {
-      iov[count++] = {const_cast<char*>(request.data()) + (done - sizeof header),
-                      total - done};
-    }
-    msghdr msg{};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = static_cast<size_t>(count);
-    // MSG_NOSIGNAL: a dead worker is an EPIPE to handle, not a SIGPIPE to the process.
-    const ssize_t n = sendmsg(slot.sock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    const ssize_t n = worker_internal::SendFrameRest(slot.sock, &header, sizeof header, request,
+                                                     done, MSG_DONTWAIT);
     if (n > 0) {
       done += static_cast<size_t>(n);
       continue;

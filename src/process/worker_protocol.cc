@@ -1,7 +1,6 @@
 #include "process/worker_protocol.h"
 
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -14,6 +13,24 @@ namespace {
 // Room for the two descriptors of a ControlReply; a bigger request is a caller bug.
 constexpr size_t kMaxFds = 2;
 }  // namespace
+
+ssize_t SendFrameRest(int sock, const void* header, size_t header_size, std::string_view payload,
+                      size_t done, int flags) {
+  iovec iov[2];
+  size_t count = 0;
+  char* payload_bytes = const_cast<char*>(payload.data());
+  if (done < header_size) {
+    iov[count++] = {const_cast<char*>(static_cast<const char*>(header)) + done,
+                    header_size - done};
+    iov[count++] = {payload_bytes, payload.size()};
+  } else {
+    iov[count++] = {payload_bytes + (done - header_size), header_size + payload.size() - done};
+  }
+  msghdr msg{};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = count;
+  return sendmsg(sock, &msg, flags | MSG_NOSIGNAL);
+}
 
 ssize_t SendWithFds(int sock, const void* data, size_t size, const int* fds, size_t nfds) {
   if (nfds > kMaxFds) {
@@ -72,19 +89,6 @@ ssize_t RecvWithFds(int sock, void* data, size_t size, int* fds, size_t max_fds,
     }
   }
   return n;
-}
-
-int PidfdOpen(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)); }
-
-int PidfdSendSignal(int pidfd, int sig) {
-  return static_cast<int>(syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0));
-}
-
-void CloseFd(int& fd) {
-  if (fd >= 0) {
-    close(fd);
-    fd = -1;
-  }
 }
 
 }  // namespace forklift::process::worker_internal

@@ -1,5 +1,6 @@
 // Wire formats shared by the WorkerPool (parent side, worker_pool.cc) and its zygote and
-// workers (child side, worker_zygote.cc), plus the few descriptor helpers both need.
+// workers (child side, worker_zygote.cc), and the descriptor passing both need (the
+// descriptors themselves: core/fd.h).
 // Private to the process module.
 //
 // Everything here is usable between fork() and _exit(): no allocation, no locks, only
@@ -12,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 
 namespace forklift::process::worker_internal {
 
@@ -77,6 +79,14 @@ inline constexpr int kWorkerExitProtocol = 122;   // a malformed request
 inline constexpr int kWorkerExitIoError = 123;    // its socket failed
 inline constexpr int kZygoteExitSetupFailed = 124;
 
+// Sends what is left of a frame (a header of `header_size` bytes, then `payload`) after
+// its first `done` bytes went: the header's rest and the payload in one sendmsg, so a
+// small frame costs one system call. `flags` are sendmsg's (MSG_NOSIGNAL is added: a dead
+// peer is an EPIPE to handle, not a SIGPIPE). Returns what sendmsg returns (EINTR is the
+// caller's to retry). Async-signal-safe.
+ssize_t SendFrameRest(int sock, const void* header, size_t header_size, std::string_view payload,
+                      size_t done, int flags);
+
 // Sends `size` bytes as one message with `nfds` descriptors attached (SCM_RIGHTS),
 // MSG_NOSIGNAL. Returns what sendmsg returns. Async-signal-safe.
 ssize_t SendWithFds(int sock, const void* data, size_t size, const int* fds, size_t nfds);
@@ -86,15 +96,6 @@ ssize_t SendWithFds(int sock, const void* data, size_t size, const int* fds, siz
 // EINTR is retried. Async-signal-safe.
 ssize_t RecvWithFds(int sock, void* data, size_t size, int* fds, size_t max_fds,
                     size_t* nfds);
-
-// pidfd_open(2) and pidfd_send_signal(2) (Linux >= 5.3), through syscall(2) so that no
-// particular glibc is needed. Return what the system calls return.
-int PidfdOpen(pid_t pid);
-int PidfdSendSignal(int pidfd, int sig);
-
-// Closes `fd` if it is >= 0 and sets it to -1. EINTR from close is not retried: on Linux
-// the descriptor is released either way.
-void CloseFd(int& fd);
 
 }  // namespace forklift::process::worker_internal
 

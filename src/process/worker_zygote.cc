@@ -25,10 +25,14 @@
 #include <exception>
 #include <string>
 
+#include "core/fd.h"
 #include "process/worker_protocol.h"
 
 namespace forklift::process::worker_internal {
 namespace {
+
+using core::CloseFd;
+using core::PidfdOpen;
 
 // How long a shutting-down zygote waits for its killed children to be reapable. SIGKILLed
 // processes die in microseconds; the bound is for a child stuck in the kernel.
@@ -113,20 +117,7 @@ bool WriteFrame(int fd, const ResponseHeader& header, const std::string& payload
   const size_t total = sizeof header + payload.size();
   size_t done = 0;
   while (done < total) {
-    iovec iov[2];
-    int count = 0;
-    if (done < sizeof header) {
-      iov[count++] = {const_cast<char*>(reinterpret_cast<const char*>(&header)) + done,
-                      sizeof header - done};
-      iov[count++] = {const_cast<char*>(payload.data()), payload.size()};
-    } else {
-      iov[count++] = {const_cast<char*>(payload.data()) + (done - sizeof header),
-                      total - done};
-    }
-    msghdr msg{};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = static_cast<size_t>(count);
-    ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+    ssize_t n = SendFrameRest(fd, &header, sizeof header, payload, done, 0);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return false;
     done += static_cast<size_t>(n);
@@ -288,7 +279,7 @@ class Zygote {
     if (pidfd < 0 || flags < 0 || fcntl(sv[0], F_SETFL, flags | O_NONBLOCK) != 0) {
       reply->spawn_errno = errno;
       close(sv[0]);
-      if (pidfd >= 0) close(pidfd);
+      CloseFd(pidfd);
       kill(pid, SIGKILL);
       child->state = ZygoteChild::kAbandoned;
       return false;

@@ -16,7 +16,7 @@ namespace {
 
 constexpr size_t kInputBufferSize = size_t{256} << 10;
 
-std::string ErrnoText(int err) { return std::strerror(err); }
+using core::ErrnoText;
 
 }  // namespace
 
@@ -28,7 +28,6 @@ ByteSource::ByteSource(std::string path, int fd, uint64_t file_size)
 
 ByteSource::~ByteSource() {
   if (stream_ != nullptr) inflateEnd(stream_.get());
-  if (fd_ >= 0) ::close(fd_);
 }
 
 Result<std::unique_ptr<ByteSource>> ByteSource::Open(const std::string& path) {
@@ -47,11 +46,11 @@ Result<std::unique_ptr<ByteSource>> ByteSource::Open(const std::string& path) {
   struct stat st;
   if (::fstat(fd, &st) != 0) {
     int err = errno;
-    ::close(fd);
+    core::CloseFd(fd);
     return InvalidArgumentError(fmt::format("cannot open '{}': {}", path, ErrnoText(err)));
   }
   if (S_ISDIR(st.st_mode)) {
-    ::close(fd);
+    core::CloseFd(fd);
     return InvalidArgumentError(
         fmt::format("cannot open '{}': {}", path, ErrnoText(EISDIR)));
   }
@@ -99,7 +98,7 @@ Status ByteSource::FillInput() {
     input_begin_ = input_end_ = 0;
   }
   for (;;) {
-    ssize_t n = ::read(fd_, input_.get() + input_end_, kInputBufferSize - input_end_);
+    ssize_t n = ::read(fd_.get(), input_.get() + input_end_, kInputBufferSize - input_end_);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return Fail(fmt::format("read failed: {}", ErrnoText(errno)));
     if (n == 0) input_eof_ = true;
@@ -135,7 +134,7 @@ Result<size_t> ByteSource::ReadPlain(char* buf, size_t n) {
     return size_t{0};
   }
   for (;;) {
-    ssize_t got = ::read(fd_, buf, n);
+    ssize_t got = ::read(fd_.get(), buf, n);
     if (got < 0) {
       if (errno == EINTR) continue;
       return Fail(fmt::format("read failed: {}", ErrnoText(errno)));

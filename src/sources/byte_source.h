@@ -18,6 +18,7 @@
 #include <memory>
 #include <string>
 
+#include "core/fd.h"
 #include "forklift/result.h"
 
 struct z_stream_s;
@@ -68,7 +69,7 @@ class ByteSource {
   tl::unexpected<Error> Fail(std::string what);
 
   std::string path_;
-  int fd_ = -1;
+  core::UniqueFd fd_;
   uint64_t file_size_ = 0;
   std::unique_ptr<char[]> input_;
   size_t input_begin_ = 0;  // next unconsumed byte of input_ (plain mode)
