@@ -155,10 +155,17 @@ Result<std::unique_ptr<CandleReader>> CandleReader::Open(const std::string& path
     sqlite3_close(db);
     return InvalidArgumentError("--db: cannot open '" + path + "': " + why);
   }
+  // A writer may hold the file for a moment (the nightly flow's maintenance tasks rebuild a
+  // table beside the scan): wait for it rather than fail on SQLITE_BUSY.
+  sqlite3_busy_timeout(db, 10000);
   // Memory-mapped pages and one read transaction for the reader's whole life: no read()
   // or lock syscalls per query, and every symbol sees the same snapshot.
-  sqlite3_exec(db, "PRAGMA mmap_size=1073741824; BEGIN; SELECT 1 FROM sqlite_schema LIMIT 1",
-               nullptr, nullptr, nullptr);
+  if (sqlite3_exec(db, "PRAGMA mmap_size=1073741824; BEGIN; SELECT 1 FROM sqlite_schema LIMIT 1",
+                   nullptr, nullptr, nullptr) != SQLITE_OK) {
+    std::string why = sqlite3_errmsg(db);
+    sqlite3_close(db);
+    return InvalidArgumentError("--db: cannot read '" + path + "': " + why);
+  }
   sqlite3_stmt* stmt = nullptr;
   if (sqlite3_prepare_v2(db,
                          "SELECT date, close FROM candles WHERE symbol = ? AND date BETWEEN "
