@@ -46,8 +46,8 @@ int main(int argc, char** argv) {
   uint64_t ok = 0, failed = 0, wrong = 0;
   auto t0 = std::chrono::steady_clock::now();
   auto summary = forklift::run_batch(
-      std::views::iota(int64_t{0}, static_cast<int64_t>(n)),
-      [](const int64_t& x) { return x * 2; }, options,
+      std::views::iota(int64_t{0}, static_cast<int64_t>(n)), [](const int64_t& x) { return x * 2; },
+      options,
       [&](forklift::Outcome<int64_t>&& o) {
         if (!o.ok()) {
           ++failed;
@@ -57,8 +57,7 @@ int main(int argc, char** argv) {
           ++ok;
         }
       });
-  double elapsed =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!summary) {
     std::fprintf(stderr, "batch_rss: %s\n", summary.error().ToString().c_str());
     return 1;

@@ -77,8 +77,10 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[i], "--runs") == 0) target = &runs;
     if (std::strcmp(argv[i], "--workers") == 0) target = &workers;
     if (target == nullptr || i + 1 >= argc || !ParseSize(argv[i + 1], *target)) {
-      std::fprintf(stderr, "executor_overhead: bad option '%s' (--tasks N, --runs R, --workers W; all >= 1)\n",
-                   argv[i]);
+      std::fprintf(
+          stderr,
+          "executor_overhead: bad option '%s' (--tasks N, --runs R, --workers W; all >= 1)\n",
+          argv[i]);
       return 2;
     }
     ++i;
@@ -145,12 +147,14 @@ int main(int argc, char** argv) {
   }
 #ifdef FORKLIFT_BENCH_HAVE_TBB
   double f = Median(fk), t = Median(tb);
-  std::printf("tasks=%zu runs=%zu workers=%zu forklift_ns_per_task=%.1f tbb_ns_per_task=%.1f ratio=%.2f\n",
-              tasks, runs, workers, f, t, f / t);
+  std::printf(
+      "tasks=%zu runs=%zu workers=%zu forklift_ns_per_task=%.1f tbb_ns_per_task=%.1f ratio=%.2f\n",
+      tasks, runs, workers, f, t, f / t);
 #else
-  std::printf("tasks=%zu runs=%zu workers=%zu forklift_ns_per_task=%.1f tbb_ns_per_task=NA ratio=NA "
-              "(oneTBB not found at build time)\n",
-              tasks, runs, workers, Median(fk));
+  std::printf(
+      "tasks=%zu runs=%zu workers=%zu forklift_ns_per_task=%.1f tbb_ns_per_task=NA ratio=NA "
+      "(oneTBB not found at build time)\n",
+      tasks, runs, workers, Median(fk));
 #endif
   return 0;
 }

@@ -45,8 +45,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const uint64_t seq = 1 + ((flags >> 2) & 3) * 1000;
   const size_t slot = 1 + ((flags >> 4) & 3);
   std::string_view words_text = in.Until('\x02');
-  std::vector<std::string> words = plain ? std::vector<std::string>{"printf", "%s"}
-                                         : SplitOn(words_text, '\x01');
+  std::vector<std::string> words =
+      plain ? std::vector<std::string>{"printf", "%s"} : SplitOn(words_text, '\x01');
   std::vector<std::string> args = SplitOn(in.Rest(), '\x01');
 
   auto t = fm::CommandTemplate::ForCommand(words, quote);

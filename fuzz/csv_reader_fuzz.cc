@@ -65,8 +65,13 @@ Read ReadAll(std::string_view bytes, char delimiter, size_t buffer_size) {
     if (!*more) break;
     // terminator lies right after raw.
     FUZZ_CHECK(r.terminator.empty() || r.terminator.data() == r.raw.data() + r.raw.size());
-    Rec rec{std::string(r.raw), std::string(r.terminator), r.error, {},
-            r.first_line, r.last_line, r.offset};
+    Rec rec{std::string(r.raw),
+            std::string(r.terminator),
+            r.error,
+            {},
+            r.first_line,
+            r.last_line,
+            r.offset};
     for (const auto& f : r.fields) rec.fields.push_back({std::string(f.value), f.quoted});
     out.records.push_back(std::move(rec));
   }

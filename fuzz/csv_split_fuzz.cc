@@ -20,8 +20,8 @@ namespace {
 namespace src = forklift::sources;
 
 bool Within(std::string_view inner, std::string_view outer) {
-  return inner.empty() ||
-         (inner.data() >= outer.data() && inner.data() + inner.size() <= outer.data() + outer.size());
+  return inner.empty() || (inner.data() >= outer.data() &&
+                           inner.data() + inner.size() <= outer.data() + outer.size());
 }
 
 }  // namespace
@@ -41,7 +41,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       std::string_view v = in.Until('\x01');
       values.emplace_back(v);
       // An empty last field with no delimiter after it reads as an empty record; quote it.
-      bool special = v.empty() || v.find_first_of(std::string("\"\r\n") + d) != std::string_view::npos;
+      bool special =
+          v.empty() || v.find_first_of(std::string("\"\r\n") + d) != std::string_view::npos;
       quote.push_back(special || (mode & 2));
       if (in.empty()) break;
     }
@@ -77,9 +78,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     size_t delims = 0;
     bool in_quotes = false;
     for (char c : raw) {
-      if (c == '"') in_quotes = !in_quotes;
-      else if (c == d && !in_quotes) ++delims;
-      else FUZZ_CHECK(in_quotes || (c != '\n'));
+      if (c == '"')
+        in_quotes = !in_quotes;
+      else if (c == d && !in_quotes)
+        ++delims;
+      else
+        FUZZ_CHECK(in_quotes || (c != '\n'));
     }
     FUZZ_CHECK(!in_quotes);
     FUZZ_CHECK(fields.size() == delims + 1);

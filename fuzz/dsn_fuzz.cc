@@ -133,8 +133,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // Only a password that appears nowhere else can be required to be absent: not in the
   // rest of the DSN, and not in what forklift or libpq would say with another password in
   // its place (libpq's words, "query" for a password "uer", or its quotes).
-  bool unique = pw.size() >= 3 && !Contains(before + after, pw) &&
-                !Contains(before + after, written);
+  bool unique =
+      pw.size() >= 3 && !Contains(before + after, pw) && !Contains(before + after, written);
   if (unique && mode != 0) {
     std::string control(pw.size(), pw[0] == 'Z' ? 'Y' : 'Z');
     std::string b2, w2, a2;

@@ -44,10 +44,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     using std::chrono::seconds;
     const forklift::Duration d = *with_bare;
     const forklift::Duration slack = d < milliseconds(1) ? forklift::Duration(100)
-                                    : d < seconds(1)      ? forklift::Duration(milliseconds(1))
-                                    : d < seconds(60)     ? forklift::Duration(milliseconds(10))
-                                    : d < seconds(3600)   ? forklift::Duration(seconds(1))
-                                                          : forklift::Duration(seconds(60));
+                                     : d < seconds(1)    ? forklift::Duration(milliseconds(1))
+                                     : d < seconds(60)   ? forklift::Duration(milliseconds(10))
+                                     : d < seconds(3600) ? forklift::Duration(seconds(1))
+                                                         : forklift::Duration(seconds(60));
     FUZZ_CHECK(*back - d <= slack && d - *back <= slack);
   }
   auto lower = ParseDuration(Lower(text), BareNumber::kSeconds);

@@ -97,7 +97,8 @@ void Simulate(const ff::Plan& plan, forklift::fuzz::Input& in) {
     while (auto id = sched.StartNext()) {
       FUZZ_CHECK(*id < n && starts[*id] == 0 && !upstream_failed.count(*id));
       ++starts[*id];
-      for (ff::TaskId p : plan.Predecessors(*id)) FUZZ_CHECK(finished[p] && !(failed[p] && plan.task(p).critical));
+      for (ff::TaskId p : plan.Predecessors(*id))
+        FUZZ_CHECK(finished[p] && !(failed[p] && plan.task(p).critical));
       holding.push_back(*id);
       if (const auto& pool = plan.task(*id).pool) {
         FUZZ_CHECK(++pool_running[*pool] <= plan.spec().pools.at(*pool));
@@ -162,7 +163,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (expanded) {
     FUZZ_CHECK(!expanded->empty() && expanded->size() <= 64);
     for (const auto& p : *expanded) FUZZ_CHECK(p.size() <= glob.size());
-    if (glob.find('{') == std::string::npos) FUZZ_CHECK(*expanded == std::vector<std::string>{glob});
+    if (glob.find('{') == std::string::npos)
+      FUZZ_CHECK(*expanded == std::vector<std::string>{glob});
   }
 
   auto spec = ff::ParseFlow(text, "fuzz.toml");

@@ -40,8 +40,9 @@ bool IsPlain(std::string_view p) {
 }
 
 // nullopt when the source could not be opened or a record failed to split.
-std::optional<std::vector<std::vector<std::string>>> ReadAll(
-    std::string_view bytes, const fm::InputOptions& options, bool second, bool* replaced) {
+std::optional<std::vector<std::vector<std::string>>> ReadAll(std::string_view bytes,
+                                                             const fm::InputOptions& options,
+                                                             bool second, bool* replaced) {
   forklift::fuzz::MemFile file(bytes);
   std::vector<fm::InputSpec> specs;
   specs.push_back({.kind = fm::InputSpec::Kind::kStdin});
@@ -88,8 +89,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (!options.null_separated) {
         std::string out;
         for (char c : r) {
-          if (c == '\0') out += "\\0";
-          else out += c;
+          if (c == '\0')
+            out += "\\0";
+          else
+            out += c;
         }
         r = out;
       }
@@ -130,8 +133,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     if (options.colsep && !IsPlain(*options.colsep)) continue;
     // --colsep splits every source, the ::: list too (as GNU parallel does).
-    std::vector<std::string> want = options.colsep ? literal_split(record)
-                                                   : std::vector<std::string>{record};
+    std::vector<std::string> want =
+        options.colsep ? literal_split(record) : std::vector<std::string>{record};
     if (second) {
       std::string other = i % 2 ? "y" : "x";
       auto tail = options.colsep ? literal_split(other) : std::vector<std::string>{other};

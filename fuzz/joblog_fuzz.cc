@@ -45,8 +45,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       e.exit_value = in.Byte() % 4;
       e.signal = in.Byte() % 3 == 0 ? 9 : 0;
       if (e.signal) e.exit_value = 0;
-      e.start_time = std::chrono::system_clock::time_point(std::chrono::milliseconds(
-          int64_t{1795423652276} + in.Byte() * 997));
+      e.start_time = std::chrono::system_clock::time_point(
+          std::chrono::milliseconds(int64_t{1795423652276} + in.Byte() * 997));
       e.runtime = std::chrono::milliseconds(in.Byte() * 12345);
       e.receive = in.Byte();
       std::string cmd(in.Until('\x01'));

@@ -38,8 +38,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   forklift::fuzz::MemFile file(bytes);
   auto source = src::ByteSource::Open(file.path());
   FUZZ_CHECK(source);
-  src::JsonLinesReader reader(std::move(*source), {.columns = columns, .delimiter = d,
-                                                   .max_record_bytes = 1 << 16});
+  src::JsonLinesReader reader(std::move(*source),
+                              {.columns = columns, .delimiter = d, .max_record_bytes = 1 << 16});
   src::CsvRecord rec;
   std::vector<src::CsvField> split;
   std::string scratch;

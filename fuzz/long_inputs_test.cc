@@ -115,8 +115,9 @@ TEST(LongInputs, FlowFileWithAMegabyteKeyOrNestingIsOneError) {
   }
   auto nested = flow::ParseFlow("a = " + std::string(kMB, '['), "f.toml");
   ASSERT_FALSE(nested.has_value());
-  EXPECT_EQ(nested.error().message.rfind("f.toml:1", 0), 0u) << nested.error().message.substr(0, 200);
-  auto inline_tables = flow::ParseFlow("a = " + std::string(kMB / 4, '{') , "f.toml");
+  EXPECT_EQ(nested.error().message.rfind("f.toml:1", 0), 0u)
+      << nested.error().message.substr(0, 200);
+  auto inline_tables = flow::ParseFlow("a = " + std::string(kMB / 4, '{'), "f.toml");
   ASSERT_FALSE(inline_tables.has_value());
   EXPECT_LT(inline_tables.error().message.size(), 1000u);
 }

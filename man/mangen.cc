@@ -119,7 +119,8 @@ std::string Term(const std::string& term) {
       size_t start = 0;
       while (start <= word.size()) {
         size_t comma = word.find(',', start);
-        std::string part = word.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        std::string part =
+            word.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
         if (!part.empty()) out += "\\fB" + Escape(part) + "\\fR";
         if (comma == std::string::npos) break;
         out += comma + 1 < word.size() ? ", " : ",";  // "-j,--jobs" or "-j," then "--jobs"
@@ -216,13 +217,13 @@ bool IsCommandsHeading(const std::string& heading) {
   return h == "COMMANDS" || h == "SUBCOMMANDS";
 }
 
-bool IsExitStatus(const std::string& text) {
-  return Upper(text.substr(0, 11)) == "EXIT STATUS";
-}
+bool IsExitStatus(const std::string& text) { return Upper(text.substr(0, 11)) == "EXIT STATUS"; }
 
 void RenderEntries(std::ostream& out, const Section& s) {
   for (const Entry& e : s.entries) {
-    out << ".TP\n" << ProtectLine(Term(e.term)) << "\n" << ProtectLine(Escape(e.description)) << "\n";
+    out << ".TP\n"
+        << ProtectLine(Term(e.term)) << "\n"
+        << ProtectLine(Escape(e.description)) << "\n";
   }
 }
 
@@ -374,7 +375,8 @@ void RenderMarkdown(std::ostream& out, const std::string& text, bool first_is_de
     if (line[0] == '|') {  // a table row: kept as it is, one line each
       flush();
       item = false;
-      if (line.find("---") == std::string::npos) out << ".br\n" << ProtectLine(Inline(line)) << "\n";
+      if (line.find("---") == std::string::npos)
+        out << ".br\n" << ProtectLine(Inline(line)) << "\n";
       continue;
     }
     block += (block.empty() ? "" : " ") + Trim(line);
@@ -403,17 +405,28 @@ Args ParseArgs(int argc, char** argv) {
     std::string flag = argv[i];
     if (i + 1 >= argc) Die("option " + flag + " needs a value");
     std::string value = argv[++i];
-    if (flag == "--name") a.name = value;
-    else if (flag == "--section") a.section = value;
-    else if (flag == "--summary") a.summary = value;
-    else if (flag == "--source") a.source = value;
-    else if (flag == "--date") a.date = value;
-    else if (flag == "-o") a.output = value;
-    else if (flag == "--help") a.helps.push_back(SplitEq(value));
-    else if (flag == "--md") a.markdown.push_back(value);
-    else if (flag == "--example") std::tie(a.example_file, a.example_title) = SplitEq(value);
-    else if (flag == "--see-also") a.see_also = value;
-    else Die("unknown option " + flag);
+    if (flag == "--name")
+      a.name = value;
+    else if (flag == "--section")
+      a.section = value;
+    else if (flag == "--summary")
+      a.summary = value;
+    else if (flag == "--source")
+      a.source = value;
+    else if (flag == "--date")
+      a.date = value;
+    else if (flag == "-o")
+      a.output = value;
+    else if (flag == "--help")
+      a.helps.push_back(SplitEq(value));
+    else if (flag == "--md")
+      a.markdown.push_back(value);
+    else if (flag == "--example")
+      std::tie(a.example_file, a.example_title) = SplitEq(value);
+    else if (flag == "--see-also")
+      a.see_also = value;
+    else
+      Die("unknown option " + flag);
   }
   if (a.name.empty() || a.section.empty() || a.summary.empty() || a.output.empty()) {
     Die("--name, --section, --summary and -o are required");
@@ -459,7 +472,8 @@ int main(int argc, char** argv) {
   for (const std::string& md : a.markdown) RenderMarkdown(out, ReadFile(md), helps.empty());
   if (!a.example_file.empty()) {
     out << ".SH EXAMPLE\n.PP\n" << Escape(a.example_title) << "\n.PP\n.RS 4\n.nf\n";
-    for (const std::string& line : Lines(ReadFile(a.example_file))) out << ProtectLine(Escape(line)) << "\n";
+    for (const std::string& line : Lines(ReadFile(a.example_file)))
+      out << ProtectLine(Escape(line)) << "\n";
     out << ".fi\n.RE\n";
   }
   if (!a.see_also.empty()) {

@@ -33,7 +33,8 @@ int main(int argc, char** argv) {
   options.journal_path = argv[1];
   // Item 7 fails once with a retryable error, item 13 for good: neither stops the others.
   auto square = [](const int& i, forklift::ItemContext& ctx) -> forklift::Result<int> {
-    if (i == 13) return tl::unexpected(forklift::Error{forklift::ErrorCode::kInvalidArgument, "13"});
+    if (i == 13)
+      return tl::unexpected(forklift::Error{forklift::ErrorCode::kInvalidArgument, "13"});
     if (i == 7 && ctx.attempt() == 1) {
       return tl::unexpected(forklift::Error{forklift::ErrorCode::kUnavailable, "try again"});
     }

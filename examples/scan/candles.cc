@@ -86,13 +86,13 @@ Status GenerateCandles(const std::string& path, int symbols, int days, uint64_t 
     }
     return OkStatus();
   };
-  FORKLIFT_RETURN_IF_ERROR(exec(
-      "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; BEGIN;"
-      "CREATE TABLE candles(symbol text, date text, open real, high real, low real,"
-      " close real, volume integer, primary key(symbol, date)) without rowid"));
+  FORKLIFT_RETURN_IF_ERROR(
+      exec("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; BEGIN;"
+           "CREATE TABLE candles(symbol text, date text, open real, high real, low real,"
+           " close real, volume integer, primary key(symbol, date)) without rowid"));
   sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(raw, "INSERT INTO candles VALUES(?,?,?,?,?,?,?)", -1, &stmt,
-                         nullptr) != SQLITE_OK) {
+  if (sqlite3_prepare_v2(raw, "INSERT INTO candles VALUES(?,?,?,?,?,?,?)", -1, &stmt, nullptr) !=
+      SQLITE_OK) {
     return InternalError(sqlite3_errmsg(raw));
   }
   std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> owner(stmt, sqlite3_finalize);
@@ -103,8 +103,7 @@ Status GenerateCandles(const std::string& path, int symbols, int days, uint64_t 
     std::string sym = SymbolName(s);
     bool ok = WalkCandles(draws, days, [&](int d, const Candle& c) {
       sqlite3_bind_text(stmt, 1, sym.data(), static_cast<int>(sym.size()), SQLITE_STATIC);
-      sqlite3_bind_text(stmt, 2, dates[d].data(), static_cast<int>(dates[d].size()),
-                        SQLITE_STATIC);
+      sqlite3_bind_text(stmt, 2, dates[d].data(), static_cast<int>(dates[d].size()), SQLITE_STATIC);
       sqlite3_bind_double(stmt, 3, c.open);
       sqlite3_bind_double(stmt, 4, c.high);
       sqlite3_bind_double(stmt, 5, c.low);
@@ -119,8 +118,7 @@ Status GenerateCandles(const std::string& path, int symbols, int days, uint64_t 
   return exec("COMMIT");
 }
 
-Status WriteCandlesCsv(const std::string& path, int first, int symbols, int days,
-                       uint64_t seed) {
+Status WriteCandlesCsv(const std::string& path, int first, int symbols, int days, uint64_t seed) {
   const std::string tmp = path + ".tmp";
   std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(tmp.c_str(), "w"), std::fclose);
   if (!f) return InvalidArgumentError("cannot create '" + tmp + "': " + std::strerror(errno));
@@ -149,8 +147,8 @@ Status WriteCandlesCsv(const std::string& path, int first, int symbols, int days
 
 Result<std::unique_ptr<CandleReader>> CandleReader::Open(const std::string& path) {
   sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
-                      nullptr) != SQLITE_OK) {
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr) !=
+      SQLITE_OK) {
     std::string why = db ? sqlite3_errmsg(db) : "out of memory";
     sqlite3_close(db);
     return InvalidArgumentError("--db: cannot open '" + path + "': " + why);

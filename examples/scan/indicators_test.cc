@@ -24,7 +24,7 @@ TEST(IndicatorsTest, RsiFollowsTheSimpleMeanDefinition) {
   auto rsi = RelativeStrengthIndex(close, 2);
   EXPECT_TRUE(std::isnan(rsi[0]));
   EXPECT_TRUE(std::isnan(rsi[1]));
-  EXPECT_DOUBLE_EQ(rsi[2], 50);                          // U = 0.5, D = 0.5
+  EXPECT_DOUBLE_EQ(rsi[2], 50);                           // U = 0.5, D = 0.5
   EXPECT_DOUBLE_EQ(rsi[3], 100 - 100 / (1 + 1.0 / 0.5));  // U = 1, D = 0.5
   EXPECT_DOUBLE_EQ(rsi[4], 100 - 100 / (1 + 1.0 / 0.5));
 }
@@ -49,7 +49,7 @@ TEST(IndicatorsTest, CrossoverNeedsACrossAndLowRsi) {
   // ...but a rise of big steps interleaved with small dips keeps RSI below 60 only if the
   // dips dominate the 14-row window; make the cross happen on a day after heavy losses.
   std::vector<double> mixed = close;
-  for (int i = 0; i < 12; ++i) mixed.push_back(mixed.back() + 8);   // lift SMA20 fast
+  for (int i = 0; i < 12; ++i) mixed.push_back(mixed.back() + 8);    // lift SMA20 fast
   for (int i = 0; i < 14; ++i) mixed.push_back(mixed.back() - 1.5);  // losses dominate RSI
   auto fast = SimpleMovingAverage(mixed, 20);
   auto slow = SimpleMovingAverage(mixed, 50);

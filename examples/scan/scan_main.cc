@@ -128,7 +128,7 @@ int main(int argc, char** argv) {
   }
   std::sort(all.begin(), all.end());
   for (const auto& [sym, date] : all) std::printf("%s %s\n", sym.c_str(), date.c_str());
-  std::printf("symbols=%zu matches=%zu elapsed=%.2f\n", result->outcomes.size() - failed,
-              matches, elapsed);
+  std::printf("symbols=%zu matches=%zu elapsed=%.2f\n", result->outcomes.size() - failed, matches,
+              elapsed);
   return failed == 0 ? 0 : 1;
 }

@@ -102,10 +102,10 @@ class ProgressCallback {
   ProgressCallback() = default;
   ProgressCallback(std::nullptr_t) {}  // NOLINT(google-explicit-constructor): "none"
   template <class F>
-    requires(!std::is_same_v<F, ProgressCallback>) && std::invocable<F&, const Progress&> &&
-            (std::is_void_v<std::invoke_result_t<F&, const Progress&>> ||
-             std::is_convertible_v<std::invoke_result_t<F&, const Progress&>, Status>)
-  ProgressCallback(F f) {  // NOLINT(google-explicit-constructor): assigned from lambdas
+  requires(!std::is_same_v<F, ProgressCallback>) && std::invocable<F&, const Progress&> &&
+      (std::is_void_v<std::invoke_result_t<F&, const Progress&>> ||
+       std::is_convertible_v<std::invoke_result_t<F&, const Progress&>, Status>)
+          ProgressCallback(F f) {  // NOLINT(google-explicit-constructor): assigned from lambdas
     // An empty std::function (or null function pointer) stays "none".
     if constexpr (std::is_constructible_v<bool, const F&>) {
       if (!static_cast<bool>(f)) return;
@@ -180,12 +180,12 @@ struct BatchOptions {
 
 template <class V>
 struct Outcome {
-  uint64_t index = 0;     // position of the item in the input range
-  Result<V> value;        // the value, or the final attempt's error
+  uint64_t index = 0;  // position of the item in the input range
+  Result<V> value;     // the value, or the final attempt's error
   // Attempts started; 0 for an item the stop reached before it started (value: Cancelled),
   // which is not recorded in the journal, so every resume runs it.
   int attempts = 0;
-  Duration elapsed{};     // from the first attempt's start to the last one's end
+  Duration elapsed{};  // from the first attempt's start to the last one's end
   // For a failure: the value its final attempt returned with its error (ItemResult's
   // Failed), e.g. a command's exit status and output. nullopt for a success (the value is
   // in `value`) and for failures without one: errors the engine decided (a timeout, a
@@ -276,8 +276,8 @@ using RawResultT = decltype(InvokeItemFn(std::declval<Fn&>(), std::declval<const
                                          std::declval<ItemContext&>()));
 
 template <class Fn, class Item>
-ItemResult<typename Normalize<std::conditional_t<
-    std::is_void_v<RawResultT<Fn, Item>>, Status, std::decay_t<RawResultT<Fn, Item>>>>::Value>
+ItemResult<typename Normalize<std::conditional_t<std::is_void_v<RawResultT<Fn, Item>>, Status,
+                                                 std::decay_t<RawResultT<Fn, Item>>>>::Value>
 CallItemFn(Fn& fn, const Item& item, ItemContext& ctx) {
   using Raw = RawResultT<Fn, Item>;
   if constexpr (std::is_void_v<Raw>) {
@@ -335,8 +335,11 @@ class TypedJob final : public BatchJob {
 
   // The outcome of the last attempt, moved out.
   Outcome<V> TakeOutcome(JobOutcome info) {
-    Outcome<V> o{.index = index, .value = tl::unexpected(Error{}), .attempts = info.attempts,
-                 .elapsed = info.elapsed, .failed_value = std::nullopt};
+    Outcome<V> o{.index = index,
+                 .value = tl::unexpected(Error{}),
+                 .attempts = info.attempts,
+                 .elapsed = info.elapsed,
+                 .failed_value = std::nullopt};
     if (value_.ok()) {
       o.value = std::move(*value_.value);
     } else {
@@ -402,8 +405,7 @@ uint64_t SizeHint(Items& items) {
 // and outcomes that were not yet recorded in the journal stay unrecorded (a rerun runs
 // them). An exception from on_outcome propagates once the workers have stopped.
 template <std::ranges::input_range Items, class Fn, class OnOutcome>
-Result<Summary> run_batch(Items&& items, Fn fn, const BatchOptions& options,
-                          OnOutcome on_outcome) {
+Result<Summary> run_batch(Items&& items, Fn fn, const BatchOptions& options, OnOutcome on_outcome) {
   using Item = std::remove_cvref_t<std::ranges::range_reference_t<Items>>;
   using V = detail::ValueT<Fn, Item>;
   using Job = detail::TypedJob<Item, V, Fn>;
@@ -438,8 +440,8 @@ Result<Summary> run_batch(Items&& items, Fn fn, const BatchOptions& options,
 
 // Collecting form: every outcome, in completion order, plus the summary.
 template <std::ranges::input_range Items, class Fn>
-auto run_batch(Items&& items, Fn fn, const BatchOptions& options = {})
-    -> Result<BatchResult<detail::ValueT<Fn, std::remove_cvref_t<std::ranges::range_reference_t<Items>>>>> {
+auto run_batch(Items&& items, Fn fn, const BatchOptions& options = {}) -> Result<
+    BatchResult<detail::ValueT<Fn, std::remove_cvref_t<std::ranges::range_reference_t<Items>>>>> {
   using V = detail::ValueT<Fn, std::remove_cvref_t<std::ranges::range_reference_t<Items>>>;
   BatchResult<V> result;
   auto summary = run_batch(std::forward<Items>(items), std::move(fn), options,

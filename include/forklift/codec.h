@@ -44,7 +44,7 @@ inline tl::unexpected<Error> Truncated() { return DataLossError("codec: truncate
 }  // namespace codec_internal
 
 template <class T>
-  requires std::is_arithmetic_v<T>
+requires std::is_arithmetic_v<T>
 struct Codec<T> {
   static void Encode(const T& v, std::string& out) {
     out.append(reinterpret_cast<const char*>(&v), sizeof v);
@@ -80,7 +80,7 @@ struct Codec<std::monostate> {
 };
 
 template <class A, class B>
-  requires HasCodec<A> && HasCodec<B>
+requires HasCodec<A> && HasCodec<B>
 struct Codec<std::pair<A, B>> {
   static void Encode(const std::pair<A, B>& v, std::string& out) {
     Codec<A>::Encode(v.first, out);
@@ -94,7 +94,7 @@ struct Codec<std::pair<A, B>> {
 };
 
 template <class T>
-  requires HasCodec<T>
+requires HasCodec<T>
 struct Codec<std::vector<T>> {
   static void Encode(const std::vector<T>& v, std::string& out) {
     Codec<uint64_t>::Encode(v.size(), out);
@@ -115,7 +115,7 @@ struct Codec<std::vector<T>> {
 };
 
 template <class T>
-  requires HasCodec<T>
+requires HasCodec<T>
 struct Codec<std::optional<T>> {
   static void Encode(const std::optional<T>& v, std::string& out) {
     out.push_back(v ? 1 : 0);
@@ -181,7 +181,7 @@ concept HasCheckpointKeyMember = requires(const T& v) {
 // number, or the item's codec bytes for other types.
 template <class T>
 concept HasItemKey = HasCheckpointKeyMember<T> || std::same_as<T, std::string> ||
-                     std::is_arithmetic_v<T> || HasCodec<T>;
+    std::is_arithmetic_v<T> || HasCodec<T>;
 template <class T>
 inline constexpr bool kHasItemKey = HasItemKey<T>;
 

@@ -15,7 +15,7 @@ struct Progress {
   uint64_t completed = 0;  // outcomes so far (succeeded + failed)
   uint64_t total = 0;      // items in all, 0 when the input's size is unknown
   uint64_t failed = 0;
-  double rate = 0;         // completions per second over the run so far
+  double rate = 0;              // completions per second over the run so far
   std::optional<Duration> eta;  // nullopt when total is unknown or rate is 0
 };
 

@@ -98,8 +98,8 @@ inline Status OkStatus() { return {}; }
 // error from the enclosing function.
 #define FORKLIFT_ASSIGN_OR_RETURN(lhs, expr) \
   FORKLIFT_ASSIGN_OR_RETURN_IMPL_(FORKLIFT_CONCAT_(forklift_result_, __LINE__), lhs, expr)
-#define FORKLIFT_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr)  \
-  auto tmp = (expr);                                     \
+#define FORKLIFT_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr)      \
+  auto tmp = (expr);                                         \
   if (!tmp) return ::tl::unexpected(std::move(tmp).error()); \
   lhs = std::move(*tmp)
 

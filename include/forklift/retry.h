@@ -17,7 +17,8 @@ struct RetryOptions {
   // Attempts per item in all, >= 1 (1: no retries). Default 1.
   int max_attempts = 1;
   // Backoff before retry n (n >= 1) is uniform in [0, min(max_delay, base_delay * 2^(n-1))]
-  // ("full jitter"). base_delay >= 0 (0: retry at once), default 100ms; max_delay >= base_delay, default 30s.
+  // ("full jitter"). base_delay >= 0 (0: retry at once), default 100ms; max_delay >= base_delay,
+  // default 30s.
   Duration base_delay = std::chrono::milliseconds(100);
   Duration max_delay = std::chrono::seconds(30);
   // Unavailable is always retried; DeadlineExceeded only when this is true. Default false.

@@ -13,7 +13,7 @@ namespace forklift {
 struct Summary {
   uint64_t processed = 0;  // outcomes of items that ran (succeeded + failed + interrupted)
   uint64_t succeeded = 0;
-  uint64_t failed = 0;     // failed on their own, including timed_out
+  uint64_t failed = 0;  // failed on their own, including timed_out
   // Items a stop reached after they started (final error Cancelled: killed, cancelled
   // cooperatively, or stopped during a retry backoff); recorded as cancelled, rerun by
   // every resume.

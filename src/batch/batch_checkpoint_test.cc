@@ -6,16 +6,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <latch>
+#include <ranges>
 #include <set>
 #include <string>
 #include <thread>
-#include <ranges>
-#include <algorithm>
-#include <iterator>
-#include <latch>
 #include <vector>
 
 #include "forklift/batch.h"
@@ -80,14 +80,15 @@ TEST(RunBatchCheckpointTest, ResumeAfterSigkillLosesNoRecordedCompletion) {
   const int n = 3000;
   auto run = [&](const std::string& tag) {
     int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    auto r = run_batch(std::views::iota(0, n),
-                       [&](const int& x) {
-                         std::string line = tag + " " + std::to_string(x) + "\n";
-                         (void)!write(fd, line.data(), line.size());
-                         std::this_thread::sleep_for(200us);
-                         return x;
-                       },
-                       Checkpointed(dir));
+    auto r = run_batch(
+        std::views::iota(0, n),
+        [&](const int& x) {
+          std::string line = tag + " " + std::to_string(x) + "\n";
+          (void)!write(fd, line.data(), line.size());
+          std::this_thread::sleep_for(200us);
+          return x;
+        },
+        Checkpointed(dir));
     close(fd);
     return r;
   };
@@ -102,8 +103,8 @@ TEST(RunBatchCheckpointTest, ResumeAfterSigkillLosesNoRecordedCompletion) {
   for (int i = 0; i < 500; ++i) {
     std::this_thread::sleep_for(2ms);
     std::ifstream in(log);
-    int lines = static_cast<int>(std::count(std::istreambuf_iterator<char>(in),
-                                            std::istreambuf_iterator<char>(), '\n'));
+    int lines = static_cast<int>(
+        std::count(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>(), '\n'));
     if (lines > n / 3) break;
   }
   kill(child, SIGKILL);
@@ -143,7 +144,6 @@ TEST(RunBatchCheckpointTest, ResumeAfterSigkillLosesNoRecordedCompletion) {
   }
   std::filesystem::remove_all(dir);
 }
-
 
 // "Never ran", "cancelled while running", "failed" and "succeeded" are distinct: a stop
 // that comes before an item starts leaves it unrecorded (attempts 0), an item that saw
@@ -273,7 +273,8 @@ TEST(RunBatchCheckpointTest, WhatFinishesAfterTheCallbackFailedIsNotRecorded) {
         }
         return 1;
       },
-      Checkpointed(dir), [&](Outcome<int>&&) -> Status {
+      Checkpointed(dir),
+      [&](Outcome<int>&&) -> Status {
         sink_failed.count_down();
         return InternalError("cannot write the report");
       });

@@ -117,9 +117,9 @@ Status Engine::Start() {
       return InvalidArgumentError("BatchOptions.journal_path: " + j.error().message);
     }
     journal_ = std::move(*j);
-    FORKLIFT_RETURN_IF_ERROR(journal_->BeginRun(
-        options_.batch_id, options_.run_kind,
-        options_.run_name.empty() ? options_.batch_id : options_.run_name));
+    FORKLIFT_RETURN_IF_ERROR(
+        journal_->BeginRun(options_.batch_id, options_.run_kind,
+                           options_.run_name.empty() ? options_.batch_id : options_.run_name));
   }
   // Fork the worker processes before this call starts any thread of its own.
   if (options_.isolation == Isolation::kProcess) {
@@ -144,9 +144,9 @@ Status Engine::Start() {
   }
   delays_ = std::make_unique<core::DelayQueue>(clock_);
   // Room for the whole window, so Submit never blocks the feeding thread.
-  FORKLIFT_ASSIGN_OR_RETURN(executor_,
-                            Executor::Create({.workers = options_.workers,
-                                              .queue_capacity = NextPowerOfTwo(window_ + 1)}));
+  FORKLIFT_ASSIGN_OR_RETURN(
+      executor_, Executor::Create(
+                     {.workers = options_.workers, .queue_capacity = NextPowerOfTwo(window_ + 1)}));
   return OkStatus();
 }
 
@@ -202,8 +202,9 @@ void Engine::Attempt(BatchJob* job) {
   if (stop_.stop_requested()) {
     // Not an attempt: an item that never started keeps attempts == 0, which is how the
     // journal and the sinks tell "never ran" from "cancelled while running".
-    st.status = CancelledError(st.attempts == 0 ? "batch cancelled before the item ran"
-                                                : "batch cancelled during the item's retry backoff");
+    st.status =
+        CancelledError(st.attempts == 0 ? "batch cancelled before the item ran"
+                                        : "batch cancelled during the item's retry backoff");
     job->SetError(st.status.error());
     Finish(job);
     return;
@@ -286,8 +287,7 @@ Result<bool> Engine::AlreadyDone(const std::string& key) {
                             journal_->GetItemState(options_.batch_id, key));
   if (state == journal::ItemState::kSucceeded) return true;
   // Cancelled (interrupted) items did not finish: no resume skips them.
-  return state == journal::ItemState::kFailed &&
-         options_.resume == BatchOptions::Resume::kFinished;
+  return state == journal::ItemState::kFailed && options_.resume == BatchOptions::Resume::kFinished;
 }
 
 void Engine::Collect(std::vector<BatchJob*>& done) {
@@ -313,9 +313,9 @@ Status Engine::Record(const std::vector<BatchJob*>& done) {
       r.cancelled = r.code == ErrorCode::kCancelled;
     }
     r.attempts = st.attempts;
-    r.elapsed_us = std::chrono::duration_cast<std::chrono::microseconds>(clock_.Now() -
-                                                                         st.first_start)
-                       .count();
+    r.elapsed_us =
+        std::chrono::duration_cast<std::chrono::microseconds>(clock_.Now() - st.first_start)
+            .count();
     records.push_back(std::move(r));
   }
   return journal_->RecordItems(options_.batch_id, records);
@@ -433,7 +433,7 @@ Result<Summary> Engine::Run() {
   summary_.latency_p95 = latency_.Percentile(0.95);
   summary_.latency_max = latency_.Max();
   if (journal_) {
-    const char* status = summary_.cancelled                                   ? "cancelled"
+    const char* status = summary_.cancelled                                     ? "cancelled"
                          : summary_.failed || journal_error_ || callback_error_ ? "failed"
                                                                                 : "succeeded";
     auto s = journal_->FinishRun(options_.batch_id, status, summary_.ToJson());

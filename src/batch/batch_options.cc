@@ -19,8 +19,7 @@ Status ValidateBatchOptions(const BatchOptions& o, const detail::EngineHooks& ho
   if (o.workers == 0) return InvalidArgumentError("BatchOptions.workers must be >= 1, got 0");
   if (o.window != 0 && o.window < o.workers) {
     return InvalidArgumentError("BatchOptions.window must be 0 (4 x workers) or >= workers (" +
-                                std::to_string(o.workers) + "), got " +
-                                std::to_string(o.window));
+                                std::to_string(o.workers) + "), got " + std::to_string(o.window));
   }
   if (o.timeout && *o.timeout <= Duration::zero()) {
     return InvalidArgumentError("BatchOptions.timeout must be > 0 (or std::nullopt: none)");
@@ -40,7 +39,6 @@ Status ValidateBatchOptions(const BatchOptions& o, const detail::EngineHooks& ho
   }
   return OkStatus();
 }
-
 
 }  // namespace batch
 }  // namespace forklift

@@ -31,7 +31,8 @@ BatchOptions Quiet(size_t workers = 2) {
 TEST(RunBatchTest, ReturnsEveryValueAndASummary) {
   std::vector<int> items(1000);
   std::iota(items.begin(), items.end(), 0);
-  auto r = run_batch(items, [](const int& x) { return x * 2; }, Quiet(4));
+  auto r = run_batch(
+      items, [](const int& x) { return x * 2; }, Quiet(4));
   ASSERT_TRUE(r) << r.error().ToString();
   ASSERT_EQ(r->outcomes.size(), 1000u);
   std::set<uint64_t> seen;
@@ -64,7 +65,8 @@ TEST(RunBatchTest, OutcomesArriveInCompletionOrder) {
         }
         return x;
       },
-      Quiet(3), [&](Outcome<int>&& o) {
+      Quiet(3),
+      [&](Outcome<int>&& o) {
         order.push_back(o.index);
         EXPECT_TRUE(o.ok()) << o.value.error().ToString();
         if (o.index == 2) item2_delivered.release();
@@ -123,7 +125,8 @@ TEST(RunBatchTest, OneItemsFailureDoesNotStopTheOthers) {
 TEST(RunBatchTest, StatusAndVoidFunctionsGiveMonostateOutcomes) {
   std::vector<int> items = {1, 2};
   std::atomic<int> calls{0};
-  auto r = run_batch(items, [&](const int&) { calls++; }, Quiet());
+  auto r = run_batch(
+      items, [&](const int&) { calls++; }, Quiet());
   ASSERT_TRUE(r);
   EXPECT_EQ(calls.load(), 2);
   auto s = run_batch(
@@ -307,7 +310,8 @@ TEST(RunBatchTest, ProgressCallbackRunsPerCompletionWithTheTotal) {
   std::vector<Progress> seen;
   o.on_progress = [&](const Progress& p) { seen.push_back(p); };
   std::vector<int> items(50, 1);
-  auto r = run_batch(items, [](const int& x) { return x; }, o);
+  auto r = run_batch(
+      items, [](const int& x) { return x; }, o);
   ASSERT_TRUE(r);
   ASSERT_EQ(seen.size(), 50u);
   for (size_t i = 0; i < seen.size(); ++i) {
@@ -319,10 +323,11 @@ TEST(RunBatchTest, ProgressCallbackRunsPerCompletionWithTheTotal) {
 TEST(RunBatchTest, AnExceptionFromTheSinkPropagatesAfterTheWorkersStop) {
   std::vector<int> items(1000, 1);
   int seen = 0;
-  EXPECT_THROW(run_batch(items, [](const int& x) { return x; }, Quiet(2),
-                         [&](Outcome<int>&&) {
-                           if (++seen == 5) throw std::runtime_error("sink failed");
-                         }),
+  EXPECT_THROW(run_batch(
+                   items, [](const int& x) { return x; }, Quiet(2),
+                   [&](Outcome<int>&&) {
+                     if (++seen == 5) throw std::runtime_error("sink failed");
+                   }),
                std::runtime_error);
   EXPECT_EQ(seen, 5);
 }
@@ -383,9 +388,9 @@ TEST(RunBatchTest, RetryIfDecidesWhatIsRetriedWithTheAttemptNumber) {
   std::lock_guard lock(mu);
   std::multiset<std::pair<ErrorCode, int>> got(asked.begin(), asked.end());
   std::multiset<std::pair<ErrorCode, int>> want = {{ErrorCode::kAborted, 1},
-                                                    {ErrorCode::kAborted, 2},
-                                                    {ErrorCode::kAborted, 3},
-                                                    {ErrorCode::kUnavailable, 1}};
+                                                   {ErrorCode::kAborted, 2},
+                                                   {ErrorCode::kAborted, 3},
+                                                   {ErrorCode::kUnavailable, 1}};
   EXPECT_EQ(got, want);
 }
 
@@ -459,7 +464,8 @@ TEST(RunBatchTest, AnErrorFromTheOutcomeCallbackStopsTheBatchAndIsReturned) {
         ran++;
         return x;
       },
-      o, [&](Outcome<int>&&) -> Status {
+      o,
+      [&](Outcome<int>&&) -> Status {
         if (++seen == 5) return FailedPreconditionError("stdout is closed");
         return OkStatus();
       });
@@ -480,7 +486,13 @@ TEST(RunBatchTest, AnErrorFromOnProgressStopsTheBatchAndIsReturned) {
   };
   std::vector<int> items(1000, 1);
   std::atomic<int> ran{0};
-  auto r = run_batch(items, [&](const int& x) { ran++; return x; }, o);
+  auto r = run_batch(
+      items,
+      [&](const int& x) {
+        ran++;
+        return x;
+      },
+      o);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error(), (Error{ErrorCode::kDataLoss, "progress file is gone"}));
   EXPECT_EQ(calls, 3);
@@ -500,8 +512,10 @@ TEST(RunBatchTest, OnProgressIsCopiedWithItsOptionsAndEmptyStaysNone) {
   none_copy.on_progress = nullptr;
   EXPECT_FALSE(none_copy.on_progress);
   std::vector<int> items = {1, 2};
-  ASSERT_TRUE(run_batch(items, [](const int& x) { return x; }, none_copy));
-  ASSERT_TRUE(run_batch(items, [](const int& x) { return x; }, copy));
+  ASSERT_TRUE(run_batch(
+      items, [](const int& x) { return x; }, none_copy));
+  ASSERT_TRUE(run_batch(
+      items, [](const int& x) { return x; }, copy));
   EXPECT_EQ(calls, 2);
 }
 
@@ -510,7 +524,13 @@ TEST(RunBatchTest, BadOptionsAreRejectedByName) {
   auto fn = [](const int& x) { return x; };
   auto expect_bad = [&](BatchOptions o, const std::string& name) {
     std::atomic<int> ran{0};
-    auto r = run_batch(items, [&](const int& x) { ran++; return x; }, o);
+    auto r = run_batch(
+        items,
+        [&](const int& x) {
+          ran++;
+          return x;
+        },
+        o);
     ASSERT_FALSE(r) << name;
     EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument);
     EXPECT_NE(r.error().message.find(name), std::string::npos) << r.error().message;

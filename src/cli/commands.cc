@@ -47,7 +47,8 @@ int ParseCli(CLI::App& app, const std::vector<std::string>& args) {
   // One line naming the command and the option, as forklift's own errors do.
   app.failure_message([](const CLI::App* a, const CLI::Error& e) {
     std::string name = a->get_name();
-    for (const CLI::App* p = a->get_parent(); p; p = p->get_parent()) name = p->get_name() + " " + name;
+    for (const CLI::App* p = a->get_parent(); p; p = p->get_parent())
+      name = p->get_name() + " " + name;
     return fmt::format("{}: {} (see {} --help)\n", name, e.what(), name);
   });
   // CLI11 takes the arguments last-first when given a vector.
@@ -72,11 +73,12 @@ int Dispatch(const std::vector<std::string>& args) {
   std::vector<std::string> rest(args.begin() + 1, args.end());
   if (cmd == "version" || cmd == "--version") {
     if (rest.size() == 1 && (rest[0] == "-h" || rest[0] == "--help")) {
-      std::fputs("usage: forklift version\n"
-                 "\n"
-                 "Prints forklift's version and the git revision it was built from\n"
-                 "(\"-dirty\": with uncommitted changes; \"unknown\": not built from a checkout).\n",
-                 stdout);
+      std::fputs(
+          "usage: forklift version\n"
+          "\n"
+          "Prints forklift's version and the git revision it was built from\n"
+          "(\"-dirty\": with uncommitted changes; \"unknown\": not built from a checkout).\n",
+          stdout);
       return 0;
     }
     if (!rest.empty()) {

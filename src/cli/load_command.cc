@@ -3,10 +3,10 @@
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
 #include <algorithm>
 #include <ctime>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <stop_token>
 
@@ -22,52 +22,65 @@
 namespace forklift::cli {
 
 int LoadCommand(const std::vector<std::string>& args) {
-  CLI::App app("Load CSV or JSON Lines files into a PostgreSQL or SQLite table in parallel chunks, "
-               "exactly once, with bad rows dead-lettered.",
-               "forklift load");
+  CLI::App app(
+      "Load CSV or JSON Lines files into a PostgreSQL or SQLite table in parallel chunks, "
+      "exactly once, with bad rows dead-lettered.",
+      "forklift load");
   load::LoadOptions o;
-  std::string mode = "insert", key, columns, delimiter = ",", chunk_bytes = "4MiB", progress = "auto";
+  std::string mode = "insert", key, columns, delimiter = ",", chunk_bytes = "4MiB",
+              progress = "auto";
   int64_t max_errors = -1;
   bool no_header = false;
   const std::string target = "Target", input = "Input", mode_group = "Mode and chunking",
                     bad = "Bad rows", state = "Resume and journal", output = "Output";
-  app.add_option("files", o.sources, "CSV or JSON Lines (.jsonl, .ndjson) files; .gz read transparently")->required();
+  app.add_option("files", o.sources,
+                 "CSV or JSON Lines (.jsonl, .ndjson) files; .gz read transparently")
+      ->required();
   app.add_option("--to", o.to, "postgres://user@host:5432/db, a libpq conninfo, or sqlite:PATH")
-      ->required()->group(target);
+      ->required()
+      ->group(target);
   app.add_option("--table", o.table, "target table: [schema.]table")->required()->group(target);
   app.add_option("--ledger-schema", o.ledger_schema,
                  "schema of the ledger table forklift_load_chunks (default: the table's; "
                  "PostgreSQL)")
       ->group(target);
   app.add_option("--mode", mode, "insert (COPY, default) or upsert (needs --key)")
-      ->check(CLI::IsMember({"insert", "upsert"}))->group(mode_group);
+      ->check(CLI::IsMember({"insert", "upsert"}))
+      ->group(mode_group);
   app.add_option("--key", key, "conflict columns, comma-separated (--mode upsert only)")
       ->group(mode_group);
   app.add_option("--workers", o.workers,
                  "connections at once (default 4; 1 for SQLite; at most half of max_connections)")
-      ->check(CLI::Range(1, 1 << 30))->group(mode_group);
+      ->check(CLI::Range(1, 1 << 30))
+      ->group(mode_group);
   app.add_option("--chunk-rows", o.chunk_rows, "rows per chunk (default 5000)")
-      ->check(CLI::Range(1, 1 << 30))->group(mode_group);
+      ->check(CLI::Range(1, 1 << 30))
+      ->group(mode_group);
   app.add_option("--chunk-bytes", chunk_bytes, "bytes per chunk (default 4MiB)")->group(mode_group);
   app.add_option("--columns", columns,
                  "target columns in the files' order (default: the header; with --no-header, "
                  "the table's columns)")
       ->group(input);
-  app.add_option("--delimiter", delimiter, "field delimiter (default ,; \\t for tab)")->group(input);
-  app.add_option("--null", o.null_string, "unquoted value meaning NULL (default: empty)")->group(input);
+  app.add_option("--delimiter", delimiter, "field delimiter (default ,; \\t for tab)")
+      ->group(input);
+  app.add_option("--null", o.null_string, "unquoted value meaning NULL (default: empty)")
+      ->group(input);
   app.add_flag("--no-header", no_header, "the files have no header row")->group(input);
   app.add_option("--dlq", o.dlq_path, "also write rejected rows to this CSV file")->group(bad);
   app.add_option("--max-errors", max_errors, "stop after more than N rejected rows")
-      ->check(CLI::NonNegativeNumber)->group(bad);
-  app.add_option("--load-id", o.load_id, "name the load (default: a hash of sources, target, "
-                                         "table, mode and chunking)")
+      ->check(CLI::NonNegativeNumber)
+      ->group(bad);
+  app.add_option("--load-id", o.load_id,
+                 "name the load (default: a hash of sources, target, "
+                 "table, mode and chunking)")
       ->group(state);
   app.add_option("--journal", o.journal_path,
                  "journal file (default $FORKLIFT_JOURNAL or .forklift/journal.db)")
       ->group(state);
   app.add_flag("--json", o.json, "print the summary as one JSON object on stdout")->group(output);
   app.add_option("--progress", progress, "auto (bar on a TTY, lines otherwise), bar, lines, none")
-      ->check(CLI::IsMember({"auto", "bar", "lines", "none"}))->group(output);
+      ->check(CLI::IsMember({"auto", "bar", "lines", "none"}))
+      ->group(output);
   app.footer(load::kExitStatusHelp);
   if (int rc = ParseCli(app, args); rc >= 0) return rc;
 
@@ -104,8 +117,10 @@ int LoadCommand(const std::vector<std::string>& args) {
   std::stop_source graceful, force_stop;
   SignalThread signals(
       [&](int sig) {
-        fmt::print(stderr, "\nforklift load: {}: reading no further, letting chunks in flight "
-                           "commit (send it again to cancel them)\n", sigabbrev_np(sig));
+        fmt::print(stderr,
+                   "\nforklift load: {}: reading no further, letting chunks in flight "
+                   "commit (send it again to cancel them)\n",
+                   sigabbrev_np(sig));
         graceful.request_stop();
       },
       [&](int) { force_stop.request_stop(); });
@@ -177,13 +192,13 @@ int DlqCommand(const std::vector<std::string>& args) {
       fmt::print(stderr, "forklift dlq retry: {}\n", r.error().message);
       return r.error().code == ErrorCode::kInvalidArgument ? 2 : 1;
     }
-    fmt::print("{}: {} pending, {} loaded, {} refused again, {} not a record of the load's "
-               "columns, {} cut to the size limit (not retryable){}\n",
-               load_id, r->pending, r->loaded, r->rejected, r->unparsable, r->truncated,
-               r->uncommitted == 0
-                   ? std::string()
-                   : fmt::format(", {} of uncommitted chunks: resume the load first",
-                                 r->uncommitted));
+    fmt::print(
+        "{}: {} pending, {} loaded, {} refused again, {} not a record of the load's "
+        "columns, {} cut to the size limit (not retryable){}\n",
+        load_id, r->pending, r->loaded, r->rejected, r->unparsable, r->truncated,
+        r->uncommitted == 0
+            ? std::string()
+            : fmt::format(", {} of uncommitted chunks: resume the load first", r->uncommitted));
     return r->loaded == r->pending ? 0 : 1;
   }
   auto journal = journal::Journal::Open(path);
@@ -211,8 +226,10 @@ int DlqCommand(const std::vector<std::string>& args) {
       return 1;
     }
     if (letter && *n == 0) {
-      fmt::print(stderr, "forklift dlq discard: load '{}' has no pending letter {} (see "
-                         "forklift dlq list {})\n", load_id, *letter, load_id);
+      fmt::print(stderr,
+                 "forklift dlq discard: load '{}' has no pending letter {} (see "
+                 "forklift dlq list {})\n",
+                 load_id, *letter, load_id);
       return 1;
     }
     fmt::print("{}: {} letter{} discarded\n", load_id, *n, *n == 1 ? "" : "s");
@@ -250,15 +267,17 @@ int DlqCommand(const std::vector<std::string>& args) {
       table_width = std::max(table_width, OneLine(l.table).size());
     }
     if (!json) {
-      fmt::print("{:<{}} {:<{}} {:<19} {:>8}\n", "LOAD", id_width, "TABLE", table_width,
-                 "STARTED", "LETTERS");
+      fmt::print("{:<{}} {:<{}} {:<19} {:>8}\n", "LOAD", id_width, "TABLE", table_width, "STARTED",
+                 "LETTERS");
     }
     for (const auto& [id, l] : loads) {
       if (json) {
         // A load id is any text (--load-id): the JSON library escapes it. Invalid UTF-8
         // becomes U+FFFD rather than an exception.
-        const nlohmann::json line{{"load_id", id}, {"table", l.table},
-                                  {"started_at", l.started_at}, {"letters", l.letters}};
+        const nlohmann::json line{{"load_id", id},
+                                  {"table", l.table},
+                                  {"started_at", l.started_at},
+                                  {"letters", l.letters}};
         fmt::print("{}\n", line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
       } else {
         fmt::print("{:<{}} {:<{}} {:<19} {:>8}\n", OneLine(id), id_width, OneLine(l.table),

@@ -60,8 +60,8 @@ int MapCommand(const std::vector<std::string>& args) {
         registry.Shutdown(SIGTERM);
       },
       /*hangup=*/true);
-  int status = map::RunMap(*options, {graceful.get_token(), force.get_token()}, registry,
-                           map::MapIo{});
+  int status =
+      map::RunMap(*options, {graceful.get_token(), force.get_token()}, registry, map::MapIo{});
   if (int sig = signals.first_signal(); sig != 0) return 128 + sig;
   return status;
 }

@@ -9,21 +9,22 @@
 #include "cli/commands.h"
 #include "cli/signal_thread.h"
 #include "core/duration_parse.h"
-#include "forklift/batch.h"
-#include "journal/journal.h"
 #include "flow/flow_file.h"
 #include "flow/flow_report.h"
 #include "flow/flow_runner.h"
+#include "forklift/batch.h"
+#include "journal/journal.h"
 
 namespace forklift::cli {
 
 int RunCommand(const std::vector<std::string>& args) {
-  CLI::App app("Run a flow: a DAG of shell tasks with logs, retries and a breakdown.\n"
-               "A flow's journal and logs live beside its flow file (.forklift/), whatever\n"
-               "directory forklift starts in; one invocation of a flow runs at a time.\n"
-               "Exit status: 0 succeeded, 1 a critical task failed, 2 bad input or state,\n"
-               "75 the flow is already running, 128+N after signal N.",
-               "forklift run");
+  CLI::App app(
+      "Run a flow: a DAG of shell tasks with logs, retries and a breakdown.\n"
+      "A flow's journal and logs live beside its flow file (.forklift/), whatever\n"
+      "directory forklift starts in; one invocation of a flow runs at a time.\n"
+      "Exit status: 0 succeeded, 1 a critical task failed, 2 bad input or state,\n"
+      "75 the flow is already running, 128+N after signal N.",
+      "forklift run");
   std::string flow_path, journal, resume, only, wait;
   int jobs = static_cast<int>(BatchOptions::DefaultWorkerCount());
   bool force = false, dry_run = false;
@@ -31,7 +32,8 @@ int RunCommand(const std::vector<std::string>& args) {
   const char* kWhat = "What runs";
   const char* kState = "State and resume";
   app.add_option("--jobs,-j", jobs, "tasks running at once (default: one per core)")
-      ->check(CLI::Range(1, 1 << 30))->group(kWhat);
+      ->check(CLI::Range(1, 1 << 30))
+      ->group(kWhat);
   app.add_option("--only", only, "run this task and what it needs")->group(kWhat);
   app.add_flag("--force", force, "run tasks even when their outputs are up to date")->group(kWhat);
   app.add_flag("--dry-run", dry_run, "print the plan by levels, run nothing")->group(kWhat);
@@ -41,13 +43,16 @@ int RunCommand(const std::vector<std::string>& args) {
       ->group("Output");
   app.add_option("--resume", resume,
                  "rerun only what failed, was cancelled, blocked or never ran in RUN_ID "
-                 "('last': the flow's latest run that did not succeed)")->group(kState);
+                 "('last': the flow's latest run that did not succeed)")
+      ->group(kState);
   app.add_option("--journal", journal,
                  "journal file (default $FORKLIFT_JOURNAL, else .forklift/journal.db beside "
-                 "the flow file)")->group(kState);
+                 "the flow file)")
+      ->group(kState);
   app.add_option("--wait", wait,
                  "when the flow is already running, wait up to DUR (e.g. 10m) for it to end "
-                 "instead of exiting 75")->group(kState);
+                 "instead of exiting 75")
+      ->group(kState);
   if (int rc = ParseCli(app, args); rc >= 0) return rc;
 
   std::optional<Duration> wait_for;
@@ -69,8 +74,10 @@ int RunCommand(const std::vector<std::string>& args) {
   std::stop_source graceful, force_stop;
   SignalThread signals(
       [&](int sig) {
-        fmt::print(stderr, "forklift run: {}: starting no new tasks, waiting for running ones "
-                           "(send it again to kill them)\n", sigabbrev_np(sig));
+        fmt::print(stderr,
+                   "forklift run: {}: starting no new tasks, waiting for running ones "
+                   "(send it again to kill them)\n",
+                   sigabbrev_np(sig));
         graceful.request_stop();
       },
       [&](int) { force_stop.request_stop(); });

@@ -15,7 +15,6 @@
 namespace forklift::cli {
 namespace {
 
-
 // A load records no items (its unit is the row, kept in the target's ledger): its
 // succeeded and failed counts are the rows its summary reports, this invocation's and
 // those of the chunks earlier ones committed.
@@ -23,7 +22,9 @@ void LoadCounts(journal::RunInfo& r) {
   if (r.kind != "load" || r.summary_json.empty()) return;
   const nlohmann::json j = nlohmann::json::parse(r.summary_json, nullptr, false);
   if (!j.is_object()) return;
-  auto n = [&](const char* key) { return j.contains(key) && j[key].is_number() ? j[key].get<int64_t>() : 0; };
+  auto n = [&](const char* key) {
+    return j.contains(key) && j[key].is_number() ? j[key].get<int64_t>() : 0;
+  };
   r.items_succeeded = n("rows_loaded") + n("rows_skipped");
   r.items_failed = n("rows_rejected") + n("rows_rejected_earlier");
 }
@@ -74,9 +75,12 @@ int RunsCommand(const std::vector<std::string>& args) {
   for (auto& r : *runs) LoadCounts(r);
   if (json) {
     for (const auto& r : *runs) {
-      nlohmann::json j = {{"run_id", r.run_id},         {"kind", r.kind},
-                          {"name", r.name},             {"status", r.status},
-                          {"started_at", r.started_at}, {"invocations", r.invocations},
+      nlohmann::json j = {{"run_id", r.run_id},
+                          {"kind", r.kind},
+                          {"name", r.name},
+                          {"status", r.status},
+                          {"started_at", r.started_at},
+                          {"invocations", r.invocations},
                           {"items_succeeded", r.items_succeeded},
                           {"items_failed", r.items_failed}};
       j["finished_at"] = r.finished_at ? nlohmann::json(*r.finished_at) : nlohmann::json();
@@ -98,8 +102,7 @@ int RunsCommand(const std::vector<std::string>& args) {
              "STARTED", "SUCCEEDED", "FAILED", "RUNS");
   for (const auto& r : *runs) {
     fmt::print("{:<{}} {:<6} {:<10} {:<19} {:>9} {:>9} {:>5}\n", r.run_id, id_width, r.kind,
-               r.status, LocalTime(r.started_at), r.items_succeeded, r.items_failed,
-               r.invocations);
+               r.status, LocalTime(r.started_at), r.items_succeeded, r.items_failed, r.invocations);
   }
   return 0;
 }

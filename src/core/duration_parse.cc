@@ -15,8 +15,7 @@ struct Unit {
   double ns;
 };
 constexpr Unit kUnits[] = {
-    {"ns", 1},          {"us", 1e3},         {"ms", 1e6},    {"s", 1e9},
-    {"m", 60e9},        {"h", 3600e9},       {"d", 86400e9},
+    {"ns", 1}, {"us", 1e3}, {"ms", 1e6}, {"s", 1e9}, {"m", 60e9}, {"h", 3600e9}, {"d", 86400e9},
 };
 
 // Whether `text` starts with the (lower-case) `suffix`, in any case.
@@ -51,9 +50,10 @@ Result<Duration> ParseDuration(std::string_view text, BareNumber bare) {
     if (rest.empty()) {
       if (parts > 1) return bad("a unit is needed after every number");
       if (bare == BareNumber::kRefused) {
-        return bad(fmt::format("a duration needs a unit: write \"{0}s\" for seconds (or "
-                               "\"{0}m\", \"{0}h\", \"{0}ms\")",
-                               number));
+        return bad(
+            fmt::format("a duration needs a unit: write \"{0}s\" for seconds (or "
+                        "\"{0}m\", \"{0}h\", \"{0}ms\")",
+                        number));
       }
       total_ns += value * 1e9;
       break;

@@ -7,7 +7,9 @@ namespace {
 
 using namespace std::chrono_literals;
 
-Duration Seconds(std::string_view text) { return ParseDuration(text, BareNumber::kSeconds).value(); }
+Duration Seconds(std::string_view text) {
+  return ParseDuration(text, BareNumber::kSeconds).value();
+}
 
 TEST(ParseDurationTest, AcceptsUnitsAndTheirSums) {
   for (BareNumber bare : {BareNumber::kSeconds, BareNumber::kRefused}) {

@@ -8,7 +8,7 @@ namespace forklift::core {
 int LatencyHistogram::BucketOf(uint64_t v) {
   if (v < static_cast<uint64_t>(kLinear)) return static_cast<int>(v);
   int shift = std::bit_width(v) - (kSubBits + 1);  // keeps the top kSubBits+1 bits
-  auto mantissa = static_cast<int>(v >> shift);     // in [32, 63]
+  auto mantissa = static_cast<int>(v >> shift);    // in [32, 63]
   return kLinear + (shift - 1) * (1 << kSubBits) + (mantissa - (1 << kSubBits));
 }
 

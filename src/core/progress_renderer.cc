@@ -32,8 +32,8 @@ std::string FormatBytes(double bytes) {
 }
 
 std::string FormatEta(Duration d) {
-  auto secs = std::chrono::duration_cast<std::chrono::seconds>(d + std::chrono::milliseconds(500))
-                  .count();
+  auto secs =
+      std::chrono::duration_cast<std::chrono::seconds>(d + std::chrono::milliseconds(500)).count();
   if (secs < 0) secs = 0;
   if (secs < 60) return fmt::format("{}s", secs);
   if (secs < 3600) return fmt::format("{}m{:02}s", secs / 60, secs % 60);
@@ -61,7 +61,8 @@ std::string RenderProgress(const ProgressSnapshot& s, bool bar) {
     out += bar ? "" : ":";
   }
   // The size read against is for the plain line; the bar shows it filling.
-  if (s.total_bytes > 0 && !bar) out += " of " + FormatBytes(static_cast<double>(s.total_bytes)) + ",";
+  if (s.total_bytes > 0 && !bar)
+    out += " of " + FormatBytes(static_cast<double>(s.total_bytes)) + ",";
   out += " " + Count(s.done);
   if (s.total > 0 && s.total_bytes == 0) out += "/" + Count(s.total);
   out += " " + s.unit;

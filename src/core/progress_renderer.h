@@ -44,19 +44,19 @@
 namespace forklift::core {
 
 struct ProgressSnapshot {
-  std::string label = "forklift";   // what runs: "map", "load", "run"
-  std::string unit = "done";        // the noun after the counts: "jobs", "rows loaded"
-  std::string rate_unit = "";       // per second: "jobs", "rows"; "" means no item rate
-  uint64_t done = 0;                // units finished (succeeded or not)
-  uint64_t total = 0;               // units in all; 0 while unknown
-  std::optional<uint64_t> failed;   // shown as "N <failed_word>" when set
+  std::string label = "forklift";  // what runs: "map", "load", "run"
+  std::string unit = "done";       // the noun after the counts: "jobs", "rows loaded"
+  std::string rate_unit = "";      // per second: "jobs", "rows"; "" means no item rate
+  uint64_t done = 0;               // units finished (succeeded or not)
+  uint64_t total = 0;              // units in all; 0 while unknown
+  std::optional<uint64_t> failed;  // shown as "N <failed_word>" when set
   std::string failed_word = "failed";
   // Byte progress: when total_bytes > 0 the fraction and the ETA come from bytes (and
   // the rate of bytes is shown whenever bytes > 0).
   uint64_t bytes = 0;
   uint64_t total_bytes = 0;
-  std::vector<std::string> notes;   // more ", ..." parts, e.g. "3 already loaded"
-  Duration elapsed{};               // since the work started
+  std::vector<std::string> notes;  // more ", ..." parts, e.g. "3 already loaded"
+  Duration elapsed{};              // since the work started
 };
 
 // The text for `s`: with `bar`, "map [=====>      ]  42% 420/1,000 jobs, ..."; else

@@ -21,8 +21,13 @@ std::string ReadAll(FILE* f) {
 }
 
 ProgressSnapshot Jobs(uint64_t done, uint64_t total, Duration elapsed) {
-  return {.label = "map", .unit = "jobs", .rate_unit = "jobs", .done = done, .total = total,
-          .failed = 1, .elapsed = elapsed};
+  return {.label = "map",
+          .unit = "jobs",
+          .rate_unit = "jobs",
+          .done = done,
+          .total = total,
+          .failed = 1,
+          .elapsed = elapsed};
 }
 
 TEST(ProgressRendererTest, LineAndBarSayPercentRateAndEta) {
@@ -37,9 +42,15 @@ TEST(ProgressRendererTest, LineAndBarSayPercentRateAndEta) {
 
 // issue 10's wording bugs in load's line: "ETA 0ns" once done, "0.0 MB" for small files.
 TEST(ProgressRendererTest, NoZeroEtaOnceDoneAndSmallSizesInTheirUnit) {
-  ProgressSnapshot load{.label = "load", .unit = "rows loaded", .rate_unit = "rows",
-                        .done = 1200, .failed = 3, .failed_word = "rejected", .bytes = 40000,
-                        .total_bytes = 40000, .elapsed = 2s};
+  ProgressSnapshot load{.label = "load",
+                        .unit = "rows loaded",
+                        .rate_unit = "rows",
+                        .done = 1200,
+                        .failed = 3,
+                        .failed_word = "rejected",
+                        .bytes = 40000,
+                        .total_bytes = 40000,
+                        .elapsed = 2s};
   std::string line = RenderProgress(load, false);
   EXPECT_EQ(line, "load: 100% of 40.0 kB, 1.2k rows loaded, 3 rejected, 600 rows/s, 20.0 kB/s");
   EXPECT_EQ(line.find("ETA"), std::string::npos);

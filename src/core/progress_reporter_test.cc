@@ -23,7 +23,8 @@ std::string ReadAll(FILE* f) {
 TEST(ProgressReporterTest, CallbackSeesRateAndEta) {
   FakeClock clock;
   std::vector<Progress> seen;
-  ProgressReporter r({.display = ProgressDisplay::kNone, .total = 10,
+  ProgressReporter r({.display = ProgressDisplay::kNone,
+                      .total = 10,
                       .callback = [&](const Progress& p) { seen.push_back(p); }},
                      clock);
   clock.Advance(1s);
@@ -50,8 +51,7 @@ TEST(ProgressReporterTest, UnknownTotalHasNoEta) {
 TEST(ProgressReporterTest, PlainLinesComeOncePerInterval) {
   FakeClock clock;
   FILE* out = std::tmpfile();
-  ProgressReporter r({.display = ProgressDisplay::kLines, .interval = 5s, .total = 100,
-                      .out = out},
+  ProgressReporter r({.display = ProgressDisplay::kLines, .interval = 5s, .total = 100, .out = out},
                      clock);
   for (int i = 0; i < 20; ++i) {
     clock.Advance(1s);
@@ -62,7 +62,8 @@ TEST(ProgressReporterTest, PlainLinesComeOncePerInterval) {
   std::fclose(out);
   size_t lines = std::count(text.begin(), text.end(), '\n');
   EXPECT_EQ(lines, 4u) << text;  // at 5s, 10s, 15s, 20s
-  EXPECT_NE(text.find("forklift: 20% 20/100 items, 0 failed, 1.0 items/s, ETA 1m20s"), std::string::npos)
+  EXPECT_NE(text.find("forklift: 20% 20/100 items, 0 failed, 1.0 items/s, ETA 1m20s"),
+            std::string::npos)
       << text;
   EXPECT_EQ(text.find('\r'), std::string::npos) << "no control characters off a TTY";
 }

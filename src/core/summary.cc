@@ -24,7 +24,8 @@ std::string Summary::ToJson() const {
       R"("skipped":{},"cancelled":{},"interrupted":{},"not_run":{},"wall_s":{:.6f},"items_per_s":{:.3f},)"
       R"("latency_p50_s":{:.6f},"latency_p95_s":{:.6f},"latency_max_s":{:.6f}}})",
       processed, succeeded, failed, timed_out, retried, skipped, cancelled ? "true" : "false",
-      interrupted, not_run, secs(wall), items_per_second, secs(latency_p50), secs(latency_p95), secs(latency_max));
+      interrupted, not_run, secs(wall), items_per_second, secs(latency_p50), secs(latency_p95),
+      secs(latency_max));
 }
 
 }  // namespace forklift

@@ -74,12 +74,11 @@ Result<std::vector<std::string>> ExpandBraces(const std::string& pattern, size_t
   if (!Expand(pattern, limit, out, &bytes)) {
     if (bytes > kMaxBraceExpansionBytes) {
       std::string shown = pattern.size() > 80 ? pattern.substr(0, 77) + "..." : pattern;
-      return InvalidArgumentError(fmt::format("'{}' expands to more than {} MiB of patterns",
-                                              shown, kMaxBraceExpansionBytes >> 20));
+      return InvalidArgumentError(fmt::format("'{}' expands to more than {} MiB of patterns", shown,
+                                              kMaxBraceExpansionBytes >> 20));
     }
     std::string shown = pattern.size() > 80 ? pattern.substr(0, 77) + "..." : pattern;
-    return InvalidArgumentError(
-        fmt::format("'{}' expands to more than {} patterns", shown, limit));
+    return InvalidArgumentError(fmt::format("'{}' expands to more than {} patterns", shown, limit));
   }
   return out;
 }

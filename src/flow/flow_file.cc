@@ -23,15 +23,14 @@
 namespace forklift::flow {
 namespace {
 
-const std::vector<std::string> kTopKeys = {
-    "name",       "log_dir",    "pools",        "tasks",      "on_success",
-    "on_failure", "on_finish",  "on_alert",     "alert_after", "hook_timeout",
-    "databases"};
+const std::vector<std::string> kTopKeys = {"name",        "log_dir",      "pools",     "tasks",
+                                           "on_success",  "on_failure",   "on_finish", "on_alert",
+                                           "alert_after", "hook_timeout", "databases"};
 const std::vector<std::string> kTaskKeys = {
-    "cmd",  "after", "critical", "timeout", "retries", "retry_delay", "alert_after",
-    "pool", "env",   "cwd",      "days",    "outputs", "inputs",      "run_if",
-    "group", "on_failure", "sql", "sql_file", "db", "foreach", "foreach_cmd", "jobs",
-    "max_failed"};
+    "cmd",         "after",   "critical",    "timeout",    "retries",   "retry_delay",
+    "alert_after", "pool",    "env",         "cwd",        "days",      "outputs",
+    "inputs",      "run_if",  "group",       "on_failure", "sql",       "sql_file",
+    "db",          "foreach", "foreach_cmd", "jobs",       "max_failed"};
 const std::vector<std::string> kRunIfValues = {"on_success", "all_done", "always"};
 // Index = struct tm's tm_wday, so TaskSpec::days_mask tests against localtime() directly.
 const std::vector<std::string> kDayNames = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
@@ -60,8 +59,7 @@ std::string Hint(std::string_view word, std::span<const std::string> candidates)
 }
 
 bool IsDatabaseUrl(std::string_view v) {
-  return v.starts_with("postgres://") || v.starts_with("postgresql://") ||
-         v.starts_with("sqlite:");
+  return v.starts_with("postgres://") || v.starts_with("postgresql://") || v.starts_with("sqlite:");
 }
 
 // A `db` value as it may be shown: a URL's password is never echoed.
@@ -131,8 +129,8 @@ class Parser {
   void CheckTaskShape(const toml::table& table, const std::string& task_where,
                       const TaskSpec& task);
   // Fills `out` from a non-empty string; false (after Fail) otherwise.
-  bool ParseNonEmptyString(const toml::key& key, const toml::node& node,
-                           const std::string& where, std::string& out);
+  bool ParseNonEmptyString(const toml::key& key, const toml::node& node, const std::string& where,
+                           std::string& out);
   // Fills `out` from a duration string with a unit ("15m"); false on error.
   bool ParseDurationValue(const toml::key& key, const toml::node& node, const std::string& where,
                           bool must_be_positive, Duration& out);
@@ -156,7 +154,8 @@ bool Parser::ParseDurationValue(const toml::key& key, const toml::node& node,
                                            : fmt::format("{}", node.as_floating_point()->get());
     Fail(line, where,
          fmt::format("a duration needs a unit: write \"{}s\" for seconds (or \"{}m\", "
-                     "\"{}h\", \"{}ms\")", number, number, number, number));
+                     "\"{}h\", \"{}ms\")",
+                     number, number, number, number));
     return false;
   } else {
     TypeMismatch(key, node, where, "a duration such as \"30s\" or \"15m\"");
@@ -309,10 +308,10 @@ void Parser::ParseTask(const toml::key& task_key, const toml::node& node,
   }
   CheckTaskShape(*table, task_where, task);
   if (!task.outputs.empty() && task.inputs.empty()) {
-    spec.warnings.push_back(fmt::format(
-        "{}:{}: {}: 'outputs' without 'inputs': once its outputs exist the task stays "
-        "up to date until its command changes (add 'inputs', or run with --force)",
-        path_, task.line, task_where));
+    spec.warnings.push_back(
+        fmt::format("{}:{}: {}: 'outputs' without 'inputs': once its outputs exist the task stays "
+                    "up to date until its command changes (add 'inputs', or run with --force)",
+                    path_, task.line, task_where));
   }
   spec.tasks.push_back(std::move(task));
 }
@@ -573,8 +572,7 @@ Result<FlowSpec> Parser::Parse(const toml::table& root) {
       } else {
         (k == "name" ? spec.name : spec.log_dir) = value.as_string()->get();
       }
-    } else if (k == "on_success" || k == "on_failure" || k == "on_finish" ||
-               k == "on_alert") {
+    } else if (k == "on_success" || k == "on_failure" || k == "on_finish" || k == "on_alert") {
       if (!value.is_string()) {
         TypeMismatch(key, value, k, "a string");
       } else if (value.as_string()->get().empty()) {

@@ -44,8 +44,8 @@ enum class RunIf {
 
 // One [tasks.NAME] table. Defaults are those a task gets when the key is absent.
 struct TaskSpec {
-  std::string name;                        // the NAME of [tasks.NAME]
-  std::string cmd;                         // run by /bin/sh -c; or sql / sql_file
+  std::string name;  // the NAME of [tasks.NAME]
+  std::string cmd;   // run by /bin/sh -c; or sql / sql_file
   // A SQL task: statements run natively on `db` instead of a command (one of cmd, sql and
   // sql_file is required). sql_file is relative to the flow file's directory.
   std::string sql;
@@ -61,27 +61,27 @@ struct TaskSpec {
   std::string foreach;
   std::string foreach_cmd;
   int jobs = 0;
-  int64_t max_failed = 0;            // items allowed to fail; default 0
+  int64_t max_failed = 0;                    // items allowed to fail; default 0
   std::optional<double> max_failed_percent;  // "5%": instead of max_failed
   bool is_fanout() const { return !foreach.empty() || !foreach_cmd.empty(); }
-  std::vector<std::string> after;          // default: none; no duplicates
-  bool critical = true;                    // a failure fails the run, blocks dependents
-  std::optional<Duration> timeout;         // default: none
-  int retries = 0;                         // extra attempts after the first
+  std::vector<std::string> after;                  // default: none; no duplicates
+  bool critical = true;                            // a failure fails the run, blocks dependents
+  std::optional<Duration> timeout;                 // default: none
+  int retries = 0;                                 // extra attempts after the first
   Duration retry_delay = std::chrono::seconds(1);  // backoff base (full jitter)
-  std::optional<Duration> alert_after;     // default: never flagged slow
-  std::optional<std::string> pool;         // default: none; must be declared in [pools]
-  std::map<std::string, std::string> env;  // added to the inherited environment
-  std::string cwd;                         // default "": the flow's working directory
+  std::optional<Duration> alert_after;             // default: never flagged slow
+  std::optional<std::string> pool;                 // default: none; must be declared in [pools]
+  std::map<std::string, std::string> env;          // added to the inherited environment
+  std::string cwd;                                 // default "": the flow's working directory
   // Bit w set (w as in struct tm's tm_wday: 0 = Sunday) = the task runs that weekday.
   // 0 (the default, `days` absent or empty) = every day.
   uint8_t days_mask = 0;
-  std::vector<std::string> outputs;        // globs; with inputs, for incremental runs
-  std::vector<std::string> inputs;         // globs
-  RunIf run_if = RunIf::kDefault;          // run_if = "all_done" | "always"
-  std::string group;                       // its phase in the breakdown; "" = none
-  std::string on_failure;                  // a hook run when the task fails; "" = none
-  int line = 0;                            // 1-based line of the task's table
+  std::vector<std::string> outputs;  // globs; with inputs, for incremental runs
+  std::vector<std::string> inputs;   // globs
+  RunIf run_if = RunIf::kDefault;    // run_if = "all_done" | "always"
+  std::string group;                 // its phase in the breakdown; "" = none
+  std::string on_failure;            // a hook run when the task fails; "" = none
+  int line = 0;                      // 1-based line of the task's table
 
   // True when the task is scheduled on weekday `tm_wday` (0 = Sunday .. 6 = Saturday).
   bool RunsOn(int tm_wday) const {
@@ -90,10 +90,10 @@ struct TaskSpec {
 };
 
 struct FlowSpec {
-  std::string path;                        // as given to LoadFlowFile / ParseFlow
-  std::string name;                        // default: the file's stem ("nightly")
+  std::string path;  // as given to LoadFlowFile / ParseFlow
+  std::string name;  // default: the file's stem ("nightly")
   std::string log_dir = ".forklift/logs";
-  std::map<std::string, int> pools;        // pool name -> limit >= 1
+  std::map<std::string, int> pools;  // pool name -> limit >= 1
   // [databases] NAME = "postgres://..." or "sqlite:PATH", with ${VAR} taken from the
   // environment when the file is read. Holds passwords: never print a value unmasked.
   std::map<std::string, std::string> databases;
@@ -102,8 +102,8 @@ struct FlowSpec {
   // on stdin, each within hook_timeout. "" = none.
   std::string on_success, on_failure, on_finish, on_alert;
   Duration hook_timeout = std::chrono::minutes(5);
-  std::optional<Duration> alert_after;     // the run's own alert; default: none
-  std::vector<TaskSpec> tasks;             // in file order
+  std::optional<Duration> alert_after;  // the run's own alert; default: none
+  std::vector<TaskSpec> tasks;          // in file order
   // The DSN of a task's `db`: its [databases] entry, else the value itself.
   const std::string& DatabaseDsn(const std::string& db) const {
     auto it = databases.find(db);

@@ -120,9 +120,10 @@ cmd = "m"
 }
 
 TEST(ParseFlowTest, DurationsNeedAUnit) {
-  auto r = ParseFlow("[tasks.a]\ncmd = 'x'\ntimeout = '90s'\nretry_delay = '500ms'\n"
-                     "alert_after = '1h30m'\n",
-                     "flow.toml");
+  auto r = ParseFlow(
+      "[tasks.a]\ncmd = 'x'\ntimeout = '90s'\nretry_delay = '500ms'\n"
+      "alert_after = '1h30m'\n",
+      "flow.toml");
   ASSERT_TRUE(r) << r.error().ToString();
   EXPECT_EQ(r->tasks[0].timeout, std::optional<Duration>(90s));
   EXPECT_EQ(r->tasks[0].retry_delay, 500ms);
@@ -158,9 +159,10 @@ TEST(ParseFlowTest, FlowNamesAreSafeForPathsAndCommands) {
 }
 
 TEST(ParseFlowTest, OutputsWithoutInputsIsWarnedAbout) {
-  auto r = ParseFlow("[tasks.a]\ncmd = 'x'\noutputs = ['out.csv']\n[tasks.b]\ncmd = 'y'\n"
-                     "outputs = ['b.csv']\ninputs = ['in.csv']\n",
-                     "flow.toml");
+  auto r = ParseFlow(
+      "[tasks.a]\ncmd = 'x'\noutputs = ['out.csv']\n[tasks.b]\ncmd = 'y'\n"
+      "outputs = ['b.csv']\ninputs = ['in.csv']\n",
+      "flow.toml");
   ASSERT_TRUE(r) << r.error().ToString();
   ASSERT_EQ(r->warnings.size(), 1u);
   EXPECT_THAT(r->warnings[0], HasSubstr("flow.toml:1: tasks.a: 'outputs' without 'inputs'"));
@@ -173,9 +175,10 @@ TEST(ParseFlowErrorTest, NonAsciiOutsideStringsIsRefusedBeforeTomlSeesIt) {
   EXPECT_THAT(ErrorOf("[tasks.a]\ncmd = 'x'\na\xc2\xa7 = 1\n"),
               HasSubstr("flow.toml:3:2: a non-ASCII character"));
   // Inside strings and comments it is fine.
-  auto ok = ParseFlow("# caf\xc3\xa9\n[tasks.a]\ncmd = \"echo 'caf\xc3\xa9' \\\" \xe2\x82\xac\"\n"
-                      "env = { X = '''\n\xc3\xa9\n''' }\n",
-                      "flow.toml");
+  auto ok = ParseFlow(
+      "# caf\xc3\xa9\n[tasks.a]\ncmd = \"echo 'caf\xc3\xa9' \\\" \xe2\x82\xac\"\n"
+      "env = { X = '''\n\xc3\xa9\n''' }\n",
+      "flow.toml");
   ASSERT_TRUE(ok) << ok.error().ToString();
   EXPECT_EQ(ok->tasks[0].cmd, "echo 'caf\xc3\xa9' \" \xe2\x82\xac");
 }
@@ -183,8 +186,7 @@ TEST(ParseFlowErrorTest, NonAsciiOutsideStringsIsRefusedBeforeTomlSeesIt) {
 TEST(ParseFlowErrorTest, BraceExpansionIsBounded) {
   std::string glob;
   for (int i = 0; i < 30; ++i) glob += "{a,b}";
-  std::string err =
-      ErrorOf("[tasks.a]\ncmd = 'x'\ninputs = ['i']\noutputs = ['" + glob + "']\n");
+  std::string err = ErrorOf("[tasks.a]\ncmd = 'x'\ninputs = ['i']\noutputs = ['" + glob + "']\n");
   EXPECT_THAT(err, HasSubstr("flow.toml:4: tasks.a.outputs: '"));
   EXPECT_THAT(err, HasSubstr("expands to more than 4096 patterns"));
 }
@@ -224,10 +226,11 @@ TEST(ParseFlowErrorTest, SqlTaskMistakes) {
 }
 
 TEST(ParseFlowTest, FanOutTasks) {
-  auto r = ParseFlow("[tasks.scrape]\ncmd = 'python3 scrape.py {}'\nforeach = 'symbols.txt'\n"
-                     "jobs = 8\nmax_failed = '5%'\n[tasks.gen]\ncmd = 'echo {}'\n"
-                     "foreach_cmd = 'seq 3'\nmax_failed = 2\n",
-                     "flow.toml");
+  auto r = ParseFlow(
+      "[tasks.scrape]\ncmd = 'python3 scrape.py {}'\nforeach = 'symbols.txt'\n"
+      "jobs = 8\nmax_failed = '5%'\n[tasks.gen]\ncmd = 'echo {}'\n"
+      "foreach_cmd = 'seq 3'\nmax_failed = 2\n",
+      "flow.toml");
   ASSERT_TRUE(r) << r.error().ToString();
   EXPECT_TRUE(r->tasks[0].is_fanout());
   EXPECT_EQ(r->tasks[0].jobs, 8);

@@ -76,8 +76,7 @@ Result<std::unique_ptr<FlowLock>> FlowLock::Acquire(const std::string& path,
     if (errno != EWOULDBLOCK && errno != EINTR) {
       int err = errno;
       close(fd);
-      return InvalidArgumentError(
-          fmt::format("cannot lock '{}': {}", path, std::strerror(err)));
+      return InvalidArgumentError(fmt::format("cannot lock '{}': {}", path, std::strerror(err)));
     }
     std::string holder = ReadHolder(fd);
     pid_t pid = HolderPid(holder);
@@ -102,9 +101,8 @@ Result<std::unique_ptr<FlowLock>> FlowLock::Acquire(const std::string& path,
 }
 
 void FlowLock::Describe(const std::string& run_id) {
-  double now = std::chrono::duration<double>(
-                   std::chrono::system_clock::now().time_since_epoch())
-                   .count();
+  double now =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   std::string text =
       json{{"run_id", run_id}, {"pid", getpid()}, {"started_unix_s", now}}.dump() + "\n";
   if (ftruncate(fd_, 0) == 0) {

@@ -262,7 +262,6 @@ std::vector<TaskId> Scheduler::Stop() {
 
 namespace {
 
-
 // Escapes glob metacharacters so a base directory is matched literally.
 std::string GlobEscape(const std::string& s) {
   std::string out;
@@ -272,7 +271,6 @@ std::string GlobEscape(const std::string& s) {
   }
   return out;
 }
-
 
 // Expands one brace-free `pattern` (relative ones under base_dir) into `out`. False if
 // the directory walk failed; true with nothing added when nothing matches.

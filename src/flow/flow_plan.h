@@ -94,7 +94,13 @@ class Scheduler {
   // kEnded: it no longer holds a slot (Vacate), but its successors wait for Finish.
   // kNotRun: never started because the run stopped (Stop).
   enum class State : uint8_t {
-    kWaiting, kReady, kRunning, kEnded, kFinished, kUpstreamFailed, kNotRun
+    kWaiting,
+    kReady,
+    kRunning,
+    kEnded,
+    kFinished,
+    kUpstreamFailed,
+    kNotRun
   };
 
   // `jobs` below 1 counts as 1.

@@ -190,8 +190,8 @@ TEST(SchedulerTest, AllDoneTasksRunAfterACriticalFailureAndWhatTheyFollowIsBlock
 }
 
 TEST(SchedulerTest, StopMarksWhatHasNotStartedButAlwaysTasksStillRun) {
-  FlowSpec spec =
-      MakeSpec({{"a", {}}, {"b", {"a"}}, {"c", {}}, {"notify", {"b"}}, {"after_notify", {"notify"}}});
+  FlowSpec spec = MakeSpec(
+      {{"a", {}}, {"b", {"a"}}, {"c", {}}, {"notify", {"b"}}, {"after_notify", {"notify"}}});
   spec.tasks[3].run_if = RunIf::kAlways;
   Plan plan = MustBuild(std::move(spec));
   Scheduler s(plan, 1);

@@ -266,8 +266,8 @@ void RenderFailures(const ReportData& data, std::string& out) {
     any = true;
     std::string how = "never started";
     if (!t.attempts.empty()) {
-      how = fmt::format("{} after {} attempt{}", DescribeAttempt(t.attempts.back()), t.attempts.size(),
-                        t.attempts.size() == 1 ? "" : "s");
+      how = fmt::format("{} after {} attempt{}", DescribeAttempt(t.attempts.back()),
+                        t.attempts.size(), t.attempts.size() == 1 ? "" : "s");
     }
     out += fmt::format("<h3>{}</h3>\n<p>{}{}</p>\n", HtmlEscape(t.name), how,
                        t.critical ? "" : " (non-critical: its dependents still ran)");
@@ -338,8 +338,9 @@ void RenderPhases(const ReportData& data, std::string& out) {
   if (std::none_of(phases.begin(), phases.end(), [](const PhaseRow& p) { return p.is_group; })) {
     return;
   }
-  out += "<h2>Phases</h2>\n<table class=\"phases\"><thead><tr><th>phase</th><th>tasks</th>"
-         "<th>wall time</th><th>critical path</th><th>failed</th></tr></thead><tbody>\n";
+  out +=
+      "<h2>Phases</h2>\n<table class=\"phases\"><thead><tr><th>phase</th><th>tasks</th>"
+      "<th>wall time</th><th>critical path</th><th>failed</th></tr></thead><tbody>\n";
   for (const PhaseRow& p : phases) {
     out += fmt::format(
         "<tr><td>{}{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>"
@@ -375,8 +376,8 @@ void RenderFanouts(const ReportData& data, std::string& out) {
       slowest += fmt::format("{}<code>{}</code> ({})", slowest.empty() ? "; slowest: " : ", ",
                              HtmlEscape(cmd), Seconds(secs));
     }
-    out += fmt::format("<li>{}: {}/{} items succeeded, {} failed{}</li>\n", HtmlEscape(t.name),
-                       ok, ok + failed, failed, slowest);
+    out += fmt::format("<li>{}: {}/{} items succeeded, {} failed{}</li>\n", HtmlEscape(t.name), ok,
+                       ok + failed, failed, slowest);
   }
   if (any) out += "</ul>\n";
 }
@@ -396,7 +397,7 @@ void RenderHooks(const ReportData& data, std::string& out) {
 
 std::vector<PhaseRow> PhaseRows(const ReportData& data) {
   std::vector<PhaseRow> rows;
-  std::map<std::string, size_t> index;  // group -> row
+  std::map<std::string, size_t> index;               // group -> row
   std::map<size_t, std::pair<double, double>> span;  // row -> first start, last end
   double critical_total = 0;
   for (const TaskReport& t : data.tasks) {
@@ -545,10 +546,10 @@ std::string RenderBreakdownText(const ReportData& data) {
     size_t width = 0;
     for (const PhaseRow& p : phases) width = std::max(width, p.name.size());
     for (const PhaseRow& p : phases) {
-      out += fmt::format("  {:<{}}  {:>3} task{}  {:>9}  {:>3.0f}% of the critical path{}\n",
-                         p.name, width, p.tasks, p.tasks == 1 ? " " : "s", Seconds(p.wall_s),
-                         p.critical_share * 100,
-                         p.failed ? fmt::format(", {} failed", p.failed) : "");
+      out +=
+          fmt::format("  {:<{}}  {:>3} task{}  {:>9}  {:>3.0f}% of the critical path{}\n", p.name,
+                      width, p.tasks, p.tasks == 1 ? " " : "s", Seconds(p.wall_s),
+                      p.critical_share * 100, p.failed ? fmt::format(", {} failed", p.failed) : "");
     }
   }
   for (const TaskReport& t : data.tasks) {

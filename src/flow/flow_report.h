@@ -46,8 +46,8 @@ struct TaskReport {
 
 // One run of a hook (on_success, on_failure, on_finish, on_alert, or a task's on_failure).
 struct HookReport {
-  std::string hook;  // "on_failure", ...
-  std::string task;  // the task a task hook or a task alert was about; "" for the run
+  std::string hook;     // "on_failure", ...
+  std::string task;     // the task a task hook or a task alert was about; "" for the run
   std::string outcome;  // DescribeAttempt's words: "exit 0", "timed out after 5m", ...
   bool ok = false;
   double duration_s = 0;
@@ -82,7 +82,7 @@ std::string RenderBreakdownText(const ReportData& data);
 
 // One row of the phase breakdown: a group of tasks (or an ungrouped task on its own).
 struct PhaseRow {
-  std::string name;           // the group, or the task's name
+  std::string name;  // the group, or the task's name
   bool is_group = false;
   size_t tasks = 0;
   size_t failed = 0;          // failed or cancelled

@@ -128,8 +128,10 @@ TEST(RenderReportHtmlTest, FailuresShowTheTailOfTheirLogs) {
   d.tasks[1].log_tail = log;
   std::string html = RenderReportHtml(d);
   EXPECT_THAT(html, HasSubstr("<h2>Failures</h2>"));
-  EXPECT_THAT(html,
-              HasSubstr("killed by signal 9 (KILL) after 2 attempts (non-critical: its dependents still ran)"));
+  EXPECT_THAT(
+      html,
+      HasSubstr(
+          "killed by signal 9 (KILL) after 2 attempts (non-critical: its dependents still ran)"));
   EXPECT_THAT(html, Not(HasSubstr("line 060")));
   EXPECT_THAT(html, HasSubstr("<pre>line 061\n"));
   EXPECT_THAT(html, HasSubstr("line 100\n</pre>"));

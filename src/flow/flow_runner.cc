@@ -10,8 +10,9 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
-#include <cctype>
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -19,7 +20,6 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
-#include <algorithm>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -29,8 +29,8 @@
 #include <thread>
 
 #include "core/delay_queue.h"
-#include "core/progress_renderer.h"
 #include "core/format_duration.h"
+#include "core/progress_renderer.h"
 #include "flow/flow_lock.h"
 #include "flow/flow_plan.h"
 #include "flow/sql_task.h"
@@ -51,8 +51,7 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 double UnixNow() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 std::string LocalStamp(const char* format) {
@@ -104,29 +103,45 @@ json ToJson(const ReportData& r, const std::vector<std::string>& hashes) {
     const TaskReport& t = r.tasks[i];
     json attempts = json::array();
     for (const AttemptReport& a : t.attempts) {
-      attempts.push_back({{"start_offset_s", a.start_offset_s}, {"duration_s", a.duration_s},
-                          {"exit_code", a.exit_code}, {"signal", a.signal}, {"state", a.state}});
+      attempts.push_back({{"start_offset_s", a.start_offset_s},
+                          {"duration_s", a.duration_s},
+                          {"exit_code", a.exit_code},
+                          {"signal", a.signal},
+                          {"state", a.state}});
     }
-    json task = {{"name", t.name}, {"state", t.state}, {"critical", t.critical},
-                 {"slow", t.slow}, {"on_critical_path", t.on_critical_path},
-                 {"attempts", attempts}, {"log_tail", t.log_tail}, {"group", t.group},
+    json task = {{"name", t.name},
+                 {"state", t.state},
+                 {"critical", t.critical},
+                 {"slow", t.slow},
+                 {"on_critical_path", t.on_critical_path},
+                 {"attempts", attempts},
+                 {"log_tail", t.log_tail},
+                 {"group", t.group},
                  {"cmd_hash", i < hashes.size() ? hashes[i] : ""}};
     if (!t.sql_tags.empty()) task["sql"] = t.sql_tags;
     if (t.items_succeeded) {
       json slowest = json::array();
       for (const auto& [cmd, secs] : t.slowest_items) slowest.push_back({cmd, secs});
-      task["items"] = {{"succeeded", *t.items_succeeded}, {"failed", t.items_failed.value_or(0)},
+      task["items"] = {{"succeeded", *t.items_succeeded},
+                       {"failed", t.items_failed.value_or(0)},
                        {"slowest", slowest}};
     }
     tasks.push_back(std::move(task));
   }
   json hooks = json::array();
   for (const HookReport& h : r.hooks) {
-    hooks.push_back({{"hook", h.hook}, {"task", h.task}, {"outcome", h.outcome}, {"ok", h.ok},
+    hooks.push_back({{"hook", h.hook},
+                     {"task", h.task},
+                     {"outcome", h.outcome},
+                     {"ok", h.ok},
                      {"duration_s", h.duration_s}});
   }
-  return {{"flow_name", r.flow_name}, {"run_id", r.run_id}, {"status", r.status},
-          {"started_unix_s", r.started_unix_s}, {"wall_s", r.wall_s}, {"tasks", tasks},
+  return {{"flow_name", r.flow_name},
+          {"run_id", r.run_id},
+          {"status", r.status},
+          {"started_unix_s", r.started_unix_s},
+          {"wall_s", r.wall_s},
+          {"tasks", tasks},
           {"hooks", hooks}};
 }
 
@@ -161,8 +176,7 @@ ReportData FromJson(const json& j) {
     }
     for (const json& a : t.value("attempts", json::array())) {
       tr.attempts.push_back({a.value("start_offset_s", 0.0), a.value("duration_s", 0.0),
-                             a.value("exit_code", 0), a.value("signal", 0),
-                             a.value("state", "")});
+                             a.value("exit_code", 0), a.value("signal", 0), a.value("state", "")});
     }
     r.tasks.push_back(std::move(tr));
   }
@@ -286,7 +300,8 @@ std::vector<std::pair<std::string, double>> SlowestJobs(const fs::path& joblog, 
   }
   std::vector<std::pair<std::string, double>> all;
   for (auto& [seq, job] : by_seq) all.push_back(std::move(job));
-  std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  std::sort(all.begin(), all.end(),
+            [](const auto& a, const auto& b) { return a.second > b.second; });
   if (all.size() > n) all.resize(n);
   return all;
 }
@@ -299,9 +314,9 @@ struct TaskRun {
   double first_start_s = -1;  // offsets from the run's start
   double last_end_s = 0;
   bool started = false;
-  std::string held_log;  // log lines of silent successful attempts (no file; main.log only)
+  std::string held_log;      // log lines of silent successful attempts (no file; main.log only)
   uintmax_t log_offset = 0;  // its log file's size when this invocation first started it
-  std::vector<std::string> sql_tags;  // a SQL task's command tags, per statement
+  std::vector<std::string> sql_tags;   // a SQL task's command tags, per statement
   std::optional<FanoutCounts> fanout;  // a fan-out task's items
 };
 
@@ -319,8 +334,7 @@ constexpr size_t kFailedLineTail = 3;
 class FlowRun {
  public:
   FlowRun(const FlowSpec& spec, const FlowRunOptions& options)
-      : spec_(spec), options_(options),
-        clock_(options.clock ? *options.clock : SystemClock()) {}
+      : spec_(spec), options_(options), clock_(options.clock ? *options.clock : SystemClock()) {}
   Result<FlowRunResult> Run();
 
  private:
@@ -344,8 +358,8 @@ class FlowRun {
   void Conclude(TaskId id, TaskState state);
   void Commit(std::unique_lock<std::mutex>& lock);
   void StartReady();
-  void RunHook(std::string hook, const std::string& cmd, std::string task,
-               std::string_view status, std::string stdin_json);
+  void RunHook(std::string hook, const std::string& cmd, std::string task, std::string_view status,
+               std::string stdin_json);
   void HookLater(std::string hook, const std::string& cmd, std::string task,
                  std::string_view status, std::string stdin_json);
   void AlertLater(std::optional<TaskId> id, Duration after);
@@ -383,13 +397,13 @@ class FlowRun {
   std::unique_ptr<core::DelayQueue> delays_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<TaskId> to_commit_;  // concluded tasks whose records are not yet durable
+  std::vector<TaskId> to_commit_;       // concluded tasks whose records are not yet durable
   Status journal_status_ = OkStatus();  // the first failed commit, if any
-  bool stopped_ = false;   // Scheduler::Stop has run
-  bool finished_ = false;  // the loop is over: alerts still pending fire no more
+  bool stopped_ = false;                // Scheduler::Stop has run
+  bool finished_ = false;               // the loop is over: alerts still pending fire no more
   bool run_alerted_ = false;
-  std::vector<bool> alerted_;            // per task: its alert_after fired
-  std::vector<HookReport> hooks_;        // hooks that ended, in order
+  std::vector<bool> alerted_;              // per task: its alert_after fired
+  std::vector<HookReport> hooks_;          // hooks that ended, in order
   std::vector<std::thread> hook_threads_;  // task hooks and alerts, joined at the end
   std::atomic<uint64_t> settled_count_{0}, failed_count_{0};  // for --progress
   int wday_ = 0;  // weekday the run started (0 = Sunday), for `days`
@@ -430,8 +444,8 @@ Status FlowRun::ReadResumedRun() {
   }
   FORKLIFT_ASSIGN_OR_RETURN(auto old, journal_->GetRun(wanted));
   if (!old || old->kind != "flow" || old->name != spec_.name) {
-    return NotFoundError(fmt::format("--resume: no run '{}' of flow '{}' in {}", wanted,
-                                     spec_.name, options_.journal_path));
+    return NotFoundError(fmt::format("--resume: no run '{}' of flow '{}' in {}", wanted, spec_.name,
+                                     options_.journal_path));
   }
   run_id_ = wanted;
   invocation_ = old->invocations + 1;
@@ -454,13 +468,14 @@ Status FlowRun::Prepare() {
   if (options_.jobs < 1) return InvalidArgumentError("--jobs must be >= 1");
   std::error_code ec;
   base_dir_ = fs::absolute(fs::path(spec_.path), ec).parent_path();
-  if (ec) return InvalidArgumentError(spec_.path + ": cannot resolve its directory: " + ec.message());
+  if (ec)
+    return InvalidArgumentError(spec_.path + ": cannot resolve its directory: " + ec.message());
   auto j = journal::Journal::Open(options_.journal_path);
   if (!j) return InvalidArgumentError("--journal: " + j.error().message);
   journal_ = std::move(*j);
   // The lock first: what follows reads and repairs state no other invocation may touch.
-  auto lock = FlowLock::Acquire(FlowLock::PathFor(options_.journal_path, spec_.name),
-                                spec_.name, options_.wait_for_lock);
+  auto lock = FlowLock::Acquire(FlowLock::PathFor(options_.journal_path, spec_.name), spec_.name,
+                                options_.wait_for_lock);
   if (!lock) return tl::unexpected(lock.error());
   lock_ = std::move(*lock);
   FORKLIFT_RETURN_IF_ERROR(EndKilledRuns());
@@ -482,8 +497,8 @@ Status FlowRun::Prepare() {
   } else {
     run_id_ = fmt::format("{}-{}-{}", spec_.name, LocalStamp("%Y%m%d-%H%M%S"), getpid());
   }
-  log_dir_ = fs::path(spec_.log_dir).is_absolute() ? fs::path(spec_.log_dir)
-                                                   : base_dir_ / spec_.log_dir;
+  log_dir_ =
+      fs::path(spec_.log_dir).is_absolute() ? fs::path(spec_.log_dir) : base_dir_ / spec_.log_dir;
   log_dir_ /= run_id_;
   fs::create_directories(log_dir_, ec);
   if (ec) {
@@ -554,8 +569,8 @@ void FlowRun::Attempt(TaskId id) {
   process::SpawnOptions spawn;
   if (t.is_fanout()) {
     spawn.argv = FanoutArgv(t);
-    log.Note(fmt::format("items of {}: {}", t.foreach.empty() ? "`" + t.foreach_cmd + "`"
-                                                             : t.foreach, t.cmd));
+    log.Note(fmt::format("items of {}: {}",
+                         t.foreach.empty() ? "`" + t.foreach_cmd + "`" : t.foreach, t.cmd));
   } else {
     log.Note(fmt::format("attempt {} of {}: {}", attempt, t.retries + 1, t.cmd));
     spawn.argv = {"/bin/sh", "-c", t.cmd};
@@ -583,7 +598,9 @@ void FlowRun::Attempt(TaskId id) {
     log.Note("could not run: " + done.error().ToString());
   } else {
     AttemptReport a{start, end - start, done->exit_code, done->signal,
-                    done->timed_out ? "timed_out" : done->cancelled ? "cancelled" : ""};
+                    done->timed_out   ? "timed_out"
+                    : done->cancelled ? "cancelled"
+                                      : ""};
     log.Note(DescribeAttempt(a));
   }
   std::string held = log.Close(/*keep=*/!done || !done->ok());
@@ -618,12 +635,15 @@ std::vector<std::string> FlowRun::FanoutArgv(const TaskSpec& t) {
   int jobs = t.jobs > 0 ? std::min(t.jobs, options_.jobs) : options_.jobs;
   // map runs in the task's directory: its journal path must not be relative.
   std::string journal = fs::absolute(options_.journal_path, ec).string();
-  std::vector<std::string> map = {exe, "map", "-j", std::to_string(jobs), "--journal",
-                                  journal, "--run-id", run_id_ + "." + t.name,
-                                  "--joblog", (log_dir_ / (t.name + ".joblog")).string()};
+  std::vector<std::string> map = {exe,         "map",
+                                  "-j",        std::to_string(jobs),
+                                  "--journal", journal,
+                                  "--run-id",  run_id_ + "." + t.name,
+                                  "--joblog",  (log_dir_ / (t.name + ".joblog")).string()};
   if (t.timeout) {
     map.push_back("--timeout");
-    map.push_back(fmt::format("{}ms", std::chrono::duration_cast<std::chrono::milliseconds>(*t.timeout).count()));
+    map.push_back(fmt::format(
+        "{}ms", std::chrono::duration_cast<std::chrono::milliseconds>(*t.timeout).count()));
   }
   if (t.retries > 0) {
     map.push_back("--retries");  // GNU parallel's count: attempts in all
@@ -656,8 +676,8 @@ void FlowRun::JudgeFanout(TaskId id, process::Completion& c, TaskLog& log) {
   uint64_t allowed = t.max_failed_percent
                          ? static_cast<uint64_t>((ok + failed) * *t.max_failed_percent / 100)
                          : static_cast<uint64_t>(t.max_failed);
-  bool map_ran = c.signal == 0 && !c.timed_out && !c.cancelled && c.exit_code >= 0 &&
-                 c.exit_code <= 101;
+  bool map_ran =
+      c.signal == 0 && !c.timed_out && !c.cancelled && c.exit_code >= 0 && c.exit_code <= 101;
   log.Note(fmt::format("items: {} succeeded, {} failed (max_failed {}){}", ok, failed, allowed,
                        map_ran ? "" : "; forklift map did not finish"));
   if (map_ran) {
@@ -698,7 +718,8 @@ void FlowRun::AttemptSql(TaskId id, int attempt, TaskLog& log) {
     o.source = "tasks." + t.name + ".sql";
     r = RunSqlTask(o);
   } else {
-    fs::path file = fs::path(t.sql_file).is_absolute() ? fs::path(t.sql_file) : base_dir_ / t.sql_file;
+    fs::path file =
+        fs::path(t.sql_file).is_absolute() ? fs::path(t.sql_file) : base_dir_ / t.sql_file;
     std::ifstream in(file, std::ios::binary);
     std::ostringstream text;
     text << in.rdbuf();
@@ -719,7 +740,9 @@ void FlowRun::AttemptSql(TaskId id, int attempt, TaskLog& log) {
   c.timed_out = r.timed_out;
   c.cancelled = r.cancelled;
   AttemptReport a{start, end - start, c.exit_code, 0,
-                  c.timed_out ? "timed_out" : c.cancelled ? "cancelled" : ""};
+                  c.timed_out   ? "timed_out"
+                  : c.cancelled ? "cancelled"
+                                : ""};
   log.Note(DescribeAttempt(a) + (r.tags.empty() ? "" : " (" + Join(r.tags, ", ") + ")"));
   std::string stderr_tail = log.StderrTail(kFailedLineTail);
   std::string held = log.Close(/*keep=*/!r.ok);
@@ -765,11 +788,13 @@ void FlowRun::HandleEnd(AttemptEnd end) {
   std::string took = core::FormatDuration(
       std::chrono::duration_cast<Duration>(std::chrono::duration<double>(rep.duration_s)));
   if (retry) {
-    RetryOptions ro{.max_attempts = t.retries + 1, .base_delay = t.retry_delay,
+    RetryOptions ro{.max_attempts = t.retries + 1,
+                    .base_delay = t.retry_delay,
                     .max_delay = t.retry_delay * 64};
     Duration wait = BackoffDelay(ro, st.attempts, rng_);
-    Say("retry", t.name, fmt::format("{} after {}; attempt {} of {} in {}", detail, took,
-                                     st.attempts + 1, t.retries + 1, core::FormatDuration(wait)));
+    Say("retry", t.name,
+        fmt::format("{} after {}; attempt {} of {} in {}", detail, took, st.attempts + 1,
+                    t.retries + 1, core::FormatDuration(wait)));
     delays_->Add(clock_.Now() + wait, [this, id] {
       std::lock_guard lock(mu_);
       if (Stopping()) {  // the run was interrupted during the backoff: no new attempt
@@ -809,19 +834,22 @@ journal::ItemRecord FlowRun::RecordOf(TaskId id) const {
   rec.attempts = st.attempts;
   if (!rec.ok) {
     rec.code = st.state == TaskState::kCancelled ? ErrorCode::kCancelled : ErrorCode::kAborted;
-    rec.message = st.reports.empty() ? std::string(ToString(st.state))
-                                     : DescribeAttempt(st.reports.back());
+    rec.message =
+        st.reports.empty() ? std::string(ToString(st.state)) : DescribeAttempt(st.reports.back());
   }
-  rec.elapsed_us =
-      static_cast<int64_t>((st.last_end_s - std::max(0.0, st.first_start_s)) * 1e6);
+  rec.elapsed_us = static_cast<int64_t>((st.last_end_s - std::max(0.0, st.first_start_s)) * 1e6);
   json attempts = json::array();
   for (const AttemptReport& a : st.reports) {
     attempts.push_back({{"start_unix_s", started_unix_ + a.start_offset_s},
-                        {"duration_s", a.duration_s}, {"exit_code", a.exit_code},
-                        {"signal", a.signal}, {"state", a.state}});
+                        {"duration_s", a.duration_s},
+                        {"exit_code", a.exit_code},
+                        {"signal", a.signal},
+                        {"state", a.state}});
   }
-  json detail = {{"state", ToString(st.state)}, {"invocation", invocation_},
-                 {"cmd_hash", CommandHash(t)}, {"attempts", attempts}};
+  json detail = {{"state", ToString(st.state)},
+                 {"invocation", invocation_},
+                 {"cmd_hash", CommandHash(t)},
+                 {"attempts", attempts}};
   if (!st.sql_tags.empty()) detail["sql"] = st.sql_tags;
   if (st.fanout) {
     detail["items"] = {{"succeeded", st.fanout->succeeded}, {"failed", st.fanout->failed}};
@@ -998,9 +1026,9 @@ void FlowRun::RunHook(std::string hook, const std::string& cmd, std::string task
   log.Note(report.outcome);
   log.Close(/*keep=*/true);
   std::lock_guard lock(mu_);
-  Say(report.ok ? "hook" : "HOOK FAILED",
-      hook + (task.empty() ? "" : " of " + task),
-      report.ok ? report.outcome : report.outcome + " (logged in hooks.log; the run's status stands)");
+  Say(report.ok ? "hook" : "HOOK FAILED", hook + (task.empty() ? "" : " of " + task),
+      report.ok ? report.outcome
+                : report.outcome + " (logged in hooks.log; the run's status stands)");
   hooks_.push_back(std::move(report));
 }
 
@@ -1034,7 +1062,8 @@ void FlowRun::AlertLater(std::optional<TaskId> id, Duration after) {
     std::string who = id ? plan().task(*id).name : "the run";
     Say("ALERT", who, "still running after " + core::FormatDuration(after) + " (alert_after)");
     if (spec_.on_alert.empty()) return;
-    json about = {{"run_id", run_id_}, {"flow", spec_.name},
+    json about = {{"run_id", run_id_},
+                  {"flow", spec_.name},
                   {"task", id ? json(who) : json(nullptr)},
                   {"alert_after_s", std::chrono::duration<double>(after).count()}};
     HookLater("on_alert", spec_.on_alert, id ? who : "", ToString(RunStatus::kRunning),
@@ -1059,9 +1088,9 @@ Result<FlowRunResult> FlowRun::Run() {
   if (!executor) return tl::unexpected(executor.error());
   executor_ = std::move(*executor);
   delays_ = std::make_unique<core::DelayQueue>(clock_);
-  fmt::print(options_.out, "forklift run: {} ({} tasks, --jobs {}), run {}, journal {}, logs in {}\n",
-             spec_.name, plan().size(), options_.jobs, run_id_, options_.journal_path,
-             log_dir_.string());
+  fmt::print(options_.out,
+             "forklift run: {} ({} tasks, --jobs {}), run {}, journal {}, logs in {}\n", spec_.name,
+             plan().size(), options_.jobs, run_id_, options_.journal_path, log_dir_.string());
   std::fflush(options_.out);
   std::optional<core::ProgressTicker> ticker;
   if (options_.progress) {
@@ -1069,10 +1098,12 @@ Result<FlowRunResult> FlowRun::Run() {
                                                  .interval = options_.progress_interval,
                                                  .out = stderr},
                    [this] {
-                     return core::ProgressSnapshot{
-                         .label = "run", .unit = "tasks", .rate_unit = "tasks",
-                         .done = settled_count_.load(), .total = plan().size(),
-                         .failed = failed_count_.load()};
+                     return core::ProgressSnapshot{.label = "run",
+                                                   .unit = "tasks",
+                                                   .rate_unit = "tasks",
+                                                   .done = settled_count_.load(),
+                                                   .total = plan().size(),
+                                                   .failed = failed_count_.load()};
                    });
     ticker->Start();
   }
@@ -1089,9 +1120,7 @@ Result<FlowRunResult> FlowRun::Run() {
     StartReady();
     if (spec_.alert_after) AlertLater(std::nullopt, *spec_.alert_after);
     for (;;) {
-      cv_.wait(lock, [&] {
-        return !to_commit_.empty() || Idle() || (Stopping() && !stopped_);
-      });
+      cv_.wait(lock, [&] { return !to_commit_.empty() || Idle() || (Stopping() && !stopped_); });
       if (Stopping() && !stopped_) {
         StartReady();  // marks what will not start; `always` tasks may start
         continue;
@@ -1153,7 +1182,8 @@ Result<FlowRunResult> FlowRun::Run() {
     if (finish) finish = again;
   }
   fmt::print(options_.out, "\n{}", RenderBreakdownText(result.report));
-  fmt::print(options_.out, "run {}: {} (logs: {}; report: forklift report {} --journal {} -o report.html)\n",
+  fmt::print(options_.out,
+             "run {}: {} (logs: {}; report: forklift report {} --journal {} -o report.html)\n",
              run_id_, ToString(status), (log_dir_ / "main.log").string(), ShellWord(run_id_),
              ShellWord(options_.journal_path));
   std::fflush(options_.out);
@@ -1189,10 +1219,10 @@ Result<ReportData> LoadRunReport(const std::string& journal_path, const std::str
   }
   if (run->summary_json.empty()) {
     if (run->status == ToString(RunStatus::kKilled)) {
-      return FailedPreconditionError(fmt::format(
-          "run '{}' was killed before it finished, so it has no report; resume it "
-          "(forklift run FLOW --resume {}) and the resume writes one",
-          run_id, ShellWord(run_id)));
+      return FailedPreconditionError(
+          fmt::format("run '{}' was killed before it finished, so it has no report; resume it "
+                      "(forklift run FLOW --resume {}) and the resume writes one",
+                      run_id, ShellWord(run_id)));
     }
     return FailedPreconditionError("run '" + run_id + "' has not finished; no report yet");
   }

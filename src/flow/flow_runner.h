@@ -25,22 +25,22 @@ using TaskRunner = std::function<Result<process::Completion>(const process::Spaw
                                                              const std::stop_token&)>;
 
 struct FlowRunOptions {
-  int jobs = 1;                      // --jobs N, >= 1
-  std::string journal_path;          // resolved journal file (ResolveFlowJournalPath)
+  int jobs = 1;              // --jobs N, >= 1
+  std::string journal_path;  // resolved journal file (ResolveFlowJournalPath)
   // --resume RUN_ID; "last" means the flow's latest run that did not succeed.
   std::optional<std::string> resume_run_id;
-  std::optional<std::string> only;   // --only TASK: that task and what it needs
-  bool force = false;                // --force: ignore up-to-date outputs
-  bool dry_run = false;              // --dry-run: print the plan by levels
+  std::optional<std::string> only;  // --only TASK: that task and what it needs
+  bool force = false;               // --force: ignore up-to-date outputs
+  bool dry_run = false;             // --dry-run: print the plan by levels
   // --wait DUR: how long to wait for another invocation of the flow to end. Default
   // none: refuse at once (Aborted).
   std::optional<Duration> wait_for_lock;
-  std::stop_token graceful;          // first signal: start nothing new
-  std::stop_token force_stop;        // second signal: kill running tasks
-  FILE* out = stdout;                // status lines, breakdown
-  int today_wday = -1;               // weekday for `days` (0 = Sunday); -1: today's
-  Clock* clock = nullptr;            // retry backoff and timings; nullptr: SystemClock()
-  TaskRunner run_task;               // default (empty): process::Run
+  std::stop_token graceful;    // first signal: start nothing new
+  std::stop_token force_stop;  // second signal: kill running tasks
+  FILE* out = stdout;          // status lines, breakdown
+  int today_wday = -1;         // weekday for `days` (0 = Sunday); -1: today's
+  Clock* clock = nullptr;      // retry backoff and timings; nullptr: SystemClock()
+  TaskRunner run_task;         // default (empty): process::Run
   // Fork the orphan watchdog (ends the tasks if forklift is SIGKILLed). Default true.
   bool watchdog = true;
   // --progress: a progress line (done/total tasks, failed, rate, ETA) on stderr every

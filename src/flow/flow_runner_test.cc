@@ -184,8 +184,9 @@ TEST_F(FlowRunnerTest, ATimedOutAttemptReadsTheSameEverywhere) {
 }
 
 TEST_F(FlowRunnerTest, AStopDuringABackoffStartsNoNewAttempt) {
-  FlowSpec spec = Spec("[tasks.flaky]\ncmd = 'x'\ncritical = false\nretries = 5\n"
-                       "retry_delay = '1h'\n[tasks.later]\ncmd = 'y'\nafter = ['flaky']\n");
+  FlowSpec spec = Spec(
+      "[tasks.flaky]\ncmd = 'x'\ncritical = false\nretries = 5\n"
+      "retry_delay = '1h'\n[tasks.later]\ncmd = 'y'\nafter = ['flaky']\n");
   std::stop_source graceful;
   std::atomic<int> calls{0};
   FlowRunOptions o = Options();
@@ -283,8 +284,9 @@ TEST_F(FlowRunnerTest, HooksSeeTheRunAndNeverChangeItsStatus) {
 }
 
 TEST_F(FlowRunnerTest, AlertsFireOnceWhileTheRunIsStillGoing) {
-  FlowSpec spec = Spec("alert_after = '90m'\non_alert = 'alert'\n"
-                       "[tasks.slow]\ncmd = 'x'\nalert_after = '90m'\n");
+  FlowSpec spec = Spec(
+      "alert_after = '90m'\non_alert = 'alert'\n"
+      "[tasks.slow]\ncmd = 'x'\nalert_after = '90m'\n");
   std::mutex mu;
   std::condition_variable cv;
   std::vector<std::string> alerts;  // FORKLIFT_TASK of each on_alert call

@@ -257,7 +257,9 @@ std::vector<SqlStatement> SplitSqlStatements(std::string_view text) {
     } else if (c == '$') {
       // $tag$ ... $tag$, where tag is empty or an identifier not starting with a digit.
       size_t j = i + 1;
-      while (j < text.size() && (std::isalnum(static_cast<unsigned char>(text[j])) || text[j] == '_')) ++j;
+      while (j < text.size() &&
+             (std::isalnum(static_cast<unsigned char>(text[j])) || text[j] == '_'))
+        ++j;
       bool is_tag = j < text.size() && text[j] == '$' &&
                     (j == i + 1 || !std::isdigit(static_cast<unsigned char>(text[i + 1])));
       if (!is_tag) {

@@ -37,9 +37,9 @@ std::vector<SqlStatement> SplitSqlStatements(std::string_view text);
 bool NeedsOwnTransaction(std::string_view statement);
 
 struct SqlTaskOptions {
-  std::string dsn;          // postgres://..., postgresql://... or sqlite:PATH
-  std::string text;         // the SQL
-  std::string source;       // how errors name the text: "cleanup.sql" or "tasks.x.sql"
+  std::string dsn;                  // postgres://..., postgresql://... or sqlite:PATH
+  std::string text;                 // the SQL
+  std::string source;               // how errors name the text: "cleanup.sql" or "tasks.x.sql"
   std::optional<Duration> timeout;  // cancels the running statement when it passes
   std::stop_token stop;             // likewise, at once
   // Gets each line for the task's log (command tags, errors), on the calling thread.

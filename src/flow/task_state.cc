@@ -38,9 +38,8 @@ bool IsDone(TaskState state) {
 
 std::string DescribeAttempt(const AttemptReport& a) {
   if (a.state == "timed_out") {
-    return "timed out after " +
-           core::FormatDuration(std::chrono::duration_cast<Duration>(
-               std::chrono::duration<double>(a.duration_s)));
+    return "timed out after " + core::FormatDuration(std::chrono::duration_cast<Duration>(
+                                    std::chrono::duration<double>(a.duration_s)));
   }
   if (a.state == "cancelled") return "cancelled";
   if (a.signal != 0) {

@@ -1,7 +1,7 @@
 // The states of a flow's tasks and runs, each with one spelling: what the journal stores,
 // the terminal prints and the report shows. A run's status is the journal's RunStatus
-// (journal/journal.h), which every front door's runs share. Resume decisions read IsDone() and nothing
-// else, so "never ran", "cancelled while running", "failed" and "succeeded" cannot be
+// (journal/journal.h), which every front door's runs share. Resume decisions read IsDone() and
+// nothing else, so "never ran", "cancelled while running", "failed" and "succeeded" cannot be
 // confused in one place and not another.
 #ifndef FORKLIFT_FLOW_TASK_STATE_H_
 #define FORKLIFT_FLOW_TASK_STATE_H_

@@ -11,7 +11,6 @@
 #include <system_error>
 #include <utility>
 
-
 namespace forklift::journal {
 namespace {
 
@@ -75,14 +74,14 @@ CREATE INDEX IF NOT EXISTS dead_letters_by_chunk ON dead_letters(run_id, chunk);
 // The columns of RunInfo, in ReadRun's order. Correlated subqueries count only the items
 // of the rows actually returned, so a LIMIT keeps `forklift runs` cheap on a big journal.
 #define FORKLIFT_RUN_COLUMNS                                                              \
-  "SELECT r.run_id, r.kind, r.name, r.started_at, r.finished_at, r.status, "             \
-  "r.invocations, r.summary, "                                                           \
+  "SELECT r.run_id, r.kind, r.name, r.started_at, r.finished_at, r.status, "              \
+  "r.invocations, r.summary, "                                                            \
   "(SELECT count(*) FROM items i WHERE i.run_id = r.run_id AND i.status = 'succeeded'), " \
-  "(SELECT count(*) FROM items i WHERE i.run_id = r.run_id AND i.status = 'failed') "    \
+  "(SELECT count(*) FROM items i WHERE i.run_id = r.run_id AND i.status = 'failed') "     \
   "FROM runs r "
 
-#define FORKLIFT_DEAD_LETTER_COLUMNS                                                      \
-  "SELECT id, run_id, key, source, position, payload, reason, error_code, attempts, "    \
+#define FORKLIFT_DEAD_LETTER_COLUMNS                                                  \
+  "SELECT id, run_id, key, source, position, payload, reason, error_code, attempts, " \
   "created_at, retried_at, chunk FROM dead_letters "
 
 // Every statement the journal runs, prepared once per connection on first use.
@@ -120,11 +119,13 @@ constexpr const char* kSql[kSlotCount] = {
     // kGetRunSlot
     FORKLIFT_RUN_COLUMNS "WHERE r.run_id = ?1",
     // kListRunsSlot: the order matches runs_by_start, so no sort and LIMIT stops early.
-    FORKLIFT_RUN_COLUMNS "WHERE ?1 = '' OR r.kind = ?1 "
-                         "ORDER BY r.started_at DESC, r.run_id DESC LIMIT ?2",
+    FORKLIFT_RUN_COLUMNS
+    "WHERE ?1 = '' OR r.kind = ?1 "
+    "ORDER BY r.started_at DESC, r.run_id DESC LIMIT ?2",
     // kLatestFinishedSlot
-    FORKLIFT_RUN_COLUMNS "WHERE r.kind = ?1 AND r.name = ?2 AND r.summary IS NOT NULL "
-                         "ORDER BY r.started_at DESC, r.run_id DESC LIMIT 1",
+    FORKLIFT_RUN_COLUMNS
+    "WHERE r.kind = ?1 AND r.name = ?2 AND r.summary IS NOT NULL "
+    "ORDER BY r.started_at DESC, r.run_id DESC LIMIT 1",
     // kRecordItemSlot: the WHERE keeps a succeeded row from being downgraded.
     "INSERT INTO items(run_id, key, status, attempts, error_code, error_message, "
     "elapsed_us, finished_at, detail) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
@@ -203,8 +204,7 @@ std::optional<ErrorCode> ColumnCode(const StatementUse& s, int col) {
 }
 
 double UnixNow() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 // A row of FORKLIFT_RUN_COLUMNS.
@@ -300,8 +300,8 @@ Status UseWal(sqlite::Db& db) {
 // for rather than assumed from the version.
 Status AddColumnIfMissing(sqlite::Db& db, int version, std::string_view table,
                           std::string_view column, std::string_view type) {
-  auto has = db.QueryInt64(fmt::format(
-      "SELECT count(*) FROM pragma_table_info('{}') WHERE name = '{}'", table, column));
+  auto has = db.QueryInt64(
+      fmt::format("SELECT count(*) FROM pragma_table_info('{}') WHERE name = '{}'", table, column));
   if (!has) return Reason(db);
   if (has->value_or(0) > 0) return OkStatus();
   if (!db.Exec(fmt::format("ALTER TABLE {} ADD COLUMN {} {}", table, column, type))) {
@@ -351,8 +351,7 @@ Result<std::unique_ptr<Journal>> Journal::Open(const std::string& path) {
 Result<std::unique_ptr<Journal>> Journal::Open(const std::string& path,
                                                const JournalOptions& options) {
   auto fail = [&](const Error& why) {
-    return InvalidArgumentError("journal: cannot open '" + path + "' for writing: " +
-                                why.message);
+    return InvalidArgumentError("journal: cannot open '" + path + "' for writing: " + why.message);
   };
   // SQLite would open "" as a private temporary database and lose everything on close.
   if (path.empty()) return fail(Error{ErrorCode::kInvalidArgument, "the path is empty"});
@@ -385,8 +384,8 @@ Status Journal::FinishRun(std::string_view run_id, std::string_view status,
   s.Bind(4, UnixNow());
   if (s.Step() != SQLITE_DONE) return tl::unexpected(SqlError("finish run"));
   if (db_.Changes() == 0) {
-    return NotFoundError("journal '" + path_ + "': finish run: no run '" +
-                         std::string(run_id) + "'");
+    return NotFoundError("journal '" + path_ + "': finish run: no run '" + std::string(run_id) +
+                         "'");
   }
   return OkStatus();
 }
@@ -499,7 +498,8 @@ Result<std::vector<ItemRow>> Journal::ListItems(std::string_view run_id) {
 }
 
 Result<uint64_t> Journal::CountItems(std::string_view run_id, std::optional<bool> ok) {
-  FORKLIFT_ASSIGN_OR_RETURN(const sqlite::Statement* raw, Cached(ok ? kCountByStatusSlot : kCountAllSlot));
+  FORKLIFT_ASSIGN_OR_RETURN(const sqlite::Statement* raw,
+                            Cached(ok ? kCountByStatusSlot : kCountAllSlot));
   StatementUse s(*raw);
   s.BindText(1, run_id);
   if (ok) s.BindText(2, ToString(*ok ? ItemState::kSucceeded : ItemState::kFailed));
@@ -516,8 +516,9 @@ Result<std::vector<int64_t>> Journal::PutChunkDeadLetters(std::string_view run_i
                                                           std::span<const DeadLetter> letters) {
   for (const DeadLetter& d : letters) {
     if (d.run_id != run_id) {
-      return InvalidArgumentError("journal '" + path_ + "': put chunk dead letters: a letter of run '" +
-                                  d.run_id + "' among those of run '" + std::string(run_id) + "'");
+      return InvalidArgumentError("journal '" + path_ +
+                                  "': put chunk dead letters: a letter of run '" + d.run_id +
+                                  "' among those of run '" + std::string(run_id) + "'");
     }
   }
   if (letters.empty()) {
@@ -602,7 +603,9 @@ Result<std::vector<int64_t>> Journal::InsertDeadLetters(std::span<const DeadLett
 
 Result<std::vector<DeadLetter>> Journal::ListDeadLetters(std::string_view run_id,
                                                          bool include_retried) {
-  FORKLIFT_ASSIGN_OR_RETURN(const sqlite::Statement* raw, Cached(run_id.empty() ? kListDeadLettersSlot : kListRunDeadLettersSlot));
+  FORKLIFT_ASSIGN_OR_RETURN(
+      const sqlite::Statement* raw,
+      Cached(run_id.empty() ? kListDeadLettersSlot : kListRunDeadLettersSlot));
   StatementUse s(*raw);
   s.BindInt64(1, include_retried ? 1 : 0);
   if (!run_id.empty()) s.BindText(2, run_id);
@@ -628,8 +631,7 @@ Status Journal::MarkDeadLettersRetried(std::span<const int64_t> ids) {
   return txn.Commit();
 }
 
-Result<int64_t> Journal::DiscardDeadLetters(std::string_view run_id,
-                                            std::optional<int64_t> id) {
+Result<int64_t> Journal::DiscardDeadLetters(std::string_view run_id, std::optional<int64_t> id) {
   // Prepared per call, not cached: discarding is rare and interactive.
   FORKLIFT_ASSIGN_OR_RETURN(
       sqlite::Statement stmt,

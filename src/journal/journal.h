@@ -34,7 +34,7 @@ namespace forklift::journal {
 
 struct RunInfo {
   std::string run_id;
-  std::string kind;                   // "batch", "map", "flow", "load"
+  std::string kind;  // "batch", "map", "flow", "load"
   std::string name;
   double started_at = 0;              // unix seconds, start of the first invocation
   std::optional<double> finished_at;  // unix seconds; nullopt while running
@@ -47,7 +47,7 @@ struct RunInfo {
 
 // The outcome of one item, as a front door records it.
 struct ItemRecord {
-  std::string key;                // arbitrary bytes, NULs included
+  std::string key;  // arbitrary bytes, NULs included
   bool ok = false;
   std::optional<ErrorCode> code;  // when !ok
   std::string message;            // when !ok
@@ -116,7 +116,7 @@ struct DeadLetter {
   // can tell letters of committed work from those of an attempt that never committed.
   // nullopt for letters of other kinds, and for those written before journal schema 2.
   std::optional<int64_t> chunk;
-  double created_at = 0;            // set by PutDeadLetters; ignored on input
+  double created_at = 0;             // set by PutDeadLetters; ignored on input
   std::optional<double> retried_at;  // set by MarkDeadLettersRetried; ignored on input
 };
 
@@ -159,8 +159,7 @@ class Journal {
   // cancelled, or killed: a later invocation found it running with no process left;
   // running is accepted too) and its summary, a JSON object ("" stores none). Fails with
   // InvalidArgument for another status, NotFound when there is no such run.
-  Status FinishRun(std::string_view run_id, std::string_view status,
-                   std::string_view summary_json);
+  Status FinishRun(std::string_view run_id, std::string_view status, std::string_view summary_json);
 
   // The run with its item counts, or nullopt when there is no such run.
   Result<std::optional<RunInfo>> GetRun(std::string_view run_id);
@@ -215,8 +214,7 @@ class Journal {
 
   // Dead letters of a run ("" = of every run) in the order they were added; those already
   // retried only when include_retried.
-  Result<std::vector<DeadLetter>> ListDeadLetters(std::string_view run_id,
-                                                  bool include_retried);
+  Result<std::vector<DeadLetter>> ListDeadLetters(std::string_view run_id, bool include_retried);
 
   // Sets retried_at to now on these dead letters, in one transaction. Unknown ids are
   // ignored, so a retry that races another is harmless.

@@ -3,11 +3,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <map>
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <map>
 
 #include <cstdlib>
 #include <filesystem>
@@ -83,8 +83,12 @@ class JournalTest : public ::testing::Test {
 
 ItemRecord Ok(std::string key) { return {.key = std::move(key), .ok = true, .attempts = 1}; }
 ItemRecord Failed(std::string key, std::string message) {
-  return {.key = std::move(key), .ok = false, .code = ErrorCode::kUnavailable,
-          .message = std::move(message), .attempts = 3, .elapsed_us = 7};
+  return {.key = std::move(key),
+          .ok = false,
+          .code = ErrorCode::kUnavailable,
+          .message = std::move(message),
+          .attempts = 3,
+          .elapsed_us = 7};
 }
 
 TEST_F(JournalTest, OpenCreatesDirectoriesWalModeAndSchema) {
@@ -126,8 +130,8 @@ TEST_F(JournalTest, AReadOnlyFileOrDirectoryIsRefusedAtOpen) {
   ExpectRefused(dir_ + "/ro.db");
 
   ASSERT_TRUE(OpenOk("rodir/j.db"));
-  std::filesystem::permissions(dir_ + "/rodir", std::filesystem::perms::owner_read |
-                                                    std::filesystem::perms::owner_exec);
+  std::filesystem::permissions(
+      dir_ + "/rodir", std::filesystem::perms::owner_read | std::filesystem::perms::owner_exec);
   ExpectRefused(dir_ + "/rodir/j.db");  // no room for the -wal and -shm files
   ExpectRefused(dir_ + "/rodir/new.db");
 }
@@ -286,8 +290,12 @@ TEST_F(JournalTest, ItemsRecordAndSucceededIsNeverDowngraded) {
 TEST_F(JournalTest, KeysAreArbitraryBytes) {
   auto j = OpenOk();
   const std::vector<std::string> keys = {
-      std::string("a\0b", 3), std::string("a\0c", 3), std::string("a"), std::string("a\0", 2),
-      std::string("\xff\xfe\x00\x01", 4), std::string(),  // the empty key is a key, not NULL
+      std::string("a\0b", 3),
+      std::string("a\0c", 3),
+      std::string("a"),
+      std::string("a\0", 2),
+      std::string("\xff\xfe\x00\x01", 4),
+      std::string(),  // the empty key is a key, not NULL
   };
   std::vector<ItemRecord> recs;
   for (const std::string& k : keys) recs.push_back(Ok(k));
@@ -307,10 +315,20 @@ TEST_F(JournalTest, DeadLettersAddListAndRetry) {
   auto j = OpenOk();
   const std::string payload("1,\0,\xff", 5);
   std::vector<DeadLetter> letters = {
-      {.run_id = "load1", .key = "k1", .source = "a.csv", .position = "line 3",
-       .payload = "x,y", .reason = "wrong field count", .attempts = 1},
-      {.run_id = "load1", .key = "k2", .source = "a.csv", .position = "line 9",
-       .payload = payload, .reason = "23502 null value", .code = ErrorCode::kInvalidArgument,
+      {.run_id = "load1",
+       .key = "k1",
+       .source = "a.csv",
+       .position = "line 3",
+       .payload = "x,y",
+       .reason = "wrong field count",
+       .attempts = 1},
+      {.run_id = "load1",
+       .key = "k2",
+       .source = "a.csv",
+       .position = "line 9",
+       .payload = payload,
+       .reason = "23502 null value",
+       .code = ErrorCode::kInvalidArgument,
        .attempts = 4},
       {.run_id = "load2", .key = "k3", .reason = "no source"},
   };
@@ -419,7 +437,8 @@ TEST_F(JournalTest, ABusyFileIsUnavailableAndTheFailedBatchLeavesNothing) {
     ASSERT_FALSE(b);
     EXPECT_EQ(b.error().code, ErrorCode::kUnavailable);
     EXPECT_THAT(b.error().message, HasSubstr("begin run"));
-    EXPECT_EQ(*j->GetItemState("r", "before"), ItemState::kSucceeded) << "readers are not blocked in WAL mode";
+    EXPECT_EQ(*j->GetItemState("r", "before"), ItemState::kSucceeded)
+        << "readers are not blocked in WAL mode";
     holder.Query("ROLLBACK");
   }
   EXPECT_EQ(*j->CountItems("r", std::nullopt), 1u);
@@ -489,8 +508,7 @@ TEST_F(JournalTest, CommittedRecordsSurviveSigkill) {
   } reaper{child};
   int committed = 0;
   for (int i = 0; i < 20; ++i) {
-    ASSERT_EQ(read(pipefd[0], &committed, sizeof committed),
-              static_cast<ssize_t>(sizeof committed))
+    ASSERT_EQ(read(pipefd[0], &committed, sizeof committed), static_cast<ssize_t>(sizeof committed))
         << "the child died early";
   }
   kill(child, SIGKILL);  // while it is most likely inside a transaction
@@ -528,14 +546,21 @@ TEST_F(JournalTest, LatestFinishedRunPicksTheNewestWithASummary) {
   EXPECT_FALSE(*j->LatestFinishedRun("map", "nightly"));
 }
 
-
 TEST_F(JournalTest, PutDeadLettersIsIdempotentByKeyButKeepsRetriedLetters) {
   auto j = OpenOk();
   std::vector<DeadLetter> first = {
-      {.run_id = "L", .key = "a.csv:3", .source = "a.csv", .position = "line 3",
-       .payload = "x", .reason = "old reason"},
-      {.run_id = "L", .key = "a.csv:9", .source = "a.csv", .position = "line 9",
-       .payload = "y", .reason = "bad"},
+      {.run_id = "L",
+       .key = "a.csv:3",
+       .source = "a.csv",
+       .position = "line 3",
+       .payload = "x",
+       .reason = "old reason"},
+      {.run_id = "L",
+       .key = "a.csv:9",
+       .source = "a.csv",
+       .position = "line 9",
+       .payload = "y",
+       .reason = "bad"},
   };
   // The same chunk redone after a lost commit: its letters replace the pending ones.
   auto ids = j->PutDeadLetters(first);
@@ -625,9 +650,12 @@ PRAGMA user_version=1;
 TEST_F(JournalTest, PutChunkDeadLettersKeepsOnlyTheLatestAttemptsPendingLetters) {
   auto j = OpenOk();
   auto letter = [](std::string run, int line, std::string reason) {
-    return DeadLetter{.run_id = std::move(run), .key = "a.csv:" + std::to_string(line),
-                      .source = "a.csv", .position = "line " + std::to_string(line),
-                      .payload = "p" + std::to_string(line), .reason = std::move(reason),
+    return DeadLetter{.run_id = std::move(run),
+                      .key = "a.csv:" + std::to_string(line),
+                      .source = "a.csv",
+                      .position = "line " + std::to_string(line),
+                      .payload = "p" + std::to_string(line),
+                      .reason = std::move(reason),
                       .attempts = 1};
   };
   // Attempt 1 of chunk 5 rejects lines 3 and 9 and never commits; chunk 6 and another run's

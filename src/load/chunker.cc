@@ -24,7 +24,7 @@ using sources::CsvRecord;
 struct Chunker::Builder {
   Chunk chunk;
   sources::Checksum checksum;
-  int64_t count = 0;  // rows + rejects
+  int64_t count = 0;         // rows + rejects
   int64_t reject_bytes = 0;  // raw bytes the rejects keep: they count toward chunk_bytes
 
   int64_t bytes() const { return static_cast<int64_t>(chunk.data.size()) + reject_bytes; }
@@ -43,9 +43,8 @@ namespace {
 Result<std::unique_ptr<CsvReader>> OpenReader(const std::string& path, char delimiter,
                                               size_t max_record_bytes) {
   FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> src, ByteSource::Open(path));
-  return std::make_unique<CsvReader>(std::move(src),
-                                     CsvDialect{.delimiter = delimiter,
-                                                .max_record_bytes = max_record_bytes});
+  return std::make_unique<CsvReader>(
+      std::move(src), CsvDialect{.delimiter = delimiter, .max_record_bytes = max_record_bytes});
 }
 
 }  // namespace
@@ -76,9 +75,10 @@ Result<std::vector<std::string>> ReadHeader(const std::string& path, char delimi
   CsvRecord rec;
   FORKLIFT_ASSIGN_OR_RETURN(bool got, reader->Next(&rec));
   if (!got) {
-    return InvalidArgumentError(fmt::format("{}: empty file: no header row (--no-header "
-                                            "--columns a,b,c if it has none)",
-                                            path));
+    return InvalidArgumentError(
+        fmt::format("{}: empty file: no header row (--no-header "
+                    "--columns a,b,c if it has none)",
+                    path));
   }
   if (!rec.error.empty()) {
     return InvalidArgumentError(fmt::format("{}:{}: header: {}", path, rec.first_line, rec.error));
@@ -187,11 +187,10 @@ Status Chunker::ReadCsv(const std::string& path, const Emit& emit,
 Status Chunker::ReadJsonLines(const std::string& path, const Emit& emit,
                               const std::function<bool()>& stop) {
   FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> src, ByteSource::Open(path));
-  sources::JsonLinesReader reader(std::move(src),
-                                  {.columns = options_.column_names,
-                                   .delimiter = options_.delimiter,
-                                   .null_string = options_.null_string,
-                                   .max_record_bytes = options_.max_record_bytes});
+  sources::JsonLinesReader reader(std::move(src), {.columns = options_.column_names,
+                                                   .delimiter = options_.delimiter,
+                                                   .null_string = options_.null_string,
+                                                   .max_record_bytes = options_.max_record_bytes});
   CsvRecord rec;
   uint64_t last_bytes = 0;
   for (;;) {

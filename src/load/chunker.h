@@ -1,15 +1,16 @@
-// Turns CSV and JSON Lines sources into chunks, deterministically: the same input and options always give
-// the same chunks with the same numbers, lines and checksums, which is what lets a rerun
-// recognise (and verify) the chunks its ledger already holds.
+// Turns CSV and JSON Lines sources into chunks, deterministically: the same input and options
+// always give the same chunks with the same numbers, lines and checksums, which is what lets a
+// rerun recognise (and verify) the chunks its ledger already holds.
 //
 // Rows are routed to `partitions` by a hash of their key columns (upsert), so one key always
 // goes through one connection and its rows apply in input order; without a key there is
 // one partition. The hash is over the key values' canonical form when the options give one
-// (every spelling of a value routes alike), else over their text as spelled. A chunk closes at chunk_rows rows or chunk_bytes bytes, and at the end of
-// each file. Rows the reader refuses (broken quoting, wrong field count, invalid UTF-8, a
-// line that is no JSON object) travel in partition 0's chunk as ParseReject, so their dead
-// letters commit with it. A JSON line's chunk holds the CSV record made of it
-// (sources/jsonl_reader.h); its checksum and its dead letter are over the line as read.
+// (every spelling of a value routes alike), else over their text as spelled. A chunk closes at
+// chunk_rows rows or chunk_bytes bytes, and at the end of each file. Rows the reader refuses
+// (broken quoting, wrong field count, invalid UTF-8, a line that is no JSON object) travel in
+// partition 0's chunk as ParseReject, so their dead letters commit with it. A JSON line's chunk
+// holds the CSV record made of it (sources/jsonl_reader.h); its checksum and its dead letter are
+// over the line as read.
 //
 // Memory: partitions x chunk_bytes (plus the longest record), whatever the input's size.
 // Thread safety: none; one reader thread.
@@ -26,28 +27,28 @@
 #include <vector>
 
 #include "forklift/result.h"
-#include "sources/csv_reader.h"
 #include "sinks/chunk.h"
 #include "sinks/sink.h"
 #include "sources/checksum.h"
+#include "sources/csv_reader.h"
 
 namespace forklift::load {
 
 struct ChunkerOptions {
-  int partitions = 1;                  // >= 1
-  std::vector<size_t> key_fields;      // indexes of the key columns (routing); empty = none
+  int partitions = 1;              // >= 1
+  std::vector<size_t> key_fields;  // indexes of the key columns (routing); empty = none
   // The routing form of key_fields[i]'s value (called with i); empty = the text as spelled.
   sinks::KeyCanonicalizer canonical_key;
   int64_t chunk_rows = 5000;
   int64_t chunk_bytes = 4 << 20;
   char delimiter = ',';
-  bool header = true;                  // skip (and check) the first record of each file
-  size_t columns = 0;                  // fields every row must have
+  bool header = true;                     // skip (and check) the first record of each file
+  size_t columns = 0;                     // fields every row must have
   std::vector<std::string> header_names;  // when header: what each file's header must say
                                           // (empty: not checked), as HeaderName reads it
   bool fold_header_case = false;          // HeaderName's fold_case (PostgreSQL targets)
   size_t max_record_bytes = 64 << 20;
-  size_t max_reject_bytes = 1 << 20;   // raw bytes kept for a rejected row's dead letter
+  size_t max_reject_bytes = 1 << 20;  // raw bytes kept for a rejected row's dead letter
   // JSON Lines sources (sources::IsJsonLinesPath): the columns their fields map to, by
   // name (`columns` of them), and what null and a missing field become.
   std::vector<std::string> column_names;
@@ -97,8 +98,7 @@ class Chunker {
   // `stop` is polled between records: when it returns true, reading ends early and what
   // was read but not emitted is dropped (it was never committed). Failure: the reader's
   // DataLoss / NotFound, InvalidArgument for a header that differs from header_names.
-  Status ReadFile(const std::string& path, const Emit& emit,
-                  const std::function<bool()>& stop);
+  Status ReadFile(const std::string& path, const Emit& emit, const std::function<bool()>& stop);
 
   int64_t chunks_emitted() const { return next_chunk_; }
 

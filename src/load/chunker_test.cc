@@ -12,12 +12,13 @@ namespace forklift::load {
 namespace {
 
 using sinks::Chunk;
-using testing::TempDir;
 using ::testing::HasSubstr;
+using testing::TempDir;
 
 std::string Rows(int n, int first = 0) {
   std::string s;
-  for (int i = first; i < first + n; ++i) s += "k" + std::to_string(i % 7) + "," + std::to_string(i) + "\n";
+  for (int i = first; i < first + n; ++i)
+    s += "k" + std::to_string(i % 7) + "," + std::to_string(i) + "\n";
   return s;
 }
 
@@ -161,7 +162,8 @@ TEST(ChunkerTest, RoutesByTheKeysCanonicalFormWhenGivenOne) {
     out->append(v);
   };
   std::set<int> by_value;
-  for (const auto& [key, parts] : PartitionsOfKeys(o, csv)) by_value.insert(parts.begin(), parts.end());
+  for (const auto& [key, parts] : PartitionsOfKeys(o, csv))
+    by_value.insert(parts.begin(), parts.end());
   EXPECT_EQ(by_value.size(), 1u) << "by value, they take one partition";
   EXPECT_EQ(indexes, std::vector<size_t>(10, 0));
 }
@@ -182,13 +184,14 @@ TEST(ChunkerTest, ClosesAChunkAtTheByteLimitWithoutSplittingARow) {
 
 TEST(ChunkerTest, BadRowsBecomeParseRejectsWithLineAndReason) {
   TempDir dir;
-  std::string data = "k,v\n"
-                     "a,1\n"
-                     "b,2,extra\n"
-                     "c,\"3\"x\n"
-                     "d,\xff\xfe\n"
-                     "e,\"multi\nline\"\n"
-                     "f\n";
+  std::string data =
+      "k,v\n"
+      "a,1\n"
+      "b,2,extra\n"
+      "c,\"3\"x\n"
+      "d,\xff\xfe\n"
+      "e,\"multi\nline\"\n"
+      "f\n";
   std::string path = dir.Write("a.csv", data);
   ReadCounters counters;
   Chunker chunker(Opts(100), &counters);

@@ -27,8 +27,7 @@ std::string DeadLetterCsvRow(const journal::DeadLetter& d) {
                      CsvField(d.reason), CsvField(d.payload));
 }
 
-Status WriteDeadLetterFile(const std::string& path,
-                           std::span<const journal::DeadLetter> letters) {
+Status WriteDeadLetterFile(const std::string& path, std::span<const journal::DeadLetter> letters) {
   const std::string tmp = path + ".forklift-tmp";
   FILE* f = std::fopen(tmp.c_str(), "w");
   if (!f) return InvalidArgumentError(fmt::format("--dlq {}: {}", path, std::strerror(errno)));

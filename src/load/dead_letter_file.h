@@ -15,8 +15,7 @@ namespace forklift::load {
 // Writes `letters` as RFC 4180 CSV with the header load_id,source,line,reason,raw to a
 // temporary file beside `path`, then renames it over `path` (a reader never sees half a
 // file). InvalidArgument "--dlq PATH: ..." when it cannot be written.
-Status WriteDeadLetterFile(const std::string& path,
-                           std::span<const journal::DeadLetter> letters);
+Status WriteDeadLetterFile(const std::string& path, std::span<const journal::DeadLetter> letters);
 
 // One letter as a row of that file (with its newline).
 std::string DeadLetterCsvRow(const journal::DeadLetter& letter);

@@ -42,12 +42,13 @@ struct RecordedTarget {
   sinks::TableSpec spec;
 };
 
-Result<RecordedTarget> ReadRecordedTarget(journal::Journal& journal, const std::string& journal_path,
+Result<RecordedTarget> ReadRecordedTarget(journal::Journal& journal,
+                                          const std::string& journal_path,
                                           const std::string& load_id, const std::string& to) {
   FORKLIFT_ASSIGN_OR_RETURN(auto run, journal.GetRun(load_id));
   if (!run || run->kind != "load") {
-    return NotFoundError(fmt::format("no load '{}' in {} (see forklift runs --kind load)",
-                                     load_id, journal_path));
+    return NotFoundError(
+        fmt::format("no load '{}' in {} (see forklift runs --kind load)", load_id, journal_path));
   }
   nlohmann::json summary = nlohmann::json::parse(run->summary_json, nullptr, false);
   if (summary.is_discarded() || !summary.contains("config")) {
@@ -58,9 +59,9 @@ Result<RecordedTarget> ReadRecordedTarget(journal::Journal& journal, const std::
   std::string target = to;
   if (target.empty()) {
     if (c.value("needs_password", false)) {
-      return InvalidArgumentError(fmt::format(
-          "load '{}' went to {}, whose password is never stored: give --to", load_id,
-          c.value("to_display", std::string())));
+      return InvalidArgumentError(
+          fmt::format("load '{}' went to {}, whose password is never stored: give --to", load_id,
+                      c.value("to_display", std::string())));
     }
     target = c.value("to", std::string());
   }
@@ -91,7 +92,8 @@ sinks::Chunk LetterChunk(const journal::DeadLetter& d) {
   chunk.number = d.id * kAttemptSlots + std::min<int64_t>(d.attempts, kAttemptSlots - 1);
   chunk.source = "dlq";
   chunk.first_line = chunk.last_line = static_cast<uint64_t>(d.id);
-  chunk.rows.push_back({.offset = 0, .size = static_cast<uint32_t>(d.payload.size()),
+  chunk.rows.push_back({.offset = 0,
+                        .size = static_cast<uint32_t>(d.payload.size()),
                         .line = static_cast<uint64_t>(d.id)});
   chunk.data = d.payload + "\n";
   sources::Checksum sum;
@@ -104,7 +106,8 @@ sinks::Chunk LetterChunk(const journal::DeadLetter& d) {
 // Loads one parsed letter in its own transaction: true when its row is in the table
 // (marked retried), false when the table refused it again (the letter stays pending,
 // with the new reason and one attempt more).
-Result<bool> RetryLetter(const journal::DeadLetter& d, sinks::Sink& sink, journal::Journal& journal) {
+Result<bool> RetryLetter(const journal::DeadLetter& d, sinks::Sink& sink,
+                         journal::Journal& journal) {
   const sinks::Chunk chunk = LetterChunk(d);
   const int64_t id = d.id;
   FORKLIFT_ASSIGN_OR_RETURN(std::optional<sinks::LedgerEntry> done, sink.FindChunk(chunk.number));
@@ -132,14 +135,16 @@ Result<bool> RetryLetter(const journal::DeadLetter& d, sinks::Sink& sink, journa
 
 }  // namespace
 
-Result<DlqRetryResult> RetryDeadLetters(const std::string& journal_path,
-                                        const std::string& load_id, const std::string& to) {
+Result<DlqRetryResult> RetryDeadLetters(const std::string& journal_path, const std::string& load_id,
+                                        const std::string& to) {
   auto journal_or = journal::Journal::Open(journal_path);
   if (!journal_or) return InvalidArgumentError("--journal: " + journal_or.error().message);
   journal::Journal& journal = **journal_or;
-  FORKLIFT_ASSIGN_OR_RETURN(RecordedTarget rt, ReadRecordedTarget(journal, journal_path, load_id, to));
+  FORKLIFT_ASSIGN_OR_RETURN(RecordedTarget rt,
+                            ReadRecordedTarget(journal, journal_path, load_id, to));
   const sinks::TableSpec& spec = rt.spec;
-  FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<sinks::Target> tgt, sinks::Target::Open(rt.address, spec));
+  FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<sinks::Target> tgt,
+                            sinks::Target::Open(rt.address, spec));
   FORKLIFT_RETURN_IF_ERROR(tgt->EnsureLedger());
   FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<sinks::Sink> sink, tgt->OpenSink());
   // The ledger before the letters: a committed chunk's letters are final, while those

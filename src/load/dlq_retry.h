@@ -33,8 +33,8 @@ struct DlqRetryResult {
 // never stored). Failure: NotFound (no such load in the journal), InvalidArgument (no
 // recorded configuration, or a password-protected target without `to`), the target's
 // errors.
-Result<DlqRetryResult> RetryDeadLetters(const std::string& journal_path,
-                                        const std::string& load_id, const std::string& to);
+Result<DlqRetryResult> RetryDeadLetters(const std::string& journal_path, const std::string& load_id,
+                                        const std::string& to);
 
 }  // namespace forklift::load
 

@@ -28,10 +28,8 @@ int ExitStatusOf(const Error& e) {
                        has("fe_sendauth") || has("SQLSTATE 42501") ||
                        (login && has("role \"") && has("does not exist"));
   switch (e.code) {
-    case ErrorCode::kUnavailable:
-      return kExitUnreachable;
-    case ErrorCode::kAborted:
-      return has("another load with load id") ? kExitBusy : kExitFailed;
+    case ErrorCode::kUnavailable: return kExitUnreachable;
+    case ErrorCode::kAborted: return has("another load with load id") ? kExitBusy : kExitFailed;
     case ErrorCode::kInvalidArgument:
     case ErrorCode::kNotFound:
       // A login the server turned down is InvalidArgument too (retrying will not help).
@@ -39,10 +37,8 @@ int ExitStatusOf(const Error& e) {
       if (login && has("database \"") && has("does not exist")) return kExitMissing;
       if (login && has("could not translate host name")) return kExitUnreachable;
       return kExitUsage;
-    case ErrorCode::kFailedPrecondition:
-      return refused ? kExitRefused : kExitMissing;
-    default:
-      return refused ? kExitRefused : kExitFailed;
+    case ErrorCode::kFailedPrecondition: return refused ? kExitRefused : kExitMissing;
+    default: return refused ? kExitRefused : kExitFailed;
   }
 }
 

@@ -25,8 +25,8 @@ Result<std::string> TableIdentity(std::string_view table);
 
 // "load-" + 16 hex digits of a hash over the sources (SourceIdentity, size, mtime), the
 // target's identity (host, port, database, user or SQLite file: never the password), the
-// table (TableIdentity), the mode, the key, the columns, the CSV dialect and the chunking (rows, bytes,
-// partitions), so that a rerun of the same command finds its ledger rows, and any change
+// table (TableIdentity), the mode, the key, the columns, the CSV dialect and the chunking (rows,
+// bytes, partitions), so that a rerun of the same command finds its ledger rows, and any change
 // that would chunk differently starts a new load. NotFound naming a source it cannot stat;
 // InvalidArgument for a table name that does not parse.
 Result<std::string> ComputeLoadId(const LoadOptions& options, const std::string& target_identity,

@@ -29,7 +29,9 @@ std::string Escaped(std::string_view s) {
 }  // namespace
 
 Status ValidateLoadOptions(const LoadOptions& o) {
-  if (o.sources.empty()) return InvalidArgumentError("load: no input files (forklift load FILE... --to TARGET --table TABLE)");
+  if (o.sources.empty())
+    return InvalidArgumentError(
+        "load: no input files (forklift load FILE... --to TARGET --table TABLE)");
   for (const std::string& src : o.sources) {
     if (src == "-") {
       return InvalidArgumentError(
@@ -41,15 +43,16 @@ Status ValidateLoadOptions(const LoadOptions& o) {
   if (o.table.empty()) return InvalidArgumentError("--table is required");
   // Both are written into the journal's JSON (and the summary's): JSON text is UTF-8.
   if (!sources::IsValidUtf8(o.table)) {
-    return InvalidArgumentError(fmt::format("--table '{}': not valid UTF-8 ({})",
-                                            Escaped(o.table), sources::Utf8ErrorReason(o.table)));
+    return InvalidArgumentError(fmt::format("--table '{}': not valid UTF-8 ({})", Escaped(o.table),
+                                            sources::Utf8ErrorReason(o.table)));
   }
   if (!sources::IsValidUtf8(o.load_id)) {
     return InvalidArgumentError(fmt::format("--load-id '{}': not valid UTF-8 ({})",
                                             Escaped(o.load_id),
                                             sources::Utf8ErrorReason(o.load_id)));
   }
-  if (o.workers < 0) return InvalidArgumentError(fmt::format("--workers {}: must be >= 1", o.workers));
+  if (o.workers < 0)
+    return InvalidArgumentError(fmt::format("--workers {}: must be >= 1", o.workers));
   if (o.chunk_rows < 1) {
     return InvalidArgumentError(fmt::format("--chunk-rows {}: must be >= 1", o.chunk_rows));
   }
@@ -91,8 +94,8 @@ Status ValidateLoadOptions(const LoadOptions& o) {
   if (!o.columns.empty()) {
     for (const std::string& k : o.key) {
       if (!seen.count(k)) {
-        return InvalidArgumentError(fmt::format("--key {}: not among --columns ({})", k,
-                                                fmt::join(o.columns, ",")));
+        return InvalidArgumentError(
+            fmt::format("--key {}: not among --columns ({})", k, fmt::join(o.columns, ",")));
       }
     }
   }
@@ -101,8 +104,7 @@ Status ValidateLoadOptions(const LoadOptions& o) {
   }
   if (o.null_string.find_first_of("\r\n\"") != std::string::npos ||
       o.null_string.find(o.delimiter) != std::string::npos) {
-    return InvalidArgumentError(
-        "--null: cannot contain the delimiter, a quote, CR or LF");
+    return InvalidArgumentError("--null: cannot contain the delimiter, a quote, CR or LF");
   }
   if (!sources::IsValidUtf8(o.null_string)) {
     return InvalidArgumentError(fmt::format("--null '{}': not valid UTF-8 ({})",
@@ -115,8 +117,7 @@ Status ValidateLoadOptions(const LoadOptions& o) {
 Result<int64_t> ParseByteSize(std::string_view text, std::string_view option) {
   auto bad = [&] {
     return InvalidArgumentError(fmt::format(
-        "{} '{}': expected a size such as 4MiB, 512KiB, 1GB or a number of bytes", option,
-        text));
+        "{} '{}': expected a size such as 4MiB, 512KiB, 1GB or a number of bytes", option, text));
   };
   int64_t n = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
@@ -151,9 +152,12 @@ Result<std::vector<std::string>> ParseNameList(std::string_view text, std::strin
   size_t start = 0;
   while (true) {
     size_t comma = text.find(',', start);
-    std::string_view part = text.substr(start, comma == std::string_view::npos ? text.npos : comma - start);
-    while (!part.empty() && std::isspace(static_cast<unsigned char>(part.front()))) part.remove_prefix(1);
-    while (!part.empty() && std::isspace(static_cast<unsigned char>(part.back()))) part.remove_suffix(1);
+    std::string_view part =
+        text.substr(start, comma == std::string_view::npos ? text.npos : comma - start);
+    while (!part.empty() && std::isspace(static_cast<unsigned char>(part.front())))
+      part.remove_prefix(1);
+    while (!part.empty() && std::isspace(static_cast<unsigned char>(part.back())))
+      part.remove_suffix(1);
     if (part.empty()) {
       return InvalidArgumentError(fmt::format("{} '{}': empty column name", option, text));
     }

@@ -16,32 +16,33 @@
 namespace forklift::load {
 
 struct LoadOptions {
-  std::vector<std::string> sources;      // CSV files (.gz read transparently); required
-  std::string to;                        // postgres://..., key=value conninfo, sqlite:PATH
-  std::string table;                     // [schema.]table, quoted parts allowed
-  std::vector<std::string> key;          // conflict columns; required by upsert
-  bool upsert = false;                   // --mode insert (default) | upsert
-  int workers = 0;                       // 0: 4 for PostgreSQL, 1 for SQLite
-  int64_t chunk_rows = 5000;             // rows per chunk, >= 1
-  int64_t chunk_bytes = 4 << 20;         // bytes per chunk, >= 1 (a row is never split)
-  std::vector<std::string> columns;      // target columns in CSV order; default: the header,
-                                         // or the table's columns with header = false
+  std::vector<std::string> sources;  // CSV files (.gz read transparently); required
+  std::string to;                    // postgres://..., key=value conninfo, sqlite:PATH
+  std::string table;                 // [schema.]table, quoted parts allowed
+  std::vector<std::string> key;      // conflict columns; required by upsert
+  bool upsert = false;               // --mode insert (default) | upsert
+  int workers = 0;                   // 0: 4 for PostgreSQL, 1 for SQLite
+  int64_t chunk_rows = 5000;         // rows per chunk, >= 1
+  int64_t chunk_bytes = 4 << 20;     // bytes per chunk, >= 1 (a row is never split)
+  std::vector<std::string> columns;  // target columns in CSV order; default: the header,
+                                     // or the table's columns with header = false
   char delimiter = ',';
-  std::string null_string;               // unquoted field meaning NULL; default ""
-  bool header = true;                    // the first record of each file names the columns
-  std::string dlq_path;                  // also write dead letters as CSV here; "" = no
-  std::optional<int64_t> max_errors;     // stop after more rejected rows than this
-  std::string load_id;                   // "" = derived (see ComputeLoadId)
-  bool json = false;                     // print the summary as one JSON object on stdout
-  std::string journal_path;              // "" = ResolveJournalPath's default
+  std::string null_string;            // unquoted field meaning NULL; default ""
+  bool header = true;                 // the first record of each file names the columns
+  std::string dlq_path;               // also write dead letters as CSV here; "" = no
+  std::optional<int64_t> max_errors;  // stop after more rejected rows than this
+  std::string load_id;                // "" = derived (see ComputeLoadId)
+  bool json = false;                  // print the summary as one JSON object on stdout
+  std::string journal_path;           // "" = ResolveJournalPath's default
   ProgressDisplay display = ProgressDisplay::kAuto;
   std::chrono::milliseconds progress_interval{10000};  // between plain progress lines
-  int64_t max_record_bytes = 64 << 20;   // a longer CSV record stops the load (DataLoss)
-  std::string ledger_schema;             // "" = the table's schema (PostgreSQL only)
+  int64_t max_record_bytes = 64 << 20;  // a longer CSV record stops the load (DataLoss)
+  std::string ledger_schema;            // "" = the table's schema (PostgreSQL only)
 };
 
 // InvalidArgument naming the option for values out of range: no sources, empty --to or
-// --table, a --table or --load-id that is not valid UTF-8, --workers < 0, --chunk-rows/--chunk-bytes < 1, upsert without --key,
+// --table, a --table or --load-id that is not valid UTF-8, --workers < 0,
+// --chunk-rows/--chunk-bytes < 1, upsert without --key,
 // --key without upsert, a key not
 // among --columns, a delimiter that is '"', CR, LF or not ASCII, a --null that holds the
 // delimiter, a quote, CR or LF or is not valid UTF-8, duplicate column names,

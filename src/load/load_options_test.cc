@@ -47,14 +47,20 @@ TEST(LoadOptionsTest, ValidationNamesTheOption) {
     const char* expect;
   } cases[] = {
       {[](LoadOptions& o) { o.sources.clear(); }, "no input files"},
-      {[](LoadOptions& o) { o.sources = {"a.csv", "-"}; }, "'-' (stdin) cannot be loaded"},
+      {[](LoadOptions& o) {
+         o.sources = {"a.csv", "-"};
+       },
+       "'-' (stdin) cannot be loaded"},
       {[](LoadOptions& o) { o.to.clear(); }, "--to"},
       {[](LoadOptions& o) { o.table.clear(); }, "--table"},
       {[](LoadOptions& o) { o.upsert = true; }, "--mode upsert needs --key"},
       {[](LoadOptions& o) { o.chunk_rows = 0; }, "--chunk-rows 0"},
       {[](LoadOptions& o) { o.delimiter = '"'; }, "--delimiter"},
       {[](LoadOptions& o) { o.key = {"a"}; }, "--key is for --mode upsert"},
-      {[](LoadOptions& o) { o.columns = {"a", "a"}; }, "'a' appears twice"},
+      {[](LoadOptions& o) {
+         o.columns = {"a", "a"};
+       },
+       "'a' appears twice"},
       {[](LoadOptions& o) {
          o.columns = {"a", "b"};
          o.key = {"c"};
@@ -88,7 +94,9 @@ TEST(LoadOptionsTest, RefusesANonAsciiDelimiterAndANullThatIsNotUtf8) {
   EXPECT_THAT(st.error().message, HasSubstr("ASCII"));
 
   o = Valid();
-  o.null_string = "N\xff" "A";
+  o.null_string =
+      "N\xff"
+      "A";
   st = ValidateLoadOptions(o);
   ASSERT_FALSE(st);
   EXPECT_EQ(st.error().code, ErrorCode::kInvalidArgument);

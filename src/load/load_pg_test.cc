@@ -17,9 +17,9 @@ namespace {
 
 using forklift::testing::PgServer;
 using forklift::testing::SharedPgServer;
-using testing::TempDir;
 using ::testing::HasSubstr;
 using ::testing::Not;
+using testing::TempDir;
 
 class LoadPgTest : public ::testing::Test {
  protected:
@@ -66,7 +66,8 @@ std::string Prices(int n, int keys) {
   std::string s = "symbol,date,close,volume\n";
   for (int i = 0; i < n; ++i) {
     s += "S" + std::to_string(i % keys) + ",2020-01-" + (i / keys % 28 < 9 ? "0" : "") +
-         std::to_string(i / keys % 28 + 1) + "," + std::to_string(i) + ".5," + std::to_string(i) + "\n";
+         std::to_string(i / keys % 28 + 1) + "," + std::to_string(i) + ".5," + std::to_string(i) +
+         "\n";
   }
   return s;
 }
@@ -129,8 +130,7 @@ TEST_F(LoadPgTest, UpsertRoutesEverySpellingOfAKeyValueAlike) {
     for (int k = 0; k < kKeys; ++k) {
       std::string id = spell[pass];
       id.replace(id.find("{}"), 2, std::to_string(k));
-      data += id + "," + (pass % 2 ? "t" : "FALSE") + "," + std::to_string(pass * kKeys + k) +
-              "\n";
+      data += id + "," + (pass % 2 ? "t" : "FALSE") + "," + std::to_string(pass * kKeys + k) + "\n";
     }
   }
   std::string f = dir_.Write("k.csv", data);
@@ -156,7 +156,8 @@ TEST_F(LoadPgTest, AnUpsertRerunRewritesOnlyTheRowsThatChange) {
   o.upsert = true;
   o.key = {"symbol", "date"};
   ASSERT_EQ(Run(o).rows_loaded, 100u);
-  const std::string before = Sql("SELECT string_agg(xmin::text, ',' ORDER BY symbol, date) FROM t.p");
+  const std::string before =
+      Sql("SELECT string_agg(xmin::text, ',' ORDER BY symbol, date) FROM t.p");
   // The same rows again, but one changed: only that one gets a new row version.
   std::string data = Prices(100, 10);
   data.replace(data.find("S3,2020-01-01,3.5,3"), 19, "S3,2020-01-01,9.5,3");
@@ -165,9 +166,10 @@ TEST_F(LoadPgTest, AnUpsertRerunRewritesOnlyTheRowsThatChange) {
   LoadSummary s = Run(o);
   EXPECT_EQ(s.rows_loaded, 100u);
   EXPECT_EQ(Sql("SELECT close FROM t.p WHERE symbol = 'S3' AND date = '2020-01-01'"), "9.5");
-  EXPECT_EQ(Sql("SELECT count(*) FROM t.p WHERE xmin::text NOT IN (SELECT unnest(string_to_array('" +
-                before + "', ',')))"),
-            "1");
+  EXPECT_EQ(
+      Sql("SELECT count(*) FROM t.p WHERE xmin::text NOT IN (SELECT unnest(string_to_array('" +
+          before + "', ',')))"),
+      "1");
 }
 
 TEST_F(LoadPgTest, AnUpsertNeedsAUniqueIndexOnExactlyTheKey) {
@@ -213,9 +215,9 @@ TEST_F(LoadPgTest, TypeErrorsAreNarrowedOutByTheirCopyLine) {
   std::string f = dir_.Write("p.csv",
                              "symbol,date,close,volume\n"
                              "A,2020-01-01,1,1\n"
-                             "B,2020-01-01,1,lots\n"     // line 3: bigint
-                             "C,2020-02-30,1,1\n"        // line 4: no such date
-                             "D,2020-01-01,1e999,1\n"    // line 5: out of range
+                             "B,2020-01-01,1,lots\n"   // line 3: bigint
+                             "C,2020-02-30,1,1\n"      // line 4: no such date
+                             "D,2020-01-01,1e999,1\n"  // line 5: out of range
                              "E,2020-01-01,2,2\n");
   LoadOptions o = Options({f}, "t.p");
   LoadSummary s = Run(o);
@@ -271,7 +273,8 @@ TEST_F(LoadPgTest, ConstraintAndForeignKeyViolationsAreBisectedOut) {
     std::string sym = i % 97 == 5 ? "NOPE" : "S" + std::to_string(i % 10);
     std::string close = i % 61 == 7 ? "-1" : "1";
     if (sym == "NOPE" || close == "-1") bad_lines.push_back(i + 2);
-    data += sym + ",2020-01-" + (i / 10 < 9 ? "0" : "") + std::to_string(i / 10 + 1) + "," + close + ",1\n";
+    data += sym + ",2020-01-" + (i / 10 < 9 ? "0" : "") + std::to_string(i / 10 + 1) + "," + close +
+            ",1\n";
   }
   std::string f = dir_.Write("p.csv", data);
   for (bool upsert : {false, true}) {
@@ -298,8 +301,9 @@ TEST_F(LoadPgTest, ConstraintAndForeignKeyViolationsAreBisectedOut) {
 TEST_F(LoadPgTest, ADuplicateKeyInInsertModeIsRejectedAlone) {
   Sql("CREATE TABLE t.p(symbol text, date date, close float8, volume bigint, "
       "PRIMARY KEY(symbol, date))");
-  std::string f = dir_.Write("p.csv", "symbol,date,close,volume\nA,2020-01-01,1,1\n"
-                                      "B,2020-01-01,1,1\nA,2020-01-01,2,2\nC,2020-01-01,1,1\n");
+  std::string f = dir_.Write("p.csv",
+                             "symbol,date,close,volume\nA,2020-01-01,1,1\n"
+                             "B,2020-01-01,1,1\nA,2020-01-01,2,2\nC,2020-01-01,1,1\n");
   LoadOptions o = Options({f}, "t.p");
   LoadSummary s = Run(o);
   EXPECT_EQ(s.rows_loaded, 3u);

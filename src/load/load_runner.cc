@@ -24,11 +24,11 @@
 #include "load/dead_letter_file.h"
 #include "load/load_id.h"
 #include "load/load_progress.h"
-#include "sources/csv_reader.h"
-#include "sources/jsonl_reader.h"
 #include "sinks/pg_dsn.h"
 #include "sinks/sink.h"
 #include "sources/byte_source.h"
+#include "sources/csv_reader.h"
+#include "sources/jsonl_reader.h"
 
 namespace forklift::load {
 namespace {
@@ -128,16 +128,16 @@ std::vector<journal::DeadLetter> DeadLetters(const std::string& load_id, const C
   }
   for (const RejectedRow& r : rejected) {
     const uint64_t line = chunk.rows[r.row].line;
-    out.push_back({.run_id = load_id,
-                   .key = fmt::format("{}:{}", chunk.source, line),
-                   .source = chunk.source,
-                   .position = fmt::format("line {}", line),
-                   .payload = std::string(chunk.Row(r.row)),
-                   .reason = r.sqlstate.empty() ? r.reason
-                                                : fmt::format("{}: {}", r.sqlstate, r.reason),
-                   .code = ErrorCode::kInvalidArgument,
-                   .attempts = 1,
-                   .chunk = chunk.number});
+    out.push_back(
+        {.run_id = load_id,
+         .key = fmt::format("{}:{}", chunk.source, line),
+         .source = chunk.source,
+         .position = fmt::format("line {}", line),
+         .payload = std::string(chunk.Row(r.row)),
+         .reason = r.sqlstate.empty() ? r.reason : fmt::format("{}: {}", r.sqlstate, r.reason),
+         .code = ErrorCode::kInvalidArgument,
+         .attempts = 1,
+         .chunk = chunk.number});
   }
   return out;
 }
@@ -173,8 +173,8 @@ class SinkPool {
         opened_.fetch_add(1);
         return sink;
       }
-      if (sink.error().code != ErrorCode::kUnavailable ||
-          attempt >= kTransientRetry.max_attempts || force.stop_requested()) {
+      if (sink.error().code != ErrorCode::kUnavailable || attempt >= kTransientRetry.max_attempts ||
+          force.stop_requested()) {
         return sink;
       }
       if (!clock_->SleepUntil(clock_->Now() + BackoffDelay(kTransientRetry, attempt, rng), force)) {
@@ -198,8 +198,14 @@ class Writer {
  public:
   Writer(SinkPool* pool, std::unique_ptr<journal::Journal> journal, std::string load_id,
          ChunkQueue* queue, Shared* shared, WriteCounters* counters, Clock* clock, uint64_t seed)
-      : pool_(pool), journal_(std::move(journal)), load_id_(std::move(load_id)),
-        queue_(queue), shared_(shared), counters_(counters), clock_(clock), rng_(seed) {}
+      : pool_(pool),
+        journal_(std::move(journal)),
+        load_id_(std::move(load_id)),
+        queue_(queue),
+        shared_(shared),
+        counters_(counters),
+        clock_(clock),
+        rng_(seed) {}
 
   // Interrupts the statement in flight, if the writer has a connection. Thread-safe.
   void Cancel() {
@@ -296,8 +302,8 @@ class Writer {
       }
       auto found = sink_->FindChunk(chunk.number);
       if (found && *found) {
-        Committed(static_cast<uint64_t>((*found)->rows),
-                  static_cast<uint64_t>((*found)->rejected), /*admitted=*/false);
+        Committed(static_cast<uint64_t>((*found)->rows), static_cast<uint64_t>((*found)->rejected),
+                  /*admitted=*/false);
         shared_->rows_unsplit.fetch_add(static_cast<uint64_t>((*found)->rows));
         return;
       }
@@ -376,22 +382,32 @@ class CloseOnExit {
 
 std::string LoadSummary::ToJson() const {
   nlohmann::json j{
-      {"load_id", load_id},       {"target", target},
-      {"table", table},           {"mode", mode},
-      {"status", status},         {"error", error},
-      {"rows_read", rows_read},   {"rows_loaded", rows_loaded},
-      {"rows_rejected", rows_rejected}, {"rows_skipped", rows_skipped},
+      {"load_id", load_id},
+      {"target", target},
+      {"table", table},
+      {"mode", mode},
+      {"status", status},
+      {"error", error},
+      {"rows_read", rows_read},
+      {"rows_loaded", rows_loaded},
+      {"rows_rejected", rows_rejected},
+      {"rows_skipped", rows_skipped},
       {"rows_rejected_earlier", rows_rejected_earlier},
       {"rows_inserted", rows_inserted ? nlohmann::json(*rows_inserted) : nlohmann::json()},
       {"rows_updated", rows_updated ? nlohmann::json(*rows_updated) : nlohmann::json()},
       {"rows_unchanged", rows_inserted && rows_updated
                              ? nlohmann::json(rows_loaded - *rows_inserted - *rows_updated)
                              : nlohmann::json()},
-      {"chunks_committed", chunks_committed}, {"chunks_skipped", chunks_skipped},
-      {"bytes", bytes},           {"retries", retries},
-      {"elapsed_s", elapsed_s},   {"rows_per_s", rows_per_s},
-      {"mb_per_s", mb_per_s},     {"connections", connections},
-      {"peak_rss_mb", peak_rss_mb}, {"dlq", dlq_path},
+      {"chunks_committed", chunks_committed},
+      {"chunks_skipped", chunks_skipped},
+      {"bytes", bytes},
+      {"retries", retries},
+      {"elapsed_s", elapsed_s},
+      {"rows_per_s", rows_per_s},
+      {"mb_per_s", mb_per_s},
+      {"connections", connections},
+      {"peak_rss_mb", peak_rss_mb},
+      {"dlq", dlq_path},
   };
   return j.dump();
 }
@@ -413,8 +429,8 @@ std::string LoadSummary::ToText() const {
       "{}, peak RSS {:.1f} MB\n",
       load_id, status, Counted(rows_read, "row", "rows"), rows_loaded,
       mode == "upsert" && rows_inserted && rows_updated
-          ? fmt::format(" ({} inserted, {} updated, {} unchanged)", *rows_inserted,
-                        *rows_updated, rows_loaded - *rows_inserted - *rows_updated)
+          ? fmt::format(" ({} inserted, {} updated, {} unchanged)", *rows_inserted, *rows_updated,
+                        rows_loaded - *rows_inserted - *rows_updated)
           : std::string(),
       rows_rejected,
       chunks_skipped == 0 ? std::string()
@@ -450,13 +466,13 @@ struct LoadPlan {
   std::vector<std::string> sources;  // SourceIdentity of each --source, in order
   std::vector<std::string> header;   // the first file's header (empty with --no-header)
   std::vector<std::string> columns;
-  std::vector<size_t> key_fields;    // positions of --key among columns
-  bool json_lines = false;           // the sources are JSON Lines (they have no header)
-  bool fold_header_case = false;     // PostgreSQL folds unquoted names, SQLite does not
+  std::vector<size_t> key_fields;  // positions of --key among columns
+  bool json_lines = false;         // the sources are JSON Lines (they have no header)
+  bool fold_header_case = false;   // PostgreSQL folds unquoted names, SQLite does not
   bool sqlite = false;
   int workers = 1;
-  int partitions = 1;                // upserts route each key to one writer's queue
-  uint64_t total_bytes = 0;          // of every source, for the progress bar
+  int partitions = 1;        // upserts route each key to one writer's queue
+  uint64_t total_bytes = 0;  // of every source, for the progress bar
   sinks::TableSpec spec;
 };
 
@@ -470,8 +486,8 @@ Result<std::vector<std::string>> ReadSameHeader(const LoadOptions& options, bool
   FORKLIFT_ASSIGN_OR_RETURN(auto header, ReadHeader(options.sources[0], options.delimiter,
                                                     max_record, fold_case, &trimmed));
   for (size_t i = 1; i < options.sources.size(); ++i) {
-    FORKLIFT_ASSIGN_OR_RETURN(auto h, ReadHeader(options.sources[i], options.delimiter,
-                                                 max_record, fold_case, &trimmed));
+    FORKLIFT_ASSIGN_OR_RETURN(
+        auto h, ReadHeader(options.sources[i], options.delimiter, max_record, fold_case, &trimmed));
     if (h != header) {
       return InvalidArgumentError(fmt::format(
           "{}: header ({}) differs from the first file's ({}: {}); nothing loaded",
@@ -482,8 +498,10 @@ Result<std::vector<std::string>> ReadSameHeader(const LoadOptions& options, bool
   for (const std::string& t : trimmed) {
     if (!warned.insert(t).second || !err) continue;
     sources::CsvField f{.value = t};
-    fmt::print(err, "forklift load: warning: header column '{}' has blanks around its name: "
-                    "read as '{}'\n", t, HeaderName(f, fold_case, nullptr));
+    fmt::print(err,
+               "forklift load: warning: header column '{}' has blanks around its name: "
+               "read as '{}'\n",
+               t, HeaderName(f, fold_case, nullptr));
   }
   return header;
 }
@@ -499,9 +517,9 @@ Result<LoadPlan> PlanLoad(const LoadOptions& options, FILE* err) {
   plan.json_lines = sources::IsJsonLinesPath(options.sources[0]);
   for (const std::string& src : options.sources) {
     if (sources::IsJsonLinesPath(src) != plan.json_lines) {
-      return InvalidArgumentError(fmt::format(
-          "{}: one load reads CSV or JSON Lines, not both ({} is {}); load them apart", src,
-          options.sources[0], plan.json_lines ? "JSON Lines" : "CSV"));
+      return InvalidArgumentError(
+          fmt::format("{}: one load reads CSV or JSON Lines, not both ({} is {}); load them apart",
+                      src, options.sources[0], plan.json_lines ? "JSON Lines" : "CSV"));
     }
   }
   // The columns: --columns, else the first file's header, else the table's columns (JSON
@@ -512,8 +530,8 @@ Result<LoadPlan> PlanLoad(const LoadOptions& options, FILE* err) {
   }
   plan.columns = options.columns.empty() ? plan.header : options.columns;
   if (plan.columns.empty()) {  // --no-header and no --columns
-    FORKLIFT_ASSIGN_OR_RETURN(plan.columns, sinks::ReadTableColumns(plan.address, qualified.first,
-                                                                    qualified.second));
+    FORKLIFT_ASSIGN_OR_RETURN(
+        plan.columns, sinks::ReadTableColumns(plan.address, qualified.first, qualified.second));
   }
   for (const std::string& k : options.key) {
     auto it = std::find(plan.columns.begin(), plan.columns.end(), k);
@@ -531,15 +549,15 @@ Result<LoadPlan> PlanLoad(const LoadOptions& options, FILE* err) {
   plan.sqlite = plan.address.kind == sinks::TargetAddress::Kind::kSqlite;
   plan.workers = options.workers > 0 ? options.workers : (plan.sqlite ? 1 : 4);
   if (plan.sqlite && plan.workers > 1) {
-    return InvalidArgumentError(fmt::format(
-        "--workers {}: an SQLite target takes one writer at a time (use --workers 1)",
-        plan.workers));
+    return InvalidArgumentError(
+        fmt::format("--workers {}: an SQLite target takes one writer at a time (use --workers 1)",
+                    plan.workers));
   }
   plan.partitions = options.upsert ? plan.workers : 1;
   std::string load_id = options.load_id;
   if (load_id.empty()) {
-    FORKLIFT_ASSIGN_OR_RETURN(load_id, ComputeLoadId(options, plan.address.identity,
-                                                     plan.columns, plan.partitions));
+    FORKLIFT_ASSIGN_OR_RETURN(
+        load_id, ComputeLoadId(options, plan.address.identity, plan.columns, plan.partitions));
   }
   plan.spec = sinks::TableSpec{.schema = qualified.first,
                                .table = qualified.second,
@@ -575,7 +593,8 @@ Result<std::unique_ptr<sinks::Target>> OpenTarget(const LoadPlan& plan, const Lo
 // resume. Used on the reading thread only.
 class LedgerMatch {
  public:
-  LedgerMatch(std::string load_id, std::vector<LedgerEntry> entries) : load_id_(std::move(load_id)) {
+  LedgerMatch(std::string load_id, std::vector<LedgerEntry> entries)
+      : load_id_(std::move(load_id)) {
     for (auto& e : entries) committed_.emplace(e.chunk, std::move(e));
   }
 
@@ -589,11 +608,11 @@ class LedgerMatch {
     if (e.checksum != chunk.checksum || !SameSource(e.source, chunk.source) ||
         e.first_line != static_cast<int64_t>(chunk.first_line) ||
         e.last_line != static_cast<int64_t>(chunk.last_line)) {
-      return FailedPreconditionError(fmt::format(
-          "{}: source changed since load {} committed chunk {} (lines {}-{} of {}, "
-          "checksum {}; now lines {}-{}, checksum {}): not resuming",
-          chunk.source, load_id_, chunk.number, e.first_line, e.last_line, e.source,
-          e.checksum, chunk.first_line, chunk.last_line, chunk.checksum));
+      return FailedPreconditionError(
+          fmt::format("{}: source changed since load {} committed chunk {} (lines {}-{} of {}, "
+                      "checksum {}; now lines {}-{}, checksum {}): not resuming",
+                      chunk.source, load_id_, chunk.number, e.first_line, e.last_line, e.source,
+                      e.checksum, chunk.first_line, chunk.last_line, chunk.checksum));
     }
     return &e;
   }
@@ -622,8 +641,8 @@ class LedgerMatch {
 // exception) goes to `shared`, naming the file.
 void ReadSources(const LoadOptions& options, const LoadPlan& plan, sinks::Target& target,
                  LedgerMatch& ledger, std::vector<std::unique_ptr<ChunkQueue>>& queues,
-                 const LoadIo& io, const LoadStops& stops, Shared& shared,
-                 ReadCounters& rcounters, WriteCounters& wcounters, uint64_t& rejected_earlier) {
+                 const LoadIo& io, const LoadStops& stops, Shared& shared, ReadCounters& rcounters,
+                 WriteCounters& wcounters, uint64_t& rejected_earlier) {
   ChunkerOptions copts{.partitions = plan.partitions,
                        .key_fields = plan.key_fields,
                        .canonical_key = target.CanonicalKey(),
@@ -675,17 +694,18 @@ void ReadSources(const LoadOptions& options, const LoadPlan& plan, sinks::Target
     shared.Fail(Error{ErrorCode::kInternal,
                       fmt::format("reading {}: stopped by an exception: {}", reading, e.what())});
   } catch (...) {
-    shared.Fail(Error{ErrorCode::kInternal,
-                      fmt::format("reading {}: stopped by an exception that is not a "
-                                  "std::exception", reading)});
+    shared.Fail(
+        Error{ErrorCode::kInternal, fmt::format("reading {}: stopped by an exception that is not a "
+                                                "std::exception",
+                                                reading)});
   }
 }
 
 // How the load ended, from its counters (the --dlq file and peak RSS are the caller's).
 LoadSummary Summarize(const LoadOptions& options, const LoadPlan& plan, const LoadStops& stops,
                       const Shared& shared, const ReadCounters& rcounters,
-                      const WriteCounters& wcounters, uint64_t rejected_earlier,
-                      int connections, double elapsed_s) {
+                      const WriteCounters& wcounters, uint64_t rejected_earlier, int connections,
+                      double elapsed_s) {
   LoadSummary s;
   s.load_id = plan.spec.load_id;
   s.target = plan.address.display;
@@ -720,8 +740,8 @@ LoadSummary Summarize(const LoadOptions& options, const LoadPlan& plan, const Lo
   } else if (s.rows_read > 0 && s.rows_loaded == 0 && s.rows_skipped == 0) {
     // Every row was rejected: nothing of the input is in the table.
     s.status = "failed";
-    s.error = fmt::format("no row loaded: all {} rejected (forklift dlq show {})",
-                          s.rows_rejected, s.load_id);
+    s.error = fmt::format("no row loaded: all {} rejected (forklift dlq show {})", s.rows_rejected,
+                          s.load_id);
   } else {
     s.status = "succeeded";
   }
@@ -766,8 +786,8 @@ Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, 
   std::vector<std::unique_ptr<ChunkQueue>> queues;
   const int nqueues = options.upsert ? plan.workers : 1;
   for (int i = 0; i < nqueues; ++i) {
-    queues.push_back(std::make_unique<ChunkQueue>(
-        options.upsert ? 2 : 2 * static_cast<size_t>(plan.workers)));
+    queues.push_back(
+        std::make_unique<ChunkQueue>(options.upsert ? 2 : 2 * static_cast<size_t>(plan.workers)));
   }
   SinkPool pool(target.get(), &clock);
   if (Status st = pool.OpenFirst(); !st) return failed(st.error());
@@ -780,8 +800,8 @@ Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, 
                                                queues[options.upsert ? i : 0].get(), &shared,
                                                &wcounters, &clock, rd()));
   }
-  auto executor_or = Executor::Create({.workers = static_cast<size_t>(plan.workers),
-                                       .queue_capacity = 64});
+  auto executor_or =
+      Executor::Create({.workers = static_cast<size_t>(plan.workers), .queue_capacity = 64});
   if (!executor_or) return failed(executor_or.error());
   std::unique_ptr<Executor> executor = std::move(*executor_or);
   uint64_t rejected_earlier = 0;  // in the chunks skipped (the reading thread's)
@@ -805,15 +825,15 @@ Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, 
         for (auto& q : queues) q->Discard();
       }
     }
-    ReadSources(options, plan, *target, ledger, queues, io, stops, shared, rcounters,
-                wcounters, rejected_earlier);
+    ReadSources(options, plan, *target, ledger, queues, io, stops, shared, rcounters, wcounters,
+                rejected_earlier);
   }
   executor->Shutdown();
   progress.Stop();
 
   const double elapsed_s = std::chrono::duration<double>(clock.Now() - start).count();
-  LoadSummary s = Summarize(options, plan, stops, shared, rcounters, wcounters,
-                            rejected_earlier, pool.opened(), elapsed_s);
+  LoadSummary s = Summarize(options, plan, stops, shared, rcounters, wcounters, rejected_earlier,
+                            pool.opened(), elapsed_s);
   if (!options.dlq_path.empty()) {
     s.dlq_path = options.dlq_path;
     auto letters = (*journal)->ListDeadLetters(load_id, /*include_retried=*/false);

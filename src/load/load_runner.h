@@ -48,9 +48,9 @@ struct LoadSummary {
   std::string load_id;
   std::string target;  // display form: never the password
   std::string table;
-  std::string mode;    // insert | upsert
-  std::string status;  // a journal::RunStatus spelling: succeeded | failed | cancelled
-  std::string error;   // why, when not succeeded
+  std::string mode;            // insert | upsert
+  std::string status;          // a journal::RunStatus spelling: succeeded | failed | cancelled
+  std::string error;           // why, when not succeeded
   uint64_t rows_read = 0;      // data records read (rejected ones included)
   uint64_t rows_loaded = 0;    // written by this invocation
   uint64_t rows_rejected = 0;  // dead-lettered by this invocation
@@ -63,15 +63,15 @@ struct LoadSummary {
   std::optional<uint64_t> rows_updated;
   uint64_t chunks_committed = 0;
   uint64_t chunks_skipped = 0;
-  uint64_t bytes = 0;          // source bytes read (compressed size for .gz)
-  uint64_t retries = 0;        // chunk attempts retried after transient failures
+  uint64_t bytes = 0;    // source bytes read (compressed size for .gz)
+  uint64_t retries = 0;  // chunk attempts retried after transient failures
   double elapsed_s = 0;
-  double rows_per_s = 0;       // (loaded + rejected) / elapsed
+  double rows_per_s = 0;  // (loaded + rejected) / elapsed
   double mb_per_s = 0;
-  int connections = 0;         // opened: at most --workers and (but at least 1) the chunks written
+  int connections = 0;  // opened: at most --workers and (but at least 1) the chunks written
   double peak_rss_mb = 0;
   std::string dlq_path;
-  std::string ledger;          // the ledger table, as SQL names it (schema.forklift_load_chunks)
+  std::string ledger;  // the ledger table, as SQL names it (schema.forklift_load_chunks)
 
   std::string ToJson() const;  // one JSON object, one line
   std::string ToText() const;  // a few human lines

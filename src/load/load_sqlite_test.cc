@@ -24,8 +24,8 @@
 namespace forklift::load {
 namespace {
 
-using testing::TempDir;
 using ::testing::HasSubstr;
+using testing::TempDir;
 
 class Db {
  public:
@@ -33,13 +33,15 @@ class Db {
   ~Db() { sqlite3_close(db_); }
   void Exec(const std::string& sql) {
     char* err = nullptr;
-    ASSERT_EQ(sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
+    ASSERT_EQ(sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK)
+        << (err ? err : "");
   }
   // The rows of a query as "a|b\n" lines.
   std::string Query(const std::string& sql) {
     std::string out;
     sqlite3_stmt* s = nullptr;
-    EXPECT_EQ(sqlite3_prepare_v2(db_, sql.c_str(), -1, &s, nullptr), SQLITE_OK) << sqlite3_errmsg(db_);
+    EXPECT_EQ(sqlite3_prepare_v2(db_, sql.c_str(), -1, &s, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(db_);
     while (s && sqlite3_step(s) == SQLITE_ROW) {
       for (int i = 0; i < sqlite3_column_count(s); ++i) {
         if (i) out += "|";
@@ -120,7 +122,8 @@ LoadIo WrappingSinks(WrapSink wrap) {
           .err = nullptr,
           .open_target = [wrap](const sinks::TargetAddress& a, const sinks::TableSpec& spec)
               -> Result<std::unique_ptr<sinks::Target>> {
-            FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<sinks::Target> t, sinks::Target::Open(a, spec));
+            FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<sinks::Target> t,
+                                      sinks::Target::Open(a, spec));
             return std::make_unique<WrappedTarget>(std::move(t), wrap);
           }};
 }
@@ -131,9 +134,10 @@ LoadIo ThrowingAt(int64_t chunk) {
   });
 }
 
-// A real sink whose chunk attempts call `after_letters` once the real before-commit hook has recorded its dead letters: an error there fails the attempt (the
-// transaction rolls back), as a kill or a constraint refused at COMMIT would after the
-// journal write; `after_rollback` then runs (to change the table between attempts).
+// A real sink whose chunk attempts call `after_letters` once the real before-commit hook has
+// recorded its dead letters: an error there fails the attempt (the transaction rolls back), as a
+// kill or a constraint refused at COMMIT would after the journal write; `after_rollback` then runs
+// (to change the table between attempts).
 struct Faults {
   std::function<Status(const sinks::Chunk&)> after_letters;
   std::function<void(const sinks::Chunk&)> after_rollback;
@@ -180,9 +184,10 @@ class TransientSink : public ForwardingSink {
 };
 
 LoadIo FailingTransiently(std::shared_ptr<std::atomic<int>> failures, Clock* clock) {
-  LoadIo io = WrappingSinks([failures](std::unique_ptr<sinks::Sink> sink) -> std::unique_ptr<sinks::Sink> {
-    return std::make_unique<TransientSink>(std::move(sink), failures);
-  });
+  LoadIo io =
+      WrappingSinks([failures](std::unique_ptr<sinks::Sink> sink) -> std::unique_ptr<sinks::Sink> {
+        return std::make_unique<TransientSink>(std::move(sink), failures);
+      });
   io.clock = clock;
   return io;
 }
@@ -198,8 +203,9 @@ class LoadSqliteTest : public ::testing::Test {
   void SetUp() override {
     db_path_ = dir_.Path("t.db");
     Db db(db_path_);
-    db.Exec("CREATE TABLE prices(symbol TEXT NOT NULL, date TEXT NOT NULL, close REAL "
-            "CHECK (close >= 0), PRIMARY KEY(symbol, date))");
+    db.Exec(
+        "CREATE TABLE prices(symbol TEXT NOT NULL, date TEXT NOT NULL, close REAL "
+        "CHECK (close >= 0), PRIMARY KEY(symbol, date))");
   }
   LoadOptions Options(std::vector<std::string> files) {
     LoadOptions o;
@@ -222,7 +228,8 @@ class LoadSqliteTest : public ::testing::Test {
 };
 
 TEST_F(LoadSqliteTest, InsertsEveryRowWithALedgerRowPerChunk) {
-  std::string f = dir_.Write("p.csv", "symbol,date,close\nA,d1,1\nA,d2,2\nB,d1,3\nB,d2,\"4\"\nC,d1,5\n");
+  std::string f =
+      dir_.Write("p.csv", "symbol,date,close\nA,d1,1\nA,d2,2\nB,d1,3\nB,d2,\"4\"\nC,d1,5\n");
   LoadSummary s = Run(Options({f}));
   EXPECT_EQ(s.status, "succeeded");
   EXPECT_EQ(s.rows_read, 5u);
@@ -266,11 +273,11 @@ TEST_F(LoadSqliteTest, BadRowsGoToTheDeadLettersAndTheRestLoads) {
   std::string f = dir_.Write("p.csv",
                              "symbol,date,close\n"
                              "A,d1,1\n"
-                             "A,d2\n"            // wrong field count
-                             "B,d1,-5\n"         // CHECK
-                             ",d1,2\n"           // NOT NULL? no: '' is not NULL in SQLite...
-                             "A,d1,9\n"          // duplicate key (insert mode)
-                             "C,\"d1\"x,1\n"     // broken quoting
+                             "A,d2\n"         // wrong field count
+                             "B,d1,-5\n"      // CHECK
+                             ",d1,2\n"        // NOT NULL? no: '' is not NULL in SQLite...
+                             "A,d1,9\n"       // duplicate key (insert mode)
+                             "C,\"d1\"x,1\n"  // broken quoting
                              "D,d1,4\n");
   LoadOptions o = Options({f});
   o.null_string = "";  // unquoted empty = NULL: the symbol of line 5 is NULL
@@ -312,9 +319,10 @@ TEST_F(LoadSqliteTest, DlqRetryLoadsTheLettersOnceTheTableAcceptsThem) {
   EXPECT_EQ(s.rows_rejected, 2u);
   {
     Db db(db_path_);
-    db.Exec("ALTER TABLE prices RENAME TO old; CREATE TABLE prices(symbol TEXT NOT NULL, "
-            "date TEXT NOT NULL, close REAL, PRIMARY KEY(symbol, date)); "
-            "INSERT INTO prices SELECT * FROM old; DROP TABLE old");
+    db.Exec(
+        "ALTER TABLE prices RENAME TO old; CREATE TABLE prices(symbol TEXT NOT NULL, "
+        "date TEXT NOT NULL, close REAL, PRIMARY KEY(symbol, date)); "
+        "INSERT INTO prices SELECT * FROM old; DROP TABLE old");
   }
   auto r = RetryDeadLetters(o.journal_path, s.load_id, "");
   ASSERT_TRUE(r) << r.error().ToString();
@@ -345,7 +353,8 @@ TEST_F(LoadSqliteTest, AChangedSourceUnderTheSameLoadIdStopsWithFailedPreconditi
 
 TEST_F(LoadSqliteTest, MaxErrorsStopsTheLoadAndKeepsCommittedChunks) {
   std::string data = "symbol,date,close\n";
-  for (int i = 0; i < 30; ++i) data += "S" + std::to_string(i) + ",d," + (i % 3 ? "1" : "-1") + "\n";
+  for (int i = 0; i < 30; ++i)
+    data += "S" + std::to_string(i) + ",d," + (i % 3 ? "1" : "-1") + "\n";
   std::string f = dir_.Write("p.csv", data);
   LoadOptions o = Options({f});
   o.max_errors = 2;
@@ -354,7 +363,8 @@ TEST_F(LoadSqliteTest, MaxErrorsStopsTheLoadAndKeepsCommittedChunks) {
   EXPECT_THAT(s.error, HasSubstr("--max-errors 2"));
   EXPECT_EQ(s.rows_rejected, 3u);
   EXPECT_LT(s.rows_loaded, 20u);
-  EXPECT_EQ(Db(db_path_).Query("SELECT count(*) FROM prices"), std::to_string(s.rows_loaded) + "\n");
+  EXPECT_EQ(Db(db_path_).Query("SELECT count(*) FROM prices"),
+            std::to_string(s.rows_loaded) + "\n");
 }
 
 TEST_F(LoadSqliteTest, RefusesMoreThanOneWriterAndNamesMissingTablesAndColumns) {
@@ -390,7 +400,8 @@ TEST_F(LoadSqliteTest, AnExceptionInAWriterFailsTheLoadAndARerunLoadsTheRest) {
   ASSERT_TRUE(r) << r.error().ToString();
   EXPECT_EQ(r->status, "failed");
   EXPECT_THAT(r->error, HasSubstr("Internal"));
-  EXPECT_THAT(r->error, HasSubstr("chunk 1 (" + f + " lines 5-7): writer stopped by an "
+  EXPECT_THAT(r->error, HasSubstr("chunk 1 (" + f +
+                                  " lines 5-7): writer stopped by an "
                                   "exception: injected fault"));
   EXPECT_LT(r->rows_loaded, 9u);
   LoadSummary again = Run(o);
@@ -426,7 +437,8 @@ TEST_F(LoadSqliteTest, AnExceptionWhileReadingFailsTheLoadWithoutHanging) {
   auto r = RunLoad(o, {}, io);
   ASSERT_TRUE(r) << r.error().ToString();
   EXPECT_EQ(r->status, "failed");
-  EXPECT_THAT(r->error, HasSubstr("reading " + f + ": stopped by an exception: injected read fault"));
+  EXPECT_THAT(r->error,
+              HasSubstr("reading " + f + ": stopped by an exception: injected read fault"));
   EXPECT_LE(r->rows_loaded, 6u);
   EXPECT_EQ(Run(o).status, "succeeded");
   EXPECT_EQ(Db(db_path_).Query("SELECT count(*) FROM prices"), "20\n");
@@ -444,7 +456,7 @@ TEST_F(LoadSqliteTest, ASourceCutAtAChunkBoundaryUnderTheSameLoadIdFails) {
   EXPECT_EQ(s.status, "failed");
   EXPECT_THAT(s.error, HasSubstr("FailedPrecondition"));
   EXPECT_THAT(s.error, HasSubstr(f + ": source changed since load fixed committed chunk 2 "
-                                 "(lines 8-10, 3 rows): the sources now end before it"));
+                                     "(lines 8-10, 3 rows): the sources now end before it"));
   EXPECT_EQ(s.chunks_skipped, 2u);
   // Loading it all again (the same sources) is still fine.
   dir_.Write("p.csv", Rows(9));
@@ -456,8 +468,8 @@ TEST_F(LoadSqliteTest, ASourceCutAtAChunkBoundaryUnderTheSameLoadIdFails) {
 TEST_F(LoadSqliteTest, DlqRetryRefusesARecordCutToTheRejectSizeLimit) {
   Db(db_path_).Exec("CREATE TABLE notes(symbol TEXT PRIMARY KEY, date TEXT, note TEXT)");
   const std::string long_note(1200 * 1024, 'n');  // over the 1 MiB kept of a reject
-  std::string f = dir_.Write("n.csv", "symbol,date,note\nA,d1,ok\nB,d1," + long_note +
-                                          ",extra\nC,d1,ok\n");
+  std::string f =
+      dir_.Write("n.csv", "symbol,date,note\nA,d1,ok\nB,d1," + long_note + ",extra\nC,d1,ok\n");
   LoadOptions o = Options({f});
   o.table = "notes";
   LoadSummary s = Run(o);
@@ -521,8 +533,9 @@ void CreateNoKeyTable(const std::string& db_path) {
   Db(db_path).Exec("CREATE TABLE nokey(symbol TEXT, date TEXT, close REAL CHECK (close >= 0))");
 }
 void DropNoKeyCheck(const std::string& db_path) {
-  Db(db_path).Exec("ALTER TABLE nokey RENAME TO old; CREATE TABLE nokey(symbol TEXT, date TEXT, "
-                   "close REAL); INSERT INTO nokey SELECT * FROM old; DROP TABLE old");
+  Db(db_path).Exec(
+      "ALTER TABLE nokey RENAME TO old; CREATE TABLE nokey(symbol TEXT, date TEXT, "
+      "close REAL); INSERT INTO nokey SELECT * FROM old; DROP TABLE old");
 }
 // Runs `o` with chunk `number` failing after its dead letters were recorded, before its
 // COMMIT (as a SIGKILL there, or a constraint refused at COMMIT, would).
@@ -614,8 +627,8 @@ TEST_F(LoadSqliteTest, LettersOfAChunkBecomeRetryableOnceTheResumedLoadCommitsIt
 TEST(TruncatedRejectTest, RecognisesThisAndEarlierVersionsNotes) {
   EXPECT_TRUE(IsTruncatedReject("bad" + TruncatedRejectNote(5000, 100), 100));
   EXPECT_FALSE(IsTruncatedReject("bad" + TruncatedRejectNote(5000, 100), 99));
-  EXPECT_TRUE(IsTruncatedReject("expected 3 fields, found 4 (record of 5000 bytes, first 100 kept)",
-                                100));
+  EXPECT_TRUE(
+      IsTruncatedReject("expected 3 fields, found 4 (record of 5000 bytes, first 100 kept)", 100));
   EXPECT_FALSE(IsTruncatedReject("expected 3 fields, found 4", 100));
   EXPECT_FALSE(IsTruncatedReject("23514: check failed", 100));
 }

@@ -95,9 +95,10 @@ Result<CommandTemplate> CommandTemplate::Build(const std::vector<std::string>& w
   if (open != std::string::npos) {
     size_t close = joined.find("=}", open + 2);
     if (close != std::string::npos) {
-      return InvalidArgumentError("forklift map: {= perl expression =} replacement strings "
-                                  "are not supported: '" +
-                                  joined.substr(open, close + 2 - open) + "'");
+      return InvalidArgumentError(
+          "forklift map: {= perl expression =} replacement strings "
+          "are not supported: '" +
+          joined.substr(open, close + 2 - open) + "'");
     }
   }
 
@@ -176,8 +177,7 @@ Status CommandTemplate::ParseWord(std::string_view word, std::vector<Segment>* s
         std::string_view rest = inner;
         size_t d = (!rest.empty() && rest[0] == '-') ? 1 : 0;
         size_t digits_end = d;
-        while (digits_end < rest.size() && rest[digits_end] >= '0' &&
-               rest[digits_end] <= '9') {
+        while (digits_end < rest.size() && rest[digits_end] >= '0' && rest[digits_end] <= '9') {
           ++digits_end;
         }
         if (digits_end > d) {
@@ -186,13 +186,20 @@ Status CommandTemplate::ParseWord(std::string_view word, std::vector<Segment>* s
           while (!rest.empty() && IsPerlSpace(rest.front())) rest.remove_prefix(1);
         }
         std::optional<Transform> transform;
-        if (rest.empty()) transform = Transform::kNone;
-        else if (rest == ".") transform = Transform::kNoExt;
-        else if (rest == "/") transform = Transform::kBasename;
-        else if (rest == "//") transform = Transform::kDirname;
-        else if (rest == "/.") transform = Transform::kBasenameNoExt;
-        else if (rest == "#") transform = Transform::kSeq;
-        else if (rest == "%") transform = Transform::kSlot;
+        if (rest.empty())
+          transform = Transform::kNone;
+        else if (rest == ".")
+          transform = Transform::kNoExt;
+        else if (rest == "/")
+          transform = Transform::kBasename;
+        else if (rest == "//")
+          transform = Transform::kDirname;
+        else if (rest == "/.")
+          transform = Transform::kBasenameNoExt;
+        else if (rest == "#")
+          transform = Transform::kSeq;
+        else if (rest == "%")
+          transform = Transform::kSlot;
         if (transform) {
           Segment seg{.kind = Segment::Kind::kReplace, .transform = *transform};
           std::string digits(number);
@@ -239,35 +246,27 @@ std::optional<size_t> CommandTemplate::ResolvePosition(int64_t position, size_t 
   return static_cast<size_t>(index);
 }
 
-void CommandTemplate::AppendValue(std::string* out, std::string_view arg, Transform t,
-                                  uint64_t seq, size_t slot, bool quote) const {
+void CommandTemplate::AppendValue(std::string* out, std::string_view arg, Transform t, uint64_t seq,
+                                  size_t slot, bool quote) const {
   std::string value;
   switch (t) {
     case Transform::kNone:
-      if (quote) AppendShellQuoted(out, arg);
-      else out->append(arg);
+      if (quote)
+        AppendShellQuoted(out, arg);
+      else
+        out->append(arg);
       return;
-    case Transform::kSeq:
-      out->append(std::to_string(seq));
-      return;
-    case Transform::kSlot:
-      out->append(std::to_string(slot));
-      return;
-    case Transform::kNoExt:
-      value = RemoveExtension(arg);
-      break;
-    case Transform::kBasename:
-      value = Basename(arg);
-      break;
-    case Transform::kDirname:
-      value = Dirname(arg);
-      break;
-    case Transform::kBasenameNoExt:
-      value = RemoveExtension(Basename(arg));
-      break;
+    case Transform::kSeq: out->append(std::to_string(seq)); return;
+    case Transform::kSlot: out->append(std::to_string(slot)); return;
+    case Transform::kNoExt: value = RemoveExtension(arg); break;
+    case Transform::kBasename: value = Basename(arg); break;
+    case Transform::kDirname: value = Dirname(arg); break;
+    case Transform::kBasenameNoExt: value = RemoveExtension(Basename(arg)); break;
   }
-  if (quote) AppendShellQuoted(out, value);
-  else out->append(value);
+  if (quote)
+    AppendShellQuoted(out, value);
+  else
+    out->append(value);
 }
 
 namespace {
@@ -291,12 +290,8 @@ void CommandTemplate::ExpandInto(std::string* out, const std::vector<std::string
   if (!quote_command_) {
     for (const Segment& seg : segments_) {
       switch (seg.kind) {
-        case Segment::Kind::kLiteral:
-          out->append(seg.text);
-          break;
-        case Segment::Kind::kWordBreak:
-          out->push_back(' ');
-          break;
+        case Segment::Kind::kLiteral: out->append(seg.text); break;
+        case Segment::Kind::kWordBreak: out->push_back(' '); break;
         case Segment::Kind::kReplace:
           if (seg.positional) {
             if (auto i = ResolvePosition(seg.position, n)) {
@@ -332,9 +327,7 @@ void CommandTemplate::ExpandInto(std::string* out, const std::vector<std::string
         group.append(seg.text);
         group_open = true;
         break;
-      case Segment::Kind::kWordBreak:
-        flush();
-        break;
+      case Segment::Kind::kWordBreak: flush(); break;
       case Segment::Kind::kReplace:
         group_open = true;
         if (seg.positional) {
@@ -389,9 +382,7 @@ std::optional<std::vector<std::string>> CommandTemplate::ExpandArgv(
           }
         }
         break;
-      case Segment::Kind::kWordBreak:
-        end_word();
-        break;
+      case Segment::Kind::kWordBreak: end_word(); break;
       case Segment::Kind::kReplace:
         if (seg.positional) {
           if (auto i = ResolvePosition(seg.position, n)) {

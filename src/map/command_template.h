@@ -77,19 +77,18 @@ class CommandTemplate {
   enum class Transform { kNone, kNoExt, kBasename, kDirname, kBasenameNoExt, kSeq, kSlot };
   struct Segment {
     enum class Kind { kLiteral, kWordBreak, kReplace } kind = Kind::kLiteral;
-    std::string text;             // kLiteral
+    std::string text;  // kLiteral
     Transform transform = Transform::kNone;
-    bool positional = false;      // kReplace: one column (else: every column)
-    int64_t position = 0;         // as written: 1-based, or <= 0 from the end
+    bool positional = false;  // kReplace: one column (else: every column)
+    int64_t position = 0;     // as written: 1-based, or <= 0 from the end
   };
 
-  static Result<CommandTemplate> Build(const std::vector<std::string>& words,
-                                       bool quote_command, bool is_text);
-  static Status ParseWord(std::string_view word, std::vector<Segment>* segments,
-                          bool* found);
+  static Result<CommandTemplate> Build(const std::vector<std::string>& words, bool quote_command,
+                                       bool is_text);
+  static Status ParseWord(std::string_view word, std::vector<Segment>* segments, bool* found);
   static std::optional<size_t> ResolvePosition(int64_t position, size_t n);
-  void AppendValue(std::string* out, std::string_view arg, Transform t, uint64_t seq,
-                   size_t slot, bool quote) const;
+  void AppendValue(std::string* out, std::string_view arg, Transform t, uint64_t seq, size_t slot,
+                   bool quote) const;
 
   std::vector<Segment> segments_;
   bool quote_command_ = false;
@@ -100,9 +99,9 @@ class CommandTemplate {
 
 // GNU parallel's transforms, exposed for tests and for --results paths. Each follows
 // the Perl expression GNU parallel evaluates, newlines included. Thread-safe.
-std::string RemoveExtension(std::string_view s);   // {.}
-std::string Basename(std::string_view s);          // {/}
-std::string Dirname(std::string_view s);           // {//}
+std::string RemoveExtension(std::string_view s);  // {.}
+std::string Basename(std::string_view s);         // {/}
+std::string Dirname(std::string_view s);          // {//}
 
 }  // namespace forklift::map
 

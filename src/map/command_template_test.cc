@@ -67,17 +67,14 @@ TEST(CommandTemplateTest, PositionalColumns) {
   // A column that does not exist is nothing at all, not ''.
   EXPECT_EQ(Cmd({"echo", "{1}-{2}-{3}"}).Expand({"a", "b"}, 1, 1), "echo a-b-");
   EXPECT_EQ(Cmd({"echo", "x{3}x"}).Expand({"a", "b"}, 1, 1), "echo xx");
-  EXPECT_EQ(Cmd({"echo", "{00}", "{-0}", "{+1}"}).Expand({"a", "b"}, 1, 1),
-            "echo   {+1}");
+  EXPECT_EQ(Cmd({"echo", "{00}", "{-0}", "{+1}"}).Expand({"a", "b"}, 1, 1), "echo   {+1}");
   EXPECT_EQ(Cmd({"echo", "{1}", "{2}"}).Expand({"", "x"}, 1, 1), "echo '' x");
   // GNU parallel's {n#} glues n onto the 1 of {#}: {0#} is the seq, {2#} column 21.
-  EXPECT_EQ(Cmd({"echo", "{2#}", "{1#}", "{0#}", "{1%}"}).Expand({"a", "b"}, 1, 1),
-            "echo   1 ");
+  EXPECT_EQ(Cmd({"echo", "{2#}", "{1#}", "{0#}", "{1%}"}).Expand({"a", "b"}, 1, 1), "echo   1 ");
 }
 
 TEST(CommandTemplateTest, UnknownBracesStayLiteral) {
-  EXPECT_EQ(Cmd({"echo", "{{}}", "{a}", "{1", "}"}).Expand({"q"}, 1, 1),
-            "echo {q} {a} {1 }");
+  EXPECT_EQ(Cmd({"echo", "{{}}", "{a}", "{1", "}"}).Expand({"q"}, 1, 1), "echo {q} {a} {1 }");
   EXPECT_EQ(Cmd({"echo", "{foo}"}).Expand({"a"}, 1, 1), "echo {foo} a");
 }
 
@@ -115,8 +112,7 @@ TEST(CommandTemplateTest, QuoteOptionQuotesEachWord) {
             "echo 'a  b' '$HOME' 'x y'");
   EXPECT_EQ(Cmd({"echo {}", "a{}b", "{1}"}, true).Expand({"x y"}, 1, 1),
             "'echo x y' 'ax yb' 'x y'");
-  EXPECT_EQ(Cmd({"sh -c", "echo $0", "{}"}, true).Expand({"x y"}, 1, 1),
-            "'sh -c' 'echo $0' 'x y'");
+  EXPECT_EQ(Cmd({"sh -c", "echo $0", "{}"}, true).Expand({"x y"}, 1, 1), "'sh -c' 'echo $0' 'x y'");
   EXPECT_EQ(Cmd({"echo"}, true).Expand({"it's"}, 1, 1), "echo 'it'\"'\"'s'");
   EXPECT_EQ(Cmd({"printf", "%s\\n"}, true).Expand({"x y"}, 1, 1), "printf '%s\\n' 'x y'");
   EXPECT_EQ(Cmd({"{}"}, true).Expand({"x y"}, 1, 1), "'x y'");
@@ -188,8 +184,7 @@ TEST(CommandTemplateTest, ExpandArgvSkipsTheShellOnlyWhenEquivalent) {
   EXPECT_THAT(Cmd({"cp {} {.}.bak {#}"}).ExpandArgv({"d/f.txt"}, 4, 1),
               Optional(ElementsAre("cp", "d/f.txt", "d/f.bak", "4")));
   // A missing column vanishes (unquoted empty), an empty one stays ('').
-  EXPECT_THAT(Cmd({"touch {3} {1}"}).ExpandArgv({""}, 1, 1),
-              Optional(ElementsAre("touch", "")));
+  EXPECT_THAT(Cmd({"touch {3} {1}"}).ExpandArgv({""}, 1, 1), Optional(ElementsAre("touch", "")));
   EXPECT_THAT(Cmd({"sh -c", "echo $0", "{}"}, true).ExpandArgv({"x y"}, 1, 1),
               Optional(ElementsAre("sh -c", "echo $0", "x y")));
   EXPECT_EQ(Cmd({"echo $HOME"}).ExpandArgv({"a"}, 1, 1), std::nullopt);

@@ -22,11 +22,16 @@ Result<HaltPolicy> ParseHaltPolicy(std::string_view text) {
     return InvalidArgumentError("forklift map: bad --halt '" + std::string(text) + "': " + why);
   };
   std::string spec(text);
-  if (spec == "0") spec = "never";
-  else if (spec == "1") spec = "soon,fail=1";
-  else if (spec == "2") spec = "now,fail=1";
-  else if (spec == "-1") spec = "soon,success=1";
-  else if (spec == "-2") spec = "now,success=1";
+  if (spec == "0")
+    spec = "never";
+  else if (spec == "1")
+    spec = "soon,fail=1";
+  else if (spec == "2")
+    spec = "now,fail=1";
+  else if (spec == "-1")
+    spec = "soon,success=1";
+  else if (spec == "-2")
+    spec = "now,success=1";
   else if (spec.size() > 1 && spec.back() == '%') {
     uint64_t n;
     if (ParseUnsigned(std::string_view(spec).substr(0, spec.size() - 1), &n)) {
@@ -108,8 +113,8 @@ HaltDecision HaltTracker::OnJobDone(int exit_value, int signal, uint64_t total_j
   } else if (!halt_exit_status_) {
     int status = 0;
     if (policy_.percent) {
-      status = static_cast<int>(std::ceil(static_cast<double>(failed_) /
-                                          static_cast<double>(total_jobs_) * 100));
+      status = static_cast<int>(
+          std::ceil(static_cast<double>(failed_) / static_cast<double>(total_jobs_) * 100));
     } else if (policy_.value > 0) {
       status = static_cast<int>(std::min<uint64_t>(failed_, 101));
     }

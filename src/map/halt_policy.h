@@ -74,8 +74,8 @@ class HaltTracker {
   HaltPolicy policy_;
   uint64_t completed_ = 0;
   uint64_t failed_ = 0;
-  uint64_t total_jobs_ = 0;             // fixed the first time a % policy needs it
-  double threshold_ = 0;                // jobs; for % computed once from total_jobs_
+  uint64_t total_jobs_ = 0;  // fixed the first time a % policy needs it
+  double threshold_ = 0;     // jobs; for % computed once from total_jobs_
   std::optional<int> halt_exit_status_;
 };
 

@@ -22,12 +22,14 @@ TEST(ParseHaltPolicyTest, LongForms) {
   EXPECT_EQ(Parse("never"), HaltPolicy{});
   EXPECT_EQ(Parse("now,fail=1"),
             (HaltPolicy{.when = HaltWhen::kNow, .on = HaltOn::kFail, .value = 1}));
-  EXPECT_EQ(Parse("soon,fail=3%"), (HaltPolicy{.when = HaltWhen::kSoon, .on = HaltOn::kFail,
-                                               .percent = true, .value = 3}));
+  EXPECT_EQ(
+      Parse("soon,fail=3%"),
+      (HaltPolicy{.when = HaltWhen::kSoon, .on = HaltOn::kFail, .percent = true, .value = 3}));
   EXPECT_EQ(Parse("now,success=2"),
             (HaltPolicy{.when = HaltWhen::kNow, .on = HaltOn::kSuccess, .value = 2}));
-  EXPECT_EQ(Parse("soon,done=50%"), (HaltPolicy{.when = HaltWhen::kSoon, .on = HaltOn::kDone,
-                                                .percent = true, .value = 50}));
+  EXPECT_EQ(
+      Parse("soon,done=50%"),
+      (HaltPolicy{.when = HaltWhen::kSoon, .on = HaltOn::kDone, .percent = true, .value = 50}));
   // GNU parallel splits on ',' and '=' alike.
   EXPECT_EQ(Parse("now=fail=1"), Parse("now,fail=1"));
   EXPECT_EQ(Parse("never,whatever"), HaltPolicy{});

@@ -43,7 +43,8 @@ Result<ColumnSplitter> ColumnSplitter::Create(const std::string& pattern) {
     return s;
   }
   auto regex = PerlRegex::Compile(pattern);
-  if (!regex) return InvalidArgumentError("forklift map: bad --colsep regex " + regex.error().message);
+  if (!regex)
+    return InvalidArgumentError("forklift map: bad --colsep regex " + regex.error().message);
   s.regex_ = std::move(*regex);
   return s;
 }
@@ -138,8 +139,7 @@ class InputSource::RecordReader {
       if (n < 0) {
         buffer_.resize(old_size);
         if (errno == EINTR) continue;
-        return InternalError("forklift map: cannot read " + name_ + ": " +
-                             std::strerror(errno));
+        return InternalError("forklift map: cannot read " + name_ + ": " + std::strerror(errno));
       }
       buffer_.resize(old_size + static_cast<size_t>(n));
       if (n == 0) eof_ = true;
@@ -164,8 +164,7 @@ class InputSource::RecordReader {
 InputSource::~InputSource() = default;
 
 Result<std::unique_ptr<InputSource>> InputSource::Open(const std::vector<InputSpec>& specs,
-                                                       const InputOptions& options,
-                                                       int stdin_fd) {
+                                                       const InputOptions& options, int stdin_fd) {
   std::unique_ptr<InputSource> source(new InputSource());
   source->separator_ = options.null_separated ? '\0' : '\n';
   if (options.colsep) {
@@ -196,13 +195,13 @@ Result<std::unique_ptr<InputSource>> InputSource::Open(const std::vector<InputSp
         break;
       }
       case InputSpec::Kind::kStdin:
-        readers.push_back(std::make_unique<RecordReader>("stdin", stdin_fd, false,
-                                                         source->separator_));
+        readers.push_back(
+            std::make_unique<RecordReader>("stdin", stdin_fd, false, source->separator_));
         break;
       case InputSpec::Kind::kFile: {
         if (spec.path == "-") {
-          readers.push_back(std::make_unique<RecordReader>("stdin", stdin_fd, false,
-                                                           source->separator_));
+          readers.push_back(
+              std::make_unique<RecordReader>("stdin", stdin_fd, false, source->separator_));
           break;
         }
         auto fail = [&](int err) {
@@ -216,8 +215,8 @@ Result<std::unique_ptr<InputSource>> InputSource::Open(const std::vector<InputSp
           ::close(fd);
           return fail(EISDIR);
         }
-        readers.push_back(std::make_unique<RecordReader>("input file '" + spec.path + "'", fd,
-                                                         true, source->separator_));
+        readers.push_back(std::make_unique<RecordReader>("input file '" + spec.path + "'", fd, true,
+                                                         source->separator_));
         break;
       }
     }

@@ -82,8 +82,7 @@ class InputSource {
   // way). An empty `specs` means stdin. `stdin_fd` stands in for fd 0 (tests); it is
   // read, never closed. On a bad --colsep returns InvalidArgument.
   static Result<std::unique_ptr<InputSource>> Open(const std::vector<InputSpec>& specs,
-                                                   const InputOptions& options,
-                                                   int stdin_fd = 0);
+                                                   const InputOptions& options, int stdin_fd = 0);
   ~InputSource();
   InputSource(const InputSource&) = delete;
   InputSource& operator=(const InputSource&) = delete;

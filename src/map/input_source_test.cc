@@ -60,8 +60,7 @@ Tuples Drain(InputSource& source) {
   return out;
 }
 
-Tuples ReadAll(const std::vector<InputSpec>& specs, InputOptions options = {},
-               int stdin_fd = -1) {
+Tuples ReadAll(const std::vector<InputSpec>& specs, InputOptions options = {}, int stdin_fd = -1) {
   auto source = InputSource::Open(specs, options, stdin_fd);
   EXPECT_TRUE(source) << source.error().ToString();
   if (!source) return {};
@@ -117,8 +116,14 @@ TEST(InputSourceTest, TripleColonListsAndTheirCrossProduct) {
   EXPECT_EQ(ReadAll({Args({"a", "b"}), Args({"1", "2"})}),
             (Tuples{{"a", "1"}, {"a", "2"}, {"b", "1"}, {"b", "2"}}));
   EXPECT_EQ(ReadAll({Args({"a", "b"}), Args({"1", "2"}), Args({"X", "Y"})}),
-            (Tuples{{"a", "1", "X"}, {"a", "1", "Y"}, {"a", "2", "X"}, {"a", "2", "Y"},
-                    {"b", "1", "X"}, {"b", "1", "Y"}, {"b", "2", "X"}, {"b", "2", "Y"}}));
+            (Tuples{{"a", "1", "X"},
+                    {"a", "1", "Y"},
+                    {"a", "2", "X"},
+                    {"a", "2", "Y"},
+                    {"b", "1", "X"},
+                    {"b", "1", "Y"},
+                    {"b", "2", "X"},
+                    {"b", "2", "Y"}}));
 }
 
 TEST(InputSourceTest, EmptySourcesActAsOneEmptyArgument) {

@@ -56,7 +56,7 @@ bool IsPerlSpace(char c) {
 bool LooseRowPatternMatches(std::string_view line) {
   struct Word {
     bool ends_in_digit;
-    bool numeric;      // only [-0-9.]
+    bool numeric;  // only [-0-9.]
     bool blank_after;
   };
   std::vector<Word> window;  // the last 8 words
@@ -120,8 +120,7 @@ std::string FormatJoblogRow(const JoblogEntry& entry) {
                      entry.exit_value, entry.signal, command);
 }
 
-Result<std::unique_ptr<JoblogWriter>> JoblogWriter::Open(const std::string& path,
-                                                         JoblogMode mode) {
+Result<std::unique_ptr<JoblogWriter>> JoblogWriter::Open(const std::string& path, JoblogMode mode) {
   auto fail = [&](int err) {
     return InvalidArgumentError("forklift map: cannot write to --joblog '" + path +
                                 "': " + std::strerror(err));
@@ -174,8 +173,7 @@ Status JoblogWriter::Append(const JoblogEntry& entry) {
   return WriteAll(row);
 }
 
-Status JoblogHistory::AddLine(std::string_view line, bool first_line,
-                              std::string_view path) {
+Status JoblogHistory::AddLine(std::string_view line, bool first_line, std::string_view path) {
   // GNU parallel skips the first line unread; skipping it only when it is no row keeps
   // the first row of a header-less (--joblog +FILE) log.
   if (first_line && (line.empty() || line[0] < '0' || line[0] > '9')) return OkStatus();
@@ -195,8 +193,7 @@ Status JoblogHistory::AddLine(std::string_view line, bool first_line,
   uint64_t seq = 0;
   int exit_value = 0;
   int signal = 0;
-  bool full = count == 8 && AllDigits(fields[0]) && ParseInt(fields[0], &seq) &&
-              !fields[1].empty();
+  bool full = count == 8 && AllDigits(fields[0]) && ParseInt(fields[0], &seq) && !fields[1].empty();
   for (int i = 2; i < 8 && full; ++i) full = NumberLike(fields[i]);
   full = full && ParseInt(fields[6], &exit_value) && ParseInt(fields[7], &signal);
   if (!full) {

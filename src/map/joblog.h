@@ -22,8 +22,8 @@
 #include <mutex>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "forklift/clock.h"
@@ -37,10 +37,10 @@ struct JoblogEntry {
   std::chrono::system_clock::time_point start_time{};  // wall clock, when the job started
   Duration runtime{0};
   uint64_t send = 0;
-  uint64_t receive = 0;     // bytes the job wrote to stdout and stderr
-  int exit_value = 0;       // WEXITSTATUS, or 0 when killed by a signal
-  int signal = 0;           // WTERMSIG, or 0
-  std::string command;      // the command line as run
+  uint64_t receive = 0;  // bytes the job wrote to stdout and stderr
+  int exit_value = 0;    // WEXITSTATUS, or 0 when killed by a signal
+  int signal = 0;        // WTERMSIG, or 0
+  std::string command;   // the command line as run
 };
 
 // "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n".

@@ -65,7 +65,7 @@ TEST(JoblogFormatTest, MatchesGnuParallel) {
 TEST(JoblogFormatTest, NumberFormats) {
   JoblogEntry e = Entry(12, -1, 15, "sleep 2");
   e.start_time = std::chrono::system_clock::time_point(1795424341997'600us);  // rounds up
-  e.runtime = 1'072'999us;                                                   // truncates
+  e.runtime = 1'072'999us;                                                    // truncates
   EXPECT_EQ(FormatJoblogRow(e), "12\t:\t1795424341.998\t     1.072\t0\t2\t-1\t15\tsleep 2\n");
   e.runtime = 12345678'900ms;  // wider than 10 columns: not cut
   EXPECT_THAT(FormatJoblogRow(e), HasSubstr("\t12345678.900\t"));
@@ -145,8 +145,7 @@ TEST(JoblogHistoryTest, SeqsThatRanAndSucceeded) {
   EXPECT_FALSE(h->Succeeded(5));
   EXPECT_FALSE(h->Succeeded(7));
   // --retry-failed reruns the stored commands of failed full rows, newlines restored.
-  EXPECT_THAT(h->FailedCommands(),
-              ElementsAre(Pair(3u, "sleep 9"), Pair(5u, "printf 'x\ny'")));
+  EXPECT_THAT(h->FailedCommands(), ElementsAre(Pair(3u, "sleep 9"), Pair(5u, "printf 'x\ny'")));
 }
 
 // Bytes in use: small chunks plus mmap()ed blocks (large vectors live there).
@@ -215,7 +214,7 @@ TEST(JoblogHistoryTest, GarbageIsAnErrorNamingFileAndLine) {
   ASSERT_FALSE(h);
   EXPECT_EQ(h.error().code, ErrorCode::kInvalidArgument);
   EXPECT_EQ(h.error().message, "forklift map: format of --joblog 'my.log' is wrong: hello world");
-  EXPECT_FALSE(JoblogHistory::Parse("Seq\n\n", "jl"));  // an empty row
+  EXPECT_FALSE(JoblogHistory::Parse("Seq\n\n", "jl"));             // an empty row
   EXPECT_FALSE(JoblogHistory::Parse("Seq\n99999999999\n", "jl"));  // absurd seq
 }
 
@@ -283,8 +282,8 @@ TEST(JoblogHistoryTest, ReadsGnuParallelsOwnJoblog) {
   if (!HaveParallel()) GTEST_SKIP() << "GNU parallel is not installed";
   TempDir dir;
   std::string path = dir.File("gnu.log");
-  std::string cmd = "parallel --will-cite -j1 --joblog '" + path +
-                    "' 'exit {}' ::: 0 3 0 >/dev/null 2>&1";
+  std::string cmd =
+      "parallel --will-cite -j1 --joblog '" + path + "' 'exit {}' ::: 0 3 0 >/dev/null 2>&1";
   ASSERT_NE(std::system(cmd.c_str()), -1);
   std::string contents = Slurp(path);
   EXPECT_EQ(contents.substr(0, JoblogHeader().size()), JoblogHeader());

@@ -1,8 +1,8 @@
 #include "map/map_options.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
-#include <algorithm>
 #include <limits>
 #include <string>
 #include <vector>
@@ -14,10 +14,38 @@ namespace forklift::map {
 namespace {
 
 enum class Opt {
-  kJobs, kKeepOrder, kNoKeepOrder, kLineBuffer, kUngroup, kGroup, kTag, kTagString,
-  kJoblog, kResume, kResumeFailed, kRetryFailed, kRetries, kRetryDelay, kTimeout,
-  kTermseq, kHalt, kBar, kEta, kProgress, kDryRun, kDelay, kResults, kColsep, kNull,
-  kQuote, kShellQuote, kArgFile, kJournal, kRunId, kWillCite, kHelp,
+  kJobs,
+  kKeepOrder,
+  kNoKeepOrder,
+  kLineBuffer,
+  kUngroup,
+  kGroup,
+  kTag,
+  kTagString,
+  kJoblog,
+  kResume,
+  kResumeFailed,
+  kRetryFailed,
+  kRetries,
+  kRetryDelay,
+  kTimeout,
+  kTermseq,
+  kHalt,
+  kBar,
+  kEta,
+  kProgress,
+  kDryRun,
+  kDelay,
+  kResults,
+  kColsep,
+  kNull,
+  kQuote,
+  kShellQuote,
+  kArgFile,
+  kJournal,
+  kRunId,
+  kWillCite,
+  kHelp,
 };
 
 struct OptionDef {
@@ -124,8 +152,8 @@ size_t EditDistance(std::string_view a, std::string_view b) {
   for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
   for (size_t i = 1; i <= a.size(); ++i) {
     for (size_t j = 1; j <= b.size(); ++j) {
-      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1,
-                          d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      d[i][j] = std::min(
+          {d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
       if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
         d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
       }
@@ -164,7 +192,8 @@ tl::unexpected<Error> UnknownLong(std::string_view name) {
     return InvalidArgumentError("forklift map: unknown option '" + shown + "' (did you mean '--" +
                                 best + "'?)");
   }
-  return InvalidArgumentError("forklift map: unknown option '" + shown + "' (see forklift map --help)");
+  return InvalidArgumentError("forklift map: unknown option '" + shown +
+                              "' (see forklift map --help)");
 }
 
 tl::unexpected<Error> UnknownShort(char c) {
@@ -173,7 +202,8 @@ tl::unexpected<Error> UnknownShort(char c) {
     return InvalidArgumentError("forklift map: '" + shown +
                                 "' is not supported by forklift map (GNU parallel option)");
   }
-  return InvalidArgumentError("forklift map: unknown option '" + shown + "' (see forklift map --help)");
+  return InvalidArgumentError("forklift map: unknown option '" + shown +
+                              "' (see forklift map --help)");
 }
 
 const OptionDef* FindLong(std::string_view name) {
@@ -200,8 +230,7 @@ bool IsSeparator(std::string_view arg) {
   return arg == ":::" || arg == "::::" || arg == ":::+" || arg == "::::+";
 }
 
-tl::unexpected<Error> Bad(std::string_view option, std::string_view value,
-                          std::string_view why) {
+tl::unexpected<Error> Bad(std::string_view option, std::string_view value, std::string_view why) {
   return InvalidArgumentError("forklift map: bad " + std::string(option) + " '" +
                               std::string(value) + "': " + std::string(why));
 }

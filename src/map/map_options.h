@@ -32,8 +32,8 @@ namespace forklift::map {
 // --timeout: either a fixed duration or a percentage of the median runtime of the jobs
 // that succeeded so far (GNU parallel's "--timeout 200%").
 struct TimeoutSpec {
-  Duration fixed{0};     // used when percent == 0
-  double percent = 0;    // > 0: timeout = median successful runtime * percent / 100
+  Duration fixed{0};   // used when percent == 0
+  double percent = 0;  // > 0: timeout = median successful runtime * percent / 100
 
   bool is_percent() const { return percent > 0; }
   friend bool operator==(const TimeoutSpec&, const TimeoutSpec&) = default;
@@ -71,42 +71,42 @@ Result<int> ResolveJobs(const JobsSpec& spec, int cores);
 
 // Everything `forklift map` was asked to do. Fields left alone keep GNU parallel's defaults.
 struct MapOptions {
-  JobsSpec jobs;                 // -j/--jobs/-P/--max-procs; default one job per core
-  bool keep_order = false;       // -k/--keep-order: print outputs in input order
-  bool line_buffer = false;      // --line-buffer/--lb: pass whole lines as they come
-  bool ungroup = false;          // -u/--ungroup: pass output through unbuffered
-  bool tag = false;              // --tag: prefix output lines with the arguments
+  JobsSpec jobs;             // -j/--jobs/-P/--max-procs; default one job per core
+  bool keep_order = false;   // -k/--keep-order: print outputs in input order
+  bool line_buffer = false;  // --line-buffer/--lb: pass whole lines as they come
+  bool ungroup = false;      // -u/--ungroup: pass output through unbuffered
+  bool tag = false;          // --tag: prefix output lines with the arguments
   // --tagstring STR (or "{}" for --tag alone): the line prefix template, before a tab.
   // GNU parallel's printf escapes (\t \n \r \NNN) are already decoded.
   std::optional<std::string> tagstring;
   std::optional<std::string> joblog;  // --joblog FILE ("-" = stdout); unset: no joblog
-  bool joblog_append = false;    // --joblog +FILE: append, no header (the '+' is stripped)
-  bool resume = false;           // --resume: skip seqs present in the joblog
-  bool resume_failed = false;    // --resume-failed: also rerun the joblog's failed seqs
-  bool retry_failed = false;     // --retry-failed: rerun the joblog's failed commands only
+  bool joblog_append = false;         // --joblog +FILE: append, no header (the '+' is stripped)
+  bool resume = false;                // --resume: skip seqs present in the joblog
+  bool resume_failed = false;         // --resume-failed: also rerun the joblog's failed seqs
+  bool retry_failed = false;          // --retry-failed: rerun the joblog's failed commands only
   // --retries N: run a failing job at most N times in all; 0 = until it succeeds. Unset:
   // once (MaxAttempts() says it as a number).
   std::optional<uint64_t> retries;
-  Duration retry_delay{0};       // --retry-delay DUR: base of exponential backoff with
-                                 // full jitter between attempts (forklift; GNU has none)
+  Duration retry_delay{0};             // --retry-delay DUR: base of exponential backoff with
+                                       // full jitter between attempts (forklift; GNU has none)
   std::optional<TimeoutSpec> timeout;  // --timeout DUR|N%; unset: none
   // --termseq/--term-seq SEQ: how a job is killed; parsed by the subprocess layer.
   std::string termseq = "TERM,200,TERM,100,TERM,50,KILL,25";
-  HaltPolicy halt;               // --halt/--halt-on-error SPEC; default never
-  bool bar = false;              // --bar
-  bool eta = false;              // --eta
-  bool progress = false;         // --progress
-  bool dry_run = false;          // --dry-run/--dryrun/--dr: print commands, run nothing
-  Duration delay{0};             // --delay DUR: least time between job starts
+  HaltPolicy halt;                     // --halt/--halt-on-error SPEC; default never
+  bool bar = false;                    // --bar
+  bool eta = false;                    // --eta
+  bool progress = false;               // --progress
+  bool dry_run = false;                // --dry-run/--dryrun/--dr: print commands, run nothing
+  Duration delay{0};                   // --delay DUR: least time between job starts
   std::optional<std::string> results;  // --results/--res DIR
   std::optional<std::string> colsep;   // --colsep/--col-sep/-C REGEX
-  bool null_separated = false;   // -0/--null: records end at NUL
-  bool quote = false;            // -q/--quote: quote the command words (see command_template.h)
-  int shell_quote = 0;           // --shell-quote, counted: instead of running a job,
-                                 // print ShellQuote applied this many times to its line
+  bool null_separated = false;         // -0/--null: records end at NUL
+  bool quote = false;   // -q/--quote: quote the command words (see command_template.h)
+  int shell_quote = 0;  // --shell-quote, counted: instead of running a job,
+                        // print ShellQuote applied this many times to its line
   std::optional<std::string> journal;  // --journal PATH; unset: FORKLIFT_JOURNAL or default
   std::optional<std::string> run_id;   // --run-id ID; unset: a new run
-  bool help = false;             // -h/--help: print MapHelpText() and run nothing
+  bool help = false;                   // -h/--help: print MapHelpText() and run nothing
   std::vector<std::string> command;    // the command words; empty: the input is the command
   // The input sources in GNU parallel's order: every -a FILE first, then each ::: list
   // and each :::: file as written. Empty: stdin.
@@ -114,7 +114,9 @@ struct MapOptions {
 
   // How many times a job may run: 1 without --retries, UINT64_MAX for --retries 0.
   uint64_t MaxAttempts() const;
-  InputOptions input_options() const { return {.null_separated = null_separated, .colsep = colsep}; }
+  InputOptions input_options() const {
+    return {.null_separated = null_separated, .colsep = colsep};
+  }
 };
 
 // Parses the arguments after `map`. Checks everything that can be checked without

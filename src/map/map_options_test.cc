@@ -64,8 +64,8 @@ TEST(ParseMapArgsTest, CommandAndSources) {
 
   // -a files come first, then ::: and :::: in order; :::: takes several files.
   o = Parse({"-a", "f0", "echo", ":::", "x", "::::", "f1", "f2", ":::", "y"});
-  EXPECT_THAT(o.inputs, ElementsAre(FileSpec("f0"), ArgsSpec({"x"}), FileSpec("f1"),
-                                    FileSpec("f2"), ArgsSpec({"y"})));
+  EXPECT_THAT(o.inputs, ElementsAre(FileSpec("f0"), ArgsSpec({"x"}), FileSpec("f1"), FileSpec("f2"),
+                                    ArgsSpec({"y"})));
 
   // No command: the input is the command.
   o = Parse({":::", "echo a"});
@@ -100,14 +100,51 @@ TEST(ParseMapArgsTest, ValueForms) {
 }
 
 TEST(ParseMapArgsTest, EveryOption) {
-  MapOptions o = Parse({"-j", "50%", "-k", "--line-buffer", "-u", "--tag", "--tagstring",
-                        "<{}>\\t", "--joblog", "jl", "--resume", "--resume-failed",
-                        "--retry-failed", "--retries", "3", "--retry-delay", "200ms",
-                        "--timeout", "150%", "--termseq", "INT,100,KILL,25", "--halt",
-                        "soon,fail=2", "--bar", "--eta", "--progress", "--dry-run",
-                        "--delay", "1.5", "--results", "out", "--colsep", ",", "-0", "-q",
-                        "--shell-quote", "--shell-quote", "--journal", "j.db", "--run-id",
-                        "r1", "--will-cite", "--arg-file", "f", "cmd"});
+  MapOptions o = Parse({"-j",
+                        "50%",
+                        "-k",
+                        "--line-buffer",
+                        "-u",
+                        "--tag",
+                        "--tagstring",
+                        "<{}>\\t",
+                        "--joblog",
+                        "jl",
+                        "--resume",
+                        "--resume-failed",
+                        "--retry-failed",
+                        "--retries",
+                        "3",
+                        "--retry-delay",
+                        "200ms",
+                        "--timeout",
+                        "150%",
+                        "--termseq",
+                        "INT,100,KILL,25",
+                        "--halt",
+                        "soon,fail=2",
+                        "--bar",
+                        "--eta",
+                        "--progress",
+                        "--dry-run",
+                        "--delay",
+                        "1.5",
+                        "--results",
+                        "out",
+                        "--colsep",
+                        ",",
+                        "-0",
+                        "-q",
+                        "--shell-quote",
+                        "--shell-quote",
+                        "--journal",
+                        "j.db",
+                        "--run-id",
+                        "r1",
+                        "--will-cite",
+                        "--arg-file",
+                        "f",
+                        "cmd"});
   EXPECT_EQ(o.jobs, (JobsSpec{.kind = JobsSpec::Kind::kPercent, .value = 50}));
   EXPECT_TRUE(o.keep_order && o.line_buffer && o.ungroup && o.tag);
   EXPECT_EQ(o.tagstring, "<{}>\t");
@@ -221,13 +258,13 @@ TEST(JobsTest, ParseAndResolveLikeGnuParallel) {
   };
   EXPECT_EQ(resolve("4", 2), 4);
   EXPECT_EQ(resolve("100%", 8), 8);
-  EXPECT_EQ(resolve("50%", 3), 2);    // 1.5 rounds up
-  EXPECT_EQ(resolve("1%", 2), 1);     // 0.02 rounds up
+  EXPECT_EQ(resolve("50%", 3), 2);  // 1.5 rounds up
+  EXPECT_EQ(resolve("1%", 2), 1);   // 0.02 rounds up
   EXPECT_EQ(resolve("12.5%", 16), 2);
   EXPECT_EQ(resolve("+2", 4), 6);
   EXPECT_EQ(resolve("-1", 4), 3);
   EXPECT_EQ(resolve("0", 4), kUnlimitedJobs);
-  EXPECT_EQ(resolve("-10", 2), -1);   // GNU parallel: "Cannot run any jobs."
+  EXPECT_EQ(resolve("-10", 2), -1);  // GNU parallel: "Cannot run any jobs."
   EXPECT_EQ(resolve("0%", 2), -1);
   for (const char* bad : {"", "x", "1.5", "%", "+", "-", "+1.5", "1e3", "5%%", ".5%"}) {
     EXPECT_FALSE(ParseJobs(bad)) << bad;
@@ -236,7 +273,10 @@ TEST(JobsTest, ParseAndResolveLikeGnuParallel) {
 
 TEST(UnquotePrintfTest, AsGnuParallelsTagstring) {
   // parallel --tagstring 'a\tb\101\7|\\t' echo ::: x | od -c
-  EXPECT_EQ(UnquotePrintf("a\\tb\\101\\7|\\\\t"), "a\tb" "A" "\a|\\\t");
+  EXPECT_EQ(UnquotePrintf("a\\tb\\101\\7|\\\\t"),
+            "a\tb"
+            "A"
+            "\a|\\\t");
   EXPECT_EQ(UnquotePrintf("\\n\\r\\0"), std::string("\n\r\0", 3));
   EXPECT_EQ(UnquotePrintf("plain {}"), "plain {}");
   EXPECT_EQ(UnquotePrintf("\\9"), "9");

@@ -59,7 +59,7 @@ class JobOutput {
   int Index(process::Stream s) const { return s == process::Stream::kStdout ? 0 : 1; }
 
   OutputGrouping mode_;
-  std::string tag_;  // "" for no tag; else written with a tab before each line
+  std::string tag_;       // "" for no tag; else written with a tab before each line
   OutputWriter* writer_;  // not owned
   process::OutputBuffer buffers_[2];
   std::string pending_[2];  // line-buffered: the partial line not yet written

@@ -21,8 +21,8 @@
 #include <unordered_map>
 
 #include "core/fnv1a.h"
-#include "core/progress_renderer.h"
 #include "core/latency_histogram.h"
+#include "core/progress_renderer.h"
 #include "forklift/batch.h"
 #include "forklift/executor.h"
 #include "journal/journal.h"
@@ -39,13 +39,12 @@ namespace {
 
 using process::Completion;
 
-
 struct MapJob {
-  uint64_t index = 0;               // position among the jobs handed to run_batch
-  uint64_t seq = 0;                 // {#}: position in the input, skipped jobs included
-  std::vector<std::string> args;    // the input columns
-  std::string fixed_command;        // --retry-failed: the command from the joblog
-  std::string key;                  // journal key: hash of the command template and args
+  uint64_t index = 0;             // position among the jobs handed to run_batch
+  uint64_t seq = 0;               // {#}: position in the input, skipped jobs included
+  std::vector<std::string> args;  // the input columns
+  std::string fixed_command;      // --retry-failed: the command from the joblog
+  std::string key;                // journal key: hash of the command template and args
   const std::string& CheckpointKey() const { return key; }
 };
 
@@ -145,8 +144,8 @@ class JobRange {
         job.fixed_command = std::move(cmd);
         job.key = Occurrence(core::Fnv1a().Add(job.fixed_command));
       }
-      if (skip_by_seq_ && (skip_failed_too_ ? skip_by_seq_->Ran(job.seq)
-                                            : skip_by_seq_->Succeeded(job.seq))) {
+      if (skip_by_seq_ &&
+          (skip_failed_too_ ? skip_by_seq_->Ran(job.seq) : skip_by_seq_->Succeeded(job.seq))) {
         skipped_.fetch_add(1, std::memory_order_relaxed);
         continue;
       }
@@ -253,8 +252,8 @@ class StartGate {
 
 // --results DIR: DIR/1/ARG1/2/ARG2/{seq,stdout,stderr}, with '\' and '/' in arguments
 // escaped as GNU parallel does ("\\" and "\_").
-Status WriteResults(const std::string& root, const std::vector<std::string>& args,
-                    uint64_t seq, const Completion& c) {
+Status WriteResults(const std::string& root, const std::vector<std::string>& args, uint64_t seq,
+                    const Completion& c) {
   std::error_code mk;
   std::filesystem::create_directories(root, mk);
   long name_max = ::pathconf(root.c_str(), _PC_NAME_MAX);
@@ -279,11 +278,14 @@ Status WriteResults(const std::string& root, const std::vector<std::string>& arg
   }
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  if (ec) return InternalError(fmt::format("forklift map: --results: cannot create '{}': {}", dir, ec.message()));
+  if (ec)
+    return InternalError(
+        fmt::format("forklift map: --results: cannot create '{}': {}", dir, ec.message()));
   auto write_file = [&](const char* name, auto&& fill) -> Status {
     std::string path = dir + "/" + name;
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return InternalError(fmt::format("forklift map: --results: cannot write '{}'", path));
+    if (fd < 0)
+      return InternalError(fmt::format("forklift map: --results: cannot write '{}'", path));
     Status s = fill(fd);
     ::close(fd);
     return s;
@@ -295,7 +297,8 @@ Status WriteResults(const std::string& root, const std::vector<std::string>& arg
     }
     return OkStatus();
   }));
-  FORKLIFT_RETURN_IF_ERROR(write_file("stdout", [&](int fd) { return c.stdout_output.WriteTo(fd); }));
+  FORKLIFT_RETURN_IF_ERROR(
+      write_file("stdout", [&](int fd) { return c.stdout_output.WriteTo(fd); }));
   return write_file("stderr", [&](int fd) { return c.stderr_output.WriteTo(fd); });
 }
 
@@ -405,7 +408,8 @@ Status MapRun::Prepare() {
     FORKLIFT_ASSIGN_OR_RETURN(tag_, CommandTemplate::ForText("{}"));
   }
   FORKLIFT_ASSIGN_OR_RETURN(termseq_, process::TermSeq::Parse(o_.termseq));
-  FORKLIFT_ASSIGN_OR_RETURN(job_slots_, ResolveJobs(o_.jobs, static_cast<int>(BatchOptions::DefaultWorkerCount())));
+  FORKLIFT_ASSIGN_OR_RETURN(
+      job_slots_, ResolveJobs(o_.jobs, static_cast<int>(BatchOptions::DefaultWorkerCount())));
   if (!o_.dry_run && !o_.shell_quote) job_slots_ = CapJobsByDescriptors(job_slots_);
   // --results captures each job's streams into files; nothing is printed.
   if (o_.results) tag_.reset();
@@ -450,8 +454,9 @@ Status MapRun::Prepare() {
 
   // The journal run: the same command template (and joblog) is the same run, so a
   // --resume finds what an earlier invocation recorded, whatever the input order.
-  run_id_ = o_.run_id ? *o_.run_id
-                      : "map-" + core::Fnv1a().Add(template_text_).Add(o_.joblog.value_or("")).Hex();
+  run_id_ = o_.run_id
+                ? *o_.run_id
+                : "map-" + core::Fnv1a().Add(template_text_).Add(o_.joblog.value_or("")).Hex();
   journal_path_ = journal::ResolveJournalPath(o_.journal.value_or(""));
   if (!o_.dry_run && !o_.shell_quote) {
     auto j = journal::Journal::Open(journal_path_);
@@ -461,8 +466,7 @@ Status MapRun::Prepare() {
       FORKLIFT_ASSIGN_OR_RETURN(uint64_t recorded, journal_->CountItems(run_id_, std::nullopt));
       journal_has_run_ = recorded > 0;
       if (journal_has_run_) {
-        fmt::print(stderr,
-                   "forklift map: resuming run {}: {} jobs recorded in the journal {}{}\n",
+        fmt::print(stderr, "forklift map: resuming run {}: {} jobs recorded in the journal {}{}\n",
                    run_id_, recorded, journal_path_,
                    o_.joblog && *o_.joblog != "-"
                        ? fmt::format(" (to start over, delete the joblog '{}')", *o_.joblog)
@@ -470,8 +474,10 @@ Status MapRun::Prepare() {
       }
     } else {
       if (fresh_joblog && !o_.retry_failed) {
-        fmt::print(stderr, "forklift map: --resume: no joblog '{}' (or it is empty): "
-                           "starting a new run\n", *o_.joblog);
+        fmt::print(stderr,
+                   "forklift map: --resume: no joblog '{}' (or it is empty): "
+                   "starting a new run\n",
+                   *o_.joblog);
       }
       // A fresh run starts a fresh record, as a plain --joblog FILE starts a fresh log.
       FORKLIFT_RETURN_IF_ERROR(journal_->ClearItems(run_id_));
@@ -544,8 +550,7 @@ ItemResult<JobResult> MapRun::RunJob(const MapJob& job, ItemContext& ctx) {
     // GNU parallel: a share of the median runtime of the jobs that succeeded so far; no
     // limit until one has.
     if (auto median = median_.Median()) {
-      spawn.timeout =
-          std::chrono::duration_cast<Duration>(*median * (o_.timeout->percent / 100.0));
+      spawn.timeout = std::chrono::duration_cast<Duration>(*median * (o_.timeout->percent / 100.0));
     }
   }
   spawn.termseq = termseq_;
@@ -579,10 +584,10 @@ ItemResult<JobResult> MapRun::RunJob(const MapJob& job, ItemContext& ctx) {
     r.counted_for_halt = true;
     return r;
   }
-  Error e = c.timed_out ? Error{ErrorCode::kDeadlineExceeded, "timed out"}
+  Error e = c.timed_out   ? Error{ErrorCode::kDeadlineExceeded, "timed out"}
             : c.cancelled ? Error{ErrorCode::kCancelled, "killed"}
-            : c.signal   ? Error{ErrorCode::kAborted, fmt::format("killed by signal {}", c.signal)}
-                         : Error{ErrorCode::kAborted, fmt::format("exit {}", c.exit_code)};
+            : c.signal    ? Error{ErrorCode::kAborted, fmt::format("killed by signal {}", c.signal)}
+                          : Error{ErrorCode::kAborted, fmt::format("exit {}", c.exit_code)};
   // One forklift killed did not finish and counts for nothing.
   if (c.cancelled) {
     r.counted_for_halt = true;
@@ -601,15 +606,16 @@ void MapRun::CountForHalt(int exit_value, int signal, const std::string& command
   if (!halt_said_) {
     halt_said_ = true;
     const HaltPolicy& h = o_.halt;
-    std::string policy = fmt::format(
-        "{},{}={}{}", h.when == HaltWhen::kNow ? "now" : "soon",
-        h.on == HaltOn::kFail ? "fail" : h.on == HaltOn::kSuccess ? "success" : "done", h.value,
-        h.percent ? "%" : "");
+    std::string policy = fmt::format("{},{}={}{}", h.when == HaltWhen::kNow ? "now" : "soon",
+                                     h.on == HaltOn::kFail      ? "fail"
+                                     : h.on == HaltOn::kSuccess ? "success"
+                                                                : "done",
+                                     h.value, h.percent ? "%" : "");
     bool failed = exit_value != 0 || signal != 0;
-    fmt::print(stderr, "forklift map: --halt {}: job {} {}: {}\nforklift map: --halt: {}\n",
-               policy, seq,
-               !failed ? "succeeded"
-               : signal ? fmt::format("was killed by signal {}", signal)
+    fmt::print(stderr, "forklift map: --halt {}: job {} {}: {}\nforklift map: --halt: {}\n", policy,
+               seq,
+               !failed            ? "succeeded"
+               : signal           ? fmt::format("was killed by signal {}", signal)
                : exit_value == -1 ? std::string("timed out")
                                   : fmt::format("failed (exit {})", exit_value),
                command,
@@ -631,8 +637,10 @@ Status MapRun::OnOutcome(Outcome<JobResult>&& outcome) {
     if (outcome.value.error().code == ErrorCode::kCancelled) {
       // Stopped before its next attempt (a retry backoff, a --delay): it did not finish,
       // so no row; the journal says cancelled and --resume runs it.
-      fmt::print(stderr, "forklift map: job {}: stopped before it finished (not logged; "
-                         "--resume runs it again)\n", outcome.index + 1);
+      fmt::print(stderr,
+                 "forklift map: job {}: stopped before it finished (not logged; "
+                 "--resume runs it again)\n",
+                 outcome.index + 1);
     } else {
       fmt::print(stderr, "forklift map: job {}: {}\n", outcome.index + 1,
                  outcome.value.error().ToString());
@@ -648,8 +656,8 @@ Status MapRun::OnOutcome(Outcome<JobResult>&& outcome) {
   }
   const Completion& c = *r.completion;
   if (r.output_error) {
-    fmt::print(stderr, "forklift map: job {} stopped: its output could not be written: {}\n",
-               r.seq, r.command);
+    fmt::print(stderr, "forklift map: job {} stopped: its output could not be written: {}\n", r.seq,
+               r.command);
     return tl::unexpected(*r.output_error);
   }
   if (c.cancelled) {
@@ -657,8 +665,10 @@ Status MapRun::OnOutcome(Outcome<JobResult>&& outcome) {
     // is kept, but it gets no joblog row (GNU parallel logs none either) and no halt
     // count; the journal records it as cancelled, so --resume runs it again.
     if (r.output) (void)r.output->Finish(&c);
-    fmt::print(stderr, "forklift map: job {} killed before it finished (not logged; "
-                       "--resume runs it again): {}\n", r.seq, r.command);
+    fmt::print(stderr,
+               "forklift map: job {} killed before it finished (not logged; "
+               "--resume runs it again): {}\n",
+               r.seq, r.command);
     return OkStatus();
   }
   // A timed-out job logs -1 as its exit value, as GNU parallel does.
@@ -669,8 +679,8 @@ Status MapRun::OnOutcome(Outcome<JobResult>&& outcome) {
     FORKLIFT_RETURN_IF_ERROR(WriteResults(*o_.results, r.args, r.seq, c));
   } else if (r.output) {
     if (auto s = r.output->Finish(&c); !s) {
-      return InternalError(fmt::format("forklift map: writing the output of job {}: {}", r.seq,
-                                       s.error().message));
+      return InternalError(
+          fmt::format("forklift map: writing the output of job {}: {}", r.seq, s.error().message));
     }
   }
   if (exit_value != 0 || c.signal != 0) ended_failed_.fetch_add(1, std::memory_order_relaxed);
@@ -723,8 +733,8 @@ int MapRun::Run() {
              (skip_failed && state == journal::ItemState::kFailed);
     };
   }
-  JobRange jobs(input_.get(), std::move(fixed), skip_by_joblog ? &*history_ : nullptr,
-                o_.resume, template_text_, std::move(skip_recorded));
+  JobRange jobs(input_.get(), std::move(fixed), skip_by_joblog ? &*history_ : nullptr, o_.resume,
+                template_text_, std::move(skip_recorded));
 
   jobs_ = &jobs;
   BatchOptions b;
@@ -749,16 +759,17 @@ int MapRun::Run() {
   // escape code in a file). Jobs a resume skipped count as done.
   std::optional<core::ProgressTicker> progress;
   if (o_.bar || o_.eta || o_.progress) {
-    progress.emplace(core::ProgressTicker::Options{.display = ProgressDisplay::kAuto}, [this, &jobs] {
-      uint64_t skipped = jobs.skipped();
-      uint64_t total = jobs.total();
-      return core::ProgressSnapshot{.label = "map",
-                                    .unit = "jobs",
-                                    .rate_unit = "jobs",
-                                    .done = ended_.load(std::memory_order_relaxed) + skipped,
-                                    .total = total,
-                                    .failed = ended_failed_.load(std::memory_order_relaxed)};
-    });
+    progress.emplace(
+        core::ProgressTicker::Options{.display = ProgressDisplay::kAuto}, [this, &jobs] {
+          uint64_t skipped = jobs.skipped();
+          uint64_t total = jobs.total();
+          return core::ProgressSnapshot{.label = "map",
+                                        .unit = "jobs",
+                                        .rate_unit = "jobs",
+                                        .done = ended_.load(std::memory_order_relaxed) + skipped,
+                                        .total = total,
+                                        .failed = ended_failed_.load(std::memory_order_relaxed)};
+        });
     progress->Start();
   }
   auto summary = run_batch(

@@ -64,9 +64,8 @@ class MapRunnerTest : public ::testing::Test {
     io.stderr_fd = 2;
     io.clock = &clock_;
     io.run_command = [this](const process::SpawnOptions& spawn, const std::stop_token& stop) {
-      std::string command = spawn.argv.size() == 3 && spawn.argv[0] == "/bin/sh"
-                                ? spawn.argv[2]
-                                : Join(spawn.argv);
+      std::string command =
+          spawn.argv.size() == 3 && spawn.argv[0] == "/bin/sh" ? spawn.argv[2] : Join(spawn.argv);
       {
         std::lock_guard lock(mu_);
         calls_.push_back({command, clock_.Now(), spawn.timeout});
@@ -175,9 +174,9 @@ TEST_F(MapRunnerTest, RunsEveryJobWritesItsOutputAndLogsARowEach) {
   std::string out = Output();
   for (const char* line : {"a\n", "b\n", "c\n"}) EXPECT_THAT(out, HasSubstr(line));
   EXPECT_EQ(out.size(), 6u);
-  EXPECT_THAT(Rows(joblog), ElementsAre(std::make_tuple(1u, 0, 0, "echo a"),
-                                        std::make_tuple(2u, 3, 0, "echo b"),
-                                        std::make_tuple(3u, 0, 0, "echo c")));
+  EXPECT_THAT(Rows(joblog),
+              ElementsAre(std::make_tuple(1u, 0, 0, "echo a"), std::make_tuple(2u, 3, 0, "echo b"),
+                          std::make_tuple(3u, 0, 0, "echo c")));
 }
 
 TEST_F(MapRunnerTest, HaltNowOnTheFirstFailureStartsNothingMore) {
@@ -213,9 +212,9 @@ TEST_F(MapRunnerTest, FailedJobsAreRetriedWithBackoffOnTheRunsClock) {
     return Exited(++attempts < 3 ? 1 : 0, s);
   };
   StartTicking(10ms);
-  EXPECT_EQ(Map({"-j1", "--retries", "3", "--retry-delay", "1s", "--joblog", joblog, "work",
-                 ":::", "x"}),
-            0);
+  EXPECT_EQ(
+      Map({"-j1", "--retries", "3", "--retry-delay", "1s", "--joblog", joblog, "work", ":::", "x"}),
+      0);
   StopTicking();
   std::vector<Call> calls = Calls();
   ASSERT_EQ(calls.size(), 3u);

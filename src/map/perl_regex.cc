@@ -26,8 +26,8 @@ struct PerlRegex::Code {
 Result<PerlRegex> PerlRegex::Compile(const std::string& pattern) {
   int error = 0;
   PCRE2_SIZE offset = 0;
-  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
-                                   0, &error, &offset, nullptr);
+  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), 0,
+                                   &error, &offset, nullptr);
   if (!code) {
     return InvalidArgumentError(
         fmt::format("'{}': {} at offset {}", pattern, PcreMessage(error), offset));

@@ -30,7 +30,7 @@ class PerlRegex {
     std::vector<std::optional<std::pair<size_t, size_t>>> groups;
   };
   struct MatchOptions {
-    bool anchored = false;           // only a match starting exactly at `start`
+    bool anchored = false;            // only a match starting exactly at `start`
     bool not_empty_at_start = false;  // no empty match at `start`
   };
 

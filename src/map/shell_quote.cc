@@ -8,8 +8,8 @@ namespace {
 
 // GNU parallel leaves a word bare when it matches /^[-_.+a-z0-9\/]+$/i.
 bool IsBareSafe(unsigned char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         c == '-' || c == '_' || c == '.' || c == '+' || c == '/';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '_' || c == '.' || c == '+' || c == '/';
 }
 
 // Characters a word may hold for IsSimpleCommand: sh gives none of them a meaning
@@ -23,17 +23,16 @@ bool IsSimpleWordChar(unsigned char c) {
 // builtins, and builtins with no executable twin or one that differs (pwd reports the
 // logical path, time is a keyword).
 constexpr std::string_view kShellOnlyNames[] = {
-    "!",       ".",       ":",        "[[",      "]]",       "{",        "}",
-    "alias",   "bg",      "bind",     "break",   "builtin",  "caller",   "case",
-    "cd",      "command", "compgen",  "complete", "continue", "coproc",  "declare",
-    "dirs",    "disown",  "do",       "done",    "elif",     "else",     "enable",
-    "esac",    "eval",    "exec",     "exit",    "export",   "fc",       "fg",
-    "fi",      "for",     "function", "getopts", "hash",     "help",     "history",
-    "if",      "in",      "jobs",     "let",     "local",    "logout",   "mapfile",
-    "newgrp",  "popd",    "pushd",    "pwd",     "read",     "readarray", "readonly",
-    "return",  "select",  "set",      "shift",   "shopt",    "source",   "suspend",
-    "then",    "time",    "times",    "trap",    "type",     "typeset",  "ulimit",
-    "umask",   "unalias", "unset",    "until",   "wait",     "while",
+    "!",       ".",        ":",        "[[",      "]]",      "{",        "}",         "alias",
+    "bg",      "bind",     "break",    "builtin", "caller",  "case",     "cd",        "command",
+    "compgen", "complete", "continue", "coproc",  "declare", "dirs",     "disown",    "do",
+    "done",    "elif",     "else",     "enable",  "esac",    "eval",     "exec",      "exit",
+    "export",  "fc",       "fg",       "fi",      "for",     "function", "getopts",   "hash",
+    "help",    "history",  "if",       "in",      "jobs",    "let",      "local",     "logout",
+    "mapfile", "newgrp",   "popd",     "pushd",   "pwd",     "read",     "readarray", "readonly",
+    "return",  "select",   "set",      "shift",   "shopt",   "source",   "suspend",   "then",
+    "time",    "times",    "trap",     "type",    "typeset", "ulimit",   "umask",     "unalias",
+    "unset",   "until",    "wait",     "while",
 };
 
 bool IsShellOnlyName(std::string_view name) {

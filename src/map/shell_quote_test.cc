@@ -74,9 +74,25 @@ std::string ShellEcho(const std::string& quoted) {
 
 TEST(ShellQuoteTest, ShReadsBackTheExactBytes) {
   const std::vector<std::string> nasty = {
-      "$(touch pwned); rm x", "it's", "a\"b", "`id`", "back\\slash", "new\nline",
-      "  lead and trail  ", "*?[a]", "~root", "#hash", "{a,b}", "a&&b||c;d", "<>|",
-      "''", "'", "\t", "\xff\xfe bytes", "!event", "$HOME ${x:-y}",
+      "$(touch pwned); rm x",
+      "it's",
+      "a\"b",
+      "`id`",
+      "back\\slash",
+      "new\nline",
+      "  lead and trail  ",
+      "*?[a]",
+      "~root",
+      "#hash",
+      "{a,b}",
+      "a&&b||c;d",
+      "<>|",
+      "''",
+      "'",
+      "\t",
+      "\xff\xfe bytes",
+      "!event",
+      "$HOME ${x:-y}",
   };
   for (const std::string& s : nasty) {
     EXPECT_EQ(ShellEcho(ShellQuote(s)), s) << ShellQuote(s);
@@ -95,12 +111,18 @@ TEST(IsSimpleCommandTest, PlainWordsAreSplit) {
 }
 
 TEST(IsSimpleCommandTest, AnythingTheShellWouldInterpretNeedsTheShell) {
-  for (const char* cmd :
-       {"", "   ", "echo 'a b'", "echo \"a\"", "echo $HOME", "echo `id`", "echo a\\ b",
-        "ls *.c", "ls a?", "ls [ab]", "cd ~", "echo a # comment", "echo {a,b}",
-        "a | b", "a && b", "a; b", "a > f", "a < f", "(a)", "a\tb", "a\nb", "A=1 env",
-        "exit 3", "cd /tmp", "export X", "pwd", "time sleep 1", "if", ". ./x", ": x",
-        "echo -n x", "echo -e x", "echo caf\xc3\xa9", "! true", "sleep 1 &"}) {
+  for (const char* cmd : {"",           "   ",        "echo 'a b'",
+                          "echo \"a\"", "echo $HOME", "echo `id`",
+                          "echo a\\ b", "ls *.c",     "ls a?",
+                          "ls [ab]",    "cd ~",       "echo a # comment",
+                          "echo {a,b}", "a | b",      "a && b",
+                          "a; b",       "a > f",      "a < f",
+                          "(a)",        "a\tb",       "a\nb",
+                          "A=1 env",    "exit 3",     "cd /tmp",
+                          "export X",   "pwd",        "time sleep 1",
+                          "if",         ". ./x",      ": x",
+                          "echo -n x",  "echo -e x",  "echo caf\xc3\xa9",
+                          "! true",     "sleep 1 &"}) {
     EXPECT_EQ(IsSimpleCommand(cmd), std::nullopt) << cmd;
   }
 }

@@ -148,7 +148,7 @@ Result<std::unique_ptr<OrphanWatchdog>> OrphanWatchdog::Start(const WatchdogOpti
   keep.push_back(fds[0]);
   std::sort(keep.begin(), keep.end());
   keep.erase(std::unique(keep.begin(), keep.end()), keep.end());
-  ChildPlan plan{fds[0],      getpid(),        steps.data(), steps.size(),
+  ChildPlan plan{fds[0],       getpid(),         steps.data(), steps.size(),
                  groups.get(), options.capacity, keep.data(),  keep.size()};
   pid_t pid = fork();
   if (pid < 0) {

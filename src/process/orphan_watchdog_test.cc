@@ -49,8 +49,8 @@ pid_t SpawnGroup(const char* script) {
   sigemptyset(&none);
   posix_spawnattr_setsigmask(&attr, &none);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK);
-  char* argv[] = {const_cast<char*>("/bin/sh"), const_cast<char*>("-c"),
-                  const_cast<char*>(script), nullptr};
+  char* argv[] = {const_cast<char*>("/bin/sh"), const_cast<char*>("-c"), const_cast<char*>(script),
+                  nullptr};
   pid_t pid = -1;
   if (posix_spawn(&pid, "/bin/sh", nullptr, &attr, argv, environ) != 0) pid = -1;
   posix_spawnattr_destroy(&attr);

@@ -123,9 +123,9 @@ class Job {
   bool stdin_epipe_ = false;  // a stdin write met EPIPE (and so raised SIGPIPE)
 
   EndReason ending_ = EndReason::kNone;
-  size_t next_step_ = 0;         // the termseq step to send at term_next_
+  size_t next_step_ = 0;  // the termseq step to send at term_next_
   bool final_kill_sent_ = false;
-  bool given_up_ = false;        // final wait over; stragglers left to the kernel
+  bool given_up_ = false;  // final wait over; stragglers left to the kernel
   // The next timed event: the timeout while ending_ is kNone, then the next termseq step.
   TimePoint term_next_ = TimePoint::max();
   // Once the leader is reaped: when to look whether the group is empty.

@@ -59,8 +59,7 @@ std::optional<std::string> SearchPath(const std::string& file, std::string_view 
 Status Job::ReportSpawnFailure(int err) {
   done_.exit_code = err == ENOENT ? 127 : 126;
   done_.spawn_errno = err;
-  std::string message =
-      "forklift: cannot run '" + options_.argv[0] + "': " + ErrnoText(err) + "\n";
+  std::string message = "forklift: cannot run '" + options_.argv[0] + "': " + ErrnoText(err) + "\n";
   if (options_.stderr_mode == OutputMode::kInherit) {
     ssize_t ignored = write(STDERR_FILENO, message.data(), message.size());
     (void)ignored;  // nowhere better to report a failing stderr
@@ -101,8 +100,8 @@ class SpawnAttributes {
     sigdelset(&default_set, SIGSTOP);
     posix_spawnattr_setsigdefault(&attr_, &default_set);
     posix_spawnattr_setpgroup(&attr_, 0);
-    posix_spawnattr_setflags(&attr_, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                         POSIX_SPAWN_SETSIGDEF);
+    posix_spawnattr_setflags(
+        &attr_, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   }
   ~SpawnAttributes() { posix_spawnattr_destroy(&attr_); }
   SpawnAttributes(const SpawnAttributes&) = delete;
@@ -180,8 +179,8 @@ std::optional<Job::Program> Job::ResolveProgram() const {
   const SpawnOptions& o = options_;
   // posix_spawnp searches this program's PATH, so a PATH set in `env` needs our own search.
   const bool bare_name = o.argv[0].find('/') == std::string::npos;
-  auto path_env = std::find_if(o.env.rbegin(), o.env.rend(),
-                               [](const auto& kv) { return kv.first == "PATH"; });
+  auto path_env =
+      std::find_if(o.env.rbegin(), o.env.rend(), [](const auto& kv) { return kv.first == "PATH"; });
   if (!bare_name || path_env == o.env.rend()) {
     return Program{.path = o.argv[0], .search_path = bare_name};
   }
@@ -261,12 +260,10 @@ Result<bool> Job::Spawn() {
   Environment env(options_.env);
 
   pid_t pid = -1;
-  const int err =
-      program->search_path
-          ? posix_spawnp(&pid, program->path.c_str(), actions.get(), attr.get(), argv.data(),
-                         env.envp())
-          : posix_spawn(&pid, program->path.c_str(), actions.get(), attr.get(), argv.data(),
-                        env.envp());
+  const int err = program->search_path ? posix_spawnp(&pid, program->path.c_str(), actions.get(),
+                                                      attr.get(), argv.data(), env.envp())
+                                       : posix_spawn(&pid, program->path.c_str(), actions.get(),
+                                                     attr.get(), argv.data(), env.envp());
   if (err != 0) return JudgeSpawnError(err);
   Started(pid);
   return true;

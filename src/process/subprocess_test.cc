@@ -278,7 +278,8 @@ TEST(SubprocessTest, MissingProgramIs127WithAMessage) {
   EXPECT_EQ(c->signal, 0);
   EXPECT_EQ(c->spawn_errno, ENOENT);
   EXPECT_EQ(c->pid, -1);
-  EXPECT_EQ(Err(*c), "forklift: cannot run 'forklift-no-such-program': No such file or directory\n");
+  EXPECT_EQ(Err(*c),
+            "forklift: cannot run 'forklift-no-such-program': No such file or directory\n");
   EXPECT_FALSE(c->ok());
 
   auto by_path = process::Run({.argv = {"/nonexistent/prog"}});
@@ -597,8 +598,8 @@ TEST(SubprocessTest, LeavesNoDescriptorBehind) {
   for (int i = 0; i < 3; ++i) {
     ASSERT_TRUE(process::Run(Sh("echo out; echo err >&2"), std::stop_source().get_token()));
     ASSERT_TRUE(process::Run({.argv = {"forklift-no-such-program"}}));
-    ASSERT_TRUE(process::Run(
-        {.argv = {"cat"}, .stdin_mode = InputMode::kData, .stdin_data = "data"}));
+    ASSERT_TRUE(
+        process::Run({.argv = {"cat"}, .stdin_mode = InputMode::kData, .stdin_data = "data"}));
     SpawnOptions spill{.argv = {"seq", "20000"}};
     spill.output_memory_limit = 1024;
     ASSERT_TRUE(process::Run(spill));

@@ -17,8 +17,8 @@ namespace {
 pid_t SpawnMarked(const std::string& value, const char* script) {
   std::string mark = "FORKLIFT_SURVIVOR_TEST=" + value;
   char* envp[] = {mark.data(), nullptr};
-  char* argv[] = {const_cast<char*>("/bin/sh"), const_cast<char*>("-c"),
-                  const_cast<char*>(script), nullptr};
+  char* argv[] = {const_cast<char*>("/bin/sh"), const_cast<char*>("-c"), const_cast<char*>(script),
+                  nullptr};
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   posix_spawnattr_setpgroup(&attr, 0);

@@ -19,19 +19,18 @@ struct NamedSignal {
 
 // The names kill(1) and Perl's %SIG (which GNU parallel's --termseq goes through) know.
 constexpr NamedSignal kSignals[] = {
-    {"HUP", SIGHUP},   {"INT", SIGINT},       {"QUIT", SIGQUIT},   {"ILL", SIGILL},
-    {"TRAP", SIGTRAP}, {"ABRT", SIGABRT},     {"IOT", SIGIOT},     {"BUS", SIGBUS},
-    {"FPE", SIGFPE},   {"KILL", SIGKILL},     {"USR1", SIGUSR1},   {"SEGV", SIGSEGV},
-    {"USR2", SIGUSR2}, {"PIPE", SIGPIPE},     {"ALRM", SIGALRM},   {"TERM", SIGTERM},
-    {"CHLD", SIGCHLD}, {"CONT", SIGCONT},     {"STOP", SIGSTOP},   {"TSTP", SIGTSTP},
-    {"TTIN", SIGTTIN}, {"TTOU", SIGTTOU},     {"URG", SIGURG},     {"XCPU", SIGXCPU},
-    {"XFSZ", SIGXFSZ}, {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF},   {"WINCH", SIGWINCH},
+    {"HUP", SIGHUP},   {"INT", SIGINT},       {"QUIT", SIGQUIT}, {"ILL", SIGILL},
+    {"TRAP", SIGTRAP}, {"ABRT", SIGABRT},     {"IOT", SIGIOT},   {"BUS", SIGBUS},
+    {"FPE", SIGFPE},   {"KILL", SIGKILL},     {"USR1", SIGUSR1}, {"SEGV", SIGSEGV},
+    {"USR2", SIGUSR2}, {"PIPE", SIGPIPE},     {"ALRM", SIGALRM}, {"TERM", SIGTERM},
+    {"CHLD", SIGCHLD}, {"CONT", SIGCONT},     {"STOP", SIGSTOP}, {"TSTP", SIGTSTP},
+    {"TTIN", SIGTTIN}, {"TTOU", SIGTTOU},     {"URG", SIGURG},   {"XCPU", SIGXCPU},
+    {"XFSZ", SIGXFSZ}, {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF}, {"WINCH", SIGWINCH},
     {"IO", SIGIO},     {"PWR", SIGPWR},       {"SYS", SIGSYS},
 };
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
            return std::toupper(static_cast<unsigned char>(x)) ==
                   std::toupper(static_cast<unsigned char>(y));
          });
@@ -71,9 +70,9 @@ Result<TermSeq> TermSeq::Parse(std::string_view text) {
     begin = comma + 1;
   }
   auto bad = [&](size_t i, std::string_view what) {
-    return InvalidArgumentError("termseq: " + std::string(what) + " '" +
-                                std::string(tokens[i]) + "' (token " + std::to_string(i + 1) +
-                                " of \"" + std::string(text) + "\")");
+    return InvalidArgumentError("termseq: " + std::string(what) + " '" + std::string(tokens[i]) +
+                                "' (token " + std::to_string(i + 1) + " of \"" + std::string(text) +
+                                "\")");
   };
   if (text.empty()) return InvalidArgumentError("termseq: empty sequence");
 
@@ -105,8 +104,7 @@ std::string TermSeq::ToString() const {
     if (!out.empty()) out += ',';
     out += SignalName(step.signal);
     out += ',';
-    out += std::to_string(
-        std::chrono::duration_cast<std::chrono::milliseconds>(step.wait).count());
+    out += std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(step.wait).count());
   }
   return out;
 }

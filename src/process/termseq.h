@@ -20,7 +20,7 @@ namespace forklift::process {
 
 struct TermSeq {
   struct Step {
-    int signal = 0;     // 1 .. NSIG-1
+    int signal = 0;    // 1 .. NSIG-1
     Duration wait{0};  // how long to wait for the group to be gone before the next step
     friend bool operator==(const Step&, const Step&) = default;
   };

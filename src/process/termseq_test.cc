@@ -51,10 +51,10 @@ TEST(TermSeqTest, RejectsNamingTheBadToken) {
     const char* text;
     const char* names;
   };
-  for (const Case& c : {Case{"NOPE,1", "'NOPE'"}, Case{"TERM,x", "'x'"},
-                        Case{"TERM,100,KILL,-5", "'-5'"}, Case{"TERM,,KILL", "''"},
-                        Case{"0,10", "'0'"}, Case{"65,10", "'65'"}, Case{"TERM,10ms", "'10ms'"},
-                        Case{"SIG,1", "'SIG'"}, Case{"TERM,1,", "''"}}) {
+  for (const Case& c :
+       {Case{"NOPE,1", "'NOPE'"}, Case{"TERM,x", "'x'"}, Case{"TERM,100,KILL,-5", "'-5'"},
+        Case{"TERM,,KILL", "''"}, Case{"0,10", "'0'"}, Case{"65,10", "'65'"},
+        Case{"TERM,10ms", "'10ms'"}, Case{"SIG,1", "'SIG'"}, Case{"TERM,1,", "''"}}) {
     auto r = TermSeq::Parse(c.text);
     ASSERT_FALSE(r) << c.text;
     EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument) << c.text;

@@ -266,8 +266,7 @@ Result<std::string> WorkerPool::Call(size_t slot_index, std::string_view request
                                      TimePoint deadline, const std::stop_token& stop) {
   if (slot_index >= slots_.size()) {
     return InvalidArgumentError("worker slot " + std::to_string(slot_index) +
-                                " out of range; the pool has " +
-                                std::to_string(slots_.size()));
+                                " out of range; the pool has " + std::to_string(slots_.size()));
   }
   if (request.size() > options_.max_message_bytes) {
     return InvalidArgumentError("request of " + std::to_string(request.size()) +
@@ -306,10 +305,8 @@ Result<std::string> WorkerPool::Call(size_t slot_index, std::string_view request
 
   if (outcome == Outcome::kOk) {
     switch (static_cast<ResponseKind>(kind)) {
-      case ResponseKind::kOk:
-        return response;
-      case ResponseKind::kHandlerThrew:
-        return InternalError("worker handler threw: " + response);
+      case ResponseKind::kOk: return response;
+      case ResponseKind::kHandlerThrew: return InternalError("worker handler threw: " + response);
       case ResponseKind::kResponseTooLarge:
         return InternalError("worker response of " + response +
                              " bytes exceeds max_message_bytes (" +
@@ -325,33 +322,29 @@ Result<std::string> WorkerPool::Call(size_t slot_index, std::string_view request
   switch (outcome) {
     case Outcome::kDeadline:
       return DeadlineExceededError("worker exceeded its deadline; killed" + suffix);
-    case Outcome::kCancelled:
-      return CancelledError("cancelled; worker killed" + suffix);
+    case Outcome::kCancelled: return CancelledError("cancelled; worker killed" + suffix);
     case Outcome::kProtocol:
       return InternalError("worker sent a malformed response; killed" + suffix);
     default:
-      return InternalError("worker process died: " +
-                           (status >= 0 ? DescribeWaitStatus(status)
-                                        : std::string("exit status unavailable")) +
-                           suffix);
+      return InternalError(
+          "worker process died: " +
+          (status >= 0 ? DescribeWaitStatus(status) : std::string("exit status unavailable")) +
+          suffix);
   }
 }
 
-WorkerPool::Outcome WorkerPool::Exchange(Slot& slot, std::string_view request,
-                                         TimePoint deadline, std::string* response,
-                                         uint32_t* kind) {
+WorkerPool::Outcome WorkerPool::Exchange(Slot& slot, std::string_view request, TimePoint deadline,
+                                         std::string* response, uint32_t* kind) {
   Outcome sent = Send(slot, request, deadline);
   if (sent != Outcome::kOk) return sent;
   return Receive(slot, deadline, response, kind);
 }
 
-WorkerPool::Outcome WorkerPool::Send(Slot& slot, std::string_view request,
-                                     TimePoint deadline) {
+WorkerPool::Outcome WorkerPool::Send(Slot& slot, std::string_view request, TimePoint deadline) {
   RequestHeader header;
   header.size = request.size();
   header.deadline_ns =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch())
-          .count();
+      std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count();
   const size_t total = sizeof header + request.size();
   size_t done = 0;
   while (done < total) {
@@ -375,8 +368,8 @@ WorkerPool::Outcome WorkerPool::Send(Slot& slot, std::string_view request,
   return Outcome::kOk;
 }
 
-WorkerPool::Outcome WorkerPool::Receive(Slot& slot, TimePoint deadline,
-                                        std::string* response, uint32_t* kind) {
+WorkerPool::Outcome WorkerPool::Receive(Slot& slot, TimePoint deadline, std::string* response,
+                                        uint32_t* kind) {
   // The header and a small response arrive in one read into this buffer; a large one
   // is read straight into *response once the header gives its size.
   char first[4096];
@@ -420,8 +413,7 @@ WorkerPool::Outcome WorkerPool::Receive(Slot& slot, TimePoint deadline,
   }
 }
 
-WorkerPool::Outcome WorkerPool::Wait(const Slot& slot, short events,
-                                     TimePoint deadline) const {
+WorkerPool::Outcome WorkerPool::Wait(const Slot& slot, short events, TimePoint deadline) const {
   for (;;) {
     // The pidfd catches a death even when a grandchild still holds the worker's socket
     // open (so no EOF would come); the eventfd is the stop callback's.

@@ -25,9 +25,9 @@
 // asked for them not to outlive this program image, and a pipe write end held by a
 // worker would keep another subprocess's reader from ever seeing EOF. Signal handlers are
 // reset to SIG_DFL as exec would (ignored signals stay ignored), and the signal mask is
-// emptied, whatever the forking thread had blocked. stdio buffers are flushed before the fork so that workers never repeat the
-// parent's pending output; a worker flushes its own stdio when the pool shuts it down in
-// an orderly way, never after a crash.
+// emptied, whatever the forking thread had blocked. stdio buffers are flushed before the fork so
+// that workers never repeat the parent's pending output; a worker flushes its own stdio when the
+// pool shuts it down in an orderly way, never after a crash.
 //
 // Needs Linux >= 5.3 (pidfd_open).
 #ifndef FORKLIFT_PROCESS_WORKER_POOL_H_
@@ -52,8 +52,7 @@ namespace forklift::process {
 // Runs in a worker process: request bytes -> response bytes. `deadline` is the item's,
 // on the real steady clock. An exception escaping the handler becomes an Internal error
 // for that call; the worker lives on.
-using WorkerHandler =
-    std::function<std::string(std::string_view request, TimePoint deadline)>;
+using WorkerHandler = std::function<std::string(std::string_view request, TimePoint deadline)>;
 
 struct WorkerPoolOptions {
   // Worker processes, 1 to 65536. Default 1.
@@ -83,9 +82,9 @@ class WorkerPool {
   // handler that takes no locks of the parent's is always fine). Any thread may call it;
   // the pool does not depend on that thread living on.
   // Success: a pool whose every slot holds a live worker. Failure: InvalidArgument naming
-  // "workers" when options.workers is 0 or over 65536 (or for an empty handler); Internal when a system
-  // call fails (nothing is left running then).
-  // Thread-safe: any thread may start pools; each has its own zygote.
+  // "workers" when options.workers is 0 or over 65536 (or for an empty handler); Internal when a
+  // system call fails (nothing is left running then). Thread-safe: any thread may start pools; each
+  // has its own zygote.
   static Result<std::unique_ptr<WorkerPool>> Start(const WorkerPoolOptions& options,
                                                    WorkerHandler handler);
 
@@ -128,10 +127,10 @@ class WorkerPool {
 
  private:
   struct Slot {
-    int sock = -1;     // our end of the worker's socketpair, O_NONBLOCK
-    int pidfd = -1;    // the worker's pidfd: readable once it has exited
-    int stop_fd = -1;  // eventfd written by the std::stop_callback of the current call
-    pid_t pid = 0;     // 0: no worker (a replacement failed)
+    int sock = -1;        // our end of the worker's socketpair, O_NONBLOCK
+    int pidfd = -1;       // the worker's pidfd: readable once it has exited
+    int stop_fd = -1;     // eventfd written by the std::stop_callback of the current call
+    pid_t pid = 0;        // 0: no worker (a replacement failed)
     uint64_t serial = 0;  // the zygote's name for the worker
   };
   enum class Outcome;
@@ -144,8 +143,8 @@ class WorkerPool {
   // zygote reaped it, else stays -1. On failure the slot is left empty.
   Status ReplaceWorker(Slot& slot, int* old_status);
   // One request/response exchange with the slot's worker.
-  Outcome Exchange(Slot& slot, std::string_view request, TimePoint deadline,
-                   std::string* response, uint32_t* kind);
+  Outcome Exchange(Slot& slot, std::string_view request, TimePoint deadline, std::string* response,
+                   uint32_t* kind);
   Outcome Send(Slot& slot, std::string_view request, TimePoint deadline);
   Outcome Receive(Slot& slot, TimePoint deadline, std::string* response, uint32_t* kind);
   Outcome Wait(const Slot& slot, short events, TimePoint deadline) const;
@@ -159,8 +158,8 @@ class WorkerPool {
   std::vector<worker_internal::ZygoteChild> zygote_children_;
   std::vector<Slot> slots_;
 
-  std::mutex control_mu_;  // one request/reply on the control channel at a time
-  int control_fd_ = -1;    // guarded by control_mu_ after Start
+  std::mutex control_mu_;     // one request/reply on the control channel at a time
+  int control_fd_ = -1;       // guarded by control_mu_ after Start
   bool zygote_gone_ = false;  // guarded by control_mu_
   pid_t zygote_pid_ = 0;
   int zygote_pidfd_ = -1;

@@ -20,8 +20,7 @@ ssize_t SendFrameRest(int sock, const void* header, size_t header_size, std::str
   size_t count = 0;
   char* payload_bytes = const_cast<char*>(payload.data());
   if (done < header_size) {
-    iov[count++] = {const_cast<char*>(static_cast<const char*>(header)) + done,
-                    header_size - done};
+    iov[count++] = {const_cast<char*>(static_cast<const char*>(header)) + done, header_size - done};
     iov[count++] = {payload_bytes, payload.size()};
   } else {
     iov[count++] = {payload_bytes + (done - header_size), header_size + payload.size() - done};
@@ -58,8 +57,7 @@ ssize_t SendWithFds(int sock, const void* data, size_t size, const int* fds, siz
   return n;
 }
 
-ssize_t RecvWithFds(int sock, void* data, size_t size, int* fds, size_t max_fds,
-                    size_t* nfds) {
+ssize_t RecvWithFds(int sock, void* data, size_t size, int* fds, size_t max_fds, size_t* nfds) {
   *nfds = 0;
   iovec iov{data, size};
   msghdr msg{};

@@ -74,9 +74,9 @@ struct ControlReply {
 
 // Exit codes a worker uses for its own failures, never for a handler's. High and odd so
 // that they are unlikely to be confused with a handler's _exit().
-inline constexpr int kWorkerExitOrphaned = 121;   // its zygote died before it started
-inline constexpr int kWorkerExitProtocol = 122;   // a malformed request
-inline constexpr int kWorkerExitIoError = 123;    // its socket failed
+inline constexpr int kWorkerExitOrphaned = 121;  // its zygote died before it started
+inline constexpr int kWorkerExitProtocol = 122;  // a malformed request
+inline constexpr int kWorkerExitIoError = 123;   // its socket failed
 inline constexpr int kZygoteExitSetupFailed = 124;
 
 // Sends what is left of a frame (a header of `header_size` bytes, then `payload`) after
@@ -94,8 +94,7 @@ ssize_t SendWithFds(int sock, const void* data, size_t size, const int* fds, siz
 // Receives one message of at most `size` bytes and up to `max_fds` descriptors, which
 // arrive close-on-exec. Sets *nfds to the number received. Returns what recvmsg returns;
 // EINTR is retried. Async-signal-safe.
-ssize_t RecvWithFds(int sock, void* data, size_t size, int* fds, size_t max_fds,
-                    size_t* nfds);
+ssize_t RecvWithFds(int sock, void* data, size_t size, int* fds, size_t max_fds, size_t* nfds);
 
 }  // namespace forklift::process::worker_internal
 

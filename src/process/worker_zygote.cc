@@ -382,8 +382,8 @@ class Zygote {
   ZygoteChild* FindLive(pid_t pid) {
     for (size_t i = 0; i < config_.capacity; ++i) {
       ZygoteChild& child = config_.children[i];
-      if (child.pid == pid && (child.state == ZygoteChild::kRunning ||
-                               child.state == ZygoteChild::kAbandoned)) {
+      if (child.pid == pid &&
+          (child.state == ZygoteChild::kRunning || child.state == ZygoteChild::kAbandoned)) {
         return &child;
       }
     }

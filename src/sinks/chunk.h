@@ -33,8 +33,8 @@ struct Chunk {
   std::string source;       // the source file as given on the command line
   uint64_t first_line = 0;  // smallest and largest source line among its rows and rejects
   uint64_t last_line = 0;
-  std::string checksum;     // XXH3 of the source bytes of its rows and rejects, in order
-  std::string data;         // the rows' CSV records, each followed by '\n'
+  std::string checksum;  // XXH3 of the source bytes of its rows and rejects, in order
+  std::string data;      // the rows' CSV records, each followed by '\n'
   std::vector<ChunkRow> rows;
   std::vector<ParseReject> parse_rejects;
 

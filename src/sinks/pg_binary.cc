@@ -53,8 +53,7 @@ bool ParseFloat(std::string_view s, F* v) {
     }
   }
   if (!digit || s[0] == '+') return false;
-  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), *v,
-                                   std::chars_format::general);
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), *v, std::chars_format::general);
   return ec == std::errc() && ptr == s.data() + s.size();
 }
 
@@ -101,7 +100,9 @@ PgType PgTypeFromName(std::string_view t) {
 
 PgBinaryEncoder::PgBinaryEncoder(std::vector<PgType> types, bool with_ord, char delimiter,
                                  std::string null_string)
-    : types_(std::move(types)), with_ord_(with_ord), delimiter_(delimiter),
+    : types_(std::move(types)),
+      with_ord_(with_ord),
+      delimiter_(delimiter),
       null_string_(std::move(null_string)) {
   for (PgType t : types_) {
     if (t == PgType::kOther) usable_ = false;
@@ -136,11 +137,13 @@ bool PgBinaryEncoder::AddField(PgType type, const sources::CsvField& f, std::str
       int64_t n;
       if (!ParseInt(v, &n)) return false;
       if (type == PgType::kInt2) {
-        if (n < std::numeric_limits<int16_t>::min() || n > std::numeric_limits<int16_t>::max()) return false;
+        if (n < std::numeric_limits<int16_t>::min() || n > std::numeric_limits<int16_t>::max())
+          return false;
         PutU32(out, 2);
         PutU16(out, static_cast<uint16_t>(static_cast<int16_t>(n)));
       } else if (type == PgType::kInt4) {
-        if (n < std::numeric_limits<int32_t>::min() || n > std::numeric_limits<int32_t>::max()) return false;
+        if (n < std::numeric_limits<int32_t>::min() || n > std::numeric_limits<int32_t>::max())
+          return false;
         PutU32(out, 4);
         PutU32(out, static_cast<uint32_t>(static_cast<int32_t>(n)));
       } else {
@@ -183,8 +186,7 @@ bool PgBinaryEncoder::AddField(PgType type, const sources::CsvField& f, std::str
       PutU32(out, static_cast<uint32_t>(days));
       return true;
     }
-    case PgType::kOther:
-      return false;
+    case PgType::kOther: return false;
   }
   return false;
 }

@@ -55,9 +55,10 @@ TEST(PgBinaryTest, EncodesTheStrictSubsetAndRefusesTheRest) {
 TEST(PgBinaryTest, TheServerReadsTheSameValuesAsFromCsv) {
   testing::PgServer* pg = testing::SharedPgServer();
   ASSERT_NE(pg, nullptr);
-  ASSERT_TRUE(pg->Sql("DROP TABLE IF EXISTS bin_a, bin_b; "
-                      "CREATE TABLE bin_a(s text, i2 int2, i4 int4, i8 int8, f4 float4, "
-                      "f8 float8, b bool, d date); CREATE TABLE bin_b (LIKE bin_a)"));
+  ASSERT_TRUE(
+      pg->Sql("DROP TABLE IF EXISTS bin_a, bin_b; "
+              "CREATE TABLE bin_a(s text, i2 int2, i4 int4, i8 int8, f4 float4, "
+              "f8 float8, b bool, d date); CREATE TABLE bin_b (LIKE bin_a)"));
   const std::vector<std::string> rows = {
       "plain,1,2,3,1.5,2.25,t,2020-01-01",
       "\"q,u\"\"o\nte\",-32768,-2147483648,-9223372036854775808,3.4e38,1e-300,false,1999-12-31",
@@ -66,8 +67,8 @@ TEST(PgBinaryTest, TheServerReadsTheSameValuesAsFromCsv) {
       "\"\",0,0,0,0.30000001,0.1,0,0001-01-01",
       "x,7,7,7,123456789,1.0000000000000002,TRUE,9999-12-31",
   };
-  PgBinaryEncoder enc({PgType::kText, PgType::kInt2, PgType::kInt4, PgType::kInt8,
-                       PgType::kFloat4, PgType::kFloat8, PgType::kBool, PgType::kDate},
+  PgBinaryEncoder enc({PgType::kText, PgType::kInt2, PgType::kInt4, PgType::kInt8, PgType::kFloat4,
+                       PgType::kFloat8, PgType::kBool, PgType::kDate},
                       false, ',', "");
   std::string bin, csv;
   PgBinaryEncoder::Begin(&bin);
@@ -84,8 +85,9 @@ TEST(PgBinaryTest, TheServerReadsTheSameValuesAsFromCsv) {
   ASSERT_TRUE(a) << a.error().message;
   EXPECT_EQ(*a, 6);
   ASSERT_TRUE((*conn)->CopyIn("COPY bin_b FROM STDIN (FORMAT csv)", csv));
-  auto diff = pg->Sql("SELECT count(*) FROM ((TABLE bin_a EXCEPT ALL TABLE bin_b) UNION ALL "
-                      "(TABLE bin_b EXCEPT ALL TABLE bin_a)) x");
+  auto diff = pg->Sql(
+      "SELECT count(*) FROM ((TABLE bin_a EXCEPT ALL TABLE bin_b) UNION ALL "
+      "(TABLE bin_b EXCEPT ALL TABLE bin_a)) x");
   ASSERT_TRUE(diff);
   EXPECT_EQ(*diff, "0");
   EXPECT_EQ(*pg->Sql("SELECT count(*) FROM bin_a WHERE s IS NULL AND d IS NULL"), "1");

@@ -131,10 +131,10 @@ Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const PgDsn& dsn) {
   // session whose server or network went silent fails within about a minute instead of
   // waiting on the kernel's default (two hours and more) for a reply that never comes.
   const char* keywords[] = {"connect_timeout", "fallback_application_name", "keepalives",
-                            "keepalives_idle", "keepalives_interval", "keepalives_count",
-                            "dbname", "client_encoding", nullptr};
-  const char* values[] = {"10", "forklift", "1", "30", "10", "3", dsn.conninfo.c_str(), "UTF8",
-                          nullptr};
+                            "keepalives_idle", "keepalives_interval",       "keepalives_count",
+                            "dbname",          "client_encoding",           nullptr};
+  const char* values[] = {"10", "forklift",           "1",    "30",   "10",
+                          "3",  dsn.conninfo.c_str(), "UTF8", nullptr};
   PGconn* conn = PQconnectdbParams(keywords, values, /*expand_dbname=*/1);
   if (!conn) return InternalError("cannot connect to " + dsn.Masked() + ": out of memory");
   if (PQstatus(conn) != CONNECTION_OK) {
@@ -237,8 +237,7 @@ Result<std::string> PgConnection::ExecCommand(std::string_view sql) {
   switch (res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR) {
     case PGRES_COMMAND_OK:
     case PGRES_TUPLES_OK:
-    case PGRES_EMPTY_QUERY:
-      return std::string(PQcmdStatus(res.get()));
+    case PGRES_EMPTY_QUERY: return std::string(PQcmdStatus(res.get()));
     case PGRES_COPY_OUT:
       res.reset();
       Drain();  // Exec discards results, COPY TO STDOUT's included
@@ -247,8 +246,7 @@ Result<std::string> PgConnection::ExecCommand(std::string_view sql) {
       res.reset();
       Drain();  // ends the COPY with an error, so nothing is half-loaded
       return FailLocal(ErrorCode::kFailedPrecondition, "COPY FROM STDIN needs CopyIn, not Exec");
-    default:
-      return Fail(res.get());
+    default: return Fail(res.get());
   }
 }
 

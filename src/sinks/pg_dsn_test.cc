@@ -116,9 +116,9 @@ TEST(ParsePgDsnTest, PercentEncodedPasswordKeywordIsMasked) {
     EXPECT_THAT(dsn->Masked(), HasSubstr("=***")) << uri;
   }
   // A value libpq cannot decode is in its message whole ("invalid percent-encoded token").
-  for (const char* bad : {"postgresql://h/d?pass%77ord=s3cr3t%zz",
-                          "postgresql://h/d?pass%77ord=s3cr3t%zz&sslmode=disable",
-                          "postgresql://u:s3cr3t%zz@h/d"}) {
+  for (const char* bad :
+       {"postgresql://h/d?pass%77ord=s3cr3t%zz",
+        "postgresql://h/d?pass%77ord=s3cr3t%zz&sslmode=disable", "postgresql://u:s3cr3t%zz@h/d"}) {
     auto dsn = ParsePgDsn(bad);
     ASSERT_FALSE(dsn) << bad;
     EXPECT_EQ(dsn.error().code, ErrorCode::kInvalidArgument) << bad;

@@ -105,8 +105,8 @@ void Normalize(Decimal* d) {
 std::optional<Decimal> ParseDecimal(std::string_view s) {
   Decimal d;
   d.neg = TakeSign(&s);
-  if (s.size() > 2 && s[0] == '0' && (Lower(s[1]) == 'x' || Lower(s[1]) == 'o' ||
-                                      Lower(s[1]) == 'b')) {
+  if (s.size() > 2 && s[0] == '0' &&
+      (Lower(s[1]) == 'x' || Lower(s[1]) == 'o' || Lower(s[1]) == 'b')) {
     const std::optional<uint64_t> mag = ParseUnsignedInt(s);
     if (!mag) return std::nullopt;
     d.digits = std::to_string(*mag);
@@ -261,9 +261,9 @@ bool AppendDate(std::string_view v, std::string* out) {
   }
   if (pos != s.size() || widths[0] < 3 || widths[1] > 2 || widths[2] > 2) return false;
   char buf[40];
-  const int n = std::snprintf(buf, sizeof buf, "%04lld-%02lld-%02lld",
-                              static_cast<long long>(parts[0]), static_cast<long long>(parts[1]),
-                              static_cast<long long>(parts[2]));
+  const int n =
+      std::snprintf(buf, sizeof buf, "%04lld-%02lld-%02lld", static_cast<long long>(parts[0]),
+                    static_cast<long long>(parts[1]), static_cast<long long>(parts[2]));
   out->append(buf, static_cast<size_t>(n));
   return true;
 }

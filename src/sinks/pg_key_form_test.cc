@@ -21,7 +21,8 @@ void ExpectClasses(std::string_view type, const std::vector<std::vector<std::str
   for (const auto& spellings : classes) {
     const std::string form = Form(type, spellings[0], typmod);
     for (const std::string& s : spellings) {
-      EXPECT_EQ(Form(type, s, typmod), form) << type << ": '" << s << "' vs '" << spellings[0] << "'";
+      EXPECT_EQ(Form(type, s, typmod), form)
+          << type << ": '" << s << "' vs '" << spellings[0] << "'";
     }
     for (const std::string& f : forms) {
       EXPECT_NE(f, form) << type << ": '" << spellings[0] << "' shares a form";
@@ -98,11 +99,12 @@ TEST(PgKeyFormTest, NumericsByValue) {
 
 TEST(PgKeyFormTest, NumericsRoundToTheColumnsScale) {
   const int32_t numeric_10_2 = ((10 << 16) | 2) + 4;
-  ExpectClasses("numeric", {{"1.23", "1.234", "1.2299", "1.225", "01.230"},
-                            {"1.24", "1.235"},
-                            {"-1.24", "-1.235"},
-                            {"10", "9.995", "9.999"},
-                            {"0", "0.004", "-0.004"}},
+  ExpectClasses("numeric",
+                {{"1.23", "1.234", "1.2299", "1.225", "01.230"},
+                 {"1.24", "1.235"},
+                 {"-1.24", "-1.235"},
+                 {"10", "9.995", "9.999"},
+                 {"0", "0.004", "-0.004"}},
                 numeric_10_2);
   const int32_t numeric_5_0 = ((5 << 16) | 0) + 4;
   ExpectClasses("numeric", {{"2", "1.5", "2.4999"}, {"1", "0.5", "1.49"}, {"0", "0.4"}},
@@ -125,12 +127,11 @@ TEST(PgKeyFormTest, FloatsByValueAtTheColumnsPrecision) {
 }
 
 TEST(PgKeyFormTest, UuidsByValue) {
-  ExpectClasses("uuid", {{"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
-                          "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11",
-                          "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}",
-                          "a0eebc999c0b4ef8bb6d6bb9bd380a11",
-                          "a0ee-bc99-9c0b-4ef8-bb6d-6bb9-bd38-0a11"},
-                         {"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12"}});
+  ExpectClasses("uuid",
+                {{"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11",
+                  "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}", "a0eebc999c0b4ef8bb6d6bb9bd380a11",
+                  "a0ee-bc99-9c0b-4ef8-bb6d-6bb9-bd38-0a11"},
+                 {"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12"}});
   for (std::string_view v : {"", "a0eebc99", "g0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
                              "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1100"}) {
     EXPECT_EQ(Form("uuid", v), v);

@@ -53,8 +53,7 @@ std::string CompareList(const std::vector<std::string>& cols, std::string_view p
 // Anything else (no such column, permissions, a lost connection) is about the load.
 bool IsRowLevel(const PgError& e) {
   return !e.connection_lost && e.sqlstate.size() == 5 &&
-         (e.sqlstate.starts_with("22") || e.sqlstate.starts_with("23") ||
-          e.sqlstate == "P0001");
+         (e.sqlstate.starts_with("22") || e.sqlstate.starts_with("23") || e.sqlstate == "P0001");
 }
 
 std::string RowReason(const PgError& e) {
@@ -66,16 +65,17 @@ std::string RowReason(const PgError& e) {
 class PgSink final : public Sink {
  public:
   PgSink(TargetAddress address, TableSpec spec, const PgTableInfo& table)
-      : address_(std::move(address)), spec_(std::move(spec)),
+      : address_(std::move(address)),
+        spec_(std::move(spec)),
         encoder_(table.types, spec_.upsert, spec_.delimiter, spec_.null_string),
         unique_key_(table.unique_key) {
     const std::string table_sql = QuoteQualified(spec_.schema, spec_.table);
-    const std::string options = fmt::format("(FORMAT csv, DELIMITER {}, NULL {})",
-                                            QuoteLiteral(std::string(1, spec_.delimiter)),
-                                            QuoteLiteral(spec_.null_string));
+    const std::string options =
+        fmt::format("(FORMAT csv, DELIMITER {}, NULL {})",
+                    QuoteLiteral(std::string(1, spec_.delimiter)), QuoteLiteral(spec_.null_string));
     if (!spec_.upsert) {
-      copy_sql_ = fmt::format("COPY {} ({}) FROM STDIN {}", table_sql, ColumnList(spec_.columns),
-                              options);
+      copy_sql_ =
+          fmt::format("COPY {} ({}) FROM STDIN {}", table_sql, ColumnList(spec_.columns), options);
       copy_bin_sql_ = fmt::format("COPY {} ({}) FROM STDIN (FORMAT binary)", table_sql,
                                   ColumnList(spec_.columns));
       copy_text_sql_ = fmt::format("COPY {} ({}) FROM STDIN (FORMAT text)", table_sql,
@@ -100,10 +100,9 @@ class PgSink final : public Sink {
         }
         // A row that would not change is left as it is: a rerun of the same data writes
         // no new row versions (no WAL, no bloat), only the conflict's row lock.
-        action = fmt::format(
-            "DO UPDATE SET {} WHERE ({}) IS DISTINCT FROM ({})", sets,
-            CompareList(rest, "forklift_t.", spec_.columns, table.compare_as_text),
-            CompareList(rest, "EXCLUDED.", spec_.columns, table.compare_as_text));
+        action = fmt::format("DO UPDATE SET {} WHERE ({}) IS DISTINCT FROM ({})", sets,
+                             CompareList(rest, "forklift_t.", spec_.columns, table.compare_as_text),
+                             CompareList(rest, "EXCLUDED.", spec_.columns, table.compare_as_text));
       }
       const std::string keys = ColumnList(spec_.key);
       // DISTINCT ON keeps the last row of a key (highest ord); ORDER BY key also makes every
@@ -150,9 +149,8 @@ class PgSink final : public Sink {
         "INSERT INTO {} (load_id, chunk, source, first_line, last_line, rows, rejected, "
         "checksum, target_table) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         PgLedgerTable(spec_));
-    ledger_find_sql_ = fmt::format(
-        "SELECT {} FROM {} WHERE load_id = $1 AND chunk = $2", kPgLedgerColumns,
-        PgLedgerTable(spec_));
+    ledger_find_sql_ = fmt::format("SELECT {} FROM {} WHERE load_id = $1 AND chunk = $2",
+                                   kPgLedgerColumns, PgLedgerTable(spec_));
   }
 
   Status Connect() {
@@ -218,9 +216,9 @@ class PgSink final : public Sink {
       (void)Exec("ROLLBACK");
       FORKLIFT_ASSIGN_OR_RETURN(std::optional<LedgerEntry> earlier, FindChunk(chunk.number));
       if (!earlier) {  // deleted in between: nothing is known to be committed, so retry
-        return UnavailableError(fmt::format(
-            "--to {}: chunk {}: its ledger row existed and then did not; retrying",
-            address_.display, chunk.number));
+        return UnavailableError(
+            fmt::format("--to {}: chunk {}: its ledger row existed and then did not; retrying",
+                        address_.display, chunk.number));
       }
       return AlreadyCommitted(chunk, *earlier, std::move(result));
     }
@@ -418,8 +416,9 @@ class PgSink final : public Sink {
         FORKLIFT_RETURN_IF_ERROR(Exec("ROLLBACK TO SAVEPOINT forklift_narrow"));
         FORKLIFT_RETURN_IF_ERROR(Exec("RELEASE SAVEPOINT forklift_narrow"));
         // Text and binary COPY data hold one row per line: line N is s[N - 1].
-        const std::optional<size_t> at =
-            e.copy_line && *e.copy_line >= 1 ? std::optional<size_t>(*e.copy_line - 1) : std::nullopt;
+        const std::optional<size_t> at = e.copy_line && *e.copy_line >= 1
+                                             ? std::optional<size_t>(*e.copy_line - 1)
+                                             : std::nullopt;
         if (at && *at < s.size() && line_retries < kMaxLineRetries) {
           rejected->push_back({.row = s[*at], .sqlstate = e.sqlstate, .reason = RowReason(e)});
           s.erase(s.begin() + static_cast<std::ptrdiff_t>(*at));
@@ -444,8 +443,8 @@ class PgSink final : public Sink {
   std::mutex cancel_mu_;  // guards replacing conn_ against Cancel()
   std::unique_ptr<PgConnection> conn_;
   PgBinaryEncoder encoder_;
-  bool unique_key_ = false;      // the table has a unique index on exactly the key
-  bool distinct_keys_ = false;   // the last COPY's keys are distinct values
+  bool unique_key_ = false;     // the table has a unique index on exactly the key
+  bool distinct_keys_ = false;  // the last COPY's keys are distinct values
   std::vector<uint64_t> key_hashes_;
   std::string key_;
   std::string fast_sql_;
@@ -463,8 +462,8 @@ class PgSink final : public Sink {
 }  // namespace
 
 Result<std::unique_ptr<PgConnection>> ConnectPg(const TargetAddress& address) {
-  auto conn = PgConnection::Connect(PgDsn{.conninfo = address.conninfo,
-                                          .password = address.password});
+  auto conn =
+      PgConnection::Connect(PgDsn{.conninfo = address.conninfo, .password = address.password});
   if (!conn) {  // the message names the (masked) DSN already
     return MakeError(conn.error().code,
                      MaskSecret("--to: " + conn.error().message, address.password));

@@ -78,10 +78,11 @@ class PgSinkTest : public ::testing::Test {
     ASSERT_TRUE(dsn);
     auto earlier = PgConnection::Connect(*dsn);
     ASSERT_TRUE(earlier) << earlier.error().ToString();
-    ASSERT_TRUE((*earlier)->Exec("BEGIN; INSERT INTO ps.t VALUES (1, 1), (2, 2); "
-                                 "INSERT INTO ps.forklift_load_chunks (load_id, chunk, source, "
-                                 "first_line, last_line, rows, rejected, checksum, target_table) "
-                                 "VALUES ('L', 1, 'in.csv', 1, 2, 2, 0, 'sum-1', 'ps.t')"));
+    ASSERT_TRUE(
+        (*earlier)->Exec("BEGIN; INSERT INTO ps.t VALUES (1, 1), (2, 2); "
+                         "INSERT INTO ps.forklift_load_chunks (load_id, chunk, source, "
+                         "first_line, last_line, rows, rejected, checksum, target_table) "
+                         "VALUES ('L', 1, 'in.csv', 1, 2, 2, 0, 'sum-1', 'ps.t')"));
     std::atomic<size_t> letters{0};
     auto done = std::async(std::launch::async, [&] {
       return sink.WriteChunk(MakeChunk(1, {"1,1", "2,2"}), [&](std::span<const RejectedRow> r) {
@@ -92,8 +93,9 @@ class PgSinkTest : public ::testing::Test {
     // Commit only once this attempt waits on the earlier one's locks.
     bool waiting = false;
     for (int i = 0; i < 1000 && !waiting; ++i) {
-      waiting = pg_->Sql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                        "AND application_name = 'forklift'")
+      waiting = pg_->Sql(
+                       "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                       "AND application_name = 'forklift'")
                     .value_or("0") != "0";
       if (!waiting) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }

@@ -17,8 +17,8 @@ namespace {
 // path and polygon have no `=` (42883), and box's and circle's `=` compare areas, so a
 // box moved elsewhere would count as unchanged. Their text forms compare exactly.
 bool CompareAsText(std::string_view typname) {
-  for (std::string_view t : {"json", "xml", "point", "line", "lseg", "box", "path", "polygon",
-                             "circle"}) {
+  for (std::string_view t :
+       {"json", "xml", "point", "line", "lseg", "box", "path", "polygon", "circle"}) {
     if (typname == t) return true;
   }
   return false;
@@ -56,14 +56,14 @@ Result<PgTableInfo> ReadPgTable(PgConnection& conn, const TableSpec& spec,
                            r[4].value_or(""), std::stoi(r[5].value_or("-1"))};
   }
   if (have.empty()) {
-    return FailedPreconditionError(fmt::format("--table {}: no such table in {}",
-                                               ShownTable(spec), address.display));
+    return FailedPreconditionError(
+        fmt::format("--table {}: no such table in {}", ShownTable(spec), address.display));
   }
   PgTableInfo info;
   for (const std::string& c : spec.columns) {
     if (std::find(have.begin(), have.end(), c) == have.end()) {
-      return FailedPreconditionError(fmt::format("column '{}' is not in table {} (it has {})",
-                                                 c, ShownTable(spec), fmt::join(have, ", ")));
+      return FailedPreconditionError(fmt::format("column '{}' is not in table {} (it has {})", c,
+                                                 ShownTable(spec), fmt::join(have, ", ")));
     }
     info.types.push_back(PgTypeFromName(column[c].type));
     info.compare_as_text.push_back(CompareAsText(column[c].compare_type));
@@ -83,15 +83,14 @@ Result<PgTableInfo> ReadPgTable(PgConnection& conn, const TableSpec& spec,
   const char* nulls_not_distinct =
       conn.server_version() >= 150000 ? "i.indnullsnotdistinct" : "false";
   auto idx = conn.Query(
-      fmt::format(
-          "SELECT c.relname, i.indimmediate, i.indisvalid, {}, "
-          "array_to_string(ARRAY(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY "
-          "AS k(attnum, n) JOIN pg_attribute a ON a.attrelid = i.indrelid AND "
-          "a.attnum = k.attnum WHERE k.n <= i.indnkeyatts ORDER BY a.attname), chr(1)) "
-          "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-          "WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indpred IS NULL AND "
-          "i.indexprs IS NULL",
-          nulls_not_distinct),
+      fmt::format("SELECT c.relname, i.indimmediate, i.indisvalid, {}, "
+                  "array_to_string(ARRAY(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY "
+                  "AS k(attnum, n) JOIN pg_attribute a ON a.attrelid = i.indrelid AND "
+                  "a.attnum = k.attnum WHERE k.n <= i.indnkeyatts ORDER BY a.attname), chr(1)) "
+                  "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                  "WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indpred IS NULL AND "
+                  "i.indexprs IS NULL",
+                  nulls_not_distinct),
       p);
   if (!idx) return tl::unexpected(OnTarget(address, idx.error()));
   std::vector<std::string> sorted = spec.key;
@@ -149,9 +148,9 @@ Result<std::vector<std::string>> ReadPgTableColumns(const TargetAddress& address
   std::vector<std::string> out;
   for (const auto& r : *rows) out.push_back(r[0].value_or(""));
   if (out.empty()) {
-    return FailedPreconditionError(fmt::format(
-        "--table {}: no such table in {}", schema.empty() ? table : schema + "." + table,
-        address.display));
+    return FailedPreconditionError(fmt::format("--table {}: no such table in {}",
+                                               schema.empty() ? table : schema + "." + table,
+                                               address.display));
   }
   return out;
 }

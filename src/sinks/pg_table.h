@@ -20,7 +20,7 @@
 namespace forklift::sinks {
 
 struct PgTableInfo {
-  std::vector<PgType> types;          // of spec.columns: binary COPY when all have a form
+  std::vector<PgType> types;  // of spec.columns: binary COPY when all have a form
   // Of spec.columns: the type has no `=` fit to tell "changed" (json, xml, the geometric
   // types, arrays and domains of them; box and circle's `=` compares areas), so an upsert
   // compares the column's text form instead.

@@ -64,10 +64,10 @@ class PgTarget final : public Target {
         return FailedPreconditionError(fmt::format("--ledger-schema {}: no such schema in {}",
                                                    spec_.ledger_schema, address_.display));
       }
-      return FailedPreconditionError(fmt::format(
-          "--to {}: no schema to create the ledger table forklift_load_chunks in (the "
-          "search_path names none that exists): name one with --ledger-schema",
-          address_.display));
+      return FailedPreconditionError(
+          fmt::format("--to {}: no schema to create the ledger table forklift_load_chunks in (the "
+                      "search_path names none that exists): name one with --ledger-schema",
+                      address_.display));
     }
     const auto& w = (*where)[0];
     const std::string schema = w[0].value_or(""), role = w[2].value_or("");
@@ -92,7 +92,8 @@ class PgTarget final : public Target {
   Status ClaimLoad() override {
     // Keyed by the ledger and the load id; a session lock, so it ends with the connection.
     const std::optional<std::string> p[] = {PgLedgerTable(spec_) + "\x1f" + spec_.load_id};
-    auto rows = conn_->Query("SELECT pg_try_advisory_lock(hashtext('forklift load'), hashtext($1))", p);
+    auto rows =
+        conn_->Query("SELECT pg_try_advisory_lock(hashtext('forklift load'), hashtext($1))", p);
     if (!rows) return tl::unexpected(Decorate(rows.error()));
     if (rows->empty() || (*rows)[0][0].value_or("") != "t") {
       return AbortedError(fmt::format(
@@ -114,10 +115,9 @@ class PgTarget final : public Target {
 
   Result<std::vector<LedgerEntry>> CommittedChunks() override {
     const std::optional<std::string> p[] = {spec_.load_id};
-    auto rows = conn_->Query(
-        fmt::format("SELECT {} FROM {} WHERE load_id = $1 ORDER BY chunk", kPgLedgerColumns,
-                    PgLedgerTable(spec_)),
-        p);
+    auto rows = conn_->Query(fmt::format("SELECT {} FROM {} WHERE load_id = $1 ORDER BY chunk",
+                                         kPgLedgerColumns, PgLedgerTable(spec_)),
+                             p);
     if (!rows) return tl::unexpected(Decorate(rows.error()));
     std::vector<LedgerEntry> out;
     out.reserve(rows->size());
@@ -125,17 +125,14 @@ class PgTarget final : public Target {
     return out;
   }
 
-  Result<std::unique_ptr<Sink>> OpenSink() override {
-    return OpenPgSink(address_, spec_, table_);
-  }
+  Result<std::unique_ptr<Sink>> OpenSink() override { return OpenPgSink(address_, spec_, table_); }
 
   KeyCanonicalizer CanonicalKey() const override {
     std::vector<PgKeyForm> forms;
     for (size_t i = 0; i < table_.key_typnames.size(); ++i) {
       forms.emplace_back(table_.key_typnames[i], table_.key_typmods[i]);
     }
-    return [forms = std::move(forms)](size_t key_index, std::string_view value,
-                                      std::string* out) {
+    return [forms = std::move(forms)](size_t key_index, std::string_view value, std::string* out) {
       if (key_index < forms.size()) {
         forms[key_index].Append(value, out);
       } else {
@@ -155,8 +152,7 @@ class PgTarget final : public Target {
 
 }  // namespace
 
-Result<std::unique_ptr<Target>> OpenPgTarget(const TargetAddress& address,
-                                             const TableSpec& spec) {
+Result<std::unique_ptr<Target>> OpenPgTarget(const TargetAddress& address, const TableSpec& spec) {
   FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, ConnectPg(address));
   auto target = std::make_unique<PgTarget>(address, spec, std::move(conn));
   FORKLIFT_RETURN_IF_ERROR(target->Check());

@@ -15,8 +15,7 @@ namespace forklift::sinks {
 // one that is DEFERRABLE or not valid), each naming the target by its display form (no
 // password).
 // Thread safety: a Target is used from one thread; each Sink it opens from one thread.
-Result<std::unique_ptr<Target>> OpenPgTarget(const TargetAddress& address,
-                                             const TableSpec& spec);
+Result<std::unique_ptr<Target>> OpenPgTarget(const TargetAddress& address, const TableSpec& spec);
 
 }  // namespace forklift::sinks
 

@@ -19,8 +19,8 @@ std::string ShownTable(const TableSpec& spec) {
 }
 
 Error OnTarget(const TargetAddress& address, const Error& e) {
-  return Error{e.code, MaskSecret(fmt::format("--to {}: {}", address.display, e.message),
-                                  address.password)};
+  return Error{
+      e.code, MaskSecret(fmt::format("--to {}: {}", address.display, e.message), address.password)};
 }
 
 Result<TargetAddress> ParseTargetAddress(std::string_view to) {
@@ -61,8 +61,7 @@ Result<TargetAddress> ParseTargetAddress(std::string_view to) {
   return a;
 }
 
-Result<std::unique_ptr<Target>> Target::Open(const TargetAddress& address,
-                                             const TableSpec& spec) {
+Result<std::unique_ptr<Target>> Target::Open(const TargetAddress& address, const TableSpec& spec) {
   if (spec.table.empty()) return InvalidArgumentError("--table: empty table name");
   if (spec.columns.empty()) return InvalidArgumentError("no columns to load");
   if (spec.upsert && spec.key.empty()) {
@@ -70,8 +69,8 @@ Result<std::unique_ptr<Target>> Target::Open(const TargetAddress& address,
   }
   for (const std::string& k : spec.key) {
     if (std::find(spec.columns.begin(), spec.columns.end(), k) == spec.columns.end()) {
-      return InvalidArgumentError(fmt::format(
-          "--key {}: not among the input's columns ({})", k, fmt::join(spec.columns, ", ")));
+      return InvalidArgumentError(fmt::format("--key {}: not among the input's columns ({})", k,
+                                              fmt::join(spec.columns, ", ")));
     }
   }
   if (address.kind == TargetAddress::Kind::kSqlite) {

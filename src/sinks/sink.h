@@ -26,14 +26,14 @@ namespace forklift::sinks {
 
 // The table and how the CSV maps onto it.
 struct TableSpec {
-  std::string schema;                // "" = the connection's default (search_path / main)
+  std::string schema;  // "" = the connection's default (search_path / main)
   std::string table;
   std::vector<std::string> columns;  // target columns, in the CSV's column order
   std::vector<std::string> key;      // conflict columns (upsert); a subset of columns
   bool upsert = false;               // false: plain insert (COPY)
   char delimiter = ',';
-  std::string null_string;           // an unquoted field equal to this is NULL; default ""
-  std::string load_id;               // the ledger's load id
+  std::string null_string;  // an unquoted field equal to this is NULL; default ""
+  std::string load_id;      // the ledger's load id
   // Where the ledger (forklift_load_chunks) lives: "" = the table's schema (the
   // connection's default when that is "" too). PostgreSQL only (--ledger-schema).
   std::string ledger_schema;
@@ -138,8 +138,7 @@ class Target {
   // key columns are among them. Changes nothing in the target.
   // Failure: Unavailable (cannot connect), FailedPrecondition naming the missing table or
   // column and the target's display form, InvalidArgument for a bad spec.
-  static Result<std::unique_ptr<Target>> Open(const TargetAddress& address,
-                                              const TableSpec& spec);
+  static Result<std::unique_ptr<Target>> Open(const TargetAddress& address, const TableSpec& spec);
 
   virtual const TargetAddress& address() const = 0;
 

@@ -91,9 +91,8 @@ void BindValue(StatementUse& s, int i, Affinity a, std::string_view v) {
       return;
     }
   } else if (a == Affinity::kReal && !v.empty() && v.size() <= 32) {
-    const bool plain = std::all_of(v.begin(), v.end(), [](char c) {
-      return (c >= '0' && c <= '9') || c == '.' || c == '-';
-    });
+    const bool plain = std::all_of(
+        v.begin(), v.end(), [](char c) { return (c >= '0' && c <= '9') || c == '.' || c == '-'; });
     double x = 0;
     auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
     if (plain && ec == std::errc() && p == v.data() + v.size()) {
@@ -107,8 +106,8 @@ void BindValue(StatementUse& s, int i, Affinity a, std::string_view v) {
 // A connection to the target: no CREATE (a mistyped path must not become an empty
 // database), WAL, and errors that name the file as the user wrote it.
 Result<sqlite::Db> OpenTargetDb(const TargetAddress& address) {
-  auto db = sqlite::Db::Open(address.conninfo, {.busy_timeout_ms = kBusyTimeoutMs,
-                                                .label = address.display});
+  auto db = sqlite::Db::Open(address.conninfo,
+                             {.busy_timeout_ms = kBusyTimeoutMs, .label = address.display});
   if (!db) {
     return FailedPreconditionError(
         fmt::format("{}: cannot open: {}", address.display, db.error().message));
@@ -127,9 +126,9 @@ struct TableColumns {
 Result<TableColumns> ReadColumns(sqlite::Db& db, const TargetAddress& address,
                                  const std::string& schema, const std::string& table) {
   FORKLIFT_ASSIGN_OR_RETURN(
-      Statement info, db.Prepare(schema.empty()
-                                     ? "SELECT name, type FROM pragma_table_info(?1)"
-                                     : "SELECT name, type FROM pragma_table_info(?1, ?2)"));
+      Statement info,
+      db.Prepare(schema.empty() ? "SELECT name, type FROM pragma_table_info(?1)"
+                                : "SELECT name, type FROM pragma_table_info(?1, ?2)"));
   StatementUse s(info);
   s.BindText(1, table);
   if (!schema.empty()) s.BindText(2, schema);
@@ -141,9 +140,9 @@ Result<TableColumns> ReadColumns(sqlite::Db& db, const TargetAddress& address,
   }
   if (rc != SQLITE_DONE) return tl::unexpected(db.LastError("read the table's columns"));
   if (out.names.empty()) {
-    return FailedPreconditionError(fmt::format(
-        "--table {}: no such table in {}", schema.empty() ? table : schema + "." + table,
-        address.display));
+    return FailedPreconditionError(fmt::format("--table {}: no such table in {}",
+                                               schema.empty() ? table : schema + "." + table,
+                                               address.display));
   }
   return out;
 }
@@ -166,8 +165,8 @@ std::string InsertSql(const TableSpec& spec) {
     cols += QuoteIdent(spec.columns[i]);
     params += "?" + std::to_string(i + 1);
   }
-  std::string sql = fmt::format("INSERT INTO {} ({}) VALUES ({})", QualifiedTable(spec), cols,
-                                params);
+  std::string sql =
+      fmt::format("INSERT INTO {} ({}) VALUES ({})", QualifiedTable(spec), cols, params);
   if (!spec.upsert) return sql;
   std::string keys, sets, changed;
   for (const std::string& k : spec.key) keys += (keys.empty() ? "" : ", ") + QuoteIdent(k);
@@ -258,10 +257,13 @@ class SqliteSink final : public Sink {
     FORKLIFT_ASSIGN_OR_RETURN(insert_, db_.Prepare(InsertSql(spec_), /*persistent=*/true));
     FORKLIFT_ASSIGN_OR_RETURN(
         ledger_insert_,
-        db_.Prepare(fmt::format(
-            "INSERT INTO {}forklift_load_chunks(load_id, chunk, source, first_line, last_line, "
-            "rows, rejected, checksum, target_table) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            Prefix(spec_)), /*persistent=*/true));
+        db_.Prepare(
+            fmt::format(
+                "INSERT INTO {}forklift_load_chunks(load_id, chunk, source, first_line, last_line, "
+                "rows, rejected, checksum, target_table) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+                "?9)",
+                Prefix(spec_)),
+            /*persistent=*/true));
     FORKLIFT_ASSIGN_OR_RETURN(ledger_find_,
                               db_.Prepare(LedgerSelect(spec_) + " AND chunk = ?2", true));
     return {};
@@ -303,11 +305,10 @@ class SqliteSink final : public Sink {
               "table's conflict clause (ON CONFLICT ROLLBACK) or a trigger's "
               "RAISE(ROLLBACK, ...) does that, and forklift cannot then narrow the bad rows "
               "out (use ABORT or FAIL there); nothing of this chunk was committed",
-              address_.display, ShownTable(spec_), chunk.rows[i].line,
-              db_.Message(), CodeName(rc)));
+              address_.display, ShownTable(spec_), chunk.rows[i].line, db_.Message(),
+              CodeName(rc)));
         }
-        result->rejected.push_back(
-            {.row = i, .sqlstate = CodeName(rc), .reason = db_.Message()});
+        result->rejected.push_back({.row = i, .sqlstate = CodeName(rc), .reason = db_.Message()});
       } else {
         return tl::unexpected(db_.LastError(fmt::format("insert into {}", spec_.table)));
       }
@@ -352,17 +353,17 @@ class SqliteTarget final : public Target {
     if (lock_fd_.valid()) return {};
     core::UniqueFd fd(::open(address_.conninfo.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd.valid()) {
-      return FailedPreconditionError(fmt::format("{}: cannot open to lock it: {}",
-                                                 address_.display, core::ErrnoText(errno)));
+      return FailedPreconditionError(
+          fmt::format("{}: cannot open to lock it: {}", address_.display, core::ErrnoText(errno)));
     }
     if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
       const int err = errno;
       if (err == EWOULDBLOCK) {
-        return AbortedError(fmt::format(
-            "another load with load id {} (or another load into this file) is running "
-            "against {}: an SQLite file takes one load at a time; wait for it to end "
-            "(rerunning then resumes this one)",
-            spec_.load_id, address_.display));
+        return AbortedError(
+            fmt::format("another load with load id {} (or another load into this file) is running "
+                        "against {}: an SQLite file takes one load at a time; wait for it to end "
+                        "(rerunning then resumes this one)",
+                        spec_.load_id, address_.display));
       }
       return FailedPreconditionError(
           fmt::format("{}: cannot lock: {}", address_.display, core::ErrnoText(err)));
@@ -373,14 +374,13 @@ class SqliteTarget final : public Target {
 
   // The table is there and has the columns; their affinities for binding.
   Status Check() {
-    FORKLIFT_ASSIGN_OR_RETURN(TableColumns have, ReadColumns(db_, address_, spec_.schema,
-                                                             spec_.table));
+    FORKLIFT_ASSIGN_OR_RETURN(TableColumns have,
+                              ReadColumns(db_, address_, spec_.schema, spec_.table));
     for (const std::string& c : spec_.columns) {
       auto it = std::find(have.names.begin(), have.names.end(), c);
       if (it == have.names.end()) {
-        return FailedPreconditionError(fmt::format("column '{}' is not in table {} (it has {})",
-                                                   c, ShownTable(spec_),
-                                                   fmt::join(have.names, ", ")));
+        return FailedPreconditionError(fmt::format("column '{}' is not in table {} (it has {})", c,
+                                                   ShownTable(spec_), fmt::join(have.names, ", ")));
       }
       affinity_.push_back(AffinityOf(have.types[static_cast<size_t>(it - have.names.begin())]));
     }
@@ -393,8 +393,7 @@ class SqliteTarget final : public Target {
   Result<int> MaxWorkers() override { return 1; }
 
   Result<std::vector<LedgerEntry>> CommittedChunks() override {
-    FORKLIFT_ASSIGN_OR_RETURN(Statement stmt,
-                              db_.Prepare(LedgerSelect(spec_) + " ORDER BY chunk"));
+    FORKLIFT_ASSIGN_OR_RETURN(Statement stmt, db_.Prepare(LedgerSelect(spec_) + " ORDER BY chunk"));
     StatementUse s(stmt);
     s.BindText(1, spec_.load_id);
     std::vector<LedgerEntry> out;

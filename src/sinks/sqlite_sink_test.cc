@@ -95,11 +95,11 @@ TEST_F(SqliteSinkTest, AConflictClauseThatRollsBackFailsTheChunkAndCommitsNothin
   auto sink = OpenSink({"id", "v"});
   ASSERT_NE(sink, nullptr);
   bool asked = false;
-  auto r = sink->WriteChunk(MakeChunk(1, {"2,a", "1,dup", "3,c"}),
-                            [&](std::span<const RejectedRow>) {
-                              asked = true;
-                              return Status();
-                            });
+  auto r =
+      sink->WriteChunk(MakeChunk(1, {"2,a", "1,dup", "3,c"}), [&](std::span<const RejectedRow>) {
+        asked = true;
+        return Status();
+      });
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, ErrorCode::kFailedPrecondition);  // not a row, not retried
   EXPECT_THAT(r.error().message, HasSubstr("table t, line 2"));

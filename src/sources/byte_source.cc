@@ -21,10 +21,7 @@ using core::ErrnoText;
 }  // namespace
 
 ByteSource::ByteSource(std::string path, int fd, uint64_t file_size)
-    : path_(std::move(path)),
-      fd_(fd),
-      file_size_(file_size),
-      input_(new char[kInputBufferSize]) {}
+    : path_(std::move(path)), fd_(fd), file_size_(file_size), input_(new char[kInputBufferSize]) {}
 
 ByteSource::~ByteSource() {
   if (stream_ != nullptr) inflateEnd(stream_.get());
@@ -51,8 +48,7 @@ Result<std::unique_ptr<ByteSource>> ByteSource::Open(const std::string& path) {
   }
   if (S_ISDIR(st.st_mode)) {
     core::CloseFd(fd);
-    return InvalidArgumentError(
-        fmt::format("cannot open '{}': {}", path, ErrnoText(EISDIR)));
+    return InvalidArgumentError(fmt::format("cannot open '{}': {}", path, ErrnoText(EISDIR)));
   }
   uint64_t size = S_ISREG(st.st_mode) ? static_cast<uint64_t>(st.st_size) : 0;
   if (S_ISREG(st.st_mode)) {

@@ -58,7 +58,8 @@ TEST(ByteSourceTest, PlainFileIsReadAsIs) {
 
 TEST(ByteSourceTest, TinyAndEmptyPlainFiles) {
   for (std::string data : {std::string(), std::string("x"), std::string("\x1f"),
-                           std::string("\x1f" "a")}) {
+                           std::string("\x1f"
+                                       "a")}) {
     TempFile file(data);
     auto source = ByteSource::Open(file.path());
     ASSERT_TRUE(source.has_value()) << source.error().ToString();

@@ -135,8 +135,8 @@ ParseStatus ParseRecord(const char* begin, const char* end, bool eof, const bool
           }
           if (unquoting) {
             scratch->append(q, end);
-            field.value = std::string_view(scratch->data() + scratch_start,
-                                           scratch->size() - scratch_start);
+            field.value =
+                std::string_view(scratch->data() + scratch_start, scratch->size() - scratch_start);
           } else {
             field.value = std::string_view(content, static_cast<size_t>(end - content));
           }
@@ -158,8 +158,8 @@ ParseStatus ParseRecord(const char* begin, const char* end, bool eof, const bool
         newlines += CountLf(content, c);
         if (unquoting) {
           scratch->append(q, c);
-          field.value = std::string_view(scratch->data() + scratch_start,
-                                         scratch->size() - scratch_start);
+          field.value =
+              std::string_view(scratch->data() + scratch_start, scratch->size() - scratch_start);
         } else {
           field.value = std::string_view(content, static_cast<size_t>(c - content));
         }
@@ -176,8 +176,7 @@ ParseStatus ParseRecord(const char* begin, const char* end, bool eof, const bool
         stop = Stop::kCrLf;
       } else {  // garbage (a CR at `end` mid-input comes back from ScanUnquoted as kNeedMore)
         if (error->empty()) {
-          *error = fmt::format("field {}: '{}' after closing quote", count,
-                               ByteForMessage(*p));
+          *error = fmt::format("field {}: '{}' after closing quote", count, ByteForMessage(*p));
         }
         bool ignored = false;
         stop = ScanUnquoted(p, end, eof, special, delimiter, &ignored);
@@ -224,8 +223,9 @@ std::array<bool, 256> SpecialBytes(char delimiter) {
 Status ValidateCsvDialect(const CsvDialect& dialect) {
   char d = dialect.delimiter;
   if (d == '"' || d == '\r' || d == '\n') {
-    return InvalidArgumentError(
-        fmt::format("CSV delimiter cannot be '{}'", d == '"' ? "\"" : d == '\r' ? "\\r" : "\\n"));
+    return InvalidArgumentError(fmt::format("CSV delimiter cannot be '{}'", d == '"'    ? "\""
+                                                                            : d == '\r' ? "\\r"
+                                                                                        : "\\n"));
   }
   if (dialect.max_record_bytes == 0) {
     return InvalidArgumentError("CSV max_record_bytes must be positive");
@@ -236,8 +236,7 @@ Status ValidateCsvDialect(const CsvDialect& dialect) {
 CsvReader::CsvReader(std::unique_ptr<ByteSource> source, CsvDialect dialect)
     : CsvReader(std::move(source), dialect, kDefaultBufferSize) {}
 
-CsvReader::CsvReader(std::unique_ptr<ByteSource> source, CsvDialect dialect,
-                     size_t buffer_size)
+CsvReader::CsvReader(std::unique_ptr<ByteSource> source, CsvDialect dialect, size_t buffer_size)
     : source_(std::move(source)),
       dialect_(dialect),
       special_(SpecialBytes(dialect.delimiter)),
@@ -353,8 +352,8 @@ std::string SplitCsvRecord(std::string_view raw, char delimiter, std::vector<Csv
   std::array<bool, 256> special = SpecialBytes(delimiter);
   std::string error;
   Parsed parsed;
-  ParseRecord(raw.data(), raw.data() + raw.size(), /*eof=*/true, special.data(), delimiter,
-              fields, scratch, &error, &parsed);
+  ParseRecord(raw.data(), raw.data() + raw.size(), /*eof=*/true, special.data(), delimiter, fields,
+              scratch, &error, &parsed);
   size_t consumed = static_cast<size_t>(parsed.raw_end - raw.data());
   if (consumed < raw.size() && error.empty()) {
     error = fmt::format("unquoted line break at byte {}", consumed);

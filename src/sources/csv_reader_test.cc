@@ -29,8 +29,8 @@ struct Rec {
 
   friend bool operator==(const Rec&, const Rec&) = default;
   friend std::ostream& operator<<(std::ostream& os, const Rec& r) {
-    os << "{raw=[" << r.raw << "] term=" << r.terminator.size() << " lines=" << r.first_line
-       << "-" << r.last_line << " offset=" << r.offset << " error=[" << r.error << "] fields=";
+    os << "{raw=[" << r.raw << "] term=" << r.terminator.size() << " lines=" << r.first_line << "-"
+       << r.last_line << " offset=" << r.offset << " error=[" << r.error << "] fields=";
     for (size_t i = 0; i < r.values.size(); ++i) {
       os << (r.quoted[i] ? "Q" : "") << "[" << r.values[i] << "]";
     }
@@ -39,8 +39,14 @@ struct Rec {
 };
 
 Rec Copy(const CsvRecord& r) {
-  Rec out{std::string(r.raw), std::string(r.terminator), {}, {}, r.first_line, r.last_line,
-          r.offset, r.error};
+  Rec out{std::string(r.raw),
+          std::string(r.terminator),
+          {},
+          {},
+          r.first_line,
+          r.last_line,
+          r.offset,
+          r.error};
   for (const CsvField& f : r.fields) {
     out.values.emplace_back(f.value);
     out.quoted.push_back(f.quoted);
@@ -94,15 +100,25 @@ std::vector<Rec> ReferenceParse(const std::string& s, char delim = ',') {
   if (s.compare(0, 3, "\xEF\xBB\xBF") == 0) i = 3;
   auto is_crlf = [&](size_t k) { return k + 1 < n && s[k] == '\r' && s[k + 1] == '\n'; };
   while (i < n) {
-    if (s[i] == '\n') { ++line; ++i; continue; }
-    if (is_crlf(i)) { ++line; i += 2; continue; }
+    if (s[i] == '\n') {
+      ++line;
+      ++i;
+      continue;
+    }
+    if (is_crlf(i)) {
+      ++line;
+      i += 2;
+      continue;
+    }
     Rec rec;
     rec.first_line = line;
     rec.offset = i;
     size_t start = i;
     uint64_t lfs = 0;
     bool done = false;
-    auto fail = [&](const std::string& e) { if (rec.error.empty()) rec.error = e; };
+    auto fail = [&](const std::string& e) {
+      if (rec.error.empty()) rec.error = e;
+    };
     // Skips unquoted bytes to a delimiter, LF, CRLF or the end.
     auto skip_unquoted = [&](std::string* value, bool* saw_quote) {
       while (i < n && s[i] != delim && s[i] != '\n' && !is_crlf(i)) {
@@ -121,7 +137,11 @@ std::vector<Rec> ReferenceParse(const std::string& s, char delim = ',') {
         bool closed = false;
         while (i < n) {
           if (s[i] == '"') {
-            if (i + 1 < n && s[i + 1] == '"') { value += '"'; i += 2; continue; }
+            if (i + 1 < n && s[i + 1] == '"') {
+              value += '"';
+              i += 2;
+              continue;
+            }
             ++i;
             closed = true;
             break;
@@ -131,8 +151,8 @@ std::vector<Rec> ReferenceParse(const std::string& s, char delim = ',') {
         }
         if (!closed) fail("field " + field_no + ": unterminated quoted field");
         if (closed && i < n && s[i] != delim && s[i] != '\n' && !is_crlf(i)) {
-          fail("field " + field_no + ": '" + (s[i] == '\r' ? std::string("\\r")
-                                                           : std::string(1, s[i])) +
+          fail("field " + field_no + ": '" +
+               (s[i] == '\r' ? std::string("\\r") : std::string(1, s[i])) +
                "' after closing quote");
           bool ignored;
           skip_unquoted(nullptr, &ignored);
@@ -144,7 +164,10 @@ std::vector<Rec> ReferenceParse(const std::string& s, char delim = ',') {
       }
       rec.values.push_back(value);
       rec.quoted.push_back(quoted);
-      if (i < n && s[i] == delim) { ++i; continue; }
+      if (i < n && s[i] == delim) {
+        ++i;
+        continue;
+      }
       rec.raw = s.substr(start, i - start);
       if (i < n && s[i] == '\n') rec.terminator = "\n";
       if (is_crlf(i)) rec.terminator = "\r\n";
@@ -237,12 +260,17 @@ TEST(CsvReaderTest, EmptyFieldsQuotedVersusUnquoted) {
 }
 
 TEST(CsvReaderTest, ByteOrderMarkIsSkippedOnlyAtTheStart) {
-  auto r = ReadString("\xEF\xBB\xBF" "a,b\n\xEF\xBB\xBF" "c\n");
+  auto r = ReadString(
+      "\xEF\xBB\xBF"
+      "a,b\n\xEF\xBB\xBF"
+      "c\n");
   ASSERT_EQ(r.records.size(), 2u);
   EXPECT_EQ(r.records[0].raw, "a,b");
   EXPECT_EQ(r.records[0].values[0], "a");
   EXPECT_EQ(r.records[0].offset, 3u);
-  EXPECT_EQ(r.records[1].values[0], "\xEF\xBB\xBF" "c");
+  EXPECT_EQ(r.records[1].values[0],
+            "\xEF\xBB\xBF"
+            "c");
   auto only = ReadString("\xEF\xBB\xBF");
   EXPECT_TRUE(only.records.empty());
   EXPECT_FALSE(only.error);
@@ -430,7 +458,8 @@ TEST(CsvReaderTest, MissingFileIsNotFound) {
 std::vector<std::string> Corpus() {
   return {
       "a,b,c\n1,2,3\n",
-      "\xEF\xBB\xBF" "h1,h2\r\n\"q,1\",\"x\"\"y\"\r\n\r\n,\"\"\r\nlast",
+      "\xEF\xBB\xBF"
+      "h1,h2\r\n\"q,1\",\"x\"\"y\"\r\n\r\n,\"\"\r\nlast",
       "\"multi\nline\r\nfield\",2\n\n\nx,\"\"\"\"\n",
       "bad\"quote,1\n\"closed\"junk,2\nfine,3\n\"open,4\nrest\n",
       "lone\rcr,\"q\"\r\n\r\r\n\"a\"\rb\n",

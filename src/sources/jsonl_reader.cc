@@ -51,7 +51,9 @@ struct JsonLinesReader::Parser {
 };
 
 JsonLinesReader::JsonLinesReader(std::unique_ptr<ByteSource> source, JsonLinesOptions options)
-    : source_(std::move(source)), options_(std::move(options)), parser_(std::make_unique<Parser>()) {
+    : source_(std::move(source)),
+      options_(std::move(options)),
+      parser_(std::make_unique<Parser>()) {
   for (size_t i = 0; i < options_.columns.size(); ++i) {
     parser_->column_index.emplace(options_.columns[i], i);
   }
@@ -176,8 +178,8 @@ std::string JsonLinesReader::Convert(CsvRecord* rec) {
         break;
       case od::json_type::number: {
         text = v.raw_json_token();  // as written; it may run into the blanks after it
-        while (!text.empty() && (text.back() == ' ' || text.back() == '\t' ||
-                                 text.back() == '\r' || text.back() == '\n')) {
+        while (!text.empty() && (text.back() == ' ' || text.back() == '\t' || text.back() == '\r' ||
+                                 text.back() == '\n')) {
           text.remove_suffix(1);
         }
         // Checked here, not left to the database: "01" or "1." is no JSON number.
@@ -195,7 +197,8 @@ std::string JsonLinesReader::Convert(CsvRecord* rec) {
       }
       case od::json_type::null: {
         bool is_null = false;
-        if (auto e = v.is_null().get(is_null); e || !is_null) return Invalid(e ? e : simdjson::N_ATOM_ERROR);
+        if (auto e = v.is_null().get(is_null); e || !is_null)
+          return Invalid(e ? e : simdjson::N_ATOM_ERROR);
         seen_[i] = false;  // as if absent: NULL below
         continue;
       }

@@ -69,7 +69,7 @@ class JsonLinesReader {
   std::string_view terminator() const { return terminator_; }
 
   // Field names that no column takes, with the number of lines holding each (the first
-  // 32 names; later ones are counted under "..."). 
+  // 32 names; later ones are counted under "...").
   const std::map<std::string, uint64_t>& unknown_fields() const { return unknown_; }
 
   const ByteSource& source() const { return *source_; }
@@ -83,15 +83,15 @@ class JsonLinesReader {
   std::unique_ptr<ByteSource> source_;
   JsonLinesOptions options_;
   std::unique_ptr<Parser> parser_;
-  std::string block_;      // input not yet split into lines
+  std::string block_;  // input not yet split into lines
   size_t block_pos_ = 0;
   bool eof_ = false;
   std::string long_line_;  // a line that spans blocks
   std::string_view line_, terminator_;
   bool line_too_long_ = false;
   uint64_t line_no_ = 0;
-  uint64_t offset_ = 0;    // of the next line in the decompressed stream
-  std::string csv_;        // the record made
+  uint64_t offset_ = 0;  // of the next line in the decompressed stream
+  std::string csv_;      // the record made
   std::vector<std::string> values_;
   std::vector<bool> seen_;
   std::map<std::string, uint64_t> unknown_;

@@ -18,8 +18,8 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 struct Row {
-  std::string csv;    // the record made (empty for an error)
-  std::string line;   // the JSON line
+  std::string csv;   // the record made (empty for an error)
+  std::string line;  // the JSON line
   uint64_t line_no = 0;
   std::string error;
   std::vector<std::string> values;  // Q prefix: quoted
@@ -30,8 +30,7 @@ struct Read {
   std::map<std::string, uint64_t> unknown;
 };
 
-Read ReadAll(const std::string& data, std::vector<std::string> columns,
-             JsonLinesOptions o = {}) {
+Read ReadAll(const std::string& data, std::vector<std::string> columns, JsonLinesOptions o = {}) {
   TempFile f(data);
   auto src = ByteSource::Open(f.path());
   EXPECT_TRUE(src);
@@ -82,26 +81,27 @@ TEST(JsonLinesReaderTest, NestedValuesBecomeTheirJsonTextAndNullsTheNullString) 
   JsonLinesOptions o;
   o.null_string = "\\N";
   o.delimiter = '\t';
-  Read r = ReadAll("{\"id\": 7, \"tags\": [\"a\", {\"b\": 1}], \"meta\": {\"k\": \"v\"}, "
-                   "\"gone\": null}\n",
-                   {"id", "tags", "meta", "gone"}, o);
+  Read r = ReadAll(
+      "{\"id\": 7, \"tags\": [\"a\", {\"b\": 1}], \"meta\": {\"k\": \"v\"}, "
+      "\"gone\": null}\n",
+      {"id", "tags", "meta", "gone"}, o);
   ASSERT_EQ(r.rows.size(), 1u);
   EXPECT_EQ(r.rows[0].csv, "7\t\"[\"\"a\"\", {\"\"b\"\": 1}]\"\t\"{\"\"k\"\": \"\"v\"\"}\"\t\\N");
-  EXPECT_THAT(r.rows[0].values,
-              ElementsAre("7", "Q[\"a\", {\"b\": 1}]", "Q{\"k\": \"v\"}", "\\N"));
+  EXPECT_THAT(r.rows[0].values, ElementsAre("7", "Q[\"a\", {\"b\": 1}]", "Q{\"k\": \"v\"}", "\\N"));
 }
 
 TEST(JsonLinesReaderTest, BadLinesAreErrorRecordsWithTheirLineAndTheRestReads) {
-  Read r = ReadAll("{\"a\": 1}\n"
-                   "{\"a\": 2,}\n"        // invalid JSON
-                   "[1, 2]\n"             // not an object
-                   "\n"                   // blank: skipped, still counted as a line
-                   "{\"a\": 3, \"a\": 4}\n"
-                   "{\"a\": 01}\n"        // no JSON number
-                   "{\"a\": 5} x\n"
-                   "{\"a\": \"\xff\"}\n"  // invalid UTF-8
-                   "{\"a\": 6}",          // no final newline
-                   {"a"});
+  Read r = ReadAll(
+      "{\"a\": 1}\n"
+      "{\"a\": 2,}\n"  // invalid JSON
+      "[1, 2]\n"       // not an object
+      "\n"             // blank: skipped, still counted as a line
+      "{\"a\": 3, \"a\": 4}\n"
+      "{\"a\": 01}\n"  // no JSON number
+      "{\"a\": 5} x\n"
+      "{\"a\": \"\xff\"}\n"  // invalid UTF-8
+      "{\"a\": 6}",          // no final newline
+      {"a"});
   ASSERT_EQ(r.rows.size(), 8u);
   EXPECT_EQ(r.rows[0].csv, "1");
   EXPECT_THAT(r.rows[1].error, HasSubstr("invalid JSON"));

@@ -11,34 +11,36 @@ TEST(Utf8Test, AcceptsWellFormedText) {
   EXPECT_TRUE(IsValidUtf8(""));
   EXPECT_TRUE(IsValidUtf8("plain ascii, longer than eight bytes"));
   EXPECT_TRUE(IsValidUtf8(std::string("nul\0inside", 10)));
-  EXPECT_TRUE(IsValidUtf8("caf\xC3\xA9"));                // U+00E9
-  EXPECT_TRUE(IsValidUtf8("\xC2\x80"));                   // U+0080, smallest 2-byte
-  EXPECT_TRUE(IsValidUtf8("\xE0\xA0\x80"));               // U+0800, smallest 3-byte
-  EXPECT_TRUE(IsValidUtf8("\xED\x9F\xBF"));               // U+D7FF, below surrogates
-  EXPECT_TRUE(IsValidUtf8("\xEE\x80\x80"));               // U+E000, above surrogates
-  EXPECT_TRUE(IsValidUtf8("\xEF\xBB\xBF"));               // BOM
-  EXPECT_TRUE(IsValidUtf8("\xF0\x90\x80\x80"));           // U+10000
-  EXPECT_TRUE(IsValidUtf8("\xF4\x8F\xBF\xBF"));           // U+10FFFF
-  EXPECT_TRUE(IsValidUtf8("12345678\xE2\x82\xAC" "abcdefghij"));  // after the fast path
+  EXPECT_TRUE(IsValidUtf8("caf\xC3\xA9"));       // U+00E9
+  EXPECT_TRUE(IsValidUtf8("\xC2\x80"));          // U+0080, smallest 2-byte
+  EXPECT_TRUE(IsValidUtf8("\xE0\xA0\x80"));      // U+0800, smallest 3-byte
+  EXPECT_TRUE(IsValidUtf8("\xED\x9F\xBF"));      // U+D7FF, below surrogates
+  EXPECT_TRUE(IsValidUtf8("\xEE\x80\x80"));      // U+E000, above surrogates
+  EXPECT_TRUE(IsValidUtf8("\xEF\xBB\xBF"));      // BOM
+  EXPECT_TRUE(IsValidUtf8("\xF0\x90\x80\x80"));  // U+10000
+  EXPECT_TRUE(IsValidUtf8("\xF4\x8F\xBF\xBF"));  // U+10FFFF
+  EXPECT_TRUE(
+      IsValidUtf8("12345678\xE2\x82\xAC"
+                  "abcdefghij"));  // after the fast path
 }
 
 TEST(Utf8Test, RejectsMalformedText) {
-  EXPECT_FALSE(IsValidUtf8("\x80"));                  // stray continuation
-  EXPECT_FALSE(IsValidUtf8("\xC0\xAF"));              // overlong '/'
-  EXPECT_FALSE(IsValidUtf8("\xC1\xBF"));              // overlong
-  EXPECT_FALSE(IsValidUtf8("\xE0\x9F\xBF"));          // overlong 3-byte
-  EXPECT_FALSE(IsValidUtf8("\xF0\x8F\xBF\xBF"));      // overlong 4-byte
-  EXPECT_FALSE(IsValidUtf8("\xED\xA0\x80"));          // U+D800 surrogate
-  EXPECT_FALSE(IsValidUtf8("\xED\xBF\xBF"));          // U+DFFF surrogate
-  EXPECT_FALSE(IsValidUtf8("\xF4\x90\x80\x80"));      // U+110000
-  EXPECT_FALSE(IsValidUtf8("\xF5\x80\x80\x80"));      // F5 never valid
+  EXPECT_FALSE(IsValidUtf8("\x80"));              // stray continuation
+  EXPECT_FALSE(IsValidUtf8("\xC0\xAF"));          // overlong '/'
+  EXPECT_FALSE(IsValidUtf8("\xC1\xBF"));          // overlong
+  EXPECT_FALSE(IsValidUtf8("\xE0\x9F\xBF"));      // overlong 3-byte
+  EXPECT_FALSE(IsValidUtf8("\xF0\x8F\xBF\xBF"));  // overlong 4-byte
+  EXPECT_FALSE(IsValidUtf8("\xED\xA0\x80"));      // U+D800 surrogate
+  EXPECT_FALSE(IsValidUtf8("\xED\xBF\xBF"));      // U+DFFF surrogate
+  EXPECT_FALSE(IsValidUtf8("\xF4\x90\x80\x80"));  // U+110000
+  EXPECT_FALSE(IsValidUtf8("\xF5\x80\x80\x80"));  // F5 never valid
   EXPECT_FALSE(IsValidUtf8("\xFF"));
-  EXPECT_FALSE(IsValidUtf8("ab\xC3"));                // truncated at the end
-  EXPECT_FALSE(IsValidUtf8("\xE2\x82"));              // truncated 3-byte
-  EXPECT_FALSE(IsValidUtf8("\xF0\x90\x80"));          // truncated 4-byte
-  EXPECT_FALSE(IsValidUtf8("\xE2\x28\xA1"));          // bad second byte
-  EXPECT_FALSE(IsValidUtf8("\xE2\x82\x28"));          // bad third byte
-  EXPECT_FALSE(IsValidUtf8("\xF0\x90\x28\x80"));      // bad third of four
+  EXPECT_FALSE(IsValidUtf8("ab\xC3"));            // truncated at the end
+  EXPECT_FALSE(IsValidUtf8("\xE2\x82"));          // truncated 3-byte
+  EXPECT_FALSE(IsValidUtf8("\xF0\x90\x80"));      // truncated 4-byte
+  EXPECT_FALSE(IsValidUtf8("\xE2\x28\xA1"));      // bad second byte
+  EXPECT_FALSE(IsValidUtf8("\xE2\x82\x28"));      // bad third byte
+  EXPECT_FALSE(IsValidUtf8("\xF0\x90\x28\x80"));  // bad third of four
 }
 
 TEST(Utf8Test, ReasonNamesTheOffsetOfTheBadSequence) {

@@ -20,10 +20,8 @@ ErrorCode CodeOf(int rc) {
     case SQLITE_LOCKED:  // a conflict inside this process; also passes
       return ErrorCode::kUnavailable;
     case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-      return ErrorCode::kDataLoss;
-    default:
-      return ErrorCode::kInternal;
+    case SQLITE_NOTADB: return ErrorCode::kDataLoss;
+    default: return ErrorCode::kInternal;
   }
 }
 
@@ -41,8 +39,7 @@ Result<Db> Db::Open(const std::string& path, const OpenOptions& options) {
   }
   sqlite3_extended_result_codes(raw, 1);
   sqlite3_busy_timeout(raw, options.busy_timeout_ms);
-  return Db(std::move(db), options.label.empty() ? path : options.label,
-            options.busy_timeout_ms);
+  return Db(std::move(db), options.label.empty() ? path : options.label, options.busy_timeout_ms);
 }
 
 Error Db::LastError(std::string_view what) const {

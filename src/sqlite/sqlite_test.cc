@@ -24,7 +24,7 @@ class SqliteTest : public ::testing::Test {
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
   Db OpenOk(OpenOptions options = {.flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                             SQLITE_OPEN_NOMUTEX}) {
+                                            SQLITE_OPEN_NOMUTEX}) {
     auto db = Db::Open(path_, options);
     EXPECT_TRUE(db) << db.error().ToString();
     return std::move(*db);

@@ -479,12 +479,8 @@ Result<std::string> PgServer::Sql(std::string_view sql, std::string_view db) {
         break;
       }
       case PGRES_COMMAND_OK:
-      case PGRES_EMPTY_QUERY:
-        rows.clear();
-        break;
-      case PGRES_COPY_IN:
-        PQputCopyEnd(conn.get(), "PgServer::Sql sends no COPY data");
-        break;
+      case PGRES_EMPTY_QUERY: rows.clear(); break;
+      case PGRES_COPY_IN: PQputCopyEnd(conn.get(), "PgServer::Sql sends no COPY data"); break;
       default:
         if (error.empty()) error = Trim(PQresultErrorMessage(raw));
         break;
