@@ -2,7 +2,7 @@
 # CI's static analysis (issue 16): clang-tidy with the checked-in .clang-tidy (warnings
 # are errors) and cppcheck, over src/. Uses the compile_commands.json of BUILD_DIR (the
 # main build, `make build`), so nothing is compiled again.
-# usage: scripts/ci-lint.sh [BUILD_DIR] [tidy|cppcheck]...   (default: build, both)
+# usage: scripts/ci-lint.sh [BUILD_DIR] [tidy|cppcheck|format]...   (default: build, all)
 # clang-tidy runs over the library sources only (src/**/*.cc without the *_test.cc files),
 # in parallel (run-clang-tidy -j): the tests and fuzz targets are checked by the compilers
 # with -Werror and by the sanitizer runs, and tidying them too doubled the step's time.
@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
 shift || true
-steps=("${@:-tidy cppcheck}")
+steps=("${@:-tidy cppcheck format}")
 steps=(${steps[@]})
 jobs=${JOBS:-$(nproc)}
 root=$(pwd -P)
@@ -47,6 +47,15 @@ for step in "${steps[@]}"; do
         -D__linux__ -D__GNUC__ $(find src -name '*.cc' ! -name '*_test.cc' | sort)
       echo "ci-lint.sh: cppcheck clean"
       ;;
-    *) echo "ci-lint.sh: unknown step '$step' (tidy or cppcheck)" >&2; exit 2 ;;
+    format)
+      # The tree stays as clang-format (.clang-format) writes it.
+      if ! git ls-files '*.cc' '*.h' | xargs clang-format --dry-run --Werror 2> "${TMPDIR:-/tmp}/forklift-format.log"; then
+        grep -E 'error:' "${TMPDIR:-/tmp}/forklift-format.log" | head -20 >&2
+        echo "ci-lint.sh: files not as clang-format writes them (clang-format -i FILE)" >&2
+        exit 1
+      fi
+      echo "ci-lint.sh: clang-format clean"
+      ;;
+    *) echo "ci-lint.sh: unknown step '$step' (tidy, cppcheck or format)" >&2; exit 2 ;;
   esac
 done
