@@ -31,7 +31,9 @@ function(forklift_module name)
   target_link_libraries(forklift_${name} PUBLIC ${M_DEPS})
   if(FORKLIFT_TESTS AND tests)
     add_executable(forklift_${name}_test ${tests})
-    target_include_directories(forklift_${name}_test PRIVATE ${PROJECT_SOURCE_DIR}/src)
+    # tests/: the shared test support (support/temp_dir.h).
+    target_include_directories(forklift_${name}_test PRIVATE ${PROJECT_SOURCE_DIR}/src
+                               ${PROJECT_SOURCE_DIR}/tests)
     target_link_libraries(forklift_${name}_test PRIVATE forklift_${name} ${M_TEST_DEPS}
                           GTest::gmock_main)
     gtest_discover_tests(forklift_${name}_test DISCOVERY_TIMEOUT 30

@@ -20,16 +20,14 @@
 
 #include "forklift/batch.h"
 #include "journal/journal.h"
+#include "support/temp_dir.h"
 
 namespace forklift {
 namespace {
 
 using namespace std::chrono_literals;
 
-std::string TempDir() {
-  std::string tmpl = (std::filesystem::temp_directory_path() / "forklift-ckpt-XXXXXX").string();
-  return mkdtemp(tmpl.data());
-}
+using test_support::TempDir;
 
 BatchOptions Checkpointed(const std::string& dir) {
   BatchOptions o;
@@ -41,7 +39,8 @@ BatchOptions Checkpointed(const std::string& dir) {
 }
 
 TEST(RunBatchCheckpointTest, ARerunSkipsSucceededItemsAndRetriesFailedOnes) {
-  std::string dir = TempDir();
+  TempDir tmp("forklift-ckpt");
+  const std::string& dir = tmp.path();
   std::vector<std::string> items;
   for (int i = 0; i < 100; ++i) items.push_back("SYM" + std::to_string(i));
   std::atomic<int> calls{0};
@@ -75,7 +74,8 @@ TEST(RunBatchCheckpointTest, ARerunSkipsSucceededItemsAndRetriesFailedOnes) {
 // The child runs a checkpointed batch in which every item appends its number to a log
 // before returning; the parent SIGKILLs it mid-run, then reruns the batch itself.
 TEST(RunBatchCheckpointTest, ResumeAfterSigkillLosesNoRecordedCompletion) {
-  std::string dir = TempDir();
+  TempDir tmp("forklift-ckpt");
+  const std::string& dir = tmp.path();
   std::string log = dir + "/ran.log";
   const int n = 3000;
   auto run = [&](const std::string& tag) {
@@ -150,7 +150,8 @@ TEST(RunBatchCheckpointTest, ResumeAfterSigkillLosesNoRecordedCompletion) {
 // the stop while running is recorded as cancelled, and a resume that skips every
 // finished item (Resume::kFinished, map's --resume) runs both again.
 TEST(RunBatchCheckpointTest, ItemsStoppedBeforeOrWhileRunningRunOnResume) {
-  std::string dir = TempDir();
+  TempDir tmp("forklift-ckpt");
+  const std::string& dir = tmp.path();
   std::vector<std::string> items;
   for (int i = 0; i < 10; ++i) items.push_back("item" + std::to_string(i));
   std::stop_source stop;
@@ -222,7 +223,8 @@ TEST(RunBatchCheckpointTest, ItemsStoppedBeforeOrWhileRunningRunOnResume) {
 }
 
 TEST(RunBatchCheckpointTest, AFailureWithAValueIsRecordedAsAFailure) {
-  std::string dir = TempDir();
+  TempDir tmp("forklift-ckpt");
+  const std::string& dir = tmp.path();
   std::vector<std::string> items = {"ok", "bad"};
   std::atomic<int> calls{0};
   auto fn = [&](const std::string& s) -> ItemResult<std::string> {
@@ -258,7 +260,8 @@ TEST(RunBatchCheckpointTest, AFailureWithAValueIsRecordedAsAFailure) {
 // After the outcome callback fails, what finishes is not recorded: nothing reached the
 // callback, so a rerun must run it.
 TEST(RunBatchCheckpointTest, WhatFinishesAfterTheCallbackFailedIsNotRecorded) {
-  std::string dir = TempDir();
+  TempDir tmp("forklift-ckpt");
+  const std::string& dir = tmp.path();
   std::vector<std::string> items = {"a", "b"};
   std::latch b_started(1);
   std::latch sink_failed(1);

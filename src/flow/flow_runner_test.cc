@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "journal/journal.h"
+#include "support/temp_dir.h"
 
 namespace forklift::flow {
 namespace {
@@ -26,15 +27,11 @@ namespace fs = std::filesystem;
 class FlowRunnerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = (fs::path(::testing::TempDir()) / "forklift-flow-runner-XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
+    ASSERT_FALSE(tmp_.path().empty());
+    dir_ = tmp_.path();
     out_ = std::tmpfile();
   }
-  void TearDown() override {
-    std::fclose(out_);
-    fs::remove_all(dir_);
-  }
+  void TearDown() override { std::fclose(out_); }
 
   FlowSpec Spec(std::string_view text) {
     std::string path = (fs::path(dir_) / "flow.toml").string();
@@ -70,6 +67,7 @@ class FlowRunnerTest : public ::testing::Test {
     return c;
   }
 
+  test_support::TempDir tmp_{"forklift-flow-runner"};
   std::string dir_;
   FILE* out_ = nullptr;
   FakeClock clock_;

@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <string>
 
+#include "support/temp_dir.h"
+
 namespace forklift::flow {
 namespace {
 
@@ -61,9 +63,8 @@ TEST(NeedsOwnTransactionTest, KnowsWhatPostgresRefusesInATransaction) {
 class SqliteTaskTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = (fs::path(::testing::TempDir()) / "forklift-sql-task-XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
+    ASSERT_FALSE(tmp_.path().empty());
+    dir_ = tmp_.path();
     path_ = dir_ + "/db.sqlite";
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
@@ -74,8 +75,6 @@ class SqliteTaskTest : public ::testing::Test {
               SQLITE_OK);
     sqlite3_close(db);
   }
-  void TearDown() override { fs::remove_all(dir_); }
-
   int64_t Count() {
     sqlite3* db = nullptr;
     sqlite3_open(path_.c_str(), &db);
@@ -96,6 +95,7 @@ class SqliteTaskTest : public ::testing::Test {
     return o;
   }
 
+  test_support::TempDir tmp_{"forklift-sql-task"};
   std::string dir_, path_;
 };
 

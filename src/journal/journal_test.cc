@@ -16,6 +16,8 @@
 #include <thread>
 #include <vector>
 
+#include "support/temp_dir.h"
+
 namespace forklift::journal {
 namespace {
 
@@ -56,15 +58,8 @@ class RawDb {
 class JournalTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl =
-        (std::filesystem::path(::testing::TempDir()) / "forklift-journal-XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    std::filesystem::permissions(dir_, std::filesystem::perms::owner_all, ec);
-    std::filesystem::remove_all(dir_, ec);
+    ASSERT_FALSE(tmp_.path().empty());
+    dir_ = tmp_.path();
   }
   std::unique_ptr<Journal> OpenOk(const std::string& name = "j/journal.db",
                                   const JournalOptions& options = {}) {
@@ -78,6 +73,7 @@ class JournalTest : public ::testing::Test {
     EXPECT_EQ(j.error().code, ErrorCode::kInvalidArgument) << j.error().ToString();
     EXPECT_THAT(j.error().message, HasSubstr("journal: cannot open '" + path + "' for writing"));
   }
+  test_support::TempDir tmp_{"forklift-journal"};
   std::string dir_;
 };
 

@@ -6,14 +6,14 @@
 #include <map>
 #include <set>
 
-#include "load/load_test_util.h"
+#include "support/temp_dir.h"
 
 namespace forklift::load {
 namespace {
 
 using sinks::Chunk;
+using test_support::TempDir;
 using ::testing::HasSubstr;
-using testing::TempDir;
 
 std::string Rows(int n, int first = 0) {
   std::string s;

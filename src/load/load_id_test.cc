@@ -5,12 +5,12 @@
 
 #include <filesystem>
 
-#include "load/load_test_util.h"
+#include "support/temp_dir.h"
 
 namespace forklift::load {
 namespace {
 
-using testing::TempDir;
+using test_support::TempDir;
 
 TEST(LoadIdTest, ASourceIsItsNormalisedAbsolutePath) {
   const std::string cwd = std::filesystem::current_path().string();

@@ -9,17 +9,17 @@
 
 #include "journal/journal.h"
 #include "load/load_runner.h"
-#include "load/load_test_util.h"
 #include "support/pg_server.h"
+#include "support/temp_dir.h"
 
 namespace forklift::load {
 namespace {
 
 using forklift::testing::PgServer;
 using forklift::testing::SharedPgServer;
+using test_support::TempDir;
 using ::testing::HasSubstr;
 using ::testing::Not;
-using testing::TempDir;
 
 class LoadPgTest : public ::testing::Test {
  protected:

@@ -19,13 +19,13 @@
 #include "load/dlq_retry.h"
 #include "load/load_id.h"
 #include "load/load_runner.h"
-#include "load/load_test_util.h"
+#include "support/temp_dir.h"
 
 namespace forklift::load {
 namespace {
 
+using test_support::TempDir;
 using ::testing::HasSubstr;
-using testing::TempDir;
 
 class Db {
  public:

@@ -13,6 +13,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "support/temp_dir.h"
+
 namespace forklift::map {
 namespace {
 
@@ -28,18 +30,7 @@ std::string Slurp(const std::string& path) {
   return ss.str();
 }
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/forklift-joblog-test-XXXXXX";
-    path_ = mkdtemp(tmpl);
-  }
-  ~TempDir() { std::system(("rm -rf '" + path_ + "'").c_str()); }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using test_support::TempDir;
 
 JoblogEntry Entry(uint64_t seq, int exit_value, int signal, std::string command) {
   JoblogEntry e;
@@ -81,7 +72,7 @@ TEST(JoblogFormatTest, NewlinesInCommandsBecomeNul) {
 
 TEST(JoblogWriterTest, TruncateResumeAndAppendModes) {
   TempDir dir;
-  std::string path = dir.File("jl");
+  std::string path = dir.Path("jl");
   {
     auto w = JoblogWriter::Open(path, JoblogMode::kTruncate);
     ASSERT_TRUE(w) << w.error().ToString();
@@ -102,11 +93,11 @@ TEST(JoblogWriterTest, TruncateResumeAndAppendModes) {
   }
   EXPECT_EQ(Slurp(path), JoblogHeader());
 
-  std::string fresh = dir.File("fresh");
+  std::string fresh = dir.Path("fresh");
   ASSERT_TRUE(JoblogWriter::Open(fresh, JoblogMode::kResume));  // new file: header
   EXPECT_EQ(Slurp(fresh), JoblogHeader());
 
-  std::string plus = dir.File("plus");
+  std::string plus = dir.Path("plus");
   {
     auto w = JoblogWriter::Open(plus, JoblogMode::kAppend);  // --joblog +FILE: no header
     ASSERT_TRUE(w);
@@ -248,7 +239,7 @@ TEST(JoblogHistoryTest, AOneMegabyteMalformedLineIsAnErrorNotACrash) {
   for (int i = 0; i < 200000; ++i) spaced += " 1.5";
   EXPECT_TRUE(JoblogHistory::Parse("Seq\n" + spaced + " \n", "jl"));  // the loose form
   TempDir dir;
-  std::string path = dir.File("long");
+  std::string path = dir.Path("long");
   {
     std::ofstream f(path);
     f << "Seq\n" << line << "\n";
@@ -260,10 +251,10 @@ TEST(JoblogHistoryTest, AOneMegabyteMalformedLineIsAnErrorNotACrash) {
 
 TEST(JoblogHistoryTest, ReadMissingFileIsEmptyAndReadsWhatTheWriterWrote) {
   TempDir dir;
-  auto missing = JoblogHistory::Read(dir.File("none"));
+  auto missing = JoblogHistory::Read(dir.Path("none"));
   ASSERT_TRUE(missing);
   EXPECT_EQ(missing->rows(), 0u);
-  std::string path = dir.File("jl");
+  std::string path = dir.Path("jl");
   {
     auto w = JoblogWriter::Open(path, JoblogMode::kTruncate);
     ASSERT_TRUE(w);
@@ -281,7 +272,7 @@ bool HaveParallel() { return std::system("parallel --version >/dev/null 2>&1") =
 TEST(JoblogHistoryTest, ReadsGnuParallelsOwnJoblog) {
   if (!HaveParallel()) GTEST_SKIP() << "GNU parallel is not installed";
   TempDir dir;
-  std::string path = dir.File("gnu.log");
+  std::string path = dir.Path("gnu.log");
   std::string cmd =
       "parallel --will-cite -j1 --joblog '" + path + "' 'exit {}' ::: 0 3 0 >/dev/null 2>&1";
   ASSERT_NE(std::system(cmd.c_str()), -1);

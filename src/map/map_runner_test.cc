@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "map/joblog.h"
+#include "support/temp_dir.h"
 
 namespace forklift::map {
 namespace {
@@ -39,9 +40,8 @@ struct Call {
 class MapRunnerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = (fs::path(::testing::TempDir()) / "forklift-map-runner-XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
+    ASSERT_FALSE(tmp_.path().empty());
+    dir_ = tmp_.path();
     out_path_ = dir_ + "/out";
     out_fd_ = ::open(out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     ASSERT_GE(out_fd_, 0);
@@ -49,7 +49,6 @@ class MapRunnerTest : public ::testing::Test {
   void TearDown() override {
     StopTicking();
     if (out_fd_ >= 0) ::close(out_fd_);
-    fs::remove_all(dir_);
   }
 
   // Runs `forklift map ARGS` with the journal in the test's directory and the fake.
@@ -150,6 +149,7 @@ class MapRunnerTest : public ::testing::Test {
     if (ticker_.joinable()) ticker_.join();
   }
 
+  test_support::TempDir tmp_{"forklift-map-runner"};
   std::string dir_;
   std::string out_path_;
   int out_fd_ = -1;

@@ -10,6 +10,8 @@
 
 #include <gtest/gtest.h>
 
+#include "support/temp_dir.h"
+
 namespace forklift::process {
 namespace {
 
@@ -28,29 +30,16 @@ std::string ReadFd(int fd) {
   return out;
 }
 
-// A fresh directory, removed (with whatever is left in it) at the end.
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/forklift-outbuf-XXXXXX";
-    path_ = mkdtemp(tmpl);
-  }
-  ~TempDir() {
-    std::string cmd = "rm -rf '" + path_ + "'";
-    EXPECT_EQ(system(cmd.c_str()), 0);
-  }
-  const std::string& path() const { return path_; }
-  int Entries() const {
-    int n = 0;
-    DIR* d = opendir(path_.c_str());
-    while (dirent* e = readdir(d)) n += e->d_name[0] != '.';
-    closedir(d);
-    return n;
-  }
+using test_support::TempDir;
 
- private:
-  std::string path_;
-};
+// Entries of `dir` other than . and ..
+int Entries(const std::string& dir) {
+  int n = 0;
+  DIR* d = opendir(dir.c_str());
+  while (dirent* e = readdir(d)) n += e->d_name[0] != '.';
+  closedir(d);
+  return n;
+}
 
 TEST(OutputBufferTest, SmallStaysInMemoryAndIsBinarySafe) {
   OutputBuffer buf;
@@ -78,7 +67,7 @@ TEST(OutputBufferTest, SpillsPastTheLimitAndRamStaysBounded) {
   EXPECT_EQ(buf.size(), data.size());
   EXPECT_EQ(buf.ReadAll().value(), data);
   // The file is anonymous: nothing shows in the directory.
-  EXPECT_EQ(dir.Entries(), 0);
+  EXPECT_EQ(Entries(dir.path()), 0);
 
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);

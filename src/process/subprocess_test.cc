@@ -23,11 +23,14 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "support/temp_dir.h"
+
 namespace forklift::process {
 namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
+using test_support::TempDir;
 using ::testing::HasSubstr;
 
 SpawnOptions Sh(const std::string& script) {
@@ -233,8 +236,8 @@ TEST(SubprocessTest, InheritWritesToOurDescriptors) {
 }
 
 TEST(SubprocessTest, CwdAndEnv) {
-  char tmpl[] = "/tmp/forklift-cwd-XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  TempDir dir("forklift-cwd");
+  const char* tmpl = dir.path().c_str();
   char* real = realpath(tmpl, nullptr);
   SpawnOptions o = Sh("pwd; printf '%s|%s|%s' \"$FORKLIFT_A\" \"$FORKLIFT_B\" \"$HOME\"");
   o.cwd = tmpl;
@@ -245,13 +248,12 @@ TEST(SubprocessTest, CwdAndEnv) {
   ASSERT_TRUE(c) << c.error().ToString();
   EXPECT_EQ(Out(*c), std::string(real) + "\ntwo|inherited|/elsewhere");
   free(real);
-  rmdir(tmpl);
 }
 
 TEST(SubprocessTest, PathFromEnvFindsTheProgram) {
-  char tmpl[] = "/tmp/forklift-path-XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr);
-  std::string prog = std::string(tmpl) + "/forklift-hello";
+  TempDir dir("forklift-path");
+  const std::string tmpl = dir.path();
+  std::string prog = tmpl + "/forklift-hello";
   {
     std::ofstream f(prog);
     f << "#!/bin/sh\necho hello from path\n";
@@ -267,8 +269,6 @@ TEST(SubprocessTest, PathFromEnvFindsTheProgram) {
   auto missing = process::Run(o);
   ASSERT_TRUE(missing) << missing.error().ToString();
   EXPECT_EQ(missing->exit_code, 127);
-  unlink(prog.c_str());
-  rmdir(tmpl);
 }
 
 TEST(SubprocessTest, MissingProgramIs127WithAMessage) {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "sinks/sink_test_util.h"
+#include "support/temp_dir.h"
 
 namespace forklift::sinks {
 namespace {
@@ -24,16 +25,10 @@ using ::testing::HasSubstr;
 class SqliteSinkTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/forklift-sqlite-sink-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
+    ASSERT_FALSE(tmp_.path().empty());
+    dir_ = tmp_.path();
     path_ = dir_ + "/t.db";
   }
-  void TearDown() override {
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
-
   // Runs `sql` on its own connection (creating the file); the rows of the last statement
   // as "a|b" lines joined by ' '.
   std::string Sql(const std::string& sql) {
@@ -73,6 +68,7 @@ class SqliteSinkTest : public ::testing::Test {
     return WriteNoLetters(sink, chunk);
   }
 
+  test_support::TempDir tmp_{"forklift-sqlite-sink-test"};
   std::string dir_, path_;
 };
 

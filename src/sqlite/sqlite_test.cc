@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <string>
 
+#include "support/temp_dir.h"
+
 namespace forklift::sqlite {
 namespace {
 
@@ -15,13 +17,10 @@ using ::testing::HasSubstr;
 class SqliteTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl =
-        (std::filesystem::path(::testing::TempDir()) / "forklift-sqlite-XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
+    ASSERT_FALSE(tmp_.path().empty());
+    dir_ = tmp_.path();
     path_ = dir_ + "/t.db";
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   Db OpenOk(OpenOptions options = {.flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                                             SQLITE_OPEN_NOMUTEX}) {
@@ -30,6 +29,7 @@ class SqliteTest : public ::testing::Test {
     return std::move(*db);
   }
 
+  test_support::TempDir tmp_{"forklift-sqlite"};
   std::string dir_, path_;
 };
 
