@@ -49,8 +49,11 @@ for step in "${steps[@]}"; do
       ;;
     format)
       # The tree stays as clang-format (.clang-format) writes it.
-      if ! git ls-files '*.cc' '*.h' | xargs clang-format --dry-run --Werror 2> "${TMPDIR:-/tmp}/forklift-format.log"; then
-        grep -E 'error:' "${TMPDIR:-/tmp}/forklift-format.log" | head -20 >&2
+      # Tracked and new (not ignored) files that exist: a deletion not yet committed is no file.
+      if ! git ls-files --cached --others --exclude-standard '*.cc' '*.h' |
+           while read -r f; do [ -f "$f" ] && printf '%s\n' "$f"; done |
+           xargs clang-format --dry-run --Werror 2> "${TMPDIR:-/tmp}/forklift-format.log"; then
+        head -20 "${TMPDIR:-/tmp}/forklift-format.log" >&2
         echo "ci-lint.sh: files not as clang-format writes them (clang-format -i FILE)" >&2
         exit 1
       fi
