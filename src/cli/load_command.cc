@@ -114,17 +114,10 @@ int LoadCommand(const std::vector<std::string>& args) {
   if (!cb) return fail(cb.error());
   o.chunk_bytes = *cb;
 
-  std::stop_source graceful, force_stop;
-  SignalThread signals(
-      [&](int sig) {
-        fmt::print(stderr,
-                   "\nforklift load: {}: reading no further, letting chunks in flight "
-                   "commit (send it again to cancel them)\n",
-                   sigabbrev_np(sig));
-        graceful.request_stop();
-      },
-      [&](int) { force_stop.request_stop(); });
-  auto summary = load::RunLoad(o, {graceful.get_token(), force_stop.get_token()}, {});
+  StopSignals signals("\nforklift load",
+                      "reading no further, letting chunks in flight commit (send it again "
+                      "to cancel them)");
+  auto summary = load::RunLoad(o, {signals.graceful(), signals.force()}, {});
   if (!summary) return fail(summary.error());
   if (o.json) {
     fmt::print(stdout, "{}\n", summary->ToJson());

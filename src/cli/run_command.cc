@@ -71,16 +71,9 @@ int RunCommand(const std::vector<std::string>& args) {
     return 2;
   }
   for (const std::string& w : spec->warnings) fmt::print(stderr, "forklift run: warning: {}\n", w);
-  std::stop_source graceful, force_stop;
-  SignalThread signals(
-      [&](int sig) {
-        fmt::print(stderr,
-                   "forklift run: {}: starting no new tasks, waiting for running ones "
-                   "(send it again to kill them)\n",
-                   sigabbrev_np(sig));
-        graceful.request_stop();
-      },
-      [&](int) { force_stop.request_stop(); });
+  StopSignals signals("forklift run",
+                      "starting no new tasks, waiting for running ones (send it again to "
+                      "kill them)");
   flow::FlowRunOptions options;
   options.jobs = jobs;
   options.journal_path = flow::ResolveFlowJournalPath(journal, flow_path);
@@ -90,8 +83,8 @@ int RunCommand(const std::vector<std::string>& args) {
   options.force = force;
   options.dry_run = dry_run;
   options.progress = progress;
-  options.graceful = graceful.get_token();
-  options.force_stop = force_stop.get_token();
+  options.graceful = signals.graceful();
+  options.force_stop = signals.force();
   auto result = flow::RunFlow(*spec, options);
   if (!result) {
     fmt::print(stderr, "forklift run: {}\n", result.error().message);

@@ -1,7 +1,10 @@
 #include "cli/signal_thread.h"
 
+#include <fmt/format.h>
+
 #include <pthread.h>
 #include <signal.h>
+#include <string.h>
 
 #include <atomic>
 #include <thread>
@@ -67,5 +70,13 @@ SignalThread::~SignalThread() {
 }
 
 int SignalThread::first_signal() const { return state_->first.load(); }
+
+StopSignals::StopSignals(std::string prefix, std::string what_first)
+    : thread_(
+          [this, prefix = std::move(prefix), what = std::move(what_first)](int sig) {
+            fmt::print(stderr, "{}: {}: {}\n", prefix, sigabbrev_np(sig), what);
+            graceful_.request_stop();
+          },
+          [this](int) { force_.request_stop(); }) {}
 
 }  // namespace forklift::cli

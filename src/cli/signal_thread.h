@@ -11,6 +11,8 @@
 #define FORKLIFT_CLI_SIGNAL_THREAD_H_
 
 #include <functional>
+#include <stop_token>
+#include <string>
 
 namespace forklift::cli {
 
@@ -37,6 +39,24 @@ class SignalThread {
  private:
   struct State;
   State* state_;
+};
+
+// The two stops of a command that runs work (load, run): the first SIGINT/SIGTERM prints
+// "PREFIX: SIGINT: WHAT_FIRST" on stderr and requests graceful(); the second requests
+// force(). Construct it in main before other threads start (as SignalThread). Thread
+// safety: the tokens may be read from any thread.
+class StopSignals {
+ public:
+  StopSignals(std::string prefix, std::string what_first);
+
+  std::stop_token graceful() const { return graceful_.get_token(); }
+  std::stop_token force() const { return force_.get_token(); }
+  // The first signal received, or 0.
+  int first_signal() const { return thread_.first_signal(); }
+
+ private:
+  std::stop_source graceful_, force_;
+  SignalThread thread_;  // last: its callbacks use the sources
 };
 
 }  // namespace forklift::cli
