@@ -433,9 +433,10 @@ Result<Summary> Engine::Run() {
   summary_.latency_p95 = latency_.Percentile(0.95);
   summary_.latency_max = latency_.Max();
   if (journal_) {
-    const char* status = summary_.cancelled                                     ? "cancelled"
-                         : summary_.failed || journal_error_ || callback_error_ ? "failed"
-                                                                                : "succeeded";
+    const journal::RunStatus status = summary_.cancelled ? journal::RunStatus::kCancelled
+                                      : summary_.failed || journal_error_ || callback_error_
+                                          ? journal::RunStatus::kFailed
+                                          : journal::RunStatus::kSucceeded;
     auto s = journal_->FinishRun(options_.batch_id, status, summary_.ToJson());
     if (!journal_error_ && !callback_error_ && !s) journal_error_ = s.error();
   }

@@ -417,7 +417,7 @@ Status FlowRun::EndKilledRuns() {
     if (r.name != spec_.name || r.status != ToString(RunStatus::kRunning)) continue;
     std::vector<pid_t> left = process::FindProcessesWithEnv("FORKLIFT_RUN_ID", r.run_id);
     int ended = process::EndProcesses(left, process::TermSeq::Default());
-    FORKLIFT_RETURN_IF_ERROR(journal_->FinishRun(r.run_id, ToString(RunStatus::kKilled), ""));
+    FORKLIFT_RETURN_IF_ERROR(journal_->FinishRun(r.run_id, RunStatus::kKilled, ""));
     fmt::print(options_.out,
                "forklift run: run {} was killed while running; marked killed{} "
                "(resume it with --resume {})\n",
@@ -1159,7 +1159,7 @@ Result<FlowRunResult> FlowRun::Run() {
   std::vector<std::string> hashes;
   for (TaskId id = 0; id < plan().size(); ++id) hashes.push_back(CommandHash(plan().task(id)));
   std::string summary = ToJson(result.report, hashes).dump();
-  Status finish = journal_->FinishRun(run_id_, ToString(status), summary);
+  Status finish = journal_->FinishRun(run_id_, status, summary);
   // The run's hooks, once it is recorded finished (a hook may run `forklift report`). They
   // never change its status; their outcomes join the recorded summary.
   std::string_view status_text = ToString(status);
@@ -1178,7 +1178,7 @@ Result<FlowRunResult> FlowRun::Run() {
   }
   if (hooked) {
     result.report.hooks = hooks_;
-    Status again = journal_->FinishRun(run_id_, status_text, ToJson(result.report, hashes).dump());
+    Status again = journal_->FinishRun(run_id_, status, ToJson(result.report, hashes).dump());
     if (finish) finish = again;
   }
   fmt::print(options_.out, "\n{}", RenderBreakdownText(result.report));

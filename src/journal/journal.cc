@@ -371,15 +371,11 @@ Status Journal::BeginRun(std::string_view run_id, std::string_view kind, std::st
   return OkStatus();
 }
 
-Status Journal::FinishRun(std::string_view run_id, std::string_view status,
+Status Journal::FinishRun(std::string_view run_id, RunStatus status,
                           std::string_view summary_json) {
-  if (!ParseRunStatus(status)) {
-    return InvalidArgumentError("journal '" + path_ + "': finish run: unknown status '" +
-                                std::string(status) + "'");
-  }
   FORKLIFT_ASSIGN_OR_RETURN(const sqlite::Statement* raw, Cached(kFinishRunSlot));
   StatementUse s(*raw);
-  s.Bind(1, run_id, status);
+  s.Bind(1, run_id, ToString(status));
   s.BindTextOrNull(3, summary_json);
   s.Bind(4, UnixNow());
   if (s.Step() != SQLITE_DONE) return tl::unexpected(SqlError("finish run"));

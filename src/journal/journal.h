@@ -155,11 +155,11 @@ class Journal {
   // Item outcomes of earlier invocations are kept (that is what resume reads).
   Status BeginRun(std::string_view run_id, std::string_view kind, std::string_view name);
 
-  // Marks a run finished now with `status` (a RunStatus's spelling: succeeded, failed,
-  // cancelled, or killed: a later invocation found it running with no process left;
-  // running is accepted too) and its summary, a JSON object ("" stores none). Fails with
-  // InvalidArgument for another status, NotFound when there is no such run.
-  Status FinishRun(std::string_view run_id, std::string_view status, std::string_view summary_json);
+  // Records `status` for a run now (kRunning too: a load records its configuration that
+  // way before it writes) with its summary, a JSON object ("" stores none). kKilled: a
+  // later invocation found it running with no process left. Fails with NotFound when
+  // there is no such run.
+  Status FinishRun(std::string_view run_id, RunStatus status, std::string_view summary_json);
 
   // The run with its item counts, or nullopt when there is no such run.
   Result<std::optional<RunInfo>> GetRun(std::string_view run_id);

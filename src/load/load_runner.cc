@@ -33,6 +33,7 @@
 namespace forklift::load {
 namespace {
 
+using journal::RunStatus;
 using sinks::Chunk;
 using sinks::LedgerEntry;
 using sinks::RejectedRow;
@@ -443,7 +444,8 @@ std::string LoadSummary::ToText() const {
     s += fmt::format("  rejected rows: forklift dlq show {}{}\n", load_id,
                      dlq_path.empty() ? "" : " (and " + dlq_path + ")");
   }
-  if (status == "succeeded" && chunks_committed == 0 && chunks_skipped > 0) {
+  if (journal::ParseRunStatus(status) == journal::RunStatus::kSucceeded && chunks_committed == 0 &&
+      chunks_skipped > 0) {
     // A rerun after the table was emptied (TRUNCATE) lands here: the ledger still says
     // every chunk is in. Say so, and how to load the files again.
     s += fmt::format(
@@ -732,18 +734,19 @@ LoadSummary Summarize(const LoadOptions& options, const LoadPlan& plan, const Lo
   s.mb_per_s = static_cast<double>(s.bytes) / 1e6 / std::max(s.elapsed_s, 1e-9);
   s.connections = connections;
   if (auto e = shared.error()) {
-    s.status = e->code == ErrorCode::kCancelled ? "cancelled" : "failed";
+    s.status =
+        ToString(e->code == ErrorCode::kCancelled ? RunStatus::kCancelled : RunStatus::kFailed);
     s.error = sinks::MaskSecret(e->ToString(), plan.address.password);
   } else if (stops.graceful.stop_requested() || stops.force.stop_requested()) {
-    s.status = "cancelled";
+    s.status = ToString(RunStatus::kCancelled);
     s.error = "stopped by a signal; committed chunks stay committed, rerun to resume";
   } else if (s.rows_read > 0 && s.rows_loaded == 0 && s.rows_skipped == 0) {
     // Every row was rejected: nothing of the input is in the table.
-    s.status = "failed";
+    s.status = ToString(RunStatus::kFailed);
     s.error = fmt::format("no row loaded: all {} rejected (forklift dlq show {})", s.rows_rejected,
                           s.load_id);
   } else {
-    s.status = "succeeded";
+    s.status = ToString(RunStatus::kSucceeded);
   }
   const std::string& ledger_schema =
       options.ledger_schema.empty() ? plan.spec.schema : options.ledger_schema;
@@ -770,11 +773,11 @@ Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, 
   }
   FORKLIFT_RETURN_IF_ERROR((*journal)->BeginRun(load_id, "load", sinks::ShownTable(plan.spec)));
   const nlohmann::json config = ConfigJson(options, plan.address, plan.columns);
-  FORKLIFT_RETURN_IF_ERROR(
-      (*journal)->FinishRun(load_id, "running", nlohmann::json{{"config", config}}.dump()));
+  FORKLIFT_RETURN_IF_ERROR((*journal)->FinishRun(load_id, journal::RunStatus::kRunning,
+                                                 nlohmann::json{{"config", config}}.dump()));
   // A failure from here on ends a run the journal has begun: record it as failed.
   auto failed = [&](const Error& e) {
-    (void)(*journal)->FinishRun(load_id, "failed",
+    (void)(*journal)->FinishRun(load_id, journal::RunStatus::kFailed,
                                 nlohmann::json{{"config", config}, {"error", e.ToString()}}.dump());
     return tl::unexpected(e);
   };
@@ -840,14 +843,14 @@ Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, 
     Status st = letters ? WriteDeadLetterFile(options.dlq_path, *letters)
                         : Status(tl::unexpected(letters.error()));
     if (!st) {
-      s.status = "failed";
+      s.status = ToString(RunStatus::kFailed);
       s.error += (s.error.empty() ? "" : "; ") + st.error().ToString();
     }
   }
   s.peak_rss_mb = PeakRssMb();
   nlohmann::json summary = nlohmann::json::parse(s.ToJson());
   summary["config"] = config;
-  (void)(*journal)->FinishRun(load_id, s.status, summary.dump());
+  (void)(*journal)->FinishRun(load_id, *journal::ParseRunStatus(s.status), summary.dump());
   return s;
 }
 
