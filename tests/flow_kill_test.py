@@ -413,6 +413,27 @@ class MapKillTest(unittest.TestCase):
         finally:
             shutil.rmtree(d, ignore_errors=True)
 
+    def test_a_sigkilled_maps_sweep_ends_what_a_job_started_in_a_group_of_its_own(self):
+        # setsid puts the sleep in a session and group the watchdog was never told of: only
+        # the sweep by the jobs' FORKLIFT_MAP_ID mark can find it (as it finds a job whose
+        # announcement the SIGKILL beat).
+        d = tempfile.mkdtemp(prefix="forklift-map-sweep-")
+        try:
+            env = dict(os.environ, FORKLIFT_JOURNAL=os.path.join(d, "journal.db"))
+            p = subprocess.Popen([FORKLIFT, "map", "setsid sleep 1000 & echo $! > {}.pid; wait",
+                                  ":::", "a"], cwd=d, env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            path = os.path.join(d, "a.pid")
+            wait_until(lambda: read(path).strip(), what=path)
+            pid = int(read(path))
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                self.assertIn(b"FORKLIFT_MAP_ID=", f.read())
+            p.kill()
+            p.wait()
+            wait_until(lambda: not is_live(pid), what="the job's setsid sleep to end")
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -95,6 +95,7 @@ int Dispatch(const std::vector<std::string>& args) {
   if (cmd == "load") return LoadCommand(rest);
   if (cmd == "dlq") return DlqCommand(rest);
   if (cmd == "__complete") return CompleteCommand(rest);
+  if (cmd == "__end-survivors") return EndSurvivorsCommand(rest);
   fmt::print(stderr, "forklift: unknown command '{}' (try 'forklift --help')\n", cmd);
   return 2;
 }

@@ -40,6 +40,10 @@ int DlqCommand(const std::vector<std::string>& args);
 
 // `forklift __complete tasks FLOW`: words for the shell completions (completions/).
 int CompleteCommand(const std::vector<std::string>& args);
+// `forklift __end-survivors NAME VALUE`: ends (TermSeq) every process whose environment
+// holds NAME=VALUE; what the orphan watchdog runs when a map dies (map_command.cc). Exit 0,
+// or 2 for bad arguments.
+int EndSurvivorsCommand(const std::vector<std::string>& args);
 
 // `forklift runs [--journal PATH] [--kind KIND] [--limit N] [--json]`
 int RunsCommand(const std::vector<std::string>& args);

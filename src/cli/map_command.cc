@@ -2,7 +2,9 @@
 // signals (first: no new jobs; second: kill running ones) and runs the map.
 #include <fmt/format.h>
 #include <signal.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <stop_token>
@@ -13,6 +15,7 @@
 #include "map/map_runner.h"
 #include "process/orphan_watchdog.h"
 #include "process/process_registry.h"
+#include "process/survivors.h"
 
 namespace forklift::cli {
 
@@ -33,7 +36,14 @@ int MapCommand(const std::vector<std::string>& args) {
   process::ProcessRegistry registry;
   // Ends the running jobs' groups if forklift is SIGKILLed; without one (no fork) the jobs
   // still run, as before.
-  auto watchdog = process::OrphanWatchdog::Start({});
+  // Every job carries FORKLIFT_MAP_ID=<this run's mark> in its environment, from its first
+  // instruction: when forklift dies, the watchdog ends the groups it was told of and then
+  // sweeps by the mark, which also finds a job started the moment before its announcement
+  // (and what it started in a group of its own).
+  const std::string mark =
+      fmt::format("{}-{}", getpid(), std::chrono::steady_clock::now().time_since_epoch().count());
+  auto watchdog = process::OrphanWatchdog::Start(
+      {.then_exec = {"/proc/self/exe", "__end-survivors", "FORKLIFT_MAP_ID", mark}});
   if (watchdog) {
     registry.Watch(watchdog->get());
   } else {
@@ -60,10 +70,21 @@ int MapCommand(const std::vector<std::string>& args) {
         registry.Shutdown(SIGTERM);
       },
       /*hangup=*/true);
-  int status =
-      map::RunMap(*options, {graceful.get_token(), force.get_token()}, registry, map::MapIo{});
+  map::MapIo io;
+  io.job_env = {{"FORKLIFT_MAP_ID", mark}};
+  int status = map::RunMap(*options, {graceful.get_token(), force.get_token()}, registry, io);
   if (int sig = signals.first_signal(); sig != 0) return 128 + sig;
   return status;
+}
+
+int EndSurvivorsCommand(const std::vector<std::string>& args) {
+  if (args.size() != 2 || args[0].empty() || args[1].empty()) {
+    fmt::print(stderr, "usage: forklift __end-survivors NAME VALUE\n");
+    return 2;
+  }
+  std::vector<pid_t> pids = process::FindProcessesWithEnv(args[0], args[1]);
+  process::EndProcesses(pids, process::TermSeq::Default());
+  return 0;
 }
 
 }  // namespace forklift::cli

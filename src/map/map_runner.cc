@@ -555,6 +555,7 @@ ItemResult<JobResult> MapRun::RunJob(const MapJob& job, ItemContext& ctx) {
   }
   spawn.termseq = termseq_;
   spawn.registry = &registry_;
+  spawn.env = io_.job_env;
   auto ran = io_.run_command(spawn, stop);
   force_link.reset();
   // The engine retries what this says is retryable while attempts are left and the run

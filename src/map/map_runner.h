@@ -32,6 +32,9 @@ struct MapIo {
   Clock* clock = nullptr;
   // Default (empty): process::Run.
   CommandRunner run_command;
+  // Variables every job gets on top of forklift's environment (the CLI marks its jobs for
+  // the orphan watchdog's sweep). Default: none.
+  std::vector<std::pair<std::string, std::string>> job_env;
 };
 
 // What a caller (the CLI's signal thread) uses to stop a run: `graceful` starts no new

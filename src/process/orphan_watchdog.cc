@@ -37,6 +37,7 @@ struct ChildPlan {
   size_t capacity;
   const int* keep;  // sorted, read_fd included
   size_t keep_count;
+  char* const* exec_argv;  // then_exec, NULL-terminated; nullptr: none
 };
 
 int64_t NowMs() {
@@ -130,6 +131,7 @@ bool AnyAlive(const pid_t* groups, size_t n) {
     while (NowMs() < until && AnyAlive(p.groups, n)) SleepMs(std::min<int64_t>(5, wait_ms));
   }
   for (size_t i = 0; i < n; ++i) kill(-p.groups[i], SIGKILL);
+  if (p.exec_argv) execv(p.exec_argv[0], p.exec_argv);
   _exit(0);
 }
 
@@ -148,8 +150,13 @@ Result<std::unique_ptr<OrphanWatchdog>> OrphanWatchdog::Start(const WatchdogOpti
   keep.push_back(fds[0]);
   std::sort(keep.begin(), keep.end());
   keep.erase(std::unique(keep.begin(), keep.end()), keep.end());
-  ChildPlan plan{fds[0],       getpid(),         steps.data(), steps.size(),
-                 groups.get(), options.capacity, keep.data(),  keep.size()};
+  std::vector<std::string> exec_strings = options.then_exec;
+  std::vector<char*> exec_argv;
+  for (std::string& s : exec_strings) exec_argv.push_back(s.data());
+  exec_argv.push_back(nullptr);
+  ChildPlan plan{fds[0],       getpid(),     steps.data(),
+                 steps.size(), groups.get(), options.capacity,
+                 keep.data(),  keep.size(),  exec_strings.empty() ? nullptr : exec_argv.data()};
   pid_t pid = fork();
   if (pid < 0) {
     int err = errno;

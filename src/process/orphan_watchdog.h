@@ -27,7 +27,7 @@
 // What it cannot do: a SIGKILL of the watchdog itself (e.g. `pkill -9 forklift`) leaves the
 // groups running; front doors that need more (flows) also find survivors on their next run.
 // A group started in the microseconds between its spawn and its announcement is not
-// watched.
+// watched; then_exec covers it (map marks its jobs' environment and sweeps by the mark).
 //
 // Thread safety: Add and Remove may be called from any thread at once; the destructor
 // must not run concurrently with them.
@@ -38,6 +38,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "forklift/result.h"
@@ -52,6 +53,12 @@ struct WatchdogOptions {
   size_t capacity = 65536;
   // Descriptors the watchdog keeps open (besides its socket). Default: none.
   std::vector<int> keep_fds;
+  // Run (execv) once the groups are ended, when this program died: a sweep that needs
+  // more than async-signal-safe calls, such as `forklift __end-survivors NAME VALUE`,
+  // which ends every process whose environment has NAME=VALUE (a job that started in the
+  // moment before its announcement carries the marker from its first instruction).
+  // argv[0] is a path. Default: none.
+  std::vector<std::string> then_exec;
 };
 
 class OrphanWatchdog {
