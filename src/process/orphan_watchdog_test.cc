@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "process/process_registry.h"
 
@@ -96,7 +97,8 @@ struct Forked {
 // Forks a stand-in for forklift that starts a watchdog, starts a job group running
 // `script`, registers it (unless `remove_again`), reports the pids, then either waits to
 // be killed or, with `goodbye`, ends its watchdog properly and exits.
-Forked ForkForklift(const char* script, bool remove_again, bool goodbye, int lock_fd = -1) {
+Forked ForkForklift(const char* script, bool remove_again, bool goodbye, int lock_fd = -1,
+                    std::vector<std::string> then_exec = {}) {
   int report[2];
   EXPECT_EQ(pipe(report), 0);
   pid_t pid = fork();
@@ -104,6 +106,7 @@ Forked ForkForklift(const char* script, bool remove_again, bool goodbye, int loc
     close(report[0]);
     WatchdogOptions options;
     if (lock_fd >= 0) options.keep_fds = {lock_fd};
+    options.then_exec = then_exec;
     auto dog = OrphanWatchdog::Start(options);
     if (!dog) _exit(3);
     ProcessRegistry registry;
@@ -137,6 +140,29 @@ TEST(OrphanWatchdogTest, ASigkilledProgramsRegisteredGroupIsEnded) {
   EXPECT_TRUE(WIFSIGNALED(status));
   EXPECT_EQ(WTERMSIG(status), SIGTERM);
   EXPECT_NE(WaitFor(f.watchdog), -1) << "the watchdog did not exit after its work";
+}
+
+TEST(OrphanWatchdogTest, AfterEndingTheGroupsTheWatchdogExecsItsSweep) {
+  Subreaper subreaper;
+  const std::string marker = (std::filesystem::temp_directory_path() /
+                              ("forklift-watchdog-sweep-" + std::to_string(getpid())))
+                                 .string();
+  std::filesystem::remove(marker);
+  Forked f = ForkForklift("exec sleep 1000", false, false, -1,
+                          {"/bin/sh", "-c", "echo swept > " + marker});
+  ASSERT_GT(f.job, 0);
+  ASSERT_EQ(kill(f.forklift, SIGKILL), 0);
+  ASSERT_NE(WaitFor(f.forklift), -1);
+  ASSERT_NE(WaitFor(f.job), -1) << "the registered group is ended as before";
+  ASSERT_NE(WaitFor(f.watchdog), -1) << "the sweep (exec'd in the watchdog's pid) exited";
+  std::string text;
+  if (FILE* in = std::fopen(marker.c_str(), "r")) {
+    char buf[16] = {};
+    text = std::fgets(buf, sizeof buf, in) ? buf : "";
+    std::fclose(in);
+  }
+  std::filesystem::remove(marker);
+  EXPECT_EQ(text, "swept\n");
 }
 
 TEST(OrphanWatchdogTest, AJobIgnoringSigtermGetsSigkillAtTheEndOfTheSequence) {
