@@ -13,6 +13,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -135,11 +136,12 @@ class MapRunnerTest : public ::testing::Test {
 
   // Moves the fake clock in small steps while something sleeps on it (a backoff, a
   // --delay), so no sleeper is ever passed by more than a step.
-  void StartTicking(Duration step) {
+  // `may_advance` (default: always) holds the clock still while it returns false.
+  void StartTicking(Duration step, std::function<bool()> may_advance = {}) {
     ticking_ = true;
-    ticker_ = std::thread([this, step] {
+    ticker_ = std::thread([this, step, may_advance = std::move(may_advance)] {
       while (ticking_) {
-        if (clock_.sleepers() > 0) clock_.Advance(step);
+        if (clock_.sleepers() > 0 && (!may_advance || may_advance())) clock_.Advance(step);
         std::this_thread::sleep_for(50us);
       }
     });
@@ -280,7 +282,14 @@ TEST_F(MapRunnerTest, APercentTimeoutFollowsTheMedianOfSuccessfulRuns) {
 }
 
 TEST_F(MapRunnerTest, DelayStartsJobsInOrderAndApart) {
-  StartTicking(100ms);
+  // The clock waits at each job's due time (the first at once, then every 10s) until the
+  // fake runner has noted that job's start: a runner thread slow to get the CPU must not
+  // see the clock run on, or the starts it notes would look closer than map made them.
+  const TimePoint t0 = clock_.Now();
+  StartTicking(100ms, [&] {
+    const auto due = std::min<int64_t>(6, 1 + (clock_.Now() - t0) / 10s);
+    return static_cast<int64_t>(Calls().size()) >= due;
+  });
   EXPECT_EQ(Map({"-j3", "--delay", "10s", "work", ":::", "1", "2", "3", "4", "5", "6"}), 0);
   StopTicking();
   std::vector<Call> calls = Calls();
