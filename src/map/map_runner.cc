@@ -95,8 +95,8 @@ class JobRange {
     bool operator==(std::default_sentinel_t) const { return range->done_; }
   };
 
-  // Whether the journal recorded the job with this key as one a resume skips.
-  using SkipRecorded = std::function<Result<bool>(const std::string& key)>;
+  // Whether the journal recorded this job as one a resume skips.
+  using SkipRecorded = std::function<Result<bool>(const MapJob& job)>;
 
   JobRange(InputSource* input, std::vector<std::pair<uint64_t, std::string>> fixed,
            const JoblogHistory* skip_by_seq, bool skip_failed_too, std::string template_text,
@@ -150,7 +150,7 @@ class JobRange {
         continue;
       }
       if (skip_recorded_) {
-        auto skip = skip_recorded_(job.key);
+        auto skip = skip_recorded_(job);
         if (!skip) {
           error_ = skip.error();
           return Done();
@@ -354,6 +354,9 @@ class MapRun {
   // Output, the joblog row and messages for a job that ended for good; an error (output
   // or joblog not writable) stops the run.
   Status OnOutcome(Outcome<JobResult>&& outcome);
+  // The joblog row of a job the journal has as succeeded but the joblog lacks (by seq: the
+  // input in its earlier order), written when a resume skips the job.
+  Status RestoreJoblogRow(const MapJob& job);
   int MaxAttempts() const {
     return static_cast<int>(std::min<uint64_t>(o_.MaxAttempts(), INT32_MAX));
   }
@@ -627,6 +630,20 @@ void MapRun::CountForHalt(int exit_value, int signal, const std::string& command
   if (d == HaltDecision::kNow) halt_now_.request_stop();
 }
 
+// A SIGKILL between the engine's journal commit of a job and its joblog row (OnOutcome,
+// right after) leaves a succeeded job the joblog lacks; the resume that skips it writes the
+// row then, so the joblog again holds every success (runtime 0: the journal keeps no start).
+// Runs on the calling thread, as OnOutcome does: the JoblogWriter's one thread.
+Status MapRun::RestoreJoblogRow(const MapJob& job) {
+  if (!joblog_ || !history_ || history_->Ran(job.seq)) return OkStatus();
+  JoblogEntry row;
+  row.seq = job.seq;
+  row.start_time = std::chrono::system_clock::now();
+  row.command =
+      job.fixed_command.empty() ? command_->Expand(job.args, job.seq, 1) : job.fixed_command;
+  return joblog_->Append(row);
+}
+
 Status MapRun::OnOutcome(Outcome<JobResult>&& outcome) {
   // A job the stop reached before it started never ran: no output, no joblog row, no
   // journal entry (the engine records none), so --resume runs it, as in GNU parallel.
@@ -728,10 +745,13 @@ int MapRun::Run() {
   JobRange::SkipRecorded skip_recorded;
   if (journal_has_run_) {
     bool skip_failed = o_.resume;
-    skip_recorded = [this, skip_failed](const std::string& key) -> Result<bool> {
-      FORKLIFT_ASSIGN_OR_RETURN(journal::ItemState state, journal_->GetItemState(run_id_, key));
-      return state == journal::ItemState::kSucceeded ||
-             (skip_failed && state == journal::ItemState::kFailed);
+    skip_recorded = [this, skip_failed](const MapJob& job) -> Result<bool> {
+      FORKLIFT_ASSIGN_OR_RETURN(journal::ItemState state, journal_->GetItemState(run_id_, job.key));
+      if (state == journal::ItemState::kSucceeded) {
+        FORKLIFT_RETURN_IF_ERROR(RestoreJoblogRow(job));
+        return true;
+      }
+      return skip_failed && state == journal::ItemState::kFailed;
     };
   }
   JobRange jobs(input_.get(), std::move(fixed), skip_by_joblog ? &*history_ : nullptr, o_.resume,

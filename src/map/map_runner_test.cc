@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -301,6 +302,29 @@ TEST_F(MapRunnerTest, DelayStartsJobsInOrderAndApart) {
       EXPECT_GE(calls[i].at - calls[i - 1].at, 10s) << i;
     }
   }
+}
+
+TEST_F(MapRunnerTest, AResumeWritesTheJoblogRowASigkillCutAfterTheJournalCommit) {
+  std::string joblog = dir_ + "/jl";
+  EXPECT_EQ(Map({"-j1", "--joblog", joblog, "work", ":::", "a", "b", "c"}), 0);
+  ASSERT_EQ(Rows(joblog).size(), 3u);
+  // What a SIGKILL right after the journal's commit of job 3 leaves: no row for it.
+  {
+    std::ifstream in(joblog);
+    std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    all.erase(all.rfind('\n', all.size() - 2) + 1);
+    std::ofstream(joblog, std::ios::trunc) << all;
+  }
+  ASSERT_EQ(Rows(joblog).size(), 2u);
+  calls_.clear();
+  EXPECT_EQ(Map({"-j1", "--resume", "--joblog", joblog, "work", ":::", "a", "b", "c"}), 0);
+  EXPECT_TRUE(Calls().empty()) << "the journal has every job done: none runs again";
+  EXPECT_THAT(Rows(joblog),
+              ElementsAre(std::make_tuple(1u, 0, 0, "work a"), std::make_tuple(2u, 0, 0, "work b"),
+                          std::make_tuple(3u, 0, 0, "work c")));
+  calls_.clear();
+  EXPECT_EQ(Map({"-j1", "--resume", "--joblog", joblog, "work", ":::", "a", "b", "c"}), 0);
+  EXPECT_EQ(Rows(joblog).size(), 3u) << "written once";
 }
 
 TEST_F(MapRunnerTest, ResumeKeysJobsByContentAndOccurrence) {
