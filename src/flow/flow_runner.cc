@@ -334,7 +334,11 @@ constexpr size_t kFailedLineTail = 3;
 class FlowRun {
  public:
   FlowRun(const FlowSpec& spec, const FlowRunOptions& options)
-      : spec_(spec), options_(options), clock_(options.clock ? *options.clock : SystemClock()) {}
+      : spec_(spec),
+        options_(options),
+        clock_(options.clock ? *options.clock : SystemClock()),
+        forklift_exe_(ForkliftExe(options)),
+        journal_abs_(AbsoluteJournal(options)) {}
   Result<FlowRunResult> Run();
 
  private:
@@ -347,7 +351,9 @@ class FlowRun {
   void AttemptSql(TaskId id, int attempt, TaskLog& log);
   std::vector<std::string> FanoutArgv(const TaskSpec& t);
   // The forklift program that fan-outs run, and that tasks and hooks see as $FORKLIFT.
-  std::string ForkliftExe() const;
+  static std::string ForkliftExe(const FlowRunOptions& options);
+  // The journal's absolute path: fan-outs and tasks run in other directories.
+  static std::string AbsoluteJournal(const FlowRunOptions& options);
   // What every task and hook sees besides its own variables: $FORKLIFT (this program, as
   // make's $(MAKE): a task runs `"$FORKLIFT" load ...` without a PATH lookup) and
   // $FORKLIFT_JOURNAL (the flow's, absolute: what such a command records lands beside
@@ -375,6 +381,8 @@ class FlowRun {
   const FlowSpec& spec_;
   const FlowRunOptions& options_;
   Clock& clock_;
+  const std::string forklift_exe_;  // once: each task's environment names it
+  const std::string journal_abs_;
   std::optional<Plan> plan_storage_;
   std::optional<Scheduler> scheduler_;
   std::string run_id_;
@@ -615,31 +623,33 @@ void FlowRun::Attempt(TaskId id) {
 // A fan-out task runs as `forklift map` (its templates, -j, per-item timeout and retries,
 // one journal row per item under run id RUN.TASK, the joblog beside the task's log). A
 // resume passes --resume-failed, so only the items that failed or never ran run again.
-std::string FlowRun::ForkliftExe() const {
-  std::string exe = options_.forklift_exe;
+std::string FlowRun::ForkliftExe(const FlowRunOptions& options) {
+  std::string exe = options.forklift_exe;
   std::error_code ec;
   if (exe.empty()) exe = fs::read_symlink("/proc/self/exe", ec).string();
   if (exe.empty()) exe = "forklift";  // no /proc: from PATH
   return exe;
 }
 
-std::vector<std::pair<std::string, std::string>> FlowRun::SharedEnv() const {
+std::string FlowRun::AbsoluteJournal(const FlowRunOptions& options) {
   std::error_code ec;
-  return {{"FORKLIFT", ForkliftExe()},
-          {"FORKLIFT_JOURNAL", fs::absolute(options_.journal_path, ec).string()}};
+  fs::path abs = fs::absolute(options.journal_path, ec);
+  return ec ? options.journal_path : abs.string();
+}
+
+std::vector<std::pair<std::string, std::string>> FlowRun::SharedEnv() const {
+  return {{"FORKLIFT", forklift_exe_}, {"FORKLIFT_JOURNAL", journal_abs_}};
 }
 
 std::vector<std::string> FlowRun::FanoutArgv(const TaskSpec& t) {
-  const std::string exe = ForkliftExe();
-  std::error_code ec;
   int jobs = t.jobs > 0 ? std::min(t.jobs, options_.jobs) : options_.jobs;
   // map runs in the task's directory: its journal path must not be relative.
-  std::string journal = fs::absolute(options_.journal_path, ec).string();
-  std::vector<std::string> map = {exe,         "map",
-                                  "-j",        std::to_string(jobs),
-                                  "--journal", journal,
-                                  "--run-id",  run_id_ + "." + t.name,
-                                  "--joblog",  (log_dir_ / (t.name + ".joblog")).string()};
+  const std::string& journal = journal_abs_;
+  std::vector<std::string> map = {forklift_exe_, "map",
+                                  "-j",          std::to_string(jobs),
+                                  "--journal",   journal,
+                                  "--run-id",    run_id_ + "." + t.name,
+                                  "--joblog",    (log_dir_ / (t.name + ".joblog")).string()};
   if (t.timeout) {
     map.push_back("--timeout");
     map.push_back(fmt::format(
