@@ -232,7 +232,9 @@ void Parser::ParseDatabases(const toml::node& node, FlowSpec& spec) {
       TypeMismatch(key, value, where, "a string (postgres://... or sqlite:PATH)");
       continue;
     }
-    // ${VAR} from the environment, so passwords stay out of the file.
+    // ${VAR} from the environment, so passwords stay out of the file; ${VAR:-DEFAULT}, as
+    // in sh, takes DEFAULT (literal text) when VAR is unset or empty, so one flow file can
+    // run on an embedded default and on a server the environment names.
     const std::string& raw = value.as_string()->get();
     std::string dsn;
     bool ok = true;
@@ -245,13 +247,21 @@ void Parser::ParseDatabases(const toml::node& node, FlowSpec& spec) {
           break;
         }
         std::string var = raw.substr(i + 2, end - i - 2);
+        std::optional<std::string> fallback;
+        if (size_t dash = var.find(":-"); dash != std::string::npos) {
+          fallback = var.substr(dash + 2);
+          var.resize(dash);
+        }
         const char* v = std::getenv(var.c_str());
-        if (!v) {
+        if (fallback && (!v || !*v)) {
+          dsn += *fallback;
+        } else if (!v) {
           Fail(line, where, fmt::format("${{{}}} is not set in the environment", var));
           ok = false;
           break;
+        } else {
+          dsn += v;
         }
-        dsn += v;
         i = end + 1;
       } else {
         dsn += raw[i++];

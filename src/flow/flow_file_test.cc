@@ -206,6 +206,28 @@ TEST(ParseFlowTest, SqlTasksAndDatabases) {
   EXPECT_NE(CommandHash(r->tasks[0]), CommandHash(r->tasks[1]));
 }
 
+TEST(ParseFlowTest, DatabaseDefaultsWhenTheVariableIsUnsetOrEmpty) {
+  const std::string flow =
+      "[databases]\nmarket = '${FORKLIFT_TEST_DB:-sqlite:market.db}'\n"
+      "[tasks.a]\nsql = 'SELECT 1'\ndb = 'market'\n";
+  unsetenv("FORKLIFT_TEST_DB");
+  auto unset = ParseFlow(flow, "flow.toml");
+  ASSERT_TRUE(unset) << unset.error().ToString();
+  EXPECT_EQ(unset->databases.at("market"), "sqlite:market.db");
+  setenv("FORKLIFT_TEST_DB", "", 1);
+  auto empty = ParseFlow(flow, "flow.toml");
+  ASSERT_TRUE(empty) << empty.error().ToString();
+  EXPECT_EQ(empty->databases.at("market"), "sqlite:market.db");
+  setenv("FORKLIFT_TEST_DB", "postgres://etl@db/market", 1);
+  auto set = ParseFlow(flow, "flow.toml");
+  ASSERT_TRUE(set) << set.error().ToString();
+  EXPECT_EQ(set->databases.at("market"), "postgres://etl@db/market");
+  unsetenv("FORKLIFT_TEST_DB");
+  // The default is checked like any URL.
+  EXPECT_THAT(ErrorOf("[databases]\nm = '${FORKLIFT_TEST_DB:-market.db}'\n[tasks.a]\ncmd = 'x'\n"),
+              HasSubstr("databases.m: expected a postgres://, postgresql:// or sqlite: URL"));
+}
+
 TEST(ParseFlowErrorTest, SqlTaskMistakes) {
   EXPECT_THAT(ErrorOf("[tasks.a]\ncmd = 'x'\nsql = 'SELECT 1'\ndb = 'sqlite:x'\n"),
               HasSubstr("tasks.a: give one of 'cmd', 'sql' and 'sql_file'"));
