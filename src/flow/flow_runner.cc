@@ -12,12 +12,9 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cctype>
 #include <chrono>
 #include <condition_variable>
-#include <cstring>
 #include <ctime>
-#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -31,9 +28,12 @@
 #include "core/delay_queue.h"
 #include "core/format_duration.h"
 #include "core/progress_renderer.h"
+#include "flow/fanout.h"
 #include "flow/flow_lock.h"
 #include "flow/flow_plan.h"
+#include "flow/report_json.h"
 #include "flow/sql_task.h"
+#include "flow/task_log.h"
 #include "flow/task_state.h"
 #include "forklift/executor.h"
 #include "forklift/retry.h"
@@ -54,33 +54,6 @@ double UnixNow() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-std::string LocalStamp(const char* format) {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  localtime_r(&t, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, format, &tm);
-  return buf;
-}
-
-// `text` as one word for a POSIX shell: as is when it holds only safe characters, else in
-// single quotes (each ' written as '\'').
-std::string ShellWord(std::string_view text) {
-  bool safe = !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || std::strchr("_-./:=@%+,", c);
-  });
-  if (safe) return std::string(text);
-  std::string out = "'";
-  for (char c : text) {
-    if (c == '\'') {
-      out += "'\\''";
-    } else {
-      out += c;
-    }
-  }
-  return out + "'";
-}
-
 std::string Join(const std::vector<std::string>& parts, std::string_view sep) {
   std::string out;
   for (const std::string& p : parts) {
@@ -88,222 +61,6 @@ std::string Join(const std::vector<std::string>& parts, std::string_view sep) {
     out += p;
   }
   return out;
-}
-
-// "2026-11-23T09:10:01.123"
-std::string LogStamp() {
-  auto now = std::chrono::system_clock::now();
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()) % 1000;
-  return fmt::format("{}.{:03d}", LocalStamp("%Y-%m-%dT%H:%M:%S"), static_cast<int>(ms.count()));
-}
-
-json ToJson(const ReportData& r, const std::vector<std::string>& hashes) {
-  json tasks = json::array();
-  for (size_t i = 0; i < r.tasks.size(); ++i) {
-    const TaskReport& t = r.tasks[i];
-    json attempts = json::array();
-    for (const AttemptReport& a : t.attempts) {
-      attempts.push_back({{"start_offset_s", a.start_offset_s},
-                          {"duration_s", a.duration_s},
-                          {"exit_code", a.exit_code},
-                          {"signal", a.signal},
-                          {"state", a.state}});
-    }
-    json task = {{"name", t.name},
-                 {"state", t.state},
-                 {"critical", t.critical},
-                 {"slow", t.slow},
-                 {"on_critical_path", t.on_critical_path},
-                 {"attempts", attempts},
-                 {"log_tail", t.log_tail},
-                 {"group", t.group},
-                 {"cmd_hash", i < hashes.size() ? hashes[i] : ""}};
-    if (!t.sql_tags.empty()) task["sql"] = t.sql_tags;
-    if (t.items_succeeded) {
-      json slowest = json::array();
-      for (const auto& [cmd, secs] : t.slowest_items) slowest.push_back({cmd, secs});
-      task["items"] = {{"succeeded", *t.items_succeeded},
-                       {"failed", t.items_failed.value_or(0)},
-                       {"slowest", slowest}};
-    }
-    tasks.push_back(std::move(task));
-  }
-  json hooks = json::array();
-  for (const HookReport& h : r.hooks) {
-    hooks.push_back({{"hook", h.hook},
-                     {"task", h.task},
-                     {"outcome", h.outcome},
-                     {"ok", h.ok},
-                     {"duration_s", h.duration_s}});
-  }
-  return {{"flow_name", r.flow_name},
-          {"run_id", r.run_id},
-          {"status", r.status},
-          {"started_unix_s", r.started_unix_s},
-          {"wall_s", r.wall_s},
-          {"tasks", tasks},
-          {"hooks", hooks}};
-}
-
-ReportData FromJson(const json& j) {
-  ReportData r;
-  r.flow_name = j.value("flow_name", "");
-  r.run_id = j.value("run_id", "");
-  r.status = j.value("status", "");
-  r.started_unix_s = j.value("started_unix_s", int64_t{0});
-  r.wall_s = j.value("wall_s", 0.0);
-  for (const json& t : j.value("tasks", json::array())) {
-    TaskReport tr;
-    tr.name = t.value("name", "");
-    tr.state = t.value("state", "");
-    tr.critical = t.value("critical", true);
-    tr.slow = t.value("slow", false);
-    tr.on_critical_path = t.value("on_critical_path", false);
-    tr.log_tail = t.value("log_tail", "");
-    tr.group = t.value("group", "");
-    for (const json& tag : t.value("sql", json::array())) {
-      if (tag.is_string()) tr.sql_tags.push_back(tag.get<std::string>());
-    }
-    if (t.contains("items") && t["items"].is_object()) {
-      const json& items = t["items"];
-      tr.items_succeeded = items.value("succeeded", uint64_t{0});
-      tr.items_failed = items.value("failed", uint64_t{0});
-      for (const json& s : items.value("slowest", json::array())) {
-        if (s.is_array() && s.size() == 2 && s[0].is_string() && s[1].is_number()) {
-          tr.slowest_items.emplace_back(s[0].get<std::string>(), s[1].get<double>());
-        }
-      }
-    }
-    for (const json& a : t.value("attempts", json::array())) {
-      tr.attempts.push_back({a.value("start_offset_s", 0.0), a.value("duration_s", 0.0),
-                             a.value("exit_code", 0), a.value("signal", 0), a.value("state", "")});
-    }
-    r.tasks.push_back(std::move(tr));
-  }
-  for (const json& h : j.value("hooks", json::array())) {
-    r.hooks.push_back({h.value("hook", ""), h.value("task", ""), h.value("outcome", ""),
-                       h.value("ok", false), h.value("duration_s", 0.0)});
-  }
-  return r;
-}
-
-// Lines of a task's output, each stamped and tagged with its stream, appended to its log.
-// The file is created at the first byte of output (or for a failure): a silent task that
-// succeeds leaves its two notes in main.log only, and costs no file (creating thousands of
-// files was the largest cost of a run of tiny tasks). One per attempt; used only on the
-// thread running that attempt.
-class TaskLog {
- public:
-  explicit TaskLog(fs::path path) : path_(std::move(path)) {}
-  void Note(std::string_view text) {
-    std::string line = LogStamp() + " [forklift] ";
-    line.append(text);
-    line += '\n';
-    Write(line);
-  }
-  void Chunk(process::Stream s, std::string_view bytes) {
-    Open();
-    std::string& partial = partial_[s == process::Stream::kStdout ? 0 : 1];
-    const char* tag = s == process::Stream::kStdout ? "out" : "err";
-    partial.append(bytes);
-    size_t start = 0, nl;
-    while ((nl = partial.find('\n', start)) != std::string::npos) {
-      out_ << LogStamp() << " [" << tag << "] ";
-      out_.write(partial.data() + start, static_cast<std::streamsize>(nl - start + 1));
-      if (s == process::Stream::kStderr) KeepStderrLine(partial.substr(start, nl - start));
-      start = nl + 1;
-    }
-    partial.erase(0, start);
-  }
-  // The attempt's last `n` lines of stderr (an unterminated last line included), joined
-  // by "\n    | " for an event line; at most 200 bytes a line.
-  std::string StderrTail(size_t n) {
-    std::deque<std::string> lines = err_tail_;
-    if (!partial_[1].empty()) lines.push_back(partial_[1].substr(0, 200));
-    while (lines.size() > n) lines.pop_front();
-    std::string out;
-    for (const std::string& l : lines) {
-      if (!out.empty()) out += "\n    | ";
-      out += l;
-    }
-    return out;
-  }
-  // Ends the attempt's output (an unterminated last line gets its newline).
-  void EndOutput() {
-    for (int i = 0; i < 2; ++i) {
-      if (!partial_[i].empty()) {
-        out_ << LogStamp() << (i == 0 ? " [out] " : " [err] ") << partial_[i] << '\n';
-        partial_[i].clear();
-      }
-    }
-  }
-  // Closes the attempt. With `keep` (a failure) the file is created even if the task was
-  // silent. Returns what was never written to a file (for main.log).
-  std::string Close(bool keep) {
-    if (keep) Open();
-    out_.flush();
-    return std::move(held_);
-  }
-
- private:
-  void Open() {
-    if (opened_) return;
-    opened_ = true;
-    out_.open(path_, std::ios::app | std::ios::binary);
-    out_ << held_;
-    held_.clear();
-  }
-  void KeepStderrLine(std::string line) {
-    if (line.size() > 200) line.resize(200);
-    err_tail_.push_back(std::move(line));
-    if (err_tail_.size() > 8) err_tail_.pop_front();
-  }
-  void Write(std::string_view text) {
-    if (opened_) {
-      out_ << text;
-    } else {
-      held_.append(text);
-    }
-  }
-
-  fs::path path_;
-  bool opened_ = false;
-  std::ofstream out_;
-  std::string held_;  // notes written before the file exists
-  std::string partial_[2];
-  std::deque<std::string> err_tail_;  // the last stderr lines
-};
-
-// A fan-out task's items, as its map left them.
-struct FanoutCounts {
-  uint64_t succeeded = 0, failed = 0;
-  std::vector<std::pair<std::string, double>> slowest;  // command, seconds
-};
-
-// The `n` slowest jobs of a GNU parallel joblog (its last row per job), slowest first.
-std::vector<std::pair<std::string, double>> SlowestJobs(const fs::path& joblog, size_t n) {
-  std::ifstream in(joblog);
-  std::map<std::string, std::pair<std::string, double>> by_seq;
-  std::string line;
-  std::getline(in, line);  // the header
-  while (std::getline(in, line)) {
-    std::vector<std::string> f;
-    size_t start = 0;
-    for (int i = 0; i < 8; ++i) {
-      size_t tab = line.find('\t', start);
-      if (tab == std::string::npos) break;
-      f.push_back(line.substr(start, tab - start));
-      start = tab + 1;
-    }
-    if (f.size() < 8) continue;
-    by_seq[f[0]] = {line.substr(start), std::strtod(f[3].c_str(), nullptr)};
-  }
-  std::vector<std::pair<std::string, double>> all;
-  for (auto& [seq, job] : by_seq) all.push_back(std::move(job));
-  std::sort(all.begin(), all.end(),
-            [](const auto& a, const auto& b) { return a.second > b.second; });
-  if (all.size() > n) all.resize(n);
-  return all;
 }
 
 // What one task did in this invocation.
@@ -642,33 +399,12 @@ std::vector<std::pair<std::string, std::string>> FlowRun::SharedEnv() const {
 }
 
 std::vector<std::string> FlowRun::FanoutArgv(const TaskSpec& t) {
-  int jobs = t.jobs > 0 ? std::min(t.jobs, options_.jobs) : options_.jobs;
-  // map runs in the task's directory: its journal path must not be relative.
-  const std::string& journal = journal_abs_;
-  std::vector<std::string> map = {forklift_exe_, "map",
-                                  "-j",          std::to_string(jobs),
-                                  "--journal",   journal,
-                                  "--run-id",    run_id_ + "." + t.name,
-                                  "--joblog",    (log_dir_ / (t.name + ".joblog")).string()};
-  if (t.timeout) {
-    map.push_back("--timeout");
-    map.push_back(fmt::format(
-        "{}ms", std::chrono::duration_cast<std::chrono::milliseconds>(*t.timeout).count()));
-  }
-  if (t.retries > 0) {
-    map.push_back("--retries");  // GNU parallel's count: attempts in all
-    map.push_back(std::to_string(t.retries + 1));
-  }
-  if (invocation_ > 1) map.push_back("--resume-failed");
-  map.push_back(t.cmd);
-  if (!t.foreach.empty()) {
-    map.push_back("::::");
-    map.push_back(t.foreach);
-    return map;
-  }
-  std::string line = t.foreach_cmd + " | exec";
-  for (const std::string& a : map) line += " " + ShellWord(a);
-  return {"/bin/sh", "-c", line};
+  return flow::FanoutArgv(t, {.forklift_exe = forklift_exe_,
+                              .journal = journal_abs_,
+                              .run_id = run_id_ + "." + t.name,
+                              .joblog = (log_dir_ / (t.name + ".joblog")).string(),
+                              .flow_jobs = options_.jobs,
+                              .resume = invocation_ > 1});
 }
 
 // After the map: the items' outcomes from the journal and the joblog; the task succeeds
@@ -1168,7 +904,7 @@ Result<FlowRunResult> FlowRun::Run() {
 
   std::vector<std::string> hashes;
   for (TaskId id = 0; id < plan().size(); ++id) hashes.push_back(CommandHash(plan().task(id)));
-  std::string summary = ToJson(result.report, hashes).dump();
+  std::string summary = ReportToJson(result.report, hashes).dump();
   Status finish = journal_->FinishRun(run_id_, status, summary);
   // The run's hooks, once it is recorded finished (a hook may run `forklift report`). They
   // never change its status; their outcomes join the recorded summary.
@@ -1188,7 +924,7 @@ Result<FlowRunResult> FlowRun::Run() {
   }
   if (hooked) {
     result.report.hooks = hooks_;
-    Status again = journal_->FinishRun(run_id_, status, ToJson(result.report, hashes).dump());
+    Status again = journal_->FinishRun(run_id_, status, ReportToJson(result.report, hashes).dump());
     if (finish) finish = again;
   }
   fmt::print(options_.out, "\n{}", RenderBreakdownText(result.report));
@@ -1238,7 +974,9 @@ Result<ReportData> LoadRunReport(const std::string& journal_path, const std::str
   }
   json s = json::parse(run->summary_json, nullptr, false);
   if (s.is_discarded()) return DataLossError("run '" + run_id + "': unreadable summary");
-  return FromJson(s);
+  auto report = ReportFromJson(s);
+  if (!report) return DataLossError("run '" + run_id + "': " + report.error().message);
+  return report;
 }
 
 }  // namespace forklift::flow
