@@ -177,9 +177,9 @@ class FlowRun {
 // Runs that a killed invocation of this flow left marked running: we hold the flow's
 // lock, so no process runs them. End what they left alive, then mark them killed.
 Status FlowRun::EndKilledRuns() {
-  FORKLIFT_ASSIGN_OR_RETURN(auto runs, journal_->ListRuns("flow", 0));
-  for (const journal::RunInfo& r : runs) {
-    if (r.name != spec_.name || r.status != ToString(RunStatus::kRunning)) continue;
+  FORKLIFT_ASSIGN_OR_RETURN(auto runs, journal_->ListRunStates("flow", spec_.name));
+  for (const journal::RunState& r : runs) {
+    if (r.status != ToString(RunStatus::kRunning)) continue;
     std::vector<pid_t> left = process::FindProcessesWithEnv("FORKLIFT_RUN_ID", r.run_id);
     int ended = process::EndProcesses(left, process::TermSeq::Default());
     FORKLIFT_RETURN_IF_ERROR(journal_->FinishRun(r.run_id, RunStatus::kKilled, ""));
@@ -197,9 +197,9 @@ Status FlowRun::EndKilledRuns() {
 Status FlowRun::ReadResumedRun() {
   std::string wanted = *options_.resume_run_id;
   if (wanted == "last") {
-    FORKLIFT_ASSIGN_OR_RETURN(auto runs, journal_->ListRuns("flow", 0));
-    auto it = std::find_if(runs.begin(), runs.end(), [&](const journal::RunInfo& r) {
-      return r.name == spec_.name && r.status != ToString(RunStatus::kSucceeded);
+    FORKLIFT_ASSIGN_OR_RETURN(auto runs, journal_->ListRunStates("flow", spec_.name));
+    auto it = std::find_if(runs.begin(), runs.end(), [&](const journal::RunState& r) {
+      return r.status != ToString(RunStatus::kSucceeded);
     });
     if (it == runs.end()) {
       return NotFoundError(fmt::format("--resume last: flow '{}' has no unfinished run in {}",

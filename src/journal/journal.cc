@@ -105,6 +105,7 @@ enum Slot {
   kListChunkPendingSlot,
   kDeleteDeadLetterSlot,
   kListItemsSlot,
+  kListRunStatesSlot,
   kSlotCount,
 };
 
@@ -168,6 +169,9 @@ constexpr const char* kSql[kSlotCount] = {
     // kListItemsSlot
     "SELECT key, status, attempts, error_code, error_message, elapsed_us, detail "
     "FROM items WHERE run_id = ?1",
+    // kListRunStatesSlot
+    "SELECT run_id, status FROM runs WHERE kind = ?1 AND name = ?2 "
+    "ORDER BY started_at DESC, run_id DESC",
 };
 
 #undef FORKLIFT_RUN_COLUMNS
@@ -417,6 +421,22 @@ Result<std::vector<RunInfo>> Journal::ListRuns(std::string_view kind, int limit)
   int rc;
   while ((rc = s.Step()) == SQLITE_ROW) runs.push_back(ReadRun(s));
   if (rc != SQLITE_DONE) return tl::unexpected(SqlError("list runs"));
+  return runs;
+}
+
+Result<std::vector<RunState>> Journal::ListRunStates(std::string_view kind, std::string_view name) {
+  FORKLIFT_ASSIGN_OR_RETURN(const sqlite::Statement* raw, Cached(kListRunStatesSlot));
+  StatementUse s(*raw);
+  s.BindText(1, kind);
+  s.BindText(2, name);
+  std::vector<RunState> runs;
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) {
+    RunState r;
+    s.Read(0, r.run_id, r.status);
+    runs.push_back(std::move(r));
+  }
+  if (rc != SQLITE_DONE) return tl::unexpected(SqlError("list run states"));
   return runs;
 }
 

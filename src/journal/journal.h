@@ -45,6 +45,12 @@ struct RunInfo {
   int64_t items_failed = 0;
 };
 
+// A run's id and status, without its item counts.
+struct RunState {
+  std::string run_id;
+  std::string status;  // a RunStatus, as ToString spells it
+};
+
 // The outcome of one item, as a front door records it.
 struct ItemRecord {
   std::string key;  // arbitrary bytes, NULs included
@@ -170,6 +176,11 @@ class Journal {
   // Runs with their item counts, newest started_at first. kind "" lists every kind;
   // limit <= 0 means no limit.
   Result<std::vector<RunInfo>> ListRuns(std::string_view kind, int limit);
+
+  // The runs of this kind and name, newest started_at first, without item counts: what a
+  // front door scans as it starts (a flow: its killed runs, `--resume last`), so its cost
+  // follows the number of runs, not of their items (ListRuns counts every run's items).
+  Result<std::vector<RunState>> ListRunStates(std::string_view kind, std::string_view name);
 
   // Records outcomes in one transaction (group commit): all or none are stored. An outcome
   // replaces the item's earlier one, except that a succeeded item is never set back to

@@ -193,6 +193,18 @@ TEST_F(JournalTest, RunsRoundTripCountInvocationsAndListNewestFirst) {
   ASSERT_TRUE(j->FinishRun("r2", RunStatus::kCancelled, ""));
   ASSERT_TRUE(j->FinishRun("r1", RunStatus::kKilled, ""));
   EXPECT_EQ((*j->GetRun("r1"))->status, "killed");
+
+  // By kind and name, newest first, statuses only.
+  ASSERT_TRUE(j->BeginRun("r3", "map", "second"));
+  auto states = j->ListRunStates("map", "second");
+  ASSERT_TRUE(states) << states.error().ToString();
+  ASSERT_EQ(states->size(), 2u);
+  EXPECT_EQ((*states)[0].run_id, "r3");
+  EXPECT_EQ((*states)[0].status, "running");
+  EXPECT_EQ((*states)[1].run_id, "r2");
+  EXPECT_EQ((*states)[1].status, "cancelled");
+  EXPECT_TRUE(j->ListRunStates("batch", "second")->empty());
+  EXPECT_TRUE(j->ListRunStates("map", "first")->empty());
   EXPECT_EQ((*j->GetRun("r2"))->status, "cancelled");
 }
 
