@@ -8,7 +8,9 @@
 # Run it again: the scrapers fetch the same rows and every load finds its chunks in the
 # ledger, so nothing is loaded twice.
 # usage: scripts/demo.sh BUILD_DIR
-# Everything is written under BUILD_DIR/demo/nightly. NIGHTLY_SYMBOLS (per exchange,
+# FORKLIFT_PG=postgres://... runs the same flow against that PostgreSQL database instead
+# (the tables are created there; the scan streams the candles out into a scratch SQLite
+# file). Everything else is written under BUILD_DIR/demo/nightly. NIGHTLY_SYMBOLS (per exchange,
 # default 625) and NIGHTLY_DAYS (default 504) size the market.
 set -euo pipefail
 
@@ -49,6 +51,11 @@ cat "$demo/reports/summary.txt" 2>/dev/null || echo "demo: no summary was writte
 echo
 echo "demo: the report:   $demo/reports/report.html"
 echo "demo: task logs:    $demo/logs/  (one directory per run)"
-echo "demo: the database: sqlite3 $demo/market.db 'SELECT count(*) FROM candles'"
+if [ -n "${FORKLIFT_PG:-}" ]; then
+  # The DSN as given, its password (postgres://user:PASSWORD@host) masked.
+  echo "demo: the database: $(printf '%s' "$FORKLIFT_PG" | sed -E 's#(://[^:/@]*:)[^@]*@#\1***@#')"
+else
+  echo "demo: the database: sqlite3 $demo/market.db 'SELECT count(*) FROM candles'"
+fi
 echo "demo: run it again (make demo) to see the resume: nothing is loaded twice"
 exit $rc

@@ -53,8 +53,9 @@ int main(int argc, char** argv) {
   app.add_option("--first", first, "with --csv: the first symbol's number (default 0)")
       ->check(CLI::Range(0, 1000000));
   app.add_option("--workers", workers, "worker threads (default: one per core)");
+  // 0 is allowed: --generate --symbols 0 writes the empty candles table a load can fill.
   app.add_option("--symbols", symbols, "symbols SYM00000.. to scan or generate (default 2500)")
-      ->check(CLI::Range(1, 1000000));
+      ->check(CLI::Range(0, 1000000));
   app.add_option("--days", days, "days per symbol to generate (default 504)")
       ->check(CLI::Range(1, 1000000));
   app.add_option("--seed", seed, "generator seed (default 7)");
