@@ -23,8 +23,9 @@ namespace forklift::cli {
 
 int LoadCommand(const std::vector<std::string>& args) {
   CLI::App app(
-      "Load CSV or JSON Lines files into a PostgreSQL or SQLite table in parallel chunks, "
-      "exactly once, with bad rows dead-lettered.",
+      "Load CSV or JSON Lines files, or a query's rows (--from DSN --query SQL), into a "
+      "PostgreSQL or SQLite table in parallel chunks, exactly once, with bad rows "
+      "dead-lettered.",
       "forklift load");
   load::LoadOptions o;
   std::string mode = "insert", key, columns, delimiter = ",", chunk_bytes = "4MiB",
