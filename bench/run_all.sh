@@ -115,6 +115,21 @@ else
   rows+=("load JSON Lines, 1M rows into PostgreSQL|FAILED|||>= 1.0x|see $log")
 fi
 
+echo "== f3. forklift load --from/--query vs psql \\copy (query) | psql \\copy"
+if out=$(FORKLIFT="$build/forklift" "$here/load_query_bench.sh" "${LOAD_REPS:-3}" | tee -a "$log" /dev/stderr); then
+  r=$(grep '^RESULT load_query' <<< "$out")
+  ratio=$(field ratio <<< "$r")
+  ratio4=$(field ratio4 <<< "$r")
+  rows+=("load a query PG->PG, 1M rows|$(field forklift_s <<< "$r") s|$(field anchor_s <<< "$r") s (psql \\copy | psql \\copy); floors read $(field read_floor_s <<< "$r") s, write $(field write_floor_s <<< "$r") s|${ratio}x faster|>= 1.0x|$(verdict "$ratio" 1.0 '>=')")
+  rows+=("load a query PG->PG, 1M rows, --partitions 4|$(field partitions4_s <<< "$r") s|$(field anchor_s <<< "$r") s (psql \\copy | psql \\copy)|${ratio4}x faster|>= 1.3x|$(verdict "$ratio4" 1.3 '>=')")
+  growth=$(field rss_growth <<< "$r")
+  ok=$(awk -v g="$growth" 'BEGIN {print (g + 0 <= 10) ? "met" : "MISSED"}')
+  rows+=("load a query, peak RSS|$(field rss_big_mb <<< "$r") MB at $(field big_rows <<< "$r") rows|$(field rss_1m_mb <<< "$r") MB at 1M|${growth}%|<= +10%|$ok")
+else
+  status=1
+  rows+=("load a query PG->PG, 1M rows|FAILED|||>= 1.0x|see $log")
+fi
+
 echo "== f. forklift load vs psql \\copy, seed_upsert.py, COPY + INSERT..ON CONFLICT, sqlite3 .import"
 if out=$(FORKLIFT="$build/forklift" "$here/load_bench.sh" "${LOAD_REPS:-3}" | tee -a "$log" /dev/stderr); then
   mapfile -t -O "${#rows[@]}" rows < <(sed -n 's/^ROW //p' <<< "$out")

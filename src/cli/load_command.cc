@@ -23,8 +23,9 @@ namespace forklift::cli {
 
 int LoadCommand(const std::vector<std::string>& args) {
   CLI::App app(
-      "Load CSV or JSON Lines files into a PostgreSQL or SQLite table in parallel chunks, "
-      "exactly once, with bad rows dead-lettered.",
+      "Load CSV or JSON Lines files, or a query's rows (--from DSN --query SQL), into a "
+      "PostgreSQL or SQLite table in parallel chunks, exactly once, with bad rows "
+      "dead-lettered.",
       "forklift load");
   load::LoadOptions o;
   std::string mode = "insert", key, columns, delimiter = ",", chunk_bytes = "4MiB",
@@ -34,8 +35,8 @@ int LoadCommand(const std::vector<std::string>& args) {
   const std::string target = "Target", input = "Input", mode_group = "Mode and chunking",
                     bad = "Bad rows", state = "Resume and journal", output = "Output";
   app.add_option("files", o.sources,
-                 "CSV or JSON Lines (.jsonl, .ndjson) files; .gz read transparently")
-      ->required();
+                 "CSV or JSON Lines (.jsonl, .ndjson) files; .gz read transparently (or "
+                 "--from/--query)");
   app.add_option("--to", o.to, "postgres://user@host:5432/db, a libpq conninfo, or sqlite:PATH")
       ->required()
       ->group(target);
@@ -66,6 +67,27 @@ int LoadCommand(const std::vector<std::string>& args) {
   app.add_option("--null", o.null_string, "unquoted value meaning NULL (default: empty)")
       ->group(input);
   app.add_flag("--no-header", no_header, "the files have no header row")->group(input);
+  // Query sources (docs/load.md, "Query sources").
+  const std::string query_group = "Query source (instead of files)";
+  std::string resume_key;
+  app.add_option("--from", o.from,
+                 "read a query's rows from postgres://..., a libpq conninfo, or sqlite:PATH")
+      ->group(query_group);
+  app.add_option("--query", o.query,
+                 "the SELECT whose rows are loaded (streamed; columns by name, as a header)")
+      ->group(query_group);
+  app.add_option("--resume-key", resume_key,
+                 "unique result columns, comma-separated: read in their order, and a rerun "
+                 "continues after the last committed key (without it an insert rerun is "
+                 "refused)")
+      ->group(query_group);
+  app.add_option("--partition-by", o.partition_by,
+                 "a result column whose hash splits the query into --partitions streams")
+      ->group(query_group);
+  app.add_option("--partitions", o.partitions,
+                 "streams read in parallel, one source connection each (default 1)")
+      ->check(CLI::Range(1, 64))
+      ->group(query_group);
   app.add_option("--dlq", o.dlq_path, "also write rejected rows to this CSV file")->group(bad);
   app.add_option("--max-errors", max_errors, "stop after more than N rejected rows")
       ->check(CLI::NonNegativeNumber)
@@ -101,6 +123,11 @@ int LoadCommand(const std::vector<std::string>& args) {
     auto k = load::ParseNameList(key, "--key");
     if (!k) return fail(k.error());
     o.key = *k;
+  }
+  if (!resume_key.empty()) {
+    auto k = load::ParseNameList(resume_key, "--resume-key");
+    if (!k) return fail(k.error());
+    o.resume_key = *k;
   }
   if (!columns.empty()) {
     auto c = load::ParseNameList(columns, "--columns");

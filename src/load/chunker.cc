@@ -151,6 +151,21 @@ Status Chunker::ReadCsv(const std::string& path, const Emit& emit,
                         const std::function<bool()>& stop) {
   FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<CsvReader> reader,
                             OpenReader(path, options_.delimiter, options_.max_record_bytes));
+  return ReadCsvFrom(*reader, emit, stop);
+}
+
+Status Chunker::ReadSource(const std::string& name, std::unique_ptr<ByteSource> source,
+                           const Emit& emit, const std::function<bool()>& stop) {
+  path_ = name;
+  CsvReader reader(std::move(source), CsvDialect{.delimiter = options_.delimiter,
+                                                 .max_record_bytes = options_.max_record_bytes});
+  return ReadCsvFrom(reader, emit, stop);
+}
+
+Status Chunker::ReadCsvFrom(CsvReader& reader_ref, const Emit& emit,
+                            const std::function<bool()>& stop) {
+  CsvReader* reader = &reader_ref;
+  const std::string& path = path_;
   CsvRecord rec;
   bool first = true;
   uint64_t last_bytes = 0;

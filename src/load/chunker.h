@@ -100,6 +100,11 @@ class Chunker {
   // DataLoss / NotFound, InvalidArgument for a header that differs from header_names.
   Status ReadFile(const std::string& path, const Emit& emit, const std::function<bool()>& stop);
 
+  // ReadFile for CSV that another producer makes (a query source: ByteSource::FromPull),
+  // named `name` in chunks and messages. Fails as ReadFile, and with the source's errors.
+  Status ReadSource(const std::string& name, std::unique_ptr<sources::ByteSource> source,
+                    const Emit& emit, const std::function<bool()>& stop);
+
   int64_t chunks_emitted() const { return next_chunk_; }
 
   // Fields of the JSON Lines read so far that no column takes, with how often each came
@@ -109,6 +114,8 @@ class Chunker {
  private:
   struct Builder;
   Status ReadCsv(const std::string& path, const Emit& emit, const std::function<bool()>& stop);
+  Status ReadCsvFrom(sources::CsvReader& reader, const Emit& emit,
+                     const std::function<bool()>& stop);
   Status ReadJsonLines(const std::string& path, const Emit& emit,
                        const std::function<bool()>& stop);
   // One record: `text` and `terminator` are the source's bytes of it (the checksum, a

@@ -83,4 +83,33 @@ Result<std::string> ComputeLoadId(const LoadOptions& o, const std::string& targe
   return "load-" + h.Hex();
 }
 
+Result<std::string> ComputeQueryLoadId(const LoadOptions& o, const std::string& source_identity,
+                                       const std::string& target_identity,
+                                       const std::vector<std::string>& columns, int partitions) {
+  FORKLIFT_ASSIGN_OR_RETURN(std::string table, TableIdentity(o.table));
+  sources::Checksum h;
+  auto add = [&](std::string_view s) {
+    h.Add(s);
+    h.Add(std::string_view("\0", 1));
+  };
+  add("forklift-load-query-v1");
+  add(source_identity);
+  add(o.query);
+  for (const std::string& k : o.resume_key) add(k);
+  add("|");
+  add(o.partition_by);
+  add(std::to_string(o.partitions));
+  add(target_identity);
+  add(table);
+  add(o.upsert ? "upsert" : "insert");
+  for (const std::string& k : o.key) add(k);
+  add("|");
+  for (const std::string& c : columns) add(c);
+  add("|");
+  add(std::to_string(o.chunk_rows));
+  add(std::to_string(o.chunk_bytes));
+  add(std::to_string(partitions));
+  return "load-" + h.Hex();
+}
+
 }  // namespace forklift::load

@@ -32,6 +32,16 @@ Result<std::string> TableIdentity(std::string_view table);
 Result<std::string> ComputeLoadId(const LoadOptions& options, const std::string& target_identity,
                                   const std::vector<std::string>& columns, int partitions);
 
+// The load id of a query load (--from/--query): as ComputeLoadId, with the source's
+// identity (`source_identity`: host, port, database, user or SQLite file), the query's text,
+// the resume key and the partitioning in place of the files (a query has no size or mtime:
+// the same query over new rows is the same load, which is how a rerun with --resume-key
+// picks up where the last one stopped).
+Result<std::string> ComputeQueryLoadId(const LoadOptions& options,
+                                       const std::string& source_identity,
+                                       const std::string& target_identity,
+                                       const std::vector<std::string>& columns, int partitions);
+
 }  // namespace forklift::load
 
 #endif  // FORKLIFT_LOAD_LOAD_ID_H_

@@ -29,7 +29,8 @@ std::string Escaped(std::string_view s) {
 }  // namespace
 
 Status ValidateLoadOptions(const LoadOptions& o) {
-  if (o.sources.empty())
+  FORKLIFT_RETURN_IF_ERROR(ValidateQuerySourceOptions(o));
+  if (o.sources.empty() && o.query.empty())
     return InvalidArgumentError(
         "load: no input files (forklift load FILE... --to TARGET --table TABLE)");
   for (const std::string& src : o.sources) {
@@ -110,6 +111,73 @@ Status ValidateLoadOptions(const LoadOptions& o) {
     return InvalidArgumentError(fmt::format("--null '{}': not valid UTF-8 ({})",
                                             Escaped(o.null_string),
                                             sources::Utf8ErrorReason(o.null_string)));
+  }
+  return {};
+}
+
+Status ValidateQuerySourceOptions(const LoadOptions& o) {
+  const bool query = !o.from.empty() || !o.query.empty();
+  if (!query) {
+    if (!o.resume_key.empty()) return InvalidArgumentError("--resume-key is for --query loads");
+    if (!o.partition_by.empty()) return InvalidArgumentError("--partition-by is for --query loads");
+    if (o.partitions != 1) return InvalidArgumentError("--partitions is for --query loads");
+    return {};
+  }
+  if (o.from.empty()) {
+    return InvalidArgumentError(
+        "--query needs --from (the database it runs on: postgres://... or sqlite:PATH)");
+  }
+  if (o.query.empty()) {
+    return InvalidArgumentError("--from needs --query (the SQL whose rows are loaded)");
+  }
+  if (!o.sources.empty()) {
+    return InvalidArgumentError(
+        fmt::format("load: files ({}) and --from/--query: load one or the other", o.sources[0]));
+  }
+  if (!sources::IsValidUtf8(o.query)) {
+    return InvalidArgumentError(
+        fmt::format("--query: not valid UTF-8 ({})", sources::Utf8ErrorReason(o.query)));
+  }
+  if (!o.header) {
+    return InvalidArgumentError("--no-header: a --query result has a header (its column names)");
+  }
+  if (o.delimiter != ',') {
+    return InvalidArgumentError("--delimiter: a --query result is read as forklift writes it");
+  }
+  if (!o.null_string.empty()) {
+    return InvalidArgumentError("--null: a --query result's NULL is SQL NULL (no --null)");
+  }
+  if (o.partitions < 1 || o.partitions > 64) {
+    return InvalidArgumentError(
+        fmt::format("--partitions {}: must be 1 to 64 (one source connection each)", o.partitions));
+  }
+  if (o.partitions > 1 && o.partition_by.empty()) {
+    return InvalidArgumentError(
+        fmt::format("--partitions {} needs --partition-by COLUMN (whose hash splits the result)",
+                    o.partitions));
+  }
+  if (o.partitions == 1 && !o.partition_by.empty()) {
+    return InvalidArgumentError(
+        fmt::format("--partition-by {} needs --partitions N (N >= 2)", o.partition_by));
+  }
+  std::set<std::string> seen;
+  for (const std::string& k : o.resume_key) {
+    if (!seen.insert(k).second) {
+      return InvalidArgumentError(fmt::format("--resume-key: '{}' appears twice", k));
+    }
+  }
+  if (o.upsert && !o.resume_key.empty()) {
+    // The key's rows are then unique, so no two connections apply one key (chunks of a
+    // stream go to any writer, in key order rather than routed by --key).
+    for (const std::string& k : o.resume_key) {
+      if (std::find(o.key.begin(), o.key.end(), k) == o.key.end()) {
+        return InvalidArgumentError(fmt::format(
+            "--mode upsert --resume-key {}: --key must include every resume-key column "
+            "(--key {} lacks {}), so that each key's row is unique and no two connections "
+            "write one key",
+            fmt::join(o.resume_key, ","), fmt::join(o.key, ","), k));
+      }
+    }
   }
   return {};
 }

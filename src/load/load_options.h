@@ -38,6 +38,13 @@ struct LoadOptions {
   std::chrono::milliseconds progress_interval{10000};  // between plain progress lines
   int64_t max_record_bytes = 64 << 20;  // a longer CSV record stops the load (DataLoss)
   std::string ledger_schema;            // "" = the table's schema (PostgreSQL only)
+
+  // Query sources: the rows of a query instead of files (sinks/query_source.h).
+  std::string from;                     // --from: postgres://..., conninfo, sqlite:PATH; "" = files
+  std::string query;                    // --query: the SQL whose result is loaded
+  std::vector<std::string> resume_key;  // --resume-key: unique result columns; resume by key
+  std::string partition_by;             // --partition-by: a result column to hash
+  int partitions = 1;                   // --partitions: streams read in parallel, >= 1
 };
 
 // InvalidArgument naming the option for values out of range: no sources, empty --to or
@@ -48,6 +55,15 @@ struct LoadOptions {
 // delimiter, a quote, CR or LF or is not valid UTF-8, duplicate column names,
 // --max-errors < 0.
 Status ValidateLoadOptions(const LoadOptions& options);
+
+// The query source options' part of ValidateLoadOptions (which calls it first):
+// InvalidArgument naming the option for --from without --query or the reverse, files
+// given too, --resume-key/--partition-by/--partitions without --query, --partitions < 1 or
+// over 64, --partitions N > 1 without --partition-by or --partition-by without it, a name
+// given twice in --resume-key, --no-header/--delimiter/--null with --query (a result has
+// its own header and CSV), --mode upsert --resume-key whose --key lacks a resume-key
+// column, a --query that is empty or not valid UTF-8.
+Status ValidateQuerySourceOptions(const LoadOptions& options);
 
 // "4MiB", "512KiB", "1GB", "1000" (bytes) -> bytes. InvalidArgument naming `option` and the
 // value for anything else, zero, or an overflow.

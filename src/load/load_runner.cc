@@ -22,9 +22,12 @@
 #include "load/chunk_queue.h"
 #include "load/chunker.h"
 #include "load/dead_letter_file.h"
+#include "load/key_resume.h"
 #include "load/load_id.h"
 #include "load/load_progress.h"
+#include "load/query_reader.h"
 #include "sinks/pg_dsn.h"
+#include "sinks/query_source.h"
 #include "sinks/sink.h"
 #include "sources/byte_source.h"
 #include "sources/csv_reader.h"
@@ -476,7 +479,16 @@ struct LoadPlan {
   int partitions = 1;        // upserts route each key to one writer's queue
   uint64_t total_bytes = 0;  // of every source, for the progress bar
   sinks::TableSpec spec;
+  // Query sources (--from/--query): the query's streams; the resume is set once the
+  // ledger is read (PlanQueryResume).
+  bool query = false;
+  QueryReadPlan query_plan;
 };
+
+// Whether rows go to the writers' queues by a hash of --key (upserts), rather than all
+// through one queue: not for a query resumed by key, whose chunks are slices of one
+// ordered stream (its --key is unique, ValidateQuerySourceOptions).
+bool Routed(const LoadOptions& options) { return options.upsert && options.resume_key.empty(); }
 
 // The first file's header, after checking every file has the same one (before the first
 // chunk commits: a later file's that differs would otherwise fail the load half-done).
@@ -508,8 +520,182 @@ Result<std::vector<std::string>> ReadSameHeader(const LoadOptions& options, bool
   return header;
 }
 
+// ---- Query sources ----------------------------------------------------------------
+
+// The plan of a --from/--query load: the result's columns (described, not run) stand for
+// a file's header. Everything wrong with the query, its key or its partitioning is found
+// here, before anything is written.
+Result<LoadPlan> PlanQueryLoad(const LoadOptions& options) {
+  LoadPlan plan;
+  plan.query = true;
+  FORKLIFT_ASSIGN_OR_RETURN(plan.address, sinks::ParseTargetAddress(options.to));
+  FORKLIFT_ASSIGN_OR_RETURN(auto qualified, sinks::ParseQualifiedName(options.table));
+  sinks::QuerySpec& q = plan.query_plan.spec;
+  auto from = sinks::ParseTargetAddress(options.from);
+  if (!from) {
+    std::string m = from.error().message;
+    if (m.starts_with("--to")) m = "--from" + m.substr(4);
+    return InvalidArgumentError(std::move(m));
+  }
+  q.from = *from;
+  q.query = options.query;
+  q.resume_key = options.resume_key;
+  q.partition_by = options.partition_by;
+  q.partitions = options.partitions;
+  auto described = sinks::DescribeQuery(q);
+  if (!described) {
+    // A query the source refuses is a bad value (exit status 2), unless it cannot be reached.
+    Error e = described.error();
+    if (e.code != ErrorCode::kUnavailable) e.code = ErrorCode::kInvalidArgument;
+    return tl::unexpected(std::move(e));
+  }
+  plan.query_plan.columns = std::move(*described);
+  for (const auto& c : plan.query_plan.columns) plan.header.push_back(c.name);
+  auto position = [&](const std::string& name) -> std::optional<size_t> {
+    auto it = std::find(plan.header.begin(), plan.header.end(), name);
+    if (it == plan.header.end()) return std::nullopt;
+    return static_cast<size_t>(it - plan.header.begin());
+  };
+  for (const std::string& k : options.resume_key) {
+    auto at = position(k);
+    if (!at) {
+      return InvalidArgumentError(
+          fmt::format("--resume-key {}: not a column of the query's result ({})", k,
+                      fmt::join(plan.header, ",")));
+    }
+    plan.query_plan.resume_fields.push_back(*at);
+  }
+  if (!options.partition_by.empty() && !position(options.partition_by)) {
+    return InvalidArgumentError(
+        fmt::format("--partition-by {}: not a column of the query's result ({})",
+                    options.partition_by, fmt::join(plan.header, ",")));
+  }
+  if (!options.columns.empty() && options.columns.size() != plan.header.size()) {
+    return InvalidArgumentError(fmt::format(
+        "--columns {}: {} names for the query's {} columns ({})", fmt::join(options.columns, ","),
+        options.columns.size(), plan.header.size(), fmt::join(plan.header, ",")));
+  }
+  plan.columns = options.columns.empty() ? plan.header : options.columns;
+  for (const std::string& k : options.key) {
+    auto it = std::find(plan.columns.begin(), plan.columns.end(), k);
+    if (it == plan.columns.end()) {
+      return InvalidArgumentError(fmt::format("--key {}: not among the query's columns ({})", k,
+                                              fmt::join(plan.columns, ",")));
+    }
+    plan.key_fields.push_back(static_cast<size_t>(it - plan.columns.begin()));
+  }
+  plan.sources = {QuerySourceName(0, 1)};
+  plan.sqlite = plan.address.kind == sinks::TargetAddress::Kind::kSqlite;
+  plan.workers = options.workers > 0 ? options.workers : (plan.sqlite ? 1 : 4);
+  if (plan.sqlite && plan.workers > 1) {
+    return InvalidArgumentError(
+        fmt::format("--workers {}: an SQLite target takes one writer at a time (use --workers 1)",
+                    plan.workers));
+  }
+  plan.partitions = Routed(options) ? plan.workers : 1;
+  std::string load_id = options.load_id;
+  if (load_id.empty()) {
+    FORKLIFT_ASSIGN_OR_RETURN(
+        load_id, ComputeQueryLoadId(options, q.from.identity, plan.address.identity, plan.columns,
+                                    plan.partitions));
+  }
+  plan.spec = sinks::TableSpec{.schema = qualified.first,
+                               .table = qualified.second,
+                               .columns = plan.columns,
+                               .key = options.key,
+                               .upsert = options.upsert,
+                               .delimiter = ',',
+                               .null_string = "",
+                               .load_id = std::move(load_id),
+                               .ledger_schema = options.ledger_schema,
+                               .ledger_last_key = !options.resume_key.empty()};
+  return plan;
+}
+
+// Where each of the query's streams starts, from the ledger: after its committed prefix's
+// last key (--resume-key), else from the first row, which only an upsert may do again.
+Status PlanQueryResume(const LoadOptions& options, const std::vector<LedgerEntry>& committed,
+                       LoadPlan& plan) {
+  if (!options.resume_key.empty()) {
+    FORKLIFT_ASSIGN_OR_RETURN(plan.query_plan.resume, PlanKeyResume(committed, options.partitions));
+    return {};
+  }
+  const auto chunks = std::count_if(committed.begin(), committed.end(),
+                                    [](const LedgerEntry& e) { return e.chunk >= 0; });
+  if (chunks > 0 && !options.upsert) {
+    const std::string& schema =
+        plan.spec.ledger_schema.empty() ? plan.spec.schema : plan.spec.ledger_schema;
+    const std::string ledger =
+        schema.empty() ? std::string("forklift_load_chunks") : schema + ".forklift_load_chunks";
+    return InvalidArgumentError(fmt::format(
+        "load {}: an earlier run of this --query load committed {} chunks into {}, and an "
+        "insert cannot tell which of the query's rows they held: running it again would "
+        "insert them twice, so it is refused (nothing was loaded). For loads that resume, "
+        "add --resume-key COLUMN[,COLUMN] (a unique key of the result: a rerun continues "
+        "after the last committed key) or use --mode upsert --key COLUMN (a rerun reads "
+        "everything again, idempotently); either is a new load. To insert the rows again "
+        "anyway: another --load-id, or DELETE FROM {} WHERE load_id = {}",
+        plan.spec.load_id, chunks, sinks::ShownTable(plan.spec), ledger,
+        sinks::QuoteLiteral(plan.spec.load_id)));
+  }
+  plan.query_plan.resume = PlanStartOver(committed, options.partitions);
+  return {};
+}
+
+// ReadSources for a query: its streams in parallel into the writers' queues.
+void ReadQuerySources(const LoadOptions& options, const LoadPlan& plan, sinks::Target& target,
+                      std::vector<std::unique_ptr<ChunkQueue>>& queues, const LoadIo& io,
+                      const LoadStops& stops, Shared& shared, ReadCounters& rcounters,
+                      WriteCounters& wcounters, uint64_t& rejected_earlier) {
+  QueryReadPlan qp = plan.query_plan;
+  const bool routed = Routed(options);
+  qp.chunker = ChunkerOptions{.partitions = plan.partitions,
+                              .key_fields = plan.key_fields,
+                              .canonical_key = target.CanonicalKey(),
+                              .chunk_rows = options.chunk_rows,
+                              .chunk_bytes = options.chunk_bytes,
+                              .delimiter = ',',
+                              .header = true,
+                              .columns = plan.columns.size(),
+                              .max_record_bytes = static_cast<size_t>(options.max_record_bytes),
+                              .column_names = plan.columns};
+  std::mutex skipped_mu;
+  QueryReadHooks hooks{.stop = [&] { return shared.stopped() || stops.graceful.stop_requested(); },
+                       .push =
+                           [&](Chunk&& chunk) {
+                             const size_t q = routed ? static_cast<size_t>(chunk.partition) : 0;
+                             queues[q]->Push(std::move(chunk));
+                           },
+                       .skipped =
+                           [&](const LedgerEntry& e) {
+                             wcounters.rows_skipped.fetch_add(static_cast<uint64_t>(e.rows));
+                             wcounters.chunks_skipped.fetch_add(1);
+                             std::lock_guard lock(skipped_mu);
+                             rejected_earlier += static_cast<uint64_t>(e.rejected);
+                           },
+                       .chunk_read = io.chunk_read};
+  try {
+    if (Status st = ReadQuery(qp, &rcounters, hooks); !st) shared.Fail(st.error());
+  } catch (const std::exception& e) {
+    shared.Fail(Error{ErrorCode::kInternal,
+                      fmt::format("reading the query: stopped by an exception: {}", e.what())});
+  }
+}
+
+// The chunks a key resume does not read again count as already loaded.
+void CountQueryPrefix(const LoadPlan& plan, WriteCounters& wcounters, uint64_t& rejected_earlier) {
+  for (const PartitionResume& r : plan.query_plan.resume) {
+    wcounters.rows_skipped.fetch_add(static_cast<uint64_t>(r.prefix_rows));
+    wcounters.chunks_skipped.fetch_add(static_cast<uint64_t>(r.prefix_chunks));
+    rejected_earlier += static_cast<uint64_t>(r.prefix_rejected);
+  }
+}
+
+// ---- Files --------------------------------------------------------------------------
+
 Result<LoadPlan> PlanLoad(const LoadOptions& options, FILE* err) {
   FORKLIFT_RETURN_IF_ERROR(ValidateLoadOptions(options));
+  if (!options.query.empty()) return PlanQueryLoad(options);
   LoadPlan plan;
   FORKLIFT_ASSIGN_OR_RETURN(plan.address, sinks::ParseTargetAddress(options.to));
   FORKLIFT_ASSIGN_OR_RETURN(auto qualified, sinks::ParseQualifiedName(options.table));
@@ -764,7 +950,8 @@ Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, 
   const std::string& load_id = plan.spec.load_id;
   FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<sinks::Target> target, OpenTarget(plan, io));
   FORKLIFT_ASSIGN_OR_RETURN(std::vector<LedgerEntry> committed, target->CommittedChunks());
-  LedgerMatch ledger(load_id, std::move(committed));
+  if (plan.query) FORKLIFT_RETURN_IF_ERROR(PlanQueryResume(options, committed, plan));
+  LedgerMatch ledger(load_id, plan.query ? std::vector<LedgerEntry>() : std::move(committed));
 
   const std::string journal_path = journal::ResolveJournalPath(options.journal_path);
   auto journal = journal::Journal::Open(journal_path);
@@ -772,7 +959,16 @@ Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, 
     return InvalidArgumentError("--journal: " + journal.error().message);
   }
   FORKLIFT_RETURN_IF_ERROR((*journal)->BeginRun(load_id, "load", sinks::ShownTable(plan.spec)));
-  const nlohmann::json config = ConfigJson(options, plan.address, plan.columns);
+  nlohmann::json config = ConfigJson(options, plan.address, plan.columns);
+  if (plan.query) {
+    const sinks::TargetAddress& from = plan.query_plan.spec.from;
+    config["from"] = from.password.empty() ? options.from : std::string();
+    config["from_display"] = from.display;
+    config["query"] = options.query;
+    config["resume_key"] = options.resume_key;
+    config["partition_by"] = options.partition_by;
+    config["partitions"] = options.partitions;
+  }
   FORKLIFT_RETURN_IF_ERROR((*journal)->FinishRun(load_id, journal::RunStatus::kRunning,
                                                  nlohmann::json{{"config", config}}.dump()));
   // A failure from here on ends a run the journal has begun: record it as failed.
@@ -787,10 +983,11 @@ Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, 
   WriteCounters wcounters;
   ReadCounters rcounters;
   std::vector<std::unique_ptr<ChunkQueue>> queues;
-  const int nqueues = options.upsert ? plan.workers : 1;
+  const bool routed = Routed(options);
+  const int nqueues = routed ? plan.workers : 1;
   for (int i = 0; i < nqueues; ++i) {
     queues.push_back(
-        std::make_unique<ChunkQueue>(options.upsert ? 2 : 2 * static_cast<size_t>(plan.workers)));
+        std::make_unique<ChunkQueue>(routed ? 2 : 2 * static_cast<size_t>(plan.workers)));
   }
   SinkPool pool(target.get(), &clock);
   if (Status st = pool.OpenFirst(); !st) return failed(st.error());
@@ -800,14 +997,15 @@ Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, 
     auto wj = journal::Journal::Open(journal_path);
     if (!wj) return failed(wj.error());
     writers.push_back(std::make_unique<Writer>(&pool, std::move(*wj), load_id,
-                                               queues[options.upsert ? i : 0].get(), &shared,
-                                               &wcounters, &clock, rd()));
+                                               queues[routed ? i : 0].get(), &shared, &wcounters,
+                                               &clock, rd()));
   }
   auto executor_or =
       Executor::Create({.workers = static_cast<size_t>(plan.workers), .queue_capacity = 64});
   if (!executor_or) return failed(executor_or.error());
   std::unique_ptr<Executor> executor = std::move(*executor_or);
   uint64_t rejected_earlier = 0;  // in the chunks skipped (the reading thread's)
+  if (plan.query) CountQueryPrefix(plan, wcounters, rejected_earlier);
   LoadProgress progress(options.display, options.progress_interval, io.err, plan.total_bytes,
                         &rcounters, &wcounters);
   progress.Start();
@@ -828,8 +1026,13 @@ Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, 
         for (auto& q : queues) q->Discard();
       }
     }
-    ReadSources(options, plan, *target, ledger, queues, io, stops, shared, rcounters, wcounters,
-                rejected_earlier);
+    if (plan.query) {
+      ReadQuerySources(options, plan, *target, queues, io, stops, shared, rcounters, wcounters,
+                       rejected_earlier);
+    } else {
+      ReadSources(options, plan, *target, ledger, queues, io, stops, shared, rcounters, wcounters,
+                  rejected_earlier);
+    }
   }
   executor->Shutdown();
   progress.Stop();

@@ -5,6 +5,7 @@
 #define FORKLIFT_SINKS_CHUNK_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -37,6 +38,9 @@ struct Chunk {
   std::string data;      // the rows' CSV records, each followed by '\n'
   std::vector<ChunkRow> rows;
   std::vector<ParseReject> parse_rejects;
+  // A query source's resume key after this chunk (its last row's key, load/key_resume.h's
+  // encoding), recorded in the ledger's last_key; nullopt for other sources.
+  std::optional<std::string> last_key;
 
   std::string_view Row(size_t i) const {
     return std::string_view(data).substr(rows[i].offset, rows[i].size);
@@ -59,6 +63,7 @@ struct LedgerEntry {
   int64_t rows = 0;      // rows written
   int64_t rejected = 0;  // rows dead-lettered (parse and database)
   std::string checksum;
+  std::optional<std::string> last_key;  // read only with TableSpec::ledger_last_key
 };
 
 }  // namespace forklift::sinks

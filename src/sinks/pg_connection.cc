@@ -152,6 +152,7 @@ PgConnection::PgConnection(pg_conn* conn, pg_cancel* cancel, std::string passwor
     : conn_(conn), cancel_(cancel), password_(std::move(password)) {}
 
 PgConnection::~PgConnection() {
+  if (copy_out_buffer_) PQfreemem(copy_out_buffer_);
   if (cancel_) PQfreeCancel(cancel_);
   PQfinish(conn_);
 }
@@ -375,6 +376,66 @@ Result<int64_t> PgConnection::CopyIn(std::string_view copy_sql, std::string_view
     return tl::unexpected(std::move(put).error());
   }
   return EndCopy();
+}
+
+Status PgConnection::BeginCopyOut(std::string_view copy_sql) {
+  if (in_copy_) return FailLocal(ErrorCode::kFailedPrecondition, "a COPY is in progress");
+  if (HasNul(copy_sql)) return FailLocal(ErrorCode::kInvalidArgument, "SQL contains a NUL byte");
+  ResultPtr res(PQexec(conn_, std::string(copy_sql).c_str()));
+  ExecStatusType status = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
+  if (status == PGRES_COPY_OUT) {
+    in_copy_ = copy_out_ = true;
+    return OkStatus();
+  }
+  if (status == PGRES_FATAL_ERROR || status == PGRES_BAD_RESPONSE ||
+      status == PGRES_NONFATAL_ERROR) {
+    return Fail(res.get());
+  }
+  res.reset();
+  Drain();
+  return FailLocal(ErrorCode::kFailedPrecondition,
+                   "not a COPY ... TO STDOUT statement: " + std::string(copy_sql.substr(0, 100)));
+}
+
+Result<std::optional<std::string_view>> PgConnection::GetCopyData() {
+  if (copy_out_buffer_) {
+    PQfreemem(copy_out_buffer_);
+    copy_out_buffer_ = nullptr;
+  }
+  if (!copy_out_) return FailLocal(ErrorCode::kFailedPrecondition, "no COPY TO STDOUT in progress");
+  const int n = PQgetCopyData(conn_, &copy_out_buffer_, /*async=*/0);
+  if (n > 0) return std::optional<std::string_view>(std::string_view(copy_out_buffer_, n));
+  in_copy_ = copy_out_ = false;
+  // -1: the COPY ended; its result says how. -2: an error (the connection, mostly).
+  ResultPtr res(PQgetResult(conn_));
+  ExecStatusType status = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
+  if (n == -1 && status == PGRES_COMMAND_OK) {
+    res.reset();
+    Drain();
+    return std::optional<std::string_view>();
+  }
+  auto failed = Fail(status == PGRES_COMMAND_OK ? nullptr : res.get());
+  res.reset();
+  Drain();
+  return failed;
+}
+
+Result<std::vector<PgConnection::ResultColumn>> PgConnection::DescribeQuery(std::string_view sql) {
+  if (in_copy_) return FailLocal(ErrorCode::kFailedPrecondition, "a COPY is in progress");
+  if (HasNul(sql)) return FailLocal(ErrorCode::kInvalidArgument, "SQL contains a NUL byte");
+  ResultPtr prep(PQprepare(conn_, "", std::string(sql).c_str(), 0, nullptr));
+  if (!prep || PQresultStatus(prep.get()) != PGRES_COMMAND_OK) return Fail(prep.get());
+  ResultPtr desc(PQdescribePrepared(conn_, ""));
+  if (!desc || PQresultStatus(desc.get()) != PGRES_COMMAND_OK) return Fail(desc.get());
+  std::vector<ResultColumn> out;
+  const int n = PQnfields(desc.get());
+  out.reserve(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    out.push_back({.name = PQfname(desc.get(), i),
+                   .type_oid = PQftype(desc.get(), i),
+                   .typmod = PQfmod(desc.get(), i)});
+  }
+  return out;
 }
 
 }  // namespace forklift::sinks

@@ -114,6 +114,28 @@ class PgConnection {
   Result<int64_t> EndCopy();
   Status AbortCopy(std::string_view reason);
 
+  // COPY ... TO STDOUT, streamed (a query source): BeginCopyOut(sql), then GetCopyData()
+  // until it returns nullopt. BeginCopyOut fails as Exec (the query's own errors: SQLSTATE
+  // and message), and with FailedPrecondition when `copy_sql` is not a COPY TO STDOUT or a
+  // COPY is in progress. GetCopyData's success: the next piece of the COPY's output (one
+  // row, in the statement's format), valid until the next call or the destructor; nullopt
+  // once the COPY ended well (the connection is then ready for the next statement).
+  // Failure: as Exec for an error the server raised mid-COPY (a division by zero in row
+  // 1,000,000), Unavailable when the connection is lost; the COPY is over either way.
+  Status BeginCopyOut(std::string_view copy_sql);
+  Result<std::optional<std::string_view>> GetCopyData();
+
+  // A column of a statement's result, as the server describes it without running it.
+  struct ResultColumn {
+    std::string name;
+    uint32_t type_oid = 0;
+    int typmod = -1;
+  };
+  // The columns `sql` would return (PQprepare + PQdescribePrepared of the unnamed
+  // statement; nothing runs). Failure: as Exec (a syntax error, an unknown table or column:
+  // the server's SQLSTATE and message).
+  Result<std::vector<ResultColumn>> DescribeQuery(std::string_view sql);
+
   // The error of the latest failed call (an empty PgError before any failure).
   const PgError& last_error() const { return last_error_; }
   // Whether the connection is still usable (PQstatus is CONNECTION_OK).
@@ -148,6 +170,8 @@ class PgConnection {
   pg_cancel* cancel_;
   std::string password_;  // to mask; never sent anywhere by this class
   bool in_copy_ = false;
+  bool copy_out_ = false;            // in_copy_ is a COPY TO STDOUT
+  char* copy_out_buffer_ = nullptr;  // GetCopyData's last piece (PQfreemem)
   PgError last_error_;
 };
 

@@ -18,7 +18,7 @@ std::string PgLedgerDdl(const TableSpec& spec) {
       "source text NOT NULL, first_line bigint NOT NULL, last_line bigint NOT NULL, "
       "rows bigint NOT NULL, rejected bigint NOT NULL, checksum text NOT NULL, "
       "target_table text NOT NULL, committed_at timestamptz NOT NULL DEFAULT now(), "
-      "PRIMARY KEY (load_id, chunk))",
+      "last_key text, PRIMARY KEY (load_id, chunk))",
       PgLedgerTable(spec));
 }
 
@@ -30,7 +30,8 @@ LedgerEntry PgLedgerEntry(const PgConnection::Row& r) {
                      .last_line = num(3),
                      .rows = num(4),
                      .rejected = num(5),
-                     .checksum = r[6].value_or("")};
+                     .checksum = r[6].value_or(""),
+                     .last_key = r.size() > 7 ? r[7] : std::nullopt};
 }
 
 }  // namespace forklift::sinks

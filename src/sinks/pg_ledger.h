@@ -25,7 +25,13 @@ std::string PgLedgerDdl(const TableSpec& spec);
 inline constexpr const char* kPgLedgerColumns =
     "chunk, source, first_line, last_line, rows, rejected, checksum";
 
-// A row of kPgLedgerColumns. The columns are NOT NULL bigints and text, written by forklift.
+// The columns of a query load that resumes by key: kPgLedgerColumns and last_key (nullable,
+// absent from ledgers made before it: EnsureLedger adds it for such loads).
+inline constexpr const char* kPgLedgerKeyColumns =
+    "chunk, source, first_line, last_line, rows, rejected, checksum, last_key";
+
+// A row of kPgLedgerColumns or kPgLedgerKeyColumns. The columns but last_key are NOT NULL
+// bigints and text, written by forklift.
 LedgerEntry PgLedgerEntry(const PgConnection::Row& row);
 
 }  // namespace forklift::sinks

@@ -147,8 +147,9 @@ class PgSink final : public Sink {
     }
     ledger_insert_sql_ = fmt::format(
         "INSERT INTO {} (load_id, chunk, source, first_line, last_line, rows, rejected, "
-        "checksum, target_table) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        PgLedgerTable(spec_));
+        "checksum, target_table{}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9{})",
+        PgLedgerTable(spec_), spec_.ledger_last_key ? ", last_key" : "",
+        spec_.ledger_last_key ? ", $10" : "");
     ledger_find_sql_ = fmt::format("SELECT {} FROM {} WHERE load_id = $1 AND chunk = $2",
                                    kPgLedgerColumns, PgLedgerTable(spec_));
   }
@@ -206,8 +207,10 @@ class PgSink final : public Sink {
         std::to_string(result.rows_written),
         std::to_string(result.rejected.size() + chunk.parse_rejects.size()),
         chunk.checksum,
-        ShownTable(spec_)};
-    auto ins = conn_->Query(ledger_insert_sql_, params);
+        ShownTable(spec_),
+        chunk.last_key};
+    auto ins =
+        conn_->Query(ledger_insert_sql_, std::span(params).first(spec_.ledger_last_key ? 10 : 9));
     if (!ins) {
       if (conn_->last_error().sqlstate != "23505") return Abort(Decorate(ins.error()));
       // The ledger's primary key is taken: another attempt of this chunk committed first

@@ -28,6 +28,36 @@ class PgTarget final : public Target {
   }
 
   Status EnsureLedger() override {
+    FORKLIFT_RETURN_IF_ERROR(EnsureLedgerTable());
+    if (spec_.ledger_last_key) return EnsureLastKeyColumn();
+    return {};
+  }
+
+  // Query loads that resume by key record each chunk's last key; a ledger made before
+  // that column existed gets it (needs the ledger's owner; nothing else changes).
+  Status EnsureLastKeyColumn() {
+    const std::string ledger = PgLedgerTable(spec_);
+    const std::optional<std::string> p[] = {ledger};
+    auto has = conn_->Query(
+        "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'last_key' "
+        "AND NOT attisdropped",
+        p);
+    if (!has) return tl::unexpected(Decorate(has.error()));
+    if (!has->empty()) return {};
+    Status st =
+        conn_->Exec(fmt::format("ALTER TABLE {} ADD COLUMN IF NOT EXISTS last_key text", ledger));
+    if (!st) {
+      return tl::unexpected(Decorate(
+          Error{st.error().code,
+                fmt::format("the ledger {} has no last_key column, which --resume-key needs, and "
+                            "adding it failed ({}): have its owner run ALTER TABLE {} ADD COLUMN "
+                            "last_key text",
+                            ledger, st.error().message, ledger)}));
+    }
+    return {};
+  }
+
+  Status EnsureLedgerTable() {
     const std::string ledger = PgLedgerTable(spec_);
     // An existing ledger is used as it is: even CREATE TABLE IF NOT EXISTS needs CREATE on
     // the schema, which a role that may only write (PostgreSQL 15's default `public`) lacks.
@@ -115,9 +145,11 @@ class PgTarget final : public Target {
 
   Result<std::vector<LedgerEntry>> CommittedChunks() override {
     const std::optional<std::string> p[] = {spec_.load_id};
-    auto rows = conn_->Query(fmt::format("SELECT {} FROM {} WHERE load_id = $1 ORDER BY chunk",
-                                         kPgLedgerColumns, PgLedgerTable(spec_)),
-                             p);
+    auto rows =
+        conn_->Query(fmt::format("SELECT {} FROM {} WHERE load_id = $1 ORDER BY chunk",
+                                 spec_.ledger_last_key ? kPgLedgerKeyColumns : kPgLedgerColumns,
+                                 PgLedgerTable(spec_)),
+                     p);
     if (!rows) return tl::unexpected(Decorate(rows.error()));
     std::vector<LedgerEntry> out;
     out.reserve(rows->size());

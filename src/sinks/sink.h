@@ -37,6 +37,10 @@ struct TableSpec {
   // Where the ledger (forklift_load_chunks) lives: "" = the table's schema (the
   // connection's default when that is "" too). PostgreSQL only (--ledger-schema).
   std::string ledger_schema;
+  // The ledger has a last_key column (added to an existing ledger that lacks it), each
+  // chunk's row records Chunk::last_key, and CommittedChunks reads it: query loads that
+  // resume by key (--resume-key).
+  bool ledger_last_key = false;
 };
 
 // The table as messages name it: "schema.table", or "table" with no schema (unquoted).

@@ -36,7 +36,7 @@ constexpr const char* kLedgerDdl =
     "first_line INTEGER NOT NULL, last_line INTEGER NOT NULL, rows INTEGER NOT NULL, "
     "rejected INTEGER NOT NULL, checksum TEXT NOT NULL, target_table TEXT NOT NULL, "
     "committed_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), "
-    "PRIMARY KEY(load_id, chunk))";
+    "last_key TEXT, PRIMARY KEY(load_id, chunk))";
 
 // SQLite's extended result codes that mean "this row's data", by name, for dead letters.
 std::string CodeName(int rc) {
@@ -182,20 +182,22 @@ std::string InsertSql(const TableSpec& spec) {
 }
 
 // The next ledger row of a statement over LedgerSelect's columns; nullopt after the last.
-Result<std::optional<LedgerEntry>> ReadLedger(StatementUse& s, const sqlite::Db& db) {
+Result<std::optional<LedgerEntry>> ReadLedger(StatementUse& s, const sqlite::Db& db,
+                                              bool last_key = false) {
   const int rc = s.Step();
   if (rc == SQLITE_DONE) return std::optional<LedgerEntry>();
   if (rc != SQLITE_ROW) return tl::unexpected(db.LastError("read the ledger"));
   LedgerEntry e;
   s.Read(0, e.chunk, e.source, e.first_line, e.last_line, e.rows, e.rejected, e.checksum);
+  if (last_key && !s.ColumnIsNull(7)) e.last_key = s.ColumnString(7);
   return std::optional<LedgerEntry>(std::move(e));
 }
 
 std::string LedgerSelect(const TableSpec& spec) {
   return fmt::format(
-      "SELECT chunk, source, first_line, last_line, rows, rejected, checksum FROM "
+      "SELECT chunk, source, first_line, last_line, rows, rejected, checksum{} FROM "
       "{}forklift_load_chunks WHERE load_id = ?1",
-      Prefix(spec));
+      spec.ledger_last_key ? ", last_key" : "", Prefix(spec));
 }
 
 class SqliteSink final : public Sink {
@@ -260,9 +262,10 @@ class SqliteSink final : public Sink {
         db_.Prepare(
             fmt::format(
                 "INSERT INTO {}forklift_load_chunks(load_id, chunk, source, first_line, last_line, "
-                "rows, rejected, checksum, target_table) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
-                "?9)",
-                Prefix(spec_)),
+                "rows, rejected, checksum, target_table{}) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+                "?8, ?9{})",
+                Prefix(spec_), spec_.ledger_last_key ? ", last_key" : "",
+                spec_.ledger_last_key ? ", ?10" : ""),
             /*persistent=*/true));
     FORKLIFT_ASSIGN_OR_RETURN(ledger_find_,
                               db_.Prepare(LedgerSelect(spec_) + " AND chunk = ?2", true));
@@ -324,6 +327,13 @@ class SqliteSink final : public Sink {
            static_cast<int64_t>(result.rows_written),
            static_cast<int64_t>(result.rejected.size() + chunk.parse_rejects.size()),
            chunk.checksum, table);
+    if (spec_.ledger_last_key) {
+      if (chunk.last_key) {
+        s.BindText(10, *chunk.last_key);
+      } else {
+        s.BindNull(10);
+      }
+    }
     if (s.Step() != SQLITE_DONE) {
       return tl::unexpected(db_.LastError(fmt::format("record chunk {}", chunk.number)));
     }
@@ -387,7 +397,20 @@ class SqliteTarget final : public Target {
     return {};
   }
 
-  Status EnsureLedger() override { return db_.Exec(fmt::format(kLedgerDdl, Prefix(spec_))); }
+  Status EnsureLedger() override {
+    FORKLIFT_RETURN_IF_ERROR(db_.Exec(fmt::format(kLedgerDdl, Prefix(spec_))));
+    if (!spec_.ledger_last_key) return {};
+    // A ledger made before last_key existed gets it (query loads that resume by key).
+    FORKLIFT_ASSIGN_OR_RETURN(
+        std::optional<int64_t> has,
+        db_.QueryInt64(
+            fmt::format("SELECT count(*) FROM {}pragma_table_info('forklift_load_chunks') "
+                        "WHERE name = 'last_key'",
+                        Prefix(spec_))));
+    if (has && *has > 0) return {};
+    return db_.Exec(
+        fmt::format("ALTER TABLE {}forklift_load_chunks ADD COLUMN last_key TEXT", Prefix(spec_)));
+  }
 
   const TargetAddress& address() const override { return address_; }
   Result<int> MaxWorkers() override { return 1; }
@@ -398,7 +421,8 @@ class SqliteTarget final : public Target {
     s.BindText(1, spec_.load_id);
     std::vector<LedgerEntry> out;
     for (;;) {
-      FORKLIFT_ASSIGN_OR_RETURN(std::optional<LedgerEntry> e, ReadLedger(s, db_));
+      FORKLIFT_ASSIGN_OR_RETURN(std::optional<LedgerEntry> e,
+                                ReadLedger(s, db_, spec_.ledger_last_key));
       if (!e) break;
       out.push_back(std::move(*e));
     }

@@ -21,7 +21,10 @@ using core::ErrnoText;
 }  // namespace
 
 ByteSource::ByteSource(std::string path, int fd, uint64_t file_size)
-    : path_(std::move(path)), fd_(fd), file_size_(file_size), input_(new char[kInputBufferSize]) {}
+    : path_(std::move(path)),
+      fd_(fd),
+      file_size_(file_size),
+      input_(fd >= 0 ? new char[kInputBufferSize] : nullptr) {}
 
 ByteSource::~ByteSource() {
   if (stream_ != nullptr) inflateEnd(stream_.get());
@@ -76,6 +79,12 @@ Result<std::unique_ptr<ByteSource>> ByteSource::Open(const std::string& path) {
   return source;
 }
 
+std::unique_ptr<ByteSource> ByteSource::FromPull(std::string name, Pull pull) {
+  std::unique_ptr<ByteSource> source(new ByteSource(std::move(name), -1, 0));
+  source->pull_ = std::move(pull);
+  return source;
+}
+
 tl::unexpected<Error> ByteSource::Fail(std::string what) {
   error_ = fmt::format("{}: {}", path_, what);
   return DataLossError(error_);
@@ -110,8 +119,22 @@ Status ByteSource::FillInput() {
 }
 
 Result<size_t> ByteSource::Read(char* buf, size_t n) {
+  if (pull_error_) return tl::unexpected(*pull_error_);
   if (!error_.empty()) return DataLossError(error_);
   if (done_ || n == 0) return size_t{0};
+  if (pull_) {
+    Result<size_t> got = pull_(buf, n);
+    if (!got) {
+      // A server's error keeps its code (a query that fails is not lost data).
+      Error e = got.error();
+      e.message = fmt::format("{}: {}", path_, e.message);
+      pull_error_ = e;
+      return tl::unexpected(std::move(e));
+    }
+    if (*got == 0) done_ = true;
+    plain_bytes_out_ += *got;
+    return *got;
+  }
   return stream_ != nullptr ? ReadCompressed(buf, n) : ReadPlain(buf, n);
 }
 

@@ -15,7 +15,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "core/fd.h"
@@ -34,6 +36,18 @@ class ByteSource {
   // or directory component; InvalidArgument naming the path for a directory or an
   // unreadable file (with strerror); DataLoss naming the path when the first read fails.
   static Result<std::unique_ptr<ByteSource>> Open(const std::string& path);
+
+  // Fills `buf` with up to `n` bytes (n > 0): the count (at least 1), 0 at the end of the
+  // stream, or an error. Called from the thread that reads the ByteSource.
+  using Pull = std::function<Result<size_t>(char* buf, size_t n)>;
+
+  // A source over bytes another producer makes (a query's COPY TO STDOUT, an SQLite
+  // statement's rows), so that the CSV reader, the chunker's checksums and dead letters
+  // read them as they read a file. `name` is the path() messages and chunks show. The bytes
+  // are passed through as they are (no gzip detection); file_size() is 0. After `pull`
+  // returns 0 it is not called again; an error from it keeps its code (a query the server
+  // refused is not lost data), its message prefixed "NAME: ", and is sticky as for a file.
+  static std::unique_ptr<ByteSource> FromPull(std::string name, Pull pull);
 
   ~ByteSource();
   ByteSource(const ByteSource&) = delete;
@@ -81,6 +95,8 @@ class ByteSource {
   bool member_ended_ = false;           // inflate reached the end of a gzip member
   bool done_ = false;
   std::string error_;  // sticky: once set, every Read fails with it
+  Pull pull_;          // set for FromPull sources
+  std::optional<Error> pull_error_;
 };
 
 }  // namespace forklift::sources

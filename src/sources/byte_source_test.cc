@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <string>
@@ -248,6 +249,53 @@ TEST(ByteSourceTest, PipeIsReadWithUnknownSize) {
   ASSERT_TRUE(all.has_value());
   EXPECT_EQ(*all, "x,y\n");
   writer.join();
+}
+
+// A pull source yields the producer's bytes as they come, whatever the reader's size,
+// ends at the producer's 0 (never calling it again), and keeps its error's code.
+TEST(ByteSourceTest, PullSourceYieldsTheProducersBytesAndEndsOnce) {
+  const std::string text = "id,name\n1,\"a,b\"\n2,c\n";
+  size_t pos = 0;
+  int calls_after_end = 0;
+  auto source = ByteSource::FromPull("query", [&](char* buf, size_t n) -> Result<size_t> {
+    if (pos == text.size()) {
+      ++calls_after_end;
+      return size_t{0};
+    }
+    const size_t k = std::min<size_t>({n, 3, text.size() - pos});  // pieces of 3 bytes
+    std::copy_n(text.data() + pos, k, buf);
+    pos += k;
+    return k;
+  });
+  EXPECT_EQ(source->path(), "query");
+  EXPECT_EQ(source->file_size(), 0u);
+  EXPECT_FALSE(source->compressed());
+  auto all = ReadAll(*source, 5);
+  ASSERT_TRUE(all) << all.error().message;
+  EXPECT_EQ(*all, text);
+  EXPECT_EQ(source->source_bytes_read(), text.size());
+  std::string buf(4, ' ');
+  auto again = source->Read(buf.data(), buf.size());
+  ASSERT_TRUE(again);
+  EXPECT_EQ(*again, 0u);
+  EXPECT_EQ(calls_after_end, 1);
+}
+
+TEST(ByteSourceTest, PullSourceErrorKeepsItsCodeAndSticks) {
+  int calls = 0;
+  auto source = ByteSource::FromPull("q", [&](char*, size_t) -> Result<size_t> {
+    ++calls;
+    return FailedPreconditionError("SQLSTATE 42P01: relation \"nope\" does not exist");
+  });
+  std::string buf(8, ' ');
+  auto r = source->Read(buf.data(), buf.size());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_THAT(r.error().message, HasSubstr("q: SQLSTATE 42P01"));
+  auto r2 = source->Read(buf.data(), buf.size());
+  ASSERT_FALSE(r2);
+  EXPECT_EQ(r2.error().message, r.error().message);
+  EXPECT_EQ(calls, 1);
 }
 
 }  // namespace

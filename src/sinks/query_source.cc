@@ -1,0 +1,414 @@
+#include "sinks/query_source.h"
+
+#include <fmt/format.h>
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdint>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+
+#include "core/fnv1a.h"
+#include "sinks/pg_connection.h"
+#include "sinks/pg_dsn.h"
+#include "sqlite/sqlite.h"
+
+namespace forklift::sinks {
+namespace {
+
+Error FromError(const QuerySpec& spec, const Error& e) {
+  return Error{e.code,
+               MaskSecret(fmt::format("--from {}: --query: {}", spec.from.display, e.message),
+                          spec.from.password)};
+}
+
+Result<std::unique_ptr<PgConnection>> ConnectFrom(const QuerySpec& spec) {
+  auto conn =
+      PgConnection::Connect(PgDsn{.conninfo = spec.from.conninfo, .password = spec.from.password});
+  if (!conn) {
+    return MakeError(conn.error().code,
+                     MaskSecret("--from: " + conn.error().message, spec.from.password));
+  }
+  // The text forms the target reads back: ISO dates, floats exact (shortest form).
+  FORKLIFT_RETURN_IF_ERROR(
+      (*conn)->Exec("SET DateStyle = ISO, YMD; SET IntervalStyle = postgres; "
+                    "SET extra_float_digits = 1"));
+  return std::move(*conn);
+}
+
+std::string Col(const std::string& name) { return "forklift_q." + QuoteIdent(name); }
+
+// ORDER BY and the comparison of the resume key: "forklift_q."a", forklift_q."b"".
+std::string KeyList(const QuerySpec& spec) {
+  std::string out;
+  for (const std::string& k : spec.resume_key) {
+    if (!out.empty()) out += ", ";
+    out += Col(k);
+  }
+  return out;
+}
+
+const QueryColumn* FindColumn(const std::vector<QueryColumn>& columns, const std::string& name) {
+  for (const QueryColumn& c : columns) {
+    if (c.name == name) return &c;
+  }
+  return nullptr;
+}
+
+Status CheckColumns(const QuerySpec& spec, const std::vector<QueryColumn>& columns) {
+  if (columns.empty()) {
+    return InvalidArgumentError(
+        fmt::format("--from {}: --query returns no columns: nothing "
+                    "to load",
+                    spec.from.display));
+  }
+  std::set<std::string> seen;
+  for (const QueryColumn& c : columns) {
+    if (!seen.insert(c.name).second) {
+      return InvalidArgumentError(
+          fmt::format("--from {}: --query returns two columns named '{}': name them apart "
+                      "(AS ...), each becomes a column of the table",
+                      spec.from.display, c.name));
+    }
+  }
+  return {};
+}
+
+// ---- PostgreSQL ------------------------------------------------------------------------
+
+Result<std::vector<QueryColumn>> DescribePg(const QuerySpec& spec) {
+  FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, ConnectFrom(spec));
+  auto described = conn->DescribeQuery(NormalizeQuery(spec.query));
+  if (!described) return tl::unexpected(FromError(spec, described.error()));
+  std::string oids = "{", mods = "{";
+  for (const auto& c : *described) {
+    if (oids.size() > 1) {
+      oids += ',';
+      mods += ',';
+    }
+    oids += std::to_string(c.type_oid);
+    mods += std::to_string(c.typmod);
+  }
+  const std::optional<std::string> params[] = {oids + "}", mods + "}"};
+  auto types = conn->Query(
+      "SELECT format_type(o, CASE WHEN m < 0 THEN NULL ELSE m END) FROM "
+      "unnest($1::oid[], $2::int[]) WITH ORDINALITY AS t(o, m, i) ORDER BY i",
+      params);
+  if (!types) return tl::unexpected(FromError(spec, types.error()));
+  std::vector<QueryColumn> out;
+  for (size_t i = 0; i < described->size(); ++i) {
+    out.push_back({.name = (*described)[i].name,
+                   .type = i < types->size() ? (*types)[i][0].value_or("text") : "text"});
+  }
+  return out;
+}
+
+// One partition's COPY TO STDOUT, handed to the CSV reader a piece at a time.
+class PgStream {
+ public:
+  explicit PgStream(std::unique_ptr<PgConnection> conn) : conn_(std::move(conn)) {}
+
+  Result<size_t> Pull(char* buf, size_t n) {
+    size_t filled = 0;
+    while (filled < n) {
+      if (pos_ == piece_.size()) {
+        if (done_) break;
+        FORKLIFT_ASSIGN_OR_RETURN(std::optional<std::string_view> next, conn_->GetCopyData());
+        if (!next) {
+          done_ = true;
+          break;
+        }
+        piece_ = *next;
+        pos_ = 0;
+        // Hand over what we have rather than wait for the server's next row.
+        if (filled > 0 && piece_.size() > n - filled) break;
+      }
+      const size_t k = std::min(n - filled, piece_.size() - pos_);
+      std::copy_n(piece_.data() + pos_, k, buf + filled);
+      pos_ += k;
+      filled += k;
+    }
+    return filled;
+  }
+
+ private:
+  std::unique_ptr<PgConnection> conn_;
+  std::string_view piece_;  // GetCopyData's, valid until its next call
+  size_t pos_ = 0;
+  bool done_ = false;
+};
+
+Result<std::unique_ptr<sources::ByteSource>> OpenPgStream(const QuerySpec& spec,
+                                                          const std::vector<QueryColumn>& columns,
+                                                          int partition,
+                                                          const std::vector<std::string>& after,
+                                                          const std::string& name) {
+  FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, ConnectFrom(spec));
+  for (size_t i = 0; i < after.size(); ++i) {
+    // The values travel as bound parameters; the COPY reads them back with
+    // current_setting (COPY takes no parameters).
+    const std::optional<std::string> p[] = {fmt::format("forklift.after_{}", i + 1), after[i]};
+    auto set = conn->Query("SELECT set_config($1, $2, false)", p);
+    if (!set) return tl::unexpected(FromError(spec, set.error()));
+  }
+  Status st = conn->BeginCopyOut(PgQueryCopySql(spec, columns, partition, !after.empty()));
+  if (!st) return tl::unexpected(FromError(spec, st.error()));
+  auto stream = std::make_shared<PgStream>(std::move(conn));
+  return sources::ByteSource::FromPull(
+      name, [stream](char* buf, size_t n) { return stream->Pull(buf, n); });
+}
+
+// ---- SQLite ----------------------------------------------------------------------------
+
+void PartitionFunction(sqlite3_context* ctx, int /*argc*/, sqlite3_value** argv) {
+  const int64_t n = sqlite3_value_int64(argv[1]);
+  if (n < 1) {
+    sqlite3_result_error(ctx, "forklift_partition: partitions must be >= 1", -1);
+    return;
+  }
+  std::string_view text;
+  if (sqlite3_value_type(argv[0]) != SQLITE_NULL) {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_value_text(argv[0]));
+    text = std::string_view(p ? p : "", static_cast<size_t>(sqlite3_value_bytes(argv[0])));
+  }
+  core::Fnv1a h;
+  h.Add(text);
+  sqlite3_result_int64(ctx, static_cast<int64_t>(h.value() % static_cast<uint64_t>(n)));
+}
+
+Result<sqlite::Db> OpenSqliteFrom(const QuerySpec& spec) {
+  auto db = sqlite::Db::Open(
+      spec.from.conninfo,
+      {.flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, .label = spec.from.display});
+  if (!db) {
+    return MakeError(db.error().code, fmt::format("--from {}: cannot open: {}", spec.from.display,
+                                                  db.error().message));
+  }
+  if (sqlite3_create_function(db->get(), "forklift_partition", 2,
+                              SQLITE_UTF8 | SQLITE_DETERMINISTIC, nullptr, PartitionFunction,
+                              nullptr, nullptr) != SQLITE_OK) {
+    return tl::unexpected(db->LastError("register forklift_partition"));
+  }
+  return db;
+}
+
+Result<std::vector<QueryColumn>> DescribeSqlite(const QuerySpec& spec) {
+  FORKLIFT_ASSIGN_OR_RETURN(sqlite::Db db, OpenSqliteFrom(spec));
+  auto stmt = db.Prepare(NormalizeQuery(spec.query));
+  if (!stmt) return tl::unexpected(FromError(spec, stmt.error()));
+  std::vector<QueryColumn> out;
+  const int n = sqlite3_column_count(stmt->get());
+  for (int i = 0; i < n; ++i) {
+    const char* type = sqlite3_column_decltype(stmt->get(), i);
+    out.push_back({.name = sqlite3_column_name(stmt->get(), i), .type = type ? type : ""});
+  }
+  return out;
+}
+
+// Appends `text` as one CSV field: quoted when it must be (empty text too: an empty
+// unquoted field is NULL).
+void AppendCsvText(std::string_view text, std::string* out) {
+  const bool quote = text.empty() || text.find_first_of(",\"\r\n") != std::string_view::npos;
+  if (!quote) {
+    out->append(text);
+    return;
+  }
+  out->push_back('"');
+  for (char c : text) {
+    if (c == '"') out->push_back('"');
+    out->push_back(c);
+  }
+  out->push_back('"');
+}
+
+// One partition's statement, stepped a row at a time into CSV records.
+class SqliteStream {
+ public:
+  SqliteStream(sqlite::Db db, sqlite::Statement stmt)
+      : db_(std::move(db)), stmt_(std::move(stmt)) {}
+
+  // The header record, first in the stream.
+  void Header() {
+    const int n = sqlite3_column_count(stmt_.get());
+    for (int i = 0; i < n; ++i) {
+      if (i > 0) pending_.push_back(',');
+      AppendCsvText(sqlite3_column_name(stmt_.get(), i), &pending_);
+    }
+    pending_.push_back('\n');
+  }
+
+  Result<size_t> Pull(char* buf, size_t n) {
+    while (pending_.size() - pos_ < n && !done_) {
+      if (pos_ > 0) {
+        pending_.erase(0, pos_);
+        pos_ = 0;
+      }
+      const int rc = sqlite3_step(stmt_.get());
+      if (rc == SQLITE_DONE) {
+        done_ = true;
+        break;
+      }
+      if (rc != SQLITE_ROW) return tl::unexpected(db_.LastError("step the query"));
+      AppendRow();
+    }
+    const size_t k = std::min(n, pending_.size() - pos_);
+    std::copy_n(pending_.data() + pos_, k, buf);
+    pos_ += k;
+    if (pos_ == pending_.size()) {
+      pending_.clear();
+      pos_ = 0;
+    }
+    return k;
+  }
+
+ private:
+  void AppendRow() {
+    sqlite3_stmt* s = stmt_.get();
+    const int n = sqlite3_column_count(s);
+    for (int i = 0; i < n; ++i) {
+      if (i > 0) pending_.push_back(',');
+      switch (sqlite3_column_type(s, i)) {
+        case SQLITE_NULL: break;  // an empty unquoted field
+        case SQLITE_INTEGER:
+          fmt::format_to(std::back_inserter(pending_), "{}", sqlite3_column_int64(s, i));
+          break;
+        case SQLITE_FLOAT:  // the shortest text that reads back to the same double
+          fmt::format_to(std::back_inserter(pending_), "{}", sqlite3_column_double(s, i));
+          break;
+        case SQLITE_BLOB: {
+          const auto* p = static_cast<const unsigned char*>(sqlite3_column_blob(s, i));
+          const int len = sqlite3_column_bytes(s, i);
+          pending_ += "\\x";
+          for (int j = 0; j < len; ++j)
+            fmt::format_to(std::back_inserter(pending_), "{:02x}", p[j]);
+          break;
+        }
+        default: {
+          const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s, i));
+          AppendCsvText(
+              std::string_view(p ? p : "", static_cast<size_t>(sqlite3_column_bytes(s, i))),
+              &pending_);
+        }
+      }
+    }
+    pending_.push_back('\n');
+  }
+
+  sqlite::Db db_;
+  sqlite::Statement stmt_;
+  std::string pending_;  // CSV not yet handed out, from pos_
+  size_t pos_ = 0;
+  bool done_ = false;
+};
+
+Result<std::unique_ptr<sources::ByteSource>> OpenSqliteStream(const QuerySpec& spec, int partition,
+                                                              const std::vector<std::string>& after,
+                                                              const std::string& name) {
+  FORKLIFT_ASSIGN_OR_RETURN(sqlite::Db db, OpenSqliteFrom(spec));
+  auto stmt = db.Prepare(SqliteQuerySql(spec, partition, !after.empty()));
+  if (!stmt) return tl::unexpected(FromError(spec, stmt.error()));
+  for (size_t i = 0; i < after.size(); ++i) {
+    // SQLite orders every number before every text: a key that reads as a number binds as
+    // one, so that an integer column computed without affinity compares as it sorts.
+    const std::string& v = after[i];
+    const int at = static_cast<int>(i + 1);
+    int64_t iv = 0;
+    double dv = 0;
+    const char* end = v.data() + v.size();
+    int rc;
+    if (!v.empty() && std::from_chars(v.data(), end, iv).ptr == end) {
+      rc = sqlite3_bind_int64(stmt->get(), at, iv);
+    } else if (!v.empty() && std::from_chars(v.data(), end, dv).ptr == end) {
+      rc = sqlite3_bind_double(stmt->get(), at, dv);
+    } else {
+      rc = sqlite3_bind_text(stmt->get(), at, v.data(), static_cast<int>(v.size()),
+                             SQLITE_TRANSIENT);
+    }
+    if (rc != SQLITE_OK) return tl::unexpected(db.LastError("bind the resume key"));
+  }
+  auto stream = std::make_shared<SqliteStream>(std::move(db), std::move(*stmt));
+  stream->Header();
+  return sources::ByteSource::FromPull(
+      name, [stream](char* buf, size_t n) { return stream->Pull(buf, n); });
+}
+
+// WHERE ... ORDER BY ... of both dialects; `after_value(i)` spells the i-th key value.
+template <typename AfterValue>
+std::string Wrapped(const QuerySpec& spec, std::string_view partition_cond, bool after,
+                    AfterValue after_value) {
+  std::string sql = fmt::format("SELECT * FROM ({}) AS forklift_q", NormalizeQuery(spec.query));
+  std::vector<std::string> conds;
+  if (!partition_cond.empty()) conds.emplace_back(partition_cond);
+  if (after && !spec.resume_key.empty()) {
+    std::string values;
+    for (size_t i = 0; i < spec.resume_key.size(); ++i) {
+      if (i > 0) values += ", ";
+      values += after_value(i);
+    }
+    conds.push_back(fmt::format("({}) > ({})", KeyList(spec), values));
+  }
+  if (!conds.empty()) sql += fmt::format(" WHERE {}", fmt::join(conds, " AND "));
+  if (!spec.resume_key.empty()) sql += " ORDER BY " + KeyList(spec);
+  return sql;
+}
+
+}  // namespace
+
+std::string NormalizeQuery(std::string_view query) {
+  while (!query.empty()) {
+    const char c = query.back();
+    if (c != ';' && c != ' ' && c != '\t' && c != '\n' && c != '\r') break;
+    query.remove_suffix(1);
+  }
+  return std::string(query);
+}
+
+std::string PgQueryCopySql(const QuerySpec& spec, const std::vector<QueryColumn>& columns,
+                           int partition, bool after) {
+  std::string part;
+  if (spec.partitions > 1) {
+    part = fmt::format("(mod(hashtextextended(coalesce({}::text, ''), 0), {}) + {}) % {} = {}",
+                       Col(spec.partition_by), spec.partitions, spec.partitions, spec.partitions,
+                       partition);
+  }
+  const std::string select = Wrapped(spec, part, after, [&](size_t i) {
+    const QueryColumn* c = FindColumn(columns, spec.resume_key[i]);
+    return fmt::format("current_setting('forklift.after_{}')::{}", i + 1,
+                       c && !c->type.empty() ? c->type : "text");
+  });
+  return fmt::format("COPY ({}) TO STDOUT (FORMAT csv, HEADER)", select);
+}
+
+std::string SqliteQuerySql(const QuerySpec& spec, int partition, bool after) {
+  std::string part;
+  if (spec.partitions > 1) {
+    part = fmt::format("forklift_partition({}, {}) = {}", Col(spec.partition_by), spec.partitions,
+                       partition);
+  }
+  return Wrapped(spec, part, after, [](size_t i) { return fmt::format("?{}", i + 1); });
+}
+
+Result<std::vector<QueryColumn>> DescribeQuery(const QuerySpec& spec) {
+  std::vector<QueryColumn> columns;
+  if (spec.from.kind == TargetAddress::Kind::kSqlite) {
+    FORKLIFT_ASSIGN_OR_RETURN(columns, DescribeSqlite(spec));
+  } else {
+    FORKLIFT_ASSIGN_OR_RETURN(columns, DescribePg(spec));
+  }
+  FORKLIFT_RETURN_IF_ERROR(CheckColumns(spec, columns));
+  return columns;
+}
+
+Result<std::unique_ptr<sources::ByteSource>> OpenQueryStream(
+    const QuerySpec& spec, const std::vector<QueryColumn>& columns, int partition,
+    const std::vector<std::string>& after, const std::string& name) {
+  if (spec.from.kind == TargetAddress::Kind::kSqlite) {
+    return OpenSqliteStream(spec, partition, after, name);
+  }
+  return OpenPgStream(spec, columns, partition, after, name);
+}
+
+}  // namespace forklift::sinks

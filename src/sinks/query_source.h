@@ -1,0 +1,76 @@
+// Query sources of `forklift load --from DSN --query SQL`: a query's result, streamed as CSV
+// (a header of the result's column names, then one record per row) through a
+// sources::ByteSource, so that the chunker, checksums and dead letters read it as a file.
+//
+// PostgreSQL: `COPY (SELECT * FROM (query) AS forklift_q [WHERE ...] [ORDER BY key]) TO
+// STDOUT (FORMAT csv, HEADER)` on a connection of its own, read row by row with
+// PQgetCopyData: the server streams, memory is one row. SQLite: the statement is stepped
+// and each row written as a CSV record (NULL an empty unquoted field, text quoted when it
+// needs it, a blob as PostgreSQL's bytea hex \x...).
+//
+// Resume by key: with a resume key the rows come ordered by it, and a stream can start
+// after a key (its values as text, as the CSV spelled them): PostgreSQL compares
+// `(k1, k2) > (current_setting('forklift.after_1')::TYPE1, ...)`, the values set with bound
+// parameters (set_config) so that no value is ever part of SQL text; SQLite binds them
+// (an integer- or real-looking value as a number: SQLite orders numbers before text).
+// Partitions: `--partition-by COL --partitions N` reads the rows whose hash of COL's text
+// is p modulo N (PostgreSQL: hashtextextended; SQLite: a function forklift_partition over
+// FNV-1a registered on the source's connection); NULL hashes as the empty text.
+//
+// Thread safety: plain functions; each stream is used from one thread at a time.
+#ifndef FORKLIFT_SINKS_QUERY_SOURCE_H_
+#define FORKLIFT_SINKS_QUERY_SOURCE_H_
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "forklift/result.h"
+#include "sinks/sink.h"
+#include "sources/byte_source.h"
+
+namespace forklift::sinks {
+
+struct QuerySpec {
+  TargetAddress from;                   // --from, parsed as --to is
+  std::string query;                    // as given (NormalizeQuery is applied when used)
+  std::vector<std::string> resume_key;  // result columns; empty = no order, no resume
+  std::string partition_by;             // a result column; "" with partitions = 1
+  int partitions = 1;                   // >= 1
+};
+
+struct QueryColumn {
+  std::string name;
+  std::string type;  // PostgreSQL: format_type's spelling; SQLite: the declared type or ""
+};
+
+// `query` without trailing blanks and semicolons (it is wrapped in a subquery).
+std::string NormalizeQuery(std::string_view query);
+
+// The result's columns, without running the query (PostgreSQL: describe; SQLite: prepare).
+// Failure: the source's error prefixed "--from DISPLAY: --query: " (PostgreSQL: "SQLSTATE
+// 42P01: relation ... does not exist"; SQLite's message), with its code (Unavailable when
+// the server cannot be reached); InvalidArgument for a query with no columns or with two
+// columns of one name.
+Result<std::vector<QueryColumn>> DescribeQuery(const QuerySpec& spec);
+
+// The statement that reads partition `partition` (of spec.partitions) in resume-key order,
+// after a key when `after` is true. PostgreSQL: the COPY; SQLite: the SELECT (parameters
+// ?1.. are the key's values). Pure; exposed for tests.
+std::string PgQueryCopySql(const QuerySpec& spec, const std::vector<QueryColumn>& columns,
+                           int partition, bool after);
+std::string SqliteQuerySql(const QuerySpec& spec, int partition, bool after);
+
+// Opens the stream of `partition`, starting after the resume key values `after` (empty:
+// from the first row), named `name` (path() of the source). One connection per stream,
+// closed with the source. Success: a source whose first record is the header.
+// Failure: as DescribeQuery (the query's error when it fails at once; an error in the
+// middle of the result fails a later Read with the server's SQLSTATE and message).
+Result<std::unique_ptr<sources::ByteSource>> OpenQueryStream(
+    const QuerySpec& spec, const std::vector<QueryColumn>& columns, int partition,
+    const std::vector<std::string>& after, const std::string& name);
+
+}  // namespace forklift::sinks
+
+#endif  // FORKLIFT_SINKS_QUERY_SOURCE_H_
