@@ -30,7 +30,7 @@ int LoadCommand(const std::vector<std::string>& args) {
   load::LoadOptions o;
   std::string mode = "insert", key, columns, delimiter = ",", chunk_bytes = "4MiB",
               progress = "auto";
-  int64_t max_errors = -1;
+  std::string max_errors;
   bool no_header = false;
   const std::string target = "Target", input = "Input", mode_group = "Mode and chunking",
                     bad = "Bad rows", state = "Resume and journal", output = "Output";
@@ -45,8 +45,10 @@ int LoadCommand(const std::vector<std::string>& args) {
                  "schema of the ledger table forklift_load_chunks (default: the table's; "
                  "PostgreSQL)")
       ->group(target);
-  app.add_option("--mode", mode, "insert (COPY, default) or upsert (needs --key)")
-      ->check(CLI::IsMember({"insert", "upsert"}))
+  app.add_option("--mode", mode,
+                 "insert (COPY, default), upsert (needs --key), or insert-ignore (skip and "
+                 "count rows that break a unique key)")
+      ->check(CLI::IsMember({"insert", "upsert", "insert-ignore"}))
       ->group(mode_group);
   app.add_option("--key", key, "conflict columns, comma-separated (--mode upsert only)")
       ->group(mode_group);
@@ -89,8 +91,9 @@ int LoadCommand(const std::vector<std::string>& args) {
       ->check(CLI::Range(1, 64))
       ->group(query_group);
   app.add_option("--dlq", o.dlq_path, "also write rejected rows to this CSV file")->group(bad);
-  app.add_option("--max-errors", max_errors, "stop after more than N rejected rows")
-      ->check(CLI::NonNegativeNumber)
+  app.add_option("--max-errors", max_errors,
+                 "stop after more than N rejected rows, or more than N% of the rows read "
+                 "(judged once 1000 rows were committed, and at the end)")
       ->group(bad);
   app.add_option("--load-id", o.load_id,
                  "name the load (default: a hash of sources, target, "
@@ -103,6 +106,16 @@ int LoadCommand(const std::vector<std::string>& args) {
   app.add_option("--progress", progress, "auto (bar on a TTY, lines otherwise), bar, lines, none")
       ->check(CLI::IsMember({"auto", "bar", "lines", "none"}))
       ->group(output);
+  // Table lifecycle and dialect
+  const std::string lifecycle = "Table lifecycle";
+  app.add_flag("--truncate", o.truncate,
+               "empty the table first, once per load (a resume does not empty it again)")
+      ->group(lifecycle);
+  app.add_flag("--replace", o.replace,
+               "load into a shadow table and swap it in at the end, in one transaction "
+               "(readers see the old table until then)")
+      ->group(lifecycle);
+
   app.footer(load::kExitStatusHelp);
   if (int rc = ParseCli(app, args); rc >= 0) return rc;
 
@@ -113,8 +126,13 @@ int LoadCommand(const std::vector<std::string>& args) {
     return load::ExitStatusOf(e);
   };
   o.upsert = mode == "upsert";
+  o.insert_ignore = mode == "insert-ignore";
   o.header = !no_header;
-  if (max_errors >= 0) o.max_errors = max_errors;
+  if (!max_errors.empty()) {
+    if (Status st = load::ParseMaxErrors(max_errors, &o.max_errors, &o.max_errors_percent); !st) {
+      return fail(st.error());
+    }
+  }
   o.display = progress == "bar"     ? ProgressDisplay::kBar
               : progress == "lines" ? ProgressDisplay::kLines
               : progress == "none"  ? ProgressDisplay::kNone

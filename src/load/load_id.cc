@@ -80,6 +80,10 @@ Result<std::string> ComputeLoadId(const LoadOptions& o, const std::string& targe
   add(std::to_string(o.chunk_rows));
   add(std::to_string(o.chunk_bytes));
   add(std::to_string(partitions));
+  // Table lifecycle and dialect: only when not the default, so earlier load ids stay.
+  if (o.insert_ignore) add("insert-ignore");
+  if (o.truncate) add("truncate");
+  if (o.replace) add("replace");
   return "load-" + h.Hex();
 }
 

@@ -100,6 +100,7 @@ Status ValidateLoadOptions(const LoadOptions& o) {
       }
     }
   }
+  FORKLIFT_RETURN_IF_ERROR(ValidateLifecycleOptions(o));
   if (o.max_errors && *o.max_errors < 0) {
     return InvalidArgumentError(fmt::format("--max-errors {}: must be >= 0", *o.max_errors));
   }
@@ -243,6 +244,59 @@ Result<char> ParseDelimiter(std::string_view text) {
         fmt::format("--delimiter '{}': expected one character (or \\t)", text));
   }
   return text[0];
+}
+
+// Table lifecycle and dialect
+
+Status ParseMaxErrors(std::string_view text, std::optional<int64_t>* count,
+                      std::optional<double>* percent) {
+  auto bad = [&] {
+    return InvalidArgumentError(fmt::format(
+        "--max-errors '{}': expected a number of rows (100) or a percentage of the rows read "
+        "(0.5%)",
+        Escaped(text)));
+  };
+  if (text.ends_with('%')) {
+    text.remove_suffix(1);
+    double p = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), p);
+    if (ec != std::errc() || end != text.data() + text.size() || text.empty()) return bad();
+    if (!(p >= 0 && p <= 100)) {
+      return InvalidArgumentError(
+          fmt::format("--max-errors {}%: a percentage must be between 0 and 100", text));
+    }
+    *percent = p;
+    return {};
+  }
+  int64_t n = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (ec != std::errc() || end != text.data() + text.size() || text.empty()) return bad();
+  if (n < 0) return InvalidArgumentError(fmt::format("--max-errors {}: must be >= 0", n));
+  *count = n;
+  return {};
+}
+
+Status ValidateLifecycleOptions(const LoadOptions& o) {
+  if (o.truncate && o.replace) {
+    return InvalidArgumentError(
+        "--truncate and --replace: give one (--replace already starts from an empty table)");
+  }
+  if (o.insert_ignore && o.upsert) {
+    return InvalidArgumentError("--mode: insert-ignore or upsert, not both");
+  }
+  if (o.insert_ignore && !o.key.empty()) {
+    return InvalidArgumentError(
+        "--key is for --mode upsert; insert-ignore skips a row that breaks any unique index "
+        "or constraint of the table: drop --key");
+  }
+  if (o.max_errors && o.max_errors_percent) {
+    return InvalidArgumentError("--max-errors: a number of rows or a percentage, not both");
+  }
+  if (o.max_errors_percent && !(*o.max_errors_percent >= 0 && *o.max_errors_percent <= 100)) {
+    return InvalidArgumentError(
+        fmt::format("--max-errors {}%: must be between 0 and 100", *o.max_errors_percent));
+  }
+  return {};
 }
 
 }  // namespace forklift::load

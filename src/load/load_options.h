@@ -45,7 +45,31 @@ struct LoadOptions {
   std::vector<std::string> resume_key;  // --resume-key: unique result columns; resume by key
   std::string partition_by;             // --partition-by: a result column to hash
   int partitions = 1;                   // --partitions: streams read in parallel, >= 1
+  // Table lifecycle and dialect
+  bool truncate = false;       // --truncate: empty the table once, as part of the load
+  bool replace = false;        // --replace: load a shadow table, swap it in at the end
+  bool insert_ignore = false;  // --mode insert-ignore: skip rows that break a unique key
+  // --max-errors N%: stop once more than this percentage of the rows read were rejected
+  // (see ParseMaxErrors for when it is judged); nullopt = none.
+  std::optional<double> max_errors_percent;
 };
+
+// Table lifecycle and dialect
+
+// A percentage of --max-errors is judged only once this many rows were committed (and
+// again over all rows at the end), so that the first bad row of a big file does not stop
+// it at 100 %.
+inline constexpr uint64_t kMaxErrorsPercentMinRows = 1000;
+
+// A --max-errors value: "N" (rows, into *count) or "N%" (0 <= N <= 100, fractions allowed,
+// into *percent). InvalidArgument naming --max-errors and the value otherwise.
+Status ParseMaxErrors(std::string_view text, std::optional<int64_t>* count,
+                      std::optional<double>* percent);
+
+// InvalidArgument naming the options for lifecycle options that cannot go together:
+// --truncate with --replace, insert-ignore with upsert or with --key, --max-errors N with
+// N%, a percentage outside [0, 100]. Called by ValidateLoadOptions.
+Status ValidateLifecycleOptions(const LoadOptions& options);
 
 // InvalidArgument naming the option for values out of range: no sources, empty --to or
 // --table, a --table or --load-id that is not valid UTF-8, --workers < 0,
@@ -53,7 +77,7 @@ struct LoadOptions {
 // --key without upsert, a key not
 // among --columns, a delimiter that is '"', CR, LF or not ASCII, a --null that holds the
 // delimiter, a quote, CR or LF or is not valid UTF-8, duplicate column names,
-// --max-errors < 0.
+// --max-errors < 0; and ValidateLifecycleOptions's.
 Status ValidateLoadOptions(const LoadOptions& options);
 
 // The query source options' part of ValidateLoadOptions (which calls it first):

@@ -109,5 +109,48 @@ TEST(LoadOptionsTest, RefusesANonAsciiDelimiterAndANullThatIsNotUtf8) {
   EXPECT_TRUE(ValidateLoadOptions(o));
 }
 
+// Table lifecycle and dialect
+
+TEST(LoadOptionsTest, MaxErrorsTakesRowsOrAPercentage) {
+  std::optional<int64_t> count;
+  std::optional<double> percent;
+  ASSERT_TRUE(ParseMaxErrors("10", &count, &percent));
+  EXPECT_EQ(count, 10);
+  EXPECT_FALSE(percent);
+  count.reset();
+  ASSERT_TRUE(ParseMaxErrors("2.5%", &count, &percent));
+  EXPECT_FALSE(count);
+  EXPECT_EQ(percent, 2.5);
+  ASSERT_TRUE(ParseMaxErrors("0%", &count, &percent));
+  EXPECT_EQ(percent, 0.0);
+  ASSERT_TRUE(ParseMaxErrors("100%", &count, &percent));
+  for (const char* bad : {"", "%", "x", "1x", "5%%", "-1", "101%", "-1%", "nan%", " 5%"}) {
+    Status st = ParseMaxErrors(bad, &count, &percent);
+    ASSERT_FALSE(st) << bad;
+    EXPECT_EQ(st.error().code, ErrorCode::kInvalidArgument) << bad;
+    EXPECT_THAT(st.error().message, HasSubstr("--max-errors")) << bad;
+  }
+}
+
+TEST(LoadOptionsTest, LifecycleOptionsThatCannotGoTogetherAreRefused) {
+  LoadOptions o = Valid();
+  o.truncate = o.replace = true;
+  EXPECT_THAT(ValidateLoadOptions(o).error().message, HasSubstr("--truncate and --replace"));
+  o = Valid();
+  o.insert_ignore = true;
+  o.upsert = true;
+  o.key = {"a"};
+  EXPECT_THAT(ValidateLoadOptions(o).error().message, HasSubstr("insert-ignore"));
+  o = Valid();
+  o.max_errors = 3;
+  o.max_errors_percent = 1;
+  EXPECT_THAT(ValidateLoadOptions(o).error().message, HasSubstr("not both"));
+  o = Valid();
+  o.truncate = true;
+  o.insert_ignore = true;
+  o.max_errors_percent = 1;
+  EXPECT_TRUE(ValidateLoadOptions(o));
+}
+
 }  // namespace
 }  // namespace forklift::load

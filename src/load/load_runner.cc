@@ -47,6 +47,11 @@ const RetryOptions kTransientRetry{.max_attempts = 25,
                                    .base_delay = std::chrono::milliseconds(100),
                                    .max_delay = std::chrono::seconds(4)};
 
+// --mode as the user spelled it.
+const char* ModeName(const LoadOptions& o) {
+  return o.upsert ? "upsert" : o.insert_ignore ? "insert-ignore" : "insert";
+}
+
 double PeakRssMb() {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
@@ -57,10 +62,12 @@ double PeakRssMb() {
 // of the chunks admitted to commit (--max-errors).
 class Shared {
  public:
-  explicit Shared(std::optional<int64_t> max_errors) : max_errors_(max_errors) {}
+  explicit Shared(std::optional<int64_t> max_errors, std::optional<double> max_percent = {})
+      : max_errors_(max_errors), max_percent_(max_percent) {}
 
   // Of the rows written: inserted, updated, and in chunks whose target did not tell.
   std::atomic<uint64_t> rows_inserted{0}, rows_updated{0}, rows_unsplit{0};
+  std::atomic<uint64_t> rows_duplicate{0};  // insert-ignore: skipped as duplicates
 
   void Fail(Error e) {
     std::lock_guard lock(mu_);
@@ -79,22 +86,49 @@ class Shared {
   // admitted (and stops the load), every later one is refused, so the load stops within
   // one chunk of the limit and the rejected rows it reports are those that committed:
   // the message, the summary, the ledger, the journal's letters and --dlq agree.
-  bool AdmitCommit(uint64_t rejected) {
+  // `rows` is the chunk's rows read, rejected ones included (--max-errors N%).
+  bool AdmitCommit(uint64_t rejected, uint64_t rows) {
     std::lock_guard lock(admit_mu_);
     if (limit_hit_) return false;
-    Count(rejected);
+    Count(rejected, rows);
     return true;
   }
   // Rejected rows of a chunk found committed without AdmitCommit (an attempt whose COMMIT
   // reply was lost): they count, and may stop the load, but nothing is refused.
-  void CountCommitted(uint64_t rejected) {
+  void CountCommitted(uint64_t rejected, uint64_t rows) {
     std::lock_guard lock(admit_mu_);
-    Count(rejected);
+    Count(rejected, rows);
+  }
+
+  // --max-errors N%, once every chunk committed: judged over all the rows read, however
+  // few (a file under kMaxErrorsPercentMinRows rows is judged only here).
+  void JudgeAtEnd() {
+    std::lock_guard lock(admit_mu_);
+    JudgePercent(/*at_end=*/true);
   }
 
  private:
-  void Count(uint64_t rejected) {  // admit_mu_ held
+  // --max-errors N%: more than N % of the rows of the committed chunks rejected, once
+  // kMaxErrorsPercentMinRows rows were committed (or at the end), stops the load.
+  void JudgePercent(bool at_end) {  // admit_mu_ held
+    if (limit_hit_ || !max_percent_ || admitted_rows_ == 0) return;
+    if (!at_end && admitted_rows_ < kMaxErrorsPercentMinRows) return;
+    const double pct =
+        100.0 * static_cast<double>(admitted_rejected_) / static_cast<double>(admitted_rows_);
+    if (pct <= *max_percent_) return;
+    limit_hit_ = true;
+    Fail(Error{ErrorCode::kAborted,
+               fmt::format("{} {} of {} rows rejected ({:.2f} %, more than --max-errors {}%){}",
+                           at_end ? "finished, but" : "stopped after", admitted_rejected_,
+                           admitted_rows_, pct, *max_percent_,
+                           at_end ? ": every chunk is committed"
+                                  : "; committed chunks stay committed, rerun to resume")});
+  }
+
+  void Count(uint64_t rejected, uint64_t rows) {  // admit_mu_ held
+    admitted_rows_ += rows;
     admitted_rejected_ += rejected;
+    JudgePercent(/*at_end=*/false);
     if (!limit_hit_ && max_errors_ && admitted_rejected_ > static_cast<uint64_t>(*max_errors_)) {
       limit_hit_ = true;
       Fail(Error{ErrorCode::kAborted,
@@ -105,11 +139,13 @@ class Shared {
   }
 
   std::optional<int64_t> max_errors_;
+  std::optional<double> max_percent_;
   mutable std::mutex mu_;
   std::optional<Error> error_;
   std::atomic<bool> stop_{false};
   std::mutex admit_mu_;
   uint64_t admitted_rejected_ = 0;  // guarded by admit_mu_
+  uint64_t admitted_rows_ = 0;      // guarded by admit_mu_
   bool limit_hit_ = false;          // guarded by admit_mu_
 };
 
@@ -257,7 +293,8 @@ class Writer {
     // would otherwise load as well as this attempt does. Cheap when there are none.
     bool admitted = false;
     auto before_commit = [&](std::span<const RejectedRow> rejected) -> Status {
-      if (!shared_->AdmitCommit(rejected.size() + chunk.parse_rejects.size())) {
+      if (!shared_->AdmitCommit(rejected.size() + chunk.parse_rejects.size(),
+                                chunk.rows.size() + chunk.parse_rejects.size())) {
         return AbortedError("not committed: the load stopped at --max-errors");
       }
       admitted = true;
@@ -271,7 +308,9 @@ class Writer {
       auto r = sink_->WriteChunk(chunk, before_commit);
       if (r) {
         Committed(static_cast<uint64_t>(r->rows_written),
-                  r->rejected.size() + chunk.parse_rejects.size(), admitted);
+                  r->rejected.size() + chunk.parse_rejects.size(), admitted,
+                  chunk.rows.size() + chunk.parse_rejects.size());
+        shared_->rows_duplicate.fetch_add(static_cast<uint64_t>(r->rows_duplicate));
         if (r->rows_inserted && r->rows_updated) {
           shared_->rows_inserted.fetch_add(static_cast<uint64_t>(*r->rows_inserted));
           shared_->rows_updated.fetch_add(static_cast<uint64_t>(*r->rows_updated));
@@ -307,7 +346,7 @@ class Writer {
       auto found = sink_->FindChunk(chunk.number);
       if (found && *found) {
         Committed(static_cast<uint64_t>((*found)->rows), static_cast<uint64_t>((*found)->rejected),
-                  /*admitted=*/false);
+                  /*admitted=*/false, chunk.rows.size() + chunk.parse_rejects.size());
         shared_->rows_unsplit.fetch_add(static_cast<uint64_t>((*found)->rows));
         return;
       }
@@ -322,11 +361,11 @@ class Writer {
     queue_->Discard();
   }
 
-  void Committed(uint64_t rows, uint64_t rejected, bool admitted) {
+  void Committed(uint64_t rows, uint64_t rejected, bool admitted, uint64_t rows_read) {
     counters_->rows_loaded.fetch_add(rows, std::memory_order_relaxed);
     counters_->chunks_committed.fetch_add(1, std::memory_order_relaxed);
     counters_->rows_rejected.fetch_add(rejected, std::memory_order_relaxed);
-    if (!admitted) shared_->CountCommitted(rejected);
+    if (!admitted) shared_->CountCommitted(rejected, rows_read);
   }
 
   SinkPool* pool_;
@@ -348,13 +387,16 @@ nlohmann::json ConfigJson(const LoadOptions& o, const sinks::TargetAddress& addr
       {"to_display", address.display},
       {"needs_password", !address.password.empty()},
       {"table", o.table},
-      {"mode", o.upsert ? "upsert" : "insert"},
+      {"mode", ModeName(o)},
       {"key", o.key},
       {"columns", columns},
       {"delimiter", std::string(1, o.delimiter)},
       {"null", o.null_string},
       {"chunk_rows", o.chunk_rows},
       {"ledger_schema", o.ledger_schema},
+      {"lifecycle", o.replace    ? "replace"
+                    : o.truncate ? "truncate"
+                                 : "append"},
   };
 }
 
@@ -396,6 +438,7 @@ std::string LoadSummary::ToJson() const {
       {"rows_loaded", rows_loaded},
       {"rows_rejected", rows_rejected},
       {"rows_skipped", rows_skipped},
+      {"rows_duplicate", rows_duplicate},
       {"rows_rejected_earlier", rows_rejected_earlier},
       {"rows_inserted", rows_inserted ? nlohmann::json(*rows_inserted) : nlohmann::json()},
       {"rows_updated", rows_updated ? nlohmann::json(*rows_updated) : nlohmann::json()},
@@ -412,6 +455,7 @@ std::string LoadSummary::ToJson() const {
       {"connections", connections},
       {"peak_rss_mb", peak_rss_mb},
       {"dlq", dlq_path},
+      {"replaced", replaced},
   };
   return j.dump();
 }
@@ -427,7 +471,7 @@ std::string Counted(uint64_t n, std::string_view one, std::string_view many) {
 
 std::string LoadSummary::ToText() const {
   std::string s = fmt::format(
-      "load {} {}: {} read, {} loaded{}, {} rejected{}\n"
+      "load {} {}: {} read, {} loaded{}, {} rejected{}{}\n"
       "  {} -> {} ({}), {}\n"
       "  {:.1f} MB in {:.2f} s: {:.0f} rows/s, {:.1f} MB/s, {} committed, {} skipped, "
       "{}, peak RSS {:.1f} MB\n",
@@ -437,6 +481,8 @@ std::string LoadSummary::ToText() const {
                         rows_loaded - *rows_inserted - *rows_updated)
           : std::string(),
       rows_rejected,
+      mode == "insert-ignore" ? fmt::format(", {} duplicates skipped", rows_duplicate)
+                              : std::string(),
       chunks_skipped == 0 ? std::string()
                           : fmt::format(", {} already loaded (resumed)", rows_skipped),
       target, table, mode, Counted(static_cast<uint64_t>(connections), "connection", "connections"),
@@ -458,6 +504,7 @@ std::string LoadSummary::ToText() const {
         load_id, ledger, Counted(chunks_skipped, "chunk", "chunks"), ledger,
         sinks::QuoteLiteral(load_id));
   }
+  if (replaced) s += fmt::format("  --replace: the new {} is swapped in\n", table);
   if (!error.empty()) s += fmt::format("  error: {}\n", error);
   return s;
 }
@@ -756,6 +803,11 @@ Result<LoadPlan> PlanLoad(const LoadOptions& options, FILE* err) {
                                .null_string = options.null_string,
                                .load_id = std::move(load_id),
                                .ledger_schema = options.ledger_schema};
+  // Table lifecycle and dialect
+  plan.spec.lifecycle = options.replace    ? sinks::TableSpec::Lifecycle::kReplace
+                        : options.truncate ? sinks::TableSpec::Lifecycle::kTruncate
+                                           : sinks::TableSpec::Lifecycle::kAppend;
+  plan.spec.ignore_duplicates = options.insert_ignore;
   return plan;
 }
 
@@ -773,6 +825,7 @@ Result<std::unique_ptr<sinks::Target>> OpenTarget(const LoadPlan& plan, const Lo
         plan.workers, max_workers * 2, max_workers));
   }
   FORKLIFT_RETURN_IF_ERROR(target->EnsureLedger());
+  FORKLIFT_RETURN_IF_ERROR(target->PrepareTable());  // --truncate, --replace: once per load
   return target;
 }
 
@@ -898,7 +951,8 @@ LoadSummary Summarize(const LoadOptions& options, const LoadPlan& plan, const Lo
   s.load_id = plan.spec.load_id;
   s.target = plan.address.display;
   s.table = options.table;
-  s.mode = options.upsert ? "upsert" : "insert";
+  s.mode = ModeName(options);
+  s.rows_duplicate = shared.rows_duplicate.load();
   s.rows_read = rcounters.rows.load();
   s.rows_loaded = wcounters.rows_loaded.load();
   s.rows_rejected = wcounters.rows_rejected.load();
@@ -926,7 +980,8 @@ LoadSummary Summarize(const LoadOptions& options, const LoadPlan& plan, const Lo
   } else if (stops.graceful.stop_requested() || stops.force.stop_requested()) {
     s.status = ToString(RunStatus::kCancelled);
     s.error = "stopped by a signal; committed chunks stay committed, rerun to resume";
-  } else if (s.rows_read > 0 && s.rows_loaded == 0 && s.rows_skipped == 0) {
+  } else if (s.rows_read > 0 && s.rows_loaded == 0 && s.rows_skipped == 0 &&
+             s.rows_duplicate == 0) {
     // Every row was rejected: nothing of the input is in the table.
     s.status = ToString(RunStatus::kFailed);
     s.error = fmt::format("no row loaded: all {} rejected (forklift dlq show {})", s.rows_rejected,
@@ -979,7 +1034,7 @@ Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, 
   };
 
   // One queue per writer for upserts (a key's rows go to one connection), else one shared.
-  Shared shared(options.max_errors);
+  Shared shared(options.max_errors, options.max_errors_percent);
   WriteCounters wcounters;
   ReadCounters rcounters;
   std::vector<std::unique_ptr<ChunkQueue>> queues;
@@ -1036,10 +1091,26 @@ Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, 
   }
   executor->Shutdown();
   progress.Stop();
+  if (!shared.error() && !stops.graceful.stop_requested() && !stops.force.stop_requested()) {
+    shared.JudgeAtEnd();  // --max-errors N%
+  }
 
   const double elapsed_s = std::chrono::duration<double>(clock.Now() - start).count();
   LoadSummary s = Summarize(options, plan, stops, shared, rcounters, wcounters, rejected_earlier,
                             pool.opened(), elapsed_s);
+  // --replace: swap the shadow in only after a load that succeeded (rejected rows or not);
+  // otherwise the old table stays as it was and a rerun continues the shadow.
+  if (options.replace && journal::ParseRunStatus(s.status) == RunStatus::kSucceeded) {
+    if (Result<bool> st = target->FinishTable(); !st) {
+      s.status = ToString(RunStatus::kFailed);
+      s.error = sinks::MaskSecret(
+          "swapping the new table in: " + st.error().ToString() +
+              "; the old table is unchanged and every chunk is committed: rerun to swap",
+          plan.address.password);
+    } else {
+      s.replaced = *st;
+    }
+  }
   if (!options.dlq_path.empty()) {
     s.dlq_path = options.dlq_path;
     auto letters = (*journal)->ListDeadLetters(load_id, /*include_retried=*/false);

@@ -48,7 +48,7 @@ struct LoadSummary {
   std::string load_id;
   std::string target;  // display form: never the password
   std::string table;
-  std::string mode;            // insert | upsert
+  std::string mode;            // insert | upsert | insert-ignore
   std::string status;          // a journal::RunStatus spelling: succeeded | failed | cancelled
   std::string error;           // why, when not succeeded
   uint64_t rows_read = 0;      // data records read (rejected ones included)
@@ -72,6 +72,10 @@ struct LoadSummary {
   double peak_rss_mb = 0;
   std::string dlq_path;
   std::string ledger;  // the ledger table, as SQL names it (schema.forklift_load_chunks)
+
+  // Table lifecycle and dialect
+  uint64_t rows_duplicate = 0;  // insert-ignore: skipped, as they broke a unique key
+  bool replaced = false;        // --replace: the new table was swapped in by this run
 
   std::string ToJson() const;  // one JSON object, one line
   std::string ToText() const;  // a few human lines

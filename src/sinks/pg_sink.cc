@@ -67,13 +67,14 @@ class PgSink final : public Sink {
   PgSink(TargetAddress address, TableSpec spec, const PgTableInfo& table)
       : address_(std::move(address)),
         spec_(std::move(spec)),
-        encoder_(table.types, spec_.upsert, spec_.delimiter, spec_.null_string),
+        staged_(spec_.upsert || spec_.ignore_duplicates),
+        encoder_(table.types, staged_, spec_.delimiter, spec_.null_string),
         unique_key_(table.unique_key) {
     const std::string table_sql = QuoteQualified(spec_.schema, spec_.table);
     const std::string options =
         fmt::format("(FORMAT csv, DELIMITER {}, NULL {})",
                     QuoteLiteral(std::string(1, spec_.delimiter)), QuoteLiteral(spec_.null_string));
-    if (!spec_.upsert) {
+    if (!staged_) {
       copy_sql_ =
           fmt::format("COPY {} ({}) FROM STDIN {}", table_sql, ColumnList(spec_.columns), options);
       copy_bin_sql_ = fmt::format("COPY {} ({}) FROM STDIN (FORMAT binary)", table_sql,
@@ -87,6 +88,20 @@ class PgSink final : public Sink {
                                   ColumnList(spec_.columns));
       copy_text_sql_ = fmt::format("COPY {} ({}, {}) FROM STDIN (FORMAT text)", kStage, kOrd,
                                    ColumnList(spec_.columns));
+      stage_sql_ = fmt::format(
+          "CREATE TEMP TABLE IF NOT EXISTS forklift_stage ON COMMIT DELETE ROWS AS "
+          "SELECT {}, 0::bigint AS {} FROM {} WITH NO DATA",
+          ColumnList(spec_.columns), kOrd, table_sql);
+    }
+    if (spec_.ignore_duplicates) {
+      // --mode insert-ignore: rows in input order; one that breaks any unique index or
+      // constraint (of the table, or of an earlier row of the chunk) is skipped. Both
+      // counts are the rows inserted: Apply reads them as (inserted, inserted + updated).
+      apply_sql_ = fmt::format(
+          "WITH forklift_applied AS (INSERT INTO {} ({}) SELECT {} FROM {} ORDER BY {} ON "
+          "CONFLICT DO NOTHING RETURNING 1) SELECT count(*), count(*) FROM forklift_applied",
+          table_sql, ColumnList(spec_.columns), ColumnList(spec_.columns), kStage, kOrd);
+    } else if (spec_.upsert) {
       std::vector<std::string> rest;
       for (const std::string& c : spec_.columns) {
         if (std::find(spec_.key.begin(), spec_.key.end(), c) == spec_.key.end()) rest.push_back(c);
@@ -140,10 +155,6 @@ class PgSink final : public Sink {
             std::find(spec_.columns.begin(), spec_.columns.end(), k) - spec_.columns.begin()));
       }
       encoder_.set_key_fields(std::move(key_fields));
-      stage_sql_ = fmt::format(
-          "CREATE TEMP TABLE IF NOT EXISTS forklift_stage ON COMMIT DELETE ROWS AS "
-          "SELECT {}, 0::bigint AS {} FROM {} WITH NO DATA",
-          ColumnList(spec_.columns), kOrd, table_sql);
     }
     ledger_insert_sql_ = fmt::format(
         "INSERT INTO {} (load_id, chunk, source, first_line, last_line, rows, rejected, "
@@ -162,7 +173,7 @@ class PgSink final : public Sink {
       conn_ = std::move(conn);
     }
     FORKLIFT_RETURN_IF_ERROR(Exec("SET standard_conforming_strings = on"));
-    if (spec_.upsert) FORKLIFT_RETURN_IF_ERROR(Exec(stage_sql_));
+    if (staged_) FORKLIFT_RETURN_IF_ERROR(Exec(stage_sql_));
     return {};
   }
 
@@ -194,7 +205,12 @@ class PgSink final : public Sink {
                 [](const RejectedRow& a, const RejectedRow& b) { return a.row < b.row; });
     }
     result.rows_written = static_cast<int64_t>(chunk.rows.size() - result.rejected.size());
-    result.rows_inserted = spec_.upsert ? inserted_ : result.rows_written;
+    if (spec_.ignore_duplicates) {
+      // Of the rows that were not rejected, those ON CONFLICT DO NOTHING skipped.
+      result.rows_duplicate = result.rows_written - inserted_;
+      result.rows_written = inserted_;
+    }
+    result.rows_inserted = staged_ ? inserted_ : result.rows_written;
     result.rows_updated = updated_;
     st = before_commit(result.rejected);
     if (!st) return Abort(st.error());
@@ -314,13 +330,13 @@ class PgSink final : public Sink {
         return {copy_bin_sql_, buf_};
       }
     }
-    if (!narrowing && !spec_.upsert && rows.size() == chunk.rows.size()) {
+    if (!narrowing && !staged_ && rows.size() == chunk.rows.size()) {
       return {copy_sql_, chunk.data};
     }
     buf_.clear();
     if (narrowing) {
       for (uint32_t i : rows) {
-        if (spec_.upsert) {
+        if (staged_) {
           buf_ += std::to_string(i);
           buf_ += '\t';
         }
@@ -366,8 +382,8 @@ class PgSink final : public Sink {
     auto [sql, data] = Data(chunk, rows, narrowing);
     auto copied = conn_->CopyIn(sql, data);
     if (!copied) return tl::unexpected(Decorate(copied.error()));
-    if (spec_.upsert) {
-      if (fast && distinct_keys_ && unique_key_ && fast_skip_ == 0) {
+    if (staged_) {
+      if (spec_.upsert && fast && distinct_keys_ && unique_key_ && fast_skip_ == 0) {
         Status st = Exec(fast_sql_);
         if (st) {
           fast_backoff_ = 0;
@@ -380,7 +396,7 @@ class PgSink final : public Sink {
         FORKLIFT_RETURN_IF_ERROR(Exec("ROLLBACK TO SAVEPOINT forklift_fast"));
         fast_backoff_ = std::min(64, std::max(1, fast_backoff_ * 2));
         fast_skip_ = fast_backoff_;
-      } else if (fast && fast_skip_ > 0) {
+      } else if (spec_.upsert && fast && fast_skip_ > 0) {
         --fast_skip_;
       }
       auto applied = conn_->Query(apply_sql_);
@@ -445,6 +461,7 @@ class PgSink final : public Sink {
   TableSpec spec_;
   std::mutex cancel_mu_;  // guards replacing conn_ against Cancel()
   std::unique_ptr<PgConnection> conn_;
+  bool staged_ = false;  // rows go through the staging table (upsert, insert-ignore)
   PgBinaryEncoder encoder_;
   bool unique_key_ = false;     // the table has a unique index on exactly the key
   bool distinct_keys_ = false;  // the last COPY's keys are distinct values

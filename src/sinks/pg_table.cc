@@ -8,6 +8,7 @@
 #include <string>
 
 #include "sinks/pg_dsn.h"
+#include "sinks/pg_ledger.h"
 #include "sinks/pg_sink.h"
 
 namespace forklift::sinks {
@@ -153,6 +154,217 @@ Result<std::vector<std::string>> ReadPgTableColumns(const TargetAddress& address
                                                address.display));
   }
   return out;
+}
+
+// --- Table lifecycle and dialect ------------------------------------------------------------
+
+namespace {
+
+// The lifecycle markers of `spec`'s load in its ledger, and whether it holds ordinary chunks.
+struct LedgerState {
+  bool truncated = false, shadow = false, swapped = false, chunks = false;
+};
+
+Result<LedgerState> ReadLedgerState(PgConnection& conn, const TableSpec& spec,
+                                    const TargetAddress& address) {
+  const std::optional<std::string> p[] = {spec.load_id};
+  auto rows = conn.Query(fmt::format("SELECT chunk FROM {} WHERE load_id = $1 AND chunk < 0 "
+                                     "UNION ALL (SELECT 0 FROM {} WHERE load_id = $1 AND "
+                                     "chunk >= 0 LIMIT 1)",
+                                     PgLedgerTable(spec), PgLedgerTable(spec)),
+                         p);
+  if (!rows) return tl::unexpected(OnTarget(address, rows.error()));
+  LedgerState st;
+  for (const auto& r : *rows) {
+    const int64_t c = std::stoll(r[0].value_or("0"));
+    st.truncated |= c == kLedgerTruncated;
+    st.shadow |= c == kLedgerShadow;
+    st.swapped |= c == kLedgerSwapped;
+    st.chunks |= c >= 0;
+  }
+  return st;
+}
+
+Status InsertMarker(PgConnection& conn, const TableSpec& spec, const TargetAddress& address,
+                    int64_t marker, std::string_view what) {
+  const std::optional<std::string> p[] = {spec.load_id, std::to_string(marker), std::string(what),
+                                          ShownTable(spec)};
+  auto ins = conn.Query(fmt::format("INSERT INTO {} (load_id, chunk, source, first_line, "
+                                    "last_line, rows, rejected, checksum, target_table) VALUES "
+                                    "($1, $2, '', 0, 0, 0, 0, $3, $4)",
+                                    PgLedgerTable(spec)),
+                        p);
+  if (!ins) return tl::unexpected(OnTarget(address, ins.error()));
+  return {};
+}
+
+// Runs `sql` in the open transaction; on failure rolls it back and returns the error.
+Status ExecOrRollback(PgConnection& conn, std::string_view sql, const TargetAddress& address) {
+  if (Status st = conn.Exec(sql); !st) {
+    Error e = OnTarget(address, st.error());
+    if (conn.ok()) (void)conn.Exec("ROLLBACK");
+    return tl::unexpected(e);
+  }
+  return {};
+}
+
+tl::unexpected<Error> Rollback(PgConnection& conn, Error e) {
+  if (conn.ok()) (void)conn.Exec("ROLLBACK");
+  return tl::unexpected(std::move(e));
+}
+
+Error LoadedWithout(const TableSpec& spec, std::string_view option) {
+  return InvalidArgumentError(
+             fmt::format("{}: load {} already committed chunks into {} without {}: emptying the "
+                         "table now would "
+                         "lose them. Rerun it without {} to resume it, or give another --load-id",
+                         option, spec.load_id, ShownTable(spec), option, option))
+      .value();
+}
+
+// What depends on the table so that DROP TABLE would fail: views (and materialized views)
+// and other tables' foreign keys, as "view s.v" / "foreign key c of table s.t".
+Result<std::vector<std::string>> Dependents(PgConnection& conn, const std::string& table_sql,
+                                            const TargetAddress& address) {
+  const std::optional<std::string> p[] = {table_sql};
+  auto rows = conn.Query(
+      "SELECT DISTINCT 'view ' || v.oid::regclass::text FROM pg_depend d "
+      "JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class v ON v.oid = r.ev_class "
+      "WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = to_regclass($1) "
+      "AND v.oid <> to_regclass($1) "
+      "UNION SELECT 'foreign key ' || quote_ident(conname) || ' of table ' || "
+      "conrelid::regclass::text FROM pg_constraint WHERE contype = 'f' AND "
+      "confrelid = to_regclass($1) AND conrelid <> to_regclass($1) ORDER BY 1",
+      p);
+  if (!rows) return tl::unexpected(OnTarget(address, rows.error()));
+  std::vector<std::string> out;
+  for (const auto& r : *rows) out.push_back(r[0].value_or(""));
+  return out;
+}
+
+}  // namespace
+
+Result<TableSpec> PgPrepareTable(PgConnection& conn, const TableSpec& spec,
+                                 const TargetAddress& address) {
+  using L = TableSpec::Lifecycle;
+  if (spec.lifecycle == L::kAppend) return spec;
+  const std::string table_sql = QuoteQualified(spec.schema, spec.table);
+  // One transaction: the step and its marker commit together, or neither does. The load's
+  // advisory lock keeps another load of this id out meanwhile.
+  FORKLIFT_RETURN_IF_ERROR(ExecOrRollback(conn, "BEGIN", address));
+  auto state = ReadLedgerState(conn, spec, address);
+  if (!state) return Rollback(conn, state.error());
+  if (spec.lifecycle == L::kTruncate) {
+    if (state->truncated) {
+      FORKLIFT_RETURN_IF_ERROR(ExecOrRollback(conn, "ROLLBACK", address));
+      return spec;  // emptied by an earlier run of this load: never again
+    }
+    if (state->chunks) return Rollback(conn, LoadedWithout(spec, "--truncate"));
+    FORKLIFT_RETURN_IF_ERROR(ExecOrRollback(conn, "TRUNCATE TABLE " + table_sql, address));
+    FORKLIFT_RETURN_IF_ERROR(InsertMarker(conn, spec, address, kLedgerTruncated, "truncate"));
+    FORKLIFT_RETURN_IF_ERROR(ExecOrRollback(conn, "COMMIT", address));
+    return spec;
+  }
+  // --replace: the shadow sits in the table's schema (resolved, when the spec names none),
+  // the ledger stays where it is.
+  const std::optional<std::string> p[] = {table_sql, PgLedgerTable(spec)};
+  auto where = conn.Query(
+      "SELECT n.nspname, (SELECT ln.nspname FROM pg_class lc JOIN pg_namespace ln ON ln.oid = "
+      "lc.relnamespace WHERE lc.oid = to_regclass($2)) FROM pg_class c JOIN pg_namespace n ON "
+      "n.oid = c.relnamespace WHERE c.oid = to_regclass($1)",
+      p);
+  if (!where) return Rollback(conn, OnTarget(address, where.error()));
+  if (where->empty()) {
+    return Rollback(conn, FailedPreconditionError(fmt::format("--table {}: no such table in {}",
+                                                              ShownTable(spec), address.display))
+                              .value());
+  }
+  TableSpec shadow = spec;
+  shadow.schema = (*where)[0][0].value_or("");
+  shadow.table = ShadowTableName(spec);
+  if (shadow.ledger_schema.empty()) shadow.ledger_schema = (*where)[0][1].value_or(shadow.schema);
+  const std::string shadow_sql = QuoteQualified(shadow.schema, shadow.table);
+  if (state->swapped) {
+    // Swapped by an earlier run: every chunk is in the ledger, and the table is the new one.
+    FORKLIFT_RETURN_IF_ERROR(ExecOrRollback(conn, "ROLLBACK", address));
+    return spec;
+  }
+  if (state->shadow) {
+    const std::optional<std::string> q[] = {shadow_sql};
+    auto have = conn.Query("SELECT to_regclass($1) IS NOT NULL", q);
+    if (!have) return Rollback(conn, OnTarget(address, have.error()));
+    FORKLIFT_RETURN_IF_ERROR(ExecOrRollback(conn, "ROLLBACK", address));
+    if (have->empty() || (*have)[0][0].value_or("") != "t") {
+      return FailedPreconditionError(fmt::format(
+          "--replace: load {} records its shadow table {} in {}, which is gone: the rows its "
+          "committed chunks wrote there are lost. Give another --load-id to start over",
+          spec.load_id, ShownTable(shadow), address.display));
+    }
+    return shadow;  // resume the shadow
+  }
+  if (state->chunks) return Rollback(conn, LoadedWithout(spec, "--replace"));
+  auto deps = Dependents(conn, table_sql, address);
+  if (!deps) return Rollback(conn, deps.error());
+  if (!deps->empty()) {
+    return Rollback(
+        conn,
+        InvalidArgumentError(
+            fmt::format("--replace: {} {} on table {}: swapping the new table in drops the old "
+                        "one, and they would have to go with it; nothing loaded. Drop them "
+                        "first (and recreate them after), or load with --truncate",
+                        fmt::join(*deps, ", "), deps->size() == 1 ? "depends" : "depend",
+                        ShownTable(spec)))
+            .value());
+  }
+  // LIKE ... INCLUDING ALL: columns, defaults, identity, generated columns, NOT NULL and
+  // CHECK constraints, indexes (unique ones included, for --mode upsert), comments.
+  // Not copied: privileges, triggers, foreign keys, policies, ownership (docs/load.md).
+  FORKLIFT_RETURN_IF_ERROR(ExecOrRollback(
+      conn,
+      fmt::format("DROP TABLE IF EXISTS {0}; CREATE TABLE {0} (LIKE {1} INCLUDING ALL)", shadow_sql,
+                  table_sql),
+      address));
+  FORKLIFT_RETURN_IF_ERROR(InsertMarker(conn, spec, address, kLedgerShadow, "shadow"));
+  FORKLIFT_RETURN_IF_ERROR(ExecOrRollback(conn, "COMMIT", address));
+  return shadow;
+}
+
+Result<bool> PgFinishTable(PgConnection& conn, const TableSpec& spec, const TableSpec& written,
+                           const TargetAddress& address) {
+  if (spec.lifecycle != TableSpec::Lifecycle::kReplace || written.table == spec.table) {
+    return false;
+  }
+  const std::string table_sql = QuoteQualified(spec.schema, spec.table);
+  const std::string shadow_sql = QuoteQualified(written.schema, written.table);
+  FORKLIFT_RETURN_IF_ERROR(ExecOrRollback(conn, "BEGIN", address));
+  auto state = ReadLedgerState(conn, spec, address);
+  if (!state) return Rollback(conn, state.error());
+  if (state->swapped) {
+    FORKLIFT_RETURN_IF_ERROR(ExecOrRollback(conn, "ROLLBACK", address));
+    return false;
+  }
+  // A sequence the old table owns (a serial column's) is used by the shadow's default
+  // too: hand it to the shadow, or DROP TABLE would drop it (or refuse).
+  const std::optional<std::string> p[] = {table_sql, shadow_sql};
+  auto owned = conn.Query(
+      "SELECT format('ALTER SEQUENCE %s OWNED BY %s.%I', d.objid::regclass, $2::text, a.attname) "
+      "FROM pg_depend d JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = "
+      "d.refobjsubid WHERE d.classid = 'pg_class'::regclass AND d.refclassid = "
+      "'pg_class'::regclass AND d.refobjid = to_regclass($1) AND d.deptype = 'a' AND "
+      "(SELECT relkind FROM pg_class WHERE oid = d.objid) = 'S'",
+      p);
+  if (!owned) return Rollback(conn, OnTarget(address, owned.error()));
+  for (const auto& r : *owned) {
+    FORKLIFT_RETURN_IF_ERROR(ExecOrRollback(conn, r[0].value_or(""), address));
+  }
+  FORKLIFT_RETURN_IF_ERROR(
+      ExecOrRollback(conn,
+                     fmt::format("DROP TABLE {}; ALTER TABLE {} RENAME TO {}", table_sql,
+                                 shadow_sql, QuoteIdent(spec.table)),
+                     address));
+  FORKLIFT_RETURN_IF_ERROR(InsertMarker(conn, spec, address, kLedgerSwapped, "swapped"));
+  FORKLIFT_RETURN_IF_ERROR(ExecOrRollback(conn, "COMMIT", address));
+  return true;
 }
 
 }  // namespace forklift::sinks

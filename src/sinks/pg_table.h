@@ -50,6 +50,17 @@ Result<std::vector<std::string>> ReadPgTableColumns(const TargetAddress& address
                                                     const std::string& schema,
                                                     const std::string& table);
 
+// Table lifecycle (Target::PrepareTable and FinishTable for PostgreSQL; sink.h says what
+// each does and how it fails). PgPrepareTable runs its step in one transaction on `conn`
+// and returns the spec the sinks write with: `spec` itself, or for --replace the shadow
+// table, in the table's schema, with the ledger where `spec` keeps it. --replace refuses
+// (InvalidArgument, before anything is written) a table that views or other tables'
+// foreign keys depend on: the swap would have to drop them.
+Result<TableSpec> PgPrepareTable(PgConnection& conn, const TableSpec& spec,
+                                 const TargetAddress& address);
+Result<bool> PgFinishTable(PgConnection& conn, const TableSpec& spec, const TableSpec& written,
+                           const TargetAddress& address);
+
 }  // namespace forklift::sinks
 
 #endif  // FORKLIFT_SINKS_PG_TABLE_H_

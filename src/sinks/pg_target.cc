@@ -145,11 +145,11 @@ class PgTarget final : public Target {
 
   Result<std::vector<LedgerEntry>> CommittedChunks() override {
     const std::optional<std::string> p[] = {spec_.load_id};
-    auto rows =
-        conn_->Query(fmt::format("SELECT {} FROM {} WHERE load_id = $1 ORDER BY chunk",
-                                 spec_.ledger_last_key ? kPgLedgerKeyColumns : kPgLedgerColumns,
-                                 PgLedgerTable(spec_)),
-                     p);
+    auto rows = conn_->Query(
+        fmt::format("SELECT {} FROM {} WHERE load_id = $1 AND chunk >= 0 ORDER BY chunk",
+                    spec_.ledger_last_key ? kPgLedgerKeyColumns : kPgLedgerColumns,
+                    PgLedgerTable(spec_)),
+        p);
     if (!rows) return tl::unexpected(Decorate(rows.error()));
     std::vector<LedgerEntry> out;
     out.reserve(rows->size());
@@ -157,7 +157,18 @@ class PgTarget final : public Target {
     return out;
   }
 
-  Result<std::unique_ptr<Sink>> OpenSink() override { return OpenPgSink(address_, spec_, table_); }
+  Result<std::unique_ptr<Sink>> OpenSink() override {
+    return OpenPgSink(address_, written_ ? *written_ : spec_, table_);
+  }
+
+  // Table lifecycle (pg_table.h): the sinks write `written_`, the shadow under --replace.
+  Status PrepareTable() override {
+    FORKLIFT_ASSIGN_OR_RETURN(written_, PgPrepareTable(*conn_, spec_, address_));
+    return {};
+  }
+  Result<bool> FinishTable() override {
+    return written_ ? PgFinishTable(*conn_, spec_, *written_, address_) : false;
+  }
 
   KeyCanonicalizer CanonicalKey() const override {
     std::vector<PgKeyForm> forms;
@@ -179,7 +190,8 @@ class PgTarget final : public Target {
   TargetAddress address_;
   TableSpec spec_;
   std::unique_ptr<PgConnection> conn_;
-  PgTableInfo table_;  // from Check()
+  PgTableInfo table_;                 // from Check()
+  std::optional<TableSpec> written_;  // from PrepareTable()
 };
 
 }  // namespace

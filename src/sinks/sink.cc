@@ -11,11 +11,23 @@
 #include "sinks/pg_table.h"
 #include "sinks/pg_target.h"
 #include "sinks/sqlite_sink.h"
+#include "sources/checksum.h"
 
 namespace forklift::sinks {
 
 std::string ShownTable(const TableSpec& spec) {
   return spec.schema.empty() ? spec.table : spec.schema + "." + spec.table;
+}
+
+std::string ShadowTableName(const TableSpec& spec) {
+  // The load id and the table as the spec names them: a resume (same id) finds its shadow.
+  sources::Checksum h;
+  h.Add(spec.load_id);
+  h.Add(std::string_view("\0", 1));
+  h.Add(spec.schema);
+  h.Add(std::string_view("\0", 1));
+  h.Add(spec.table);
+  return "forklift_shadow_" + h.Hex();
 }
 
 Error OnTarget(const TargetAddress& address, const Error& e) {

@@ -41,7 +41,26 @@ struct TableSpec {
   // chunk's row records Chunk::last_key, and CommittedChunks reads it: query loads that
   // resume by key (--resume-key).
   bool ledger_last_key = false;
+
+  // Table lifecycle and dialect
+  // What PrepareTable does before the first chunk: nothing, empty the table once
+  // (--truncate), or create a shadow table that the chunks go to and FinishTable swaps in
+  // (--replace).
+  enum class Lifecycle { kAppend, kTruncate, kReplace } lifecycle = Lifecycle::kAppend;
+  // Insert mode: a row that breaks a unique index or constraint is skipped and counted
+  // (ChunkWriteResult::rows_duplicate), not dead-lettered (--mode insert-ignore).
+  bool ignore_duplicates = false;
 };
+
+// Ledger rows with these chunk numbers mark steps of the table's lifecycle, committed in
+// the step's own transaction; every lookup of ordinary chunks reads chunk >= 0.
+inline constexpr int64_t kLedgerTruncated = -1;  // --truncate emptied the table
+inline constexpr int64_t kLedgerShadow = -2;     // --replace created the shadow table
+inline constexpr int64_t kLedgerSwapped = -3;    // --replace swapped the shadow in
+
+// The shadow table of a --replace load: a name derived from the load id and the table
+// alone (a resume finds the same one), in the table's schema. Pure.
+std::string ShadowTableName(const TableSpec& spec);
 
 // The table as messages name it: "schema.table", or "table" with no schema (unquoted).
 std::string ShownTable(const TableSpec& spec);
@@ -95,6 +114,9 @@ struct ChunkWriteResult {
   // a chunk an earlier attempt committed). An insert inserts every row it writes.
   std::optional<int64_t> rows_inserted;
   std::optional<int64_t> rows_updated;
+  // insert-ignore: rows skipped because they broke a unique index or constraint (not in
+  // rows_written, not dead letters).
+  int64_t rows_duplicate = 0;
   std::vector<RejectedRow> rejected;
   // An earlier attempt of this chunk had committed (its COMMIT's reply was lost and it
   // became visible only after this attempt began): this attempt rolled back, rows_written
@@ -162,8 +184,31 @@ class Target {
   // session advisory lock, released when the connection ends (a SIGKILL included).
   virtual Status ClaimLoad() { return {}; }
 
-  // The ledger entries of this load, in chunk order (EnsureLedger first).
+  // The ledger entries of this load, in chunk order (EnsureLedger first); lifecycle
+  // markers (chunk < 0) are not among them.
   virtual Result<std::vector<LedgerEntry>> CommittedChunks() = 0;
+
+  // Table lifecycle (spec.lifecycle), after ClaimLoad and EnsureLedger, before the first
+  // chunk. kTruncate: empties the table and records kLedgerTruncated in one transaction,
+  // unless that marker is there already (a resume never empties it again). kReplace:
+  // creates the shadow table (ShadowTableName, with the table's columns, defaults,
+  // constraints and indexes) and records kLedgerShadow in one transaction, unless
+  // recorded (a resume continues the shadow); OpenSink's sinks then write the shadow.
+  // Failure: InvalidArgument when the ledger holds chunks of this load id but not the
+  // marker (they were loaded without the option, and emptying the table now would lose
+  // them), and (PostgreSQL) a table that views or other tables' foreign keys depend on
+  // under kReplace; FailedPrecondition when the shadow the ledger records is gone; the
+  // database's error (a table referenced by a foreign key cannot be truncated). After a
+  // recorded swap, nothing (every chunk is in the ledger). kAppend: nothing.
+  virtual Status PrepareTable() { return {}; }
+
+  // kReplace, after every chunk committed: in one transaction, the old table is dropped,
+  // the shadow takes its name, and kLedgerSwapped is recorded; readers see the old table
+  // or the new one, never a half-loaded one. True when this call swapped; false once
+  // recorded (a rerun of a finished load) and for other lifecycles. Failure: the
+  // database's error (e.g. a view depends on the old table); nothing changed, the shadow
+  // and the ledger stay, and a rerun swaps.
+  virtual Result<bool> FinishTable() { return false; }
 
   // A new connection for one worker.
   virtual Result<std::unique_ptr<Sink>> OpenSink() = 0;

@@ -167,6 +167,9 @@ std::string InsertSql(const TableSpec& spec) {
   }
   std::string sql =
       fmt::format("INSERT INTO {} ({}) VALUES ({})", QualifiedTable(spec), cols, params);
+  // Not INSERT OR IGNORE: that would also skip NOT NULL and CHECK failures, which are bad
+  // rows (dead letters), not duplicates.
+  if (spec.ignore_duplicates) return sql + " ON CONFLICT DO NOTHING";
   if (!spec.upsert) return sql;
   std::string keys, sets, changed;
   for (const std::string& k : spec.key) keys += (keys.empty() ? "" : ", ") + QuoteIdent(k);
@@ -196,8 +199,234 @@ Result<std::optional<LedgerEntry>> ReadLedger(StatementUse& s, const sqlite::Db&
 std::string LedgerSelect(const TableSpec& spec) {
   return fmt::format(
       "SELECT chunk, source, first_line, last_line, rows, rejected, checksum{} FROM "
-      "{}forklift_load_chunks WHERE load_id = ?1",
+      "{}forklift_load_chunks WHERE load_id = ?1 AND chunk >= 0",
       spec.ledger_last_key ? ", last_key" : "", Prefix(spec));
+}
+
+// --- Table lifecycle and dialect ------------------------------------------------------------
+
+// The end of the SQL identifier at sql[pos] ("x", [x], `x`, 'x' or a bare word), npos when
+// there is none.
+size_t IdentEnd(std::string_view sql, size_t pos) {
+  if (pos >= sql.size()) return std::string_view::npos;
+  const char open = sql[pos];
+  const char close = open == '[' ? ']' : open;
+  if (open == '"' || open == '[' || open == '`' || open == '\'') {
+    for (size_t i = pos + 1; i < sql.size(); ++i) {
+      if (sql[i] != close) continue;
+      if (close != ']' && i + 1 < sql.size() && sql[i + 1] == close) {
+        ++i;  // a doubled quote inside the name
+        continue;
+      }
+      return i + 1;
+    }
+    return std::string_view::npos;
+  }
+  size_t i = pos;
+  while (i < sql.size() && (std::isalnum(static_cast<unsigned char>(sql[i])) || sql[i] == '_' ||
+                            static_cast<unsigned char>(sql[i]) >= 0x80)) {
+    ++i;
+  }
+  return i == pos ? std::string_view::npos : i;
+}
+
+bool StartsWithNoCase(std::string_view s, std::string_view prefix) {
+  if (s.size() < prefix.size()) return false;
+  for (size_t i = 0; i < prefix.size(); ++i) {
+    if (std::toupper(static_cast<unsigned char>(s[i])) != prefix[i]) return false;
+  }
+  return true;
+}
+
+// sqlite_schema.sql of a table, "CREATE TABLE name ...", for another name; of an index,
+// "CREATE [UNIQUE] INDEX name ON table ...", for another index name and table. SQLite
+// normalises the text this way (no schema, no IF NOT EXISTS). nullopt when it does not
+// read as that.
+std::optional<std::string> RenamedTableSql(std::string_view sql, std::string_view name) {
+  constexpr std::string_view kCreate = "CREATE TABLE ";
+  if (!sql.starts_with(kCreate)) return std::nullopt;
+  const size_t end = IdentEnd(sql, kCreate.size());
+  if (end == std::string_view::npos) return std::nullopt;
+  return std::string(kCreate) + QuoteIdent(name) + std::string(sql.substr(end));
+}
+std::optional<std::string> RenamedIndexSql(std::string_view sql, std::string_view index,
+                                           std::string_view table) {
+  std::string_view head = sql.starts_with("CREATE UNIQUE INDEX ") ? "CREATE UNIQUE INDEX "
+                          : sql.starts_with("CREATE INDEX ")      ? "CREATE INDEX "
+                                                                  : "";
+  if (head.empty()) return std::nullopt;
+  size_t pos = IdentEnd(sql, head.size());
+  if (pos == std::string_view::npos) return std::nullopt;
+  while (pos < sql.size() && std::isspace(static_cast<unsigned char>(sql[pos]))) ++pos;
+  if (!StartsWithNoCase(sql.substr(pos), "ON")) return std::nullopt;
+  pos += 2;
+  while (pos < sql.size() && std::isspace(static_cast<unsigned char>(sql[pos]))) ++pos;
+  const size_t end = IdentEnd(sql, pos);
+  if (end == std::string_view::npos) return std::nullopt;
+  return std::string(head) + QuoteIdent(index) + " ON " + QuoteIdent(table) +
+         std::string(sql.substr(end));
+}
+
+struct SqliteLedgerState {
+  bool truncated = false, shadow = false, swapped = false, chunks = false;
+};
+
+Result<SqliteLedgerState> ReadSqliteLedgerState(sqlite::Db& db, const TableSpec& spec) {
+  FORKLIFT_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db.Prepare(fmt::format("SELECT chunk FROM {0}forklift_load_chunks WHERE load_id = ?1 AND "
+                             "chunk < 0 UNION ALL SELECT * FROM (SELECT 0 FROM "
+                             "{0}forklift_load_chunks WHERE load_id = ?1 AND chunk >= 0 LIMIT 1)",
+                             Prefix(spec))));
+  StatementUse s(stmt);
+  s.BindText(1, spec.load_id);
+  SqliteLedgerState st;
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) {
+    const int64_t c = s.ColumnInt64(0);
+    st.truncated |= c == kLedgerTruncated;
+    st.shadow |= c == kLedgerShadow;
+    st.swapped |= c == kLedgerSwapped;
+    st.chunks |= c >= 0;
+  }
+  if (rc != SQLITE_DONE) return tl::unexpected(db.LastError("read the ledger"));
+  return st;
+}
+
+Status InsertSqliteMarker(sqlite::Db& db, const TableSpec& spec, int64_t marker,
+                          const std::string& what) {
+  FORKLIFT_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db.Prepare(fmt::format("INSERT INTO {}forklift_load_chunks(load_id, chunk, source, "
+                             "first_line, last_line, rows, rejected, checksum, target_table) "
+                             "VALUES(?1, ?2, '', 0, 0, 0, 0, ?3, ?4)",
+                             Prefix(spec))));
+  const std::string table = ShownTable(spec);  // bound below: alive until the step
+  StatementUse s(stmt);
+  s.Bind(1, spec.load_id, marker, what, table);
+  if (s.Step() != SQLITE_DONE) return tl::unexpected(db.LastError("record " + what));
+  return {};
+}
+
+// The SQL of the table's own schema rows of `type` ("table", "index", "trigger"), with
+// their names; autoindexes (sql NULL) left out.
+Result<std::vector<std::pair<std::string, std::string>>> SchemaSql(sqlite::Db& db,
+                                                                   const TableSpec& spec,
+                                                                   const std::string& table,
+                                                                   const char* type) {
+  FORKLIFT_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db.Prepare(fmt::format("SELECT name, sql FROM {}sqlite_schema WHERE type = ?1 AND "
+                             "tbl_name = ?2 AND sql IS NOT NULL ORDER BY rowid",
+                             Prefix(spec))));
+  const std::string type_text = type;
+  StatementUse s(stmt);
+  s.Bind(1, type_text, table);
+  std::vector<std::pair<std::string, std::string>> out;
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) out.emplace_back(s.ColumnString(0), s.ColumnString(1));
+  if (rc != SQLITE_DONE) return tl::unexpected(db.LastError("read the schema"));
+  return out;
+}
+
+Error SqliteLoadedWithout(const TableSpec& spec, std::string_view option) {
+  return InvalidArgumentError(
+             fmt::format("{}: load {} already committed chunks into {} without {}: emptying the "
+                         "table now would "
+                         "lose them. Rerun it without {} to resume it, or give another --load-id",
+                         option, spec.load_id, ShownTable(spec), option, option))
+      .value();
+}
+
+// Target::PrepareTable for SQLite: --truncate is a DELETE; --replace's shadow is made from
+// the table's CREATE TABLE text (and its indexes', renamed), in one transaction with the
+// marker. Triggers are not copied to the shadow: they are recreated at the swap.
+Result<TableSpec> SqlitePrepareTable(sqlite::Db& db, const TableSpec& spec,
+                                     const TargetAddress& address) {
+  using L = TableSpec::Lifecycle;
+  if (spec.lifecycle == L::kAppend) return spec;
+  sqlite::Transaction txn(db, "prepare the table");
+  FORKLIFT_RETURN_IF_ERROR(txn.Begin());
+  FORKLIFT_ASSIGN_OR_RETURN(SqliteLedgerState state, ReadSqliteLedgerState(db, spec));
+  if (spec.lifecycle == L::kTruncate) {
+    if (state.truncated) return spec;  // emptied by an earlier run of this load: never again
+    if (state.chunks) return tl::unexpected(SqliteLoadedWithout(spec, "--truncate"));
+    FORKLIFT_RETURN_IF_ERROR(db.Exec("DELETE FROM " + QualifiedTable(spec)));
+    FORKLIFT_RETURN_IF_ERROR(InsertSqliteMarker(db, spec, kLedgerTruncated, "truncate"));
+    FORKLIFT_RETURN_IF_ERROR(txn.Commit());
+    return spec;
+  }
+  TableSpec shadow = spec;
+  shadow.table = ShadowTableName(spec);
+  if (state.swapped) return spec;
+  if (state.shadow) {
+    FORKLIFT_ASSIGN_OR_RETURN(auto have, SchemaSql(db, spec, shadow.table, "table"));
+    if (have.empty()) {
+      return FailedPreconditionError(fmt::format(
+          "--replace: load {} records its shadow table {} in {}, which is gone: the rows its "
+          "committed chunks wrote there are lost. Give another --load-id to start over",
+          spec.load_id, shadow.table, address.display));
+    }
+    return shadow;  // resume the shadow
+  }
+  if (state.chunks) return tl::unexpected(SqliteLoadedWithout(spec, "--replace"));
+  FORKLIFT_ASSIGN_OR_RETURN(auto tables, SchemaSql(db, spec, spec.table, "table"));
+  FORKLIFT_ASSIGN_OR_RETURN(auto indexes, SchemaSql(db, spec, spec.table, "index"));
+  std::optional<std::string> ddl =
+      tables.empty() ? std::nullopt : RenamedTableSql(tables[0].second, shadow.table);
+  if (!ddl) {
+    return FailedPreconditionError(
+        fmt::format("--replace: cannot read the CREATE TABLE statement of {} in {}",
+                    ShownTable(spec), address.display));
+  }
+  FORKLIFT_RETURN_IF_ERROR(db.Exec("DROP TABLE IF EXISTS " + QualifiedTable(shadow)));
+  FORKLIFT_RETURN_IF_ERROR(db.Exec(*ddl));
+  for (size_t i = 0; i < indexes.size(); ++i) {
+    auto idx =
+        RenamedIndexSql(indexes[i].second, fmt::format("{}_{}", shadow.table, i), shadow.table);
+    if (!idx) {
+      return FailedPreconditionError(
+          fmt::format("--replace: cannot read the CREATE INDEX statement of index {} of {} in {}",
+                      indexes[i].first, ShownTable(spec), address.display));
+    }
+    FORKLIFT_RETURN_IF_ERROR(db.Exec(*idx));
+  }
+  FORKLIFT_RETURN_IF_ERROR(InsertSqliteMarker(db, spec, kLedgerShadow, "shadow"));
+  FORKLIFT_RETURN_IF_ERROR(txn.Commit());
+  return shadow;
+}
+
+// Target::FinishTable for SQLite: drop the old table, rename the shadow, rebuild the old
+// table's indexes and triggers by their own SQL (so they keep their names), record the
+// swap, all in one transaction. legacy_alter_table keeps RENAME from rewriting or checking
+// views: a view names the table by name and reads the new one after the swap.
+Result<bool> SqliteFinishTable(sqlite::Db& db, const TableSpec& spec, const TableSpec& written) {
+  if (spec.lifecycle != TableSpec::Lifecycle::kReplace || written.table == spec.table) {
+    return false;
+  }
+  FORKLIFT_RETURN_IF_ERROR(db.Exec("PRAGMA legacy_alter_table=ON"));
+  Result<bool> st = [&]() -> Result<bool> {
+    sqlite::Transaction txn(db, "swap the new table in");
+    FORKLIFT_RETURN_IF_ERROR(txn.Begin());
+    FORKLIFT_ASSIGN_OR_RETURN(SqliteLedgerState state, ReadSqliteLedgerState(db, spec));
+    if (state.swapped) return false;
+    FORKLIFT_ASSIGN_OR_RETURN(auto indexes, SchemaSql(db, spec, spec.table, "index"));
+    FORKLIFT_ASSIGN_OR_RETURN(auto triggers, SchemaSql(db, spec, spec.table, "trigger"));
+    FORKLIFT_ASSIGN_OR_RETURN(auto shadow_indexes, SchemaSql(db, spec, written.table, "index"));
+    FORKLIFT_RETURN_IF_ERROR(db.Exec("DROP TABLE " + QualifiedTable(spec)));
+    for (const auto& [name, sql] : shadow_indexes) {
+      FORKLIFT_RETURN_IF_ERROR(db.Exec("DROP INDEX " + Prefix(spec) + QuoteIdent(name)));
+    }
+    FORKLIFT_RETURN_IF_ERROR(db.Exec(fmt::format("ALTER TABLE {} RENAME TO {}",
+                                                 QualifiedTable(written), QuoteIdent(spec.table))));
+    for (const auto& [name, sql] : indexes) FORKLIFT_RETURN_IF_ERROR(db.Exec(sql));
+    for (const auto& [name, sql] : triggers) FORKLIFT_RETURN_IF_ERROR(db.Exec(sql));
+    FORKLIFT_RETURN_IF_ERROR(InsertSqliteMarker(db, spec, kLedgerSwapped, "swapped"));
+    FORKLIFT_RETURN_IF_ERROR(txn.Commit());
+    return true;
+  }();
+  (void)db.Exec("PRAGMA legacy_alter_table=OFF");
+  return st;
 }
 
 class SqliteSink final : public Sink {
@@ -296,7 +525,9 @@ class SqliteSink final : public Sink {
         }
         rc = s.Step();
       }
-      if (rc == SQLITE_DONE) {
+      if (rc == SQLITE_DONE && spec_.ignore_duplicates && db_.Changes() == 0) {
+        ++result->rows_duplicate;  // ON CONFLICT DO NOTHING skipped it
+      } else if (rc == SQLITE_DONE) {
         ++result->rows_written;
       } else if (IsRowError(rc)) {
         // A conflict clause ON CONFLICT ROLLBACK or a trigger's RAISE(ROLLBACK) ends the
@@ -431,15 +662,25 @@ class SqliteTarget final : public Target {
 
   Result<std::unique_ptr<Sink>> OpenSink() override {
     FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<SqliteSink> sink,
-                              SqliteSink::Open(address_, spec_, affinity_));
+                              SqliteSink::Open(address_, written_ ? *written_ : spec_, affinity_));
     return std::unique_ptr<Sink>(std::move(sink));
+  }
+
+  // Table lifecycle: the sinks write written_ (the shadow under --replace).
+  Status PrepareTable() override {
+    FORKLIFT_ASSIGN_OR_RETURN(written_, SqlitePrepareTable(db_, spec_, address_));
+    return {};
+  }
+  Result<bool> FinishTable() override {
+    return written_ ? SqliteFinishTable(db_, spec_, *written_) : false;
   }
 
  private:
   TargetAddress address_;
   TableSpec spec_;
   sqlite::Db db_;
-  std::vector<Affinity> affinity_;  // of spec_.columns
+  std::vector<Affinity> affinity_;    // of spec_.columns
+  std::optional<TableSpec> written_;  // from PrepareTable()
   // ClaimLoad's flock, held until destruction. Declared last, so closed first, while no
   // connection of ours is in a transaction (the sinks are gone): closing a descriptor of
   // the file drops the process's POSIX locks on it, SQLite's included.
