@@ -459,5 +459,70 @@ class MaxErrorsPercentTest(Base):
         self.assertEqual(self.count(table), 0)
 
 
+
+# --- stdin -----------------------------------------------------------------------------------
+
+class StdinTest(Base):
+    def jsonl(self, n):
+        return "".join(json.dumps({"id": i, "name": f"name {i}", "qty": i % 977}) + "\n"
+                       for i in range(n)).encode()
+
+    def test_jsonl_from_stdin_loads_and_a_rerun_with_the_same_stream_skips_it(self):
+        table = self.pg_table("t")
+        data = self.jsonl(5000)
+        args = ["-", "--format", "jsonl", "--load-id", "s1", "--to", PG.dsn(), "--table", table,
+                "--chunk-rows", "1000"]
+        s, err = self.load_json(*args, stdin=data)
+        self.assertEqual((s["status"], s["rows_loaded"]), ("succeeded", 5000), err)
+        self.assertEqual(scalar(f"select count(*), sum(id) from {table}"), f"5000\t{5000 * 4999 // 2}")
+        s, err = self.load_json(*args, stdin=data)
+        self.assertEqual((s["rows_loaded"], s["rows_skipped"]), (0, 5000), err)
+        # Another stream under the same id is a changed source: refused, nothing written.
+        rc, _, err = self.load(*args, stdin=self.jsonl(4999) + b'{"id": -1, "name": "x"}\n')
+        self.assertEqual(rc, 1, err)
+        self.assertIn("source changed", err)
+        self.assertEqual(self.count(table), 5000)
+
+    def test_jsonl_from_stdin_resumes_after_sigkill(self):
+        table = self.pg_table("t")
+        data = self.jsonl(BIG_ROWS)
+        path = write(os.path.join(self.dir, "stream.jsonl"), data, "wb")
+        args = ["-", "--format", "jsonl", "--load-id", "s2", "--to", PG.dsn(), "--table", table,
+                "--chunk-rows", "1000"]
+        with open(path, "rb") as f:  # stdin redirected from a file, as `< stream.jsonl`
+            p = subprocess.Popen([FORKLIFT, "load", *args, "--journal", self.journal],
+                                 stdin=f, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 env=self.env, cwd=self.dir)
+        self.addCleanup(lambda: p.poll() is None and (p.kill(), p.wait()))
+        killed = self.kill_when(p, lambda: self.ledger("count(*)") >= 3, "3 committed chunks")
+        committed = self.ledger()
+        self.assertEqual(self.count(table), committed)
+        if not killed:
+            note(f"{self.id()}: the kill came after the load had finished")
+        s, err = self.load_json(*args, stdin=data)
+        self.assertEqual(s["rows_skipped"], committed, err)
+        self.assert_big_loaded(table)
+
+    def test_csv_from_stdin_needs_no_header(self):
+        table = self.pg_table("t")
+        s, err = self.load_json("-", "--format", "csv", "--no-header", "--load-id", "c1",
+                                "--to", PG.dsn(), "--table", table, stdin=b"1,a,1\n2,b,2\n")
+        self.assertEqual(s["rows_loaded"], 2, err)
+        rc, _, err = self.load("-", "--format", "csv", "--load-id", "c2", "--to", PG.dsn(),
+                               "--table", table, stdin=b"id,name,qty\n3,c,3\n")
+        self.assertEqual(rc, 2, err)
+        self.assertIn("--no-header", err)
+
+    def test_stdin_without_load_id_or_format_is_refused_with_the_reason(self):
+        table = self.pg_table("t")
+        for args, why in ((["--format", "jsonl"], "needs --load-id"),
+                          (["--load-id", "x"], "needs --format"),
+                          (["--format", "jsonl", "--load-id", "x", BIG], "only input")):
+            rc, _, err = self.load("-", *args, "--to", PG.dsn(), "--table", table, stdin=b"{}\n")
+            self.assertEqual(rc, 2, err)
+            self.assertIn(why, err)
+        self.assertEqual(self.count(table), 0)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -35,8 +35,8 @@ int LoadCommand(const std::vector<std::string>& args) {
   const std::string target = "Target", input = "Input", mode_group = "Mode and chunking",
                     bad = "Bad rows", state = "Resume and journal", output = "Output";
   app.add_option("files", o.sources,
-                 "CSV or JSON Lines (.jsonl, .ndjson) files; .gz read transparently (or "
-                 "--from/--query)");
+                 "CSV or JSON Lines (.jsonl, .ndjson) files; .gz read transparently; - for stdin "
+                 "(with --format and --load-id); or --from/--query");
   app.add_option("--to", o.to, "postgres://user@host:5432/db, a libpq conninfo, or sqlite:PATH")
       ->required()
       ->group(target);
@@ -115,6 +115,12 @@ int LoadCommand(const std::vector<std::string>& args) {
                "load into a shadow table and swap it in at the end, in one transaction "
                "(readers see the old table until then)")
       ->group(lifecycle);
+
+  app.add_option("--format", o.format,
+                 "csv or jsonl (default: by each file's name); needed for - (stdin), which "
+                 "also needs --load-id")
+      ->check(CLI::IsMember({"csv", "jsonl"}))
+      ->group(input);
 
   app.footer(load::kExitStatusHelp);
   if (int rc = ParseCli(app, args); rc >= 0) return rc;

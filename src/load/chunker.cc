@@ -143,7 +143,9 @@ Status Chunker::Flush(Builder& b, const Emit& emit) {
 Status Chunker::ReadFile(const std::string& path, const Emit& emit,
                          const std::function<bool()>& stop) {
   path_ = path;
-  if (sources::IsJsonLinesPath(path)) return ReadJsonLines(path, emit, stop);
+  if (options_.json_lines.value_or(sources::IsJsonLinesPath(path))) {
+    return ReadJsonLines(path, emit, stop);
+  }
   return ReadCsv(path, emit, stop);
 }
 

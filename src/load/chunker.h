@@ -22,6 +22,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -53,6 +54,9 @@ struct ChunkerOptions {
   // name (`columns` of them), and what null and a missing field become.
   std::vector<std::string> column_names;
   std::string null_string;
+  // Table lifecycle and dialect: whether the sources are JSON Lines; nullopt = by each
+  // name (sources::IsJsonLinesPath). Set for stdin ('-'), which has none.
+  std::optional<bool> json_lines;
 };
 
 // Counters the reader moves forward; other threads read them for progress.

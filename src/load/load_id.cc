@@ -37,6 +37,7 @@ std::string CanonicalPart(std::string_view part) {
 }  // namespace
 
 std::string SourceIdentity(const std::string& path) {
+  if (path == "-") return path;  // stdin: ByteSource::Open reads it by this name
   std::error_code ec;
   auto abs = std::filesystem::absolute(path, ec);
   return ec ? path : abs.lexically_normal().string();

@@ -33,13 +33,7 @@ Status ValidateLoadOptions(const LoadOptions& o) {
   if (o.sources.empty() && o.query.empty())
     return InvalidArgumentError(
         "load: no input files (forklift load FILE... --to TARGET --table TABLE)");
-  for (const std::string& src : o.sources) {
-    if (src == "-") {
-      return InvalidArgumentError(
-          "load: '-' (stdin) cannot be loaded: resuming re-reads and verifies the source, so "
-          "it must be a file (write the stream to one first)");
-    }
-  }
+  FORKLIFT_RETURN_IF_ERROR(ValidateStdinOptions(o));
   if (o.to.empty()) return InvalidArgumentError("--to is required (postgres://... or sqlite:PATH)");
   if (o.table.empty()) return InvalidArgumentError("--table is required");
   // Both are written into the journal's JSON (and the summary's): JSON text is UTF-8.
@@ -276,6 +270,31 @@ Status ParseMaxErrors(std::string_view text, std::optional<int64_t>* count,
   return {};
 }
 
+Status ValidateStdinOptions(const LoadOptions& o) {
+  const auto n = std::count(o.sources.begin(), o.sources.end(), std::string("-"));
+  if (n == 0) return {};
+  if (o.load_id.empty()) {
+    return InvalidArgumentError(
+        "load: '-' (stdin) needs --load-id ID: the default load id hashes each file's size "
+        "and modification time, which a stream has not, and a rerun resumes only under the "
+        "same id (it reads the stream again and verifies each committed chunk's checksum)");
+  }
+  if (n > 1 || o.sources.size() > 1) {
+    return InvalidArgumentError("load: '-' (stdin) must be the only input");
+  }
+  if (o.format.empty()) {
+    return InvalidArgumentError(
+        "load: '-' (stdin) needs --format jsonl or --format csv (a name tells the format of a "
+        "file; a stream has none)");
+  }
+  if (o.format == "csv" && o.header) {
+    return InvalidArgumentError(
+        "load: CSV on '-' (stdin) needs --no-header (with --columns, or the table's columns): "
+        "every header is read before the first chunk, and a stream cannot be read twice");
+  }
+  return {};
+}
+
 Status ValidateLifecycleOptions(const LoadOptions& o) {
   if (o.truncate && o.replace) {
     return InvalidArgumentError(
@@ -288,6 +307,10 @@ Status ValidateLifecycleOptions(const LoadOptions& o) {
     return InvalidArgumentError(
         "--key is for --mode upsert; insert-ignore skips a row that breaks any unique index "
         "or constraint of the table: drop --key");
+  }
+  if (!o.format.empty() && o.format != "csv" && o.format != "jsonl") {
+    return InvalidArgumentError(
+        fmt::format("--format '{}': expected csv or jsonl", Escaped(o.format)));
   }
   if (o.max_errors && o.max_errors_percent) {
     return InvalidArgumentError("--max-errors: a number of rows or a percentage, not both");

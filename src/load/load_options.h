@@ -52,6 +52,9 @@ struct LoadOptions {
   // --max-errors N%: stop once more than this percentage of the rows read were rejected
   // (see ParseMaxErrors for when it is judged); nullopt = none.
   std::optional<double> max_errors_percent;
+  // --format csv|jsonl: the sources' format; "" = by each name (.jsonl, .ndjson: JSON
+  // Lines). Needed for '-' (stdin).
+  std::string format;
 };
 
 // Table lifecycle and dialect
@@ -70,6 +73,11 @@ Status ParseMaxErrors(std::string_view text, std::optional<int64_t>* count,
 // --truncate with --replace, insert-ignore with upsert or with --key, --max-errors N with
 // N%, a percentage outside [0, 100]. Called by ValidateLoadOptions.
 Status ValidateLifecycleOptions(const LoadOptions& options);
+
+// '-' (stdin) as the one source: InvalidArgument saying why without --load-id (the
+// default id hashes file sizes and times; a rerun resumes by reading the stream again
+// under the same id), without --format, with other sources, or as CSV with a header.
+Status ValidateStdinOptions(const LoadOptions& options);
 
 // InvalidArgument naming the option for values out of range: no sources, empty --to or
 // --table, a --table or --load-id that is not valid UTF-8, --workers < 0,

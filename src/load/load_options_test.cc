@@ -50,7 +50,7 @@ TEST(LoadOptionsTest, ValidationNamesTheOption) {
       {[](LoadOptions& o) {
          o.sources = {"a.csv", "-"};
        },
-       "'-' (stdin) cannot be loaded"},
+       "'-' (stdin) needs --load-id"},
       {[](LoadOptions& o) { o.to.clear(); }, "--to"},
       {[](LoadOptions& o) { o.table.clear(); }, "--table"},
       {[](LoadOptions& o) { o.upsert = true; }, "--mode upsert needs --key"},
@@ -150,6 +150,26 @@ TEST(LoadOptionsTest, LifecycleOptionsThatCannotGoTogetherAreRefused) {
   o.insert_ignore = true;
   o.max_errors_percent = 1;
   EXPECT_TRUE(ValidateLoadOptions(o));
+}
+
+TEST(LoadOptionsTest, StdinNeedsALoadIdAFormatAndNoHeaderForCsv) {
+  LoadOptions o = Valid();
+  o.sources = {"-"};
+  o.format = "jsonl";
+  EXPECT_THAT(ValidateLoadOptions(o).error().message, HasSubstr("needs --load-id"));
+  o.load_id = "x";
+  EXPECT_TRUE(ValidateLoadOptions(o));
+  o.format = "";
+  EXPECT_THAT(ValidateLoadOptions(o).error().message, HasSubstr("needs --format"));
+  o.format = "csv";
+  EXPECT_THAT(ValidateLoadOptions(o).error().message, HasSubstr("--no-header"));
+  o.header = false;
+  EXPECT_TRUE(ValidateLoadOptions(o));
+  o.sources = {"-", "a.csv"};
+  EXPECT_THAT(ValidateLoadOptions(o).error().message, HasSubstr("only input"));
+  o = Valid();
+  o.format = "xml";
+  EXPECT_THAT(ValidateLoadOptions(o).error().message, HasSubstr("--format 'xml'"));
 }
 
 }  // namespace

@@ -749,9 +749,10 @@ Result<LoadPlan> PlanLoad(const LoadOptions& options, FILE* err) {
   for (const std::string& src : options.sources) plan.sources.push_back(SourceIdentity(src));
 
   // JSON Lines or CSV, every source alike: one load is one shape of input.
-  plan.json_lines = sources::IsJsonLinesPath(options.sources[0]);
+  plan.json_lines = options.format.empty() ? sources::IsJsonLinesPath(options.sources[0])
+                                           : options.format == "jsonl";
   for (const std::string& src : options.sources) {
-    if (sources::IsJsonLinesPath(src) != plan.json_lines) {
+    if (options.format.empty() && sources::IsJsonLinesPath(src) != plan.json_lines) {
       return InvalidArgumentError(
           fmt::format("{}: one load reads CSV or JSON Lines, not both ({} is {}); load them apart",
                       src, options.sources[0], plan.json_lines ? "JSON Lines" : "CSV"));
@@ -777,6 +778,7 @@ Result<LoadPlan> PlanLoad(const LoadOptions& options, FILE* err) {
     plan.key_fields.push_back(static_cast<size_t>(it - plan.columns.begin()));
   }
   for (const std::string& src : options.sources) {
+    if (src == "-") continue;  // opening stdin reads its first bytes: the chunker's
     FORKLIFT_ASSIGN_OR_RETURN(auto bs, sources::ByteSource::Open(src));
     plan.total_bytes += bs->file_size();
   }
@@ -897,6 +899,7 @@ void ReadSources(const LoadOptions& options, const LoadPlan& plan, sinks::Target
                        .max_record_bytes = static_cast<size_t>(options.max_record_bytes),
                        .column_names = plan.columns,
                        .null_string = options.null_string};
+  if (!options.format.empty()) copts.json_lines = plan.json_lines;  // --format
   Chunker chunker(copts, &rcounters);
   auto stop = [&] { return shared.stopped() || stops.graceful.stop_requested(); };
   auto emit = [&](Chunk&& chunk) -> Status {
