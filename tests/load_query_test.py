@@ -215,8 +215,15 @@ class QueryLoadTest(unittest.TestCase):
         t, args = self.sigkill_case([])
         self.assertTrue(self.ledger("bool_and(last_key is not null)") == "t")
 
-    def test_sigkill_and_resume_by_key_with_partitions(self):
+    def test_sigkill_and_resume_by_key_with_range_partitions(self):
         self.sigkill_case(["--partition-by", "id", "--partitions", "3"])
+        # An integer column splits by ranges of its min..max, which the ledger keeps.
+        self.assertEqual(self.ledger("string_agg(distinct source, ';' order by source)"),
+                         ";".join(f"query partition {p}/3 of id at 100001,200001" for p in (1, 2, 3)))
+
+    def test_sigkill_and_resume_by_key_with_hash_partitions(self):
+        self.sigkill_case(["--partition-by", "sym", "--partitions", "2"])
+        self.assertEqual(self.ledger("count(distinct source)"), "2")
 
     def test_incremental_rerun_reads_only_new_keys(self):
         PG.sql(f"create table {self.schema}.s as select * from src.small where id <= 1000")

@@ -663,6 +663,27 @@ Result<LoadPlan> PlanQueryLoad(const LoadOptions& options) {
 // last key (--resume-key), else from the first row, which only an upsert may do again.
 Status PlanQueryResume(const LoadOptions& options, const std::vector<LedgerEntry>& committed,
                        LoadPlan& plan) {
+  // Range partitions: the bounds the load's first run computed (in its ledger rows'
+  // sources), else computed now from the column's min and max.
+  sinks::QuerySpec& q = plan.query_plan.spec;
+  if (q.partitions > 1 && q.from.kind == sinks::TargetAddress::Kind::kPostgres) {
+    auto by = std::find_if(plan.query_plan.columns.begin(), plan.query_plan.columns.end(),
+                           [&](const sinks::QueryColumn& c) { return c.name == q.partition_by; });
+    const auto first = std::find_if(committed.begin(), committed.end(),
+                                    [](const LedgerEntry& e) { return e.chunk >= 0; });
+    if (first != committed.end()) {
+      auto bounds = RangeBoundsOf(first->source);
+      if (bounds && bounds->size() != static_cast<size_t>(q.partitions - 1)) {
+        return FailedPreconditionError(fmt::format(
+            "load {}: the ledger's chunk {} names {} range bounds ({}) for {} partitions",
+            plan.spec.load_id, first->chunk, bounds->size(), first->source, q.partitions));
+      }
+      if (bounds) q.range_bounds = std::move(*bounds);
+    } else if (by != plan.query_plan.columns.end() && sinks::IsRangeType(by->type)) {
+      FORKLIFT_ASSIGN_OR_RETURN(q.range_bounds,
+                                sinks::ComputeRangeBounds(q, plan.query_plan.columns));
+    }
+  }
   if (!options.resume_key.empty()) {
     FORKLIFT_ASSIGN_OR_RETURN(plan.query_plan.resume, PlanKeyResume(committed, options.partitions));
     return {};

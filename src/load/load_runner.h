@@ -34,7 +34,8 @@ struct LoadIo {
 
   // Seams for tests (faults injected where no real input can cause them); empty means the
   // real behaviour. open_target replaces sinks::Target::Open. chunk_read is called on the
-  // reading thread with each chunk read, before it is matched against the ledger.
+  // reading thread with each chunk read, before it is matched against the ledger (a query
+  // load with --partitions: on each partition's thread, concurrently).
   std::function<Result<std::unique_ptr<sinks::Target>>(const sinks::TargetAddress&,
                                                        const sinks::TableSpec&)>
       open_target;

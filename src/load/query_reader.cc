@@ -24,7 +24,7 @@ class PartitionReader {
         counters_(counters),
         hooks_(hooks),
         stop_(std::move(stop)),
-        name_(QuerySourceName(partition, n_)),
+        name_(QuerySourceName(partition, n_) + RangeSourceSuffix(plan.spec)),
         next_number_(resume_.next_number) {
     for (const std::string& k : plan.spec.resume_key) {
       if (!key_names_.empty()) key_names_ += ',';
@@ -134,6 +134,27 @@ class PartitionReader {
 std::string QuerySourceName(int partition, int partitions) {
   if (partitions <= 1) return "query";
   return fmt::format("query partition {}/{}", partition + 1, partitions);
+}
+
+std::string RangeSourceSuffix(const sinks::QuerySpec& spec) {
+  if (spec.range_bounds.empty()) return "";
+  return fmt::format(" of {} at {}", spec.partition_by, fmt::join(spec.range_bounds, ","));
+}
+
+std::optional<std::vector<std::string>> RangeBoundsOf(std::string_view source) {
+  const size_t at = source.rfind(" at ");
+  if (!source.starts_with("query partition ") || at == std::string_view::npos) {
+    return std::nullopt;
+  }
+  std::vector<std::string> out;
+  std::string_view rest = source.substr(at + 4);
+  for (size_t pos = 0;;) {
+    const size_t comma = rest.find(',', pos);
+    out.emplace_back(rest.substr(pos, comma == std::string_view::npos ? rest.npos : comma - pos));
+    if (comma == std::string_view::npos) break;
+    pos = comma + 1;
+  }
+  return out;
 }
 
 Status ReadQuery(const QueryReadPlan& plan, ReadCounters* counters, const QueryReadHooks& hooks) {

@@ -14,7 +14,9 @@
 #define FORKLIFT_LOAD_QUERY_READER_H_
 
 #include <functional>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "forklift/result.h"
@@ -32,6 +34,13 @@ struct QueryReadPlan {
   std::vector<size_t> resume_fields;        // positions of the resume key in the result
   std::vector<PartitionResume> resume;      // one per partition (spec.partitions)
 };
+
+// The bounds of range partitions as chunks' source names carry them (RangeSourceSuffix) and
+// the ledger gives them back to a rerun (RangeBoundsOf), so that every run of a load splits
+// the result alike whatever rows were added since: " of COL at B1,B2,...".
+std::string RangeSourceSuffix(const sinks::QuerySpec& spec);
+// The bounds in a ledger entry's source name; nullopt when it names none (hash partitions).
+std::optional<std::vector<std::string>> RangeBoundsOf(std::string_view source);
 
 struct QueryReadHooks {
   std::function<bool()> stop;                              // read no further

@@ -147,12 +147,19 @@ Result<std::unique_ptr<sources::ByteSource>> OpenPgStream(const QuerySpec& spec,
                                                           const std::vector<std::string>& after,
                                                           const std::string& name) {
   FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, ConnectFrom(spec));
+  // The values travel as bound parameters; the COPY reads them back with current_setting
+  // (COPY takes no parameters).
+  auto set = [&](const std::string& setting, const std::string& value) -> Status {
+    const std::optional<std::string> p[] = {setting, value};
+    auto done = conn->Query("SELECT set_config($1, $2, false)", p);
+    if (!done) return tl::unexpected(FromError(spec, done.error()));
+    return {};
+  };
   for (size_t i = 0; i < after.size(); ++i) {
-    // The values travel as bound parameters; the COPY reads them back with
-    // current_setting (COPY takes no parameters).
-    const std::optional<std::string> p[] = {fmt::format("forklift.after_{}", i + 1), after[i]};
-    auto set = conn->Query("SELECT set_config($1, $2, false)", p);
-    if (!set) return tl::unexpected(FromError(spec, set.error()));
+    FORKLIFT_RETURN_IF_ERROR(set(fmt::format("forklift.after_{}", i + 1), after[i]));
+  }
+  for (size_t i = 0; i < spec.range_bounds.size(); ++i) {
+    FORKLIFT_RETURN_IF_ERROR(set(fmt::format("forklift.bound_{}", i + 1), spec.range_bounds[i]));
   }
   Status st = conn->BeginCopyOut(PgQueryCopySql(spec, columns, partition, !after.empty()));
   if (!st) return tl::unexpected(FromError(spec, st.error()));
@@ -369,7 +376,22 @@ std::string NormalizeQuery(std::string_view query) {
 std::string PgQueryCopySql(const QuerySpec& spec, const std::vector<QueryColumn>& columns,
                            int partition, bool after) {
   std::string part;
-  if (spec.partitions > 1) {
+  const QueryColumn* by = FindColumn(columns, spec.partition_by);
+  auto bound = [&](int i) {  // b(i), 1-based, as the column's type
+    return fmt::format("current_setting('forklift.bound_{}')::{}", i,
+                       by && !by->type.empty() ? by->type : "text");
+  };
+  const int nb = static_cast<int>(spec.range_bounds.size());
+  if (spec.partitions > 1 && nb == spec.partitions - 1) {
+    const std::string c = Col(spec.partition_by);
+    if (partition == 0) {
+      part = fmt::format("({} < {} OR {} IS NULL)", c, bound(1), c);
+    } else if (partition == nb) {
+      part = fmt::format("{} >= {}", c, bound(partition));
+    } else {
+      part = fmt::format("{} >= {} AND {} < {}", c, bound(partition), c, bound(partition + 1));
+    }
+  } else if (spec.partitions > 1) {
     part = fmt::format("(mod(hashtextextended(coalesce({}::text, ''), 0), {}) + {}) % {} = {}",
                        Col(spec.partition_by), spec.partitions, spec.partitions, spec.partitions,
                        partition);
@@ -389,6 +411,34 @@ std::string SqliteQuerySql(const QuerySpec& spec, int partition, bool after) {
                        partition);
   }
   return Wrapped(spec, part, after, [](size_t i) { return fmt::format("?{}", i + 1); });
+}
+
+bool IsRangeType(std::string_view type) {
+  return type == "smallint" || type == "integer" || type == "bigint" || type == "date";
+}
+
+Result<std::vector<std::string>> ComputeRangeBounds(const QuerySpec& spec,
+                                                    const std::vector<QueryColumn>& columns) {
+  const QueryColumn* by = FindColumn(columns, spec.partition_by);
+  if (!by || !IsRangeType(by->type) || spec.partitions < 2) {
+    return InvalidArgumentError(fmt::format(
+        "--partition-by {}: not an integer or date column of the result", spec.partition_by));
+  }
+  // Equal widths over [min, max]: b(i) = min + floor((max - min + 1) * i / n).
+  const bool date = by->type == "date";
+  const std::string sql = fmt::format(
+      "SELECT (m.lo + floor((m.hi - m.lo + 1)::numeric * i / {n})::{step})::text FROM "
+      "(SELECT min(forklift_q.{c}){cast} AS lo, max(forklift_q.{c}){cast} AS hi FROM ({q}) AS "
+      "forklift_q) m, generate_series(1, {n} - 1) i WHERE m.lo IS NOT NULL ORDER BY i",
+      fmt::arg("n", spec.partitions), fmt::arg("step", date ? "int" : "bigint"),
+      fmt::arg("c", QuoteIdent(spec.partition_by)), fmt::arg("cast", date ? "" : "::bigint"),
+      fmt::arg("q", NormalizeQuery(spec.query)));
+  FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, ConnectFrom(spec));
+  auto rows = conn->Query(sql);
+  if (!rows) return tl::unexpected(FromError(spec, rows.error()));
+  std::vector<std::string> out;
+  for (const auto& r : *rows) out.push_back(r[0].value_or(""));
+  return out;
 }
 
 Result<std::vector<QueryColumn>> DescribeQuery(const QuerySpec& spec) {

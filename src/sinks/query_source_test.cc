@@ -219,5 +219,59 @@ TEST_F(PgQuerySourceTest, AnErrorMidStreamFailsTheReadWithSqlstate) {
   EXPECT_THAT(read.error().message, HasSubstr("division by zero"));
 }
 
+TEST(QuerySourceTest, RangePartitionsSplitAtTheirBounds) {
+  QuerySpec spec{.query = "select * from t",
+                 .partition_by = "d",
+                 .partitions = 3,
+                 .range_bounds = {"2024-01-01", "2024-06-01"}};
+  const std::vector<QueryColumn> columns = {{"d", "date"}};
+  auto where = [&](int p) {
+    const std::string sql = PgQueryCopySql(spec, columns, p, false);
+    const size_t at = sql.find(" WHERE ");
+    return at == std::string::npos ? sql : sql.substr(at + 7, sql.find(") TO STDOUT") - at - 7);
+  };
+  EXPECT_EQ(where(0),
+            "(forklift_q.\"d\" < current_setting('forklift.bound_1')::date OR forklift_q.\"d\" "
+            "IS NULL)");
+  EXPECT_EQ(where(1),
+            "forklift_q.\"d\" >= current_setting('forklift.bound_1')::date AND forklift_q.\"d\" < "
+            "current_setting('forklift.bound_2')::date");
+  EXPECT_EQ(where(2), "forklift_q.\"d\" >= current_setting('forklift.bound_2')::date");
+  EXPECT_TRUE(IsRangeType("bigint"));
+  EXPECT_TRUE(IsRangeType("date"));
+  EXPECT_FALSE(IsRangeType("text"));
+  EXPECT_FALSE(IsRangeType("numeric"));
+}
+
+// Bounds of equal width from min and max; the ranges together read every row once, NULL
+// included (in partition 0).
+TEST_F(PgQuerySourceTest, RangeBoundsSplitIntegersAndDatesAndCoverEveryRow) {
+  QuerySpec spec =
+      Spec(pg_->dsn(), "select id, day, note from qs.s union all select null, null, 'x'");
+  spec.partition_by = "id";
+  spec.partitions = 3;
+  auto cols = DescribeQuery(spec);
+  ASSERT_TRUE(cols) << cols.error().message;
+  auto bounds = ComputeRangeBounds(spec, *cols);
+  ASSERT_TRUE(bounds) << bounds.error().message;
+  EXPECT_EQ(*bounds, (std::vector<std::string>{"3", "5"}));  // 1..6 in widths of 2
+  spec.range_bounds = *bounds;
+  std::vector<std::string> parts;
+  for (int p = 0; p < 3; ++p) {
+    auto part = OpenQueryStream(spec, *cols, p, {}, "query");
+    ASSERT_TRUE(part) << part.error().message;
+    parts.push_back(ReadAll(**part));
+  }
+  EXPECT_EQ(parts[0], "id,day,note\n1,2024-01-02,\"n,1\"\n2,2024-01-03,\n,,x\n");
+  EXPECT_EQ(parts[1], "id,day,note\n3,2024-01-04,\"\"\n4,2024-01-05,\"n,4\"\n");
+  EXPECT_EQ(parts[2], "id,day,note\n5,2024-01-06,\"n,5\"\n6,2024-01-07,\"n,6\"\n");
+  spec.partition_by = "day";
+  auto days = ComputeRangeBounds(spec, *cols);
+  ASSERT_TRUE(days) << days.error().message;
+  EXPECT_EQ(*days, (std::vector<std::string>{"2024-01-04", "2024-01-06"}));
+  spec.partition_by = "note";
+  EXPECT_FALSE(ComputeRangeBounds(spec, *cols));
+}
+
 }  // namespace
 }  // namespace forklift::sinks
