@@ -403,6 +403,7 @@ class MapRun {
   const JobRange* jobs_ = nullptr;  // the run's jobs, while run_batch runs
   // --queue: jobs run on workers; this run coordinates (docs/queue.md).
   std::unique_ptr<queue::QueueCoordinator> queue_;
+  bool fresh_joblog_ = false;  // --resume found no joblog (or an empty one): a new run
 };
 
 Status MapRun::Prepare() {
@@ -430,7 +431,8 @@ Status MapRun::Prepare() {
 
   bool resuming = o_.resume || o_.resume_failed || o_.retry_failed;
   // GNU users start over by deleting the joblog: a resume without one is a new run.
-  bool fresh_joblog = false;
+  fresh_joblog_ = false;
+  bool& fresh_joblog = fresh_joblog_;
   if (resuming && o_.joblog && *o_.joblog != "-") {
     struct stat st;
     fresh_joblog = ::stat(o_.joblog->c_str(), &st) != 0 || st.st_size == 0;
@@ -494,11 +496,12 @@ Status MapRun::Prepare() {
   if (o_.queue && !o_.dry_run && !o_.shell_quote) {
     FORKLIFT_ASSIGN_OR_RETURN(sinks::PgDsn dsn, sinks::ParsePgDsn(*o_.queue));
     // A resume adopts what the queue still holds of the run (a coordinator killed before
-    // it ended): those jobs are followed, not enqueued twice.
+    // it ended, perhaps before the journal recorded anything): those jobs are followed,
+    // not enqueued twice.
     auto coordinator = queue::QueueCoordinator::Start({.dsn = dsn,
                                                        .schema = o_.queue_schema,
                                                        .run = {.name = run_id_, .kind = "map"},
-                                                       .adopt = journal_has_run_,
+                                                       .adopt = resuming && !fresh_joblog,
                                                        .slice_items = o_.queue_slice,
                                                        .stderr_fd = io_.stderr_fd});
     if (!coordinator) {
