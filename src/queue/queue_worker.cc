@@ -381,13 +381,14 @@ int Worker::Run() {
                               : std::chrono::milliseconds(500);
     if (!connected || !full)
       idle_poll = std::min<Duration>(idle_poll * 2, std::chrono::milliseconds(250));
+    // Outcomes are recorded a slice at a time, or after at most 20 ms: one commit per
+    // finished job would bound the rate by the server's fsync.
+    if (busy) wait = std::min<Duration>(wait, std::chrono::milliseconds(20));
     wake_.wait_for(lock, wait, [&] {
       if (!connected) return stops_.force.stop_requested();
-      bool any_pending = false;
-      for (const auto& s : held_)
-        any_pending =
-            any_pending || !s->pending.empty() || (s->unreported == 0 && s->pending.empty());
-      return any_pending || stops_.force.stop_requested() ||
+      bool slice_done = false;
+      for (const auto& s : held_) slice_done = slice_done || s->unreported == s->pending.size();
+      return slice_done || stops_.force.stop_requested() ||
              (stops_.graceful.stop_requested() && held_.empty() && running_ == 0);
     });
   }
