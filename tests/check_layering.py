@@ -21,7 +21,7 @@ root = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.pat
 # link inside a layer that docs/architecture.md names: sinks/ uses sources/. sqlite/ (the
 # one SQLite wrapper) sits between core/ and the journal and sinks that stand on it.
 LAYERS = {"core": 0, "sqlite": 1, "process": 2, "journal": 2, "sources": 2, "sinks": 2,
-          "batch": 3, "map": 4, "flow": 4, "load": 4, "cli": 5}
+          "batch": 3, "queue": 3, "map": 4, "flow": 4, "load": 4, "cli": 5}
 SAME_LAYER_LINKS = {("sinks", "sources")}
 
 

@@ -124,6 +124,7 @@ MAN_PAGES = {
     "man1/forklift-dlq.1": [["dlq"], ["dlq", "list"], ["dlq", "show"], ["dlq", "retry"],
                             ["dlq", "discard"]],
     "man1/forklift-runs.1": [["runs"]],
+    "man1/forklift-worker.1": [["worker"]],
 }
 
 
@@ -256,12 +257,12 @@ class InstallTest(unittest.TestCase):
             self.assertIn(".SH NAME", roff)
             self.assertIn(".SH SYNOPSIS", roff)
         # `forklift help CMD` is CMD --help, and every command --help lists is documented.
-        for cmd in ("map", "run", "report", "load", "dlq", "runs"):
+        for cmd in ("map", "run", "report", "load", "dlq", "runs", "worker"):
             self.assertEqual(run([FORKLIFT, "help", cmd]).stdout, run([FORKLIFT, cmd, "--help"]).stdout)
         top = run([FORKLIFT, "--help"]).stdout
         listed = re.findall(r"^  ([a-z]+) ", top.split("commands:")[1], re.M)
         self.assertEqual(sorted(listed),
-                         sorted(["map", "run", "report", "load", "dlq", "runs", "version"]))
+                         sorted(["map", "run", "report", "load", "dlq", "runs", "worker", "version"]))
         forklift1 = read(os.path.join(man_dir, "man1", "forklift.1"))
         for cmd in listed:
             self.assertIn(f"\\fB{cmd}\\fR", forklift1)
@@ -309,7 +310,7 @@ class InstallTest(unittest.TestCase):
         runs = run([FORKLIFT, "runs", "--flow", flow, "--json"], env=env).stdout
         run_id = re.search(r'"run_id":"([^"]+)"', runs).group(1)
 
-        self.assertLessEqual({"map", "run", "load", "report", "runs", "dlq", "version"},
+        self.assertLessEqual({"map", "run", "load", "report", "runs", "dlq", "worker", "version"},
                              self.bash_complete("forklift "))
         self.assertEqual(self.bash_complete("forklift ru"), {"run", "runs"})
         self.assertLessEqual({"--only", "--resume", "--jobs", "-j", "--dry-run", "--journal"},
@@ -326,7 +327,7 @@ class InstallTest(unittest.TestCase):
         self.assertEqual(self.bash_complete("forklift run --jobs "), set())  # a number
         self.assertEqual(self.bash_complete("forklift run fl"), {"flow.toml"})
         # Every option of every --help is offered.
-        for cmd in (["map"], ["run"], ["load"], ["runs"], ["report"], ["dlq", "retry"]):
+        for cmd in (["map"], ["run"], ["load"], ["runs"], ["report"], ["dlq", "retry"], ["worker"]):
             want = help_options(run([FORKLIFT, *cmd, "--help"]).stdout)
             line = "forklift " + " ".join(cmd) + " -"
             self.assertEqual(sorted(want - self.bash_complete(line)), [], cmd)

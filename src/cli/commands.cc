@@ -21,6 +21,7 @@ constexpr const char* kUsage =
     "\n"
     "commands:\n"
     "  map        run a command per input item (GNU parallel's syntax)\n"
+    "  worker     run the jobs of a PostgreSQL work queue (map --queue) on this host\n"
     "  run        run a flow file: a DAG of tasks with logs and a breakdown\n"
     "  report     write the HTML report of a flow run\n"
     "  load       load CSV files into PostgreSQL or SQLite, in parallel, exactly once\n"
@@ -89,6 +90,7 @@ int Dispatch(const std::vector<std::string>& args) {
     return 0;
   }
   if (cmd == "map") return MapCommand(rest);
+  if (cmd == "worker") return WorkerCommand(rest);
   if (cmd == "run") return RunCommand(rest);
   if (cmd == "report") return ReportCommand(rest);
   if (cmd == "runs") return RunsCommand(rest);

@@ -28,6 +28,9 @@ int Dispatch(const std::vector<std::string>& args);
 // `forklift map [options] command [::: args | :::: files]...` (GNU parallel's syntax)
 int MapCommand(const std::vector<std::string>& args);
 
+// `forklift worker --queue DSN [-j N] [--run RUN_ID] [--max-idle DUR] [--lease DUR]`
+int WorkerCommand(const std::vector<std::string>& args);
+
 // `forklift run flow.toml [--jobs N] [--resume RUN_ID] [--only TASK] [--force] [--dry-run]`
 int RunCommand(const std::vector<std::string>& args);
 // `forklift report RUN_ID -o report.html`

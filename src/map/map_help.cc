@@ -54,6 +54,14 @@ Logging and resume
                            .forklift/journal.db): every job's outcome, read by --resume
   --run-id ID              [forklift] name the run in the journal (forklift runs)
 
+Scale-out (docs/queue.md)
+  --queue DSN              [forklift] run the jobs on 'forklift worker' processes on any
+                           hosts, through a PostgreSQL work queue; this map coordinates:
+                           joblog, output, -k, --halt, --retries and the journal as
+                           locally; -j is the number of jobs in flight in the queue
+  --queue-schema NAME      [forklift] the queue's schema (default forklift)
+  --queue-slice N          [forklift] most jobs per leased slice (default 100)
+
 Progress
   --bar, --eta, --progress
                            a bar with percent, rate and ETA on stderr when it is a

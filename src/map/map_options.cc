@@ -9,6 +9,7 @@
 
 #include "core/duration_parse.h"
 #include "map/command_template.h"
+#include "sinks/pg_dsn.h"
 
 namespace forklift::map {
 namespace {
@@ -44,6 +45,9 @@ enum class Opt {
   kArgFile,
   kJournal,
   kRunId,
+  kQueue,
+  kQueueSchema,
+  kQueueSlice,
   kWillCite,
   kHelp,
 };
@@ -87,6 +91,9 @@ constexpr OptionDef kOptions[] = {
     {"arg-file|argfile", 'a', true, Opt::kArgFile},
     {"journal", 0, true, Opt::kJournal},
     {"run-id", 0, true, Opt::kRunId},
+    {"queue", 0, true, Opt::kQueue},
+    {"queue-schema", 0, true, Opt::kQueueSchema},
+    {"queue-slice", 0, true, Opt::kQueueSlice},
     // Accepted and ignored: scripts written for GNU parallel pass it to silence its
     // citation notice.
     {"will-cite|willcite|nn|nonotice|no-notice", 0, false, Opt::kWillCite},
@@ -330,6 +337,30 @@ Status Apply(const OptionDef& def, std::string_view shown, const std::string& va
       if (value.empty()) return Bad(shown, value, "empty id");
       o->run_id = value;
       break;
+    case Opt::kQueue: {
+      // Checked now, so a typo fails before anything runs; never echoes the password.
+      auto dsn = sinks::ParsePgDsn(value);
+      if (!dsn) {
+        std::string why = dsn.error().message;
+        if (why.rfind("--to: ", 0) == 0) why.erase(0, 6);  // the parser's own option name
+        return InvalidArgumentError("forklift map: --queue: " + why);
+      }
+      o->queue = value;
+      break;
+    }
+    case Opt::kQueueSchema:
+      if (value.empty()) return Bad(shown, value, "empty schema name");
+      o->queue_schema = value;
+      break;
+    case Opt::kQueueSlice: {
+      uint64_t n = 0;
+      auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+      if (ec != std::errc() || end != value.data() + value.size() || n == 0 || n > 100000) {
+        return Bad(shown, value, "expected a number of items from 1 to 100000");
+      }
+      o->queue_slice = static_cast<size_t>(n);
+      break;
+    }
     case Opt::kWillCite: break;
     case Opt::kHelp: o->help = true; break;
   }

@@ -106,8 +106,13 @@ struct MapOptions {
                         // print ShellQuote applied this many times to its line
   std::optional<std::string> journal;  // --journal PATH; unset: FORKLIFT_JOURNAL or default
   std::optional<std::string> run_id;   // --run-id ID; unset: a new run
-  bool help = false;                   // -h/--help: print MapHelpText() and run nothing
-  std::vector<std::string> command;    // the command words; empty: the input is the command
+  // --queue DSN: coordinate the run through the PostgreSQL work queue (docs/queue.md);
+  // unset: run jobs locally. Validated as a DSN by the parser.
+  std::optional<std::string> queue;
+  std::string queue_schema = "forklift";  // --queue-schema NAME
+  size_t queue_slice = 100;               // --queue-slice N: most jobs per slice, 1..100000
+  bool help = false;                      // -h/--help: print MapHelpText() and run nothing
+  std::vector<std::string> command;       // the command words; empty: the input is the command
   // The input sources in GNU parallel's order: every -a FILE first, then each ::: list
   // and each :::: file as written. Empty: stdin.
   std::vector<InputSpec> inputs;

@@ -33,6 +33,8 @@
 #include "map/map_output.h"
 #include "map/shell_quote.h"
 #include "process/subprocess.h"
+#include "queue/queue_coordinator.h"
+#include "sinks/pg_dsn.h"
 
 namespace forklift::map {
 namespace {
@@ -399,6 +401,9 @@ class MapRun {
   std::atomic<uint64_t> ended_{0};
   std::atomic<uint64_t> ended_failed_{0};
   const JobRange* jobs_ = nullptr;  // the run's jobs, while run_batch runs
+  // --queue: jobs run on workers; this run coordinates (docs/queue.md).
+  std::unique_ptr<queue::QueueCoordinator> queue_;
+  bool fresh_joblog_ = false;  // --resume found no joblog (or an empty one): a new run
 };
 
 Status MapRun::Prepare() {
@@ -413,7 +418,8 @@ Status MapRun::Prepare() {
   FORKLIFT_ASSIGN_OR_RETURN(termseq_, process::TermSeq::Parse(o_.termseq));
   FORKLIFT_ASSIGN_OR_RETURN(
       job_slots_, ResolveJobs(o_.jobs, static_cast<int>(BatchOptions::DefaultWorkerCount())));
-  if (!o_.dry_run && !o_.shell_quote) job_slots_ = CapJobsByDescriptors(job_slots_);
+  // With --queue the jobs' descriptors are the workers', not ours.
+  if (!o_.dry_run && !o_.shell_quote && !o_.queue) job_slots_ = CapJobsByDescriptors(job_slots_);
   // --results captures each job's streams into files; nothing is printed.
   if (o_.results) tag_.reset();
   grouping_ = o_.results       ? OutputGrouping::kGroup
@@ -425,7 +431,8 @@ Status MapRun::Prepare() {
 
   bool resuming = o_.resume || o_.resume_failed || o_.retry_failed;
   // GNU users start over by deleting the joblog: a resume without one is a new run.
-  bool fresh_joblog = false;
+  fresh_joblog_ = false;
+  bool& fresh_joblog = fresh_joblog_;
   if (resuming && o_.joblog && *o_.joblog != "-") {
     struct stat st;
     fresh_joblog = ::stat(o_.joblog->c_str(), &st) != 0 || st.st_size == 0;
@@ -485,6 +492,26 @@ Status MapRun::Prepare() {
       // A fresh run starts a fresh record, as a plain --joblog FILE starts a fresh log.
       FORKLIFT_RETURN_IF_ERROR(journal_->ClearItems(run_id_));
     }
+  }
+  if (o_.queue && !o_.dry_run && !o_.shell_quote) {
+    FORKLIFT_ASSIGN_OR_RETURN(sinks::PgDsn dsn, sinks::ParsePgDsn(*o_.queue));
+    // A resume adopts what the queue still holds of the run (a coordinator killed before
+    // it ended, perhaps before the journal recorded anything): those jobs are followed,
+    // not enqueued twice.
+    auto coordinator = queue::QueueCoordinator::Start({.dsn = dsn,
+                                                       .schema = o_.queue_schema,
+                                                       .run = {.name = run_id_, .kind = "map"},
+                                                       .adopt = resuming && !fresh_joblog,
+                                                       .slice_items = o_.queue_slice,
+                                                       .stderr_fd = io_.stderr_fd});
+    if (!coordinator) {
+      return tl::unexpected(Error{
+          coordinator.error().code,
+          fmt::format("forklift map: --queue {}: {}", dsn.Masked(), coordinator.error().message)});
+    }
+    queue_ = std::move(*coordinator);
+    fmt::print(stderr, "forklift map: run {} goes through the queue {} (schema {})\n", run_id_,
+               dsn.Masked(), o_.queue_schema);
   }
   return OkStatus();
 }
@@ -559,7 +586,8 @@ ItemResult<JobResult> MapRun::RunJob(const MapJob& job, ItemContext& ctx) {
   spawn.termseq = termseq_;
   spawn.registry = &registry_;
   spawn.env = io_.job_env;
-  auto ran = io_.run_command(spawn, stop);
+  auto ran =
+      queue_ ? queue_->Run(job.key, ctx.attempt(), spawn, stop) : io_.run_command(spawn, stop);
   force_link.reset();
   // The engine retries what this says is retryable while attempts are left and the run
   // is not stopping; what it will not retry is final, and --halt counts it now.
@@ -797,6 +825,9 @@ int MapRun::Run() {
       jobs, [this](const MapJob& job, ItemContext& ctx) { return RunJob(job, ctx); }, b,
       [this](Outcome<JobResult>&& o) { return OnOutcome(std::move(o)); });
   if (progress) progress->Stop();
+  // Every job the engine followed has its outcome (or was given up): the run leaves the
+  // queue, and what a worker still runs of it (a forced stop) is killed.
+  if (queue_) queue_->Finish();
   if (!summary) {
     Fail(summary.error());
     return 255;

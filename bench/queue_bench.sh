@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# map --queue against a local map: the same 3,000 x /bin/true as bench/map_bench.sh, with
+# one local worker (-j2) on the fixture's PostgreSQL, and the dispatch rate of empty jobs
+# (coordinator + 2 workers). Runs alternate; medians of RUNS.
+# usage: bench/queue_bench.sh BUILD_DIR      env: JOBS=3000 RUNS=3
+set -euo pipefail
+build=$(cd "${1:?usage: bench/queue_bench.sh BUILD_DIR}" && pwd)
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+jobs=${JOBS:-3000}
+runs=${RUNS:-3}
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2> /dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+seq "$jobs" > "$work/in"
+export FORKLIFT_JOURNAL=$work/journal.db
+# A throwaway server for the run (tests/pg_fixture.py prints its DSN, serves until stdin ends).
+mkfifo "$work/hold"
+python3 "$here/../tests/pg_fixture.py" serve < "$work/hold" > "$work/dsn" &
+pids+=($!)
+exec 9> "$work/hold"
+for _ in $(seq 100); do [ -s "$work/dsn" ] && break; sleep 0.1; done
+dsn=$(head -n 1 "$work/dsn")
+[ -n "$dsn" ] || { echo "queue: no PostgreSQL" >&2; exit 1; }
+
+secs() { local t0 t1; t0=$(date +%s.%N); "$@" > /dev/null; t1=$(date +%s.%N); awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}'; }
+median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+rows_ok() {
+  local n=$(($(wc -l < "$1") - 1))
+  [ "$n" -eq "$jobs" ] || { echo "queue: joblog has $n rows, expected $jobs" >&2; exit 1; }
+}
+
+"$build/forklift" worker --queue "$dsn" -j 2 2> "$work/w1.log" &
+pids+=($!)
+loc=() que=()
+for ((i = 1; i <= runs; i++)); do
+  loc+=("$(secs "$build/forklift" map -j2 --joblog "$work/l.log" /bin/true < "$work/in")")
+  rows_ok "$work/l.log"
+  que+=("$(secs "$build/forklift" map --queue "$dsn" -j 64 --joblog "$work/q.log" /bin/true < "$work/in")")
+  rows_ok "$work/q.log"
+  echo "queue: run $i/$runs: local map ${loc[-1]}s, map --queue + 1 worker (-j2) ${que[-1]}s"
+done
+"$build/forklift" worker --queue "$dsn" -j 2 2> "$work/w2.log" &
+pids+=($!)
+# Dispatch: empty jobs (the command 'true' is a shell builtin? no: exec'd /bin/true is the
+# cheapest job there is), 256 in flight, slices of 100, two workers.
+n=${DISPATCH_JOBS:-10000}
+seq "$n" > "$work/in2"
+dis=()
+for ((i = 1; i <= runs; i++)); do
+  dis+=("$(secs "$build/forklift" map --queue "$dsn" -j 256 --queue-slice 100 /bin/true < "$work/in2")")
+  echo "queue: dispatch run $i/$runs: $n jobs in ${dis[-1]}s"
+done
+ml=$(printf '%s\n' "${loc[@]}" | median)
+mq=$(printf '%s\n' "${que[@]}" | median)
+md=$(printf '%s\n' "${dis[@]}" | median)
+ratio=$(awk -v a="$mq" -v b="$ml" 'BEGIN {printf "%.2f", a / b}')
+rate=$(awk -v t="$md" -v n="$n" 'BEGIN {printf "%.0f", n / t}')
+echo "queue: medians: local ${ml}s, queue ${mq}s (${ratio}x); dispatch ${rate} jobs/s"
+echo "RESULT queue local_s=$ml queue_s=$mq vs_local=$ratio dispatch_per_s=$rate"

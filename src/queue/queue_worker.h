@@ -1,0 +1,62 @@
+// RunWorker: `forklift worker`, the queue's consumer. It leases slices of any open run
+// (or of one), runs their jobs `slots` at a time as map runs them locally (process::Run:
+// a process group each, --timeout and --termseq from the job), and records each outcome
+// fenced by the slice's lease token.
+//
+// Threads: the calling thread claims and records (one connection); a heartbeat thread,
+// which runs no job, renews the leases and reaps expired ones (its own connection); one
+// thread per slot runs jobs. A lease the heartbeat finds lost (reaped, its run cancelled
+// or gone) has its jobs killed at once; when the heartbeat cannot reach the queue for
+// 60% of the lease, the worker kills every job it holds before the lease ends, because
+// it no longer owns them (another worker may take them over).
+//
+// Thread safety: RunWorker may be called from one thread per process; it starts and joins
+// its own threads.
+#ifndef FORKLIFT_QUEUE_QUEUE_WORKER_H_
+#define FORKLIFT_QUEUE_QUEUE_WORKER_H_
+
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "forklift/clock.h"
+#include "process/process_registry.h"
+#include "sinks/pg_dsn.h"
+
+namespace forklift::queue {
+
+struct WorkerOptions {
+  sinks::PgDsn dsn;                           // --queue; required
+  std::string schema = "forklift";            // --queue-schema
+  int slots = 1;                              // -j; >= 1
+  std::string run;                            // --run RUN_ID; "" (default): any run
+  std::optional<Duration> max_idle;           // --max-idle; unset (default): wait for work forever
+  Duration lease = std::chrono::seconds(10);  // --lease; >= 1 s
+  // Variables every job gets (the CLI marks jobs for its orphan watchdog). Default none.
+  std::vector<std::pair<std::string, std::string>> job_env;
+  // Unique per process start, never reused ("host-pid-random"); "" (default): NewWorkerId().
+  std::string worker_id;
+  process::ProcessRegistry* registry = nullptr;  // jobs' groups are registered here
+  int stderr_fd = 2;                             // where the worker's messages go
+};
+
+struct WorkerStops {
+  std::stop_token graceful;  // claim nothing more, finish and record what is held
+  std::stop_token force;     // kill the held jobs and give their slices back
+};
+
+// "HOST-PID-RANDOM": a worker identity no other process start has (64 random bits from
+// the kernel). Thread-safe.
+std::string NewWorkerId();
+
+// Runs until --max-idle passes without work, or a stop. Returns 0 after --max-idle or a
+// graceful stop that finished its jobs, 1 after a forced stop, 2 when the queue could not
+// be opened at the start (bad DSN, refused login, newer schema), said as one line on
+// stderr_fd. Connection losses later are retried (with a message) until a stop.
+int RunWorker(const WorkerOptions& options, const WorkerStops& stops);
+
+}  // namespace forklift::queue
+
+#endif  // FORKLIFT_QUEUE_QUEUE_WORKER_H_
