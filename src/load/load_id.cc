@@ -80,6 +80,11 @@ Result<std::string> ComputeLoadId(const LoadOptions& o, const std::string& targe
   add(std::to_string(o.chunk_rows));
   add(std::to_string(o.chunk_bytes));
   add(std::to_string(partitions));
+  // Another transform writes other rows: another load. (Loads without one keep their ids.)
+  if (!o.transform.empty()) {
+    add("transform");
+    add(o.transform);
+  }
   return "load-" + h.Hex();
 }
 

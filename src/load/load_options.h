@@ -38,6 +38,11 @@ struct LoadOptions {
   std::chrono::milliseconds progress_interval{10000};  // between plain progress lines
   int64_t max_record_bytes = 64 << 20;  // a longer CSV record stops the load (DataLoss)
   std::string ledger_schema;            // "" = the table's schema (PostgreSQL only)
+
+  // Transforms (load/command_transform.h): each chunk through a command before it is written.
+  std::string transform;                           // --transform: run by /bin/sh -c; "" = none
+  int cpu_workers = 1;                             // --cpu-workers: transforms at once, >= 1
+  std::chrono::milliseconds transform_timeout{0};  // --transform-timeout per chunk; 0 = none
 };
 
 // InvalidArgument naming the option for values out of range: no sources, empty --to or
@@ -47,7 +52,14 @@ struct LoadOptions {
 // among --columns, a delimiter that is '"', CR, LF or not ASCII, a --null that holds the
 // delimiter, a quote, CR or LF or is not valid UTF-8, duplicate column names,
 // --max-errors < 0.
+// Also calls ValidateTransformOptions.
 Status ValidateLoadOptions(const LoadOptions& options);
+
+// InvalidArgument naming the option: --cpu-workers < 1 or > 256, --cpu-workers or
+// --transform-timeout without --transform (they would be ignored), a negative
+// --transform-timeout, a --transform that is blank or not valid UTF-8 (the journal keeps
+// it as JSON text).
+Status ValidateTransformOptions(const LoadOptions& options);
 
 // "4MiB", "512KiB", "1GB", "1000" (bytes) -> bytes. InvalidArgument naming `option` and the
 // value for anything else, zero, or an overflow.

@@ -109,5 +109,36 @@ TEST(LoadOptionsTest, RefusesANonAsciiDelimiterAndANullThatIsNotUtf8) {
   EXPECT_TRUE(ValidateLoadOptions(o));
 }
 
+// Transforms: what would be ignored is refused, naming the option.
+TEST(LoadOptionsTest, TransformOptions) {
+  LoadOptions o = Valid();
+  EXPECT_TRUE(ValidateLoadOptions(o));
+  auto refused = [](const LoadOptions& bad, std::string_view what) {
+    Status st = ValidateLoadOptions(bad);
+    ASSERT_FALSE(st) << what;
+    EXPECT_EQ(st.error().code, ErrorCode::kInvalidArgument);
+    EXPECT_THAT(st.error().message, HasSubstr(std::string(what)));
+  };
+  o.cpu_workers = 2;
+  refused(o, "--cpu-workers 2: runs transforms at once, and there is no --transform");
+  o.cpu_workers = 1;
+  o.transform_timeout = std::chrono::milliseconds(5);
+  refused(o, "--transform-timeout: there is no --transform");
+  o.transform = "cat";
+  EXPECT_TRUE(ValidateLoadOptions(o));
+  o.cpu_workers = 0;
+  refused(o, "--cpu-workers 0: must be between 1 and 256");
+  o.cpu_workers = 257;
+  refused(o, "--cpu-workers 257");
+  o.cpu_workers = 3;
+  o.transform_timeout = std::chrono::milliseconds(-1);
+  refused(o, "--transform-timeout: must not be negative");
+  o.transform_timeout = std::chrono::milliseconds(0);
+  o.transform = "  \t";
+  refused(o, "--transform: an empty command");
+  o.transform = "cat \xff";
+  refused(o, "--transform 'cat \\xff': not valid UTF-8");
+}
+
 }  // namespace
 }  // namespace forklift::load

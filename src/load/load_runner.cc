@@ -21,9 +21,11 @@
 #include "journal/journal.h"
 #include "load/chunk_queue.h"
 #include "load/chunker.h"
+#include "load/command_transform.h"
 #include "load/dead_letter_file.h"
 #include "load/load_id.h"
 #include "load/load_progress.h"
+#include "load/transform_stage.h"
 #include "sinks/pg_dsn.h"
 #include "sinks/sink.h"
 #include "sources/byte_source.h"
@@ -352,6 +354,7 @@ nlohmann::json ConfigJson(const LoadOptions& o, const sinks::TargetAddress& addr
       {"null", o.null_string},
       {"chunk_rows", o.chunk_rows},
       {"ledger_schema", o.ledger_schema},
+      {"transform", o.transform},
   };
 }
 
@@ -465,10 +468,12 @@ namespace {
 // the key, the writers and the load id.
 struct LoadPlan {
   sinks::TargetAddress address;
-  std::vector<std::string> sources;  // SourceIdentity of each --source, in order
-  std::vector<std::string> header;   // the first file's header (empty with --no-header)
-  std::vector<std::string> columns;
-  std::vector<size_t> key_fields;  // positions of --key among columns
+  std::vector<std::string> sources;       // SourceIdentity of each --source, in order
+  std::vector<std::string> header;        // the first file's header (empty with --no-header)
+  std::vector<std::string> columns;       // the target's (a --transform's output columns)
+  std::vector<std::string> read_columns;  // the input's (columns, but for a --transform)
+  std::optional<CommandTransform> transform;
+  std::vector<size_t> key_fields;  // positions of --key among read_columns (routing)
   bool json_lines = false;         // the sources are JSON Lines (they have no header)
   bool fold_header_case = false;   // PostgreSQL folds unquoted names, SQLite does not
   bool sqlite = false;
@@ -508,7 +513,35 @@ Result<std::vector<std::string>> ReadSameHeader(const LoadOptions& options, bool
   return header;
 }
 
-Result<LoadPlan> PlanLoad(const LoadOptions& options, FILE* err) {
+// --transform: probes the command on the input's header (a command that cannot run fails
+// here, before anything is written) and makes its output columns the target's. Routing
+// stays on the input's key values, so the key must be among both.
+Status PlanTransform(const LoadOptions& options, const std::stop_token& stop, LoadPlan& plan) {
+  if (options.transform.empty()) return {};
+  FORKLIFT_ASSIGN_OR_RETURN(
+      CommandTransform t,
+      CommandTransform::Probe({.command = options.transform,
+                               .timeout = options.transform_timeout,
+                               .delimiter = options.delimiter,
+                               .input_columns = plan.read_columns,
+                               .fold_header_case = plan.fold_header_case,
+                               .max_output_bytes = std::max<size_t>(
+                                   size_t{64} << 20, 4 * static_cast<size_t>(options.chunk_bytes))},
+                              stop));
+  plan.columns = t.output_columns();
+  for (const std::string& k : options.key) {
+    if (std::find(plan.columns.begin(), plan.columns.end(), k) == plan.columns.end()) {
+      return InvalidArgumentError(fmt::format(
+          "--key {}: not among the output columns of --transform ({}); a key must be a column "
+          "of both the input and the output",
+          k, fmt::join(plan.columns, ",")));
+    }
+  }
+  plan.transform = std::move(t);
+  return {};
+}
+
+Result<LoadPlan> PlanLoad(const LoadOptions& options, FILE* err, const std::stop_token& stop) {
   FORKLIFT_RETURN_IF_ERROR(ValidateLoadOptions(options));
   LoadPlan plan;
   FORKLIFT_ASSIGN_OR_RETURN(plan.address, sinks::ParseTargetAddress(options.to));
@@ -543,6 +576,8 @@ Result<LoadPlan> PlanLoad(const LoadOptions& options, FILE* err) {
     }
     plan.key_fields.push_back(static_cast<size_t>(it - plan.columns.begin()));
   }
+  plan.read_columns = plan.columns;
+  FORKLIFT_RETURN_IF_ERROR(PlanTransform(options, stop, plan));
   for (const std::string& src : options.sources) {
     FORKLIFT_ASSIGN_OR_RETURN(auto bs, sources::ByteSource::Open(src));
     plan.total_bytes += bs->file_size();
@@ -652,14 +687,32 @@ void ReadSources(const LoadOptions& options, const LoadPlan& plan, sinks::Target
                        .chunk_bytes = options.chunk_bytes,
                        .delimiter = options.delimiter,
                        .header = options.header && !plan.json_lines,
-                       .columns = plan.columns.size(),
+                       .columns = plan.read_columns.size(),
                        .header_names = plan.header,
                        .fold_header_case = plan.fold_header_case,
                        .max_record_bytes = static_cast<size_t>(options.max_record_bytes),
-                       .column_names = plan.columns,
+                       .column_names = plan.read_columns,
                        .null_string = options.null_string};
   Chunker chunker(copts, &rcounters);
   auto stop = [&] { return shared.stopped() || stops.graceful.stop_requested(); };
+  auto to_queue = [&](Chunk&& chunk) {
+    const size_t q = options.upsert ? static_cast<size_t>(chunk.partition) : 0;
+    queues[q]->Push(std::move(chunk));
+  };
+  // --transform: chunks to write go through the stage, which hands them on in order. A
+  // stop ends the transforms running (their chunks are dropped, as queued ones are).
+  std::stop_source transform_stop;
+  std::stop_callback on_graceful(stops.graceful, [&] { transform_stop.request_stop(); });
+  std::stop_callback on_force(stops.force, [&] { transform_stop.request_stop(); });
+  std::optional<TransformStage> stage;
+  if (plan.transform) {
+    stage.emplace(
+        options.cpu_workers,
+        [&t = *plan.transform, token = transform_stop.get_token()](Chunk&& c) {
+          return t.Apply(std::move(c), token);
+        },
+        to_queue);
+  }
   auto emit = [&](Chunk&& chunk) -> Status {
     if (io.chunk_read) io.chunk_read(chunk);
     FORKLIFT_ASSIGN_OR_RETURN(const LedgerEntry* e, ledger.Find(chunk));
@@ -669,8 +722,8 @@ void ReadSources(const LoadOptions& options, const LoadPlan& plan, sinks::Target
       wcounters.chunks_skipped.fetch_add(1);
       return {};
     }
-    const size_t q = options.upsert ? static_cast<size_t>(chunk.partition) : 0;
-    queues[q]->Push(std::move(chunk));
+    if (stage) return stage->Push(std::move(chunk));
+    to_queue(std::move(chunk));
     return {};
   };
   std::string reading = plan.sources[0];
@@ -679,6 +732,12 @@ void ReadSources(const LoadOptions& options, const LoadPlan& plan, sinks::Target
       if (stop()) break;
       reading = src;
       if (Status st = chunker.ReadFile(src, emit, stop); !st) {
+        shared.Fail(st.error());
+        return;
+      }
+    }
+    if (stage) {
+      if (Status st = stage->Finish(); !st) {
         shared.Fail(st.error());
         return;
       }
@@ -760,7 +819,7 @@ LoadSummary Summarize(const LoadOptions& options, const LoadPlan& plan, const Lo
 Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, LoadIo io) {
   Clock& clock = io.clock ? *io.clock : SystemClock();
   const TimePoint start = clock.Now();
-  FORKLIFT_ASSIGN_OR_RETURN(LoadPlan plan, PlanLoad(options, io.err));
+  FORKLIFT_ASSIGN_OR_RETURN(LoadPlan plan, PlanLoad(options, io.err, stops.graceful));
   const std::string& load_id = plan.spec.load_id;
   FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<sinks::Target> target, OpenTarget(plan, io));
   FORKLIFT_ASSIGN_OR_RETURN(std::vector<LedgerEntry> committed, target->CommittedChunks());
