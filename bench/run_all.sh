@@ -128,6 +128,12 @@ if out=$(FORKLIFT="$build/forklift" "$here/load_query_bench.sh" "${LOAD_REPS:-3}
 else
   status=1
   rows+=("load a query PG->PG, 1M rows|FAILED|||>= 1.0x|see $log")
+echo "== f4. forklift load --transform: cat vs none, --cpu-workers 2 vs 1"
+if out=$(FORKLIFT="$build/forklift" "$here/load_transform_bench.sh" "${LOAD_REPS:-3}" | tee -a "$log" /dev/stderr); then
+  mapfile -t -O "${#rows[@]}" rows < <(sed -n 's/^ROW //p' <<< "$out")
+else
+  status=1
+  rows+=("forklift load --transform|FAILED|||-|see $log")
 fi
 
 echo "== f. forklift load vs psql \\copy, seed_upsert.py, COPY + INSERT..ON CONFLICT, sqlite3 .import"

@@ -12,6 +12,7 @@
 
 #include "cli/commands.h"
 #include "cli/signal_thread.h"
+#include "core/duration_parse.h"
 #include "journal/journal.h"
 #include "load/dead_letter_file.h"
 #include "load/dlq_retry.h"
@@ -122,6 +123,23 @@ int LoadCommand(const std::vector<std::string>& args) {
       ->check(CLI::IsMember({"csv", "jsonl"}))
       ->group(input);
 
+  // Transforms (load/command_transform.h, docs/load.md "Transforms").
+  const std::string transforms = "Transforms";
+  std::string transform_timeout;
+  app.add_option("--transform", o.transform,
+                 "pass each chunk through this command (run by /bin/sh -c): CSV with a header "
+                 "on its stdin, CSV with a header naming the target's columns on its stdout; a "
+                 "chunk whose command fails, times out or writes malformed CSV is dead-lettered")
+      ->group(transforms);
+  app.add_option("--cpu-workers", o.cpu_workers,
+                 "transforms running at once (default 1); chunks still commit in input order "
+                 "per partition")
+      ->check(CLI::Range(1, 256))
+      ->group(transforms);
+  app.add_option("--transform-timeout", transform_timeout,
+                 "per chunk, e.g. 30s or 2m (default: none); the command's process group then "
+                 "gets SIGTERM, then SIGKILL")
+      ->group(transforms);
   app.footer(load::kExitStatusHelp);
   if (int rc = ParseCli(app, args); rc >= 0) return rc;
 
@@ -157,6 +175,17 @@ int LoadCommand(const std::vector<std::string>& args) {
     auto c = load::ParseNameList(columns, "--columns");
     if (!c) return fail(c.error());
     o.columns = *c;
+  }
+  if (!transform_timeout.empty()) {
+    auto t = core::ParseDuration(transform_timeout, core::BareNumber::kSeconds);
+    if (!t) return fail(Error{t.error().code, "--transform-timeout: " + t.error().message});
+    o.transform_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(*t);
+    if (o.transform_timeout.count() == 0) {
+      return fail(Error{ErrorCode::kInvalidArgument,
+                        fmt::format("--transform-timeout {}: must be at least 1ms (leave it "
+                                    "out for none)",
+                                    transform_timeout)});
+    }
   }
   auto d = load::ParseDelimiter(delimiter);
   if (!d) return fail(d.error());

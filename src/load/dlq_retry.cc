@@ -56,6 +56,15 @@ Result<RecordedTarget> ReadRecordedTarget(journal::Journal& journal,
         fmt::format("load '{}' has no recorded configuration to retry with", load_id));
   }
   const nlohmann::json& c = summary["config"];
+  // Its letters hold input rows (of chunks whose transform failed) beside output rows
+  // (refused by the database), and retry does not run the transform: loading the first
+  // kind as they are would store untransformed rows.
+  if (const std::string transform = c.value("transform", std::string()); !transform.empty()) {
+    return InvalidArgumentError(fmt::format(
+        "load '{}' ran --transform '{}': its dead letters cannot be retried as they are (see "
+        "forklift dlq show {}); fix them and load them with forklift load",
+        load_id, transform, load_id));
+  }
   std::string target = to;
   if (target.empty()) {
     if (c.value("needs_password", false)) {

@@ -34,6 +34,19 @@ std::string CanonicalPart(std::string_view part) {
   return out + '"';
 }
 
+// What changes the rows a load writes beyond its source, target and chunking: each part is
+// added only when set, so the ids of loads without them stay as they were.
+template <typename Add>
+void AddVariants(const LoadOptions& o, const Add& add) {
+  if (o.insert_ignore) add("insert-ignore");
+  if (o.truncate) add("truncate");
+  if (o.replace) add("replace");
+  if (!o.transform.empty()) {  // another transform writes other rows: another load
+    add("transform");
+    add(o.transform);
+  }
+}
+
 }  // namespace
 
 std::string SourceIdentity(const std::string& path) {
@@ -81,10 +94,7 @@ Result<std::string> ComputeLoadId(const LoadOptions& o, const std::string& targe
   add(std::to_string(o.chunk_rows));
   add(std::to_string(o.chunk_bytes));
   add(std::to_string(partitions));
-  // Table lifecycle and dialect: only when not the default, so earlier load ids stay.
-  if (o.insert_ignore) add("insert-ignore");
-  if (o.truncate) add("truncate");
-  if (o.replace) add("replace");
+  AddVariants(o, add);
   return "load-" + h.Hex();
 }
 
@@ -114,6 +124,7 @@ Result<std::string> ComputeQueryLoadId(const LoadOptions& o, const std::string& 
   add(std::to_string(o.chunk_rows));
   add(std::to_string(o.chunk_bytes));
   add(std::to_string(partitions));
+  AddVariants(o, add);
   return "load-" + h.Hex();
 }
 

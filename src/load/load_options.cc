@@ -107,6 +107,35 @@ Status ValidateLoadOptions(const LoadOptions& o) {
                                             Escaped(o.null_string),
                                             sources::Utf8ErrorReason(o.null_string)));
   }
+  return ValidateTransformOptions(o);
+}
+
+Status ValidateTransformOptions(const LoadOptions& o) {
+  if (o.cpu_workers < 1 || o.cpu_workers > 256) {
+    return InvalidArgumentError(
+        fmt::format("--cpu-workers {}: must be between 1 and 256", o.cpu_workers));
+  }
+  if (o.transform_timeout.count() < 0) {
+    return InvalidArgumentError("--transform-timeout: must not be negative");
+  }
+  if (o.transform.empty()) {
+    if (o.cpu_workers != 1) {
+      return InvalidArgumentError(fmt::format(
+          "--cpu-workers {}: runs transforms at once, and there is no --transform", o.cpu_workers));
+    }
+    if (o.transform_timeout.count() != 0) {
+      return InvalidArgumentError("--transform-timeout: there is no --transform to time");
+    }
+    return {};
+  }
+  if (o.transform.find_first_not_of(" \t\r\n") == std::string::npos) {
+    return InvalidArgumentError("--transform: an empty command");
+  }
+  if (!sources::IsValidUtf8(o.transform)) {
+    return InvalidArgumentError(fmt::format("--transform '{}': not valid UTF-8 ({})",
+                                            Escaped(o.transform),
+                                            sources::Utf8ErrorReason(o.transform)));
+  }
   return {};
 }
 
@@ -141,6 +170,10 @@ Status ValidateQuerySourceOptions(const LoadOptions& o) {
   }
   if (!o.null_string.empty()) {
     return InvalidArgumentError("--null: a --query result's NULL is SQL NULL (no --null)");
+  }
+  if (!o.format.empty()) {
+    return InvalidArgumentError(
+        fmt::format("--format {}: a --query result is read as forklift writes it", o.format));
   }
   if (o.partitions < 1 || o.partitions > 64) {
     return InvalidArgumentError(

@@ -55,6 +55,10 @@ struct LoadOptions {
   // --format csv|jsonl: the sources' format; "" = by each name (.jsonl, .ndjson: JSON
   // Lines). Needed for '-' (stdin).
   std::string format;
+  // Transforms (load/command_transform.h): each chunk through a command before it is written.
+  std::string transform;                           // --transform: run by /bin/sh -c; "" = none
+  int cpu_workers = 1;                             // --cpu-workers: transforms at once, >= 1
+  std::chrono::milliseconds transform_timeout{0};  // --transform-timeout per chunk; 0 = none
 };
 
 // Table lifecycle and dialect
@@ -85,7 +89,8 @@ Status ValidateStdinOptions(const LoadOptions& options);
 // --key without upsert, a key not
 // among --columns, a delimiter that is '"', CR, LF or not ASCII, a --null that holds the
 // delimiter, a quote, CR or LF or is not valid UTF-8, duplicate column names,
-// --max-errors < 0; and ValidateLifecycleOptions's.
+// --max-errors < 0; and what ValidateQuerySourceOptions, ValidateLifecycleOptions,
+// ValidateStdinOptions and ValidateTransformOptions refuse.
 Status ValidateLoadOptions(const LoadOptions& options);
 
 // The query source options' part of ValidateLoadOptions (which calls it first):
@@ -96,6 +101,12 @@ Status ValidateLoadOptions(const LoadOptions& options);
 // its own header and CSV), --mode upsert --resume-key whose --key lacks a resume-key
 // column, a --query that is empty or not valid UTF-8.
 Status ValidateQuerySourceOptions(const LoadOptions& options);
+
+// InvalidArgument naming the option: --cpu-workers < 1 or > 256, --cpu-workers or
+// --transform-timeout without --transform (they would be ignored), a negative
+// --transform-timeout, a --transform that is blank or not valid UTF-8 (the journal keeps
+// it as JSON text).
+Status ValidateTransformOptions(const LoadOptions& options);
 
 // "4MiB", "512KiB", "1GB", "1000" (bytes) -> bytes. InvalidArgument naming `option` and the
 // value for anything else, zero, or an overflow.

@@ -21,11 +21,13 @@
 #include "journal/journal.h"
 #include "load/chunk_queue.h"
 #include "load/chunker.h"
+#include "load/command_transform.h"
 #include "load/dead_letter_file.h"
 #include "load/key_resume.h"
 #include "load/load_id.h"
 #include "load/load_progress.h"
 #include "load/query_reader.h"
+#include "load/transform_stage.h"
 #include "sinks/pg_dsn.h"
 #include "sinks/query_source.h"
 #include "sinks/sink.h"
@@ -397,6 +399,7 @@ nlohmann::json ConfigJson(const LoadOptions& o, const sinks::TargetAddress& addr
       {"lifecycle", o.replace    ? "replace"
                     : o.truncate ? "truncate"
                                  : "append"},
+      {"transform", o.transform},
   };
 }
 
@@ -515,10 +518,12 @@ namespace {
 // the key, the writers and the load id.
 struct LoadPlan {
   sinks::TargetAddress address;
-  std::vector<std::string> sources;  // SourceIdentity of each --source, in order
-  std::vector<std::string> header;   // the first file's header (empty with --no-header)
-  std::vector<std::string> columns;
-  std::vector<size_t> key_fields;  // positions of --key among columns
+  std::vector<std::string> sources;       // SourceIdentity of each --source, in order
+  std::vector<std::string> header;        // the first file's header (empty with --no-header)
+  std::vector<std::string> columns;       // the target's (a --transform's output columns)
+  std::vector<std::string> read_columns;  // the input's (columns, but for a --transform)
+  std::optional<CommandTransform> transform;
+  std::vector<size_t> key_fields;  // positions of --key among read_columns (routing)
   bool json_lines = false;         // the sources are JSON Lines (they have no header)
   bool fold_header_case = false;   // PostgreSQL folds unquoted names, SQLite does not
   bool sqlite = false;
@@ -567,12 +572,23 @@ Result<std::vector<std::string>> ReadSameHeader(const LoadOptions& options, bool
   return header;
 }
 
+// Table lifecycle and dialect: what the target does before the first chunk and with
+// duplicates, for file and query loads alike.
+void ApplyLifecycle(const LoadOptions& options, sinks::TableSpec& spec) {
+  spec.lifecycle = options.replace    ? sinks::TableSpec::Lifecycle::kReplace
+                   : options.truncate ? sinks::TableSpec::Lifecycle::kTruncate
+                                      : sinks::TableSpec::Lifecycle::kAppend;
+  spec.ignore_duplicates = options.insert_ignore;
+}
+
+Status PlanTransform(const LoadOptions& options, const std::stop_token& stop, LoadPlan& plan);
+
 // ---- Query sources ----------------------------------------------------------------
 
 // The plan of a --from/--query load: the result's columns (described, not run) stand for
 // a file's header. Everything wrong with the query, its key or its partitioning is found
 // here, before anything is written.
-Result<LoadPlan> PlanQueryLoad(const LoadOptions& options) {
+Result<LoadPlan> PlanQueryLoad(const LoadOptions& options, const std::stop_token& stop) {
   LoadPlan plan;
   plan.query = true;
   FORKLIFT_ASSIGN_OR_RETURN(plan.address, sinks::ParseTargetAddress(options.to));
@@ -631,6 +647,8 @@ Result<LoadPlan> PlanQueryLoad(const LoadOptions& options) {
     }
     plan.key_fields.push_back(static_cast<size_t>(it - plan.columns.begin()));
   }
+  plan.read_columns = plan.columns;
+  FORKLIFT_RETURN_IF_ERROR(PlanTransform(options, stop, plan));
   plan.sources = {QuerySourceName(0, 1)};
   plan.sqlite = plan.address.kind == sinks::TargetAddress::Kind::kSqlite;
   plan.workers = options.workers > 0 ? options.workers : (plan.sqlite ? 1 : 4);
@@ -656,6 +674,7 @@ Result<LoadPlan> PlanQueryLoad(const LoadOptions& options) {
                                .load_id = std::move(load_id),
                                .ledger_schema = options.ledger_schema,
                                .ledger_last_key = !options.resume_key.empty()};
+  ApplyLifecycle(options, plan.spec);
   return plan;
 }
 
@@ -724,15 +743,37 @@ void ReadQuerySources(const LoadOptions& options, const LoadPlan& plan, sinks::T
                               .chunk_bytes = options.chunk_bytes,
                               .delimiter = ',',
                               .header = true,
-                              .columns = plan.columns.size(),
+                              .columns = plan.read_columns.size(),
                               .max_record_bytes = static_cast<size_t>(options.max_record_bytes),
-                              .column_names = plan.columns};
+                              .column_names = plan.read_columns};
+  auto to_queue = [&](Chunk&& chunk) {
+    const size_t q = routed ? static_cast<size_t>(chunk.partition) : 0;
+    queues[q]->Push(std::move(chunk));
+  };
+  // --transform: as for files (ReadSources). The partitions' threads take turns at the
+  // stage, which has one pusher; each partition's chunks keep their order through it.
+  std::stop_source transform_stop;
+  std::stop_callback on_graceful(stops.graceful, [&] { transform_stop.request_stop(); });
+  std::stop_callback on_force(stops.force, [&] { transform_stop.request_stop(); });
+  std::optional<TransformStage> stage;
+  std::mutex stage_mu;
+  if (plan.transform) {
+    stage.emplace(
+        options.cpu_workers,
+        [&t = *plan.transform, token = transform_stop.get_token()](Chunk&& c) {
+          return t.Apply(std::move(c), token);
+        },
+        to_queue);
+  }
   std::mutex skipped_mu;
   QueryReadHooks hooks{.stop = [&] { return shared.stopped() || stops.graceful.stop_requested(); },
                        .push =
                            [&](Chunk&& chunk) {
-                             const size_t q = routed ? static_cast<size_t>(chunk.partition) : 0;
-                             queues[q]->Push(std::move(chunk));
+                             if (!stage) return to_queue(std::move(chunk));
+                             std::lock_guard lock(stage_mu);
+                             if (Status st = stage->Push(std::move(chunk)); !st) {
+                               shared.Fail(st.error());
+                             }
                            },
                        .skipped =
                            [&](const LedgerEntry& e) {
@@ -744,6 +785,9 @@ void ReadQuerySources(const LoadOptions& options, const LoadPlan& plan, sinks::T
                        .chunk_read = io.chunk_read};
   try {
     if (Status st = ReadQuery(qp, &rcounters, hooks); !st) shared.Fail(st.error());
+    if (stage) {
+      if (Status st = stage->Finish(); !st) shared.Fail(st.error());
+    }
   } catch (const std::exception& e) {
     shared.Fail(Error{ErrorCode::kInternal,
                       fmt::format("reading the query: stopped by an exception: {}", e.what())});
@@ -761,9 +805,37 @@ void CountQueryPrefix(const LoadPlan& plan, WriteCounters& wcounters, uint64_t& 
 
 // ---- Files --------------------------------------------------------------------------
 
-Result<LoadPlan> PlanLoad(const LoadOptions& options, FILE* err) {
+// --transform: probes the command on the input's header (a command that cannot run fails
+// here, before anything is written) and makes its output columns the target's. Routing
+// stays on the input's key values, so the key must be among both.
+Status PlanTransform(const LoadOptions& options, const std::stop_token& stop, LoadPlan& plan) {
+  if (options.transform.empty()) return {};
+  FORKLIFT_ASSIGN_OR_RETURN(
+      CommandTransform t,
+      CommandTransform::Probe({.command = options.transform,
+                               .timeout = options.transform_timeout,
+                               .delimiter = options.delimiter,
+                               .input_columns = plan.read_columns,
+                               .fold_header_case = plan.fold_header_case,
+                               .max_output_bytes = std::max<size_t>(
+                                   size_t{64} << 20, 4 * static_cast<size_t>(options.chunk_bytes))},
+                              stop));
+  plan.columns = t.output_columns();
+  for (const std::string& k : options.key) {
+    if (std::find(plan.columns.begin(), plan.columns.end(), k) == plan.columns.end()) {
+      return InvalidArgumentError(fmt::format(
+          "--key {}: not among the output columns of --transform ({}); a key must be a column "
+          "of both the input and the output",
+          k, fmt::join(plan.columns, ",")));
+    }
+  }
+  plan.transform = std::move(t);
+  return {};
+}
+
+Result<LoadPlan> PlanLoad(const LoadOptions& options, FILE* err, const std::stop_token& stop) {
   FORKLIFT_RETURN_IF_ERROR(ValidateLoadOptions(options));
-  if (!options.query.empty()) return PlanQueryLoad(options);
+  if (!options.query.empty()) return PlanQueryLoad(options, stop);
   LoadPlan plan;
   FORKLIFT_ASSIGN_OR_RETURN(plan.address, sinks::ParseTargetAddress(options.to));
   FORKLIFT_ASSIGN_OR_RETURN(auto qualified, sinks::ParseQualifiedName(options.table));
@@ -798,6 +870,8 @@ Result<LoadPlan> PlanLoad(const LoadOptions& options, FILE* err) {
     }
     plan.key_fields.push_back(static_cast<size_t>(it - plan.columns.begin()));
   }
+  plan.read_columns = plan.columns;
+  FORKLIFT_RETURN_IF_ERROR(PlanTransform(options, stop, plan));
   for (const std::string& src : options.sources) {
     if (src == "-") continue;  // opening stdin reads its first bytes: the chunker's
     FORKLIFT_ASSIGN_OR_RETURN(auto bs, sources::ByteSource::Open(src));
@@ -826,11 +900,7 @@ Result<LoadPlan> PlanLoad(const LoadOptions& options, FILE* err) {
                                .null_string = options.null_string,
                                .load_id = std::move(load_id),
                                .ledger_schema = options.ledger_schema};
-  // Table lifecycle and dialect
-  plan.spec.lifecycle = options.replace    ? sinks::TableSpec::Lifecycle::kReplace
-                        : options.truncate ? sinks::TableSpec::Lifecycle::kTruncate
-                                           : sinks::TableSpec::Lifecycle::kAppend;
-  plan.spec.ignore_duplicates = options.insert_ignore;
+  ApplyLifecycle(options, plan.spec);
   return plan;
 }
 
@@ -914,15 +984,33 @@ void ReadSources(const LoadOptions& options, const LoadPlan& plan, sinks::Target
                        .chunk_bytes = options.chunk_bytes,
                        .delimiter = options.delimiter,
                        .header = options.header && !plan.json_lines,
-                       .columns = plan.columns.size(),
+                       .columns = plan.read_columns.size(),
                        .header_names = plan.header,
                        .fold_header_case = plan.fold_header_case,
                        .max_record_bytes = static_cast<size_t>(options.max_record_bytes),
-                       .column_names = plan.columns,
+                       .column_names = plan.read_columns,
                        .null_string = options.null_string};
   if (!options.format.empty()) copts.json_lines = plan.json_lines;  // --format
   Chunker chunker(copts, &rcounters);
   auto stop = [&] { return shared.stopped() || stops.graceful.stop_requested(); };
+  auto to_queue = [&](Chunk&& chunk) {
+    const size_t q = options.upsert ? static_cast<size_t>(chunk.partition) : 0;
+    queues[q]->Push(std::move(chunk));
+  };
+  // --transform: chunks to write go through the stage, which hands them on in order. A
+  // stop ends the transforms running (their chunks are dropped, as queued ones are).
+  std::stop_source transform_stop;
+  std::stop_callback on_graceful(stops.graceful, [&] { transform_stop.request_stop(); });
+  std::stop_callback on_force(stops.force, [&] { transform_stop.request_stop(); });
+  std::optional<TransformStage> stage;
+  if (plan.transform) {
+    stage.emplace(
+        options.cpu_workers,
+        [&t = *plan.transform, token = transform_stop.get_token()](Chunk&& c) {
+          return t.Apply(std::move(c), token);
+        },
+        to_queue);
+  }
   auto emit = [&](Chunk&& chunk) -> Status {
     if (io.chunk_read) io.chunk_read(chunk);
     FORKLIFT_ASSIGN_OR_RETURN(const LedgerEntry* e, ledger.Find(chunk));
@@ -932,8 +1020,8 @@ void ReadSources(const LoadOptions& options, const LoadPlan& plan, sinks::Target
       wcounters.chunks_skipped.fetch_add(1);
       return {};
     }
-    const size_t q = options.upsert ? static_cast<size_t>(chunk.partition) : 0;
-    queues[q]->Push(std::move(chunk));
+    if (stage) return stage->Push(std::move(chunk));
+    to_queue(std::move(chunk));
     return {};
   };
   std::string reading = plan.sources[0];
@@ -942,6 +1030,12 @@ void ReadSources(const LoadOptions& options, const LoadPlan& plan, sinks::Target
       if (stop()) break;
       reading = src;
       if (Status st = chunker.ReadFile(src, emit, stop); !st) {
+        shared.Fail(st.error());
+        return;
+      }
+    }
+    if (stage) {
+      if (Status st = stage->Finish(); !st) {
         shared.Fail(st.error());
         return;
       }
@@ -1025,7 +1119,7 @@ LoadSummary Summarize(const LoadOptions& options, const LoadPlan& plan, const Lo
 Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, LoadIo io) {
   Clock& clock = io.clock ? *io.clock : SystemClock();
   const TimePoint start = clock.Now();
-  FORKLIFT_ASSIGN_OR_RETURN(LoadPlan plan, PlanLoad(options, io.err));
+  FORKLIFT_ASSIGN_OR_RETURN(LoadPlan plan, PlanLoad(options, io.err, stops.graceful));
   const std::string& load_id = plan.spec.load_id;
   FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<sinks::Target> target, OpenTarget(plan, io));
   FORKLIFT_ASSIGN_OR_RETURN(std::vector<LedgerEntry> committed, target->CommittedChunks());
