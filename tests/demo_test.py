@@ -2,7 +2,8 @@
 """`make demo` end to end (scripts/demo.sh over examples/nightly/flow.toml), on a small
 market (NIGHTLY_SYMBOLS=30 per exchange, NIGHTLY_DAYS=120): every task's state and the
 run's exit status, the tables, the summary and the HTML report the on_finish hook writes,
-and a second run that loads nothing twice.
+and a second run that loads nothing twice. DemoPgTest runs the same flow against the
+fixture's PostgreSQL (FORKLIFT_PG): the same states, tables and resume.
 
 Environment: FORKLIFT and FORKLIFT_SCAN, the two programs under test."""
 import json
@@ -15,10 +16,12 @@ import sys
 import tempfile
 import unittest
 
+from pg_fixture import PgServer
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEMO = os.path.join(HERE, "..", "scripts", "demo.sh")
 SYMBOLS, DAYS = 30, 120
-TASKS = ["init_db", "schema", "scrape_prices", "scrape_fred", "scrape_news", "reshape_fred",
+TASKS = ["init_db", "schema", "scrape_prices", "scrape_fred", "scrape_news",
          "load_prices", "load_macro", "scan", "daily_stats", "index", "analyze", "vacuum"]
 
 
@@ -35,6 +38,10 @@ def task_states(out):
 
 class DemoTest(unittest.TestCase):
     @classmethod
+    def extra_env(cls):
+        return {}
+
+    @classmethod
     def setUpClass(cls):
         # demo.sh wants a build directory holding both programs: links to the real ones.
         cls.build = tempfile.mkdtemp(prefix="forklift-demo-")
@@ -43,7 +50,7 @@ class DemoTest(unittest.TestCase):
         cls.demo = os.path.join(cls.build, "demo", "nightly")
         # One night for both runs, even one that crosses midnight.
         cls.env = dict(os.environ, NIGHTLY_SYMBOLS=str(SYMBOLS), NIGHTLY_DAYS=str(DAYS),
-                       NIGHTLY_DATE="2026-12-01")
+                       NIGHTLY_DATE="2026-12-01", **cls.extra_env())
         cls.first = cls.run_demo()
         cls.second = cls.run_demo()
 
@@ -72,16 +79,22 @@ class DemoTest(unittest.TestCase):
         self.assertEqual(set(states.values()), {"succeeded"}, states)
         self.assertIn("foreach scrape_prices: 4/4 items succeeded", p.stdout)
 
-    def test_the_tables_hold_the_scraped_market_once(self):
+    INDEX_QUERY = ("select count(*) from sqlite_master where type = 'index' "
+                   "and name = 'candles_by_date'")
+
+    def query(self, sql):
+        """The one row `sql` returns, from the market database."""
         db = sqlite3.connect(os.path.join(self.demo, "market.db"))
         try:
-            candles = db.execute("select count(*), count(distinct symbol) from candles").fetchone()
-            macro = db.execute("select count(*), count(distinct series) from macro").fetchone()
-            stats = db.execute("select count(*), sum(symbols) from daily_stats").fetchone()
-            index = db.execute("select count(*) from sqlite_master where type = 'index' "
-                               "and name = 'candles_by_date'").fetchone()
+            return db.execute(sql).fetchone()
         finally:
             db.close()
+
+    def test_the_tables_hold_the_scraped_market_once(self):
+        candles = self.query("select count(*), count(distinct symbol) from candles")
+        macro = self.query("select count(*), count(distinct series) from macro")
+        stats = self.query("select count(*), sum(symbols) from daily_stats")
+        index = self.query(self.INDEX_QUERY)
         self.assertEqual(candles, (4 * SYMBOLS * DAYS, 4 * SYMBOLS))
         self.assertEqual(macro, (3 * DAYS, 3))  # the reshaped wide file: 3 series a day
         self.assertEqual(stats, (DAYS, 4 * SYMBOLS * DAYS))
@@ -110,6 +123,32 @@ class DemoTest(unittest.TestCase):
         self.assertIn(f"0 loaded, {4 * SYMBOLS * DAYS} already loaded", summary)
         runs = [d for d in os.listdir(os.path.join(self.demo, "logs")) if d.startswith("nightly-")]
         self.assertEqual(len(runs), 2)
+
+
+class DemoPgTest(DemoTest):
+    """The same night with FORKLIFT_PG naming the fixture's PostgreSQL: the loads, the SQL
+    phase and the summary go to the server; the scan streams the candles out first."""
+    INDEX_QUERY = "select count(*) from pg_indexes where indexname = 'candles_by_date'"
+
+    @classmethod
+    def extra_env(cls):
+        cls.pg = PgServer()
+        cls.pg.__enter__()
+        return {"FORKLIFT_PG": cls.pg.dsn()}
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        cls.pg.close()
+
+    def query(self, sql):
+        out = self.pg.sql(sql).strip()
+        return tuple(int(float(v)) for v in out.split("\t"))
+
+    def test_the_market_is_on_the_server_not_in_a_file(self):
+        self.assertFalse(os.path.exists(os.path.join(self.demo, "market.db")) and
+                         os.path.getsize(os.path.join(self.demo, "market.db")) > 0)
+        self.assertIn("PostgreSQL: ", self.first[2])
 
 
 if __name__ == "__main__":

@@ -806,8 +806,8 @@ void CountQueryPrefix(const LoadPlan& plan, WriteCounters& wcounters, uint64_t& 
 // ---- Files --------------------------------------------------------------------------
 
 // --transform: probes the command on the input's header (a command that cannot run fails
-// here, before anything is written) and makes its output columns the target's. Routing
-// stays on the input's key values, so the key must be among both.
+// here, before anything is written) and makes its output columns the target's. The key
+// must be among the output's columns (routing reads it in the input where it is there).
 Status PlanTransform(const LoadOptions& options, const std::stop_token& stop, LoadPlan& plan) {
   if (options.transform.empty()) return {};
   FORKLIFT_ASSIGN_OR_RETURN(
@@ -824,8 +824,8 @@ Status PlanTransform(const LoadOptions& options, const std::stop_token& stop, Lo
   for (const std::string& k : options.key) {
     if (std::find(plan.columns.begin(), plan.columns.end(), k) == plan.columns.end()) {
       return InvalidArgumentError(fmt::format(
-          "--key {}: not among the output columns of --transform ({}); a key must be a column "
-          "of both the input and the output",
+          "--key {}: not among the output columns of --transform ({}): the rows written must "
+          "have the key",
           k, fmt::join(plan.columns, ",")));
     }
   }
@@ -862,14 +862,23 @@ Result<LoadPlan> PlanLoad(const LoadOptions& options, FILE* err, const std::stop
     FORKLIFT_ASSIGN_OR_RETURN(
         plan.columns, sinks::ReadTableColumns(plan.address, qualified.first, qualified.second));
   }
+  // Routing by key reads the key's values in the input. A --transform may make the key
+  // (a re-shape's output has columns its input lacks): its chunks are then not routed, and
+  // one writer applies them all in input order, so no two connections apply one key.
+  bool routed_by_input = true;
   for (const std::string& k : options.key) {
     auto it = std::find(plan.columns.begin(), plan.columns.end(), k);
     if (it == plan.columns.end()) {
+      if (!options.transform.empty()) {
+        routed_by_input = false;
+        continue;
+      }
       return InvalidArgumentError(fmt::format("--key {}: not among the input's columns ({})", k,
                                               fmt::join(plan.columns, ",")));
     }
     plan.key_fields.push_back(static_cast<size_t>(it - plan.columns.begin()));
   }
+  if (!routed_by_input) plan.key_fields.clear();
   plan.read_columns = plan.columns;
   FORKLIFT_RETURN_IF_ERROR(PlanTransform(options, stop, plan));
   for (const std::string& src : options.sources) {
@@ -885,7 +894,13 @@ Result<LoadPlan> PlanLoad(const LoadOptions& options, FILE* err, const std::stop
         fmt::format("--workers {}: an SQLite target takes one writer at a time (use --workers 1)",
                     plan.workers));
   }
-  plan.partitions = options.upsert ? plan.workers : 1;
+  plan.partitions = options.upsert && routed_by_input ? plan.workers : 1;
+  if (!routed_by_input && plan.workers > 1 && err) {
+    fmt::print(err,
+               "forklift load: note: --key {} is among the --transform's output columns, not "
+               "the input's: one writer applies the chunks, in input order (of --workers {})\n",
+               fmt::join(options.key, ","), plan.workers);
+  }
   std::string load_id = options.load_id;
   if (load_id.empty()) {
     FORKLIFT_ASSIGN_OR_RETURN(
