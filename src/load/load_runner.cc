@@ -535,7 +535,26 @@ struct LoadPlan {
   // ledger is read (PlanQueryResume).
   bool query = false;
   QueryReadPlan query_plan;
+  // The C++ pipeline's source and transform (LoadExtension), when set; else nullptr.
+  const LoadExtension* ext = nullptr;
 };
+
+// The chunk function of the transform stage: --transform's command or the pipeline's
+// function; empty when the load has neither.
+TransformStage::Transform StageFunction(const LoadPlan& plan, std::stop_token token) {
+  if (plan.transform) {
+    return [&t = *plan.transform, token = std::move(token)](Chunk&& c) {
+      return t.Apply(std::move(c), token);
+    };
+  }
+  if (plan.ext && plan.ext->transform) return plan.ext->transform;
+  return {};
+}
+
+// How many threads the stage runs: --cpu-workers, or the pipeline's own count.
+int StageWorkers(const LoadOptions& options, const LoadPlan& plan) {
+  return plan.ext && plan.ext->transform ? plan.ext->transform_workers : options.cpu_workers;
+}
 
 // Whether rows go to the writers' queues by a hash of --key (upserts), rather than all
 // through one queue: not for a query resumed by key, whose chunks are slices of one
@@ -588,9 +607,11 @@ Status PlanTransform(const LoadOptions& options, const std::stop_token& stop, Lo
 // The plan of a --from/--query load: the result's columns (described, not run) stand for
 // a file's header. Everything wrong with the query, its key or its partitioning is found
 // here, before anything is written.
-Result<LoadPlan> PlanQueryLoad(const LoadOptions& options, const std::stop_token& stop) {
+Result<LoadPlan> PlanQueryLoad(const LoadOptions& options, const std::stop_token& stop,
+                               const LoadExtension& ext) {
   LoadPlan plan;
   plan.query = true;
+  plan.ext = &ext;
   FORKLIFT_ASSIGN_OR_RETURN(plan.address, sinks::ParseTargetAddress(options.to));
   FORKLIFT_ASSIGN_OR_RETURN(auto qualified, sinks::ParseQualifiedName(options.table));
   sinks::QuerySpec& q = plan.query_plan.spec;
@@ -757,13 +778,8 @@ void ReadQuerySources(const LoadOptions& options, const LoadPlan& plan, sinks::T
   std::stop_callback on_force(stops.force, [&] { transform_stop.request_stop(); });
   std::optional<TransformStage> stage;
   std::mutex stage_mu;
-  if (plan.transform) {
-    stage.emplace(
-        options.cpu_workers,
-        [&t = *plan.transform, token = transform_stop.get_token()](Chunk&& c) {
-          return t.Apply(std::move(c), token);
-        },
-        to_queue);
+  if (TransformStage::Transform fn = StageFunction(plan, transform_stop.get_token())) {
+    stage.emplace(StageWorkers(options, plan), std::move(fn), to_queue);
   }
   std::mutex skipped_mu;
   QueryReadHooks hooks{.stop = [&] { return shared.stopped() || stops.graceful.stop_requested(); },
@@ -809,6 +825,18 @@ void CountQueryPrefix(const LoadPlan& plan, WriteCounters& wcounters, uint64_t& 
 // here, before anything is written) and makes its output columns the target's. The key
 // must be among the output's columns (routing reads it in the input where it is there).
 Status PlanTransform(const LoadOptions& options, const std::stop_token& stop, LoadPlan& plan) {
+  if (plan.ext && plan.ext->transform) {  // the pipeline's function: its columns are given
+    plan.columns = plan.ext->transform_columns;
+    for (const std::string& k : options.key) {
+      if (std::find(plan.columns.begin(), plan.columns.end(), k) == plan.columns.end()) {
+        return InvalidArgumentError(fmt::format(
+            "--key {}: not among the transform's output columns ({}); a key must be a column "
+            "of both the input and the output",
+            k, fmt::join(plan.columns, ",")));
+      }
+    }
+    return {};
+  }
   if (options.transform.empty()) return {};
   FORKLIFT_ASSIGN_OR_RETURN(
       CommandTransform t,
@@ -833,10 +861,27 @@ Status PlanTransform(const LoadOptions& options, const std::stop_token& stop, Lo
   return {};
 }
 
-Result<LoadPlan> PlanLoad(const LoadOptions& options, FILE* err, const std::stop_token& stop) {
+Result<LoadPlan> PlanExtensionLoad(const LoadOptions& options, const LoadExtension& ext,
+                                   const std::stop_token& stop);
+
+Result<LoadPlan> PlanLoad(const LoadOptions& options, FILE* err, const std::stop_token& stop,
+                          const LoadExtension& ext) {
+  if (ext.transform) {
+    if (!options.transform.empty()) {
+      return InvalidArgumentError("a pipeline's transform with --transform: give one of them");
+    }
+    if (ext.transform_columns.empty()) {
+      return InvalidArgumentError("a pipeline's transform needs its output columns");
+    }
+  }
+  if (ext.open_source) return PlanExtensionLoad(options, ext, stop);
   FORKLIFT_RETURN_IF_ERROR(ValidateLoadOptions(options));
-  if (!options.query.empty()) return PlanQueryLoad(options, stop);
+  if (!options.query.empty()) {
+    FORKLIFT_ASSIGN_OR_RETURN(LoadPlan plan, PlanQueryLoad(options, stop, ext));
+    return plan;
+  }
   LoadPlan plan;
+  plan.ext = &ext;
   FORKLIFT_ASSIGN_OR_RETURN(plan.address, sinks::ParseTargetAddress(options.to));
   FORKLIFT_ASSIGN_OR_RETURN(auto qualified, sinks::ParseQualifiedName(options.table));
   for (const std::string& src : options.sources) plan.sources.push_back(SourceIdentity(src));
@@ -905,6 +950,73 @@ Result<LoadPlan> PlanLoad(const LoadOptions& options, FILE* err, const std::stop
   if (load_id.empty()) {
     FORKLIFT_ASSIGN_OR_RETURN(
         load_id, ComputeLoadId(options, plan.address.identity, plan.columns, plan.partitions));
+  }
+  plan.spec = sinks::TableSpec{.schema = qualified.first,
+                               .table = qualified.second,
+                               .columns = plan.columns,
+                               .key = options.key,
+                               .upsert = options.upsert,
+                               .delimiter = options.delimiter,
+                               .null_string = options.null_string,
+                               .load_id = std::move(load_id),
+                               .ledger_schema = options.ledger_schema};
+  ApplyLifecycle(options, plan.spec);
+  return plan;
+}
+
+// The plan of a load from the pipeline's source (LoadExtension::open_source): its columns
+// stand for a file's header, its name for the files.
+Result<LoadPlan> PlanExtensionLoad(const LoadOptions& options, const LoadExtension& ext,
+                                   const std::stop_token& stop) {
+  if (!options.sources.empty() || !options.query.empty() || !options.from.empty()) {
+    return InvalidArgumentError(
+        "a pipeline's source with files or a --query: give one source of rows");
+  }
+  if (ext.source_name.empty() || ext.source_columns.empty()) {
+    return InvalidArgumentError("a pipeline's source needs a name and its columns");
+  }
+  LoadOptions checked = options;  // validated as a load of one source of that name
+  checked.sources = {ext.source_name};
+  FORKLIFT_RETURN_IF_ERROR(ValidateLoadOptions(checked));
+  if (ext.source_name == "-") {
+    return InvalidArgumentError("a pipeline's source cannot be named '-' (stdin's name)");
+  }
+  LoadPlan plan;
+  plan.ext = &ext;
+  FORKLIFT_ASSIGN_OR_RETURN(plan.address, sinks::ParseTargetAddress(options.to));
+  FORKLIFT_ASSIGN_OR_RETURN(auto qualified, sinks::ParseQualifiedName(options.table));
+  plan.sources = {ext.source_name};
+  plan.fold_header_case = plan.address.kind == sinks::TargetAddress::Kind::kPostgres;
+  plan.header = ext.source_columns;
+  plan.columns = options.columns.empty() ? plan.header : options.columns;
+  if (plan.columns.size() != plan.header.size()) {
+    return InvalidArgumentError(fmt::format("--columns {}: {} names for the source's {} columns",
+                                            fmt::join(plan.columns, ","), plan.columns.size(),
+                                            plan.header.size()));
+  }
+  for (const std::string& k : options.key) {
+    auto it = std::find(plan.columns.begin(), plan.columns.end(), k);
+    if (it == plan.columns.end()) {
+      return InvalidArgumentError(fmt::format("--key {}: not among the source's columns ({})", k,
+                                              fmt::join(plan.columns, ",")));
+    }
+    plan.key_fields.push_back(static_cast<size_t>(it - plan.columns.begin()));
+  }
+  plan.read_columns = plan.columns;
+  FORKLIFT_RETURN_IF_ERROR(PlanTransform(options, stop, plan));
+  plan.sqlite = plan.address.kind == sinks::TargetAddress::Kind::kSqlite;
+  plan.workers = options.workers > 0 ? options.workers : (plan.sqlite ? 1 : 4);
+  if (plan.sqlite && plan.workers > 1) {
+    return InvalidArgumentError(
+        fmt::format("--workers {}: an SQLite target takes one writer at a time (use --workers 1)",
+                    plan.workers));
+  }
+  plan.partitions = options.upsert ? plan.workers : 1;
+  std::string load_id = options.load_id;
+  if (load_id.empty()) {
+    FORKLIFT_ASSIGN_OR_RETURN(
+        load_id, ComputeQueryLoadId(options, "pipeline:" + ext.source_name, plan.address.identity,
+                                    plan.columns, plan.partitions));
   }
   plan.spec = sinks::TableSpec{.schema = qualified.first,
                                .table = qualified.second,
@@ -1006,6 +1118,12 @@ void ReadSources(const LoadOptions& options, const LoadPlan& plan, sinks::Target
                        .column_names = plan.read_columns,
                        .null_string = options.null_string};
   if (!options.format.empty()) copts.json_lines = plan.json_lines;  // --format
+  if (plan.ext && plan.ext->open_source) {
+    // The pipeline's source writes its header itself, with the names as given.
+    copts.header = true;
+    copts.header_names.clear();
+    copts.json_lines = false;
+  }
   Chunker chunker(copts, &rcounters);
   auto stop = [&] { return shared.stopped() || stops.graceful.stop_requested(); };
   auto to_queue = [&](Chunk&& chunk) {
@@ -1018,13 +1136,8 @@ void ReadSources(const LoadOptions& options, const LoadPlan& plan, sinks::Target
   std::stop_callback on_graceful(stops.graceful, [&] { transform_stop.request_stop(); });
   std::stop_callback on_force(stops.force, [&] { transform_stop.request_stop(); });
   std::optional<TransformStage> stage;
-  if (plan.transform) {
-    stage.emplace(
-        options.cpu_workers,
-        [&t = *plan.transform, token = transform_stop.get_token()](Chunk&& c) {
-          return t.Apply(std::move(c), token);
-        },
-        to_queue);
+  if (TransformStage::Transform fn = StageFunction(plan, transform_stop.get_token())) {
+    stage.emplace(StageWorkers(options, plan), std::move(fn), to_queue);
   }
   auto emit = [&](Chunk&& chunk) -> Status {
     if (io.chunk_read) io.chunk_read(chunk);
@@ -1041,8 +1154,17 @@ void ReadSources(const LoadOptions& options, const LoadPlan& plan, sinks::Target
   };
   std::string reading = plan.sources[0];
   try {
+    if (plan.ext && plan.ext->open_source) {  // the pipeline's source
+      Result<std::unique_ptr<sources::ByteSource>> source = plan.ext->open_source();
+      Status st = source ? chunker.ReadSource(plan.ext->source_name, std::move(*source), emit, stop)
+                         : Status(tl::unexpected(source.error()));
+      if (!st) {
+        shared.Fail(st.error());
+        return;
+      }
+    }
     for (const std::string& src : plan.sources) {
-      if (stop()) break;
+      if (stop() || (plan.ext && plan.ext->open_source)) break;
       reading = src;
       if (Status st = chunker.ReadFile(src, emit, stop); !st) {
         shared.Fail(st.error());
@@ -1132,9 +1254,14 @@ LoadSummary Summarize(const LoadOptions& options, const LoadPlan& plan, const Lo
 }  // namespace
 
 Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, LoadIo io) {
+  return RunLoad(options, stops, std::move(io), LoadExtension{});
+}
+
+Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, LoadIo io,
+                            const LoadExtension& ext) {
   Clock& clock = io.clock ? *io.clock : SystemClock();
   const TimePoint start = clock.Now();
-  FORKLIFT_ASSIGN_OR_RETURN(LoadPlan plan, PlanLoad(options, io.err, stops.graceful));
+  FORKLIFT_ASSIGN_OR_RETURN(LoadPlan plan, PlanLoad(options, io.err, stops.graceful, ext));
   const std::string& load_id = plan.spec.load_id;
   FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<sinks::Target> target, OpenTarget(plan, io));
   FORKLIFT_ASSIGN_OR_RETURN(std::vector<LedgerEntry> committed, target->CommittedChunks());
@@ -1148,6 +1275,8 @@ Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, 
   }
   FORKLIFT_RETURN_IF_ERROR((*journal)->BeginRun(load_id, "load", sinks::ShownTable(plan.spec)));
   nlohmann::json config = ConfigJson(options, plan.address, plan.columns);
+  if (ext.transform) config["transform"] = "(C++) " + ext.transform_name;
+  if (ext.open_source) config["source"] = ext.source_name;
   if (plan.query) {
     const sinks::TargetAddress& from = plan.query_plan.spec.from;
     config["from"] = from.password.empty() ? options.from : std::string();

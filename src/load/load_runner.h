@@ -18,6 +18,10 @@
 #include "load/load_options.h"
 #include "sinks/sink.h"
 
+namespace forklift::sources {
+class ByteSource;
+}  // namespace forklift::sources
+
 namespace forklift::load {
 
 // What stops a load early: `graceful` reads no further and lets the chunks being written
@@ -94,6 +98,41 @@ struct LoadSummary {
 // as typed, are matched by file name when that path is relative. Not thread-safe with
 // itself on the same io.
 Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, LoadIo io);
+
+// ---- The C++ pipeline's seam (load/pipeline.h) ------------------------------------------
+
+// What the C++ pipeline plugs into RunLoad in place of files and --transform: everything
+// else (planning, the target, the ledger, the writers, dead letters, progress, the
+// summary) is RunLoad's own.
+struct LoadExtension {
+  // A source of CSV (delimiter and null as the options say) that starts with a header
+  // line naming `source_columns`, instead of options.sources, which must then be empty.
+  // `source_name` is what the ledger and dead letters record as the chunks' source. The
+  // load id, when options.load_id is empty, hashes the name instead of files' sizes and
+  // times (ComputeQueryLoadId with it as the source's identity): a rerun under the same
+  // name resumes, and must read the same bytes, or it fails as a changed source.
+  std::string source_name;
+  std::vector<std::string> source_columns;
+  // Called once, on the reading thread, before the first chunk; an error fails the load.
+  std::function<Result<std::unique_ptr<sources::ByteSource>>()> open_source;
+
+  // A chunk function instead of options.transform (which must then be empty): runs on
+  // `transform_workers` threads through the ordered TransformStage; its output columns
+  // are `transform_columns` (the target's), and it must turn its own failures into the
+  // chunk's parse_rejects (TransformStage::Transform). `transform_name` is recorded as
+  // the load's transform (so `dlq retry` refuses its letters, as for --transform).
+  std::function<std::optional<sinks::Chunk>(sinks::Chunk&&)> transform;
+  std::vector<std::string> transform_columns;
+  std::string transform_name;
+  int transform_workers = 1;
+};
+
+// RunLoad with `ext`'s source and transform (either may be unset). Fails as RunLoad, and
+// with InvalidArgument when ext's source is set with options.sources or a --query, when
+// its transform is set with options.transform or without transform_columns, or when a
+// --key is not among the source's and the transform's columns.
+Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, LoadIo io,
+                            const LoadExtension& ext);
 
 }  // namespace forklift::load
 
