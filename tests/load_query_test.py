@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -258,6 +259,36 @@ class QueryLoadTest(unittest.TestCase):
         s, err = self.load_json(*args)
         self.assertEqual(s["rows_loaded"], N_SMALL, err)
         self.assert_same_as_source(t)
+
+    def test_second_sigint_interrupts_a_query_still_computing(self):
+        t = self.target()
+        p = subprocess.Popen([FORKLIFT, "load", "--from", PG.dsn(), "--query",
+                              "select id, sym, day, price, note from src.small, "
+                              "(select pg_sleep(60)) s", "--to", PG.dsn(), "--table", t,
+                              "--journal", self.journal], env=self.env, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.addCleanup(lambda: p.poll() is None and (p.kill(), p.wait()))
+        sleeping = ("select count(*) from pg_stat_activity where application_name = 'forklift' "
+                    "and state = 'active' and query like 'COPY%pg_sleep%'")
+        deadline = time.monotonic() + 30
+        while scalar(sleeping) != "1":
+            self.assertLess(time.monotonic(), deadline, "the source query never started")
+            self.assertIsNone(p.poll())
+            time.sleep(0.02)
+        p.send_signal(signal.SIGINT)
+        first = b""
+        while b"reading no further" not in first:  # signals sent at once may merge into one
+            line = p.stderr.readline()
+            self.assertTrue(line, "forklift ended before taking the first SIGINT")
+            first += line
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=20)  # not the 60 s the query would take
+        self.assertEqual(p.returncode, 128 + signal.SIGINT, err)
+        self.assertIn("cancelled", err.decode())
+        deadline = time.monotonic() + 10
+        while scalar(sleeping) != "0":
+            self.assertLess(time.monotonic(), deadline, "the source query outlived the load")
+            time.sleep(0.02)
 
     # --- bad input ------------------------------------------------------------------------
 

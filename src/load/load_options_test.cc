@@ -170,92 +170,96 @@ TEST(LoadOptionsTest, StdinNeedsALoadIdAFormatAndNoHeaderForCsv) {
   o = Valid();
   o.format = "xml";
   EXPECT_THAT(ValidateLoadOptions(o).error().message, HasSubstr("--format 'xml'"));
-  // Query sources: each option that cannot apply, or lacks its partner, is named.
-  TEST(LoadOptionsTest, QuerySourceOptions) {
-    LoadOptions q = Valid();
-    q.sources.clear();
-    q.from = "sqlite:src.db";
-    q.query = "select 1";
-    EXPECT_TRUE(ValidateLoadOptions(q));
-    auto refused = [](LoadOptions o, const std::string& needle) {
-      Status st = ValidateLoadOptions(o);
-      ASSERT_FALSE(st) << needle;
-      EXPECT_EQ(st.error().code, ErrorCode::kInvalidArgument);
-      EXPECT_THAT(st.error().message, HasSubstr(needle));
-    };
-    LoadOptions o = q;
-    o.from.clear();
-    refused(o, "--query needs --from");
-    o = q;
-    o.query.clear();
-    refused(o, "--from needs --query");
-    o = q;
-    o.sources = {"a.csv"};
-    refused(o, "load one or the other");
-    o = q;
-    o.partitions = 3;
-    refused(o, "--partitions 3 needs --partition-by");
-    o.partitions = 65;
-    o.partition_by = "id";
-    refused(o, "--partitions 65: must be 1 to 64");
-    o = q;
-    o.partition_by = "id";
-    refused(o, "--partition-by id needs --partitions");
-    o = q;
-    o.resume_key = {"id", "id"};
-    refused(o, "--resume-key: 'id' appears twice");
-    o = q;
-    o.header = false;
-    refused(o, "--no-header");
-    o = q;
-    o.delimiter = ';';
-    refused(o, "--delimiter");
-    o = q;
-    o.null_string = "NA";
-    refused(o, "--null");
-    o = q;
-    o.upsert = true;
-    o.key = {"sym"};
-    o.resume_key = {"id"};
-    refused(o, "--key must include every resume-key column");
-    o.key = {"sym", "id"};
-    EXPECT_TRUE(ValidateLoadOptions(o));
-    LoadOptions files = Valid();
-    files.resume_key = {"id"};
-    refused(files, "--resume-key is for --query loads");
-    files = Valid();
-    files.partitions = 2;
-    refused(files, "--partitions is for --query loads");
-    // Transforms: what would be ignored is refused, naming the option.
-    TEST(LoadOptionsTest, TransformOptions) {
-      LoadOptions o = Valid();
-      EXPECT_TRUE(ValidateLoadOptions(o));
-      auto refused = [](const LoadOptions& bad, std::string_view what) {
-        Status st = ValidateLoadOptions(bad);
-        ASSERT_FALSE(st) << what;
-        EXPECT_EQ(st.error().code, ErrorCode::kInvalidArgument);
-        EXPECT_THAT(st.error().message, HasSubstr(std::string(what)));
-      };
-      o.cpu_workers = 2;
-      refused(o, "--cpu-workers 2: runs transforms at once, and there is no --transform");
-      o.cpu_workers = 1;
-      o.transform_timeout = std::chrono::milliseconds(5);
-      refused(o, "--transform-timeout: there is no --transform");
-      o.transform = "cat";
-      EXPECT_TRUE(ValidateLoadOptions(o));
-      o.cpu_workers = 0;
-      refused(o, "--cpu-workers 0: must be between 1 and 256");
-      o.cpu_workers = 257;
-      refused(o, "--cpu-workers 257");
-      o.cpu_workers = 3;
-      o.transform_timeout = std::chrono::milliseconds(-1);
-      refused(o, "--transform-timeout: must not be negative");
-      o.transform_timeout = std::chrono::milliseconds(0);
-      o.transform = "  \t";
-      refused(o, "--transform: an empty command");
-      o.transform = "cat \xff";
-      refused(o, "--transform 'cat \\xff': not valid UTF-8");
-    }
+}
 
-  }  // namespace
+// Query sources: each option that cannot apply, or lacks its partner, is named.
+TEST(LoadOptionsTest, QuerySourceOptions) {
+  LoadOptions q = Valid();
+  q.sources.clear();
+  q.from = "sqlite:src.db";
+  q.query = "select 1";
+  EXPECT_TRUE(ValidateLoadOptions(q));
+  auto refused = [](LoadOptions o, const std::string& needle) {
+    Status st = ValidateLoadOptions(o);
+    ASSERT_FALSE(st) << needle;
+    EXPECT_EQ(st.error().code, ErrorCode::kInvalidArgument);
+    EXPECT_THAT(st.error().message, HasSubstr(needle));
+  };
+  LoadOptions o = q;
+  o.from.clear();
+  refused(o, "--query needs --from");
+  o = q;
+  o.query.clear();
+  refused(o, "--from needs --query");
+  o = q;
+  o.sources = {"a.csv"};
+  refused(o, "load one or the other");
+  o = q;
+  o.partitions = 3;
+  refused(o, "--partitions 3 needs --partition-by");
+  o.partitions = 65;
+  o.partition_by = "id";
+  refused(o, "--partitions 65: must be 1 to 64");
+  o = q;
+  o.partition_by = "id";
+  refused(o, "--partition-by id needs --partitions");
+  o = q;
+  o.resume_key = {"id", "id"};
+  refused(o, "--resume-key: 'id' appears twice");
+  o = q;
+  o.header = false;
+  refused(o, "--no-header");
+  o = q;
+  o.delimiter = ';';
+  refused(o, "--delimiter");
+  o = q;
+  o.null_string = "NA";
+  refused(o, "--null");
+  o = q;
+  o.upsert = true;
+  o.key = {"sym"};
+  o.resume_key = {"id"};
+  refused(o, "--key must include every resume-key column");
+  o.key = {"sym", "id"};
+  EXPECT_TRUE(ValidateLoadOptions(o));
+  LoadOptions files = Valid();
+  files.resume_key = {"id"};
+  refused(files, "--resume-key is for --query loads");
+  files = Valid();
+  files.partitions = 2;
+  refused(files, "--partitions is for --query loads");
+}
+
+// Transforms: what would be ignored is refused, naming the option.
+TEST(LoadOptionsTest, TransformOptions) {
+  LoadOptions o = Valid();
+  EXPECT_TRUE(ValidateLoadOptions(o));
+  auto refused = [](const LoadOptions& bad, std::string_view what) {
+    Status st = ValidateLoadOptions(bad);
+    ASSERT_FALSE(st) << what;
+    EXPECT_EQ(st.error().code, ErrorCode::kInvalidArgument);
+    EXPECT_THAT(st.error().message, HasSubstr(std::string(what)));
+  };
+  o.cpu_workers = 2;
+  refused(o, "--cpu-workers 2: runs transforms at once, and there is no --transform");
+  o.cpu_workers = 1;
+  o.transform_timeout = std::chrono::milliseconds(5);
+  refused(o, "--transform-timeout: there is no --transform");
+  o.transform = "cat";
+  EXPECT_TRUE(ValidateLoadOptions(o));
+  o.cpu_workers = 0;
+  refused(o, "--cpu-workers 0: must be between 1 and 256");
+  o.cpu_workers = 257;
+  refused(o, "--cpu-workers 257");
+  o.cpu_workers = 3;
+  o.transform_timeout = std::chrono::milliseconds(-1);
+  refused(o, "--transform-timeout: must not be negative");
+  o.transform_timeout = std::chrono::milliseconds(0);
+  o.transform = "  \t";
+  refused(o, "--transform: an empty command");
+  o.transform = "cat \xff";
+  refused(o, "--transform 'cat \\xff': not valid UTF-8");
+}
+
+}  // namespace
 }  // namespace forklift::load
