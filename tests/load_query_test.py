@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -225,6 +226,32 @@ class QueryLoadTest(unittest.TestCase):
         self.sigkill_case(["--partition-by", "sym", "--partitions", "2"])
         self.assertEqual(self.ledger("count(distinct source)"), "2")
 
+    def test_a_gap_in_the_ledger_is_read_again_and_later_chunks_verified(self):
+        """What a kill leaves when chunks commit out of order, made exactly: chunks 4 and 7
+        of 10 missing (ledger row and rows), 5, 6, 8 and 9 committed after them."""
+        PG.sql(f"create table {self.schema}.s as select * from src.small")
+        t = self.target()
+        args = ["--from", PG.dsn(), "--query", f"select id, sym, day, price, note from {self.schema}.s",
+                "--to", PG.dsn(), "--table", t, "--chunk-rows", "300", "--resume-key", "id",
+                "--workers", "1"]
+        s, err = self.load_json(*args)
+        self.assertEqual(s["chunks_committed"], 10, err)
+        ledger = f"{self.schema}.forklift_load_chunks"
+        PG.sql(f"delete from {ledger} where chunk in (4, 7); "
+               f"delete from {t} where id between 1201 and 1500 or id between 2101 and 2400")
+        s, err = self.load_json(*args)
+        # Re-read from after chunk 3: 4 and 7 loaded, 5, 6, 8, 9 met again and skipped.
+        self.assertEqual((s["rows_loaded"], s["rows_skipped"], s["chunks_skipped"]),
+                         (600, 2400, 8), err)
+        self.assert_same_as_source(t)
+        self.assertEqual(self.ledger(), "10")
+        # A committed chunk whose rows changed since is not resumed over.
+        PG.sql(f"delete from {ledger} where chunk = 4; delete from {t} where id between 1201 and 1500; "
+               f"update {self.schema}.s set price = price + 1 where id = 1700")
+        rc, out, err = self.load(*args)
+        self.assertEqual(rc, 1, err)
+        self.assertIn("the query's result changed since load committed chunk 5", err)
+
     def test_incremental_rerun_reads_only_new_keys(self):
         PG.sql(f"create table {self.schema}.s as select * from src.small where id <= 1000")
         t = self.target()
@@ -258,6 +285,36 @@ class QueryLoadTest(unittest.TestCase):
         s, err = self.load_json(*args)
         self.assertEqual(s["rows_loaded"], N_SMALL, err)
         self.assert_same_as_source(t)
+
+    def test_second_sigint_interrupts_a_query_still_computing(self):
+        t = self.target()
+        p = subprocess.Popen([FORKLIFT, "load", "--from", PG.dsn(), "--query",
+                              "select id, sym, day, price, note from src.small, "
+                              "(select pg_sleep(60)) s", "--to", PG.dsn(), "--table", t,
+                              "--journal", self.journal], env=self.env, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.addCleanup(lambda: p.poll() is None and (p.kill(), p.wait()))
+        sleeping = ("select count(*) from pg_stat_activity where application_name = 'forklift' "
+                    "and state = 'active' and query like 'COPY%pg_sleep%'")
+        deadline = time.monotonic() + 30
+        while scalar(sleeping) != "1":
+            self.assertLess(time.monotonic(), deadline, "the source query never started")
+            self.assertIsNone(p.poll())
+            time.sleep(0.02)
+        p.send_signal(signal.SIGINT)
+        first = b""
+        while b"reading no further" not in first:  # signals sent at once may merge into one
+            line = p.stderr.readline()
+            self.assertTrue(line, "forklift ended before taking the first SIGINT")
+            first += line
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=20)  # not the 60 s the query would take
+        self.assertEqual(p.returncode, 128 + signal.SIGINT, err)
+        self.assertIn("cancelled", err.decode())
+        deadline = time.monotonic() + 10
+        while scalar(sleeping) != "0":
+            self.assertLess(time.monotonic(), deadline, "the source query outlived the load")
+            time.sleep(0.02)
 
     # --- bad input ------------------------------------------------------------------------
 

@@ -783,6 +783,7 @@ void ReadQuerySources(const LoadOptions& options, const LoadPlan& plan, sinks::T
   }
   std::mutex skipped_mu;
   QueryReadHooks hooks{.stop = [&] { return shared.stopped() || stops.graceful.stop_requested(); },
+                       .force = stops.force,
                        .push =
                            [&](Chunk&& chunk) {
                              if (!stage) return to_queue(std::move(chunk));
@@ -800,7 +801,9 @@ void ReadQuerySources(const LoadOptions& options, const LoadPlan& plan, sinks::T
                            },
                        .chunk_read = io.chunk_read};
   try {
-    if (Status st = ReadQuery(qp, &rcounters, hooks); !st) shared.Fail(st.error());
+    // A forced stop's interrupted query is the stop, not a failure: the summary says so.
+    Status read = ReadQuery(qp, &rcounters, hooks);
+    if (!read && !stops.force.stop_requested()) shared.Fail(read.error());
     if (stage) {
       if (Status st = stage->Finish(); !st) shared.Fail(st.error());
     }

@@ -33,8 +33,11 @@ class PartitionReader {
   }
 
   Status Run() {
+    // A forced stop interrupts a query the server is still computing: a read blocked on it
+    // would otherwise hold the load up.
     FORKLIFT_ASSIGN_OR_RETURN(
-        auto source, sinks::OpenQueryStream(plan_.spec, plan_.columns, p_, resume_.after, name_));
+        auto source,
+        sinks::OpenQueryStream(plan_.spec, plan_.columns, p_, resume_.after, name_, hooks_.force));
     ChunkerOptions options = plan_.chunker;
     options.header = true;
     options.header_names.clear();

@@ -15,6 +15,7 @@
 
 #include <functional>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -44,6 +45,7 @@ std::optional<std::vector<std::string>> RangeBoundsOf(std::string_view source);
 
 struct QueryReadHooks {
   std::function<bool()> stop;                              // read no further
+  std::stop_token force;                                   // also interrupt the source's statements
   std::function<void(sinks::Chunk&&)> push;                // a chunk to write
   std::function<void(const sinks::LedgerEntry&)> skipped;  // a committed chunk met again
   std::function<void(const sinks::Chunk&)> chunk_read;     // tests' seam (may be empty)

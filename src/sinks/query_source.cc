@@ -6,8 +6,10 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <set>
+#include <stop_token>
 #include <string>
 #include <utility>
 
@@ -109,7 +111,14 @@ Result<std::vector<QueryColumn>> DescribePg(const QuerySpec& spec) {
 // One partition's COPY TO STDOUT, handed to the CSV reader a piece at a time.
 class PgStream {
  public:
-  explicit PgStream(std::unique_ptr<PgConnection> conn) : conn_(std::move(conn)) {}
+  // A stop on `force` cancels the statement running (PQcancel is thread-safe), from the
+  // start: a query the server computes before its first row blocks even BeginCopyOut.
+  PgStream(std::unique_ptr<PgConnection> conn, const std::stop_token& force)
+      : conn_(std::move(conn)) {
+    on_force_.emplace(force, [this] { conn_->Cancel(); });
+  }
+
+  PgConnection& conn() { return *conn_; }
 
   Result<size_t> Pull(char* buf, size_t n) {
     size_t filled = 0;
@@ -136,17 +145,18 @@ class PgStream {
 
  private:
   std::unique_ptr<PgConnection> conn_;
+  std::optional<std::stop_callback<std::function<void()>>> on_force_;  // ends before conn_
   std::string_view piece_;  // GetCopyData's, valid until its next call
   size_t pos_ = 0;
   bool done_ = false;
 };
 
-Result<std::unique_ptr<sources::ByteSource>> OpenPgStream(const QuerySpec& spec,
-                                                          const std::vector<QueryColumn>& columns,
-                                                          int partition,
-                                                          const std::vector<std::string>& after,
-                                                          const std::string& name) {
-  FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, ConnectFrom(spec));
+Result<std::unique_ptr<sources::ByteSource>> OpenPgStream(
+    const QuerySpec& spec, const std::vector<QueryColumn>& columns, int partition,
+    const std::vector<std::string>& after, const std::string& name, const std::stop_token& force) {
+  FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> connected, ConnectFrom(spec));
+  auto stream = std::make_shared<PgStream>(std::move(connected), force);
+  PgConnection* conn = &stream->conn();
   // The values travel as bound parameters; the COPY reads them back with current_setting
   // (COPY takes no parameters).
   auto set = [&](const std::string& setting, const std::string& value) -> Status {
@@ -163,7 +173,6 @@ Result<std::unique_ptr<sources::ByteSource>> OpenPgStream(const QuerySpec& spec,
   }
   Status st = conn->BeginCopyOut(PgQueryCopySql(spec, columns, partition, !after.empty()));
   if (!st) return tl::unexpected(FromError(spec, st.error()));
-  auto stream = std::make_shared<PgStream>(std::move(conn));
   return sources::ByteSource::FromPull(
       name, [stream](char* buf, size_t n) { return stream->Pull(buf, n); });
 }
@@ -237,6 +246,11 @@ class SqliteStream {
   SqliteStream(sqlite::Db db, sqlite::Statement stmt)
       : db_(std::move(db)), stmt_(std::move(stmt)) {}
 
+  // A stop on `force` interrupts the statement (sqlite3_interrupt is thread-safe).
+  void CancelOn(const std::stop_token& force) {
+    on_force_.emplace(force, [this] { db_.Interrupt(); });
+  }
+
   // The header record, first in the stream.
   void Header() {
     const int n = sqlite3_column_count(stmt_.get());
@@ -306,6 +320,7 @@ class SqliteStream {
 
   sqlite::Db db_;
   sqlite::Statement stmt_;
+  std::optional<std::stop_callback<std::function<void()>>> on_force_;  // ends before db_
   std::string pending_;  // CSV not yet handed out, from pos_
   size_t pos_ = 0;
   bool done_ = false;
@@ -313,7 +328,8 @@ class SqliteStream {
 
 Result<std::unique_ptr<sources::ByteSource>> OpenSqliteStream(const QuerySpec& spec, int partition,
                                                               const std::vector<std::string>& after,
-                                                              const std::string& name) {
+                                                              const std::string& name,
+                                                              const std::stop_token& force) {
   FORKLIFT_ASSIGN_OR_RETURN(sqlite::Db db, OpenSqliteFrom(spec));
   auto stmt = db.Prepare(SqliteQuerySql(spec, partition, !after.empty()));
   if (!stmt) return tl::unexpected(FromError(spec, stmt.error()));
@@ -337,6 +353,7 @@ Result<std::unique_ptr<sources::ByteSource>> OpenSqliteStream(const QuerySpec& s
     if (rc != SQLITE_OK) return tl::unexpected(db.LastError("bind the resume key"));
   }
   auto stream = std::make_shared<SqliteStream>(std::move(db), std::move(*stmt));
+  stream->CancelOn(force);
   stream->Header();
   return sources::ByteSource::FromPull(
       name, [stream](char* buf, size_t n) { return stream->Pull(buf, n); });
@@ -454,11 +471,11 @@ Result<std::vector<QueryColumn>> DescribeQuery(const QuerySpec& spec) {
 
 Result<std::unique_ptr<sources::ByteSource>> OpenQueryStream(
     const QuerySpec& spec, const std::vector<QueryColumn>& columns, int partition,
-    const std::vector<std::string>& after, const std::string& name) {
+    const std::vector<std::string>& after, const std::string& name, const std::stop_token& force) {
   if (spec.from.kind == TargetAddress::Kind::kSqlite) {
-    return OpenSqliteStream(spec, partition, after, name);
+    return OpenSqliteStream(spec, partition, after, name, force);
   }
-  return OpenPgStream(spec, columns, partition, after, name);
+  return OpenPgStream(spec, columns, partition, after, name, force);
 }
 
 }  // namespace forklift::sinks

@@ -24,6 +24,7 @@
 #define FORKLIFT_SINKS_QUERY_SOURCE_H_
 
 #include <memory>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -83,12 +84,15 @@ std::string SqliteQuerySql(const QuerySpec& spec, int partition, bool after);
 
 // Opens the stream of `partition`, starting after the resume key values `after` (empty:
 // from the first row), named `name` (path() of the source). One connection per stream,
-// closed with the source. Success: a source whose first record is the header.
-// Failure: as DescribeQuery (the query's error when it fails at once; an error in the
-// middle of the result fails a later Read with the server's SQLSTATE and message).
+// closed with the source. A stop requested on `force`, from any thread, interrupts the
+// statement (PQcancel, sqlite3_interrupt) from the moment of connecting, this call's own
+// wait for a query the server computes before its first row included: the call or the read
+// in progress then fails (57014, SQLITE_INTERRUPT). Success: a source whose first record
+// is the header.
 Result<std::unique_ptr<sources::ByteSource>> OpenQueryStream(
     const QuerySpec& spec, const std::vector<QueryColumn>& columns, int partition,
-    const std::vector<std::string>& after, const std::string& name);
+    const std::vector<std::string>& after, const std::string& name,
+    const std::stop_token& force = {});
 
 }  // namespace forklift::sinks
 
