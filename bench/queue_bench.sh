@@ -52,18 +52,18 @@ for ((i = 1; i <= runs; i++)); do
   echo "queue: dispatch run $i/$runs: $n jobs in ${dis[-1]}s"
 done
 # run_batch with a queue (examples/queue_batch): empty items, the coordinator + 2 serve_queue
-# workers (-j1 each), slices of 500. Claim latency: a Claim's request to its return, over
+# workers (-j1 each), slices of 2,000 (4,000 items prefetched, 2 slices a claim). Claim latency: a Claim's request to its return, over
 # claims that returned slices, from the workers' reports (the median of their p50/p99).
 bn=${BATCH_ITEMS:-50000}
 bat=() cp50=() cp99=()
 for ((i = 1; i <= runs; i++)); do
   for w in 1 2; do
-    "$build/forklift-queue-batch" serve "$dsn" --empty -j 1 --prefetch 1000 --claim-slices 2 \
+    "$build/forklift-queue-batch" serve "$dsn" --empty -j 1 --prefetch 4000 --claim-slices 2 \
       --max-idle-ms 1500 > "$work/s$w.out" 2> "$work/s$w.err" &
     pids+=($!)
     eval "sp$w=\$!"
   done
-  bat+=("$(secs "$build/forklift-queue-batch" coordinate "$dsn" "$bn" --empty --quiet --slice 500)")
+  bat+=("$(secs "$build/forklift-queue-batch" coordinate "$dsn" "$bn" --empty --quiet --slice 2000)")
   wait "$sp1" "$sp2"
   for w in 1 2; do
     read -r p50 p99 < <(sed -n 's/.*claim_p50_us=\([0-9]*\) claim_p99_us=\([0-9]*\).*/\1 \2/p' "$work/s$w.out")

@@ -168,9 +168,11 @@ void Worker::Slot() {
     } else {
       --s.unreported;
     }
-    // Wake the dispatcher when a slice is complete, or when the prefetch runs low; not
-    // after every item (thousands a second).
-    if (s.unreported == s.pending.size() || tasks_.size() == o_.prefetch) wake_.notify_all();
+    // Items of an item function (thousands a second) wake the dispatcher only when a
+    // slice is complete or the prefetch runs low; jobs, after each one.
+    if (!o_.run_item || s.unreported == s.pending.size() || tasks_.size() <= o_.prefetch) {
+      wake_.notify_all();
+    }
   }
 }
 
