@@ -51,10 +51,39 @@ for ((i = 1; i <= runs; i++)); do
   dis+=("$(secs "$build/forklift" map --queue "$dsn" -j 256 --queue-slice 100 /bin/true < "$work/in2")")
   echo "queue: dispatch run $i/$runs: $n jobs in ${dis[-1]}s"
 done
+# run_batch with a queue (examples/queue_batch): empty items, the coordinator + 2 serve_queue
+# workers (-j1 each), slices of 2,000 (4,000 items prefetched, 2 slices a claim). Claim latency: a Claim's request to its return, over
+# claims that returned slices, from the workers' reports (the median of their p50/p99).
+bn=${BATCH_ITEMS:-50000}
+bat=() cp50=() cp99=()
+for ((i = 1; i <= runs; i++)); do
+  for w in 1 2; do
+    "$build/forklift-queue-batch" serve "$dsn" --empty -j 1 --prefetch 4000 --claim-slices 2 \
+      --max-idle-ms 1500 > "$work/s$w.out" 2> "$work/s$w.err" &
+    pids+=($!)
+    eval "sp$w=\$!"
+  done
+  bat+=("$(secs "$build/forklift-queue-batch" coordinate "$dsn" "$bn" --empty --quiet --slice 2000)")
+  wait "$sp1" "$sp2"
+  for w in 1 2; do
+    read -r p50 p99 < <(sed -n 's/.*claim_p50_us=\([0-9]*\) claim_p99_us=\([0-9]*\).*/\1 \2/p' "$work/s$w.out")
+    cp50+=("$p50") cp99+=("$p99")
+  done
+  echo "queue: run_batch run $i/$runs: $bn empty items in ${bat[-1]}s"
+done
 ml=$(printf '%s\n' "${loc[@]}" | median)
 mq=$(printf '%s\n' "${que[@]}" | median)
 md=$(printf '%s\n' "${dis[@]}" | median)
 ratio=$(awk -v a="$mq" -v b="$ml" 'BEGIN {printf "%.2f", a / b}')
 rate=$(awk -v t="$md" -v n="$n" 'BEGIN {printf "%.0f", n / t}')
-echo "queue: medians: local ${ml}s, queue ${mq}s (${ratio}x); dispatch ${rate} jobs/s"
-echo "RESULT queue local_s=$ml queue_s=$mq vs_local=$ratio dispatch_per_s=$rate"
+mb=$(printf '%s\n' "${bat[@]}" | median)
+brate=$(awk -v t="$mb" -v n="$bn" 'BEGIN {printf "%.0f", n / t}')
+p50=$(printf '%s\n' "${cp50[@]}" | median)
+p99=$(printf '%s\n' "${cp99[@]}" | median)
+echo "queue: medians: local ${ml}s, queue ${mq}s (${ratio}x); dispatch ${rate} jobs/s;" \
+  "run_batch ${brate} items/s, claim p50 ${p50}us p99 ${p99}us"
+echo "RESULT queue local_s=$ml queue_s=$mq vs_local=$ratio dispatch_per_s=$rate" \
+  "batch_items_per_s=$brate claim_p50_us=$p50 claim_p99_us=$p99"
+verdict() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN {ok = op == "<=" ? v + 0 <= t + 0 : v + 0 >= t + 0; print ok ? "met" : "MISSED"}'; }
+echo "ROW map --queue 3,000 x /bin/true, 1 worker -j2|$mq s|$ml s (local map -j2)|${ratio}x local's time|<= 1.5x|$(verdict "$ratio" 1.5 '<=')"
+echo "ROW run_batch + queue, empty items, 2 workers|$brate items/s|claim p50 ${p50} us, p99 ${p99} us|-|>= 20,000 items/s|$(verdict "$brate" 20000 '>=')"

@@ -143,6 +143,13 @@ else
   status=1
   rows+=("forklift load|FAILED|||-|see $log")
 fi
+echo "== g. the work queue: map --queue vs local map, run_batch through the queue (dispatch)"
+if out=$("$here/queue_bench.sh" "$build" | tee -a "$log" /dev/stderr); then
+  mapfile -t -O "${#rows[@]}" rows < <(sed -n 's/^ROW //p' <<< "$out")
+else
+  status=1
+  rows+=("forklift map --queue / run_batch + queue|FAILED|||-|see $log")
+fi
 echo
 echo "== results ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores; log: $log)"
 {

@@ -25,7 +25,9 @@ endforeach()
 # The public headers: every header under include/forklift/ (detail/ is included by batch.h)
 # and the generated version.h.
 install(DIRECTORY include/forklift DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT dev
-        FILES_MATCHING PATTERN "*.h")
+        FILES_MATCHING PATTERN "*.h"
+        # run_batch with a queue needs libpq (the queue module): not in the installed library.
+        PATTERN "queue_batch.h" EXCLUDE)
 install(FILES ${PROJECT_BINARY_DIR}/include/forklift/version.h
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/forklift COMPONENT dev)
 

@@ -103,11 +103,15 @@ def needed(path):
         re.findall(r"\(SONAME\)\s+Library soname: \[(.*?)\]", out)
 
 
+# Public headers of modules outside the library (they need libpq): never installed.
+NOT_INSTALLED = {"forklift/queue_batch.h"}
+
+
 def public_headers():
     """include/forklift/**/*.h, by glob: a header added tomorrow is covered too."""
     hs = [os.path.relpath(p, os.path.join(ROOT, "include"))
           for p in glob.glob(os.path.join(ROOT, "include", "forklift", "**", "*.h"), recursive=True)]
-    return sorted(hs + ["forklift/version.h"])
+    return sorted(set(hs) - NOT_INSTALLED | {"forklift/version.h"})
 
 
 def install(prefix, *extra, env=None):

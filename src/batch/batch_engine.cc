@@ -59,6 +59,9 @@ class Engine {
   void Attempt(BatchJob* job);
   Status AttemptInProcess(BatchJob* job, TimePoint deadline);
   Status AttemptInWorker(BatchJob* job, TimePoint deadline);
+  void AttemptRemote(BatchJob* job);
+  // After an attempt: retry it after a backoff, or finish the job.
+  void Conclude(BatchJob* job);
   void Finish(BatchJob* job);
   void Feed();
   void Collect(std::vector<BatchJob*>& done);
@@ -89,6 +92,7 @@ class Engine {
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<core::DelayQueue> delays_;
   std::vector<std::mt19937_64> rngs_;  // one per worker: jitter without a shared lock
+  std::mutex rng_mu_;                  // the last one's, for attempts that end remotely
 
   std::mutex done_mu_;
   std::condition_variable done_cv_;
@@ -212,16 +216,54 @@ void Engine::Attempt(BatchJob* job) {
   ++st.attempts;
   TimePoint start = clock_.Now();
   if (st.attempts == 1) st.first_start = start;
+  if (hooks_.remote) {
+    AttemptRemote(job);
+    return;
+  }
   // Process isolation enforces deadlines with real time, whatever clock the batch uses.
   // No timeout: no deadline at all (not a far one), so nothing can ever time out.
   TimePoint deadline = options_.timeout ? (pool_ ? SystemClock().Now() : start) + *options_.timeout
                                         : TimePoint::max();
   st.status = pool_ ? AttemptInWorker(job, deadline) : AttemptInProcess(job, deadline);
+  Conclude(job);
+}
+
+void Engine::AttemptRemote(BatchJob* job) {
+  if (job->engine.request.empty()) {
+    auto bytes = job->EncodeItem();
+    if (!bytes) {
+      job->SetError(bytes.error());
+      job->engine.status = tl::unexpected(bytes.error());
+      Finish(job);
+      return;
+    }
+    job->engine.request = std::move(*bytes);
+  }
+  hooks_.remote->Submit(job->index, job->engine.attempts, job->engine.request, options_.timeout,
+                        [this, job](Result<std::string> r) {
+                          if (!r) {
+                            job->SetError(r.error());
+                            job->engine.status = tl::unexpected(r.error());
+                          } else {
+                            job->engine.status = job->AcceptEncodedResult(*r);
+                          }
+                          Conclude(job);
+                        });
+}
+
+void Engine::Conclude(BatchJob* job) {
+  auto& st = job->engine;
   if (!st.status && !stop_.stop_requested() &&
       ShouldRetry(st.status.error(), st.attempts, options_.retry)) {
+    // Remote attempts end on a thread of the queue's: the jitter takes the last worker's
+    // generator under a lock there (one thread calls back, so it is never contended).
     int worker = Executor::CurrentWorkerIndex();
-    Duration delay = BackoffDelay(options_.retry, st.attempts,
-                                  rngs_[worker >= 0 ? static_cast<size_t>(worker) : 0]);
+    std::unique_lock<std::mutex> rng_lock(rng_mu_, std::defer_lock);
+    if (worker < 0) rng_lock.lock();
+    Duration delay =
+        BackoffDelay(options_.retry, st.attempts,
+                     rngs_[worker >= 0 ? static_cast<size_t>(worker) : rngs_.size() - 1]);
+    if (rng_lock.owns_lock()) rng_lock.unlock();
     retries_.fetch_add(1, std::memory_order_relaxed);
     delays_->Add(clock_.Now() + delay, [this, job] {
       if (!executor_->Submit([this, job] { Attempt(job); })) {
@@ -402,7 +444,10 @@ Result<Summary> Engine::Run() {
     Feed();
     FlushOrdered();
     if (in_flight_ == 0) break;
-    if (stop_.stop_requested()) delays_->RunAllNow();
+    if (stop_.stop_requested()) {
+      delays_->RunAllNow();
+      if (hooks_.remote) hooks_.remote->CancelAll();
+    }
     Collect(collected_);
     // Group commit: everything that finished while we were busy lands in one transaction,
     // and the handler sees an outcome only once it is durable. Once the handler failed, what

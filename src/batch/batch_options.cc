@@ -32,6 +32,10 @@ Status ValidateBatchOptions(const BatchOptions& o, const detail::EngineHooks& ho
     return InvalidArgumentError(
         "BatchOptions.isolation=process needs forklift::Codec for the item and value types");
   }
+  if (hooks.remote && !hooks.child_fn) {
+    return InvalidArgumentError(
+        "run_batch with a queue needs forklift::Codec for the item and value types");
+  }
   if (!o.batch_id.empty() && !hooks.has_keys) {
     return InvalidArgumentError(
         "BatchOptions.batch_id (checkpoints) needs an item key: a string or arithmetic item, "

@@ -22,6 +22,7 @@ struct Waiter {
   int64_t id = 0;
   std::optional<ItemOutcome> outcome;
   bool abandoned = false;
+  QueueCoordinator::Done done;  // Submit's: called instead of waking a Run()
 };
 
 }  // namespace
@@ -136,14 +137,25 @@ void QueueCoordinator::State::Pump() {
       for (auto it = batch.rbegin(); it != batch.rend(); ++it) to_enqueue.push_front(*it);
     }
     bool any = false;
+    std::vector<std::pair<QueueCoordinator::Done, ItemOutcome>> calls;
     if (outcomes) {
       for (auto& oc : *outcomes) {
         auto it = waiting.find(oc.item_id);
         if (it == waiting.end()) continue;
-        it->second->outcome = std::move(oc);
+        if (it->second->done) {
+          calls.emplace_back(std::move(it->second->done), std::move(oc));
+        } else {
+          it->second->outcome = std::move(oc);
+          any = true;
+        }
         waiting.erase(it);
-        any = true;
       }
+    }
+    if (!calls.empty()) {
+      lock.unlock();
+      for (auto& [done, oc] : calls) done(std::move(oc));
+      lock.lock();
+      any = true;
     }
     for (auto it = waiting.begin(); it != waiting.end();) {
       it = it->second->abandoned ? waiting.erase(it) : std::next(it);
@@ -217,6 +229,45 @@ Result<process::Completion> QueueCoordinator::Run(const std::string& key, int at
   return c;
 }
 
+void QueueCoordinator::Submit(QueueItem item, Done done) {
+  State& s = *state_;
+  auto w = std::make_shared<Waiter>();
+  w->item = std::move(item);
+  {
+    std::lock_guard lock(s.mu);
+    if (!s.finished) {
+      w->done = std::move(done);
+      s.to_enqueue.push_back(std::move(w));
+      s.pump_cv.notify_one();
+      return;
+    }
+  }
+  done(CancelledError("the queue run is over"));
+}
+
+void QueueCoordinator::CancelAll() {
+  State& s = *state_;
+  std::vector<Done> calls;
+  {
+    std::lock_guard lock(s.mu);
+    for (auto& w : s.to_enqueue) {
+      if (w->done) {
+        calls.push_back(std::move(w->done));
+        w->done = nullptr;
+        w->abandoned = true;
+      }
+    }
+    for (auto& [id, w] : s.waiting) {
+      if (w->done) {
+        calls.push_back(std::move(w->done));
+        w->done = nullptr;
+        w->abandoned = true;
+      }
+    }
+  }
+  for (auto& done : calls) done(CancelledError("batch cancelled while the item was in the queue"));
+}
+
 void QueueCoordinator::Finish() {
   State& s = *state_;
   {
@@ -228,6 +279,7 @@ void QueueCoordinator::Finish() {
     s.pump_cv.notify_all();
   }
   if (s.pump.joinable()) s.pump.join();
+  CancelAll();
   bool said = true;
   if (!s.Reconnect(said)) return;
   // Cancel first: a worker still running a job of the run kills it at its next heartbeat

@@ -11,6 +11,7 @@
 #ifndef FORKLIFT_QUEUE_QUEUE_COORDINATOR_H_
 #define FORKLIFT_QUEUE_QUEUE_COORDINATOR_H_
 
+#include <functional>
 #include <memory>
 #include <stop_token>
 #include <string>
@@ -53,6 +54,15 @@ class QueueCoordinator {
   // that does not decode. Thread-safe.
   Result<process::Completion> Run(const std::string& key, int attempt,
                                   const process::SpawnOptions& spawn, const std::stop_token& stop);
+
+  // Enqueues `item` (its key and attempt unique in the run) and returns at once; `done`
+  // gets its outcome once a worker recorded it, or Cancelled from CancelAll or Finish.
+  // Called exactly once, on the pump thread (or on this one when the run is over), with
+  // no lock held. Thread-safe.
+  using Done = std::function<void(Result<ItemOutcome>)>;
+  void Submit(QueueItem item, Done done);
+  // Every item Submit gave that has no outcome yet gets Cancelled now. Thread-safe.
+  void CancelAll();
 
   // Ends the run in the queue: cancels it (workers kill what they still run of it) and
   // drops its partitions. Idempotent.

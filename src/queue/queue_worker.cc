@@ -71,6 +71,7 @@ class Worker {
   std::vector<std::shared_ptr<SliceState>> held_;
   int running_ = 0;
   bool done_ = false;
+  bool last_claim_empty_ = false;  // the dispatcher's last Claim found no slice
   std::condition_variable done_cv_;
 };
 
@@ -125,7 +126,13 @@ void Worker::Slot() {
     }
     SliceState& s = *t.slice;
     std::optional<ItemOutcome> outcome;
-    if (!s.lost && !stops_.force.stop_requested()) {
+    if (!s.lost && !stops_.force.stop_requested() && o_.run_item) {
+      const QueueItem& item = s.lease.items[t.index];
+      auto bytes = o_.run_item(item, s.kill.get_token());
+      if (bytes && !s.lost && !stops_.force.stop_requested()) {
+        outcome = ItemOutcome{.item_id = item.id, .result = std::move(*bytes)};
+      }
+    } else if (!s.lost && !stops_.force.stop_requested()) {
       const QueueItem& item = s.lease.items[t.index];
       auto spawn = DecodeJob(item.payload);
       process::Completion c;
@@ -161,7 +168,11 @@ void Worker::Slot() {
     } else {
       --s.unreported;
     }
-    wake_.notify_all();
+    // Items of an item function (thousands a second) wake the dispatcher only when a
+    // slice is complete or the prefetch runs low; jobs, after each one.
+    if (!o_.run_item || s.unreported == s.pending.size() || tasks_.size() <= o_.prefetch) {
+      wake_.notify_all();
+    }
   }
 }
 
@@ -276,6 +287,7 @@ bool Worker::Flush() {
     }
     std::lock_guard lock(mu_);
     s->unreported -= n;
+    if (o_.stats && !s->lost) o_.stats->items += n;
   }
   if (!ok) return false;
   // Slices with every job recorded end their lease; lost ones leave once nothing of
@@ -303,10 +315,17 @@ bool Worker::Claim() {
     std::lock_guard lock(mu_);
     free_slots = o_.slots - running_ - static_cast<int>(tasks_.size());
   }
-  if (free_slots <= 0) return true;
-  const int64_t started = Steady::now().time_since_epoch().count();
-  auto leases = store_->Claim(o_.worker_id, 1, o_.lease, o_.run);
+  last_claim_empty_ = false;
+  if (free_slots + static_cast<int>(o_.prefetch) <= 0) return true;
+  const auto t0 = Steady::now();
+  const int64_t started = t0.time_since_epoch().count();
+  auto leases = store_->Claim(o_.worker_id, std::max(1, o_.claim_slices), o_.lease, o_.run);
   if (!leases) return false;
+  last_claim_empty_ = leases->empty();
+  if (!leases->empty() && o_.stats) {
+    ++o_.stats->claims;
+    o_.stats->claim.Record(Steady::now() - t0);
+  }
   for (Lease& l : *leases) {
     auto s = std::make_shared<SliceState>();
     s->lease = std::move(l);
@@ -376,7 +395,8 @@ int Worker::Run() {
       continue;
     }
     // Idle polls back off to 250 ms; an outcome wakes the loop at once.
-    bool full = running_ + static_cast<int>(tasks_.size()) >= o_.slots;
+    bool full =
+        running_ + static_cast<int>(tasks_.size()) >= o_.slots + static_cast<int>(o_.prefetch);
     Duration wait = connected ? (full ? std::chrono::milliseconds(250) : idle_poll)
                               : std::chrono::milliseconds(500);
     if (!connected || !full)
@@ -388,7 +408,9 @@ int Worker::Run() {
       if (!connected) return stops_.force.stop_requested();
       bool slice_done = false;
       for (const auto& s : held_) slice_done = slice_done || s->unreported == s->pending.size();
-      return slice_done || stops_.force.stop_requested() ||
+      // A claim that found nothing waits out the poll, however low the prefetch.
+      bool low = o_.prefetch > 0 && !last_claim_empty_ && tasks_.size() < o_.prefetch;
+      return slice_done || low || stops_.force.stop_requested() ||
              (stops_.graceful.stop_requested() && held_.empty() && running_ == 0);
     });
   }

@@ -15,17 +15,27 @@
 #ifndef FORKLIFT_QUEUE_QUEUE_WORKER_H_
 #define FORKLIFT_QUEUE_QUEUE_WORKER_H_
 
+#include <functional>
 #include <optional>
 #include <stop_token>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "core/latency_histogram.h"
 #include "forklift/clock.h"
 #include "process/process_registry.h"
+#include "queue/queue_store.h"
 #include "sinks/pg_dsn.h"
 
 namespace forklift::queue {
+
+// What a worker did, filled in by RunWorker before it returns.
+struct WorkerStats {
+  uint64_t items = 0;            // outcomes recorded
+  uint64_t claims = 0;           // claims that returned slices
+  core::LatencyHistogram claim;  // their latency: the Claim call's request to its return
+};
 
 struct WorkerOptions {
   sinks::PgDsn dsn;                           // --queue; required
@@ -40,6 +50,16 @@ struct WorkerOptions {
   std::string worker_id;
   process::ProcessRegistry* registry = nullptr;  // jobs' groups are registered here
   int stderr_fd = 2;                             // where the worker's messages go
+  // Set (serve_queue): runs an item in this process instead of as a command: gets the
+  // item and its slice's stop (a lost lease, a forced stop) and returns the outcome's
+  // bytes, or nullopt when it was stopped (nothing is recorded). Called on slot threads.
+  // Default: none (items are map --queue jobs).
+  std::function<std::optional<std::string>(const QueueItem&, const std::stop_token&)> run_item;
+  // Claim again while fewer than this many items wait for a slot, so slots never wait
+  // for a claim's round trip. Default 0: only when a slot is free.
+  size_t prefetch = 0;
+  int claim_slices = 1;          // most slices per Claim; >= 1
+  WorkerStats* stats = nullptr;  // filled in when set
 };
 
 struct WorkerStops {

@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -61,9 +62,27 @@ using OutcomeHandler = std::function<Status(std::unique_ptr<BatchJob>, JobOutcom
 // Process isolation, in the worker process: item bytes -> encoded ItemResult<V>.
 using ChildFn = std::function<std::string(std::string_view item, ItemContext& ctx)>;
 
+// Attempts that run somewhere else (a work queue's workers, forklift/queue_batch.h): the
+// engine hands each attempt over and goes on; the result comes back through `done`.
+class RemoteAttempts {
+ public:
+  virtual ~RemoteAttempts() = default;
+  // Starts attempt `attempt` of the item at input position `index` (`item`: its codec
+  // bytes; `timeout`: the per-attempt timeout, enforced where it runs). Must not block
+  // for long. `done` is called exactly once, from any thread, with the encoded
+  // ItemResult<V> or the error that ended the attempt (Cancelled after CancelAll).
+  virtual void Submit(uint64_t index, int attempt, const std::string& item,
+                      std::optional<Duration> timeout,
+                      std::function<void(Result<std::string>)> done) = 0;
+  // The batch is stopping: every attempt not yet done ends with Cancelled, now.
+  virtual void CancelAll() = 0;
+};
+
 struct EngineHooks {
   ChildFn child_fn;       // null when the item or value type has no Codec
   bool has_keys = false;  // whether BatchJob::Key() can succeed
+  // Set: attempts run there instead of on the engine's threads (needs child_fn's codecs).
+  RemoteAttempts* remote = nullptr;
 };
 
 // Runs the batch (see run_batch in batch.h for the contract). Not thread-safe with
