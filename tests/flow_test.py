@@ -64,7 +64,7 @@ class FlowTest(unittest.TestCase):
         run = self.last_run()
         self.assertEqual(run["status"], "succeeded")
         tasks = self.states(run)
-        for name in ("init_db", "schema", "scrape_prices", "scrape_fred", "reshape_fred",
+        for name in ("init_db", "schema", "scrape_prices", "scrape_fred",
                      "load_prices", "load_macro", "scan", "daily_stats", "index", "analyze",
                      "vacuum"):
             self.assertEqual(tasks[name]["state"], "succeeded", name)
@@ -76,7 +76,7 @@ class FlowTest(unittest.TestCase):
         start = lambda n: tasks[n]["attempts"][0]["start_offset_s"]
         end = lambda n: tasks[n]["attempts"][-1]["start_offset_s"] + tasks[n]["attempts"][-1]["duration_s"]
         self.assertLessEqual(end("scrape_prices"), start("load_prices") + 1e-3)
-        self.assertLessEqual(end("reshape_fred"), start("load_macro") + 1e-3)
+        self.assertLessEqual(end("scrape_fred"), start("load_macro") + 1e-3)
         for t in ("scan", "daily_stats", "index"):
             self.assertGreaterEqual(start(t) + 1e-3, end("load_prices"), t)
         self.assertGreaterEqual(start("vacuum") + 1e-3, end("scan"))

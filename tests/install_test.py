@@ -322,7 +322,7 @@ class InstallTest(unittest.TestCase):
         self.assertEqual(self.bash_complete("forklift run flow.toml --only "), {"extract", "report"})
         self.assertEqual(self.bash_complete("forklift run flow.toml --resume "), {"last", run_id})
         self.assertEqual(self.bash_complete(f"forklift report --flow {flow} "), {run_id})
-        self.assertEqual(self.bash_complete("forklift load --mode "), {"insert", "upsert"})
+        self.assertEqual(self.bash_complete("forklift load --mode "), {"insert", "upsert", "insert-ignore"})
         self.assertEqual(self.bash_complete("forklift runs --kind "), {"batch", "map", "flow", "load"})
         self.assertEqual(self.bash_complete("forklift dlq "), {"list", "show", "retry", "discard"})
         self.assertIn("--letter", self.bash_complete("forklift dlq discard --"))

@@ -368,11 +368,20 @@ class MapTest(unittest.TestCase):
         self.assertEqual(out, b"0\n1\n2\n3\n")
         # The race needs workers taking jobs at once: eight slots make it show (before the
         # fix, about one run in three started two jobs swapped).
+        # The order is read from the joblog's start times, not from the output: output comes
+        # in completion order, which a busy host may swap for two jobs started 50 ms apart.
         inputs = [str(i) for i in range(16)]
+        log = os.path.join(self.dir, "delay.log")
         for _ in range(8):
-            rc, out, _ = self.fk("--delay", "0.05", "-j8", "echo", ":::", *inputs)
+            if os.path.exists(log):
+                os.remove(log)
+            rc, out, _ = self.fk("--delay", "0.05", "-j8", "--joblog", log, "echo", ":::", *inputs)
             self.assertEqual(rc, 0)
-            self.assertEqual(out.decode().split(), inputs)
+            self.assertEqual(sorted(out.decode().split(), key=int), inputs)
+            with open(log) as f:
+                rows = [line.split("\t") for line in f.read().splitlines()[1:]]
+            by_start = sorted(rows, key=lambda r: float(r[2]))
+            self.assertEqual([int(r[0]) for r in by_start], list(range(1, 17)))
 
     def test_halt_now_with_one_job_slot_never_starts_another(self):
         for _ in range(20):

@@ -70,6 +70,10 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  if (symbols == 0 && generate.empty()) {
+    std::fprintf(stderr, "forklift-scan: --symbols 0: only with --generate (an empty table)\n");
+    return 2;
+  }
   if (!csv.empty()) {
     auto s = forklift::scan::WriteCandlesCsv(csv, first, symbols, days, seed);
     if (!s) {
