@@ -29,6 +29,7 @@ server, prints its DSN on stdout, and keeps it until stdin closes or SIGTERM/SIG
 import argparse
 import atexit
 import glob
+import ipaddress
 import os
 import pwd
 import shutil
@@ -110,8 +111,13 @@ def _temp_base(other_user):
 class PgServer:
     """A running PostgreSQL server; see the module docstring. Not thread-safe."""
 
-    def __init__(self, max_connections=40):
+    def __init__(self, max_connections=40, listen_extra=()):
+        """listen_extra: interface addresses "ADDR/PREFIX" (IPv4, already configured and up,
+        e.g. the host side of a test's veth pair) that the server listens on besides
+        127.0.0.1 and trusts connections from (ADDR's network), for clients in network
+        namespaces."""
         self.max_connections = max_connections
+        self.listen_extra = [ipaddress.ip_interface(a) for a in listen_extra]
         self.port = 0
         self.running = False
         self._owner_pid = os.getpid()
@@ -249,8 +255,15 @@ class PgServer:
 
     def _write_config(self):
         # fsync and synchronous_commit stay on: crash tests need commits to survive.
+        # pg_hba.conf too, each time: a template's copy must not carry another server's
+        # extra networks.
+        with open(os.path.join(self.data_dir, "pg_hba.conf"), "w") as f:
+            f.write(_HBA)
+            for a in self.listen_extra:
+                f.write(f"host  all  all          {a.network}  trust\n")
+        listen = ",".join(["127.0.0.1"] + [str(a.ip) for a in self.listen_extra])
         with open(os.path.join(self.data_dir, "forklift.conf"), "w") as f:
-            f.write("listen_addresses = '127.0.0.1'\n"
+            f.write(f"listen_addresses = '{listen}'\n"
                     f"port = {self.port}\n"
                     f"unix_socket_directories = '{self.dir}'\n"
                     f"max_connections = {self.max_connections}\n"
@@ -333,8 +346,9 @@ class PgServer:
 
     # -- use -------------------------------------------------------------------------
 
-    def dsn(self, db="forklift_test"):
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{db}"
+    def dsn(self, db="forklift_test", host="127.0.0.1"):
+        """host: 127.0.0.1 (default) or the address of one of listen_extra."""
+        return f"postgresql://postgres@{host}:{self.port}/{db}"
 
     def password_dsn(self):
         return f"postgresql://{PASSWORD_USER}:{PASSWORD}@127.0.0.1:{self.port}/forklift_test"
