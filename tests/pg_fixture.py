@@ -23,7 +23,8 @@ and CREATE DATABASE (shared with the C++ fixture; deleting it is always safe).
 
 Server binaries: $FORKLIFT_PG_BIN, else the newest /usr/lib/postgresql/<N>/bin.
 
-CLI for benchmarks: `python3 tests/pg_fixture.py serve [--max-connections N]` starts a
+CLI for benchmarks: `python3 tests/pg_fixture.py serve [--max-connections N]
+[--listen ADDR/PREFIX]...` starts a
 server, prints its DSN on stdout, and keeps it until stdin closes or SIGTERM/SIGINT.
 """
 import argparse
@@ -377,6 +378,8 @@ def _serve(argv):
                                      description="Start a throwaway PostgreSQL, print its DSN, "
                                                  "keep it until stdin closes or SIGTERM/SIGINT.")
     parser.add_argument("--max-connections", type=int, default=40)
+    parser.add_argument("--listen", action="append", default=[], metavar="ADDR/PREFIX",
+                        help="also listen on ADDR and trust its network (see listen_extra)")
     args = parser.parse_args(argv)
 
     def finish(signum, frame):
@@ -384,7 +387,7 @@ def _serve(argv):
 
     signal.signal(signal.SIGTERM, finish)
     signal.signal(signal.SIGINT, finish)
-    with PgServer(max_connections=args.max_connections) as pg:
+    with PgServer(max_connections=args.max_connections, listen_extra=args.listen) as pg:
         print(pg.dsn(), flush=True)
         try:
             while sys.stdin.buffer.read(65536):
@@ -397,5 +400,6 @@ def _serve(argv):
 if __name__ == "__main__":
     if len(sys.argv) >= 2 and sys.argv[1] == "serve":
         sys.exit(_serve(sys.argv[2:]))
-    print("usage: pg_fixture.py serve [--max-connections N]", file=sys.stderr)
+    print("usage: pg_fixture.py serve [--max-connections N] [--listen ADDR/PREFIX]...",
+          file=sys.stderr)
     sys.exit(2)
