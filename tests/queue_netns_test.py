@@ -182,11 +182,11 @@ class NetnsTest(unittest.TestCase):
         return PG.sql(query.replace("{s}", self.schema))
 
     # A job that says where it ran, leaves a marker, and waits for the release file (all
-    # jobs) or its own finish file.
+    # jobs) or the finish file of its item on its worker (finish/ITEM-WORKER_ID).
     def job(self):
         d = self.dir
         return [f'echo "$FORKLIFT_WORKER_ID" >> {d}/runs/{{}}; touch {d}/started/{{}}; '
-                f'while [ ! -e {d}/release ] && [ ! -e {d}/finish/{{}} ]; do sleep 0.02; done; '
+                f'while [ ! -e {d}/release ] && [ ! -e "{d}/finish/{{}}-$FORKLIFT_WORKER_ID" ]; do sleep 0.02; done; '
                 f'echo "done {{}} $FORKLIFT_WORKER_ID"']
 
     def worker(self, host, *extra):
@@ -247,9 +247,10 @@ class PartitionTest(NetnsTest):
         expiry = self.sql("SELECT max(lease_until) FROM {s}.slices "
                           f"WHERE worker_id = '{w0.worker_id}' AND state = 'leased'")
         self.assertNotEqual(expiry, "", "w0 holds no lease")
-        # One of w0's jobs ends during the cut: w0 holds an outcome it cannot record in time,
-        # and its record statement goes out on a dead link (a late write once it comes back).
-        open(self.path("finish", str(held[0])), "w").close()
+        # One of w0's jobs ends during the cut (only w0's attempt of it): w0 holds an outcome
+        # it cannot record in time, and its record statement goes out on a dead link (a late
+        # write once the link is back).
+        open(self.path("finish", f"{held[0]}-{w0.worker_id}"), "w").close()
         wait_for(lambda: not marked("FORKLIFT_WORKER_ID", w0.worker_id), timeout=3 * LEASE_S,
                  what="w0's jobs to be gone from /proc")
         self.assertEqual(self.sql(f"SELECT clock_timestamp() < '{expiry}'::timestamptz"), "t",
@@ -275,7 +276,9 @@ class PartitionTest(NetnsTest):
                                   f"WHERE worker_id = '{w0.worker_id}'"), "0")
         self.assertEqual(self.sql("SELECT count(*) FROM {s}.slices "
                                   f"WHERE worker_id = '{w0.worker_id}'"), "0")
-        # held[0] was finished: its new owner recorded it; nothing of w0's counts.
+        # held[0]'s new attempt still runs, so w0's late outcome for it met no recorded one:
+        # only the lease fence could refuse it.
+        self.assertEqual(self.sql("SELECT count(*) FROM {s}.outcomes"), "0")
         open(self.path("release"), "w").close()
         out, err = m.communicate(timeout=60)
         self.assertEqual(m.returncode, 0, err)
