@@ -128,6 +128,8 @@ if out=$(FORKLIFT="$build/forklift" "$here/load_query_bench.sh" "${LOAD_REPS:-3}
 else
   status=1
   rows+=("load a query PG->PG, 1M rows|FAILED|||>= 1.0x|see $log")
+fi
+
 echo "== f4. forklift load --transform: cat vs none, --cpu-workers 2 vs 1"
 if out=$(FORKLIFT="$build/forklift" "$here/load_transform_bench.sh" "${LOAD_REPS:-3}" | tee -a "$log" /dev/stderr); then
   mapfile -t -O "${#rows[@]}" rows < <(sed -n 's/^ROW //p' <<< "$out")
@@ -149,6 +151,15 @@ if out=$("$here/queue_bench.sh" "$build" | tee -a "$log" /dev/stderr); then
 else
   status=1
   rows+=("forklift map --queue / run_batch + queue|FAILED|||-|see $log")
+fi
+echo "== h. map --queue scaling: 50 ms jobs on 1, 2, 4 network-namespace worker hosts x 16 slots"
+if [ "$(id -u)" -ne 0 ]; then
+  rows+=("map --queue scaling over netns hosts|skipped (needs root for ip netns)|||>= 0.9x|n/a")
+elif out=$("$here/queue_scale_bench.sh" "$build" | tee -a "$log" /dev/stderr); then
+  mapfile -t -O "${#rows[@]}" rows < <(sed -n 's/^ROW //p' <<< "$out")
+else
+  status=1
+  rows+=("map --queue scaling over netns hosts|FAILED|||>= 0.9x|see $log")
 fi
 echo
 echo "== results ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores; log: $log)"

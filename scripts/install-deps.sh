@@ -7,7 +7,7 @@
 #          compared with it), Chromium (the flow report is rendered in it), pgrep; and CI's
 #          checks: clang with its sanitizer and libFuzzer runtimes (libclang-rt-14-dev),
 #          clang-tidy (run-clang-tidy), cppcheck; zsh and groff for the completion and man
-#          page tests (tests/install_test.py)
+#          page tests (tests/install_test.py); iproute2 (`ip netns`: tests/queue_netns_test.py)
 #   bench  test + the anchors' and comparison tools (pandas, oneTBB, GNU parallel, hyperfine)
 # Idempotent: a second run installs nothing. Uses sudo when not root.
 set -euo pipefail
@@ -17,7 +17,7 @@ build=(g++ cmake ninja-build make pkg-config ccache
        libexpected-dev libfmt-dev libcli11-dev libtomlplusplus-dev nlohmann-json3-dev
        libsqlite3-dev sqlite3 libpq-dev zlib1g-dev libxxhash-dev libpcre2-dev libsimdjson-dev libgtest-dev libgmock-dev libbenchmark-dev)
 deb=(dpkg-dev file)
-test=(postgresql sqlite3 python3 parallel chromium procps
+test=(postgresql sqlite3 python3 parallel chromium procps iproute2
       clang libclang-rt-14-dev clang-tidy cppcheck zsh groff-base)
 bench=(python3-pandas python3-psycopg2 libtbb-dev hyperfine time ninja-build jq)
 

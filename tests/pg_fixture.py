@@ -23,12 +23,14 @@ and CREATE DATABASE (shared with the C++ fixture; deleting it is always safe).
 
 Server binaries: $FORKLIFT_PG_BIN, else the newest /usr/lib/postgresql/<N>/bin.
 
-CLI for benchmarks: `python3 tests/pg_fixture.py serve [--max-connections N]` starts a
+CLI for benchmarks: `python3 tests/pg_fixture.py serve [--max-connections N]
+[--listen ADDR/PREFIX]...` starts a
 server, prints its DSN on stdout, and keeps it until stdin closes or SIGTERM/SIGINT.
 """
 import argparse
 import atexit
 import glob
+import ipaddress
 import os
 import pwd
 import shutil
@@ -110,8 +112,13 @@ def _temp_base(other_user):
 class PgServer:
     """A running PostgreSQL server; see the module docstring. Not thread-safe."""
 
-    def __init__(self, max_connections=40):
+    def __init__(self, max_connections=40, listen_extra=()):
+        """listen_extra: interface addresses "ADDR/PREFIX" (IPv4, already configured and up,
+        e.g. the host side of a test's veth pair) that the server listens on besides
+        127.0.0.1 and trusts connections from (ADDR's network), for clients in network
+        namespaces."""
         self.max_connections = max_connections
+        self.listen_extra = [ipaddress.ip_interface(a) for a in listen_extra]
         self.port = 0
         self.running = False
         self._owner_pid = os.getpid()
@@ -249,8 +256,15 @@ class PgServer:
 
     def _write_config(self):
         # fsync and synchronous_commit stay on: crash tests need commits to survive.
+        # pg_hba.conf too, each time: a template's copy must not carry another server's
+        # extra networks.
+        with open(os.path.join(self.data_dir, "pg_hba.conf"), "w") as f:
+            f.write(_HBA)
+            for a in self.listen_extra:
+                f.write(f"host  all  all          {a.network}  trust\n")
+        listen = ",".join(["127.0.0.1"] + [str(a.ip) for a in self.listen_extra])
         with open(os.path.join(self.data_dir, "forklift.conf"), "w") as f:
-            f.write("listen_addresses = '127.0.0.1'\n"
+            f.write(f"listen_addresses = '{listen}'\n"
                     f"port = {self.port}\n"
                     f"unix_socket_directories = '{self.dir}'\n"
                     f"max_connections = {self.max_connections}\n"
@@ -333,8 +347,9 @@ class PgServer:
 
     # -- use -------------------------------------------------------------------------
 
-    def dsn(self, db="forklift_test"):
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{db}"
+    def dsn(self, db="forklift_test", host="127.0.0.1"):
+        """host: 127.0.0.1 (default) or the address of one of listen_extra."""
+        return f"postgresql://postgres@{host}:{self.port}/{db}"
 
     def password_dsn(self):
         return f"postgresql://{PASSWORD_USER}:{PASSWORD}@127.0.0.1:{self.port}/forklift_test"
@@ -363,6 +378,8 @@ def _serve(argv):
                                      description="Start a throwaway PostgreSQL, print its DSN, "
                                                  "keep it until stdin closes or SIGTERM/SIGINT.")
     parser.add_argument("--max-connections", type=int, default=40)
+    parser.add_argument("--listen", action="append", default=[], metavar="ADDR/PREFIX",
+                        help="also listen on ADDR and trust its network (see listen_extra)")
     args = parser.parse_args(argv)
 
     def finish(signum, frame):
@@ -370,7 +387,7 @@ def _serve(argv):
 
     signal.signal(signal.SIGTERM, finish)
     signal.signal(signal.SIGINT, finish)
-    with PgServer(max_connections=args.max_connections) as pg:
+    with PgServer(max_connections=args.max_connections, listen_extra=args.listen) as pg:
         print(pg.dsn(), flush=True)
         try:
             while sys.stdin.buffer.read(65536):
@@ -383,5 +400,6 @@ def _serve(argv):
 if __name__ == "__main__":
     if len(sys.argv) >= 2 and sys.argv[1] == "serve":
         sys.exit(_serve(sys.argv[2:]))
-    print("usage: pg_fixture.py serve [--max-connections N]", file=sys.stderr)
+    print("usage: pg_fixture.py serve [--max-connections N] [--listen ADDR/PREFIX]...",
+          file=sys.stderr)
     sys.exit(2)
