@@ -548,12 +548,17 @@ bool Routed(const LoadOptions& options) { return options.upsert && options.resum
 Result<std::vector<std::string>> ReadSameHeader(const LoadOptions& options, bool fold_case,
                                                 FILE* err) {
   std::vector<std::string> trimmed;
-  const auto max_record = static_cast<size_t>(options.max_record_bytes);
-  FORKLIFT_ASSIGN_OR_RETURN(auto header, ReadHeader(options.sources[0], options.delimiter,
-                                                    max_record, fold_case, &trimmed));
+  const sources::CsvDialect dialect{
+      .delimiter = options.delimiter,
+      .max_record_bytes = static_cast<size_t>(options.max_record_bytes),
+      .quote = options.quote,
+      .escape = EffectiveEscape(options),
+      .skip_lines = static_cast<uint64_t>(options.skip_lines)};
+  FORKLIFT_ASSIGN_OR_RETURN(
+      auto header, ReadHeader(options.sources[0], dialect, options.encoding, fold_case, &trimmed));
   for (size_t i = 1; i < options.sources.size(); ++i) {
     FORKLIFT_ASSIGN_OR_RETURN(
-        auto h, ReadHeader(options.sources[i], options.delimiter, max_record, fold_case, &trimmed));
+        auto h, ReadHeader(options.sources[i], dialect, options.encoding, fold_case, &trimmed));
     if (h != header) {
       return InvalidArgumentError(fmt::format(
           "{}: header ({}) differs from the first file's ({}: {}); nothing loaded",
@@ -991,6 +996,11 @@ void ReadSources(const LoadOptions& options, const LoadPlan& plan, sinks::Target
                        .column_names = plan.read_columns,
                        .null_string = options.null_string};
   if (!options.format.empty()) copts.json_lines = plan.json_lines;  // --format
+  // CSV dialect
+  copts.quote = options.quote;
+  copts.escape = EffectiveEscape(options);
+  copts.skip_lines = static_cast<uint64_t>(options.skip_lines);
+  copts.encoding = options.encoding;
   Chunker chunker(copts, &rcounters);
   auto stop = [&] { return shared.stopped() || stops.graceful.stop_requested(); };
   auto to_queue = [&](Chunk&& chunk) {
