@@ -224,6 +224,13 @@ class EncodingTest(Base):
         self.assertEqual((s["rows_loaded"], s["rows_rejected"]), (3, 1), err)
         self.assertEqual(self.pg_bytes(table), self.CP1252_WANT)
         self.assert_undefined_byte_letter(dlq)
+        # Its letters are the file's windows-1252 bytes: `dlq retry` refuses them.
+        p = subprocess.run([FORKLIFT, "dlq", "retry", s["load_id"], "--journal", self.journal],
+                           capture_output=True, env=self.env, cwd=self.dir, timeout=60)
+        self.assertNotEqual(p.returncode, 0, p.stderr)
+        self.assertIn(b"read its files with --quote \" --escape \" --encoding windows-1252",
+                      p.stderr)
+        self.assertEqual(self.pg_bytes(table), self.CP1252_WANT)
 
     def test_sqlite_latin1_and_windows_1252_arrive_as_utf8(self):
         db = self.sqlite_db()

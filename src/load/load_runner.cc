@@ -384,7 +384,7 @@ class Writer {
 
 nlohmann::json ConfigJson(const LoadOptions& o, const sinks::TargetAddress& address,
                           const std::vector<std::string>& columns) {
-  return nlohmann::json{
+  nlohmann::json config{
       {"to", address.password.empty() ? o.to : std::string()},
       {"to_display", address.display},
       {"needs_password", !address.password.empty()},
@@ -401,6 +401,13 @@ nlohmann::json ConfigJson(const LoadOptions& o, const sinks::TargetAddress& addr
                                  : "append"},
       {"transform", o.transform},
   };
+  // CSV dialect: dead letters keep the file's bytes, which `dlq retry` cannot read as the
+  // default dialect; recorded only when set, so that it can refuse them.
+  if (o.quote != '"' || EffectiveEscape(o) != '"' || o.encoding != sources::Encoding::kUtf8) {
+    config["csv_dialect"] = fmt::format("--quote {} --escape {} --encoding {}", o.quote,
+                                        EffectiveEscape(o), sources::EncodingName(o.encoding));
+  }
+  return config;
 }
 
 // Whether the ledger's `recorded` source is the chunk's `now` (a SourceIdentity). Earlier
