@@ -70,6 +70,21 @@ int LoadCommand(const std::vector<std::string>& args) {
   app.add_option("--null", o.null_string, "unquoted value meaning NULL (default: empty)")
       ->group(input);
   app.add_flag("--no-header", no_header, "the files have no header row")->group(input);
+  // CSV dialect (docs/load.md, "CSV dialects").
+  std::string quote = "\"", escape, encoding = "utf-8";
+  app.add_option("--quote", quote, "CSV quote character (default \")")->group(input);
+  app.add_option("--escape", escape,
+                 "in quoted fields, makes a following quote (or itself) literal (default: the "
+                 "quote, doubled as in RFC 4180); e.g. \\")
+      ->group(input);
+  app.add_option("--encoding", encoding,
+                 "the CSV files' encoding: utf-8 (default), latin1 or windows-1252; converted "
+                 "to UTF-8 on read (checksums and dead letters keep the files' bytes)")
+      ->group(input);
+  app.add_option("--skip-lines", o.skip_lines,
+                 "physical lines to drop at the start of each CSV file, before the header (not "
+                 "rows; dead letters keep the file's line numbers)")
+      ->group(input);
   // Query sources (docs/load.md, "Query sources").
   const std::string query_group = "Query source (instead of files)";
   std::string resume_key;
@@ -191,6 +206,18 @@ int LoadCommand(const std::vector<std::string>& args) {
   auto d = load::ParseDelimiter(delimiter);
   if (!d) return fail(d.error());
   o.delimiter = *d;
+  // CSV dialect
+  auto q = load::ParseDialectChar(quote, "--quote");
+  if (!q) return fail(q.error());
+  o.quote = *q;
+  if (app.count("--escape") > 0) {
+    auto e = load::ParseDialectChar(escape, "--escape");
+    if (!e) return fail(e.error());
+    o.escape = *e;
+  }
+  auto enc = sources::ParseEncoding(encoding);
+  if (!enc) return fail(enc.error());
+  o.encoding = *enc;
   auto cb = load::ParseByteSize(chunk_bytes, "--chunk-bytes");
   if (!cb) return fail(cb.error());
   o.chunk_bytes = *cb;

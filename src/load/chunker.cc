@@ -40,11 +40,24 @@ struct Chunker::Builder {
 
 namespace {
 
-Result<std::unique_ptr<CsvReader>> OpenReader(const std::string& path, char delimiter,
-                                              size_t max_record_bytes) {
+Result<std::unique_ptr<CsvReader>> OpenReader(const std::string& path, const CsvDialect& dialect) {
   FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> src, ByteSource::Open(path));
-  return std::make_unique<CsvReader>(
-      std::move(src), CsvDialect{.delimiter = delimiter, .max_record_bytes = max_record_bytes});
+  return std::make_unique<CsvReader>(std::move(src), dialect);
+}
+
+// Appends `value` as one field of forklift's default dialect: quoted (quotes doubled) when
+// it was quoted (an empty quoted field is not NULL) or holds a quote.
+void AppendDefaultField(std::string_view value, bool quoted, std::string* out) {
+  if (!quoted && value.find('"') == std::string_view::npos) {
+    out->append(value);
+    return;
+  }
+  out->push_back('"');
+  for (char c : value) {
+    if (c == '"') out->push_back('"');
+    out->push_back(c);
+  }
+  out->push_back('"');
 }
 
 }  // namespace
@@ -70,8 +83,15 @@ std::string HeaderName(const sources::CsvField& field, bool fold_case, bool* tri
 Result<std::vector<std::string>> ReadHeader(const std::string& path, char delimiter,
                                             size_t max_record_bytes, bool fold_case,
                                             std::vector<std::string>* trimmed) {
-  FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<CsvReader> reader,
-                            OpenReader(path, delimiter, max_record_bytes));
+  return ReadHeader(path, CsvDialect{.delimiter = delimiter, .max_record_bytes = max_record_bytes},
+                    sources::Encoding::kUtf8, fold_case, trimmed);
+}
+
+Result<std::vector<std::string>> ReadHeader(const std::string& path, const CsvDialect& dialect,
+                                            sources::Encoding encoding, bool fold_case,
+                                            std::vector<std::string>* trimmed) {
+  FORKLIFT_ASSIGN_OR_RETURN(sources::Transcoder transcoder, sources::Transcoder::Open(encoding));
+  FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<CsvReader> reader, OpenReader(path, dialect));
   CsvRecord rec;
   FORKLIFT_ASSIGN_OR_RETURN(bool got, reader->Next(&rec));
   if (!got) {
@@ -87,7 +107,13 @@ Result<std::vector<std::string>> ReadHeader(const std::string& path, char delimi
   std::set<std::string> seen;
   for (size_t i = 0; i < rec.fields.size(); ++i) {
     bool was_trimmed = false;
-    std::string name = HeaderName(rec.fields[i], fold_case, &was_trimmed);
+    std::string name;
+    if (std::string why =
+            transcoder.Append(HeaderName(rec.fields[i], fold_case, &was_trimmed), &name);
+        !why.empty()) {
+      return InvalidArgumentError(
+          fmt::format("{}:{}: header: column {}: {}", path, rec.first_line, i + 1, why));
+    }
     if (was_trimmed && trimmed) trimmed->emplace_back(rec.fields[i].value);
     if (name.empty()) {
       return InvalidArgumentError(
@@ -151,8 +177,17 @@ Status Chunker::ReadFile(const std::string& path, const Emit& emit,
 
 Status Chunker::ReadCsv(const std::string& path, const Emit& emit,
                         const std::function<bool()>& stop) {
-  FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<CsvReader> reader,
-                            OpenReader(path, options_.delimiter, options_.max_record_bytes));
+  if (!transcoder_) {
+    FORKLIFT_ASSIGN_OR_RETURN(sources::Transcoder t, sources::Transcoder::Open(options_.encoding));
+    transcoder_.emplace(std::move(t));
+  }
+  FORKLIFT_ASSIGN_OR_RETURN(
+      std::unique_ptr<CsvReader> reader,
+      OpenReader(path, CsvDialect{.delimiter = options_.delimiter,
+                                  .max_record_bytes = options_.max_record_bytes,
+                                  .quote = options_.quote,
+                                  .escape = options_.escape,
+                                  .skip_lines = options_.skip_lines}));
   return ReadCsvFrom(*reader, emit, stop);
 }
 
@@ -183,8 +218,13 @@ Status Chunker::ReadCsvFrom(CsvReader& reader_ref, const Emit& emit,
       if (!options_.header_names.empty()) {
         bool same = rec.error.empty() && rec.fields.size() == options_.header_names.size();
         for (size_t i = 0; same && i < rec.fields.size(); ++i) {
-          same = HeaderName(rec.fields[i], options_.fold_header_case, nullptr) ==
-                 options_.header_names[i];
+          std::string name = HeaderName(rec.fields[i], options_.fold_header_case, nullptr);
+          if (transcoder_ && reencode()) {
+            value_.clear();
+            same = transcoder_->Append(name, &value_).empty() && value_ == options_.header_names[i];
+          } else {
+            same = name == options_.header_names[i];
+          }
         }
         if (!same) {
           return InvalidArgumentError(fmt::format(
@@ -195,7 +235,12 @@ Status Chunker::ReadCsvFrom(CsvReader& reader_ref, const Emit& emit,
       continue;
     }
     first = false;
-    FORKLIFT_RETURN_IF_ERROR(Add(rec, rec.raw, rec.terminator, emit));
+    if (transcoder_ && reencode() && rec.error.empty()) {
+      std::string why = Reencode(rec, &stored_);
+      FORKLIFT_RETURN_IF_ERROR(Add(rec, stored_, why, rec.raw, rec.terminator, emit));
+    } else {
+      FORKLIFT_RETURN_IF_ERROR(Add(rec, rec.raw, rec.terminator, emit));
+    }
   }
   for (auto& b : builders_) FORKLIFT_RETURN_IF_ERROR(Flush(*b, emit));
   return {};
@@ -225,15 +270,38 @@ Status Chunker::ReadJsonLines(const std::string& path, const Emit& emit,
   return {};
 }
 
+std::string Chunker::Reencode(const CsvRecord& rec, std::string* out) {
+  out->clear();
+  if (options_.quote == '"' && options_.escape == '"') {
+    // Only the encoding differs: every byte that shapes the record is ASCII and stays.
+    return transcoder_->Append(rec.raw, out);
+  }
+  for (size_t i = 0; i < rec.fields.size(); ++i) {
+    if (i > 0) out->push_back(options_.delimiter);
+    value_.clear();
+    if (std::string why = transcoder_->Append(rec.fields[i].value, &value_); !why.empty()) {
+      return fmt::format("field {}: {}", i + 1, why);
+    }
+    AppendDefaultField(value_, rec.fields[i].quoted, out);
+  }
+  return {};
+}
+
 Status Chunker::Add(const CsvRecord& rec, std::string_view text, std::string_view terminator,
                     const Emit& emit) {
+  return Add(rec, rec.raw, std::string(), text, terminator, emit);
+}
+
+Status Chunker::Add(const CsvRecord& rec, std::string_view stored, const std::string& stored_error,
+                    std::string_view text, std::string_view terminator, const Emit& emit) {
   counters_->rows.fetch_add(1, std::memory_order_relaxed);
   std::string reason = rec.error;
   if (reason.empty() && rec.fields.size() != options_.columns) {
     reason = fmt::format("expected {} fields, found {}", options_.columns, rec.fields.size());
   }
-  if (reason.empty() && !sources::IsValidUtf8(rec.raw)) {
-    reason = sources::Utf8ErrorReason(rec.raw);
+  if (reason.empty()) reason = stored_error;
+  if (reason.empty() && !sources::IsValidUtf8(stored)) {
+    reason = sources::Utf8ErrorReason(stored);
   }
   if (!reason.empty()) {
     Builder& b = *builders_[0];
@@ -270,10 +338,10 @@ Status Chunker::Add(const CsvRecord& rec, std::string_view text, std::string_vie
   Chunk& c = b.chunk;
   ChunkRow row{.offset = static_cast<uint32_t>(c.data.size()), .size = 0, .line = rec.first_line};
   // A line holding only \. ends COPY's data even in CSV mode; quoted it is plain data.
-  if (rec.raw == "\\.") {
+  if (stored == "\\.") {
     c.data.append("\"\\.\"");
   } else {
-    c.data.append(rec.raw);
+    c.data.append(stored);
   }
   row.size = static_cast<uint32_t>(c.data.size() - row.offset);
   c.data.push_back('\n');

@@ -32,6 +32,7 @@
 #include "sinks/sink.h"
 #include "sources/checksum.h"
 #include "sources/csv_reader.h"
+#include "sources/transcode.h"
 
 namespace forklift::load {
 
@@ -57,6 +58,17 @@ struct ChunkerOptions {
   // Table lifecycle and dialect: whether the sources are JSON Lines; nullopt = by each
   // name (sources::IsJsonLinesPath). Set for stdin ('-'), which has none.
   std::optional<bool> json_lines;
+  // CSV dialect of CSV files (ValidateDialectOptions; ReadSource's CSV is forklift's own,
+  // left at the defaults). Records are parsed with quote/escape/skip_lines on the source's
+  // bytes; with a non-default quote, escape or encoding each chunk stores the record
+  // rewritten in the default dialect ('"', doubling) and UTF-8, which every sink,
+  // --transform and `dlq retry` read, while its checksum and a reject's payload stay the
+  // source's bytes. A record that does not convert (an undefined windows-1252 byte) is a
+  // reject naming its line.
+  char quote = '"';
+  char escape = '"';
+  uint64_t skip_lines = 0;
+  sources::Encoding encoding = sources::Encoding::kUtf8;
 };
 
 // Counters the reader moves forward; other threads read them for progress.
@@ -78,6 +90,13 @@ std::string HeaderName(const sources::CsvField& field, bool fold_case, bool* tri
 Result<std::vector<std::string>> ReadHeader(const std::string& path, char delimiter,
                                             size_t max_record_bytes, bool fold_case = false,
                                             std::vector<std::string>* trimmed = nullptr);
+// The same in a dialect (its quote, escape and skip_lines) and encoding: the names come
+// back in UTF-8. Failure as above, and InvalidArgument "PATH:LINE: header: ..." for a name
+// that does not convert.
+Result<std::vector<std::string>> ReadHeader(const std::string& path,
+                                            const sources::CsvDialect& dialect,
+                                            sources::Encoding encoding, bool fold_case,
+                                            std::vector<std::string>* trimmed);
 
 // The note appended to the reason of a reject whose raw text was cut to max_reject_bytes:
 // " (record of N bytes, first M kept: not retryable)". A cut record may still split into
@@ -126,6 +145,18 @@ class Chunker {
   // reject's payload), rec.raw what the chunk stores (the same for CSV).
   Status Add(const sources::CsvRecord& rec, std::string_view text, std::string_view terminator,
              const Emit& emit);
+  // The same, storing `stored` (rec.raw in the default dialect and UTF-8) instead of
+  // rec.raw; a non-empty `stored_error` (it did not convert) makes the row a reject.
+  Status Add(const sources::CsvRecord& rec, std::string_view stored,
+             const std::string& stored_error, std::string_view text, std::string_view terminator,
+             const Emit& emit);
+  // Rewrites rec (well-formed) into *out as the chunk stores it (see ChunkerOptions'
+  // dialect); "" or why it does not convert.
+  std::string Reencode(const sources::CsvRecord& rec, std::string* out);
+  bool reencode() const {
+    return options_.quote != '"' || options_.escape != '"' ||
+           options_.encoding != sources::Encoding::kUtf8;
+  }
   Status Flush(Builder& b, const Emit& emit);
   Builder& Route(const std::vector<std::string_view>& key_values);
 
@@ -136,6 +167,9 @@ class Chunker {
   std::string path_;
   std::string keybuf_;
   std::map<std::string, uint64_t> unknown_fields_;
+  std::optional<sources::Transcoder> transcoder_;  // opened by the first CSV file
+  std::string stored_;                             // Reencode's output
+  std::string value_;                              // one field converted
 };
 
 }  // namespace forklift::load

@@ -65,6 +65,14 @@ Result<RecordedTarget> ReadRecordedTarget(journal::Journal& journal,
         "forklift dlq show {}); fix them and load them with forklift load",
         load_id, transform, load_id));
   }
+  // CSV dialect: the letters are the files' bytes in their quote, escape and encoding.
+  if (const std::string dialect = c.value("csv_dialect", std::string()); !dialect.empty()) {
+    return InvalidArgumentError(fmt::format(
+        "load '{}' read its files with {}: its dead letters are those files' bytes and cannot "
+        "be retried as they are (see forklift dlq show {}); fix them and load them with "
+        "forklift load and the same options",
+        load_id, dialect, load_id));
+  }
   std::string target = to;
   if (target.empty()) {
     if (c.value("needs_password", false)) {

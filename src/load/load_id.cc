@@ -45,6 +45,13 @@ void AddVariants(const LoadOptions& o, const Add& add) {
     add("transform");
     add(o.transform);
   }
+  if (HasCsvDialect(o)) {  // only when set: ids of loads in the default dialect stay
+    add("dialect");
+    add(std::string(1, o.quote));
+    add(std::string(1, EffectiveEscape(o)));
+    add(sources::EncodingName(o.encoding));
+    add(std::to_string(o.skip_lines));
+  }
 }
 
 }  // namespace

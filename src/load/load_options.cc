@@ -8,6 +8,7 @@
 #include <limits>
 #include <set>
 
+#include "sources/jsonl_reader.h"
 #include "sources/utf8.h"
 
 namespace forklift::load {
@@ -107,7 +108,78 @@ Status ValidateLoadOptions(const LoadOptions& o) {
                                             Escaped(o.null_string),
                                             sources::Utf8ErrorReason(o.null_string)));
   }
+  FORKLIFT_RETURN_IF_ERROR(ValidateDialectOptions(o));
   return ValidateTransformOptions(o);
+}
+
+// ---- CSV dialect ----------------------------------------------------------------------
+
+bool HasCsvDialect(const LoadOptions& o) {
+  return o.quote != '"' || EffectiveEscape(o) != '"' || o.encoding != sources::Encoding::kUtf8 ||
+         o.skip_lines != 0;
+}
+
+Result<char> ParseDialectChar(std::string_view text, std::string_view option) {
+  if (text.size() != 1) {
+    return InvalidArgumentError(
+        fmt::format("{} '{}': expected one character", option, Escaped(text)));
+  }
+  return text[0];
+}
+
+Status ValidateDialectOptions(const LoadOptions& o) {
+  // The first dialect option given, for messages.
+  std::string given;
+  if (o.quote != '"') {
+    given = "--quote";
+  } else if (o.escape) {
+    given = "--escape";
+  } else if (o.encoding != sources::Encoding::kUtf8) {
+    given = "--encoding";
+  } else if (o.skip_lines != 0) {
+    given = "--skip-lines";
+  }
+  if (given.empty()) return {};
+  if (!o.query.empty() || !o.from.empty()) {
+    return InvalidArgumentError(
+        fmt::format("{}: a --query result is read as forklift writes it (CSV files only)", given));
+  }
+  if (o.format == "jsonl") {
+    return InvalidArgumentError(fmt::format("{}: for CSV sources, not --format jsonl", given));
+  }
+  if (o.format.empty()) {
+    for (const std::string& src : o.sources) {
+      if (sources::IsJsonLinesPath(src)) {
+        return InvalidArgumentError(fmt::format(
+            "{}: for CSV sources; {} is JSON Lines (--format csv if it is CSV)", given, src));
+      }
+    }
+  }
+  auto check = [&](char c, std::string_view option) -> Status {
+    if (c == '\r' || c == '\n') {
+      return InvalidArgumentError(fmt::format("{}: cannot be CR or LF", option));
+    }
+    if (c == o.delimiter) {
+      return InvalidArgumentError(
+          fmt::format("{} '{}': cannot be the delimiter", option, Escaped({&c, 1})));
+    }
+    // A byte >= 0x80 would also match inside UTF-8 and windows-1252 characters.
+    if (static_cast<unsigned char>(c) >= 0x80) {
+      return InvalidArgumentError(
+          fmt::format("{} '{}': must be an ASCII character", option, Escaped({&c, 1})));
+    }
+    return {};
+  };
+  FORKLIFT_RETURN_IF_ERROR(check(o.quote, "--quote"));
+  if (o.escape) FORKLIFT_RETURN_IF_ERROR(check(*o.escape, "--escape"));
+  if (o.skip_lines < 0) {
+    return InvalidArgumentError(fmt::format("--skip-lines {}: must be >= 0", o.skip_lines));
+  }
+  if (o.null_string.find(o.quote) != std::string::npos) {
+    return InvalidArgumentError(
+        fmt::format("--null: cannot contain the quote ('{}')", Escaped({&o.quote, 1})));
+  }
+  return {};
 }
 
 Status ValidateTransformOptions(const LoadOptions& o) {

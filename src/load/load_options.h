@@ -12,6 +12,7 @@
 
 #include "forklift/progress.h"
 #include "forklift/result.h"
+#include "sources/transcode.h"
 
 namespace forklift::load {
 
@@ -59,6 +60,13 @@ struct LoadOptions {
   std::string transform;                           // --transform: run by /bin/sh -c; "" = none
   int cpu_workers = 1;                             // --cpu-workers: transforms at once, >= 1
   std::chrono::milliseconds transform_timeout{0};  // --transform-timeout per chunk; 0 = none
+  // CSV dialect (ValidateDialectOptions): how CSV files are written. Rows reach the table
+  // (and --transform) in the default dialect and UTF-8; checksums and dead letters keep
+  // the files' bytes.
+  char quote = '"';                                       // --quote: encloses a field
+  std::optional<char> escape;                             // --escape; nullopt = the quote
+  sources::Encoding encoding = sources::Encoding::kUtf8;  // --encoding, converted on read
+  int64_t skip_lines = 0;  // --skip-lines: physical lines dropped before each file's header
 };
 
 // Table lifecycle and dialect
@@ -90,7 +98,7 @@ Status ValidateStdinOptions(const LoadOptions& options);
 // among --columns, a delimiter that is '"', CR, LF or not ASCII, a --null that holds the
 // delimiter, a quote, CR or LF or is not valid UTF-8, duplicate column names,
 // --max-errors < 0; and what ValidateQuerySourceOptions, ValidateLifecycleOptions,
-// ValidateStdinOptions and ValidateTransformOptions refuse.
+// ValidateStdinOptions, ValidateTransformOptions and ValidateDialectOptions refuse.
 Status ValidateLoadOptions(const LoadOptions& options);
 
 // The query source options' part of ValidateLoadOptions (which calls it first):
@@ -107,6 +115,23 @@ Status ValidateQuerySourceOptions(const LoadOptions& options);
 // --transform-timeout, a --transform that is blank or not valid UTF-8 (the journal keeps
 // it as JSON text).
 Status ValidateTransformOptions(const LoadOptions& options);
+
+// CSV dialect
+
+// --escape as the reader takes it: the quote when not given (RFC 4180 doubling).
+inline char EffectiveEscape(const LoadOptions& o) { return o.escape.value_or(o.quote); }
+
+// Whether any dialect option differs from the default (only then is it part of the load id).
+bool HasCsvDialect(const LoadOptions& o);
+
+// The dialect options' part of ValidateLoadOptions: InvalidArgument naming the option for
+// a --quote or --escape that is CR, LF, the delimiter or not ASCII, a --skip-lines < 0, a --null
+// holding the quote, and any dialect option with --query (a result is read as forklift writes it)
+// or with JSON Lines sources (--format jsonl, or a .jsonl/.ndjson file without --format csv).
+Status ValidateDialectOptions(const LoadOptions& options);
+
+// A --quote or --escape value: exactly one byte. InvalidArgument naming `option` otherwise.
+Result<char> ParseDialectChar(std::string_view text, std::string_view option);
 
 // "4MiB", "512KiB", "1GB", "1000" (bytes) -> bytes. InvalidArgument naming `option` and the
 // value for anything else, zero, or an overflow.

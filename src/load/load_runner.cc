@@ -384,7 +384,7 @@ class Writer {
 
 nlohmann::json ConfigJson(const LoadOptions& o, const sinks::TargetAddress& address,
                           const std::vector<std::string>& columns) {
-  return nlohmann::json{
+  nlohmann::json config{
       {"to", address.password.empty() ? o.to : std::string()},
       {"to_display", address.display},
       {"needs_password", !address.password.empty()},
@@ -401,6 +401,13 @@ nlohmann::json ConfigJson(const LoadOptions& o, const sinks::TargetAddress& addr
                                  : "append"},
       {"transform", o.transform},
   };
+  // CSV dialect: dead letters keep the file's bytes, which `dlq retry` cannot read as the
+  // default dialect; recorded only when set, so that it can refuse them.
+  if (o.quote != '"' || EffectiveEscape(o) != '"' || o.encoding != sources::Encoding::kUtf8) {
+    config["csv_dialect"] = fmt::format("--quote {} --escape {} --encoding {}", o.quote,
+                                        EffectiveEscape(o), sources::EncodingName(o.encoding));
+  }
+  return config;
 }
 
 // Whether the ledger's `recorded` source is the chunk's `now` (a SourceIdentity). Earlier
@@ -567,12 +574,17 @@ bool Routed(const LoadOptions& options) { return options.upsert && options.resum
 Result<std::vector<std::string>> ReadSameHeader(const LoadOptions& options, bool fold_case,
                                                 FILE* err) {
   std::vector<std::string> trimmed;
-  const auto max_record = static_cast<size_t>(options.max_record_bytes);
-  FORKLIFT_ASSIGN_OR_RETURN(auto header, ReadHeader(options.sources[0], options.delimiter,
-                                                    max_record, fold_case, &trimmed));
+  const sources::CsvDialect dialect{
+      .delimiter = options.delimiter,
+      .max_record_bytes = static_cast<size_t>(options.max_record_bytes),
+      .quote = options.quote,
+      .escape = EffectiveEscape(options),
+      .skip_lines = static_cast<uint64_t>(options.skip_lines)};
+  FORKLIFT_ASSIGN_OR_RETURN(
+      auto header, ReadHeader(options.sources[0], dialect, options.encoding, fold_case, &trimmed));
   for (size_t i = 1; i < options.sources.size(); ++i) {
     FORKLIFT_ASSIGN_OR_RETURN(
-        auto h, ReadHeader(options.sources[i], options.delimiter, max_record, fold_case, &trimmed));
+        auto h, ReadHeader(options.sources[i], dialect, options.encoding, fold_case, &trimmed));
     if (h != header) {
       return InvalidArgumentError(fmt::format(
           "{}: header ({}) differs from the first file's ({}: {}); nothing loaded",
@@ -1127,6 +1139,11 @@ void ReadSources(const LoadOptions& options, const LoadPlan& plan, sinks::Target
     copts.header_names.clear();
     copts.json_lines = false;
   }
+  // CSV dialect
+  copts.quote = options.quote;
+  copts.escape = EffectiveEscape(options);
+  copts.skip_lines = static_cast<uint64_t>(options.skip_lines);
+  copts.encoding = options.encoding;
   Chunker chunker(copts, &rcounters);
   auto stop = [&] { return shared.stopped() || stops.graceful.stop_requested(); };
   auto to_queue = [&](Chunk&& chunk) {

@@ -36,10 +36,10 @@ std::string ByteForMessage(char c) {
 // The first byte in [p, end) that may end an unquoted stretch (delimiter, quote, CR, LF),
 // or `end`. The hot loop of the whole reader: 16 bytes per step with SSE2 (baseline on
 // x86-64), a lookup table for the tail and elsewhere.
-inline const char* FindSpecial(const char* p, const char* end, const bool* special,
-                               char delimiter) {
+inline const char* FindSpecial(const char* p, const char* end, const bool* special, char delimiter,
+                               char quote) {
 #ifdef __SSE2__
-  const __m128i d = _mm_set1_epi8(delimiter), q = _mm_set1_epi8('"');
+  const __m128i d = _mm_set1_epi8(delimiter), q = _mm_set1_epi8(quote);
   const __m128i lf = _mm_set1_epi8('\n'), cr = _mm_set1_epi8('\r');
   while (end - p >= 16) {
     __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
@@ -58,9 +58,9 @@ inline const char* FindSpecial(const char* p, const char* end, const bool* speci
 // it, or to `end`. Quotes and lone CRs are data here; *saw_quote reports a quote.
 // kNeedMore when `end` is not the end of the input and the stretch may go on past it.
 inline Stop ScanUnquoted(const char*& p, const char* end, bool eof, const bool* special,
-                         char delimiter, bool* saw_quote) {
+                         char delimiter, char quote, bool* saw_quote) {
   for (;;) {
-    p = FindSpecial(p, end, special, delimiter);
+    p = FindSpecial(p, end, special, delimiter, quote);
     if (p == end) return eof ? Stop::kEnd : Stop::kNeedMore;
     char c = *p;
     if (c == delimiter) return Stop::kDelimiter;
@@ -104,9 +104,15 @@ struct Parsed {
 // past `end`; then the outputs hold garbage and the caller retries with more bytes.
 // Values with "" are unquoted into *scratch, reserved once per record for all the bytes
 // that remain so that earlier views into it never move.
+// With an escape byte other than the quote, the escape makes the quote or itself that
+// follows it literal inside a quoted field and is data before anything else (PostgreSQL's
+// CSV ESCAPE); a doubled quote then closes the field.
 ParseStatus ParseRecord(const char* begin, const char* end, bool eof, const bool* special,
-                        char delimiter, std::vector<CsvField>* fields, std::string* scratch,
-                        std::string* error, Parsed* out) {
+                        const CsvDialect& dialect, std::vector<CsvField>* fields,
+                        std::string* scratch, std::string* error, Parsed* out) {
+  const char delimiter = dialect.delimiter;
+  const char quote = dialect.quote;
+  const char escape = dialect.escape;
   scratch->clear();
   error->clear();
   uint64_t newlines = 0;
@@ -119,14 +125,45 @@ ParseStatus ParseRecord(const char* begin, const char* end, bool eof, const bool
     if (count == fields->size()) fields->emplace_back();
     CsvField& field = (*fields)[count++];
     Stop stop;
-    if (p < end && *p == '"') {
+    if (p < end && *p == quote) {
       field.quoted = true;
       const char* content = p + 1;
-      const char* q = content;  // next byte not yet copied to scratch or scanned
+      const char* q = content;  // next byte not yet copied to scratch
+      const char* s = content;  // next byte not yet scanned (> q past a lone escape)
       bool unquoting = false;   // this field's value is being built in *scratch
       size_t scratch_start = 0;
+      const char* c = nullptr;  // the next quote at or after s, when c_known
+      bool c_known = false;     // (kept across lone escapes: no rescans)
       for (;;) {
-        auto* c = static_cast<const char*>(std::memchr(q, '"', static_cast<size_t>(end - q)));
+        if (!c_known || (c != nullptr && c < s)) {
+          c = static_cast<const char*>(std::memchr(s, quote, static_cast<size_t>(end - s)));
+          c_known = true;
+        }
+        if (escape != quote) {
+          const char* limit = c == nullptr ? end : c;
+          auto* e =
+              static_cast<const char*>(std::memchr(s, escape, static_cast<size_t>(limit - s)));
+          if (e != nullptr) {
+            if (e + 1 == end) {
+              if (!eof) return ParseStatus::kNeedMore;
+              s = end;  // a last escape is data; the field is unterminated
+              continue;
+            }
+            if (e[1] != quote && e[1] != escape) {  // data, as PostgreSQL reads it
+              s = e + 1;
+              continue;
+            }
+            if (!unquoting) {
+              if (scratch->empty()) scratch->reserve(static_cast<size_t>(end - content));
+              scratch_start = scratch->size();
+              unquoting = true;
+            }
+            scratch->append(q, e);
+            scratch->push_back(e[1]);
+            q = s = e + 2;
+            continue;
+          }
+        }
         if (c == nullptr) {
           if (!eof) return ParseStatus::kNeedMore;
           newlines += CountLf(content, end);
@@ -144,16 +181,20 @@ ParseStatus ParseRecord(const char* begin, const char* end, bool eof, const bool
           *out = Parsed{end, 0, newlines};
           return ParseStatus::kDone;
         }
-        if (c + 1 == end && !eof) return ParseStatus::kNeedMore;  // "" or closing?
-        if (c + 1 < end && c[1] == '"') {
-          if (!unquoting) {
-            if (scratch->empty()) scratch->reserve(static_cast<size_t>(end - content));
-            scratch_start = scratch->size();
-            unquoting = true;
+        if (escape == quote) {
+          if (c + 1 == end && !eof) return ParseStatus::kNeedMore;  // "" or closing?
+          if (c + 1 < end && c[1] == quote) {
+            if (!unquoting) {
+              if (scratch->empty()) scratch->reserve(static_cast<size_t>(end - content));
+              scratch_start = scratch->size();
+              unquoting = true;
+            }
+            scratch->append(q, c + 1);
+            q = s = c + 2;
+            continue;
           }
-          scratch->append(q, c + 1);
-          q = c + 2;
-          continue;
+        } else if (c + 1 == end && !eof) {
+          return ParseStatus::kNeedMore;  // a CR or LF after it decides the terminator
         }
         newlines += CountLf(content, c);
         if (unquoting) {
@@ -179,18 +220,18 @@ ParseStatus ParseRecord(const char* begin, const char* end, bool eof, const bool
           *error = fmt::format("field {}: '{}' after closing quote", count, ByteForMessage(*p));
         }
         bool ignored = false;
-        stop = ScanUnquoted(p, end, eof, special, delimiter, &ignored);
+        stop = ScanUnquoted(p, end, eof, special, delimiter, quote, &ignored);
         if (stop == Stop::kNeedMore) return ParseStatus::kNeedMore;
       }
     } else {
       field.quoted = false;
       const char* start = p;
       bool saw_quote = false;
-      stop = ScanUnquoted(p, end, eof, special, delimiter, &saw_quote);
+      stop = ScanUnquoted(p, end, eof, special, delimiter, quote, &saw_quote);
       if (stop == Stop::kNeedMore) return ParseStatus::kNeedMore;
       field.value = std::string_view(start, static_cast<size_t>(p - start));
       if (saw_quote && error->empty()) {
-        *error = fmt::format("field {}: '\"' in unquoted field", count);
+        *error = fmt::format("field {}: '{}' in unquoted field", count, ByteForMessage(quote));
       }
     }
     if (stop == Stop::kDelimiter) {
@@ -209,23 +250,30 @@ ParseStatus ParseRecord(const char* begin, const char* end, bool eof, const bool
   }
 }
 
-std::array<bool, 256> SpecialBytes(char delimiter) {
+std::array<bool, 256> SpecialBytes(char delimiter, char quote) {
   std::array<bool, 256> table{};
   table[static_cast<unsigned char>(delimiter)] = true;
   table['\n'] = true;
   table['\r'] = true;
-  table['"'] = true;
+  table[static_cast<unsigned char>(quote)] = true;
   return table;
 }
 
 }  // namespace
 
 Status ValidateCsvDialect(const CsvDialect& dialect) {
-  char d = dialect.delimiter;
-  if (d == '"' || d == '\r' || d == '\n') {
-    return InvalidArgumentError(fmt::format("CSV delimiter cannot be '{}'", d == '"'    ? "\""
-                                                                            : d == '\r' ? "\\r"
-                                                                                        : "\\n"));
+  auto line_break = [](char c) { return c == '\r' || c == '\n'; };
+  const char d = dialect.delimiter;
+  if (d == '"' || line_break(d)) {
+    return InvalidArgumentError(fmt::format("CSV delimiter cannot be '{}'", ByteForMessage(d)));
+  }
+  if (line_break(dialect.quote) || dialect.quote == d) {
+    return InvalidArgumentError(fmt::format("CSV quote cannot be '{}' (CR, LF or the delimiter)",
+                                            ByteForMessage(dialect.quote)));
+  }
+  if (line_break(dialect.escape) || dialect.escape == d) {
+    return InvalidArgumentError(fmt::format("CSV escape cannot be '{}' (CR, LF or the delimiter)",
+                                            ByteForMessage(dialect.escape)));
   }
   if (dialect.max_record_bytes == 0) {
     return InvalidArgumentError("CSV max_record_bytes must be positive");
@@ -239,9 +287,10 @@ CsvReader::CsvReader(std::unique_ptr<ByteSource> source, CsvDialect dialect)
 CsvReader::CsvReader(std::unique_ptr<ByteSource> source, CsvDialect dialect, size_t buffer_size)
     : source_(std::move(source)),
       dialect_(dialect),
-      special_(SpecialBytes(dialect.delimiter)),
+      special_(SpecialBytes(dialect.delimiter, dialect.quote)),
       capacity_(std::max(buffer_size, kMinBufferSize)) {
   buffer_.reset(new char[capacity_]);
+  skip_left_ = dialect_.skip_lines;
   if (auto valid = ValidateCsvDialect(dialect_); !valid) failed_ = valid.error();
 }
 
@@ -303,6 +352,23 @@ Result<bool> CsvReader::Next(CsvRecord* record) {
       }
     }
     const char* buf = buffer_.get();
+    // skip_lines: whole physical lines, quotes and all, dropped as they come (a skipped
+    // line longer than the buffer costs no memory).
+    while (skip_left_ > 0 && pos_ < end_) {
+      auto* lf = static_cast<const char*>(std::memchr(buf + pos_, '\n', end_ - pos_));
+      if (lf == nullptr) {
+        pos_ = end_;
+        break;
+      }
+      pos_ = static_cast<size_t>(lf - buf) + 1;
+      --skip_left_;
+      lines_read_ = line_++;
+    }
+    if (skip_left_ > 0) {
+      if (eof_) return false;  // the file holds no more than the lines to skip
+      FORKLIFT_RETURN_IF_ERROR(Refill());
+      continue;
+    }
     while (pos_ < end_) {  // blank lines
       if (buf[pos_] == '\n') {
         pos_ += 1;
@@ -319,9 +385,8 @@ Result<bool> CsvReader::Next(CsvRecord* record) {
       continue;
     }
     Parsed parsed;
-    ParseStatus status =
-        ParseRecord(buf + pos_, buf + end_, eof_, special_.data(), dialect_.delimiter,
-                    &record->fields, &scratch_, &record->error, &parsed);
+    ParseStatus status = ParseRecord(buf + pos_, buf + end_, eof_, special_.data(), dialect_,
+                                     &record->fields, &scratch_, &record->error, &parsed);
     size_t raw_size = status == ParseStatus::kDone
                           ? static_cast<size_t>(parsed.raw_end - (buf + pos_))
                           : end_ - pos_ - 1;  // at least this, the last byte may be a CR
@@ -349,10 +414,15 @@ Result<bool> CsvReader::Next(CsvRecord* record) {
 
 std::string SplitCsvRecord(std::string_view raw, char delimiter, std::vector<CsvField>* fields,
                            std::string* scratch) {
-  std::array<bool, 256> special = SpecialBytes(delimiter);
+  return SplitCsvRecord(raw, CsvDialect{.delimiter = delimiter}, fields, scratch);
+}
+
+std::string SplitCsvRecord(std::string_view raw, const CsvDialect& dialect,
+                           std::vector<CsvField>* fields, std::string* scratch) {
+  std::array<bool, 256> special = SpecialBytes(dialect.delimiter, dialect.quote);
   std::string error;
   Parsed parsed;
-  ParseRecord(raw.data(), raw.data() + raw.size(), /*eof=*/true, special.data(), delimiter, fields,
+  ParseRecord(raw.data(), raw.data() + raw.size(), /*eof=*/true, special.data(), dialect, fields,
               scratch, &error, &parsed);
   size_t consumed = static_cast<size_t>(parsed.raw_end - raw.data());
   if (consumed < raw.size() && error.empty()) {

@@ -47,10 +47,20 @@ namespace forklift::sources {
 struct CsvDialect {
   char delimiter = ',';                // any single byte except '"', '\r', '\n'. Default ','.
   size_t max_record_bytes = 64 << 20;  // longer is fatal DataLoss. Default 64 MiB.
+  // The byte that encloses a field (in the format notes above, '"' is this byte); not CR,
+  // LF or the delimiter. Default '"'.
+  char quote = '"';
+  // Inside a quoted field, makes a following quote or escape byte literal (PostgreSQL's
+  // CSV ESCAPE); before any other byte it is data. Equal to quote (the default) it is RFC
+  // 4180's doubling. Not CR, LF or the delimiter.
+  char escape = '"';
+  // Physical lines (counted by LF, quotes not looked at) dropped at the start of the input,
+  // after the BOM: not records, but counted in lines (first_line stays the file's).
+  uint64_t skip_lines = 0;
 };
 
-// InvalidArgument naming the problem for a delimiter of '"', '\r' or '\n', or a
-// max_record_bytes of 0; OK otherwise.
+// InvalidArgument naming the problem for a delimiter of '"', '\r' or '\n', a quote or
+// escape that is CR, LF or the delimiter, or a max_record_bytes of 0; OK otherwise.
 Status ValidateCsvDialect(const CsvDialect& dialect);
 
 struct CsvField {
@@ -113,8 +123,9 @@ class CsvReader {
   size_t end_ = 0;              // end of the valid bytes in buffer_
   uint64_t buffer_offset_ = 0;  // stream offset of buffer_[0]
   bool eof_ = false;
-  bool started_ = false;  // the BOM check is done
-  uint64_t line_ = 1;     // line where the next record starts
+  bool started_ = false;    // the BOM check is done
+  uint64_t skip_left_ = 0;  // of dialect.skip_lines
+  uint64_t line_ = 1;       // line where the next record starts
   uint64_t lines_read_ = 0;
   std::string scratch_;  // unquoted values of fields that held ""
   std::optional<Error> failed_;
@@ -127,6 +138,10 @@ class CsvReader {
 // re-split dead-lettered rows and by the SQLite sink.
 std::string SplitCsvRecord(std::string_view raw, char delimiter, std::vector<CsvField>* fields,
                            std::string* scratch);
+// The same with a dialect's delimiter, quote and escape (skip_lines and max_record_bytes
+// are not used).
+std::string SplitCsvRecord(std::string_view raw, const CsvDialect& dialect,
+                           std::vector<CsvField>* fields, std::string* scratch);
 
 }  // namespace forklift::sources
 

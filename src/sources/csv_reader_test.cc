@@ -573,5 +573,176 @@ TEST(CsvReaderTest, RecordStorageIsReusedInSteadyState) {
   EXPECT_EQ(reader.source().source_bytes_read(), input.size());
 }
 
+// ---- Dialects: quote, escape, skip_lines -------------------------------------------
+
+std::string Swap(std::string s, char a, char b) {
+  for (char& c : s) {
+    if (c == a) {
+      c = b;
+    } else if (c == b) {
+      c = a;
+    }
+  }
+  return s;
+}
+
+TEST(CsvReaderDialectTest, OtherQuoteReadsLikeTheDefaultWithTheBytesSwapped) {
+  std::mt19937 rng(777);
+  const std::string alphabet = "ab,,''\"\n\r;";
+  const CsvDialect single{.quote = '\'', .escape = '\''};
+  for (int round = 0; round < 300; ++round) {
+    std::string input;
+    size_t len = rng() % 200;
+    for (size_t i = 0; i < len; ++i) input += alphabet[rng() % alphabet.size()];
+    auto expected = ReferenceParse(Swap(input, '"', '\''));
+    for (size_t size : {size_t{1}, size_t{7}, size_t{1} << 16}) {
+      auto r = ReadString(input, single, size);
+      ASSERT_FALSE(r.error) << r.error->ToString();
+      ASSERT_EQ(r.records.size(), expected.size()) << "input: [" << input << "]";
+      for (size_t i = 0; i < expected.size(); ++i) {
+        const Rec& got = r.records[i];
+        const Rec& want = expected[i];
+        EXPECT_EQ(got.raw, Swap(want.raw, '"', '\'')) << input;
+        ASSERT_EQ(got.values.size(), want.values.size()) << input;
+        for (size_t f = 0; f < want.values.size(); ++f) {
+          EXPECT_EQ(got.values[f], Swap(want.values[f], '"', '\'')) << input;
+        }
+        EXPECT_EQ(got.quoted, want.quoted) << input;
+        EXPECT_EQ(got.first_line, want.first_line) << input;
+        EXPECT_EQ(got.last_line, want.last_line) << input;
+        EXPECT_EQ(got.error.empty(), want.error.empty()) << input;
+      }
+    }
+  }
+}
+
+TEST(CsvReaderDialectTest, SingleQuoteFieldsAndDoubleQuotesAsData) {
+  auto r = ReadString("'a,b','it''s',say \"hi\"\n", CsvDialect{.quote = '\'', .escape = '\''});
+  ASSERT_EQ(r.records.size(), 1u);
+  EXPECT_EQ(r.records[0].values, (std::vector<std::string>{"a,b", "it's", "say \"hi\""}));
+  EXPECT_EQ(r.records[0].quoted, (std::vector<bool>{true, true, false}));
+  EXPECT_TRUE(r.records[0].error.empty());
+  auto bad = ReadString("ab'c,d\n", CsvDialect{.quote = '\'', .escape = '\''});
+  ASSERT_EQ(bad.records.size(), 1u);
+  EXPECT_EQ(bad.records[0].error, "field 1: '\\'' in unquoted field");
+}
+
+TEST(CsvReaderDialectTest, EscapeEqualToQuoteIsRfc4180Doubling) {
+  const std::string input = "\"say \"\"hi\"\"\",\"\"\"\"\n\"a\\\"\n";
+  auto def = ReadString(input);
+  auto same = ReadString(input, CsvDialect{.quote = '"', .escape = '"'});
+  ASSERT_FALSE(def.error);
+  EXPECT_EQ(same.records, def.records);
+  ASSERT_EQ(def.records.size(), 2u);
+  EXPECT_EQ(def.records[0].values, (std::vector<std::string>{"say \"hi\"", "\""}));
+  EXPECT_EQ(def.records[1].values, (std::vector<std::string>{"a\\"}));  // backslash is data
+}
+
+TEST(CsvReaderDialectTest, BackslashEscape) {
+  const CsvDialect bs{.quote = '"', .escape = '\\'};
+  auto r = ReadString(
+      "\"a\\\"b\",\"c\\\\d\",\"e\\f\",g\\\"h\n"  // \" -> ", \\ -> \, \f is data, unquoted: data?
+      "\"x\"\"y\"\n",
+      bs);
+  ASSERT_EQ(r.records.size(), 2u);
+  EXPECT_EQ(r.records[0].values[0], "a\"b");
+  EXPECT_EQ(r.records[0].values[1], "c\\d");
+  EXPECT_EQ(r.records[0].values[2], "e\\f");
+  // Outside quotes the escape means nothing; the quote there is the usual malformation.
+  EXPECT_EQ(r.records[0].error, "field 4: '\"' in unquoted field");
+  // With a separate escape a doubled quote is not a quote: it closes the field.
+  EXPECT_EQ(r.records[1].error, "field 1: '\"' after closing quote");
+  auto ok = ReadString("1,\"a\\\"\",\"\\\\\"\n", bs);
+  ASSERT_EQ(ok.records.size(), 1u);
+  EXPECT_TRUE(ok.records[0].error.empty()) << ok.records[0].error;
+  EXPECT_EQ(ok.records[0].values, (std::vector<std::string>{"1", "a\"", "\\"}));
+}
+
+TEST(CsvReaderDialectTest, LineBreaksInsideQuotesAreKeptByteForByte) {
+  for (const CsvDialect& d : {CsvDialect{}, CsvDialect{.quote = '\'', .escape = '\''},
+                              CsvDialect{.quote = '"', .escape = '\\'}}) {
+    std::string q(1, d.quote);
+    std::string input = "1," + q + "lf\nand\r\ncrlf\rcr" + q + "\r\n2,x\n";
+    auto r = ReadString(input, d);
+    ASSERT_EQ(r.records.size(), 2u);
+    EXPECT_EQ(r.records[0].values[1], "lf\nand\r\ncrlf\rcr");
+    EXPECT_EQ(r.records[0].first_line, 1u);
+    EXPECT_EQ(r.records[0].last_line, 3u);
+    EXPECT_EQ(r.records[0].terminator, "\r\n");
+    EXPECT_EQ(r.records[1].first_line, 4u);
+  }
+}
+
+TEST(CsvReaderDialectTest, RecordsSplitAcrossBuffersReadTheSame) {
+  const CsvDialect bs{.quote = '\'', .escape = '\\'};
+  std::string input =
+      "id,'v'\n1,'a\\'b\\\\c\\d'\r\n2,'multi\nline\\'\r\nend'\n3,'trailing\\\\'\n4,'x\\";
+  auto expected = ReadString(input, bs);
+  ASSERT_FALSE(expected.error);
+  ASSERT_EQ(expected.records.size(), 5u);
+  EXPECT_EQ(expected.records[1].values[1], "a'b\\c\\d");
+  EXPECT_EQ(expected.records[2].values[1], "multi\nline'\r\nend");
+  EXPECT_EQ(expected.records[3].values[1], "trailing\\");
+  EXPECT_EQ(expected.records[4].error, "field 2: unterminated quoted field");
+  for (size_t size = 1; size <= 64; ++size) {
+    auto r = ReadString(input, bs, size);
+    ASSERT_FALSE(r.error) << r.error->ToString();
+    ASSERT_EQ(r.records, expected.records) << "buffer size " << size;
+  }
+}
+
+TEST(CsvReaderDialectTest, SkipLinesDropsPhysicalLinesAndKeepsLineNumbers) {
+  // The skipped lines hold an unbalanced quote and a blank line: they are not parsed.
+  std::string input =
+      "\xEF\xBB\xBF"
+      "exported by \"x\n\nid,v\n1,a\n2,\"b\nc\"\n";
+  for (size_t size : {size_t{1}, size_t{4}, size_t{1} << 16}) {
+    auto r = ReadString(input, CsvDialect{.skip_lines = 2}, size);
+    ASSERT_FALSE(r.error) << r.error->ToString();
+    ASSERT_EQ(r.records.size(), 3u) << size;
+    EXPECT_EQ(r.records[0].raw, "id,v");
+    EXPECT_EQ(r.records[0].first_line, 3u);
+    EXPECT_EQ(r.records[1].first_line, 4u);
+    EXPECT_EQ(r.records[2].first_line, 5u);
+    EXPECT_EQ(r.records[2].last_line, 6u);
+    EXPECT_EQ(r.lines_read, 6u);
+  }
+  auto all = ReadString("a\nb\n", CsvDialect{.skip_lines = 5});
+  EXPECT_FALSE(all.error);
+  EXPECT_TRUE(all.records.empty());
+  EXPECT_EQ(all.lines_read, 2u);
+  // A skipped line longer than the buffer (and than max_record_bytes) costs nothing.
+  auto long_line = ReadString(std::string(5000, 'x') + "\nid\n",
+                              CsvDialect{.max_record_bytes = 100, .skip_lines = 1}, 16);
+  ASSERT_FALSE(long_line.error) << long_line.error->ToString();
+  ASSERT_EQ(long_line.records.size(), 1u);
+  EXPECT_EQ(long_line.records[0].first_line, 2u);
+}
+
+TEST(CsvReaderDialectTest, InvalidQuoteOrEscapeIsInvalidArgument) {
+  EXPECT_THAT(ValidateCsvDialect({.quote = ','}).error().message, HasSubstr("quote"));
+  EXPECT_THAT(ValidateCsvDialect({.quote = '\n'}).error().message, HasSubstr("quote"));
+  EXPECT_THAT(ValidateCsvDialect({.escape = '\r'}).error().message, HasSubstr("escape"));
+  EXPECT_THAT(ValidateCsvDialect({.delimiter = ';', .escape = ';'}).error().message,
+              HasSubstr("escape"));
+  EXPECT_TRUE(ValidateCsvDialect({.delimiter = ';', .quote = '\'', .escape = '\\'}));
+  auto r = ReadString("a\n", CsvDialect{.quote = ','});
+  ASSERT_TRUE(r.error);
+  EXPECT_EQ(r.error->code, ErrorCode::kInvalidArgument);
+}
+
+TEST(CsvReaderDialectTest, SplitCsvRecordWithADialectAgreesWithTheReader) {
+  const CsvDialect d{.delimiter = ';', .quote = '\'', .escape = '\\'};
+  auto r = ReadString("'a\\'b';c;'d\ne'\n'x''y';z\n", d);
+  ASSERT_EQ(r.records.size(), 2u);
+  std::vector<CsvField> fields;
+  std::string scratch;
+  for (const Rec& rec : r.records) {
+    EXPECT_EQ(SplitCsvRecord(rec.raw, d, &fields, &scratch), rec.error);
+    ASSERT_EQ(fields.size(), rec.values.size());
+    for (size_t i = 0; i < fields.size(); ++i) EXPECT_EQ(fields[i].value, rec.values[i]);
+  }
+}
+
 }  // namespace
 }  // namespace forklift::sources
