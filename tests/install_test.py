@@ -356,7 +356,8 @@ class InstallTest(unittest.TestCase):
                          {"extract", "report"})
         self.assertEqual(self.zsh_complete(zsh, zfile, "forklift run flow.toml --resume "),
                          {"last", run_id})
-        self.assertEqual(self.zsh_complete(zsh, zfile, "forklift load --mode "), {"insert", "upsert"})
+        self.assertEqual(self.zsh_complete(zsh, zfile, "forklift load --mode "),
+                         {"insert", "upsert", "insert-ignore"})
         self.assertEqual(self.zsh_complete(zsh, zfile, "forklift run fl"), {"FILES:-g *.toml"})
         self.assertLessEqual({"--only", "--resume", "-j"},
                              {w.split(":")[0] for w in self.zsh_complete(zsh, zfile, "forklift run x.toml -")})
