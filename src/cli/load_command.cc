@@ -2,9 +2,13 @@
 #include <fmt/format.h>
 #include <signal.h>
 
+#include <unistd.h>
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -19,6 +23,8 @@
 #include "load/exit_status.h"
 #include "load/load_options.h"
 #include "load/load_runner.h"
+#include "load/queue_load.h"
+#include "sinks/pg_dsn.h"
 
 namespace forklift::cli {
 
@@ -156,8 +162,27 @@ int LoadCommand(const std::vector<std::string>& args) {
                  "per chunk, e.g. 30s or 2m (default: none); the command's process group then "
                  "gets SIGTERM, then SIGKILL")
       ->group(transforms);
+  // Through the work queue (load/queue_load.h, docs/load.md "Through the queue").
+  const std::string queue_group = "Work queue";
+  std::string queue_dsn, queue_schema = "forklift", queue_checksum, queue_cwd;
+  std::optional<int64_t> queue_chunk;
+  app.add_option("--queue", queue_dsn,
+                 "coordinate the load through this PostgreSQL work queue: each chunk is "
+                 "written by a 'forklift worker --queue DSN' on any host (the files must be at "
+                 "the same path on every worker's host)")
+      ->group(queue_group);
+  app.add_option("--queue-schema", queue_schema, "the queue's schema (default forklift)")
+      ->group(queue_group);
+  // What a worker's job gets (QueueLoadOptions::worker_argv): not for people.
+  app.add_option("--queue-chunk", queue_chunk)->group("")->check(CLI::NonNegativeNumber);
+  app.add_option("--queue-checksum", queue_checksum)->group("");
+  app.add_option("--queue-cwd", queue_cwd)->group("");
   app.footer(load::kExitStatusHelp);
   if (int rc = ParseCli(app, args); rc >= 0) return rc;
+  if (!queue_cwd.empty() && ::chdir(queue_cwd.c_str()) != 0) {
+    fmt::print(stderr, "forklift load: --queue-cwd {}: {}\n", queue_cwd, std::strerror(errno));
+    return 1;
+  }
 
   // One table of exit statuses (load/exit_status.h, docs/load.md): an error here means
   // nothing was loaded.
@@ -222,10 +247,60 @@ int LoadCommand(const std::vector<std::string>& args) {
   if (!cb) return fail(cb.error());
   o.chunk_bytes = *cb;
 
+  if (queue_chunk) {  // a worker's job: one chunk, its result on stdout (RunLoadChunk)
+    std::stop_source never;
+    auto r = load::RunLoadChunk(o, *queue_chunk, queue_checksum, never.get_token());
+    if (!r) {
+      fmt::print(stderr, "forklift load: {}\n", r.error().message);
+      return r.error().code == ErrorCode::kUnavailable ? load::kChunkTransientExit : 1;
+    }
+    fmt::print(stdout, "{}\n", load::EncodeChunkResult(*r));
+    return 0;
+  }
+  std::optional<load::QueueLoadOptions> queue;
+  if (app.count("--queue") > 0) {
+    auto dsn = sinks::ParsePgDsn(queue_dsn);
+    if (!dsn) {
+      std::string why = dsn.error().message;
+      if (why.rfind("--to: ", 0) == 0) why.erase(0, 6);
+      return fail(Error{ErrorCode::kInvalidArgument, "--queue: " + why});
+    }
+    if (queue_schema.empty()) {
+      return fail(Error{ErrorCode::kInvalidArgument, "--queue-schema: must not be empty"});
+    }
+    if (Status st = load::ValidateQueueLoad(o); !st) return fail(st.error());
+    queue.emplace();
+    queue->dsn = *dsn;
+    queue->schema = queue_schema;
+    std::error_code ec;
+    const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+    const auto cwd = std::filesystem::current_path(ec);
+    queue->worker_argv = {exe.string(), "load"};
+    // The coordinator's options but the queue's own (and a --load-id: the coordinator
+    // gives the one it uses).
+    for (size_t i = 0; i < args.size(); ++i) {
+      const std::string& a = args[i];
+      const bool with_value = a == "--queue" || a == "--queue-schema" || a == "--load-id";
+      if (with_value) {
+        ++i;
+        continue;
+      }
+      if (a.rfind("--queue=", 0) == 0 || a.rfind("--queue-schema=", 0) == 0 ||
+          a.rfind("--load-id=", 0) == 0) {
+        continue;
+      }
+      queue->worker_argv.push_back(a);
+    }
+    queue->worker_argv.insert(queue->worker_argv.end(), {"--queue-cwd", cwd.string()});
+  } else if (app.count("--queue-schema") > 0) {
+    return fail(Error{ErrorCode::kInvalidArgument, "--queue-schema: needs --queue"});
+  }
+
   StopSignals signals("\nforklift load",
                       "reading no further, letting chunks in flight commit (send it again "
                       "to cancel them)");
-  auto summary = load::RunLoad(o, {signals.graceful(), signals.force()}, {});
+  auto summary = queue ? load::RunQueueLoad(o, *queue, {signals.graceful(), signals.force()}, {})
+                       : load::RunLoad(o, {signals.graceful(), signals.force()}, {});
   if (!summary) return fail(summary.error());
   if (o.json) {
     fmt::print(stdout, "{}\n", summary->ToJson());

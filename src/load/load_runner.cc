@@ -1112,13 +1112,10 @@ class LedgerMatch {
   std::set<int64_t> seen_;
 };
 
-// The reading side, on the calling thread: every source through the chunker into the
-// writers' queues, skipping committed chunks. Ends early on a stop; a failure (or an
-// exception) goes to `shared`, naming the file.
-void ReadSources(const LoadOptions& options, const LoadPlan& plan, sinks::Target& target,
-                 LedgerMatch& ledger, std::vector<std::unique_ptr<ChunkQueue>>& queues,
-                 const LoadIo& io, const LoadStops& stops, Shared& shared, ReadCounters& rcounters,
-                 WriteCounters& wcounters, uint64_t& rejected_earlier) {
+// The chunker's options of a load: the same plan gives the same chunks, numbers and
+// checksums (a load through the queue re-reads one chunk on a worker).
+ChunkerOptions PlanChunker(const LoadOptions& options, const LoadPlan& plan,
+                           const sinks::Target& target) {
   ChunkerOptions copts{.partitions = plan.partitions,
                        .key_fields = plan.key_fields,
                        .canonical_key = target.CanonicalKey(),
@@ -1144,7 +1141,17 @@ void ReadSources(const LoadOptions& options, const LoadPlan& plan, sinks::Target
   copts.escape = EffectiveEscape(options);
   copts.skip_lines = static_cast<uint64_t>(options.skip_lines);
   copts.encoding = options.encoding;
-  Chunker chunker(copts, &rcounters);
+  return copts;
+}
+
+// The reading side, on the calling thread: every source through the chunker into the
+// writers' queues, skipping committed chunks. Ends early on a stop; a failure (or an
+// exception) goes to `shared`, naming the file.
+void ReadSources(const LoadOptions& options, const LoadPlan& plan, sinks::Target& target,
+                 LedgerMatch& ledger, std::vector<std::unique_ptr<ChunkQueue>>& queues,
+                 const LoadIo& io, const LoadStops& stops, Shared& shared, ReadCounters& rcounters,
+                 WriteCounters& wcounters, uint64_t& rejected_earlier) {
+  Chunker chunker(PlanChunker(options, plan, target), &rcounters);
   auto stop = [&] { return shared.stopped() || stops.graceful.stop_requested(); };
   auto to_queue = [&](Chunk&& chunk) {
     const size_t q = options.upsert ? static_cast<size_t>(chunk.partition) : 0;
@@ -1408,6 +1415,53 @@ Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, 
   summary["config"] = config;
   (void)(*journal)->FinishRun(load_id, *journal::ParseRunStatus(s.status), summary.dump());
   return s;
+}
+
+Result<sinks::ChunkWriteResult> RunLoadChunk(const LoadOptions& options, int64_t number,
+                                             std::string_view checksum,
+                                             const std::stop_token& stop) {
+  if (!options.transform.empty() || !options.query.empty() || options.truncate || options.replace) {
+    return InvalidArgumentError(
+        "a chunk of a queue load takes no --transform, --query, --truncate or --replace");
+  }
+  const LoadExtension none;
+  FORKLIFT_ASSIGN_OR_RETURN(LoadPlan plan, PlanLoad(options, stderr, stop, none));
+  FORKLIFT_ASSIGN_OR_RETURN(auto target, sinks::Target::Open(plan.address, plan.spec));
+  FORKLIFT_ASSIGN_OR_RETURN(auto sink, target->OpenSink());
+  // Committed by an earlier attempt (a worker that lost its lease after COMMIT): nothing
+  // to read or write. WriteChunk would find it too, after reading the chunk.
+  FORKLIFT_ASSIGN_OR_RETURN(std::optional<LedgerEntry> done, sink->FindChunk(number));
+  if (done) {
+    return sinks::ChunkWriteResult{.rows_written = done->rows, .already_committed = true};
+  }
+  // The same plan as the coordinator's, so the chunker numbers the chunks alike; reading
+  // stops at chunk `number`.
+  ReadCounters counters;
+  Chunker chunker(PlanChunker(options, plan, *target), &counters);
+  std::optional<Chunk> found;
+  auto emit = [&](Chunk&& chunk) -> Status {
+    if (chunk.number == number) found = std::move(chunk);
+    return {};
+  };
+  auto stopped = [&] { return found.has_value() || stop.stop_requested(); };
+  for (const std::string& src : plan.sources) {
+    if (stopped()) break;
+    FORKLIFT_RETURN_IF_ERROR(chunker.ReadFile(src, emit, stopped));
+  }
+  if (stop.stop_requested()) return CancelledError("stopped");
+  if (!found) {
+    return FailedPreconditionError(
+        fmt::format("chunk {}: the sources on this host end before it (are they the "
+                    "coordinator's files?)",
+                    number));
+  }
+  if (found->checksum != checksum) {
+    return FailedPreconditionError(fmt::format(
+        "chunk {} ({}, lines {}-{}): checksum {} on this host, {} on the "
+        "coordinator's: the sources differ",
+        number, found->source, found->first_line, found->last_line, found->checksum, checksum));
+  }
+  return sink->WriteChunk(*found, [](std::span<const RejectedRow>) -> Status { return {}; });
 }
 
 }  // namespace forklift::load

@@ -99,6 +99,18 @@ struct LoadSummary {
 // itself on the same io.
 Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, LoadIo io);
 
+// One chunk of a load through the queue (`forklift load --queue`; run by a worker as
+// `forklift load ... --queue-chunk N --queue-checksum HEX`): plans the load as RunLoad
+// would (the same options give the same chunks), reads the sources up to chunk `number`
+// and writes it, its rows and its ledger row in one transaction. Records nothing in the
+// journal (the coordinator does). On success, the write's result (already_committed when
+// the ledger holds the chunk: nothing was written). On failure: PlanLoad's and the
+// target's errors (Unavailable: transient), FailedPrecondition when the sources here end
+// before the chunk or give it another checksum, Cancelled on `stop`. Not thread-safe.
+Result<sinks::ChunkWriteResult> RunLoadChunk(const LoadOptions& options, int64_t number,
+                                             std::string_view checksum,
+                                             const std::stop_token& stop);
+
 // ---- The C++ pipeline's seam (load/pipeline.h) ------------------------------------------
 
 // What the C++ pipeline plugs into RunLoad in place of files and --transform: everything
