@@ -17,7 +17,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from pg_fixture import PgServer  # noqa: E402
+from pg_fixture import PASSWORD, PgServer  # noqa: E402
 from proc_util import is_live  # noqa: E402
 
 FORKLIFT = os.environ.get("FORKLIFT", os.path.join(os.path.dirname(__file__), "..", "build", "forklift"))
@@ -229,6 +229,13 @@ class LoadQueueTest(unittest.TestCase):
                            env=self.env, timeout=30)
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("--queue", p.stderr)
+        # A password in --to would sit in the queue's tables: refused, and never echoed.
+        p = subprocess.run([FORKLIFT, "load", csv, "--to", PG.password_dsn(), "--table",
+                            self.table, "--queue", PG.dsn()], capture_output=True, text=True,
+                           env=self.env, timeout=30)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("holds a password", p.stderr)
+        self.assertNotIn(PASSWORD, p.stderr + p.stdout)
         self.assertEqual(PG.sql(f"SELECT count(*) FROM {self.table}"), "0")
 
 

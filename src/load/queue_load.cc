@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "queue/queue_coordinator.h"
+#include "sinks/pg_dsn.h"
 
 namespace forklift::load {
 namespace {
@@ -129,6 +130,15 @@ Status ValidateQueueLoad(const LoadOptions& o) {
   if (o.truncate) return refuse("--truncate");
   if (o.replace) return refuse("--replace");
   if (o.to.rfind("sqlite:", 0) == 0) return refuse("an SQLite target (a file on one host)");
+  // Each chunk's job carries the load's options to the workers through the queue's tables,
+  // where a password must never be (nor in the workers' process lists).
+  if (auto dsn = sinks::ParsePgDsn(o.to); dsn && !dsn->password.empty()) {
+    return InvalidArgumentError(fmt::format(
+        "--queue: --to {} holds a password, which would travel to the workers through the "
+        "queue's tables: drop it from --to and give it to each worker instead (a password "
+        "file, PGPASSFILE, or PGPASSWORD in the worker's environment)",
+        dsn->Masked()));
+  }
   return {};
 }
 
