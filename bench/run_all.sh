@@ -40,6 +40,17 @@ else
   rows+=("empty task, 1M x 7 runs, 2 threads|FAILED (not built?)|||<= 2x|see $log")
 fi
 
+echo "== b2. the CSV reader alone, 1M generated rows: default dialect (quoted, unquoted), --quote/--escape"
+for input in quoted unquoted escape; do
+  if [ -x "$build/bench/csv_reader_bench" ] &&
+     out=$("$build/bench/csv_reader_bench" 1000000 7 "$input" | tee -a "$log" /dev/stderr); then
+    mapfile -t -O "${#rows[@]}" rows < <(sed -n 's/^ROW //p' <<< "$out")
+  else
+    status=1
+    rows+=("CSV reader, 1000000 rows, $input|FAILED (not built?)|||-|see $log")
+  fi
+done
+
 echo "== c. run_batch peak RSS, streaming 1M and 10M generated items"
 rss=()
 for n in 1000000 10000000; do

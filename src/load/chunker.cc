@@ -206,6 +206,8 @@ Status Chunker::ReadCsvFrom(CsvReader& reader_ref, const Emit& emit,
   CsvRecord rec;
   bool first = true;
   uint64_t last_bytes = 0;
+  // Decided once: on the default dialect each row is stored as read, with no per-row test.
+  const bool rewrite = transcoder_ && reencode();
   for (;;) {
     if (stop && stop()) return {};
     FORKLIFT_ASSIGN_OR_RETURN(bool got, reader->Next(&rec));
@@ -219,7 +221,7 @@ Status Chunker::ReadCsvFrom(CsvReader& reader_ref, const Emit& emit,
         bool same = rec.error.empty() && rec.fields.size() == options_.header_names.size();
         for (size_t i = 0; same && i < rec.fields.size(); ++i) {
           std::string name = HeaderName(rec.fields[i], options_.fold_header_case, nullptr);
-          if (transcoder_ && reencode()) {
+          if (rewrite) {
             value_.clear();
             same = transcoder_->Append(name, &value_).empty() && value_ == options_.header_names[i];
           } else {
@@ -235,7 +237,7 @@ Status Chunker::ReadCsvFrom(CsvReader& reader_ref, const Emit& emit,
       continue;
     }
     first = false;
-    if (transcoder_ && reencode() && rec.error.empty()) {
+    if (rewrite && rec.error.empty()) [[unlikely]] {
       std::string why = Reencode(rec, &stored_);
       FORKLIFT_RETURN_IF_ERROR(Add(rec, stored_, why, rec.raw, rec.terminator, emit));
     } else {
@@ -289,17 +291,17 @@ std::string Chunker::Reencode(const CsvRecord& rec, std::string* out) {
 
 Status Chunker::Add(const CsvRecord& rec, std::string_view text, std::string_view terminator,
                     const Emit& emit) {
-  return Add(rec, rec.raw, std::string(), text, terminator, emit);
+  return Add(rec, rec.raw, std::string_view(), text, terminator, emit);
 }
 
-Status Chunker::Add(const CsvRecord& rec, std::string_view stored, const std::string& stored_error,
+Status Chunker::Add(const CsvRecord& rec, std::string_view stored, std::string_view stored_error,
                     std::string_view text, std::string_view terminator, const Emit& emit) {
   counters_->rows.fetch_add(1, std::memory_order_relaxed);
   std::string reason = rec.error;
   if (reason.empty() && rec.fields.size() != options_.columns) {
     reason = fmt::format("expected {} fields, found {}", options_.columns, rec.fields.size());
   }
-  if (reason.empty()) reason = stored_error;
+  if (reason.empty() && !stored_error.empty()) reason = stored_error;
   if (reason.empty() && !sources::IsValidUtf8(stored)) {
     reason = sources::Utf8ErrorReason(stored);
   }

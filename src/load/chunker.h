@@ -147,9 +147,8 @@ class Chunker {
              const Emit& emit);
   // The same, storing `stored` (rec.raw in the default dialect and UTF-8) instead of
   // rec.raw; a non-empty `stored_error` (it did not convert) makes the row a reject.
-  Status Add(const sources::CsvRecord& rec, std::string_view stored,
-             const std::string& stored_error, std::string_view text, std::string_view terminator,
-             const Emit& emit);
+  Status Add(const sources::CsvRecord& rec, std::string_view stored, std::string_view stored_error,
+             std::string_view text, std::string_view terminator, const Emit& emit);
   // Rewrites rec (well-formed) into *out as the chunk stores it (see ChunkerOptions'
   // dialect); "" or why it does not convert.
   std::string Reencode(const sources::CsvRecord& rec, std::string* out);

@@ -123,9 +123,11 @@ class CsvReader {
   size_t end_ = 0;              // end of the valid bytes in buffer_
   uint64_t buffer_offset_ = 0;  // stream offset of buffer_[0]
   bool eof_ = false;
-  bool started_ = false;    // the BOM check is done
-  uint64_t skip_left_ = 0;  // of dialect.skip_lines
-  uint64_t line_ = 1;       // line where the next record starts
+  bool bom_checked_ = false;
+  bool started_ = false;       // the BOM check and skip_lines are done
+  bool default_quote_ = true;  // quote and escape are '"': ParseRecord's fast instance
+  uint64_t skip_left_ = 0;     // of dialect.skip_lines
+  uint64_t line_ = 1;          // line where the next record starts
   uint64_t lines_read_ = 0;
   std::string scratch_;  // unquoted values of fields that held ""
   std::optional<Error> failed_;
