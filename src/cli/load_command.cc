@@ -164,7 +164,8 @@ int LoadCommand(const std::vector<std::string>& args) {
       ->group(transforms);
   // Through the work queue (load/queue_load.h, docs/load.md "Through the queue").
   const std::string queue_group = "Work queue";
-  std::string queue_dsn, queue_schema = "forklift", queue_checksum, queue_cwd;
+  std::string queue_dsn, queue_schema = "forklift", queue_checksum, queue_cwd, queue_source,
+                         queue_span;
   std::optional<int64_t> queue_chunk;
   app.add_option("--queue", queue_dsn,
                  "coordinate the load through this PostgreSQL work queue: each chunk is "
@@ -177,6 +178,8 @@ int LoadCommand(const std::vector<std::string>& args) {
   app.add_option("--queue-chunk", queue_chunk)->group("")->check(CLI::NonNegativeNumber);
   app.add_option("--queue-checksum", queue_checksum)->group("");
   app.add_option("--queue-cwd", queue_cwd)->group("");
+  app.add_option("--queue-source", queue_source)->group("");
+  app.add_option("--queue-span", queue_span)->group("");
   app.footer(load::kExitStatusHelp);
   if (int rc = ParseCli(app, args); rc >= 0) return rc;
   if (!queue_cwd.empty() && ::chdir(queue_cwd.c_str()) != 0) {
@@ -249,12 +252,20 @@ int LoadCommand(const std::vector<std::string>& args) {
 
   if (queue_chunk) {  // a worker's job: one chunk, its result on stdout (RunLoadChunk)
     std::stop_source never;
-    auto r = load::RunLoadChunk(o, *queue_chunk, queue_checksum, never.get_token());
+    std::optional<load::ChunkSlice> slice;
+    if (!queue_span.empty()) {
+      auto decoded = load::DecodeChunkSpan(queue_source, queue_span);
+      if (!decoded) return fail(decoded.error());
+      slice = std::move(*decoded);
+    }
+    uint64_t bytes_read = 0;
+    auto r =
+        load::RunLoadChunk(o, *queue_chunk, queue_checksum, slice, never.get_token(), &bytes_read);
     if (!r) {
       fmt::print(stderr, "forklift load: {}\n", r.error().message);
       return r.error().code == ErrorCode::kUnavailable ? load::kChunkTransientExit : 1;
     }
-    fmt::print(stdout, "{}\n", load::EncodeChunkResult(*r));
+    fmt::print(stdout, "{}\n", load::EncodeChunkResult(*r, bytes_read));
     return 0;
   }
   std::optional<load::QueueLoadOptions> queue;

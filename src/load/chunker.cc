@@ -1,11 +1,19 @@
 #include "load/chunker.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <xxhash.h>
 
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <memory>
 #include <set>
 #include <utility>
 
+#include "core/fd.h"
 #include "sources/byte_source.h"
 #include "sources/csv_reader.h"
 #include "sources/jsonl_reader.h"
@@ -31,6 +39,8 @@ struct Chunker::Builder {
 
   void Note(const CsvRecord& r, std::string_view text, std::string_view terminator) {
     if (count == 0 || r.first_line < chunk.first_line) chunk.first_line = r.first_line;
+    if (count == 0) chunk.span_begin = r.offset;
+    chunk.span_end = std::max(chunk.span_end, r.offset + text.size() + terminator.size());
     if (r.last_line > chunk.last_line) chunk.last_line = r.last_line;
     checksum.Add(text);
     checksum.Add(terminator);
@@ -156,6 +166,8 @@ Status Chunker::Flush(Builder& b, const Emit& emit) {
   b.chunk.number = next_chunk_++;
   b.chunk.source = path_;
   b.chunk.checksum = b.checksum.Hex();
+  b.chunk.seekable = seekable_;
+  b.chunk.file_first_chunk = file_first_chunk_;
   Chunk out = std::move(b.chunk);
   b.chunk = Chunk();
   b.chunk.partition = out.partition;
@@ -169,6 +181,8 @@ Status Chunker::Flush(Builder& b, const Emit& emit) {
 Status Chunker::ReadFile(const std::string& path, const Emit& emit,
                          const std::function<bool()>& stop) {
   path_ = path;
+  seekable_ = false;
+  file_first_chunk_ = next_chunk_;
   if (options_.json_lines.value_or(sources::IsJsonLinesPath(path))) {
     return ReadJsonLines(path, emit, stop);
   }
@@ -188,12 +202,15 @@ Status Chunker::ReadCsv(const std::string& path, const Emit& emit,
                                   .quote = options_.quote,
                                   .escape = options_.escape,
                                   .skip_lines = options_.skip_lines}));
+  seekable_ = !reader->source().compressed() && path != "-";
   return ReadCsvFrom(*reader, emit, stop);
 }
 
 Status Chunker::ReadSource(const std::string& name, std::unique_ptr<ByteSource> source,
                            const Emit& emit, const std::function<bool()>& stop) {
   path_ = name;
+  seekable_ = false;
+  file_first_chunk_ = next_chunk_;
   CsvReader reader(std::move(source), CsvDialect{.delimiter = options_.delimiter,
                                                  .max_record_bytes = options_.max_record_bytes});
   return ReadCsvFrom(reader, emit, stop);
@@ -246,6 +263,67 @@ Status Chunker::ReadCsvFrom(CsvReader& reader_ref, const Emit& emit,
   }
   for (auto& b : builders_) FORKLIFT_RETURN_IF_ERROR(Flush(*b, emit));
   return {};
+}
+
+Status Chunker::ReadSpan(const std::string& path, uint64_t begin, uint64_t end, uint64_t first_line,
+                         int64_t first_number, const Emit& emit,
+                         const std::function<bool()>& stop) {
+  path_ = path;
+  seekable_ = true;
+  file_first_chunk_ = next_chunk_ = first_number;
+  core::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) {
+    const int err = errno;
+    std::string message = fmt::format("cannot open '{}': {}", path, core::ErrnoText(err));
+    if (err == ENOENT || err == ENOTDIR) return NotFoundError(std::move(message));
+    return InvalidArgumentError(std::move(message));
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    return FailedPreconditionError(fmt::format("{}: not a regular file here", path));
+  }
+  if (static_cast<uint64_t>(st.st_size) < end || begin > end) {
+    return FailedPreconditionError(
+        fmt::format("{}: {} bytes here, the chunk's span is {}-{}: the sources differ", path,
+                    st.st_size, begin, end));
+  }
+  std::array<unsigned char, 2> magic{};
+  if (::pread(fd.get(), magic.data(), magic.size(), 0) == 2 && magic[0] == 0x1f &&
+      magic[1] == 0x8b) {
+    return FailedPreconditionError(
+        fmt::format("{}: gzip here (a gzip stream cannot be entered mid-way)", path));
+  }
+  if (!transcoder_) {
+    FORKLIFT_ASSIGN_OR_RETURN(sources::Transcoder t, sources::Transcoder::Open(options_.encoding));
+    transcoder_.emplace(std::move(t));
+  }
+  // pread from `begin` to `end`: the reader sees the span as the whole input.
+  uint64_t at = begin;
+  auto pull = [fd = std::make_shared<core::UniqueFd>(std::move(fd)), &at, end](
+                  char* buf, size_t n) -> Result<size_t> {
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(n, end - at));
+    if (want == 0) return size_t{0};
+    for (;;) {
+      const ssize_t got = ::pread(fd->get(), buf, want, static_cast<off_t>(at));
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) return DataLossError(fmt::format("read failed: {}", core::ErrnoText(errno)));
+      if (got == 0) return DataLossError("the file ends before the chunk's span");
+      at += static_cast<uint64_t>(got);
+      return static_cast<size_t>(got);
+    }
+  };
+  CsvReader reader(ByteSource::FromPull(path, std::move(pull)),
+                   CsvDialect{.delimiter = options_.delimiter,
+                              .max_record_bytes = options_.max_record_bytes,
+                              .quote = options_.quote,
+                              .escape = options_.escape});
+  reader.StartAt(begin, first_line);
+  // The span holds records only: the file's header lies before it.
+  const bool header = options_.header;
+  options_.header = false;
+  Status st_read = ReadCsvFrom(reader, emit, stop);
+  options_.header = header;
+  return st_read;
 }
 
 Status Chunker::ReadJsonLines(const std::string& path, const Emit& emit,

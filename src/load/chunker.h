@@ -128,6 +128,18 @@ class Chunker {
   Status ReadSource(const std::string& name, std::unique_ptr<sources::ByteSource> source,
                     const Emit& emit, const std::function<bool()>& stop);
 
+  // Reads the CSV records of `path`'s decompressed bytes [begin, end), which start at a
+  // record on line `first_line`, numbering its chunks from `first_number`: the chunks a
+  // whole read emits whose spans lie inside it come out alike (a load through the queue
+  // reads one chunk this way); other partitions' chunks it emits are partial. No header
+  // is read. Failure: ReadFile's, and FailedPrecondition when the file here is gzip (it
+  // cannot be entered mid-way), is no regular file or is shorter than `end`.
+  Status ReadSpan(const std::string& path, uint64_t begin, uint64_t end, uint64_t first_line,
+                  int64_t first_number, const Emit& emit, const std::function<bool()>& stop);
+
+  // Numbers the next file's chunks from `n` (a worker reading one file of a load).
+  void set_next_chunk(int64_t n) { next_chunk_ = n; }
+
   int64_t chunks_emitted() const { return next_chunk_; }
 
   // Fields of the JSON Lines read so far that no column takes, with how often each came
@@ -164,6 +176,8 @@ class Chunker {
   std::vector<std::unique_ptr<Builder>> builders_;
   int64_t next_chunk_ = 0;
   std::string path_;
+  bool seekable_ = false;         // the file read now is plain CSV (Chunk::seekable)
+  int64_t file_first_chunk_ = 0;  // the number of its first chunk
   std::string keybuf_;
   std::map<std::string, uint64_t> unknown_fields_;
   std::optional<sources::Transcoder> transcoder_;  // opened by the first CSV file

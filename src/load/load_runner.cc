@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <exception>
@@ -1419,11 +1420,13 @@ Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, 
 
 Result<sinks::ChunkWriteResult> RunLoadChunk(const LoadOptions& options, int64_t number,
                                              std::string_view checksum,
-                                             const std::stop_token& stop) {
+                                             const std::optional<ChunkSlice>& slice,
+                                             const std::stop_token& stop, uint64_t* bytes_read) {
   if (!options.transform.empty() || !options.query.empty() || options.truncate || options.replace) {
     return InvalidArgumentError(
         "a chunk of a queue load takes no --transform, --query, --truncate or --replace");
   }
+  if (bytes_read) *bytes_read = 0;
   const LoadExtension none;
   FORKLIFT_ASSIGN_OR_RETURN(LoadPlan plan, PlanLoad(options, stderr, stop, none));
   FORKLIFT_ASSIGN_OR_RETURN(auto target, sinks::Target::Open(plan.address, plan.spec));
@@ -1434,20 +1437,45 @@ Result<sinks::ChunkWriteResult> RunLoadChunk(const LoadOptions& options, int64_t
   if (done) {
     return sinks::ChunkWriteResult{.rows_written = done->rows, .already_committed = true};
   }
-  // The same plan as the coordinator's, so the chunker numbers the chunks alike; reading
-  // stops at chunk `number`.
+  // The same plan as the coordinator's, so the chunker makes the chunks alike.
   ReadCounters counters;
   Chunker chunker(PlanChunker(options, plan, *target), &counters);
   std::optional<Chunk> found;
-  auto emit = [&](Chunk&& chunk) -> Status {
-    if (chunk.number == number) found = std::move(chunk);
-    return {};
-  };
   auto stopped = [&] { return found.has_value() || stop.stop_requested(); };
-  for (const std::string& src : plan.sources) {
-    if (stopped()) break;
-    FORKLIFT_RETURN_IF_ERROR(chunker.ReadFile(src, emit, stopped));
+  if (slice) {
+    if (std::find(plan.sources.begin(), plan.sources.end(), slice->source) == plan.sources.end()) {
+      return FailedPreconditionError(fmt::format(
+          "chunk {}: its source {} is not among this job's sources", number, slice->source));
+    }
   }
+  if (slice && slice->seekable) {
+    // Its span holds its rows and other partitions' (upsert): its partition's first
+    // chunk there is it, as partition's builder starts it empty and closes it alike.
+    auto emit = [&](Chunk&& chunk) -> Status {
+      if (!found && chunk.partition == slice->partition) {
+        found = std::move(chunk);
+        found->number = number;
+      }
+      return {};
+    };
+    FORKLIFT_RETURN_IF_ERROR(chunker.ReadSpan(slice->source, slice->begin, slice->end,
+                                              slice->first_line, number, emit, stopped));
+  } else {
+    auto emit = [&](Chunk&& chunk) -> Status {
+      if (chunk.number == number) found = std::move(chunk);
+      return {};
+    };
+    if (slice) {  // gzip or JSON Lines: its file from the start, numbered as the coordinator's
+      chunker.set_next_chunk(slice->file_first_chunk);
+      FORKLIFT_RETURN_IF_ERROR(chunker.ReadFile(slice->source, emit, stopped));
+    } else {
+      for (const std::string& src : plan.sources) {
+        if (stopped()) break;
+        FORKLIFT_RETURN_IF_ERROR(chunker.ReadFile(src, emit, stopped));
+      }
+    }
+  }
+  if (bytes_read) *bytes_read = counters.source_bytes.load();
   if (stop.stop_requested()) return CancelledError("stopped");
   if (!found) {
     return FailedPreconditionError(

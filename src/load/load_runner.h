@@ -99,17 +99,34 @@ struct LoadSummary {
 // itself on the same io.
 Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, LoadIo io);
 
+// Where a chunk of a load through the queue lies (sinks::Chunk's span fields), as the
+// coordinator's chunker saw it: the job reads only that.
+struct ChunkSlice {
+  std::string source;  // Chunk::source: one of the load's sources
+  uint64_t begin = 0;  // Chunk::span_begin, span_end, first_line
+  uint64_t end = 0;
+  uint64_t first_line = 0;
+  int partition = 0;
+  bool seekable = false;         // Chunk::seekable: else the file is read from its start
+  int64_t file_first_chunk = 0;  // Chunk::file_first_chunk
+};
+
 // One chunk of a load through the queue (`forklift load --queue`; run by a worker as
-// `forklift load ... --queue-chunk N --queue-checksum HEX`): plans the load as RunLoad
-// would (the same options give the same chunks), reads the sources up to chunk `number`
-// and writes it, its rows and its ledger row in one transaction. Records nothing in the
-// journal (the coordinator does). On success, the write's result (already_committed when
-// the ledger holds the chunk: nothing was written). On failure: PlanLoad's and the
+// `forklift load ... --queue-chunk N --queue-checksum HEX --queue-slice ...`): plans the
+// load as RunLoad would (the same options give the same chunks), reads the chunk (with
+// a slice: its byte span of a seekable file, else its file from the start; without: the
+// sources from the start) and writes it, its rows and its ledger row in one transaction.
+// *bytes_read (when given) gets the source bytes read. Records nothing in the journal
+// (the coordinator does). On success, the write's result (already_committed when the
+// ledger holds the chunk: nothing was read or written). On failure: PlanLoad's and the
 // target's errors (Unavailable: transient), FailedPrecondition when the sources here end
-// before the chunk or give it another checksum, Cancelled on `stop`. Not thread-safe.
+// before the chunk, give it another checksum, or do not hold the slice's source (or it
+// is gzip where the slice says seekable), Cancelled on `stop`. Not thread-safe.
 Result<sinks::ChunkWriteResult> RunLoadChunk(const LoadOptions& options, int64_t number,
                                              std::string_view checksum,
-                                             const std::stop_token& stop);
+                                             const std::optional<ChunkSlice>& slice,
+                                             const std::stop_token& stop,
+                                             uint64_t* bytes_read = nullptr);
 
 // ---- The C++ pipeline's seam (load/pipeline.h) ------------------------------------------
 

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cinttypes>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -39,7 +41,8 @@ class QueueSink : public sinks::Sink {
     process::SpawnOptions spawn;
     spawn.argv = shared_->argv;
     spawn.argv.insert(spawn.argv.end(), {"--queue-chunk", std::to_string(chunk.number),
-                                         "--queue-checksum", chunk.checksum});
+                                         "--queue-checksum", chunk.checksum, "--queue-source",
+                                         chunk.source, "--queue-span", EncodeChunkSpan(chunk)});
     // Attempts are numbered per chunk from 1, so a rerun that adopts the queue's run
     // finds the items an earlier coordinator enqueued instead of adding new ones.
     const int attempt = shared_->NextAttempt(chunk.number);
@@ -172,7 +175,30 @@ Result<LoadSummary> RunQueueLoad(const LoadOptions& options, const QueueLoadOpti
   return summary;
 }
 
-std::string EncodeChunkResult(const sinks::ChunkWriteResult& r) {
+std::string EncodeChunkSpan(const sinks::Chunk& c) {
+  return fmt::format("{}:{}:{}:{}:{}:{}", c.span_begin, c.span_end, c.first_line, c.partition,
+                     c.seekable ? 1 : 0, c.file_first_chunk);
+}
+
+Result<ChunkSlice> DecodeChunkSpan(std::string source, std::string_view text) {
+  ChunkSlice s{.source = std::move(source)};
+  int seekable = 0;
+  char tail = 0;
+  const std::string t(text);
+  // %c catches trailing bytes: exactly six fields.
+  if (std::sscanf(t.c_str(), "%" SCNu64 ":%" SCNu64 ":%" SCNu64 ":%d:%d:%" SCNd64 "%c", &s.begin,
+                  &s.end, &s.first_line, &s.partition, &seekable, &s.file_first_chunk,
+                  &tail) != 6 ||
+      s.begin > s.end || s.partition < 0 || (seekable != 0 && seekable != 1) ||
+      s.file_first_chunk < 0) {
+    return InvalidArgumentError(
+        fmt::format("--queue-span {}: not BEGIN:END:LINE:PART:0|1:FIRST", text));
+  }
+  s.seekable = seekable == 1;
+  return s;
+}
+
+std::string EncodeChunkResult(const sinks::ChunkWriteResult& r, uint64_t source_bytes_read) {
   nlohmann::json rejected = nlohmann::json::array();
   for (const sinks::RejectedRow& row : r.rejected) {
     rejected.push_back({{"row", row.row}, {"sqlstate", row.sqlstate}, {"reason", row.reason}});
@@ -180,7 +206,8 @@ std::string EncodeChunkResult(const sinks::ChunkWriteResult& r) {
   nlohmann::json j{{"rows_written", r.rows_written},
                    {"rows_duplicate", r.rows_duplicate},
                    {"already_committed", r.already_committed},
-                   {"rejected", std::move(rejected)}};
+                   {"rejected", std::move(rejected)},
+                   {"source_bytes_read", source_bytes_read}};
   j["rows_inserted"] = r.rows_inserted ? nlohmann::json(*r.rows_inserted) : nlohmann::json();
   j["rows_updated"] = r.rows_updated ? nlohmann::json(*r.rows_updated) : nlohmann::json();
   return j.dump();

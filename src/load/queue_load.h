@@ -52,8 +52,14 @@ Result<LoadSummary> RunQueueLoad(const LoadOptions& options, const QueueLoadOpti
 // the coordinator retries it. Others are 1.
 inline constexpr int kChunkTransientExit = 75;
 
-// A chunk job's result on its stdout: one JSON object. Decode fails with DataLoss.
-std::string EncodeChunkResult(const sinks::ChunkWriteResult& r);
+// A chunk's slice in its job's argv (--queue-span): "BEGIN:END:LINE:PART:SEEKABLE:FIRST"
+// (sinks::Chunk's span fields). Decode fails with InvalidArgument for another shape.
+std::string EncodeChunkSpan(const sinks::Chunk& chunk);
+Result<ChunkSlice> DecodeChunkSpan(std::string source, std::string_view text);
+
+// A chunk job's result on its stdout: one JSON object, with the source bytes the job read
+// (source_bytes_read: its span, for a seekable file). Decode fails with DataLoss.
+std::string EncodeChunkResult(const sinks::ChunkWriteResult& r, uint64_t source_bytes_read);
 Result<sinks::ChunkWriteResult> DecodeChunkResult(std::string_view text);
 
 }  // namespace forklift::load

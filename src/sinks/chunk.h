@@ -41,6 +41,14 @@ struct Chunk {
   // A query source's resume key after this chunk (its last row's key, load/key_resume.h's
   // encoding), recorded in the ledger's last_key; nullopt for other sources.
   std::optional<std::string> last_key;
+  // Where its rows and rejects lie in its source, for a load through the queue (a worker
+  // reads just that): the decompressed byte span [span_begin, span_end), which starts at
+  // line first_line; `seekable` when a reader can start there (a plain CSV file, not gzip,
+  // JSON Lines or a query); file_first_chunk is the number of its file's first chunk.
+  uint64_t span_begin = 0;
+  uint64_t span_end = 0;
+  bool seekable = false;
+  int64_t file_first_chunk = 0;
 
   std::string_view Row(size_t i) const {
     return std::string_view(data).substr(rows[i].offset, rows[i].size);

@@ -319,6 +319,14 @@ CsvReader::CsvReader(std::unique_ptr<ByteSource> source, CsvDialect dialect, siz
 
 CsvReader::~CsvReader() = default;
 
+void CsvReader::StartAt(uint64_t offset, uint64_t line) {
+  started_ = true;
+  skip_left_ = 0;
+  buffer_offset_ = offset;
+  line_ = line;
+  lines_read_ = line > 0 ? line - 1 : 0;
+}
+
 tl::unexpected<Error> CsvReader::Fail(ErrorCode code, std::string message) {
   failed_ = Error{code, std::move(message)};
   return tl::unexpected(*failed_);

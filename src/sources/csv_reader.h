@@ -105,6 +105,13 @@ class CsvReader {
   Result<bool> Next(CsvRecord* record);
 
   const ByteSource& source() const { return *source_; }
+
+  // ---- Starting mid-stream (a load through the queue reads one chunk's byte span) ----
+  // Declares that the source's first byte is at stream offset `offset`, at the start of
+  // a record on physical line `line` (>= 1): no BOM check, no skip_lines; records then
+  // carry the whole stream's offsets and lines. Call before the first Next().
+  void StartAt(uint64_t offset, uint64_t line);
+
   // Physical lines consumed so far, blank lines included.
   uint64_t lines_read() const { return lines_read_; }
 
