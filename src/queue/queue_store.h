@@ -115,14 +115,17 @@ class QueueStore {
   Status UnregisterWorker(std::string_view worker_id);
   // Leases up to `max_slices` ready slices of open runs (of run `run_name` when not
   // empty) for `lease` from now on the server's clock, with fresh tokens, and reads their
-  // items that have no outcome yet. Skips slices other transactions hold (SKIP LOCKED).
+  // items that have no outcome yet, in one statement. Skips slices other transactions hold
+  // (SKIP LOCKED).
   Result<std::vector<Lease>> Claim(std::string_view worker_id, int max_slices, Duration lease,
                                    std::string_view run_name = {});
   // Records outcomes of items of one leased slice in one transaction, fenced: nothing is
   // written unless the slice is still leased with `token`. An item that already has an
   // outcome keeps it. On success, true when the lease held (the outcomes are recorded),
-  // false when it was lost (nothing written).
-  Result<bool> RecordOutcomes(const Lease& lease, const std::vector<ItemOutcome>& outcomes);
+  // false when it was lost (nothing written). `finish`: also end the lease (the slice is
+  // done) in the same statement, as FinishSlice would, when the lease held.
+  Result<bool> RecordOutcomes(const Lease& lease, const std::vector<ItemOutcome>& outcomes,
+                              bool finish = false);
   // Ends the lease (the slice is done), fenced like RecordOutcomes. False: lease lost.
   Result<bool> FinishSlice(const Lease& lease);
   // Extends every lease in `held` that is still this worker's with its token by `lease`

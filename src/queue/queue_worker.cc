@@ -26,6 +26,7 @@ struct SliceState {
   Lease lease;
   std::stop_source kill;             // its jobs' stop: lost lease or forced stop
   std::atomic<bool> lost{false};     // no write of ours may count any more
+  bool ended = false;                // its lease was ended with its last outcomes (dispatcher)
   size_t unreported = 0;             // jobs not yet recorded (guarded by Worker::mu_)
   std::vector<ItemOutcome> pending;  // finished, to record (guarded by Worker::mu_)
   // Steady-clock ns when its lease last started or was renewed (the request's start, so
@@ -268,7 +269,13 @@ bool Worker::Flush() {
   for (auto& [s, outcomes] : batch) {
     size_t n = outcomes.size();
     if (!s->lost && ok) {
-      auto held = store_->RecordOutcomes(s->lease, outcomes);
+      // The slice's last outcomes end its lease in the same statement (one commit).
+      bool last;
+      {
+        std::lock_guard lock(mu_);
+        last = s->unreported == n;
+      }
+      auto held = store_->RecordOutcomes(s->lease, outcomes, last);
       if (!held) {
         // Keep them for the next connection: the fence decides then.
         std::lock_guard lock(mu_);
@@ -279,6 +286,8 @@ bool Worker::Flush() {
       if (!*held) {
         std::lock_guard lock(mu_);
         Lose(s);
+      } else if (last) {
+        s->ended = true;
       }
     } else if (!ok) {
       std::lock_guard lock(mu_);
@@ -299,7 +308,7 @@ bool Worker::Flush() {
       if (s->unreported == 0 && s->pending.empty()) finished.push_back(s);
   }
   for (const auto& s : finished) {
-    if (!s->lost) {
+    if (!s->lost && !s->ended) {
       auto r = store_->FinishSlice(s->lease);
       if (!r) return false;
     }
