@@ -397,6 +397,73 @@ Result<bool> QueueStore::RecordOutcomes(const Lease& lease,
   return rows.at(0)[0] != "0";
 }
 
+Result<QueueStore::Exchanged> QueueStore::Exchange(const std::vector<SliceOutcomes>& records,
+                                                   std::string_view worker_id, int claim_slices,
+                                                   Duration lease, std::string_view run_name) {
+  Exchanged out;
+  const bool both = !records.empty() && claim_slices > 0;
+  if (both) FORKLIFT_RETURN_IF_ERROR(conn_->Exec("BEGIN"));
+  auto body = [&]() -> Status {
+    if (!records.empty()) {
+      // The fence of RecordOutcomes for each slice: its row locked FOR UPDATE with its
+      // token and an unexpired lease; outcomes of a slice whose row is not in f are not
+      // written, and only slices in f end.
+      std::vector<int64_t> runs, slices, tokens, o_runs, o_slices, o_ids;
+      std::vector<std::string> fins;
+      std::vector<const ItemOutcome*> all;
+      for (const SliceOutcomes& r : records) {
+        runs.push_back(r.lease->run_id);
+        slices.push_back(r.lease->slice_id);
+        tokens.push_back(r.lease->token);
+        fins.push_back(r.finish ? "t" : "f");
+        for (const ItemOutcome& o : r.outcomes) {
+          o_runs.push_back(r.lease->run_id);
+          o_slices.push_back(r.lease->slice_id);
+          o_ids.push_back(o.item_id);
+          all.push_back(&o);
+        }
+      }
+      std::string sql = fmt::format(
+          "WITH f AS (SELECT s.run_id, s.id, s.token, s.worker_id, h.fin FROM {0} s JOIN "
+          "unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bool[]) AS h(run_id, id, token, "
+          "fin) ON s.run_id = h.run_id AND s.id = h.id AND s.token = h.token WHERE s.state = "
+          "'leased' AND s.lease_until >= clock_timestamp() FOR UPDATE OF s), "
+          "ins AS (INSERT INTO {1} (run_id, item_id, status, result, worker_id, token) "
+          "SELECT v.run_id, v.id, v.st, decode(v.res, 'hex'), f.worker_id, f.token FROM "
+          "unnest($5::bigint[], $6::bigint[], $7::bigint[], $8::text[], $9::text[]) AS "
+          "v(run_id, slice_id, id, st, res) JOIN f ON f.run_id = v.run_id AND f.id = v.slice_id "
+          "ON CONFLICT DO NOTHING RETURNING 1), "
+          "fin AS (UPDATE {0} s SET state = 'done', token = NULL, lease_until = NULL FROM f "
+          "WHERE f.fin AND s.run_id = f.run_id AND s.id = f.id) "
+          "SELECT f.id, (SELECT count(*) FROM ins) FROM f",
+          T("slices"), T("outcomes"));
+      FORKLIFT_ASSIGN_OR_RETURN(
+          auto rows,
+          conn_->Query(
+              sql,
+              Params{IntArray(runs), IntArray(slices), IntArray(tokens),
+                     ArrayLiteral(fins, [](const std::string& v) { return v; }), IntArray(o_runs),
+                     IntArray(o_slices), IntArray(o_ids),
+                     ArrayLiteral(all, [](const ItemOutcome* o) { return StatusText(o->status); }),
+                     ArrayLiteral(all, [](const ItemOutcome* o) { return Hex(o->result); })}));
+      for (const auto& r : rows) {
+        FORKLIFT_ASSIGN_OR_RETURN(int64_t id, ToInt(r[0]));
+        out.held.push_back(id);
+      }
+    }
+    if (claim_slices > 0) {
+      FORKLIFT_ASSIGN_OR_RETURN(out.claimed, Claim(worker_id, claim_slices, lease, run_name));
+    }
+    return OkStatus();
+  };
+  if (auto st = body(); !st) {
+    if (both) (void)conn_->Exec("ROLLBACK");
+    return tl::unexpected(st.error());
+  }
+  if (both) FORKLIFT_RETURN_IF_ERROR(conn_->Exec("COMMIT"));
+  return out;
+}
+
 Result<bool> QueueStore::FinishSlice(const Lease& lease) {
   auto tag = conn_->ExecCommand(fmt::format(
       "UPDATE {} SET state = 'done', token = NULL, lease_until = NULL WHERE run_id = {} AND "
