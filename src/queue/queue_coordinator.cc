@@ -23,6 +23,9 @@ struct Waiter {
   std::optional<ItemOutcome> outcome;
   bool abandoned = false;
   QueueCoordinator::Done done;  // Submit's: called instead of waking a Run()
+  // Run()'s own wakeup (under State::mu): one waiter woken per outcome, not every Run()
+  // in flight (with -j 256, a broadcast per poll cost more CPU than the jobs).
+  std::condition_variable cv;
 };
 
 }  // namespace
@@ -33,7 +36,6 @@ struct QueueCoordinator::State {
   int64_t run_id = 0;
   std::mutex mu;
   std::condition_variable pump_cv;
-  std::condition_variable done_cv;
   std::deque<std::shared_ptr<Waiter>> to_enqueue;
   std::unordered_map<int64_t, std::shared_ptr<Waiter>> waiting;
   bool stopping = false;
@@ -146,6 +148,7 @@ void QueueCoordinator::State::Pump() {
           calls.emplace_back(std::move(it->second->done), std::move(oc));
         } else {
           it->second->outcome = std::move(oc);
+          it->second->cv.notify_one();
           any = true;
         }
         waiting.erase(it);
@@ -160,7 +163,6 @@ void QueueCoordinator::State::Pump() {
     for (auto it = waiting.begin(); it != waiting.end();) {
       it = it->second->abandoned ? waiting.erase(it) : std::next(it);
     }
-    if (any) done_cv.notify_all();
     // Poll fast while outcomes come in, back off to 20 ms while none do.
     poll = any ? Duration(milliseconds(1)) : std::min<Duration>(poll * 2, milliseconds(20));
     if (!ok) {
@@ -193,15 +195,15 @@ Result<process::Completion> QueueCoordinator::Run(const std::string& key, int at
   auto w = std::make_shared<Waiter>();
   w->item = {.key = key, .attempt = attempt, .payload = EncodeJob(spawn)};
   // Before the lock: a callback whose token is already stopped runs right here.
-  std::stop_callback wake(stop, [&s] {
+  std::stop_callback wake(stop, [&s, &w] {
     std::lock_guard l(s.mu);
-    s.done_cv.notify_all();
+    w->cv.notify_all();
   });
   std::unique_lock lock(s.mu);
   if (s.finished) return CancelledError("the queue run is over");
   s.to_enqueue.push_back(w);
   s.pump_cv.notify_one();
-  s.done_cv.wait(lock, [&] { return w->outcome || stop.stop_requested() || s.finished; });
+  w->cv.wait(lock, [&] { return w->outcome || stop.stop_requested() || s.finished; });
   if (!w->outcome) {
     w->abandoned = true;
     process::Completion c;
@@ -275,10 +277,17 @@ void QueueCoordinator::Finish() {
     if (s.finished) return;
     s.finished = true;
     s.stopping = true;
-    s.done_cv.notify_all();
+    for (auto& w : s.to_enqueue) w->cv.notify_all();
+    for (auto& [id, w] : s.waiting) w->cv.notify_all();
     s.pump_cv.notify_all();
   }
   if (s.pump.joinable()) s.pump.join();
+  {
+    // Waiters the pump held while it was between locks are in these now.
+    std::lock_guard lock(s.mu);
+    for (auto& w : s.to_enqueue) w->cv.notify_all();
+    for (auto& [id, w] : s.waiting) w->cv.notify_all();
+  }
   CancelAll();
   bool said = true;
   if (!s.Reconnect(said)) return;

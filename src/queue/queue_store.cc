@@ -324,69 +324,63 @@ Status QueueStore::UnregisterWorker(std::string_view worker_id) {
 
 Result<std::vector<Lease>> QueueStore::Claim(std::string_view worker_id, int max_slices,
                                              Duration lease, std::string_view run_name) {
+  // One statement, one round trip (and one commit): the leases and their items without an
+  // outcome yet. The items' read sees the statement's snapshot, as the second statement of
+  // a transaction would (what was recorded before the claim).
+  FORKLIFT_ASSIGN_OR_RETURN(
+      auto rows,
+      conn_->Query(
+          fmt::format(
+              "WITH c AS (SELECT s.run_id, s.id FROM {0} s JOIN {1} r ON r.id = s.run_id "
+              "WHERE s.state = 'ready' AND r.state = 'open' AND ($3 = '' OR r.name = $3) "
+              "ORDER BY s.run_id, s.id LIMIT $2 FOR UPDATE OF s SKIP LOCKED), "
+              "u AS (UPDATE {0} s SET state = 'leased', token = nextval('{2}'), worker_id = $1, "
+              "lease_until = clock_timestamp() + $4 * interval '1 millisecond' FROM c "
+              "WHERE s.run_id = c.run_id AND s.id = c.id RETURNING s.run_id, s.id, s.token) "
+              "SELECT u.run_id, u.id, u.token, i.id, i.key, i.attempt, encode(i.payload, 'hex') "
+              "FROM u LEFT JOIN {3} i ON i.run_id = u.run_id AND i.slice_id = u.id AND NOT "
+              "EXISTS (SELECT 1 FROM {4} o WHERE o.run_id = i.run_id AND o.item_id = i.id) "
+              "ORDER BY u.run_id, u.id, i.id",
+              T("slices"), T("runs"), T("ids"), T("items"), T("outcomes")),
+          Params{std::string(worker_id), std::to_string(max_slices), std::string(run_name),
+                 std::to_string(Millis(lease))}));
   std::vector<Lease> out;
-  FORKLIFT_RETURN_IF_ERROR(conn_->Exec("BEGIN"));
-  auto body = [&]() -> Status {
-    FORKLIFT_ASSIGN_OR_RETURN(
-        auto rows,
-        conn_->Query(
-            fmt::format(
-                "WITH c AS (SELECT s.run_id, s.id FROM {0} s JOIN {1} r ON r.id = s.run_id "
-                "WHERE s.state = 'ready' AND r.state = 'open' AND ($3 = '' OR r.name = $3) "
-                "ORDER BY s.run_id, s.id LIMIT $2 FOR UPDATE OF s SKIP LOCKED) "
-                "UPDATE {0} s SET state = 'leased', token = nextval('{2}'), worker_id = $1, "
-                "lease_until = clock_timestamp() + $4 * interval '1 millisecond' FROM c "
-                "WHERE s.run_id = c.run_id AND s.id = c.id RETURNING s.run_id, s.id, s.token",
-                T("slices"), T("runs"), T("ids")),
-            Params{std::string(worker_id), std::to_string(max_slices), std::string(run_name),
-                   std::to_string(Millis(lease))}));
-    for (const auto& r : rows) {
+  for (const auto& r : rows) {
+    FORKLIFT_ASSIGN_OR_RETURN(int64_t run_id, ToInt(r[0]));
+    FORKLIFT_ASSIGN_OR_RETURN(int64_t slice_id, ToInt(r[1]));
+    if (out.empty() || out.back().run_id != run_id || out.back().slice_id != slice_id) {
       Lease l;
-      FORKLIFT_ASSIGN_OR_RETURN(l.run_id, ToInt(r[0]));
-      FORKLIFT_ASSIGN_OR_RETURN(l.slice_id, ToInt(r[1]));
+      l.run_id = run_id;
+      l.slice_id = slice_id;
       FORKLIFT_ASSIGN_OR_RETURN(l.token, ToInt(r[2]));
       out.push_back(std::move(l));
     }
-    for (Lease& l : out) {
-      FORKLIFT_ASSIGN_OR_RETURN(
-          auto items,
-          conn_->Query(fmt::format("SELECT i.id, i.key, i.attempt, encode(i.payload, 'hex') FROM "
-                                   "{} i WHERE i.run_id = $1 AND i.slice_id = $2 AND NOT EXISTS "
-                                   "(SELECT 1 FROM {} o WHERE o.run_id = i.run_id AND o.item_id "
-                                   "= i.id) ORDER BY i.id",
-                                   T("items"), T("outcomes")),
-                       Params{std::to_string(l.run_id), std::to_string(l.slice_id)}));
-      for (const auto& r : items) {
-        QueueItem item;
-        FORKLIFT_ASSIGN_OR_RETURN(item.id, ToInt(r[0]));
-        item.key = r[1].value_or("");
-        FORKLIFT_ASSIGN_OR_RETURN(int64_t attempt, ToInt(r[2]));
-        item.attempt = static_cast<int>(attempt);
-        FORKLIFT_ASSIGN_OR_RETURN(item.payload, Unhex(r[3].value_or("")));
-        l.items.push_back(std::move(item));
-      }
-    }
-    return OkStatus();
-  };
-  if (auto s = body(); !s) {
-    (void)conn_->Exec("ROLLBACK");
-    return tl::unexpected(s.error());
+    if (!r[3]) continue;  // a slice with every item recorded
+    QueueItem item;
+    FORKLIFT_ASSIGN_OR_RETURN(item.id, ToInt(r[3]));
+    item.key = r[4].value_or("");
+    FORKLIFT_ASSIGN_OR_RETURN(int64_t attempt, ToInt(r[5]));
+    item.attempt = static_cast<int>(attempt);
+    FORKLIFT_ASSIGN_OR_RETURN(item.payload, Unhex(r[6].value_or("")));
+    out.back().items.push_back(std::move(item));
   }
-  FORKLIFT_RETURN_IF_ERROR(conn_->Exec("COMMIT"));
   return out;
 }
 
 Result<bool> QueueStore::RecordOutcomes(const Lease& lease,
-                                        const std::vector<ItemOutcome>& outcomes) {
+                                        const std::vector<ItemOutcome>& outcomes, bool finish) {
   // The fence: the slice row locked FOR UPDATE with the token and an unexpired lease, in
   // the same statement as the insert, so a reaper's update either came first (no row:
-  // nothing written) or waits for this commit.
+  // nothing written) or waits for this commit. `finish` ends the lease in the same
+  // statement (one commit for a slice's last outcomes and its end).
   std::string sql = fmt::format(
       "WITH f AS (SELECT worker_id FROM {0} WHERE run_id = $1 AND id = $2 AND state = 'leased' "
       "AND token = $3 AND lease_until >= clock_timestamp() FOR UPDATE), "
       "ins AS (INSERT INTO {1} (run_id, item_id, status, result, worker_id, token) "
       "SELECT $1, v.id, v.st, decode(v.res, 'hex'), f.worker_id, $3 FROM unnest($4::bigint[], "
-      "$5::text[], $6::text[]) AS v(id, st, res), f ON CONFLICT DO NOTHING RETURNING 1) "
+      "$5::text[], $6::text[]) AS v(id, st, res), f ON CONFLICT DO NOTHING RETURNING 1), "
+      "fin AS (UPDATE {0} s SET state = 'done', token = NULL, lease_until = NULL WHERE $7 AND "
+      "s.run_id = $1 AND s.id = $2 AND EXISTS (SELECT 1 FROM f)) "
       "SELECT (SELECT count(*) FROM f), (SELECT count(*) FROM ins)",
       T("slices"), T("outcomes"));
   std::vector<int64_t> ids;
@@ -398,8 +392,76 @@ Result<bool> QueueStore::RecordOutcomes(const Lease& lease,
           Params{std::to_string(lease.run_id), std::to_string(lease.slice_id),
                  std::to_string(lease.token), IntArray(ids),
                  ArrayLiteral(outcomes, [](const ItemOutcome& o) { return StatusText(o.status); }),
-                 ArrayLiteral(outcomes, [](const ItemOutcome& o) { return Hex(o.result); })}));
+                 ArrayLiteral(outcomes, [](const ItemOutcome& o) { return Hex(o.result); }),
+                 finish ? "true" : "false"}));
   return rows.at(0)[0] != "0";
+}
+
+Result<QueueStore::Exchanged> QueueStore::Exchange(const std::vector<SliceOutcomes>& records,
+                                                   std::string_view worker_id, int claim_slices,
+                                                   Duration lease, std::string_view run_name) {
+  Exchanged out;
+  const bool both = !records.empty() && claim_slices > 0;
+  if (both) FORKLIFT_RETURN_IF_ERROR(conn_->Exec("BEGIN"));
+  auto body = [&]() -> Status {
+    if (!records.empty()) {
+      // The fence of RecordOutcomes for each slice: its row locked FOR UPDATE with its
+      // token and an unexpired lease; outcomes of a slice whose row is not in f are not
+      // written, and only slices in f end.
+      std::vector<int64_t> runs, slices, tokens, o_runs, o_slices, o_ids;
+      std::vector<std::string> fins;
+      std::vector<const ItemOutcome*> all;
+      for (const SliceOutcomes& r : records) {
+        runs.push_back(r.lease->run_id);
+        slices.push_back(r.lease->slice_id);
+        tokens.push_back(r.lease->token);
+        fins.push_back(r.finish ? "t" : "f");
+        for (const ItemOutcome& o : r.outcomes) {
+          o_runs.push_back(r.lease->run_id);
+          o_slices.push_back(r.lease->slice_id);
+          o_ids.push_back(o.item_id);
+          all.push_back(&o);
+        }
+      }
+      std::string sql = fmt::format(
+          "WITH f AS (SELECT s.run_id, s.id, s.token, s.worker_id, h.fin FROM {0} s JOIN "
+          "unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bool[]) AS h(run_id, id, token, "
+          "fin) ON s.run_id = h.run_id AND s.id = h.id AND s.token = h.token WHERE s.state = "
+          "'leased' AND s.lease_until >= clock_timestamp() FOR UPDATE OF s), "
+          "ins AS (INSERT INTO {1} (run_id, item_id, status, result, worker_id, token) "
+          "SELECT v.run_id, v.id, v.st, decode(v.res, 'hex'), f.worker_id, f.token FROM "
+          "unnest($5::bigint[], $6::bigint[], $7::bigint[], $8::text[], $9::text[]) AS "
+          "v(run_id, slice_id, id, st, res) JOIN f ON f.run_id = v.run_id AND f.id = v.slice_id "
+          "ON CONFLICT DO NOTHING RETURNING 1), "
+          "fin AS (UPDATE {0} s SET state = 'done', token = NULL, lease_until = NULL FROM f "
+          "WHERE f.fin AND s.run_id = f.run_id AND s.id = f.id) "
+          "SELECT f.id, (SELECT count(*) FROM ins) FROM f",
+          T("slices"), T("outcomes"));
+      FORKLIFT_ASSIGN_OR_RETURN(
+          auto rows,
+          conn_->Query(
+              sql,
+              Params{IntArray(runs), IntArray(slices), IntArray(tokens),
+                     ArrayLiteral(fins, [](const std::string& v) { return v; }), IntArray(o_runs),
+                     IntArray(o_slices), IntArray(o_ids),
+                     ArrayLiteral(all, [](const ItemOutcome* o) { return StatusText(o->status); }),
+                     ArrayLiteral(all, [](const ItemOutcome* o) { return Hex(o->result); })}));
+      for (const auto& r : rows) {
+        FORKLIFT_ASSIGN_OR_RETURN(int64_t id, ToInt(r[0]));
+        out.held.push_back(id);
+      }
+    }
+    if (claim_slices > 0) {
+      FORKLIFT_ASSIGN_OR_RETURN(out.claimed, Claim(worker_id, claim_slices, lease, run_name));
+    }
+    return OkStatus();
+  };
+  if (auto st = body(); !st) {
+    if (both) (void)conn_->Exec("ROLLBACK");
+    return tl::unexpected(st.error());
+  }
+  if (both) FORKLIFT_RETURN_IF_ERROR(conn_->Exec("COMMIT"));
+  return out;
 }
 
 Result<bool> QueueStore::FinishSlice(const Lease& lease) {

@@ -115,14 +115,34 @@ class QueueStore {
   Status UnregisterWorker(std::string_view worker_id);
   // Leases up to `max_slices` ready slices of open runs (of run `run_name` when not
   // empty) for `lease` from now on the server's clock, with fresh tokens, and reads their
-  // items that have no outcome yet. Skips slices other transactions hold (SKIP LOCKED).
+  // items that have no outcome yet, in one statement. Skips slices other transactions hold
+  // (SKIP LOCKED).
   Result<std::vector<Lease>> Claim(std::string_view worker_id, int max_slices, Duration lease,
                                    std::string_view run_name = {});
   // Records outcomes of items of one leased slice in one transaction, fenced: nothing is
   // written unless the slice is still leased with `token`. An item that already has an
   // outcome keeps it. On success, true when the lease held (the outcomes are recorded),
-  // false when it was lost (nothing written).
-  Result<bool> RecordOutcomes(const Lease& lease, const std::vector<ItemOutcome>& outcomes);
+  // false when it was lost (nothing written). `finish`: also end the lease (the slice is
+  // done) in the same statement, as FinishSlice would, when the lease held.
+  Result<bool> RecordOutcomes(const Lease& lease, const std::vector<ItemOutcome>& outcomes,
+                              bool finish = false);
+  // Outcomes of one leased slice for Exchange; `finish`: its last ones (end the lease).
+  struct SliceOutcomes {
+    const Lease* lease = nullptr;
+    std::vector<ItemOutcome> outcomes;
+    bool finish = false;
+  };
+  struct Exchanged {
+    std::vector<int64_t> held;  // slice ids of `records` whose lease held (recorded)
+    std::vector<Lease> claimed;
+  };
+  // RecordOutcomes of several slices (one statement, each fenced by its own slice's token
+  // and lease as RecordOutcomes is), then, when `claim_slices` > 0, Claim(worker_id,
+  // claim_slices, lease, run_name), in one transaction: one commit (one WAL flush) for a
+  // worker's round of outcomes and its next claim. A slice of `records` missing from
+  // `held` was lost (nothing of it written).
+  Result<Exchanged> Exchange(const std::vector<SliceOutcomes>& records, std::string_view worker_id,
+                             int claim_slices, Duration lease, std::string_view run_name = {});
   // Ends the lease (the slice is done), fenced like RecordOutcomes. False: lease lost.
   Result<bool> FinishSlice(const Lease& lease);
   // Extends every lease in `held` that is still this worker's with its token by `lease`

@@ -26,6 +26,7 @@ struct SliceState {
   Lease lease;
   std::stop_source kill;             // its jobs' stop: lost lease or forced stop
   std::atomic<bool> lost{false};     // no write of ours may count any more
+  bool ended = false;                // its lease was ended with its last outcomes (dispatcher)
   size_t unreported = 0;             // jobs not yet recorded (guarded by Worker::mu_)
   std::vector<ItemOutcome> pending;  // finished, to record (guarded by Worker::mu_)
   // Steady-clock ns when its lease last started or was renewed (the request's start, so
@@ -55,10 +56,10 @@ class Worker {
   void Fence();
   // Marks a slice lost and kills its jobs. Takes mu_.
   void Lose(const std::shared_ptr<SliceState>& s);
-  // Records what finished and ends slices all of whose jobs are recorded. False when the
-  // connection failed.
-  bool Flush();
-  bool Claim();
+  // Records what finished, claims when `may_claim` and a slot (or the prefetch) is free,
+  // in one transaction (QueueStore::Exchange), and ends slices all of whose jobs are
+  // recorded. `claimed`: slices came. False when the connection failed.
+  bool Flush(bool may_claim, bool& claimed);
   bool Connect(std::unique_ptr<QueueStore>& store, bool& said_down);
 
   WorkerOptions o_;
@@ -255,43 +256,103 @@ void Worker::Fence() {
   }
 }
 
-bool Worker::Flush() {
+bool Worker::Flush(bool may_claim, bool& claimed) {
+  claimed = false;
   std::vector<std::pair<std::shared_ptr<SliceState>, std::vector<ItemOutcome>>> batch;
+  int free_slots;
   {
     std::lock_guard lock(mu_);
     for (const auto& s : held_) {
       if (!s->pending.empty()) batch.emplace_back(s, std::move(s->pending));
       s->pending.clear();
     }
+    free_slots = o_.slots - running_ - static_cast<int>(tasks_.size());
   }
-  bool ok = true;
-  for (auto& [s, outcomes] : batch) {
-    size_t n = outcomes.size();
-    if (!s->lost && ok) {
-      auto held = store_->RecordOutcomes(s->lease, outcomes);
-      if (!held) {
-        // Keep them for the next connection: the fence decides then.
-        std::lock_guard lock(mu_);
-        for (auto& o : outcomes) s->pending.push_back(std::move(o));
-        ok = false;
-        continue;
-      }
-      if (!*held) {
-        std::lock_guard lock(mu_);
-        Lose(s);
-      }
-    } else if (!ok) {
-      std::lock_guard lock(mu_);
-      for (auto& o : outcomes) s->pending.push_back(std::move(o));
-      continue;
-    }
+  // One transaction for what finished (every slice's outcomes, each fenced by its own
+  // lease; a slice's last ones end it) and the next claim: one commit per round, however
+  // many slices are held (the server's WAL flush, not the statements, is what a round costs).
+  std::vector<QueueStore::SliceOutcomes> records;
+  {
     std::lock_guard lock(mu_);
-    s->unreported -= n;
-    if (o_.stats && !s->lost) o_.stats->items += n;
+    for (auto& [s, outcomes] : batch) {
+      if (s->lost) continue;
+      records.push_back(
+          {.lease = &s->lease, .outcomes = outcomes, .finish = s->unreported == outcomes.size()});
+    }
   }
-  if (!ok) return false;
-  // Slices with every job recorded end their lease; lost ones leave once nothing of
-  // theirs runs (their jobs were killed).
+  const bool claim = may_claim && free_slots + static_cast<int>(o_.prefetch) > 0;
+  if (may_claim) last_claim_empty_ = false;
+  std::optional<QueueStore::Exchanged> ex;
+  bool claim_failed = false;
+  const auto t0 = Steady::now();
+  if (!records.empty() || claim) {
+    // Jobs (commands): a round's outcomes commit on their own before the claim, so a
+    // worker that dies right after (a poison job killing it) has lost as few finished jobs
+    // as it can. Items of an item function: one transaction for both (half the commits).
+    const bool together = claim && (records.empty() || o_.run_item);
+    auto r = store_->Exchange(records, o_.worker_id, together ? std::max(1, o_.claim_slices) : 0,
+                              o_.lease, o_.run);
+    if (r && claim && !together) {
+      auto c = store_->Exchange({}, o_.worker_id, std::max(1, o_.claim_slices), o_.lease, o_.run);
+      if (c) {
+        r->claimed = std::move(c->claimed);
+      } else {
+        claim_failed = true;  // the outcomes are recorded: account for them, then reconnect
+      }
+    }
+    if (!r) {
+      // Keep them for the next connection: the fence decides then.
+      std::lock_guard lock(mu_);
+      for (auto& [s, outcomes] : batch)
+        for (auto& o : outcomes) s->pending.push_back(std::move(o));
+      return false;
+    }
+    ex = std::move(*r);
+  }
+  {
+    // (Every slice of `records` is in batch; a slice lost before this round is not in
+    // records, its outcomes are dropped.)
+    std::set<int64_t> held, ending;
+    if (ex) held.insert(ex->held.begin(), ex->held.end());
+    for (const auto& r : records)
+      if (r.finish) ending.insert(r.lease->slice_id);
+    std::lock_guard lock(mu_);
+    for (auto& [s, outcomes] : batch) {
+      if (!s->lost) {
+        if (!held.count(s->lease.slice_id)) {
+          Lose(s);
+        } else if (ending.count(s->lease.slice_id)) {
+          s->ended = true;
+        }
+      }
+      s->unreported -= outcomes.size();
+      if (o_.stats && !s->lost) o_.stats->items += outcomes.size();
+    }
+  }
+  if (claim_failed) return false;
+  if (claim && ex) {
+    last_claim_empty_ = ex->claimed.empty();
+    if (!ex->claimed.empty() && o_.stats) {
+      ++o_.stats->claims;
+      o_.stats->claim.Record(Steady::now() - t0);
+    }
+    const int64_t started = t0.time_since_epoch().count();
+    for (Lease& l : ex->claimed) {
+      auto s = std::make_shared<SliceState>();
+      s->lease = std::move(l);
+      s->renewed_ns.store(started);
+      s->unreported = s->lease.items.size();
+      std::lock_guard lock(mu_);
+      held_.push_back(s);
+      for (size_t i = 0; i < s->lease.items.size(); ++i) tasks_.push_back({s, i});
+    }
+    if (!ex->claimed.empty()) {
+      claimed = true;
+      tasks_cv_.notify_all();
+    }
+  }
+  // Slices with every job recorded end their lease (most ended with their last outcomes
+  // above); lost ones leave once nothing of theirs runs (their jobs were killed).
   std::vector<std::shared_ptr<SliceState>> finished;
   {
     std::lock_guard lock(mu_);
@@ -299,43 +360,13 @@ bool Worker::Flush() {
       if (s->unreported == 0 && s->pending.empty()) finished.push_back(s);
   }
   for (const auto& s : finished) {
-    if (!s->lost) {
+    if (!s->lost && !s->ended) {
       auto r = store_->FinishSlice(s->lease);
       if (!r) return false;
     }
     std::lock_guard lock(mu_);
     std::erase(held_, s);
   }
-  return true;
-}
-
-bool Worker::Claim() {
-  int free_slots;
-  {
-    std::lock_guard lock(mu_);
-    free_slots = o_.slots - running_ - static_cast<int>(tasks_.size());
-  }
-  last_claim_empty_ = false;
-  if (free_slots + static_cast<int>(o_.prefetch) <= 0) return true;
-  const auto t0 = Steady::now();
-  const int64_t started = t0.time_since_epoch().count();
-  auto leases = store_->Claim(o_.worker_id, std::max(1, o_.claim_slices), o_.lease, o_.run);
-  if (!leases) return false;
-  last_claim_empty_ = leases->empty();
-  if (!leases->empty() && o_.stats) {
-    ++o_.stats->claims;
-    o_.stats->claim.Record(Steady::now() - t0);
-  }
-  for (Lease& l : *leases) {
-    auto s = std::make_shared<SliceState>();
-    s->lease = std::move(l);
-    s->renewed_ns.store(started);
-    s->unreported = s->lease.items.size();
-    std::lock_guard lock(mu_);
-    held_.push_back(s);
-    for (size_t i = 0; i < s->lease.items.size(); ++i) tasks_.push_back({s, i});
-  }
-  if (!leases->empty()) tasks_cv_.notify_all();
   return true;
 }
 
@@ -370,17 +401,7 @@ int Worker::Run() {
     if (stops_.force.stop_requested()) break;
     bool connected = Connect(store_, said_down);
     bool claimed = false;
-    if (connected && !Flush()) connected = false;
-    if (connected && !stops_.graceful.stop_requested()) {
-      size_t before;
-      {
-        std::lock_guard lock(mu_);
-        before = held_.size();
-      }
-      if (!Claim()) connected = false;
-      std::lock_guard lock(mu_);
-      claimed = held_.size() > before;
-    }
+    if (connected && !Flush(!stops_.graceful.stop_requested(), claimed)) connected = false;
     if (!connected) store_.reset();
     std::unique_lock lock(mu_);
     bool busy = !held_.empty() || running_ > 0;
