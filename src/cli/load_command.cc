@@ -1,11 +1,14 @@
 // `forklift load FILE... --to TARGET --table TABLE [...]` and `forklift dlq`.
 #include <fmt/format.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <chrono>
 #include <ctime>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <stop_token>
@@ -19,6 +22,8 @@
 #include "load/exit_status.h"
 #include "load/load_options.h"
 #include "load/load_runner.h"
+#include "process/orphan_watchdog.h"
+#include "process/process_registry.h"
 
 namespace forklift::cli {
 
@@ -225,7 +230,28 @@ int LoadCommand(const std::vector<std::string>& args) {
   StopSignals signals("\nforklift load",
                       "reading no further, letting chunks in flight commit (send it again "
                       "to cancel them)");
-  auto summary = load::RunLoad(o, {signals.graceful(), signals.force()}, {});
+  // --transform's commands: a watchdog ends their groups if forklift is SIGKILLed, then
+  // sweeps by the mark every command carries in its environment (FORKLIFT_LOAD_MARK),
+  // which also finds one started the moment before its announcement and what a command
+  // started in a group of its own (docs/load.md). Without a watchdog they still run.
+  process::ProcessRegistry transform_groups;
+  std::unique_ptr<process::OrphanWatchdog> watchdog;
+  load::LoadIo io;
+  if (!o.transform.empty()) {
+    const std::string mark = fmt::format(
+        "load-{}-{}", getpid(), std::chrono::steady_clock::now().time_since_epoch().count());
+    auto dog = process::OrphanWatchdog::Start(
+        {.then_exec = {"/proc/self/exe", "__end-survivors", "FORKLIFT_LOAD_MARK", mark}});
+    if (dog) {
+      watchdog = std::move(*dog);
+      transform_groups.Watch(watchdog.get());
+    } else {
+      fmt::print(stderr, "forklift load: warning: {}\n", dog.error().message);
+    }
+    io.transform_registry = &transform_groups;
+    io.transform_env = {{"FORKLIFT_LOAD_MARK", mark}};
+  }
+  auto summary = load::RunLoad(o, {signals.graceful(), signals.force()}, std::move(io));
   if (!summary) return fail(summary.error());
   if (o.json) {
     fmt::print(stdout, "{}\n", summary->ToJson());

@@ -612,7 +612,8 @@ void ApplyLifecycle(const LoadOptions& options, sinks::TableSpec& spec) {
   spec.ignore_duplicates = options.insert_ignore;
 }
 
-Status PlanTransform(const LoadOptions& options, const std::stop_token& stop, LoadPlan& plan);
+Status PlanTransform(const LoadOptions& options, const std::stop_token& stop, const LoadIo& io,
+                     LoadPlan& plan);
 
 // ---- Query sources ----------------------------------------------------------------
 
@@ -620,7 +621,7 @@ Status PlanTransform(const LoadOptions& options, const std::stop_token& stop, Lo
 // a file's header. Everything wrong with the query, its key or its partitioning is found
 // here, before anything is written.
 Result<LoadPlan> PlanQueryLoad(const LoadOptions& options, const std::stop_token& stop,
-                               const LoadExtension& ext) {
+                               const LoadExtension& ext, const LoadIo& io) {
   LoadPlan plan;
   plan.query = true;
   plan.ext = &ext;
@@ -681,7 +682,7 @@ Result<LoadPlan> PlanQueryLoad(const LoadOptions& options, const std::stop_token
     plan.key_fields.push_back(static_cast<size_t>(it - plan.columns.begin()));
   }
   plan.read_columns = plan.columns;
-  FORKLIFT_RETURN_IF_ERROR(PlanTransform(options, stop, plan));
+  FORKLIFT_RETURN_IF_ERROR(PlanTransform(options, stop, io, plan));
   plan.sources = {QuerySourceName(0, 1)};
   plan.sqlite = plan.address.kind == sinks::TargetAddress::Kind::kSqlite;
   plan.workers = options.workers > 0 ? options.workers : (plan.sqlite ? 1 : 4);
@@ -839,7 +840,8 @@ void CountQueryPrefix(const LoadPlan& plan, WriteCounters& wcounters, uint64_t& 
 // --transform: probes the command on the input's header (a command that cannot run fails
 // here, before anything is written) and makes its output columns the target's. The key
 // must be among the output's columns (routing reads it in the input where it is there).
-Status PlanTransform(const LoadOptions& options, const std::stop_token& stop, LoadPlan& plan) {
+Status PlanTransform(const LoadOptions& options, const std::stop_token& stop, const LoadIo& io,
+                     LoadPlan& plan) {
   if (plan.ext && plan.ext->transform) {  // the pipeline's function: its columns are given
     plan.columns = plan.ext->transform_columns;
     for (const std::string& k : options.key) {
@@ -861,7 +863,9 @@ Status PlanTransform(const LoadOptions& options, const std::stop_token& stop, Lo
                                .input_columns = plan.read_columns,
                                .fold_header_case = plan.fold_header_case,
                                .max_output_bytes = std::max<size_t>(
-                                   size_t{64} << 20, 4 * static_cast<size_t>(options.chunk_bytes))},
+                                   size_t{64} << 20, 4 * static_cast<size_t>(options.chunk_bytes)),
+                               .registry = io.transform_registry,
+                               .env = io.transform_env},
                               stop));
   plan.columns = t.output_columns();
   for (const std::string& k : options.key) {
@@ -877,9 +881,9 @@ Status PlanTransform(const LoadOptions& options, const std::stop_token& stop, Lo
 }
 
 Result<LoadPlan> PlanExtensionLoad(const LoadOptions& options, const LoadExtension& ext,
-                                   const std::stop_token& stop);
+                                   const std::stop_token& stop, const LoadIo& io);
 
-Result<LoadPlan> PlanLoad(const LoadOptions& options, FILE* err, const std::stop_token& stop,
+Result<LoadPlan> PlanLoad(const LoadOptions& options, const LoadIo& io, const std::stop_token& stop,
                           const LoadExtension& ext) {
   if (ext.transform) {
     if (!options.transform.empty()) {
@@ -889,10 +893,10 @@ Result<LoadPlan> PlanLoad(const LoadOptions& options, FILE* err, const std::stop
       return InvalidArgumentError("a pipeline's transform needs its output columns");
     }
   }
-  if (ext.open_source) return PlanExtensionLoad(options, ext, stop);
+  if (ext.open_source) return PlanExtensionLoad(options, ext, stop, io);
   FORKLIFT_RETURN_IF_ERROR(ValidateLoadOptions(options));
   if (!options.query.empty()) {
-    FORKLIFT_ASSIGN_OR_RETURN(LoadPlan plan, PlanQueryLoad(options, stop, ext));
+    FORKLIFT_ASSIGN_OR_RETURN(LoadPlan plan, PlanQueryLoad(options, stop, ext, io));
     return plan;
   }
   LoadPlan plan;
@@ -915,7 +919,7 @@ Result<LoadPlan> PlanLoad(const LoadOptions& options, FILE* err, const std::stop
   // Lines name their fields in every line: the table's columns, or --columns, say which).
   plan.fold_header_case = plan.address.kind == sinks::TargetAddress::Kind::kPostgres;
   if (options.header && !plan.json_lines) {
-    FORKLIFT_ASSIGN_OR_RETURN(plan.header, ReadSameHeader(options, plan.fold_header_case, err));
+    FORKLIFT_ASSIGN_OR_RETURN(plan.header, ReadSameHeader(options, plan.fold_header_case, io.err));
   }
   plan.columns = options.columns.empty() ? plan.header : options.columns;
   if (plan.columns.empty()) {  // --no-header and no --columns
@@ -940,7 +944,7 @@ Result<LoadPlan> PlanLoad(const LoadOptions& options, FILE* err, const std::stop
   }
   if (!routed_by_input) plan.key_fields.clear();
   plan.read_columns = plan.columns;
-  FORKLIFT_RETURN_IF_ERROR(PlanTransform(options, stop, plan));
+  FORKLIFT_RETURN_IF_ERROR(PlanTransform(options, stop, io, plan));
   for (const std::string& src : options.sources) {
     if (src == "-") continue;  // opening stdin reads its first bytes: the chunker's
     FORKLIFT_ASSIGN_OR_RETURN(auto bs, sources::ByteSource::Open(src));
@@ -955,8 +959,8 @@ Result<LoadPlan> PlanLoad(const LoadOptions& options, FILE* err, const std::stop
                     plan.workers));
   }
   plan.partitions = options.upsert && routed_by_input ? plan.workers : 1;
-  if (!routed_by_input && plan.workers > 1 && err) {
-    fmt::print(err,
+  if (!routed_by_input && plan.workers > 1 && io.err) {
+    fmt::print(io.err,
                "forklift load: note: --key {} is among the --transform's output columns, not "
                "the input's: one writer applies the chunks, in input order (of --workers {})\n",
                fmt::join(options.key, ","), plan.workers);
@@ -982,7 +986,7 @@ Result<LoadPlan> PlanLoad(const LoadOptions& options, FILE* err, const std::stop
 // The plan of a load from the pipeline's source (LoadExtension::open_source): its columns
 // stand for a file's header, its name for the files.
 Result<LoadPlan> PlanExtensionLoad(const LoadOptions& options, const LoadExtension& ext,
-                                   const std::stop_token& stop) {
+                                   const std::stop_token& stop, const LoadIo& io) {
   if (!options.sources.empty() || !options.query.empty() || !options.from.empty()) {
     return InvalidArgumentError(
         "a pipeline's source with files or a --query: give one source of rows");
@@ -1018,7 +1022,7 @@ Result<LoadPlan> PlanExtensionLoad(const LoadOptions& options, const LoadExtensi
     plan.key_fields.push_back(static_cast<size_t>(it - plan.columns.begin()));
   }
   plan.read_columns = plan.columns;
-  FORKLIFT_RETURN_IF_ERROR(PlanTransform(options, stop, plan));
+  FORKLIFT_RETURN_IF_ERROR(PlanTransform(options, stop, io, plan));
   plan.sqlite = plan.address.kind == sinks::TargetAddress::Kind::kSqlite;
   plan.workers = options.workers > 0 ? options.workers : (plan.sqlite ? 1 : 4);
   if (plan.sqlite && plan.workers > 1) {
@@ -1281,7 +1285,7 @@ Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, 
                             const LoadExtension& ext) {
   Clock& clock = io.clock ? *io.clock : SystemClock();
   const TimePoint start = clock.Now();
-  FORKLIFT_ASSIGN_OR_RETURN(LoadPlan plan, PlanLoad(options, io.err, stops.graceful, ext));
+  FORKLIFT_ASSIGN_OR_RETURN(LoadPlan plan, PlanLoad(options, io, stops.graceful, ext));
   const std::string& load_id = plan.spec.load_id;
   FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<sinks::Target> target, OpenTarget(plan, io));
   FORKLIFT_ASSIGN_OR_RETURN(std::vector<LedgerEntry> committed, target->CommittedChunks());
