@@ -106,7 +106,8 @@ int LoadCommand(const std::vector<std::string>& args) {
       ->group(query_group);
   app.add_option("--partition-by", o.partition_by,
                  "a result column that splits the query into --partitions streams: ranges of "
-                 "its min..max for an integer or date column on PostgreSQL, else its hash")
+                 "its min..max for an integer, date or timestamp column (SQLite: INTEGER), "
+                 "else its hash")
       ->group(query_group);
   app.add_option("--partitions", o.partitions,
                  "streams read in parallel, one source connection each (default 1)")

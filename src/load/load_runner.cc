@@ -719,9 +719,7 @@ Status PlanQueryResume(const LoadOptions& options, const std::vector<LedgerEntry
   // Range partitions: the bounds the load's first run computed (in its ledger rows'
   // sources), else computed now from the column's min and max.
   sinks::QuerySpec& q = plan.query_plan.spec;
-  if (q.partitions > 1 && q.from.kind == sinks::TargetAddress::Kind::kPostgres) {
-    auto by = std::find_if(plan.query_plan.columns.begin(), plan.query_plan.columns.end(),
-                           [&](const sinks::QueryColumn& c) { return c.name == q.partition_by; });
+  if (q.partitions > 1) {
     const auto first = std::find_if(committed.begin(), committed.end(),
                                     [](const LedgerEntry& e) { return e.chunk >= 0; });
     if (first != committed.end()) {
@@ -732,7 +730,7 @@ Status PlanQueryResume(const LoadOptions& options, const std::vector<LedgerEntry
             plan.spec.load_id, first->chunk, bounds->size(), first->source, q.partitions));
       }
       if (bounds) q.range_bounds = std::move(*bounds);
-    } else if (by != plan.query_plan.columns.end() && sinks::IsRangeType(by->type)) {
+    } else if (sinks::IsRangeColumn(q, plan.query_plan.columns)) {
       FORKLIFT_ASSIGN_OR_RETURN(q.range_bounds,
                                 sinks::ComputeRangeBounds(q, plan.query_plan.columns));
     }
