@@ -6,9 +6,9 @@
 #   cpu   the same rows through a CPU-bound awk transform (60 sin() per row, the row
 #         written back unchanged): --cpu-workers 2 vs --cpu-workers 1 (target >= 1.7x; on a
 #         machine with 2 cores shared with others, read it with the load average printed)
-# Beside them the floors: the awk transform run alone over the whole CSV (one process: the
-# CPU that --cpu-workers 1 cannot go below, and that N workers can at best divide by
-# min(N, cores)), and cat alone. Then forklift's peak RSS (--json peak_rss_mb) with
+# Beside them the floors: the CPU (user + sys) of the awk transform run alone over the whole
+# CSV (one process: what --cpu-workers 1 cannot go below, and that N workers can at best
+# divide by min(N, cores)), and cat alone. Then forklift's peak RSS (--json peak_rss_mb) with
 # --transform cat at 0.9M rows (the CSV 3 times) and at 9M (30 times; RSS=0 skips it):
 # target within 10 %.
 # Every run is checked: exit status and the table's row count and sum(volume) against the
@@ -74,17 +74,18 @@ fk() {
   [ "$got" = "$want" ] || fail "$name: prices holds '$got', expected '$want'" "$work/$name.err"
 }
 
-awk_alone() { sh -c "$cpu_awk" < "$csv" > /dev/null; }
+# Its CPU (user + sys) is the floor: on a shared machine its wall time is mostly waiting.
+awk_alone() { /usr/bin/time -f "%U %S" -o "$work/cpu.awk" sh -c "$cpu_awk" < "$csv" > /dev/null; }
 cat_alone() { cat < "$csv" > /dev/null; }
-plain=() cat_t=() cpu1=() cpu2=() awk_f=() cat_f=()
+plain=() cat_t=() cpu1=() cpu2=() awk_f=() awk_w=() cat_f=()
 for ((r = 1; r <= reps; r++)); do
   fk plain; plain+=("$T")
   fk cat --transform cat; cat_t+=("$T")
   fk cpu1 --transform "$cpu_awk" --cpu-workers 1; cpu1+=("$T")
   fk cpu2 --transform "$cpu_awk" --cpu-workers 2; cpu2+=("$T")
-  timed awk_alone awk_alone; awk_f+=("$T")
+  timed awk_alone awk_alone; awk_w+=("$T"); awk_f+=("$(awk '{printf "%.3f", $1 + $2}' "$work/cpu.awk")")
   timed cat_alone cat_alone; cat_f+=("$T")
-  echo "load_transform: rep $r: plain ${plain[-1]} s, cat ${cat_t[-1]} s, cpu-workers 1 ${cpu1[-1]} s, cpu-workers 2 ${cpu2[-1]} s; floors: awk alone ${awk_f[-1]} s, cat alone ${cat_f[-1]} s; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "load_transform: rep $r: plain ${plain[-1]} s, cat ${cat_t[-1]} s, cpu-workers 1 ${cpu1[-1]} s, cpu-workers 2 ${cpu2[-1]} s; floors: awk alone ${awk_f[-1]} s CPU (${awk_w[-1]} s wall), cat alone ${cat_f[-1]} s; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 done
 pm=$(printf '%s\n' "${plain[@]}" | median)
 cm=$(printf '%s\n' "${cat_t[@]}" | median)
@@ -104,7 +105,7 @@ verdict() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN {ok = op == "<=" ? v + 0 <
 echo "load_transform: 300k rows, medians of $reps, $(nproc) cores, load average $load"
 echo "  no transform ${pm} s, --transform cat ${cm} s: ${overhead} % more (target <= 15 %)"
 echo "  CPU-bound transform: --cpu-workers 1 ${c1} s, --cpu-workers 2 ${c2} s: ${speedup}x (target >= 1.7x)"
-echo "  floors: the awk transform alone ${af} s on one core (per-core CPU floor of --cpu-workers 1), ${floor2} s split over min(2, ${cores}) cores: at best ${best}x for --cpu-workers 2 here; cat alone ${cf} s"
+echo "  floors: the awk transform alone ${af} s of CPU (user + sys; the per-core floor of --cpu-workers 1), ${floor2} s split over min(2, ${cores}) cores: at best ${best}x for --cpu-workers 2 when the rest of the load stays as it was; cat alone ${cf} s"
 
 rss1=NA rssbig=NA growth=NA
 if [ "${RSS:-1}" != 0 ]; then
