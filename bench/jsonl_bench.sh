@@ -4,9 +4,12 @@
 # on a throwaway server; runs alternate, medians of REPS (default 3). Beside them, the same
 # rows as CSV through forklift load (what the JSON parsing costs over the CSV path).
 # Target: forklift >= 1.0x the jq pipeline. Every run is checked: exit status, the table's
-# row count and sum(volume) against the file's.
+# row count and sum(volume) against the file's. Then forklift's peak RSS (--json
+# peak_rss_mb) loading the 1M file and it repeated BIG_COPIES times (default 10: 10M rows;
+# RSS=0 skips it): target within 10 %.
 # Prints `RESULT jsonl ...`.
 # usage: bench/jsonl_bench.sh [REPS]    env: FORKLIFT=build/forklift  DATA=<dir>/bench-data
+#                                            BIG_COPIES=10  RSS=1
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/pg_serve.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -85,4 +88,22 @@ cm=$(echo "${c[*]}" | median)
 ratio=$(ratio "$am" "$fm")
 over_csv=$(ratio "$fm" "$cm")
 echo "jsonl: medians of $reps: jq | psql \\copy $am s, forklift load .jsonl $fm s (${ratio}x), the same rows as CSV $cm s (JSON costs ${over_csv}x)"
-echo "RESULT jsonl anchor_s=$am forklift_s=$fm ratio=$ratio csv_s=$cm jsonl_over_csv=$over_csv"
+
+rss1=NA rssbig=NA growth=NA copies=${BIG_COPIES:-10}
+if [ "${RSS:-1}" != 0 ]; then
+  rss() {  # rss FILE: forklift's peak RSS (MB) loading it into an emptied t
+    fresh; rm -f "$work"/j.db*
+    "$forklift" load "$1" --to "$dsn" --table t --workers 4 --progress none --journal "$work/j.db" \
+      --json < /dev/null 2> "$work/rss.err" | sed -n 's/.*"peak_rss_mb":\([0-9.]*\).*/\1/p'
+  }
+  rss1=$(rss "$jsonl"); check "forklift jsonl (RSS)"
+  big_jsonl=$work/prices-big.jsonl
+  for ((i = 0; i < copies; i++)); do cat "$jsonl"; done > "$big_jsonl"
+  want_1m=$want
+  want="$((1000000 * copies)) $(( ${want_1m#* } * copies ))"
+  rssbig=$(rss "$big_jsonl"); check "forklift jsonl (RSS, ${copies}M rows)"
+  rm -f "$big_jsonl"
+  growth=$(awk -v a="$rss1" -v b="$rssbig" 'BEGIN {printf "%+.1f", (b - a) * 100 / a}')
+  echo "jsonl: peak RSS ${rss1} MB at 1M rows, ${rssbig} MB at ${copies}M (${growth}%, target within 10 %)"
+fi
+echo "RESULT jsonl anchor_s=$am forklift_s=$fm ratio=$ratio csv_s=$cm jsonl_over_csv=$over_csv rss_1m_mb=$rss1 rss_big_mb=$rssbig big_rows=$((1000000 * copies)) rss_growth=$growth"

@@ -5,6 +5,9 @@
 # Also forklift with --partition-by id --partitions 4, the floors (the query's COPY read
 # alone into /dev/null, the rows' COPY written alone from a file), and forklift's peak RSS
 # at 1M and at BIG rows (default 5,000,000; BIG=10000000 for the issue's 10M).
+# Beside the ratios: forklift's own CPU (user + sys, and per row) against the pipeline's
+# two psqls', and where the bound is: one stream cannot beat max(read alone, write alone),
+# and the server's COPY FROM (write alone) bounds any number of partitions on one table.
 # Targets: forklift >= 1.0x the pipeline; with 4 partitions >= 1.3x; peak RSS within 10 %
 # from 1M to BIG. Every run is checked: exit status, the table's count and sum(volume).
 # Prints `RESULT load_query ...`.
@@ -49,24 +52,26 @@ check() {  # check NAME: t holds the query's rows
 fresh() { PGOPTIONS="-c client_min_messages=warning" pg -c "drop table if exists t; drop table if exists forklift_load_chunks; create table t ($cols)"; rm -f "$work"/j.db*; }
 
 anchor() {
-  psql -X -q -v ON_ERROR_STOP=1 -d "$dsn" -c "\\copy ($query) to stdout" |
-    psql -X -q -v ON_ERROR_STOP=1 -d "$dsn" -c "\\copy t from stdin"
+  /usr/bin/time -f "%U %S" -o "$work/cpu.a1" psql -X -q -v ON_ERROR_STOP=1 -d "$dsn" -c "\\copy ($query) to stdout" |
+    /usr/bin/time -f "%U %S" -o "$work/cpu.a2" psql -X -q -v ON_ERROR_STOP=1 -d "$dsn" -c "\\copy t from stdin"
 }
 fk() { "$forklift" load --from "$dsn" --query "$query" --to "$dsn" --table t --progress none --journal "$work/j.db" "$@"; }
-fk1() { fk; }
-fk4() { fk --partition-by id --partitions 4; }
+# The CPU (user + sys seconds) of the last fk1/fk4 run, and of the last pipeline's psqls.
+cpu_of() { awk '{s += $1 + $2} END {printf "%.3f", s}' "$@"; }
+fk1() { /usr/bin/time -f "%U %S" -o "$work/cpu.fk1" "$forklift" load --from "$dsn" --query "$query" --to "$dsn" --table t --progress none --journal "$work/j.db"; }
+fk4() { /usr/bin/time -f "%U %S" -o "$work/cpu.fk4" "$forklift" load --from "$dsn" --query "$query" --to "$dsn" --table t --progress none --journal "$work/j.db" --partition-by id --partitions 4; }
 read_floor() { psql -X -q -v ON_ERROR_STOP=1 -d "$dsn" -c "\\copy ($query) to stdout" > /dev/null; }
 write_floor() { psql -X -q -v ON_ERROR_STOP=1 -d "$dsn" -c "\\copy t from '$work/rows.txt'"; }
 psql -X -q -v ON_ERROR_STOP=1 -d "$dsn" -c "\\copy ($query) to '$work/rows.txt'"
 
-a=() f=() p=() rf=() wf=()
+a=() f=() p=() rf=() wf=() fc=() pc=() ac=()
 for ((r = 1; r <= reps; r++)); do
-  fresh; timed anchor anchor; a+=("$T"); check anchor
-  fresh; timed fk1 fk1; f+=("$T"); check forklift
-  fresh; timed fk4 fk4; p+=("$T"); check "forklift --partitions 4"
+  fresh; timed anchor anchor; a+=("$T"); check anchor; ac+=("$(cpu_of "$work/cpu.a1" "$work/cpu.a2")")
+  fresh; timed fk1 fk1; f+=("$T"); check forklift; fc+=("$(cpu_of "$work/cpu.fk1")")
+  fresh; timed fk4 fk4; p+=("$T"); check "forklift --partitions 4"; pc+=("$(cpu_of "$work/cpu.fk4")")
   timed read_floor read_floor; rf+=("$T")
   fresh; timed write_floor write_floor; wf+=("$T"); check write_floor
-  echo "load_query: run $r: psql | psql ${a[-1]} s, forklift ${f[-1]} s, forklift --partitions 4 ${p[-1]} s; floors: read ${rf[-1]} s, write ${wf[-1]} s"
+  echo "load_query: run $r: psql | psql ${a[-1]} s (CPU ${ac[-1]} s), forklift ${f[-1]} s (CPU ${fc[-1]} s), forklift --partitions 4 ${p[-1]} s (CPU ${pc[-1]} s); floors: read ${rf[-1]} s, write ${wf[-1]} s; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 done
 am=$(echo "${a[*]}" | median)
 fm=$(echo "${f[*]}" | median)
@@ -75,6 +80,14 @@ rm_=$(echo "${rf[*]}" | median)
 wm=$(echo "${wf[*]}" | median)
 ratio1=$(ratio "$am" "$fm")
 ratio4=$(ratio "$am" "$pm")
+acm=$(echo "${ac[*]}" | median)
+fcm=$(echo "${fc[*]}" | median)
+pcm=$(echo "${pc[*]}" | median)
+us_row=$(awk -v c="$fcm" 'BEGIN {printf "%.2f", c * 1e6 / 1000000}')
+floor1=$(awk -v r="$rm_" -v w="$wm" 'BEGIN {printf "%.3f", (r > w ? r : w)}')
+of_floor1=$(ratio "$floor1" "$fm")
+of_write4=$(ratio "$wm" "$pm")
+load=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # Peak RSS at 1M and at BIG rows (forklift's summary, --json).
 rss() { fk --json --workers 4 | sed -n 's/.*"peak_rss_mb":\([0-9.]*\).*/\1/p'; }
@@ -85,4 +98,5 @@ want=$(pg -c "select count(*) || ' ' || sum(volume) from src")
 fresh; rssbig=$(rss); check "forklift (RSS, $big rows)"
 growth=$(awk -v a="$rss1" -v b="$rssbig" 'BEGIN {printf "%+.1f", (b - a) * 100 / a}')
 echo "load_query: medians of $reps: psql \\copy | psql \\copy $am s, forklift $fm s (${ratio1}x), forklift --partitions 4 $pm s (${ratio4}x); floors: read alone $rm_ s, write alone $wm s; peak RSS ${rss1} MB at 1M, ${rssbig} MB at $big (${growth}%)"
-echo "RESULT load_query anchor_s=$am forklift_s=$fm ratio=$ratio1 partitions4_s=$pm ratio4=$ratio4 read_floor_s=$rm_ write_floor_s=$wm rss_1m_mb=$rss1 rss_big_mb=$rssbig big_rows=$big rss_growth=$growth"
+echo "load_query: bounds: one stream's floor max(read, write) = $floor1 s: forklift at ${of_floor1}x of it; --partitions 4 at ${of_write4}x of write alone; forklift's own CPU $fcm s (${us_row} us/row; --partitions 4: $pcm s), the pipeline's psqls $acm s; $(nproc) cores, load average $load"
+echo "RESULT load_query anchor_s=$am forklift_s=$fm ratio=$ratio1 partitions4_s=$pm ratio4=$ratio4 read_floor_s=$rm_ write_floor_s=$wm floor1_s=$floor1 forklift_of_floor1=$of_floor1 partitions4_of_write=$of_write4 forklift_cpu_s=$fcm forklift_us_per_row=$us_row partitions4_cpu_s=$pcm anchor_cpu_s=$acm rss_1m_mb=$rss1 rss_big_mb=$rssbig big_rows=$big rss_growth=$growth loadavg=${load// /,}"

@@ -100,12 +100,12 @@ class QueryLoadTest(unittest.TestCase):
     def ledger(self, column="count(*)"):
         return scalar(f"select {column} from {self.schema}.forklift_load_chunks")
 
-    def sqlite_source(self, n=N_SMALL):
-        """The rows of src.small in an SQLite file (its NULLs, quotes and newlines too)."""
+    def sqlite_source(self, n=N_SMALL, table="small"):
+        """The rows of src.<table> in an SQLite file (its NULLs, quotes and newlines too)."""
         path = os.path.join(self.dir, "src.db")
         # As JSON, so that NULLs, quotes and newlines come through psql unchanged.
         rows = json.loads(PG.sql("select json_agg(json_build_array(id, sym, day, price, note) "
-                                 "order by id) from src.small"))
+                                 f"order by id) from src.{table}"))
         db = sqlite3.connect(path)
         db.execute("create table s (id integer primary key, sym text, day text, price real, note text)")
         db.executemany("insert into s values (?, ?, ?, ?, ?)", [tuple(r) for r in rows[:n]])
@@ -197,9 +197,9 @@ class QueryLoadTest(unittest.TestCase):
         self.assertEqual(t_rows, int(self.ledger("coalesce(sum(rows), 0)")),
                          "rows and ledger rows commit together")
 
-    def sigkill_case(self, extra):
-        t = self.target()
-        args = ["--from", PG.dsn(), "--query", SELECT.format("big"), "--to", PG.dsn(), "--table",
+    def sigkill_case(self, extra, query=SELECT.format("big"), cols=COLS, source=None):
+        t = self.target(cols=cols)
+        args = ["--from", source or PG.dsn(), "--query", query, "--to", PG.dsn(), "--table",
                 t, "--chunk-rows", "1000", "--workers", "4", "--resume-key", "id", *extra]
         self.kill_when_committed(args, 3)
         s, err = self.load_json(*args)
@@ -219,6 +219,37 @@ class QueryLoadTest(unittest.TestCase):
     def test_sigkill_and_resume_by_key_with_range_partitions(self):
         self.sigkill_case(["--partition-by", "id", "--partitions", "3"])
         # An integer column splits by ranges of its min..max, which the ledger keeps.
+        self.assertEqual(self.ledger("string_agg(distinct source, ';' order by source)"),
+                         ";".join(f"query partition {p}/3 of id at 100001,200001" for p in (1, 2, 3)))
+
+    def test_sigkill_and_resume_by_key_with_timestamptz_range_partitions(self):
+        # A timestamptz column splits by ranges too; its bounds (ISO text with the offset)
+        # are kept in the ledger and read back exactly by the rerun.
+        query = ("select id, sym, day, price, note, timestamptz '2020-01-01 00:00:00+00' + "
+                 "id * interval '17 minutes 3.25 seconds' as ts from src.big")
+        self.sigkill_case(["--partition-by", "ts", "--partitions", "3"], query=query,
+                          cols=COLS + ", ts timestamptz")
+        sources = self.ledger("string_agg(distinct source, ';' order by source)").split(";")
+        self.assertEqual(len(sources), 3, sources)
+        bounds = [s.split(" of ts at ")[1] for s in sources]
+        self.assertEqual(len(set(bounds)), 1, sources)
+        b1, b2 = bounds[0].split(",")
+        # Equal widths of min..max (ids 1 and 300000): at ids ~100000 and ~200000.
+        step = 17 * 60 + 3.25  # seconds
+        at = [float(scalar(f"select extract(epoch from timestamptz '{b}' - "
+                           "timestamptz '2020-01-01 00:00+00')")) / step for b in (b1, b2)]
+        self.assertAlmostEqual(at[0], 100000, delta=1, msg=bounds)
+        self.assertAlmostEqual(at[1], 200000, delta=1, msg=bounds)
+        self.assertEqual(scalar(f"select count(*) from {self.schema}.t where ts is distinct from "
+                                "timestamptz '2020-01-01 00:00:00+00' + id * interval "
+                                "'17 minutes 3.25 seconds'"), "0")
+
+    def test_sigkill_and_resume_by_key_with_sqlite_integer_range_partitions(self):
+        # An SQLite column of INTEGER affinity splits by ranges of its min..max (it used to
+        # be hashed: each partition scanned the whole table).
+        src = self.sqlite_source(n=N_BIG, table="big")
+        self.sigkill_case(["--partition-by", "id", "--partitions", "3"],
+                          query="select id, sym, day, price, note from s", source=f"sqlite:{src}")
         self.assertEqual(self.ledger("string_agg(distinct source, ';' order by source)"),
                          ";".join(f"query partition {p}/3 of id at 100001,200001" for p in (1, 2, 3)))
 

@@ -59,6 +59,22 @@ def gone(pid):
         return True
 
 
+def tagged(tag):
+    """Live PIDs whose environment holds LOAD_TRANSFORM_TEST_TAG=tag (zombies excluded)."""
+    found = []
+    want = f"LOAD_TRANSFORM_TEST_TAG={tag}".encode()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if want in f.read().split(b"\0") and not gone(int(pid)):
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
 # Input: id,price,qty; the transforms below write id,notional (price * qty).
 def input_lines(n):
     return ["id,price,qty"] + [f"{i},{i % 97 + 1},{i % 13 + 1}" for i in range(n)]
@@ -287,6 +303,44 @@ class TransformOrderTest(TransformTestBase):
 
 
 class TransformKillTest(TransformTestBase):
+    def test_a_sigkilled_loads_transforms_end_even_those_that_outlive_stdin(self):
+        # Chunks from id 400 on start a transform that would outlive forklift: its shell
+        # ignores SIGTERM and waits for a child of its group and for one that left it
+        # (setsid), none of which reads stdin. forklift is then SIGKILLed: its watchdog must
+        # end the group (TERM, then KILL) and sweep the escaped one by its environment mark.
+        src = self.write("in.csv", input_lines(1000))
+        pids = self.path("pids")
+        os.mkdir(pids)
+        t = self.script("t.sh", 'in=$(cat); first=$(printf "%s\\n" "$in" | sed -n 2p | '
+                        'cut -d, -f1); if [ "$first" -ge 400 ]; then trap "" TERM; '
+                        f'sleep 3600 & echo $! > {pids}/child.$$; '
+                        f'setsid sleep 3600 & echo $! > {pids}/escaped.$$; '
+                        f'echo $$ > {pids}/shell.$$; wait; wait; fi; '
+                        'printf "%s\\n" "$in" | ' + NOTIONAL_AWK)
+        tag = f"{os.getpid()}-{self._testMethodName}"
+        env = dict(self.env, LOAD_TRANSFORM_TEST_TAG=tag)
+        table = self.table("t")
+        p = subprocess.Popen([FORKLIFT, *self.load_args(src, table, "--chunk-rows", "200",
+                                                        "--cpu-workers", "2", "--transform", t)],
+                             env=env, cwd=self.dir, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+        def recorded():
+            return [int(open(os.path.join(pids, f)).read())
+                    for f in os.listdir(pids) if os.path.getsize(os.path.join(pids, f)) > 0]
+        # Two chunks (ids 400.. and 600..) stall at once: 3 processes each.
+        wait_for(lambda: p.poll() is not None or len(recorded()) >= 6, "6 stalled processes")
+        self.assertIsNone(p.poll(), "the load ended before its transforms stalled")
+        stalled = recorded()
+        self.assertTrue(all(not gone(pid) for pid in stalled), stalled)
+        p.send_signal(signal.SIGKILL)
+        self.assertEqual(p.wait(timeout=30), -signal.SIGKILL)
+        p.stderr.close()
+        wait_for(lambda: all(gone(pid) for pid in stalled), "the stalled transforms to end")
+        # Nothing the load started is left: no process carries the test's tag (the
+        # watchdog and its sweep included).
+        wait_for(lambda: tagged(tag) == [], "every process of the killed load to end")
+
     def test_sigkill_mid_load_then_resume_equals_an_uninterrupted_load(self):
         src = self.write("in.csv", input_lines(6000))
         gate = self.path("gate")

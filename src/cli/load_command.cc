@@ -1,15 +1,17 @@
 // `forklift load FILE... --to TARGET --table TABLE [...]` and `forklift dlq`.
 #include <fmt/format.h>
 #include <signal.h>
-
 #include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <stop_token>
@@ -24,6 +26,8 @@
 #include "load/load_options.h"
 #include "load/load_runner.h"
 #include "load/queue_load.h"
+#include "process/orphan_watchdog.h"
+#include "process/process_registry.h"
 #include "sinks/pg_dsn.h"
 
 namespace forklift::cli {
@@ -107,7 +111,8 @@ int LoadCommand(const std::vector<std::string>& args) {
       ->group(query_group);
   app.add_option("--partition-by", o.partition_by,
                  "a result column that splits the query into --partitions streams: ranges of "
-                 "its min..max for an integer or date column on PostgreSQL, else its hash")
+                 "its min..max for an integer, date or timestamp column (SQLite: INTEGER), "
+                 "else its hash")
       ->group(query_group);
   app.add_option("--partitions", o.partitions,
                  "streams read in parallel, one source connection each (default 1)")
@@ -310,8 +315,30 @@ int LoadCommand(const std::vector<std::string>& args) {
   StopSignals signals("\nforklift load",
                       "reading no further, letting chunks in flight commit (send it again "
                       "to cancel them)");
-  auto summary = queue ? load::RunQueueLoad(o, *queue, {signals.graceful(), signals.force()}, {})
-                       : load::RunLoad(o, {signals.graceful(), signals.force()}, {});
+  // --transform's commands: a watchdog ends their groups if forklift is SIGKILLed, then
+  // sweeps by the mark every command carries in its environment (FORKLIFT_LOAD_MARK),
+  // which also finds one started the moment before its announcement and what a command
+  // started in a group of its own (docs/load.md). Without a watchdog they still run.
+  process::ProcessRegistry transform_groups;
+  std::unique_ptr<process::OrphanWatchdog> watchdog;
+  load::LoadIo io;
+  if (!o.transform.empty()) {
+    const std::string mark = fmt::format(
+        "load-{}-{}", getpid(), std::chrono::steady_clock::now().time_since_epoch().count());
+    auto dog = process::OrphanWatchdog::Start(
+        {.then_exec = {"/proc/self/exe", "__end-survivors", "FORKLIFT_LOAD_MARK", mark}});
+    if (dog) {
+      watchdog = std::move(*dog);
+      transform_groups.Watch(watchdog.get());
+    } else {
+      fmt::print(stderr, "forklift load: warning: {}\n", dog.error().message);
+    }
+    io.transform_registry = &transform_groups;
+    io.transform_env = {{"FORKLIFT_LOAD_MARK", mark}};
+  }
+  auto summary =
+      queue ? load::RunQueueLoad(o, *queue, {signals.graceful(), signals.force()}, std::move(io))
+            : load::RunLoad(o, {signals.graceful(), signals.force()}, std::move(io));
   if (!summary) return fail(summary.error());
   if (o.json) {
     fmt::print(stdout, "{}\n", summary->ToJson());

@@ -152,7 +152,9 @@ CommandTransform::RunResult CommandTransform::RunOnce(std::string input,
                            .stdin_data = std::move(input),
                            .stdout_mode = process::OutputMode::kCallback,
                            .stderr_mode = process::OutputMode::kCallback,
-                           .timeout = options_.timeout};
+                           .timeout = options_.timeout,
+                           .registry = options_.registry};
+  so.env = options_.env;
   so.on_output = [&](process::Stream stream, std::string_view bytes) {
     if (stream == process::Stream::kStderr) {
       r.stderr_tail.append(bytes);

@@ -22,11 +22,16 @@
 #include <stop_token>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "forklift/clock.h"
 #include "forklift/result.h"
 #include "sinks/chunk.h"
+
+namespace forklift::process {
+class ProcessRegistry;
+}  // namespace forklift::process
 
 namespace forklift::load {
 
@@ -39,6 +44,13 @@ struct CommandTransformOptions {
   // A larger output fails the chunk (its rows are dead-lettered). Default 64 MiB.
   size_t max_output_bytes = size_t{64} << 20;
   size_t stderr_tail_bytes = 1024;  // of stderr kept in a dead letter's reason
+  // Each run's process group is registered here while it runs (the probe's too), so an
+  // OrphanWatchdog watching it (process/orphan_watchdog.h) ends the groups left running
+  // when this program is SIGKILLed. Default nullptr: not registered. Must outlive Apply.
+  process::ProcessRegistry* registry = nullptr;
+  // Variables set on top of this program's environment for the command (e.g. the mark
+  // `forklift __end-survivors` sweeps by). Default: none.
+  std::vector<std::pair<std::string, std::string>> env;
 };
 
 // The rows of a transform's output as a chunk's `data` and `rows`; columns is the header.

@@ -613,7 +613,8 @@ void ApplyLifecycle(const LoadOptions& options, sinks::TableSpec& spec) {
   spec.ignore_duplicates = options.insert_ignore;
 }
 
-Status PlanTransform(const LoadOptions& options, const std::stop_token& stop, LoadPlan& plan);
+Status PlanTransform(const LoadOptions& options, const std::stop_token& stop, const LoadIo& io,
+                     LoadPlan& plan);
 
 // ---- Query sources ----------------------------------------------------------------
 
@@ -621,7 +622,7 @@ Status PlanTransform(const LoadOptions& options, const std::stop_token& stop, Lo
 // a file's header. Everything wrong with the query, its key or its partitioning is found
 // here, before anything is written.
 Result<LoadPlan> PlanQueryLoad(const LoadOptions& options, const std::stop_token& stop,
-                               const LoadExtension& ext) {
+                               const LoadExtension& ext, const LoadIo& io) {
   LoadPlan plan;
   plan.query = true;
   plan.ext = &ext;
@@ -682,7 +683,7 @@ Result<LoadPlan> PlanQueryLoad(const LoadOptions& options, const std::stop_token
     plan.key_fields.push_back(static_cast<size_t>(it - plan.columns.begin()));
   }
   plan.read_columns = plan.columns;
-  FORKLIFT_RETURN_IF_ERROR(PlanTransform(options, stop, plan));
+  FORKLIFT_RETURN_IF_ERROR(PlanTransform(options, stop, io, plan));
   plan.sources = {QuerySourceName(0, 1)};
   plan.sqlite = plan.address.kind == sinks::TargetAddress::Kind::kSqlite;
   plan.workers = options.workers > 0 ? options.workers : (plan.sqlite ? 1 : 4);
@@ -719,9 +720,7 @@ Status PlanQueryResume(const LoadOptions& options, const std::vector<LedgerEntry
   // Range partitions: the bounds the load's first run computed (in its ledger rows'
   // sources), else computed now from the column's min and max.
   sinks::QuerySpec& q = plan.query_plan.spec;
-  if (q.partitions > 1 && q.from.kind == sinks::TargetAddress::Kind::kPostgres) {
-    auto by = std::find_if(plan.query_plan.columns.begin(), plan.query_plan.columns.end(),
-                           [&](const sinks::QueryColumn& c) { return c.name == q.partition_by; });
+  if (q.partitions > 1) {
     const auto first = std::find_if(committed.begin(), committed.end(),
                                     [](const LedgerEntry& e) { return e.chunk >= 0; });
     if (first != committed.end()) {
@@ -732,7 +731,7 @@ Status PlanQueryResume(const LoadOptions& options, const std::vector<LedgerEntry
             plan.spec.load_id, first->chunk, bounds->size(), first->source, q.partitions));
       }
       if (bounds) q.range_bounds = std::move(*bounds);
-    } else if (by != plan.query_plan.columns.end() && sinks::IsRangeType(by->type)) {
+    } else if (sinks::IsRangeColumn(q, plan.query_plan.columns)) {
       FORKLIFT_ASSIGN_OR_RETURN(q.range_bounds,
                                 sinks::ComputeRangeBounds(q, plan.query_plan.columns));
     }
@@ -840,7 +839,8 @@ void CountQueryPrefix(const LoadPlan& plan, WriteCounters& wcounters, uint64_t& 
 // --transform: probes the command on the input's header (a command that cannot run fails
 // here, before anything is written) and makes its output columns the target's. The key
 // must be among the output's columns (routing reads it in the input where it is there).
-Status PlanTransform(const LoadOptions& options, const std::stop_token& stop, LoadPlan& plan) {
+Status PlanTransform(const LoadOptions& options, const std::stop_token& stop, const LoadIo& io,
+                     LoadPlan& plan) {
   if (plan.ext && plan.ext->transform) {  // the pipeline's function: its columns are given
     plan.columns = plan.ext->transform_columns;
     for (const std::string& k : options.key) {
@@ -862,7 +862,9 @@ Status PlanTransform(const LoadOptions& options, const std::stop_token& stop, Lo
                                .input_columns = plan.read_columns,
                                .fold_header_case = plan.fold_header_case,
                                .max_output_bytes = std::max<size_t>(
-                                   size_t{64} << 20, 4 * static_cast<size_t>(options.chunk_bytes))},
+                                   size_t{64} << 20, 4 * static_cast<size_t>(options.chunk_bytes)),
+                               .registry = io.transform_registry,
+                               .env = io.transform_env},
                               stop));
   plan.columns = t.output_columns();
   for (const std::string& k : options.key) {
@@ -878,9 +880,9 @@ Status PlanTransform(const LoadOptions& options, const std::stop_token& stop, Lo
 }
 
 Result<LoadPlan> PlanExtensionLoad(const LoadOptions& options, const LoadExtension& ext,
-                                   const std::stop_token& stop);
+                                   const std::stop_token& stop, const LoadIo& io);
 
-Result<LoadPlan> PlanLoad(const LoadOptions& options, FILE* err, const std::stop_token& stop,
+Result<LoadPlan> PlanLoad(const LoadOptions& options, const LoadIo& io, const std::stop_token& stop,
                           const LoadExtension& ext) {
   if (ext.transform) {
     if (!options.transform.empty()) {
@@ -890,10 +892,10 @@ Result<LoadPlan> PlanLoad(const LoadOptions& options, FILE* err, const std::stop
       return InvalidArgumentError("a pipeline's transform needs its output columns");
     }
   }
-  if (ext.open_source) return PlanExtensionLoad(options, ext, stop);
+  if (ext.open_source) return PlanExtensionLoad(options, ext, stop, io);
   FORKLIFT_RETURN_IF_ERROR(ValidateLoadOptions(options));
   if (!options.query.empty()) {
-    FORKLIFT_ASSIGN_OR_RETURN(LoadPlan plan, PlanQueryLoad(options, stop, ext));
+    FORKLIFT_ASSIGN_OR_RETURN(LoadPlan plan, PlanQueryLoad(options, stop, ext, io));
     return plan;
   }
   LoadPlan plan;
@@ -916,7 +918,7 @@ Result<LoadPlan> PlanLoad(const LoadOptions& options, FILE* err, const std::stop
   // Lines name their fields in every line: the table's columns, or --columns, say which).
   plan.fold_header_case = plan.address.kind == sinks::TargetAddress::Kind::kPostgres;
   if (options.header && !plan.json_lines) {
-    FORKLIFT_ASSIGN_OR_RETURN(plan.header, ReadSameHeader(options, plan.fold_header_case, err));
+    FORKLIFT_ASSIGN_OR_RETURN(plan.header, ReadSameHeader(options, plan.fold_header_case, io.err));
   }
   plan.columns = options.columns.empty() ? plan.header : options.columns;
   if (plan.columns.empty()) {  // --no-header and no --columns
@@ -941,7 +943,7 @@ Result<LoadPlan> PlanLoad(const LoadOptions& options, FILE* err, const std::stop
   }
   if (!routed_by_input) plan.key_fields.clear();
   plan.read_columns = plan.columns;
-  FORKLIFT_RETURN_IF_ERROR(PlanTransform(options, stop, plan));
+  FORKLIFT_RETURN_IF_ERROR(PlanTransform(options, stop, io, plan));
   for (const std::string& src : options.sources) {
     if (src == "-") continue;  // opening stdin reads its first bytes: the chunker's
     FORKLIFT_ASSIGN_OR_RETURN(auto bs, sources::ByteSource::Open(src));
@@ -956,8 +958,8 @@ Result<LoadPlan> PlanLoad(const LoadOptions& options, FILE* err, const std::stop
                     plan.workers));
   }
   plan.partitions = options.upsert && routed_by_input ? plan.workers : 1;
-  if (!routed_by_input && plan.workers > 1 && err) {
-    fmt::print(err,
+  if (!routed_by_input && plan.workers > 1 && io.err) {
+    fmt::print(io.err,
                "forklift load: note: --key {} is among the --transform's output columns, not "
                "the input's: one writer applies the chunks, in input order (of --workers {})\n",
                fmt::join(options.key, ","), plan.workers);
@@ -983,7 +985,7 @@ Result<LoadPlan> PlanLoad(const LoadOptions& options, FILE* err, const std::stop
 // The plan of a load from the pipeline's source (LoadExtension::open_source): its columns
 // stand for a file's header, its name for the files.
 Result<LoadPlan> PlanExtensionLoad(const LoadOptions& options, const LoadExtension& ext,
-                                   const std::stop_token& stop) {
+                                   const std::stop_token& stop, const LoadIo& io) {
   if (!options.sources.empty() || !options.query.empty() || !options.from.empty()) {
     return InvalidArgumentError(
         "a pipeline's source with files or a --query: give one source of rows");
@@ -1019,7 +1021,7 @@ Result<LoadPlan> PlanExtensionLoad(const LoadOptions& options, const LoadExtensi
     plan.key_fields.push_back(static_cast<size_t>(it - plan.columns.begin()));
   }
   plan.read_columns = plan.columns;
-  FORKLIFT_RETURN_IF_ERROR(PlanTransform(options, stop, plan));
+  FORKLIFT_RETURN_IF_ERROR(PlanTransform(options, stop, io, plan));
   plan.sqlite = plan.address.kind == sinks::TargetAddress::Kind::kSqlite;
   plan.workers = options.workers > 0 ? options.workers : (plan.sqlite ? 1 : 4);
   if (plan.sqlite && plan.workers > 1) {
@@ -1289,7 +1291,7 @@ Result<LoadSummary> RunLoad(const LoadOptions& options, const LoadStops& stops, 
                             const LoadExtension& ext) {
   Clock& clock = io.clock ? *io.clock : SystemClock();
   const TimePoint start = clock.Now();
-  FORKLIFT_ASSIGN_OR_RETURN(LoadPlan plan, PlanLoad(options, io.err, stops.graceful, ext));
+  FORKLIFT_ASSIGN_OR_RETURN(LoadPlan plan, PlanLoad(options, io, stops.graceful, ext));
   const std::string& load_id = plan.spec.load_id;
   FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<sinks::Target> target, OpenTarget(plan, io));
   FORKLIFT_ASSIGN_OR_RETURN(std::vector<LedgerEntry> committed, target->CommittedChunks());
@@ -1428,7 +1430,8 @@ Result<sinks::ChunkWriteResult> RunLoadChunk(const LoadOptions& options, int64_t
   }
   if (bytes_read) *bytes_read = 0;
   const LoadExtension none;
-  FORKLIFT_ASSIGN_OR_RETURN(LoadPlan plan, PlanLoad(options, stderr, stop, none));
+  const LoadIo io;  // err = stderr; a chunk's job runs no transform
+  FORKLIFT_ASSIGN_OR_RETURN(LoadPlan plan, PlanLoad(options, io, stop, none));
   FORKLIFT_ASSIGN_OR_RETURN(auto target, sinks::Target::Open(plan.address, plan.spec));
   FORKLIFT_ASSIGN_OR_RETURN(auto sink, target->OpenSink());
   // Committed by an earlier attempt (a worker that lost its lease after COMMIT): nothing

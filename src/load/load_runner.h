@@ -12,6 +12,8 @@
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "forklift/clock.h"
 #include "forklift/result.h"
@@ -21,6 +23,9 @@
 namespace forklift::sources {
 class ByteSource;
 }  // namespace forklift::sources
+namespace forklift::process {
+class ProcessRegistry;
+}  // namespace forklift::process
 
 namespace forklift::load {
 
@@ -47,6 +52,13 @@ struct LoadIo {
   // The time source of the transient-failure backoff and the summary's elapsed time;
   // nullptr means SystemClock(). A forced stop ends a backoff wait at once.
   Clock* clock = nullptr;
+
+  // --transform's processes: each command's group is registered in transform_registry
+  // while it runs (nullptr: none), so a watchdog watching it (process/orphan_watchdog.h)
+  // ends them if this program is SIGKILLed; transform_env is set in their environment
+  // (e.g. the mark `forklift __end-survivors` sweeps by). The registry must outlive RunLoad.
+  process::ProcessRegistry* transform_registry = nullptr;
+  std::vector<std::pair<std::string, std::string>> transform_env;
 };
 
 struct LoadSummary {

@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstdint>
 #include <functional>
@@ -352,6 +353,21 @@ Result<std::unique_ptr<sources::ByteSource>> OpenSqliteStream(const QuerySpec& s
     }
     if (rc != SQLITE_OK) return tl::unexpected(db.LastError("bind the resume key"));
   }
+  for (size_t i = 0; i < spec.range_bounds.size(); ++i) {  // integers (ComputeRangeBounds)
+    const std::string& v = spec.range_bounds[i];
+    int64_t b = 0;
+    const char* end = v.data() + v.size();
+    if (v.empty() || std::from_chars(v.data(), end, b).ptr != end) {
+      return InvalidArgumentError(fmt::format(
+          "--partition-by {}: range bound '{}' is not an integer", spec.partition_by, v));
+    }
+    const int at = sqlite3_bind_parameter_index(
+        stmt->get(), fmt::format("?{}", spec.resume_key.size() + i + 1).c_str());
+    if (at == 0) continue;  // this partition's range does not use it
+    if (sqlite3_bind_int64(stmt->get(), at, b) != SQLITE_OK) {
+      return tl::unexpected(db.LastError("bind a range bound"));
+    }
+  }
   auto stream = std::make_shared<SqliteStream>(std::move(db), std::move(*stmt));
   stream->CancelOn(force);
   stream->Header();
@@ -390,6 +406,58 @@ std::string NormalizeQuery(std::string_view query) {
   return std::string(query);
 }
 
+namespace {
+
+// Partition `partition`'s range of spec.partition_by; `bound(i)` spells b(i), 1-based.
+// Partition 0 also holds NULL; the last, everything from its bound up (on SQLite, where a
+// column may hold values of any type, text and blobs sort after every number: there).
+template <typename Bound>
+std::string RangeCondition(const QuerySpec& spec, int partition, Bound bound) {
+  const int nb = static_cast<int>(spec.range_bounds.size());
+  const std::string c = Col(spec.partition_by);
+  if (partition == 0) return fmt::format("({} < {} OR {} IS NULL)", c, bound(1), c);
+  if (partition == nb) return fmt::format("{} >= {}", c, bound(partition));
+  return fmt::format("{} >= {} AND {} < {}", c, bound(partition), c, bound(partition + 1));
+}
+
+bool IsTimestampType(std::string_view type) {
+  return type.starts_with("timestamp") &&
+         (type.ends_with(" without time zone") || type.ends_with(" with time zone"));
+}
+
+// b(i) = lo + floor((hi - lo + 1) * i / n) for i in 1..n-1, without overflow: with
+// d = hi - lo, (d + 1) * i / n = (d / n) * i + ((d % n + 1) * i) / n, in unsigned 64 bits.
+std::vector<std::string> IntegerBounds(int64_t lo, int64_t hi, int n) {
+  std::vector<std::string> out;
+  const uint64_t d = static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo);
+  const auto un = static_cast<uint64_t>(n);
+  for (uint64_t i = 1; i < un; ++i) {
+    const uint64_t offset = (d / un) * i + ((d % un + 1) * i) / un;
+    out.push_back(std::to_string(static_cast<int64_t>(static_cast<uint64_t>(lo) + offset)));
+  }
+  return out;
+}
+
+Result<std::vector<std::string>> SqliteRangeBounds(const QuerySpec& spec) {
+  FORKLIFT_ASSIGN_OR_RETURN(sqlite::Db db, OpenSqliteFrom(spec));
+  // Integers only: a column of INTEGER affinity may still hold text, reals or blobs, which
+  // the ranges place (by SQLite's order) but which do not set them.
+  const std::string c = QuoteIdent(spec.partition_by);
+  auto stmt = db.Prepare(
+      fmt::format("SELECT min(forklift_q.{c}), max(forklift_q.{c}) FROM ({q}) AS forklift_q WHERE "
+                  "typeof(forklift_q.{c}) = 'integer'",
+                  fmt::arg("c", c), fmt::arg("q", NormalizeQuery(spec.query))));
+  if (!stmt) return tl::unexpected(FromError(spec, stmt.error()));
+  if (sqlite3_step(stmt->get()) != SQLITE_ROW) {
+    return tl::unexpected(FromError(spec, db.LastError("read the partition column's min and max")));
+  }
+  if (sqlite3_column_type(stmt->get(), 0) == SQLITE_NULL) return std::vector<std::string>{};
+  return IntegerBounds(sqlite3_column_int64(stmt->get(), 0), sqlite3_column_int64(stmt->get(), 1),
+                       spec.partitions);
+}
+
+}  // namespace
+
 std::string PgQueryCopySql(const QuerySpec& spec, const std::vector<QueryColumn>& columns,
                            int partition, bool after) {
   std::string part;
@@ -398,16 +466,8 @@ std::string PgQueryCopySql(const QuerySpec& spec, const std::vector<QueryColumn>
     return fmt::format("current_setting('forklift.bound_{}')::{}", i,
                        by && !by->type.empty() ? by->type : "text");
   };
-  const int nb = static_cast<int>(spec.range_bounds.size());
-  if (spec.partitions > 1 && nb == spec.partitions - 1) {
-    const std::string c = Col(spec.partition_by);
-    if (partition == 0) {
-      part = fmt::format("({} < {} OR {} IS NULL)", c, bound(1), c);
-    } else if (partition == nb) {
-      part = fmt::format("{} >= {}", c, bound(partition));
-    } else {
-      part = fmt::format("{} >= {} AND {} < {}", c, bound(partition), c, bound(partition + 1));
-    }
+  if (spec.partitions > 1 && spec.range_bounds.size() == static_cast<size_t>(spec.partitions - 1)) {
+    part = RangeCondition(spec, partition, bound);
   } else if (spec.partitions > 1) {
     part = fmt::format("(mod(hashtextextended(coalesce({}::text, ''), 0), {}) + {}) % {} = {}",
                        Col(spec.partition_by), spec.partitions, spec.partitions, spec.partitions,
@@ -423,7 +483,13 @@ std::string PgQueryCopySql(const QuerySpec& spec, const std::vector<QueryColumn>
 
 std::string SqliteQuerySql(const QuerySpec& spec, int partition, bool after) {
   std::string part;
-  if (spec.partitions > 1) {
+  if (spec.partitions > 1 && spec.range_bounds.size() == static_cast<size_t>(spec.partitions - 1)) {
+    // After the resume key's ?1..?k (a named parameter would take the next free number).
+    const size_t keys = spec.resume_key.size();
+    part = RangeCondition(spec, partition, [keys](int i) {
+      return fmt::format("?{}", keys + static_cast<size_t>(i));
+    });
+  } else if (spec.partitions > 1) {
     part = fmt::format("forklift_partition({}, {}) = {}", Col(spec.partition_by), spec.partitions,
                        partition);
   }
@@ -431,24 +497,51 @@ std::string SqliteQuerySql(const QuerySpec& spec, int partition, bool after) {
 }
 
 bool IsRangeType(std::string_view type) {
-  return type == "smallint" || type == "integer" || type == "bigint" || type == "date";
+  return type == "smallint" || type == "integer" || type == "bigint" || type == "date" ||
+         IsTimestampType(type);
+}
+
+bool IsSqliteRangeType(std::string_view declared) {
+  std::string upper(declared);
+  for (char& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  return upper.find("INT") != std::string::npos;
+}
+
+bool IsRangeColumn(const QuerySpec& spec, const std::vector<QueryColumn>& columns) {
+  const QueryColumn* by = FindColumn(columns, spec.partition_by);
+  if (!by || spec.partitions < 2) return false;
+  return spec.from.kind == TargetAddress::Kind::kSqlite ? IsSqliteRangeType(by->type)
+                                                        : IsRangeType(by->type);
 }
 
 Result<std::vector<std::string>> ComputeRangeBounds(const QuerySpec& spec,
                                                     const std::vector<QueryColumn>& columns) {
   const QueryColumn* by = FindColumn(columns, spec.partition_by);
-  if (!by || !IsRangeType(by->type) || spec.partitions < 2) {
+  if (!IsRangeColumn(spec, columns)) {
     return InvalidArgumentError(fmt::format(
-        "--partition-by {}: not an integer or date column of the result", spec.partition_by));
+        "--partition-by {}: not an integer, date or timestamp column of the result (SQLite: "
+        "not a column of INTEGER affinity)",
+        spec.partition_by));
   }
-  // Equal widths over [min, max]: b(i) = min + floor((max - min + 1) * i / n).
+  if (spec.from.kind == TargetAddress::Kind::kSqlite) return SqliteRangeBounds(spec);
+  // Equal widths over [min, max]: b(i) = min + floor((max - min + 1) * i / n); timestamps
+  // min + (max - min) * i / n, in seconds (an interval of time alone: no day or DST
+  // arithmetic), as the column's type (its precision) spells it.
   const bool date = by->type == "date";
+  const bool ts = IsTimestampType(by->type);
+  const std::string bound =
+      ts ? fmt::format(
+               "(m.lo + make_interval(secs => extract(epoch from (m.hi - m.lo))::float8 "
+               "* i / {}))::{}",
+               spec.partitions, by->type)
+         : fmt::format("m.lo + floor((m.hi - m.lo + 1)::numeric * i / {})::{}", spec.partitions,
+                       date ? "int" : "bigint");
   const std::string sql = fmt::format(
-      "SELECT (m.lo + floor((m.hi - m.lo + 1)::numeric * i / {n})::{step})::text FROM "
+      "SELECT ({bound})::text FROM "
       "(SELECT min(forklift_q.{c}){cast} AS lo, max(forklift_q.{c}){cast} AS hi FROM ({q}) AS "
       "forklift_q) m, generate_series(1, {n} - 1) i WHERE m.lo IS NOT NULL ORDER BY i",
-      fmt::arg("n", spec.partitions), fmt::arg("step", date ? "int" : "bigint"),
-      fmt::arg("c", QuoteIdent(spec.partition_by)), fmt::arg("cast", date ? "" : "::bigint"),
+      fmt::arg("n", spec.partitions), fmt::arg("bound", bound),
+      fmt::arg("c", QuoteIdent(spec.partition_by)), fmt::arg("cast", date || ts ? "" : "::bigint"),
       fmt::arg("q", NormalizeQuery(spec.query)));
   FORKLIFT_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, ConnectFrom(spec));
   auto rows = conn->Query(sql);

@@ -13,11 +13,12 @@
 // `(k1, k2) > (current_setting('forklift.after_1')::TYPE1, ...)`, the values set with bound
 // parameters (set_config) so that no value is ever part of SQL text; SQLite binds them
 // (an integer- or real-looking value as a number: SQLite orders numbers before text).
-// Partitions: `--partition-by COL --partitions N` reads, on PostgreSQL, the ranges of an
-// integer or date COL between its min and max (range_bounds), else the rows whose hash of
-// COL's text is p modulo N (PostgreSQL: hashtextextended; SQLite: a function
-// forklift_partition over FNV-1a registered on the source's connection); NULL hashes as the
-// empty text. Bounds travel as bound parameters too.
+// Partitions: `--partition-by COL --partitions N` reads the ranges of COL between its min
+// and max (range_bounds) for an integer, date or timestamp COL on PostgreSQL and an
+// INTEGER-affinity COL on SQLite (bound as ?(k+i) after the k key values), else the rows whose hash
+// of COL's text is p modulo N (PostgreSQL: hashtextextended; SQLite: a function forklift_partition
+// over FNV-1a registered on the source's connection); NULL hashes as the empty text. Bounds travel
+// as bound parameters too.
 //
 // Thread safety: plain functions; each stream is used from one thread at a time.
 #ifndef FORKLIFT_SINKS_QUERY_SOURCE_H_
@@ -41,7 +42,7 @@ struct QuerySpec {
   std::vector<std::string> resume_key;  // result columns; empty = no order, no resume
   std::string partition_by;             // a result column; "" with partitions = 1
   int partitions = 1;                   // >= 1
-  // Range partitions (PostgreSQL, an integer or date partition_by column: IsRangeType): the
+  // Range partitions (a partition_by column for which IsRangeColumn holds): the
   // partitions - 1 bounds b1 < b2 < ... as text. Partition 0 holds the values below b1 (and
   // NULL), partition p those from b(p) up to b(p+1), the last those from its bound up. Empty:
   // hash partitions.
@@ -63,15 +64,25 @@ std::string NormalizeQuery(std::string_view query);
 // columns of one name.
 Result<std::vector<QueryColumn>> DescribeQuery(const QuerySpec& spec);
 
-// Whether a partition_by column of this type (format_type's spelling) is split by ranges:
-// smallint, integer, bigint and date (ranges of an indexed column read only their rows; a
-// hash partition scans everything). Pure.
+// Whether a PostgreSQL partition_by column of this type (format_type's spelling) is split
+// by ranges: smallint, integer, bigint, date, and timestamp [(p)] with or without time zone
+// (ranges of an indexed column read only their rows; a hash partition scans everything).
+// Pure.
 bool IsRangeType(std::string_view type);
+// The same for a SQLite column's declared type: INTEGER affinity (the type contains "INT",
+// in any case; an expression without a declared type is hashed). Pure.
+bool IsSqliteRangeType(std::string_view declared);
+// Whether spec.partition_by, a column of `columns`, is split by ranges on spec.from (and
+// spec.partitions >= 2). Pure.
+bool IsRangeColumn(const QuerySpec& spec, const std::vector<QueryColumn>& columns);
 
 // The bounds that split spec.partition_by into spec.partitions ranges of equal width between
 // its min and max in the result (one aggregate query on the source, which an index on the
-// column answers at once). Empty when the column has no value that is not NULL. Failure: as
-// DescribeQuery.
+// column answers at once), as text the column's type reads back exactly (timestamps: the
+// session's ISO spelling, with its offset for timestamptz). SQLite: of the column's integer
+// values (others are placed by SQLite's order of types: text and blobs in the last range).
+// Empty when the column has no such value. Failure: InvalidArgument when !IsRangeColumn;
+// else as DescribeQuery.
 Result<std::vector<std::string>> ComputeRangeBounds(const QuerySpec& spec,
                                                     const std::vector<QueryColumn>& columns);
 

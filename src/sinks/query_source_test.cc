@@ -121,6 +121,35 @@ TEST_F(SqliteQuerySourceTest, StreamWritesCsvThatKeepsNullEmptyQuotesAndNumbers)
             "5,\"line\ntwo\",-2.25,\n");
 }
 
+TEST_F(SqliteQuerySourceTest, IntegerRangesSplitMinToMaxAndResumeAfterAKey) {
+  QuerySpec spec = Spec("sqlite:" + path_, "select id, name from s");
+  spec.partition_by = "id";
+  spec.partitions = 2;
+  spec.resume_key = {"id"};
+  auto cols = DescribeQuery(spec);
+  ASSERT_TRUE(cols) << cols.error().message;
+  ASSERT_TRUE(IsRangeColumn(spec, *cols));
+  auto bounds = ComputeRangeBounds(spec, *cols);
+  ASSERT_TRUE(bounds) << bounds.error().message;
+  EXPECT_EQ(*bounds, (std::vector<std::string>{"3"}));  // 1..5 in widths of 2.5
+  spec.range_bounds = *bounds;
+  std::vector<std::string> parts;
+  for (int p = 0; p < 2; ++p) {
+    auto part = OpenQueryStream(spec, *cols, p, {}, "query");
+    ASSERT_TRUE(part) << part.error().message;
+    parts.push_back(ReadAll(**part));
+  }
+  EXPECT_EQ(parts[0], "id,name\n1,plain\n2,\"a,\"\"b\"\"\"\n");
+  EXPECT_EQ(parts[1], "id,name\n3,\"\"\n4,\n5,\"line\ntwo\"\n");
+  // Resumed after a key, the range and the key each bind their own values.
+  auto after = OpenQueryStream(spec, *cols, 1, {"3"}, "query");
+  ASSERT_TRUE(after) << after.error().message;
+  EXPECT_EQ(ReadAll(**after), "id,name\n4,\n5,\"line\ntwo\"\n");
+  spec.partition_by = "name";  // TEXT: hashed
+  EXPECT_FALSE(IsRangeColumn(spec, *cols));
+  EXPECT_FALSE(ComputeRangeBounds(spec, *cols));
+}
+
 TEST_F(SqliteQuerySourceTest, StreamResumesAfterAKeyAndSplitsIntoDisjointPartitions) {
   QuerySpec spec = Spec("sqlite:" + path_, "select id from s");
   spec.resume_key = {"id"};
@@ -239,8 +268,28 @@ TEST(QuerySourceTest, RangePartitionsSplitAtTheirBounds) {
   EXPECT_EQ(where(2), "forklift_q.\"d\" >= current_setting('forklift.bound_2')::date");
   EXPECT_TRUE(IsRangeType("bigint"));
   EXPECT_TRUE(IsRangeType("date"));
+  EXPECT_TRUE(IsRangeType("timestamp with time zone"));
+  EXPECT_TRUE(IsRangeType("timestamp(3) without time zone"));
   EXPECT_FALSE(IsRangeType("text"));
   EXPECT_FALSE(IsRangeType("numeric"));
+  EXPECT_FALSE(IsRangeType("time without time zone"));
+  EXPECT_TRUE(IsSqliteRangeType("INTEGER"));
+  EXPECT_TRUE(IsSqliteRangeType("bigint"));
+  EXPECT_FALSE(IsSqliteRangeType("TEXT"));
+  EXPECT_FALSE(IsSqliteRangeType(""));
+}
+
+// SQLite: the bounds are numbered after the resume key's values, so the two never share a
+// parameter (a named one would take number 1 when the range comes first).
+TEST(QuerySourceTest, SqliteRangeBoundsAreNumberedAfterTheKey) {
+  QuerySpec spec{.query = "select * from t",
+                 .resume_key = {"id"},
+                 .partition_by = "id",
+                 .partitions = 3,
+                 .range_bounds = {"10", "20"}};
+  EXPECT_EQ(SqliteQuerySql(spec, 1, /*after=*/true),
+            "SELECT * FROM (select * from t) AS forklift_q WHERE forklift_q.\"id\" >= ?2 AND "
+            "forklift_q.\"id\" < ?3 AND (forklift_q.\"id\") > (?1) ORDER BY forklift_q.\"id\"");
 }
 
 // Bounds of equal width from min and max; the ranges together read every row once, NULL
