@@ -4,7 +4,7 @@
 # has clang build only the fuzz targets):
 #   asan  the unit tests of every module, the 1 MB input tests and the fuzz corpus
 #         replays under AddressSanitizer + UBSan, in build-asan
-#   tsan  the unit tests of core, batch, process and flow under ThreadSanitizer, in
+#   tsan  the unit tests of core, batch, process, flow and queue under ThreadSanitizer, in
 #         build-tsan
 # usage: scripts/ci-sanitizers.sh asan|tsan [BUILD_DIR]
 # The end-to-end tests (tests/*.py) run in `make test` only: they drive the CLI binary,
@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 kind=${1:?usage: ci-sanitizers.sh asan|tsan [BUILD_DIR]}
 jobs=${JOBS:-$(nproc)}
-modules=(core process journal batch map flow sources sinks load)
+modules=(core process journal batch queue map flow sources sinks load)
 
 case "$kind" in
   asan)
@@ -31,8 +31,9 @@ case "$kind" in
   tsan)
     build=${2:-build-tsan}
     flags=(-DFORKLIFT_SANITIZE=thread)
-    targets=(forklift_core_test forklift_batch_test forklift_process_test forklift_flow_test)
-    select=(-L '^(core|batch|process|flow)$' -E '_NOT_BUILT')
+    targets=(forklift_core_test forklift_batch_test forklift_process_test forklift_flow_test
+             forklift_queue_test)
+    select=(-L '^(core|batch|process|flow|queue)$' -E '_NOT_BUILT')
     export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
     ;;
   *) echo "ci-sanitizers.sh: unknown kind '$kind' (asan or tsan)" >&2; exit 2 ;;

@@ -336,9 +336,11 @@ int LoadCommand(const std::vector<std::string>& args) {
     io.transform_registry = &transform_groups;
     io.transform_env = {{"FORKLIFT_LOAD_MARK", mark}};
   }
-  auto summary =
-      queue ? load::RunQueueLoad(o, *queue, {signals.graceful(), signals.force()}, std::move(io))
-            : load::RunLoad(o, {signals.graceful(), signals.force()}, std::move(io));
+  auto summary = [&]() -> Result<load::LoadSummary> {
+    const load::LoadStops stops{signals.graceful(), signals.force()};
+    if (queue) return load::RunQueueLoad(o, *queue, stops, std::move(io));
+    return load::RunLoad(o, stops, std::move(io));
+  }();
   if (!summary) return fail(summary.error());
   if (o.json) {
     fmt::print(stdout, "{}\n", summary->ToJson());

@@ -303,10 +303,11 @@ Status ValidateCsvDialect(const CsvDialect& dialect) {
   return OkStatus();
 }
 
-CsvReader::CsvReader(std::unique_ptr<ByteSource> source, CsvDialect dialect)
+CsvReader::CsvReader(std::unique_ptr<ByteSource> source, const CsvDialect& dialect)
     : CsvReader(std::move(source), dialect, kDefaultBufferSize) {}
 
-CsvReader::CsvReader(std::unique_ptr<ByteSource> source, CsvDialect dialect, size_t buffer_size)
+CsvReader::CsvReader(std::unique_ptr<ByteSource> source, const CsvDialect& dialect,
+                     size_t buffer_size)
     : source_(std::move(source)),
       dialect_(dialect),
       special_(SpecialBytes(dialect.delimiter, dialect.quote)),

@@ -86,10 +86,10 @@ class CsvReader {
  public:
   static constexpr size_t kDefaultBufferSize = size_t{1} << 20;
 
-  CsvReader(std::unique_ptr<ByteSource> source, CsvDialect dialect);
+  CsvReader(std::unique_ptr<ByteSource> source, const CsvDialect& dialect);
   // `buffer_size` is the initial buffer (at least 4 bytes are used); tests pass tiny ones
   // so that records straddle the buffer's end at every position.
-  CsvReader(std::unique_ptr<ByteSource> source, CsvDialect dialect, size_t buffer_size);
+  CsvReader(std::unique_ptr<ByteSource> source, const CsvDialect& dialect, size_t buffer_size);
   ~CsvReader();
   CsvReader(const CsvReader&) = delete;
   CsvReader& operator=(const CsvReader&) = delete;
