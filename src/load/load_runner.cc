@@ -613,6 +613,19 @@ void ApplyLifecycle(const LoadOptions& options, sinks::TableSpec& spec) {
   spec.ignore_duplicates = options.insert_ignore;
 }
 
+// The writers: --workers, else 4 connections to PostgreSQL and 1 to SQLite (which takes
+// one writer at a time, so more is refused rather than clamped). Every planner's.
+Status PlanWorkers(const LoadOptions& options, LoadPlan& plan) {
+  plan.sqlite = plan.address.kind == sinks::TargetAddress::Kind::kSqlite;
+  plan.workers = options.workers > 0 ? options.workers : (plan.sqlite ? 1 : 4);
+  if (plan.sqlite && plan.workers > 1) {
+    return InvalidArgumentError(
+        fmt::format("--workers {}: an SQLite target takes one writer at a time (use --workers 1)",
+                    plan.workers));
+  }
+  return {};
+}
+
 Status PlanTransform(const LoadOptions& options, const std::stop_token& stop, const LoadIo& io,
                      LoadPlan& plan);
 
@@ -685,13 +698,7 @@ Result<LoadPlan> PlanQueryLoad(const LoadOptions& options, const std::stop_token
   plan.read_columns = plan.columns;
   FORKLIFT_RETURN_IF_ERROR(PlanTransform(options, stop, io, plan));
   plan.sources = {QuerySourceName(0, 1)};
-  plan.sqlite = plan.address.kind == sinks::TargetAddress::Kind::kSqlite;
-  plan.workers = options.workers > 0 ? options.workers : (plan.sqlite ? 1 : 4);
-  if (plan.sqlite && plan.workers > 1) {
-    return InvalidArgumentError(
-        fmt::format("--workers {}: an SQLite target takes one writer at a time (use --workers 1)",
-                    plan.workers));
-  }
+  FORKLIFT_RETURN_IF_ERROR(PlanWorkers(options, plan));
   plan.partitions = Routed(options) ? plan.workers : 1;
   std::string load_id = options.load_id;
   if (load_id.empty()) {
@@ -950,13 +957,7 @@ Result<LoadPlan> PlanLoad(const LoadOptions& options, const LoadIo& io, const st
     plan.total_bytes += bs->file_size();
   }
 
-  plan.sqlite = plan.address.kind == sinks::TargetAddress::Kind::kSqlite;
-  plan.workers = options.workers > 0 ? options.workers : (plan.sqlite ? 1 : 4);
-  if (plan.sqlite && plan.workers > 1) {
-    return InvalidArgumentError(
-        fmt::format("--workers {}: an SQLite target takes one writer at a time (use --workers 1)",
-                    plan.workers));
-  }
+  FORKLIFT_RETURN_IF_ERROR(PlanWorkers(options, plan));
   plan.partitions = options.upsert && routed_by_input ? plan.workers : 1;
   if (!routed_by_input && plan.workers > 1 && io.err) {
     fmt::print(io.err,
@@ -1022,13 +1023,7 @@ Result<LoadPlan> PlanExtensionLoad(const LoadOptions& options, const LoadExtensi
   }
   plan.read_columns = plan.columns;
   FORKLIFT_RETURN_IF_ERROR(PlanTransform(options, stop, io, plan));
-  plan.sqlite = plan.address.kind == sinks::TargetAddress::Kind::kSqlite;
-  plan.workers = options.workers > 0 ? options.workers : (plan.sqlite ? 1 : 4);
-  if (plan.sqlite && plan.workers > 1) {
-    return InvalidArgumentError(
-        fmt::format("--workers {}: an SQLite target takes one writer at a time (use --workers 1)",
-                    plan.workers));
-  }
+  FORKLIFT_RETURN_IF_ERROR(PlanWorkers(options, plan));
   plan.partitions = options.upsert ? plan.workers : 1;
   std::string load_id = options.load_id;
   if (load_id.empty()) {
