@@ -226,12 +226,14 @@ TEST(RunBatchTest, RetriesUnavailableWithBackoffWithinBounds) {
   EXPECT_EQ(r->outcomes[0].attempts, 4);
   EXPECT_EQ(r->summary.retried, 3u);
   ASSERT_EQ(attempts.size(), 4u);
-  // Full jitter: gap n is in [0, min(3s, 1s * 2^(n-1))], plus one clock tick of slack.
+  // Full jitter: gap n is in [0, min(3s, 1s * 2^(n-1))], plus slack: a sleeper the ticker
+  // woke still counts in sleepers() until its thread runs, and the ticker goes on
+  // advancing meanwhile (TSan on a loaded host: 80 ms seen), so 250 ms, well under a cap.
   const Duration caps[] = {1s, 2s, 3s};
   for (int n = 0; n < 3; ++n) {
     Duration gap = attempts[n + 1] - attempts[n];
     EXPECT_GE(gap, Duration::zero());
-    EXPECT_LE(gap, caps[n] + 20ms) << "retry " << n + 1;
+    EXPECT_LE(gap, caps[n] + 250ms) << "retry " << n + 1;
   }
 }
 
