@@ -3,6 +3,7 @@
 This sandbox's PID 1 does not reap orphans, so a zombie counts as gone.
 """
 import os
+import time
 
 
 def is_live(pid):
@@ -30,4 +31,29 @@ def processes_of_run(run_id):
             continue
         if mark in env and is_live(int(name)):
             found.append(int(name))
+    return found
+
+
+def wait_for(predicate, timeout=30, what="an event"):
+    """Polls predicate until it holds; AssertionError naming `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def marked(name, value):
+    """Live pids whose environment holds NAME=VALUE."""
+    mark = f"{name}={value}".encode()
+    found = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open(f"/proc/{p}/environ", "rb") as f:
+                if mark in f.read().split(b"\0") and is_live(int(p)):
+                    found.append(int(p))
+        except OSError:
+            pass
     return found

@@ -25,7 +25,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from pg_fixture import PgServer  # noqa: E402
-from proc_util import is_live  # noqa: E402
+from proc_util import is_live, marked, wait_for  # noqa: E402
 
 FORKLIFT = os.environ.get("FORKLIFT", os.path.join(os.path.dirname(__file__), "..", "build", "forklift"))
 LEASE_S = 2
@@ -121,28 +121,6 @@ def tearDownModule():
         NET.close()
 
 
-def wait_for(predicate, timeout=30, what="an event"):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
-def marked(name, value):
-    """Live pids whose environment holds NAME=VALUE."""
-    mark = f"{name}={value}".encode()
-    found = []
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
-            continue
-        try:
-            with open(f"/proc/{p}/environ", "rb") as f:
-                if mark in f.read().split(b"\0") and is_live(int(p)):
-                    found.append(int(p))
-        except OSError:
-            pass
-    return found
 
 
 class NetnsTest(unittest.TestCase):
